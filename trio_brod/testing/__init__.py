@@ -1,0 +1,1 @@
+"""Run real Apache Kafka locally, for tests and for trying the library."""
