@@ -1,0 +1,125 @@
+"""Errors raised by the client itself, as opposed to error codes a broker answered with.
+
+Everything here derives from :class:`~trio_brod.BrodError`. Broker error codes are
+:class:`~trio_brod.KafkaError` subclasses and live in :mod:`trio_brod.protocol.errors`.
+
+Each class says with ``retriable`` whether the same operation may succeed if tried again
+(after a metadata refresh, a reconnect, or simply later), the same meaning the flag has on
+:class:`~trio_brod.KafkaError`.
+"""
+
+from __future__ import annotations
+
+from trio_brod.protocol.errors import BrodError
+
+__all__ = [
+    "BrokerConnectionError",
+    "ClientClosed",
+    "ConfigError",
+    "ConnectionClosed",
+    "ConnectionFailed",
+    "ConnectionLost",
+    "NoLeader",
+    "NotFound",
+    "RequestTimedOut",
+    "SaslFailed",
+    "UnsupportedVersion",
+]
+
+
+class ConfigError(BrodError, ValueError):
+    """A configuration value is invalid. The message names the field and the value."""
+
+    retriable = False
+
+
+class ClientClosed(BrodError):
+    """The client was used after its ``async with`` block ended, or while it was closing."""
+
+    retriable = False
+
+
+class BrokerConnectionError(BrodError):
+    """Base class of the errors about one broker connection.
+
+    Attributes:
+        address: The ``"host:port"`` of the broker.
+    """
+
+    retriable = True
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"{address}: {reason}")
+        self.address = address
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.address, self.reason))
+
+
+class ConnectionFailed(BrokerConnectionError):
+    """Could not connect to a broker, or its handshake (ApiVersions, TLS, SASL) failed.
+
+    While the broker is in its cool-down (``reconnect_cool_down``) after such a failure,
+    callers get this error at once, without a new connection attempt.
+    """
+
+
+class ConnectionLost(BrokerConnectionError):
+    """An established connection broke while a request was waiting for its response."""
+
+
+class ConnectionClosed(BrokerConnectionError):
+    """The connection was closed on purpose (the client is shutting down) with the request
+    still in flight."""
+
+    retriable = False
+
+
+class RequestTimedOut(BrokerConnectionError):
+    """A broker did not answer a request within ``request_timeout``.
+
+    The connection is closed when this happens (responses come back in order, so nothing
+    after a lost response could be trusted), which fails the other requests in flight on it
+    with :class:`ConnectionLost`.
+    """
+
+
+class UnsupportedVersion(BrokerConnectionError):
+    """The broker supports no version of a request that trio-brod also supports."""
+
+    retriable = False
+
+
+class NoLeader(BrodError):
+    """A partition has no leader, even after refreshing metadata.
+
+    This is usually temporary (a leader election is under way), hence retriable.
+    """
+
+    retriable = True
+
+    def __init__(self, topic: str, partition: int) -> None:
+        super().__init__(f"no leader for partition {topic}[{partition}]")
+        self.topic = topic
+        self.partition = partition
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.topic, self.partition))
+
+
+class NotFound(BrodError, LookupError):
+    """A producer or consumer asked for is not running (brod's ``{producer_not_found, ...}``).
+
+    Start it first (``start_producer``/``start_consumer``), or turn on
+    ``auto_start_producers`` in the :class:`~trio_brod.ClientConfig`.
+    """
+
+    retriable = False
+
+
+class SaslFailed(ConnectionFailed):
+    """SASL authentication failed: bad credentials, a mechanism the broker does not enable, or
+    a server whose SCRAM signature does not match (it does not know the password)."""
+
+    retriable = False

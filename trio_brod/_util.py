@@ -1,0 +1,40 @@
+"""Small helpers shared across the package."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["single_exception", "unwrap_single_exception"]
+
+
+def single_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The only leaf exception in a (possibly nested) group, or None if there are several."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+        if len(leaves) > 1:
+            return None
+    return leaves[0] if leaves else None
+
+
+@contextmanager
+def unwrap_single_exception() -> Iterator[None]:
+    """Re-raise an exception group holding a single exception as that exception.
+
+    Nurseries wrap whatever escapes them in a group, including the exception a user's own
+    ``async with`` block raised. Where exactly one thing went wrong, the honest answer is that
+    one exception; where several did, the group stays.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        exc = single_exception(group)
+        if exc is None:
+            raise
+        raise exc from exc.__cause__
