@@ -1,1 +1,66 @@
-"""Run real Apache Kafka locally, for tests and for trying the library."""
+"""Run real Apache Kafka locally, for tests and for trying the library.
+
+Kafka runs from its jars (Java 17+ needed): ``$KAFKA_HOME/libs`` if set, else a cache that
+Maven fills on first use (see :func:`resolve_kafka_jars`). Brokers run in KRaft mode, each
+node a combined broker and controller, on loopback ports chosen at start.
+
+From synchronous code (and pytest session fixtures, see :mod:`trio_brod.testing.pytest_plugin`)::
+
+    with KafkaCluster(brokers=1) as cluster:
+        cluster.create_topic("orders", partitions=3)
+        print(cluster.bootstrap_servers)
+
+From Trio::
+
+    async with kafka_cluster(brokers=3) as cluster:
+        await cluster.stop_broker(2)
+        await cluster.start_broker(2)
+
+From a shell: ``python -m trio_brod.testing.kafka --brokers 3``.
+
+Environment variables:
+
+``KAFKA_HOME``
+    Use the jars of this unpacked Kafka distribution instead of fetching them.
+``TRIO_BROD_KAFKA_VERSION``
+    The Kafka version to fetch and run (default |DEFAULT_KAFKA_VERSION|).
+``TRIO_BROD_KAFKA_CACHE``
+    Where fetched jars are kept (default ``~/.cache/trio-brod/kafka``).
+``TRIO_BROD_KAFKA_KEEP_DATA``
+    ``1`` keeps each cluster's directory (configs, data, broker logs) after it stops.
+``TRIO_BROD_KAFKA_CDS``
+    ``0`` turns off the class-data archive that halves broker start-up.
+``JAVA_HOME``
+    The Java to run Kafka with (default ``java`` on ``PATH``).
+
+.. |DEFAULT_KAFKA_VERSION| replace:: 4.3.1
+"""
+
+from __future__ import annotations
+
+from trio_brod.testing._async import AsyncKafkaCluster, kafka_cluster
+from trio_brod.testing._cluster import KafkaCluster, KafkaStartError, KafkaTool, KafkaToolError
+from trio_brod.testing._jars import (
+    DEFAULT_KAFKA_VERSION,
+    KafkaJars,
+    KafkaNotAvailable,
+    resolve_kafka_jars,
+)
+from trio_brod.testing._probe import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
+
+__all__ = [
+    "DEFAULT_KAFKA_VERSION",
+    "AsyncKafkaCluster",
+    "BrokerInfo",
+    "ClusterMetadata",
+    "KafkaCluster",
+    "KafkaJars",
+    "KafkaNotAvailable",
+    "KafkaStartError",
+    "KafkaTool",
+    "KafkaToolError",
+    "PartitionInfo",
+    "TopicInfo",
+    "kafka_cluster",
+    "resolve_kafka_jars",
+]

@@ -1,1 +1,157 @@
-"""pytest plugin: fixtures that start a real Apache Kafka (filled in by the harness work)."""
+"""pytest plugin: fixtures that run real Apache Kafka brokers for integration tests.
+
+Installed with trio-brod (a ``pytest11`` entry point), so the fixtures are available in any
+test suite:
+
+``kafka``
+    A session-wide single broker (:class:`~trio_brod.testing.KafkaCluster`), started the
+    first time a test asks for it, so runs without integration tests start no JVM.
+``bootstrap_servers``
+    ``kafka.bootstrap_servers``: a list of ``"host:port"``.
+``kafka_cluster3``
+    A session-wide three-broker cluster, also started on first use.
+``make_topic``
+    A function that creates a uniquely named topic and returns its name::
+
+        def test_produce(make_topic, bootstrap_servers):
+            topic = make_topic(partitions=3)
+            ...
+
+        def test_failover(make_topic, kafka_cluster3):
+            topic = make_topic(partitions=3, replication_factor=3, cluster=kafka_cluster3)
+
+If Kafka cannot start (no Java, no Maven to fetch the jars ...), the tests that need it fail
+with the reason; they are never skipped. The clusters are shared by the whole session:
+after a test that used one, any broker the test stopped is started again, so the next test
+finds the cluster whole. Topics are not deleted; their names are unique.
+
+The fixtures are synchronous because pytest-trio cannot run session-scoped async fixtures;
+Trio tests use them as they are, or wrap a cluster in
+:class:`~trio_brod.testing.AsyncKafkaCluster` to stop and start brokers without blocking the
+Trio loop.
+
+Markers registered here: ``integration`` (needs a real broker) and ``cluster`` (needs the
+three-broker cluster); select with ``-m "not integration"`` for a unit-only run.
+
+Environment variables (see :mod:`trio_brod.testing` for the others):
+``KAFKA_HOME``, ``TRIO_BROD_KAFKA_VERSION``, ``TRIO_BROD_KAFKA_CACHE``,
+``TRIO_BROD_KAFKA_KEEP_DATA`` (keep brokers' data and logs to look at after the run),
+``TRIO_BROD_KAFKA_CDS``, ``JAVA_HOME``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+import pytest
+
+from trio_brod.testing._cluster import KafkaCluster
+
+__all__ = ["MakeTopic", "bootstrap_servers", "kafka", "kafka_cluster3", "make_topic"]
+
+# The session clusters, by fixture name: restored after each test that used them.
+_CLUSTER_FIXTURES = ("kafka", "kafka_cluster3")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers, so ``--strict-markers`` accepts them in any project."""
+    config.addinivalue_line(
+        "markers", "integration: needs a real Kafka broker (started by trio_brod.testing)"
+    )
+    config.addinivalue_line("markers", "cluster: needs the three-broker cluster")
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaCluster]:
+    """A real single Kafka broker for the whole test session, started on first use."""
+    with KafkaCluster(brokers=1, heap="512m") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers(kafka: KafkaCluster) -> list[str]:
+    """The ``"host:port"`` bootstrap list of the :func:`kafka` broker."""
+    return kafka.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster3() -> Iterator[KafkaCluster]:
+    """A real three-broker Kafka cluster for the whole test session, started on first use.
+
+    Internal topics are replicated three times. Stop and start brokers freely in a test:
+    stopped ones are started again after it.
+    """
+    with KafkaCluster(brokers=3, heap="384m") as cluster:
+        yield cluster
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Start again the brokers a test stopped, before the next test (or the session end).
+
+    Runs first, before fixtures are finalised, so the session clusters are still running.
+    """
+    funcargs: Mapping[str, object] = getattr(item, "funcargs", {})
+    for name in _CLUSTER_FIXTURES:
+        cluster = funcargs.get(name)
+        if isinstance(cluster, KafkaCluster) and cluster.is_running:
+            for node_id in cluster.broker_ids:
+                if node_id not in cluster.running_broker_ids:
+                    cluster.start_broker(node_id)
+
+
+class MakeTopic(Protocol):
+    """The type of the :func:`make_topic` fixture."""
+
+    def __call__(
+        self,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        *,
+        cluster: KafkaCluster | None = None,
+        config: Mapping[str, str] | None = None,
+        prefix: str | None = None,
+    ) -> str:
+        """Create a uniquely named topic and return its name.
+
+        Args:
+            partitions: The number of partitions.
+            replication_factor: Replicas per partition.
+            cluster: Where; default the :func:`kafka` broker (started if need be).
+            config: Topic settings, e.g. ``{"cleanup.policy": "compact"}``.
+            prefix: The start of the name; default the test's name.
+        """
+        ...
+
+
+@pytest.fixture
+def make_topic(request: pytest.FixtureRequest) -> MakeTopic:
+    """A function creating uniquely named topics: ``make_topic(partitions=3) -> name``.
+
+    Returns when every partition has a leader. See :class:`MakeTopic`.
+    """
+
+    def make(
+        partitions: int = 1,
+        replication_factor: int = 1,
+        *,
+        cluster: KafkaCluster | None = None,
+        config: Mapping[str, str] | None = None,
+        prefix: str | None = None,
+    ) -> str:
+        if cluster is None:
+            # Looked up only now, so that a test using only kafka_cluster3 starts no
+            # single broker.
+            cluster = request.getfixturevalue("kafka")
+            assert isinstance(cluster, KafkaCluster)
+        base = prefix if prefix is not None else request.node.name
+        # Topic names allow [A-Za-z0-9._-] and at most 249 characters.
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.")[:200] or "topic"
+        name = f"{base}-{uuid.uuid4().hex[:10]}"
+        cluster.create_topic(name, partitions, replication_factor, config)
+        return name
+
+    return make
