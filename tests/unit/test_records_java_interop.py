@@ -33,7 +33,7 @@ from trio_brod.protocol.records import (
 
 JAVA_SOURCE = r"""
 import java.nio.ByteBuffer;
-import static java.nio.charset.UTF_8;
+import static java.nio.charset.StandardCharsets.UTF_8;
 import java.nio.file.Files;
 import java.nio.file.Paths;
 import java.util.ArrayList;
@@ -156,12 +156,13 @@ def java_tool(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         JAVA_SOURCE.replace("RECORD_PACKAGE", package), encoding="utf-8"
     )
     classpath = os.pathsep.join([str(jar) for jar in sorted(libs.glob("*.jar"))] + ["."])
-    subprocess.run(
+    compiled = subprocess.run(
         ["javac", "-cp", classpath, "RecordsInterop.java"],
         cwd=directory,
-        check=True,
         capture_output=True,
+        text=True,
     )
+    assert compiled.returncode == 0, compiled.stderr
     return directory, classpath
 
 
