@@ -506,6 +506,11 @@ def reachable_versions(ctx: Context) -> dict[str, list[int]]:
     return {name: sorted(versions) for name, versions in found.items()}
 
 
+def is_leaf(ctx: Context, struct: StructSpec, version: int) -> bool:
+    """True if *struct* holds no structs (or arrays of them) in *version*."""
+    return not any(f.struct_name and version in f.versions for f in struct.fields)
+
+
 def min_size(ctx: Context, struct: StructSpec, version: int) -> int:
     """The fewest bytes one instance of *struct* can take on the wire in *version*."""
     total = 1 if ctx.flexible(version) else 0  # the tagged-field count
@@ -622,37 +627,45 @@ class EncoderWriter(FunctionWriter):
             return f"not_null({value})"
         return value
 
-    def write_struct(self, struct: StructSpec, version: int) -> None:
-        ctx = self.ctx
+    def write_struct(
+        self, struct: StructSpec, version: int, obj: str = "o", writer: str = "w"
+    ) -> None:
+        """Write one *struct*, the object named *obj*, to *writer*."""
+        ctx, code = self.ctx, self.code
+        # First refuse what this version cannot carry, before writing anything.
+        for f in struct.fields:
+            if version not in f.versions and not f.ignorable:
+                with code.block(f"if {ctx.non_default_test(f, f'{obj}.{f.attr}')}:"):
+                    code(f"raise InvalidValue({f.attr!r})")
+        tagged: list[FieldSpec] = []
         for f in struct.fields:
             if version not in f.versions:
-                if not f.ignorable:
-                    with self.code.block(f"if {ctx.non_default_test(f, 'o.' + f.attr)}:"):
-                        self.code(f"raise InvalidValue({f.attr!r})")
                 continue
             if version in f.tagged:
+                tagged.append(f)
                 continue
-            self.write_field(f, version, f"o.{f.attr}", version in f.nullable, tagged=False)
-        if ctx.flexible(version):
-            tagged = [f for f in struct.fields if version in f.versions and version in f.tagged]
-            if not tagged:
-                self.run.append(("x", None))  # a zero tagged-field count
-                self.flush()
-                return
-            self.flush()
-            self.code("_tags: list[bytes] = []")
-            for f in sorted(tagged, key=lambda f: f.tag or 0):
-                with self.code.block(f"if {ctx.non_default_test(f, 'o.' + f.attr)}:"):
-                    parts = self.temp("tagged")
-                    self.code(f"{parts}: list[bytes] = []")
-                    writer = f"{parts}.append"
-                    self.write_field(f, version, f"o.{f.attr}", version in f.nullable, True, writer)
-                    self.flush(writer)
-                    self.code(f"_tags.append(tagged_field({f.tag}, {parts}))")
-            self.code("w(uvarint(len(_tags)))")
-            self.code("w(b''.join(_tags))")
-        else:
-            self.flush()
+            value = f"{obj}.{f.attr}"
+            self.write_field(f, version, value, version in f.nullable, False, writer)
+        if not ctx.flexible(version):
+            self.flush(writer)
+            return
+        if not tagged:
+            self.run.append(("x", None))  # a zero tagged-field count
+            self.flush(writer)
+            return
+        self.flush(writer)
+        entries = self.temp("tags")
+        code(f"{entries}: list[bytes] = []")
+        for f in sorted(tagged, key=lambda f: f.tag or 0):
+            value = f"{obj}.{f.attr}"
+            with code.block(f"if {ctx.non_default_test(f, value)}:"):
+                parts = self.temp("tagged")
+                code(f"{parts}: list[bytes] = []")
+                self.write_field(f, version, value, version in f.nullable, True, f"{parts}.append")
+                self.flush(f"{parts}.append")
+                code(f"{entries}.append(tagged_field({f.tag}, {parts}))")
+        code(f"{writer}(uvarint(len({entries})))")
+        code(f"{writer}(b''.join({entries}))")
 
     def write_field(
         self,
@@ -688,9 +701,10 @@ class EncoderWriter(FunctionWriter):
                     code(f"{writer}({var})")
         elif f.kind in ("bytes", "records"):
             var = self.temp("b")
-            code(f"{var} = {self.value_of(f, value, nullable)}")
             if compact:
                 self.flush(writer)
+            code(f"{var} = {self.value_of(f, value, nullable)}")
+            if compact:
                 if nullable:
                     with code.block(f"if {var} is None:"):
                         code(f"{writer}(b'\\x00')")
@@ -729,9 +743,10 @@ class EncoderWriter(FunctionWriter):
                 code(f"{encoder}({self.value_of(f, value, nullable)}, {writer})")
         elif f.kind == "array":
             var = self.temp("a")
-            code(f"{var} = {self.value_of(f, value, nullable)}")
             if compact:
                 self.flush(writer)
+            code(f"{var} = {self.value_of(f, value, nullable)}")
+            if compact:
                 if nullable:
                     code(f"{writer}(b'\\x00' if {var} is None else uvarint(len({var}) + 1))")
                 else:
@@ -760,7 +775,9 @@ class EncoderWriter(FunctionWriter):
             return
         item = self.temp("e")
         with code.block(f"for {item} in {var}:"):
-            if element == "struct":
+            if element == "struct" and is_leaf(ctx, ctx.struct_of(f), version):
+                self.write_struct(ctx.struct_of(f), version, item, writer)  # inline: no call
+            elif element == "struct":
                 struct = ctx.struct_of(f)
                 code(f"{ctx.encoder(struct, version)}({item}, {writer})")
             elif element == "uuid":
@@ -817,8 +834,13 @@ class DecoderWriter(FunctionWriter):
         self.uuids = []
 
     def write_struct(self, struct: StructSpec, version: int) -> None:
+        self.read_struct(struct, version, "o")
+        self.code("return o, pos")
+
+    def read_struct(self, struct: StructSpec, version: int, obj: str) -> None:
+        """Read one *struct* into a new object named *obj*."""
         ctx, code = self.ctx, self.code
-        code(f"o = new_instance({ctx.alias(struct)})")
+        code(f"{obj} = new_instance({ctx.alias(struct)})")
         tagged: list[FieldSpec] = []
         absent: list[FieldSpec] = []
         for f in struct.fields:
@@ -827,34 +849,33 @@ class DecoderWriter(FunctionWriter):
             elif version in f.tagged:
                 tagged.append(f)
             else:
-                self.read_field(f, version, f"o.{f.attr}", version in f.nullable, tagged=False)
+                target = f"{obj}.{f.attr}"
+                self.read_field(f, version, target, version in f.nullable, tagged=False)
         self.flush()
         for f in absent:
-            code(f"o.{f.attr} = {ctx.default_literal(f)}")
+            code(f"{obj}.{f.attr} = {ctx.default_literal(f)}")
         if ctx.flexible(version):
-            self.read_tagged(tagged, version)
-        code("return o, pos")
+            self.read_tagged(tagged, version, obj)
 
-    def read_tagged(self, tagged: list[FieldSpec], version: int) -> None:
+    def read_tagged(self, tagged: list[FieldSpec], version: int, obj: str) -> None:
         ctx, code = self.ctx, self.code
-        for f in tagged:
-            code(f"o.{f.attr} = {ctx.default_literal(f)}")
-        code("_nt = data[pos]")
-        with code.block("if _nt < 0x80:"):
-            code("pos += 1")
-        with code.block("else:"):
-            code("_nt, pos = read_uvarint(data, pos)")
-        if not tagged:
-            with code.block("if _nt:"):
-                code("pos = skip_tagged_fields(data, pos, _nt)")
+        if not tagged:  # usually a zero byte: no tagged fields
+            with code.block("if data[pos]:"):
+                code("pos = skip_tagged_fields(data, pos)")
+            with code.block("else:"):
+                code("pos += 1")
             return
+        for f in tagged:
+            code(f"{obj}.{f.attr} = {ctx.default_literal(f)}")
+        code("_nt, pos = read_uvarint(data, pos)")
         with code.block("for _ in range(_nt):"):
             code("_tag, pos, _end = tagged_field_end(data, pos)")
             keyword_ = "if"
             for f in sorted(tagged, key=lambda f: f.tag or 0):
                 with code.block(f"{keyword_} _tag == {f.tag}:"):
                     code("_start = pos")
-                    self.read_field(f, version, f"o.{f.attr}", version in f.nullable, tagged=True)
+                    target = f"{obj}.{f.attr}"
+                    self.read_field(f, version, target, version in f.nullable, tagged=True)
                     self.flush()
                     with code.block("if pos != _end:"):
                         code("raise tagged_value_mismatch(_tag, _start, _end, pos)")
@@ -962,7 +983,11 @@ class DecoderWriter(FunctionWriter):
         code(f"{append} = {items}.append")
         with code.block(f"for _ in range({count}):"):
             item = self.temp("e")
-            if element == "struct":
+            if element == "struct" and is_leaf(ctx, ctx.struct_of(f), version):
+                # Structs without structs inside (Metadata's partitions, say) are read in
+                # the loop itself: no call, no tuple per element.
+                self.read_struct(ctx.struct_of(f), version, item)
+            elif element == "struct":
                 decoder = ctx.decoder(ctx.struct_of(f), version)
                 code(f"{item}, pos = {decoder}(data, pos)")
             elif element == "uuid":

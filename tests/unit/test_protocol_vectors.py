@@ -244,6 +244,11 @@ def _bad(value: object) -> Any:
     return value
 
 
+def _produce_data(records: bytes) -> ProduceRequest.TopicProduceData:
+    partition = ProduceRequest.PartitionProduceData(index=0, records=records)
+    return ProduceRequest.TopicProduceData(name="t", partition_data=[partition])
+
+
 @pytest.mark.parametrize(
     ("message", "version", "match"),
     [
@@ -261,11 +266,16 @@ def _bad(value: object) -> Any:
         ),
         (MetadataResponse(brokers=_bad((1, 2))), 12, r"brokers\[0\] must be a MetadataRes"),
         (MetadataResponse(brokers=_bad("xy")), 1, r"brokers must be a list, not str"),
+        (ProduceRequest(topic_data=[_produce_data(_bad("str"))]), 9, r"records must be bytes"),
+        (ProduceRequest(topic_data=[_produce_data(_bad(["x"]))]), 3, r"records must be bytes"),
+        (ProduceRequest(topic_data=[_produce_data(_bad(7))]), 3, r"records must be bytes"),
     ],
 )
 def test_encode_explains_bad_types(message: Message, version: int, match: str) -> None:
     with pytest.raises(EncodeError, match=match):
         message.encode(version)
+    with pytest.raises(EncodeError, match=match):
+        encode_request(message, version, 1, "client")
 
 
 # ------------------------------------------------------------------------------------ decode

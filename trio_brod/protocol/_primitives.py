@@ -185,7 +185,7 @@ class Message(Struct):
         """
         out: list[bytes] = []
         self._encode_into(version, out)
-        return b"".join(out)
+        return self._join(version, out)
 
     def _encode_into(self, version: int, out: list[bytes]) -> None:
         """Append the encoded body to *out*, as parts to be joined (used by the framing code,
@@ -208,6 +208,14 @@ class Message(Struct):
             ValueError,
             OverflowError,
         ) as exc:
+            raise explain_encode_failure(self, version, exc) from None
+
+    def _join(self, version: int, parts: list[bytes]) -> bytes:
+        """Join encoded parts; a bytes field holding something else (a ``str``, say) only
+        shows up here."""
+        try:
+            return b"".join(parts)
+        except TypeError as exc:
             raise explain_encode_failure(self, version, exc) from None
 
     @classmethod
@@ -383,16 +391,18 @@ def _read_length(data: Buffer, pos: int) -> tuple[int, int]:
     return length - 1, pos
 
 
-def skip_tagged_fields(data: Buffer, pos: int, count: int) -> int:
-    """Skip *count* tagged fields (the count is already read) and return the offset after."""
+def skip_tagged_fields(data: Buffer, pos: int) -> int:
+    """Skip a tagged-field section (its count, then each tag, size and value) at *pos*;
+    return the offset after it."""
+    count, pos = read_uvarint(data, pos)
     size_of_data = len(data)
     for _ in range(count):
-        _tag, pos = read_uvarint(data, pos)
+        tag, pos = read_uvarint(data, pos)
         size, pos = read_uvarint(data, pos)
         pos += size
         if pos > size_of_data:
             raise DecodeFailure(
-                pos - size, f"tagged field of {size} bytes runs past the end of the input"
+                pos - size, f"tagged field {tag} of {size} bytes runs past the end of the input"
             )
     return pos
 
@@ -564,8 +574,22 @@ def _array_readers(code: str) -> _ArrayReaders:
         return at(data, pos, count)
 
     def compact(data: Buffer, pos: int) -> tuple[list[Any], int]:
-        count, pos = _read_length(data, pos)
-        return at(data, pos, count)
+        # The hot path of e.g. Metadata's replica lists: a one-byte count, a few elements,
+        # all in this one call.
+        count = data[pos] - 1
+        if count < 0x7F:
+            pos += 1
+        else:
+            count, pos = read_uvarint(data, pos)
+            count -= 1
+        if count < 0 or count > 32:
+            return at(data, pos, count)
+        end = pos + size * count
+        if end > len(data):
+            raise DecodeFailure(
+                pos, f"array of {count} x {size} bytes runs past the end of the input"
+            )
+        return list(small[count](data, pos)), end
 
     def compact_nullable(data: Buffer, pos: int) -> tuple[list[Any] | None, int]:
         count, pos = _read_length(data, pos)

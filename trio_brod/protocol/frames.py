@@ -27,7 +27,7 @@ from trio_brod.protocol._primitives import (
     Buffer,
     DecodeFailure,
     Message,
-    read_uvarint,
+    explain_encode_failure,
     skip_tagged_fields,
 )
 from trio_brod.protocol.errors import DecodeError, EncodeError, ProtocolError
@@ -47,6 +47,7 @@ _M = TypeVar("_M", bound=Message)
 _API_VERSIONS_KEY = 18
 
 _SIZE = struct.Struct(">i")
+_MAX_SIZE = 2**31 - 1
 # RequestApiKey, RequestApiVersion, CorrelationId and the length of ClientId
 _REQUEST_HEADER = struct.Struct(">hhih")
 
@@ -93,9 +94,14 @@ def encode_request(
     if flexible:
         header += b"\x00"  # no tagged fields
     parts[1] = header
-    size = sum(map(len, parts))
+    try:
+        size = sum(map(len, parts))
+    except TypeError as exc:  # a bytes field holding something without a length
+        raise explain_encode_failure(request, version, exc) from None
+    if size > _MAX_SIZE:
+        raise EncodeError(f"{cls.NAME} v{version} request of {size} bytes is too large")
     parts[0] = _SIZE.pack(size)
-    return b"".join(parts)
+    return request._join(version, parts)
 
 
 def response_header_version(api_key: int, version: int) -> int:
@@ -148,9 +154,7 @@ def decode_response(frame: Buffer, response_cls: type[_M], version: int) -> _M:
     pos = 4
     if _header_version(response_cls, version) == 1:
         try:
-            count, pos = read_uvarint(frame, pos)
-            if count:
-                pos = skip_tagged_fields(frame, pos, count)
+            pos = skip_tagged_fields(frame, pos)
         except DecodeFailure as exc:
             raise DecodeError(f"ResponseHeader v1: at byte {exc.offset}: {exc.what}") from None
         except IndexError:

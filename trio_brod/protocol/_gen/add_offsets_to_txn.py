@@ -17,7 +17,6 @@ from trio_brod.protocol._primitives import (
     compact_string,
     new_instance,
     read_compact_string,
-    read_uvarint,
     skip_tagged_fields,
     string_at,
 )
@@ -133,13 +132,10 @@ def _dec_AddOffsetsToTxnRequest_v3(data: Buffer, pos: int) -> tuple[AddOffsetsTo
     o.producer_id, o.producer_epoch = _unpack_qh(data, pos)
     pos += 10
     o.group_id, pos = read_compact_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -166,13 +162,10 @@ def _dec_AddOffsetsToTxnResponse_v3(data: Buffer, pos: int) -> tuple[AddOffsetsT
     o = new_instance(_AddOffsetsToTxnResponse)
     o.throttle_time_ms, o.error_code = _unpack_ih(data, pos)
     pos += 6
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -191,7 +191,12 @@ def _enc_AddPartitionsToTxnRequest_v0(o: AddPartitionsToTxnRequest, w: Writer) -
     _a2 = o.v3_and_below_topics
     w(_pack_qhi(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch, len(_a2)))
     for _e3 in _a2:
-        _enc_AddPartitionsToTxnTopic_v0(_e3, w)
+        _s4 = _e3.name.encode()
+        w(_pack_h(len(_s4)))
+        w(_s4)
+        _a5 = _e3.partitions
+        w(_pack_i(len(_a5)))
+        w(pack_int32s(_a5))
 
 
 def _dec_AddPartitionsToTxnRequest_v0(data: Buffer, pos: int) -> tuple[AddPartitionsToTxnRequest, int]:
@@ -208,7 +213,13 @@ def _dec_AddPartitionsToTxnRequest_v0(data: Buffer, pos: int) -> tuple[AddPartit
     _items3: list[AddPartitionsToTxnRequest.AddPartitionsToTxnTopic] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_AddPartitionsToTxnTopic_v0(data, pos)
+        _e5 = new_instance(_AddPartitionsToTxnTopic)
+        _n6 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e5.name, pos = string_at(data, pos, _n6)
+        _n7 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e5.partitions, pos = read_int32s_at(data, pos, _n7)
         _append4(_e5)
     o.v3_and_below_topics = _items3
     o.transactions = []
@@ -220,11 +231,15 @@ def _enc_AddPartitionsToTxnRequest_v3(o: AddPartitionsToTxnRequest, w: Writer) -
     if len(o.transactions) != 0:
         raise InvalidValue('transactions')
     w(compact_string(o.v3_and_below_transactional_id))
-    _a1 = o.v3_and_below_topics
     w(_pack_qh(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch))
+    _a1 = o.v3_and_below_topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_AddPartitionsToTxnTopic_v3(_e2, w)
+        w(compact_string(_e2.name))
+        _a3 = _e2.partitions
+        w(uvarint(len(_a3) + 1))
+        w(pack_int32s(_a3))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -246,26 +261,25 @@ def _dec_AddPartitionsToTxnRequest_v3(data: Buffer, pos: int) -> tuple[AddPartit
     _items2: list[AddPartitionsToTxnRequest.AddPartitionsToTxnTopic] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_AddPartitionsToTxnTopic_v3(data, pos)
+        _e4 = new_instance(_AddPartitionsToTxnTopic)
+        _e4.name, pos = read_compact_string(data, pos)
+        _e4.partitions, pos = read_compact_int32s(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.v3_and_below_topics = _items2
     o.transactions = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_AddPartitionsToTxnRequest_v4(o: AddPartitionsToTxnRequest, w: Writer) -> None:
     """Encode a AddPartitionsToTxnRequest, versions 4, 5."""
-    _a1 = o.transactions
-    w(uvarint(len(_a1) + 1))
-    for _e2 in _a1:
-        _enc_AddPartitionsToTxnTransaction_v4(_e2, w)
     if o.v3_and_below_transactional_id != "":
         raise InvalidValue('v3_and_below_transactional_id')
     if o.v3_and_below_producer_id != 0:
@@ -274,6 +288,10 @@ def _enc_AddPartitionsToTxnRequest_v4(o: AddPartitionsToTxnRequest, w: Writer) -
         raise InvalidValue('v3_and_below_producer_epoch')
     if len(o.v3_and_below_topics) != 0:
         raise InvalidValue('v3_and_below_topics')
+    _a1 = o.transactions
+    w(uvarint(len(_a1) + 1))
+    for _e2 in _a1:
+        _enc_AddPartitionsToTxnTransaction_v4(_e2, w)
     w(b'\x00')
 
 
@@ -299,24 +317,25 @@ def _dec_AddPartitionsToTxnRequest_v4(data: Buffer, pos: int) -> tuple[AddPartit
     o.v3_and_below_producer_id = 0
     o.v3_and_below_producer_epoch = 0
     o.v3_and_below_topics = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_AddPartitionsToTxnTransaction_v4(o: AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction, w: Writer) -> None:
     """Encode a AddPartitionsToTxnTransaction, versions 4, 5."""
     w(compact_string(o.transactional_id))
-    _a1 = o.topics
     w(_pack_qho(o.producer_id, o.producer_epoch, o.verify_only))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_AddPartitionsToTxnTopic_v3(_e2, w)
+        w(compact_string(_e2.name))
+        _a3 = _e2.partitions
+        w(uvarint(len(_a3) + 1))
+        w(pack_int32s(_a3))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -338,16 +357,19 @@ def _dec_AddPartitionsToTxnTransaction_v4(data: Buffer, pos: int) -> tuple[AddPa
     _items2: list[AddPartitionsToTxnRequest.AddPartitionsToTxnTopic] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_AddPartitionsToTxnTopic_v3(data, pos)
+        _e4 = new_instance(_AddPartitionsToTxnTopic)
+        _e4.name, pos = read_compact_string(data, pos)
+        _e4.partitions, pos = read_compact_int32s(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -387,13 +409,10 @@ def _dec_AddPartitionsToTxnTopic_v3(data: Buffer, pos: int) -> tuple[AddPartitio
     o = new_instance(_AddPartitionsToTxnTopic)
     o.name, pos = read_compact_string(data, pos)
     o.partitions, pos = read_compact_int32s(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -430,8 +449,8 @@ def _enc_AddPartitionsToTxnResponse_v3(o: AddPartitionsToTxnResponse, w: Writer)
     """Encode a AddPartitionsToTxnResponse, version 3."""
     if len(o.results_by_transaction) != 0:
         raise InvalidValue('results_by_transaction')
-    _a1 = o.results_by_topic_v3_and_below
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.results_by_topic_v3_and_below
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_AddPartitionsToTxnTopicResult_v3(_e2, w)
@@ -460,25 +479,22 @@ def _dec_AddPartitionsToTxnResponse_v3(data: Buffer, pos: int) -> tuple[AddParti
     o.results_by_topic_v3_and_below = _items2
     o.error_code = 0
     o.results_by_transaction = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_AddPartitionsToTxnResponse_v4(o: AddPartitionsToTxnResponse, w: Writer) -> None:
     """Encode a AddPartitionsToTxnResponse, versions 4, 5."""
-    _a1 = o.results_by_transaction
+    if len(o.results_by_topic_v3_and_below) != 0:
+        raise InvalidValue('results_by_topic_v3_and_below')
     w(_pack_ih(o.throttle_time_ms, o.error_code))
+    _a1 = o.results_by_transaction
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_AddPartitionsToTxnResult_v4(_e2, w)
-    if len(o.results_by_topic_v3_and_below) != 0:
-        raise InvalidValue('results_by_topic_v3_and_below')
     w(b'\x00')
 
 
@@ -503,13 +519,10 @@ def _dec_AddPartitionsToTxnResponse_v4(data: Buffer, pos: int) -> tuple[AddParti
         _append3(_e4)
     o.results_by_transaction = _items2
     o.results_by_topic_v3_and_below = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -542,13 +555,10 @@ def _dec_AddPartitionsToTxnResult_v4(data: Buffer, pos: int) -> tuple[AddPartiti
         _e4, pos = _dec_AddPartitionsToTxnTopicResult_v3(data, pos)
         _append3(_e4)
     o.topic_results = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -560,7 +570,7 @@ def _enc_AddPartitionsToTxnTopicResult_v0(o: AddPartitionsToTxnResponse.AddParti
     _a2 = o.results_by_partition
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_AddPartitionsToTxnPartitionResult_v0(_e3, w)
+        w(_pack_ih(_e3.partition_index, _e3.partition_error_code))
 
 
 def _dec_AddPartitionsToTxnTopicResult_v0(data: Buffer, pos: int) -> tuple[AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult, int]:
@@ -577,7 +587,9 @@ def _dec_AddPartitionsToTxnTopicResult_v0(data: Buffer, pos: int) -> tuple[AddPa
     _items3: list[AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_AddPartitionsToTxnPartitionResult_v0(data, pos)
+        _e5 = new_instance(_AddPartitionsToTxnPartitionResult)
+        _e5.partition_index, _e5.partition_error_code = _unpack_ih(data, pos)
+        pos += 6
         _append4(_e5)
     o.results_by_partition = _items3
     return o, pos
@@ -589,7 +601,7 @@ def _enc_AddPartitionsToTxnTopicResult_v3(o: AddPartitionsToTxnResponse.AddParti
     _a1 = o.results_by_partition
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_AddPartitionsToTxnPartitionResult_v3(_e2, w)
+        w(_pack_ihx(_e2.partition_index, _e2.partition_error_code))
     w(b'\x00')
 
 
@@ -609,16 +621,19 @@ def _dec_AddPartitionsToTxnTopicResult_v3(data: Buffer, pos: int) -> tuple[AddPa
     _items2: list[AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_AddPartitionsToTxnPartitionResult_v3(data, pos)
+        _e4 = new_instance(_AddPartitionsToTxnPartitionResult)
+        _e4.partition_index, _e4.partition_error_code = _unpack_ih(data, pos)
+        pos += 6
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.results_by_partition = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -645,13 +660,10 @@ def _dec_AddPartitionsToTxnPartitionResult_v3(data: Buffer, pos: int) -> tuple[A
     o = new_instance(_AddPartitionsToTxnPartitionResult)
     o.partition_index, o.partition_error_code = _unpack_ih(data, pos)
     pos += 6
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

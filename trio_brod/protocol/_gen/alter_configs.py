@@ -204,13 +204,10 @@ def _dec_AlterConfigsRequest_v2(data: Buffer, pos: int) -> tuple[AlterConfigsReq
     o.resources = _items2
     o.validate_only = _unpack_o(data, pos)[0]
     pos += 1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -222,7 +219,13 @@ def _enc_AlterConfigsResource_v0(o: AlterConfigsRequest.AlterConfigsResource, w:
     _a2 = o.configs
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_AlterableConfig_v0(_e3, w)
+        _s4 = _e3.name.encode()
+        w(_pack_h(len(_s4)))
+        w(_s4)
+        _s5 = None if _e3.value is None else _e3.value.encode()
+        w(_pack_h(-1 if _s5 is None else len(_s5)))
+        if _s5 is not None:
+            w(_s5)
 
 
 def _dec_AlterConfigsResource_v0(data: Buffer, pos: int) -> tuple[AlterConfigsRequest.AlterConfigsResource, int]:
@@ -239,7 +242,13 @@ def _dec_AlterConfigsResource_v0(data: Buffer, pos: int) -> tuple[AlterConfigsRe
     _items3: list[AlterConfigsRequest.AlterableConfig] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_AlterableConfig_v0(data, pos)
+        _e5 = new_instance(_AlterableConfig)
+        _n6 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e5.name, pos = string_at(data, pos, _n6)
+        _n7 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e5.value, pos = nullable_string_at(data, pos, _n7)
         _append4(_e5)
     o.configs = _items3
     return o, pos
@@ -252,7 +261,9 @@ def _enc_AlterConfigsResource_v2(o: AlterConfigsRequest.AlterConfigsResource, w:
     _a1 = o.configs
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_AlterableConfig_v2(_e2, w)
+        w(compact_string(_e2.name))
+        w(compact_nullable_string(_e2.value))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -274,16 +285,19 @@ def _dec_AlterConfigsResource_v2(data: Buffer, pos: int) -> tuple[AlterConfigsRe
     _items2: list[AlterConfigsRequest.AlterableConfig] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_AlterableConfig_v2(data, pos)
+        _e4 = new_instance(_AlterableConfig)
+        _e4.name, pos = read_compact_string(data, pos)
+        _e4.value, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.configs = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -322,13 +336,10 @@ def _dec_AlterableConfig_v2(data: Buffer, pos: int) -> tuple[AlterConfigsRequest
     o = new_instance(_AlterableConfig)
     o.name, pos = read_compact_string(data, pos)
     o.value, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -337,7 +348,13 @@ def _enc_AlterConfigsResponse_v0(o: AlterConfigsResponse, w: Writer) -> None:
     _a1 = o.responses
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
-        _enc_AlterConfigsResourceResponse_v0(_e2, w)
+        _s3 = None if _e2.error_message is None else _e2.error_message.encode()
+        w(_pack_hh(_e2.error_code, -1 if _s3 is None else len(_s3)))
+        if _s3 is not None:
+            w(_s3)
+        _s4 = _e2.resource_name.encode()
+        w(_pack_bh(_e2.resource_type, len(_s4)))
+        w(_s4)
 
 
 def _dec_AlterConfigsResponse_v0(data: Buffer, pos: int) -> tuple[AlterConfigsResponse, int]:
@@ -351,7 +368,13 @@ def _dec_AlterConfigsResponse_v0(data: Buffer, pos: int) -> tuple[AlterConfigsRe
     _items2: list[AlterConfigsResponse.AlterConfigsResourceResponse] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_AlterConfigsResourceResponse_v0(data, pos)
+        _e4 = new_instance(_AlterConfigsResourceResponse)
+        _e4.error_code, _n5 = _unpack_hh(data, pos)
+        pos += 4
+        _e4.error_message, pos = nullable_string_at(data, pos, _n5)
+        _e4.resource_type, _n6 = _unpack_bh(data, pos)
+        pos += 3
+        _e4.resource_name, pos = string_at(data, pos, _n6)
         _append3(_e4)
     o.responses = _items2
     return o, pos
@@ -359,11 +382,15 @@ def _dec_AlterConfigsResponse_v0(data: Buffer, pos: int) -> tuple[AlterConfigsRe
 
 def _enc_AlterConfigsResponse_v2(o: AlterConfigsResponse, w: Writer) -> None:
     """Encode a AlterConfigsResponse, version 2."""
-    _a1 = o.responses
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.responses
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_AlterConfigsResourceResponse_v2(_e2, w)
+        w(_pack_h(_e2.error_code))
+        w(compact_nullable_string(_e2.error_message))
+        w(_pack_b(_e2.resource_type))
+        w(compact_string(_e2.resource_name))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -384,16 +411,23 @@ def _dec_AlterConfigsResponse_v2(data: Buffer, pos: int) -> tuple[AlterConfigsRe
     _items2: list[AlterConfigsResponse.AlterConfigsResourceResponse] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_AlterConfigsResourceResponse_v2(data, pos)
+        _e4 = new_instance(_AlterConfigsResourceResponse)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.error_message, pos = read_compact_nullable_string(data, pos)
+        _e4.resource_type = _unpack_b(data, pos)[0]
+        pos += 1
+        _e4.resource_name, pos = read_compact_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.responses = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -438,13 +472,10 @@ def _dec_AlterConfigsResourceResponse_v2(data: Buffer, pos: int) -> tuple[AlterC
     o.resource_type = _unpack_b(data, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

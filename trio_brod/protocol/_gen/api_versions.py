@@ -184,13 +184,10 @@ def _dec_ApiVersionsRequest_v3(data: Buffer, pos: int) -> tuple[ApiVersionsReque
     o = new_instance(_ApiVersionsRequest)
     o.client_software_name, pos = read_compact_string(data, pos)
     o.client_software_version, pos = read_compact_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -199,7 +196,7 @@ def _enc_ApiVersionsResponse_v0(o: ApiVersionsResponse, w: Writer) -> None:
     _a1 = o.api_keys
     w(_pack_hi(o.error_code, len(_a1)))
     for _e2 in _a1:
-        _enc_ApiVersion_v0(_e2, w)
+        w(_pack_hhh(_e2.api_key, _e2.min_version, _e2.max_version))
 
 
 def _dec_ApiVersionsResponse_v0(data: Buffer, pos: int) -> tuple[ApiVersionsResponse, int]:
@@ -213,7 +210,9 @@ def _dec_ApiVersionsResponse_v0(data: Buffer, pos: int) -> tuple[ApiVersionsResp
     _items2: list[ApiVersionsResponse.ApiVersion] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ApiVersion_v0(data, pos)
+        _e4 = new_instance(_ApiVersion)
+        _e4.api_key, _e4.min_version, _e4.max_version = _unpack_hhh(data, pos)
+        pos += 6
         _append3(_e4)
     o.api_keys = _items2
     o.throttle_time_ms = 0
@@ -229,7 +228,7 @@ def _enc_ApiVersionsResponse_v1(o: ApiVersionsResponse, w: Writer) -> None:
     _a1 = o.api_keys
     w(_pack_hi(o.error_code, len(_a1)))
     for _e2 in _a1:
-        _enc_ApiVersion_v0(_e2, w)
+        w(_pack_hhh(_e2.api_key, _e2.min_version, _e2.max_version))
     w(_pack_i(o.throttle_time_ms))
 
 
@@ -244,7 +243,9 @@ def _dec_ApiVersionsResponse_v1(data: Buffer, pos: int) -> tuple[ApiVersionsResp
     _items2: list[ApiVersionsResponse.ApiVersion] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ApiVersion_v0(data, pos)
+        _e4 = new_instance(_ApiVersion)
+        _e4.api_key, _e4.min_version, _e4.max_version = _unpack_hhh(data, pos)
+        pos += 6
         _append3(_e4)
     o.api_keys = _items2
     o.throttle_time_ms = _unpack_i(data, pos)[0]
@@ -258,37 +259,39 @@ def _dec_ApiVersionsResponse_v1(data: Buffer, pos: int) -> tuple[ApiVersionsResp
 
 def _enc_ApiVersionsResponse_v3(o: ApiVersionsResponse, w: Writer) -> None:
     """Encode a ApiVersionsResponse, versions 3, 4."""
-    _a1 = o.api_keys
     w(_pack_h(o.error_code))
+    _a1 = o.api_keys
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_ApiVersion_v3(_e2, w)
+        w(_pack_hhhx(_e2.api_key, _e2.min_version, _e2.max_version))
     w(_pack_i(o.throttle_time_ms))
-    _tags: list[bytes] = []
+    _tags3: list[bytes] = []
     if len(o.supported_features) != 0:
-        _tagged3: list[bytes] = []
-        _a4 = o.supported_features
-        _tagged3.append(uvarint(len(_a4) + 1))
-        for _e5 in _a4:
-            _enc_SupportedFeatureKey_v3(_e5, _tagged3.append)
-        _tags.append(tagged_field(0, _tagged3))
+        _tagged4: list[bytes] = []
+        _a5 = o.supported_features
+        _tagged4.append(uvarint(len(_a5) + 1))
+        for _e6 in _a5:
+            _tagged4.append(compact_string(_e6.name))
+            _tagged4.append(_pack_hhx(_e6.min_version, _e6.max_version))
+        _tags3.append(tagged_field(0, _tagged4))
     if o.finalized_features_epoch != -1:
-        _tagged6: list[bytes] = []
-        _tagged6.append(_pack_q(o.finalized_features_epoch))
-        _tags.append(tagged_field(1, _tagged6))
-    if len(o.finalized_features) != 0:
         _tagged7: list[bytes] = []
-        _a8 = o.finalized_features
-        _tagged7.append(uvarint(len(_a8) + 1))
-        for _e9 in _a8:
-            _enc_FinalizedFeatureKey_v3(_e9, _tagged7.append)
-        _tags.append(tagged_field(2, _tagged7))
+        _tagged7.append(_pack_q(o.finalized_features_epoch))
+        _tags3.append(tagged_field(1, _tagged7))
+    if len(o.finalized_features) != 0:
+        _tagged8: list[bytes] = []
+        _a9 = o.finalized_features
+        _tagged8.append(uvarint(len(_a9) + 1))
+        for _e10 in _a9:
+            _tagged8.append(compact_string(_e10.name))
+            _tagged8.append(_pack_hhx(_e10.max_version_level, _e10.min_version_level))
+        _tags3.append(tagged_field(2, _tagged8))
     if o.zk_migration_ready != False:
-        _tagged10: list[bytes] = []
-        _tagged10.append(_pack_o(o.zk_migration_ready))
-        _tags.append(tagged_field(3, _tagged10))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _tagged11: list[bytes] = []
+        _tagged11.append(_pack_o(o.zk_migration_ready))
+        _tags3.append(tagged_field(3, _tagged11))
+    w(uvarint(len(_tags3)))
+    w(b''.join(_tags3))
 
 
 def _dec_ApiVersionsResponse_v3(data: Buffer, pos: int) -> tuple[ApiVersionsResponse, int]:
@@ -308,7 +311,13 @@ def _dec_ApiVersionsResponse_v3(data: Buffer, pos: int) -> tuple[ApiVersionsResp
     _items2: list[ApiVersionsResponse.ApiVersion] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ApiVersion_v3(data, pos)
+        _e4 = new_instance(_ApiVersion)
+        _e4.api_key, _e4.min_version, _e4.max_version = _unpack_hhh(data, pos)
+        pos += 6
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.api_keys = _items2
     o.throttle_time_ms = _unpack_i(data, pos)[0]
@@ -317,11 +326,7 @@ def _dec_ApiVersionsResponse_v3(data: Buffer, pos: int) -> tuple[ApiVersionsResp
     o.finalized_features_epoch = -1
     o.finalized_features = []
     o.zk_migration_ready = False
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -338,7 +343,14 @@ def _dec_ApiVersionsResponse_v3(data: Buffer, pos: int) -> tuple[ApiVersionsResp
             _items6: list[ApiVersionsResponse.SupportedFeatureKey] = []
             _append7 = _items6.append
             for _ in range(_n5):
-                _e8, pos = _dec_SupportedFeatureKey_v3(data, pos)
+                _e8 = new_instance(_SupportedFeatureKey)
+                _e8.name, pos = read_compact_string(data, pos)
+                _e8.min_version, _e8.max_version = _unpack_hh(data, pos)
+                pos += 4
+                if data[pos]:
+                    pos = skip_tagged_fields(data, pos)
+                else:
+                    pos += 1
                 _append7(_e8)
             o.supported_features = _items6
             if pos != _end:
@@ -363,7 +375,14 @@ def _dec_ApiVersionsResponse_v3(data: Buffer, pos: int) -> tuple[ApiVersionsResp
             _items10: list[ApiVersionsResponse.FinalizedFeatureKey] = []
             _append11 = _items10.append
             for _ in range(_n9):
-                _e12, pos = _dec_FinalizedFeatureKey_v3(data, pos)
+                _e12 = new_instance(_FinalizedFeatureKey)
+                _e12.name, pos = read_compact_string(data, pos)
+                _e12.max_version_level, _e12.min_version_level = _unpack_hh(data, pos)
+                pos += 4
+                if data[pos]:
+                    pos = skip_tagged_fields(data, pos)
+                else:
+                    pos += 1
                 _append11(_e12)
             o.finalized_features = _items10
             if pos != _end:
@@ -402,13 +421,10 @@ def _dec_ApiVersion_v3(data: Buffer, pos: int) -> tuple[ApiVersionsResponse.ApiV
     o = new_instance(_ApiVersion)
     o.api_key, o.min_version, o.max_version = _unpack_hhh(data, pos)
     pos += 6
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -424,13 +440,10 @@ def _dec_SupportedFeatureKey_v3(data: Buffer, pos: int) -> tuple[ApiVersionsResp
     o.name, pos = read_compact_string(data, pos)
     o.min_version, o.max_version = _unpack_hh(data, pos)
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -446,13 +459,10 @@ def _dec_FinalizedFeatureKey_v3(data: Buffer, pos: int) -> tuple[ApiVersionsResp
     o.name, pos = read_compact_string(data, pos)
     o.max_version_level, o.min_version_level = _unpack_hh(data, pos)
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -207,20 +207,17 @@ def _dec_ConsumerGroupDescribeRequest_v0(data: Buffer, pos: int) -> tuple[Consum
     o.group_ids = _items2
     o.include_authorized_operations = _unpack_o(data, pos)[0]
     pos += 1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_ConsumerGroupDescribeResponse_v0(o: ConsumerGroupDescribeResponse, w: Writer) -> None:
     """Encode a ConsumerGroupDescribeResponse, version 0."""
-    _a1 = o.groups
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.groups
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_DescribedGroup_v0(_e2, w)
@@ -247,13 +244,10 @@ def _dec_ConsumerGroupDescribeResponse_v0(data: Buffer, pos: int) -> tuple[Consu
         _e4, pos = _dec_DescribedGroup_v0(data, pos)
         _append3(_e4)
     o.groups = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -300,13 +294,10 @@ def _dec_DescribedGroup_v0(data: Buffer, pos: int) -> tuple[ConsumerGroupDescrib
     o.members = _items2
     o.authorized_operations = _unpack_i(data, pos)[0]
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -356,13 +347,10 @@ def _dec_Member_v0(data: Buffer, pos: int) -> tuple[ConsumerGroupDescribeRespons
     o.subscribed_topic_regex, pos = read_compact_nullable_string(data, pos)
     o.assignment, pos = _dec_Assignment_v0(data, pos)
     o.target_assignment, pos = _dec_Assignment_v0(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -384,13 +372,10 @@ def _dec_TopicPartitions_v0(data: Buffer, pos: int) -> tuple[ConsumerGroupDescri
     o.topic_id = UUID(bytes=_u1)
     o.topic_name, pos = read_compact_string(data, pos)
     o.partitions, pos = read_compact_int32s(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -399,7 +384,12 @@ def _enc_Assignment_v0(o: ConsumerGroupDescribeResponse.Assignment, w: Writer) -
     _a1 = o.topic_partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_TopicPartitions_v0(_e2, w)
+        w(_pack_U(_e2.topic_id.bytes))
+        w(compact_string(_e2.topic_name))
+        _a3 = _e2.partitions
+        w(uvarint(len(_a3) + 1))
+        w(pack_int32s(_a3))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -418,16 +408,22 @@ def _dec_Assignment_v0(data: Buffer, pos: int) -> tuple[ConsumerGroupDescribeRes
     _items2: list[ConsumerGroupDescribeResponse.TopicPartitions] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_TopicPartitions_v0(data, pos)
+        _e4 = new_instance(_TopicPartitions)
+        _u5 = _unpack_U(data, pos)[0]
+        pos += 16
+        _e4.topic_id = UUID(bytes=_u5)
+        _e4.topic_name, pos = read_compact_string(data, pos)
+        _e4.partitions, pos = read_compact_int32s(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.topic_partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -165,25 +165,29 @@ _ConsumerGroupHeartbeatResponse = ConsumerGroupHeartbeatResponse
 
 def _enc_ConsumerGroupHeartbeatRequest_v0(o: ConsumerGroupHeartbeatRequest, w: Writer) -> None:
     """Encode a ConsumerGroupHeartbeatRequest, version 0."""
+    if o.subscribed_topic_regex is not None:
+        raise InvalidValue('subscribed_topic_regex')
     w(compact_string(o.group_id))
     w(compact_string(o.member_id))
     w(_pack_i(o.member_epoch))
     w(compact_nullable_string(o.instance_id))
     w(compact_nullable_string(o.rack_id))
-    _a1 = o.subscribed_topic_names
     w(_pack_i(o.rebalance_timeout_ms))
+    _a1 = o.subscribed_topic_names
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
             w(compact_string(_e2))
-    if o.subscribed_topic_regex is not None:
-        raise InvalidValue('subscribed_topic_regex')
     w(compact_nullable_string(o.server_assignor))
     _a3 = o.topic_partitions
     w(b'\x00' if _a3 is None else uvarint(len(_a3) + 1))
     if _a3 is not None:
         for _e4 in _a3:
-            _enc_ConsumerGroupHeartbeatRequest_TopicPartitions_v0(_e4, w)
+            w(_pack_U(_e4.topic_id.bytes))
+            _a5 = _e4.partitions
+            w(uvarint(len(_a5) + 1))
+            w(pack_int32s(_a5))
+            w(b'\x00')
     w(b'\x00')
 
 
@@ -228,17 +232,22 @@ def _dec_ConsumerGroupHeartbeatRequest_v0(data: Buffer, pos: int) -> tuple[Consu
         _items6: list[ConsumerGroupHeartbeatRequest.TopicPartitions] = []
         _append7 = _items6.append
         for _ in range(_n5):
-            _e8, pos = _dec_ConsumerGroupHeartbeatRequest_TopicPartitions_v0(data, pos)
+            _e8 = new_instance(_ConsumerGroupHeartbeatRequest_TopicPartitions)
+            _u9 = _unpack_U(data, pos)[0]
+            pos += 16
+            _e8.topic_id = UUID(bytes=_u9)
+            _e8.partitions, pos = read_compact_int32s(data, pos)
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append7(_e8)
         o.topic_partitions = _items6
     o.subscribed_topic_regex = None
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -249,8 +258,8 @@ def _enc_ConsumerGroupHeartbeatRequest_v1(o: ConsumerGroupHeartbeatRequest, w: W
     w(_pack_i(o.member_epoch))
     w(compact_nullable_string(o.instance_id))
     w(compact_nullable_string(o.rack_id))
-    _a1 = o.subscribed_topic_names
     w(_pack_i(o.rebalance_timeout_ms))
+    _a1 = o.subscribed_topic_names
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
@@ -261,7 +270,11 @@ def _enc_ConsumerGroupHeartbeatRequest_v1(o: ConsumerGroupHeartbeatRequest, w: W
     w(b'\x00' if _a3 is None else uvarint(len(_a3) + 1))
     if _a3 is not None:
         for _e4 in _a3:
-            _enc_ConsumerGroupHeartbeatRequest_TopicPartitions_v0(_e4, w)
+            w(_pack_U(_e4.topic_id.bytes))
+            _a5 = _e4.partitions
+            w(uvarint(len(_a5) + 1))
+            w(pack_int32s(_a5))
+            w(b'\x00')
     w(b'\x00')
 
 
@@ -307,23 +320,28 @@ def _dec_ConsumerGroupHeartbeatRequest_v1(data: Buffer, pos: int) -> tuple[Consu
         _items6: list[ConsumerGroupHeartbeatRequest.TopicPartitions] = []
         _append7 = _items6.append
         for _ in range(_n5):
-            _e8, pos = _dec_ConsumerGroupHeartbeatRequest_TopicPartitions_v0(data, pos)
+            _e8 = new_instance(_ConsumerGroupHeartbeatRequest_TopicPartitions)
+            _u9 = _unpack_U(data, pos)[0]
+            pos += 16
+            _e8.topic_id = UUID(bytes=_u9)
+            _e8.partitions, pos = read_compact_int32s(data, pos)
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append7(_e8)
         o.topic_partitions = _items6
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_ConsumerGroupHeartbeatRequest_TopicPartitions_v0(o: ConsumerGroupHeartbeatRequest.TopicPartitions, w: Writer) -> None:
     """Encode a TopicPartitions, versions 0, 1."""
-    _a1 = o.partitions
     w(_pack_U(o.topic_id.bytes))
+    _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     w(pack_int32s(_a1))
     w(b'\x00')
@@ -336,13 +354,10 @@ def _dec_ConsumerGroupHeartbeatRequest_TopicPartitions_v0(data: Buffer, pos: int
     pos += 16
     o.topic_id = UUID(bytes=_u1)
     o.partitions, pos = read_compact_int32s(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -371,13 +386,10 @@ def _dec_ConsumerGroupHeartbeatResponse_v0(data: Buffer, pos: int) -> tuple[Cons
         o.assignment = None
     else:
         o.assignment, pos = _dec_Assignment_v0(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -386,7 +398,11 @@ def _enc_Assignment_v0(o: ConsumerGroupHeartbeatResponse.Assignment, w: Writer) 
     _a1 = o.topic_partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_ConsumerGroupHeartbeatResponse_TopicPartitions_v0(_e2, w)
+        w(_pack_U(_e2.topic_id.bytes))
+        _a3 = _e2.partitions
+        w(uvarint(len(_a3) + 1))
+        w(pack_int32s(_a3))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -405,23 +421,28 @@ def _dec_Assignment_v0(data: Buffer, pos: int) -> tuple[ConsumerGroupHeartbeatRe
     _items2: list[ConsumerGroupHeartbeatResponse.TopicPartitions] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ConsumerGroupHeartbeatResponse_TopicPartitions_v0(data, pos)
+        _e4 = new_instance(_ConsumerGroupHeartbeatResponse_TopicPartitions)
+        _u5 = _unpack_U(data, pos)[0]
+        pos += 16
+        _e4.topic_id = UUID(bytes=_u5)
+        _e4.partitions, pos = read_compact_int32s(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.topic_partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_ConsumerGroupHeartbeatResponse_TopicPartitions_v0(o: ConsumerGroupHeartbeatResponse.TopicPartitions, w: Writer) -> None:
     """Encode a TopicPartitions, versions 0, 1."""
-    _a1 = o.partitions
     w(_pack_U(o.topic_id.bytes))
+    _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     w(pack_int32s(_a1))
     w(b'\x00')
@@ -434,13 +455,10 @@ def _dec_ConsumerGroupHeartbeatResponse_TopicPartitions_v0(data: Buffer, pos: in
     pos += 16
     o.topic_id = UUID(bytes=_u1)
     o.partitions, pos = read_compact_int32s(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

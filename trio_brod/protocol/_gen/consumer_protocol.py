@@ -154,7 +154,12 @@ def _enc_ConsumerProtocolSubscription_v1(o: ConsumerProtocolSubscription, w: Wri
     _a5 = o.owned_partitions
     w(_pack_i(len(_a5)))
     for _e6 in _a5:
-        _enc_ConsumerProtocolSubscription_TopicPartition_v1(_e6, w)
+        _s7 = _e6.topic.encode()
+        w(_pack_h(len(_s7)))
+        w(_s7)
+        _a8 = _e6.partitions
+        w(_pack_i(len(_a8)))
+        w(pack_int32s(_a8))
 
 
 def _dec_ConsumerProtocolSubscription_v1(data: Buffer, pos: int) -> tuple[ConsumerProtocolSubscription, int]:
@@ -182,7 +187,13 @@ def _dec_ConsumerProtocolSubscription_v1(data: Buffer, pos: int) -> tuple[Consum
     _items7: list[ConsumerProtocolSubscription.TopicPartition] = []
     _append8 = _items7.append
     for _ in range(_n6):
-        _e9, pos = _dec_ConsumerProtocolSubscription_TopicPartition_v1(data, pos)
+        _e9 = new_instance(_ConsumerProtocolSubscription_TopicPartition)
+        _n10 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e9.topic, pos = string_at(data, pos, _n10)
+        _n11 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e9.partitions, pos = read_int32s_at(data, pos, _n11)
         _append8(_e9)
     o.owned_partitions = _items7
     o.generation_id = -1
@@ -205,7 +216,12 @@ def _enc_ConsumerProtocolSubscription_v2(o: ConsumerProtocolSubscription, w: Wri
     _a5 = o.owned_partitions
     w(_pack_i(len(_a5)))
     for _e6 in _a5:
-        _enc_ConsumerProtocolSubscription_TopicPartition_v1(_e6, w)
+        _s7 = _e6.topic.encode()
+        w(_pack_h(len(_s7)))
+        w(_s7)
+        _a8 = _e6.partitions
+        w(_pack_i(len(_a8)))
+        w(pack_int32s(_a8))
     w(_pack_i(o.generation_id))
 
 
@@ -234,7 +250,13 @@ def _dec_ConsumerProtocolSubscription_v2(data: Buffer, pos: int) -> tuple[Consum
     _items7: list[ConsumerProtocolSubscription.TopicPartition] = []
     _append8 = _items7.append
     for _ in range(_n6):
-        _e9, pos = _dec_ConsumerProtocolSubscription_TopicPartition_v1(data, pos)
+        _e9 = new_instance(_ConsumerProtocolSubscription_TopicPartition)
+        _n10 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e9.topic, pos = string_at(data, pos, _n10)
+        _n11 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e9.partitions, pos = read_int32s_at(data, pos, _n11)
         _append8(_e9)
     o.owned_partitions = _items7
     o.generation_id = _unpack_i(data, pos)[0]
@@ -258,11 +280,16 @@ def _enc_ConsumerProtocolSubscription_v3(o: ConsumerProtocolSubscription, w: Wri
     _a5 = o.owned_partitions
     w(_pack_i(len(_a5)))
     for _e6 in _a5:
-        _enc_ConsumerProtocolSubscription_TopicPartition_v1(_e6, w)
-    _s7 = None if o.rack_id is None else o.rack_id.encode()
-    w(_pack_ih(o.generation_id, -1 if _s7 is None else len(_s7)))
-    if _s7 is not None:
+        _s7 = _e6.topic.encode()
+        w(_pack_h(len(_s7)))
         w(_s7)
+        _a8 = _e6.partitions
+        w(_pack_i(len(_a8)))
+        w(pack_int32s(_a8))
+    _s9 = None if o.rack_id is None else o.rack_id.encode()
+    w(_pack_ih(o.generation_id, -1 if _s9 is None else len(_s9)))
+    if _s9 is not None:
+        w(_s9)
 
 
 def _dec_ConsumerProtocolSubscription_v3(data: Buffer, pos: int) -> tuple[ConsumerProtocolSubscription, int]:
@@ -290,12 +317,18 @@ def _dec_ConsumerProtocolSubscription_v3(data: Buffer, pos: int) -> tuple[Consum
     _items7: list[ConsumerProtocolSubscription.TopicPartition] = []
     _append8 = _items7.append
     for _ in range(_n6):
-        _e9, pos = _dec_ConsumerProtocolSubscription_TopicPartition_v1(data, pos)
+        _e9 = new_instance(_ConsumerProtocolSubscription_TopicPartition)
+        _n10 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e9.topic, pos = string_at(data, pos, _n10)
+        _n11 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e9.partitions, pos = read_int32s_at(data, pos, _n11)
         _append8(_e9)
     o.owned_partitions = _items7
-    o.generation_id, _n10 = _unpack_ih(data, pos)
+    o.generation_id, _n12 = _unpack_ih(data, pos)
     pos += 6
-    o.rack_id, pos = nullable_string_at(data, pos, _n10)
+    o.rack_id, pos = nullable_string_at(data, pos, _n12)
     return o, pos
 
 
@@ -326,11 +359,16 @@ def _enc_ConsumerProtocolAssignment_v0(o: ConsumerProtocolAssignment, w: Writer)
     _a1 = o.assigned_partitions
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
-        _enc_ConsumerProtocolAssignment_TopicPartition_v0(_e2, w)
-    _b3 = o.user_data
-    w(_pack_i(-1 if _b3 is None else len(_b3)))
-    if _b3 is not None:
-        w(_b3)
+        _s3 = _e2.topic.encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
+        _a4 = _e2.partitions
+        w(_pack_i(len(_a4)))
+        w(pack_int32s(_a4))
+    _b5 = o.user_data
+    w(_pack_i(-1 if _b5 is None else len(_b5)))
+    if _b5 is not None:
+        w(_b5)
 
 
 def _dec_ConsumerProtocolAssignment_v0(data: Buffer, pos: int) -> tuple[ConsumerProtocolAssignment, int]:
@@ -344,12 +382,18 @@ def _dec_ConsumerProtocolAssignment_v0(data: Buffer, pos: int) -> tuple[Consumer
     _items2: list[ConsumerProtocolAssignment.TopicPartition] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ConsumerProtocolAssignment_TopicPartition_v0(data, pos)
+        _e4 = new_instance(_ConsumerProtocolAssignment_TopicPartition)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.topic, pos = string_at(data, pos, _n5)
+        _n6 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.partitions, pos = read_int32s_at(data, pos, _n6)
         _append3(_e4)
     o.assigned_partitions = _items2
-    _n5 = _unpack_i(data, pos)[0]
+    _n7 = _unpack_i(data, pos)[0]
     pos += 4
-    o.user_data, pos = nullable_bytes_at(data, pos, _n5)
+    o.user_data, pos = nullable_bytes_at(data, pos, _n7)
     return o, pos
 
 

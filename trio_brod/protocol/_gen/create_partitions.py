@@ -200,13 +200,10 @@ def _dec_CreatePartitionsRequest_v2(data: Buffer, pos: int) -> tuple[CreateParti
     o.topics = _items2
     o.timeout_ms, o.validate_only = _unpack_io(data, pos)
     pos += 5
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -219,7 +216,9 @@ def _enc_CreatePartitionsTopic_v0(o: CreatePartitionsRequest.CreatePartitionsTop
     w(_pack_ii(o.count, -1 if _a2 is None else len(_a2)))
     if _a2 is not None:
         for _e3 in _a2:
-            _enc_CreatePartitionsAssignment_v0(_e3, w)
+            _a4 = _e3.broker_ids
+            w(_pack_i(len(_a4)))
+            w(pack_int32s(_a4))
 
 
 def _dec_CreatePartitionsTopic_v0(data: Buffer, pos: int) -> tuple[CreatePartitionsRequest.CreatePartitionsTopic, int]:
@@ -237,7 +236,10 @@ def _dec_CreatePartitionsTopic_v0(data: Buffer, pos: int) -> tuple[CreatePartiti
         _items3: list[CreatePartitionsRequest.CreatePartitionsAssignment] = []
         _append4 = _items3.append
         for _ in range(_n2):
-            _e5, pos = _dec_CreatePartitionsAssignment_v0(data, pos)
+            _e5 = new_instance(_CreatePartitionsAssignment)
+            _n6 = _unpack_i(data, pos)[0]
+            pos += 4
+            _e5.broker_ids, pos = read_int32s_at(data, pos, _n6)
             _append4(_e5)
         o.assignments = _items3
     return o, pos
@@ -246,12 +248,15 @@ def _dec_CreatePartitionsTopic_v0(data: Buffer, pos: int) -> tuple[CreatePartiti
 def _enc_CreatePartitionsTopic_v2(o: CreatePartitionsRequest.CreatePartitionsTopic, w: Writer) -> None:
     """Encode a CreatePartitionsTopic, versions 2, 3."""
     w(compact_string(o.name))
-    _a1 = o.assignments
     w(_pack_i(o.count))
+    _a1 = o.assignments
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_CreatePartitionsAssignment_v2(_e2, w)
+            _a3 = _e2.broker_ids
+            w(uvarint(len(_a3) + 1))
+            w(pack_int32s(_a3))
+            w(b'\x00')
     w(b'\x00')
 
 
@@ -274,16 +279,18 @@ def _dec_CreatePartitionsTopic_v2(data: Buffer, pos: int) -> tuple[CreatePartiti
         _items2: list[CreatePartitionsRequest.CreatePartitionsAssignment] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_CreatePartitionsAssignment_v2(data, pos)
+            _e4 = new_instance(_CreatePartitionsAssignment)
+            _e4.broker_ids, pos = read_compact_int32s(data, pos)
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append3(_e4)
         o.assignments = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -315,13 +322,10 @@ def _dec_CreatePartitionsAssignment_v2(data: Buffer, pos: int) -> tuple[CreatePa
     """Decode a CreatePartitionsAssignment, versions 2, 3."""
     o = new_instance(_CreatePartitionsAssignment)
     o.broker_ids, pos = read_compact_int32s(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -330,7 +334,13 @@ def _enc_CreatePartitionsResponse_v0(o: CreatePartitionsResponse, w: Writer) -> 
     _a1 = o.results
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
-        _enc_CreatePartitionsTopicResult_v0(_e2, w)
+        _s3 = _e2.name.encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
+        _s4 = None if _e2.error_message is None else _e2.error_message.encode()
+        w(_pack_hh(_e2.error_code, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
 
 
 def _dec_CreatePartitionsResponse_v0(data: Buffer, pos: int) -> tuple[CreatePartitionsResponse, int]:
@@ -344,7 +354,13 @@ def _dec_CreatePartitionsResponse_v0(data: Buffer, pos: int) -> tuple[CreatePart
     _items2: list[CreatePartitionsResponse.CreatePartitionsTopicResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_CreatePartitionsTopicResult_v0(data, pos)
+        _e4 = new_instance(_CreatePartitionsTopicResult)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.name, pos = string_at(data, pos, _n5)
+        _e4.error_code, _n6 = _unpack_hh(data, pos)
+        pos += 4
+        _e4.error_message, pos = nullable_string_at(data, pos, _n6)
         _append3(_e4)
     o.results = _items2
     return o, pos
@@ -352,11 +368,14 @@ def _dec_CreatePartitionsResponse_v0(data: Buffer, pos: int) -> tuple[CreatePart
 
 def _enc_CreatePartitionsResponse_v2(o: CreatePartitionsResponse, w: Writer) -> None:
     """Encode a CreatePartitionsResponse, versions 2, 3."""
-    _a1 = o.results
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.results
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_CreatePartitionsTopicResult_v2(_e2, w)
+        w(compact_string(_e2.name))
+        w(_pack_h(_e2.error_code))
+        w(compact_nullable_string(_e2.error_message))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -377,16 +396,21 @@ def _dec_CreatePartitionsResponse_v2(data: Buffer, pos: int) -> tuple[CreatePart
     _items2: list[CreatePartitionsResponse.CreatePartitionsTopicResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_CreatePartitionsTopicResult_v2(data, pos)
+        _e4 = new_instance(_CreatePartitionsTopicResult)
+        _e4.name, pos = read_compact_string(data, pos)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.error_message, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.results = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -428,13 +452,10 @@ def _dec_CreatePartitionsTopicResult_v2(data: Buffer, pos: int) -> tuple[CreateP
     o.error_code = _unpack_h(data, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

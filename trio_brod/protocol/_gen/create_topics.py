@@ -210,12 +210,12 @@ _CreateTopicsResponse = CreateTopicsResponse
 
 def _enc_CreateTopicsRequest_v0(o: CreateTopicsRequest, w: Writer) -> None:
     """Encode a CreateTopicsRequest, version 0."""
+    if o.validate_only != False:
+        raise InvalidValue('validate_only')
     _a1 = o.topics
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
         _enc_CreatableTopic_v0(_e2, w)
-    if o.validate_only != False:
-        raise InvalidValue('validate_only')
     w(_pack_i(o.timeout_ms))
 
 
@@ -296,13 +296,10 @@ def _dec_CreateTopicsRequest_v5(data: Buffer, pos: int) -> tuple[CreateTopicsReq
     o.topics = _items2
     o.timeout_ms, o.validate_only = _unpack_io(data, pos)
     pos += 5
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -314,11 +311,19 @@ def _enc_CreatableTopic_v0(o: CreateTopicsRequest.CreatableTopic, w: Writer) -> 
     _a2 = o.assignments
     w(_pack_ihi(o.num_partitions, o.replication_factor, len(_a2)))
     for _e3 in _a2:
-        _enc_CreatableReplicaAssignment_v0(_e3, w)
-    _a4 = o.configs
-    w(_pack_i(len(_a4)))
-    for _e5 in _a4:
-        _enc_CreatableTopicConfig_v0(_e5, w)
+        _a4 = _e3.broker_ids
+        w(_pack_ii(_e3.partition_index, len(_a4)))
+        w(pack_int32s(_a4))
+    _a5 = o.configs
+    w(_pack_i(len(_a5)))
+    for _e6 in _a5:
+        _s7 = _e6.name.encode()
+        w(_pack_h(len(_s7)))
+        w(_s7)
+        _s8 = None if _e6.value is None else _e6.value.encode()
+        w(_pack_h(-1 if _s8 is None else len(_s8)))
+        if _s8 is not None:
+            w(_s8)
 
 
 def _dec_CreatableTopic_v0(data: Buffer, pos: int) -> tuple[CreateTopicsRequest.CreatableTopic, int]:
@@ -335,35 +340,50 @@ def _dec_CreatableTopic_v0(data: Buffer, pos: int) -> tuple[CreateTopicsRequest.
     _items3: list[CreateTopicsRequest.CreatableReplicaAssignment] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_CreatableReplicaAssignment_v0(data, pos)
+        _e5 = new_instance(_CreatableReplicaAssignment)
+        _e5.partition_index, _n6 = _unpack_ii(data, pos)
+        pos += 8
+        _e5.broker_ids, pos = read_int32s_at(data, pos, _n6)
         _append4(_e5)
     o.assignments = _items3
-    _n6 = _unpack_i(data, pos)[0]
+    _n7 = _unpack_i(data, pos)[0]
     pos += 4
-    if _n6 < 0:
+    if _n7 < 0:
         raise DecodeFailure(pos, 'non-nullable array configs is null')
-    check_count(data, pos, _n6, 4)
-    _items7: list[CreateTopicsRequest.CreatableTopicConfig] = []
-    _append8 = _items7.append
-    for _ in range(_n6):
-        _e9, pos = _dec_CreatableTopicConfig_v0(data, pos)
-        _append8(_e9)
-    o.configs = _items7
+    check_count(data, pos, _n7, 4)
+    _items8: list[CreateTopicsRequest.CreatableTopicConfig] = []
+    _append9 = _items8.append
+    for _ in range(_n7):
+        _e10 = new_instance(_CreatableTopicConfig)
+        _n11 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e10.name, pos = string_at(data, pos, _n11)
+        _n12 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e10.value, pos = nullable_string_at(data, pos, _n12)
+        _append9(_e10)
+    o.configs = _items8
     return o, pos
 
 
 def _enc_CreatableTopic_v5(o: CreateTopicsRequest.CreatableTopic, w: Writer) -> None:
     """Encode a CreatableTopic, versions 5, 6, 7."""
     w(compact_string(o.name))
-    _a1 = o.assignments
     w(_pack_ih(o.num_partitions, o.replication_factor))
+    _a1 = o.assignments
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_CreatableReplicaAssignment_v5(_e2, w)
-    _a3 = o.configs
-    w(uvarint(len(_a3) + 1))
-    for _e4 in _a3:
-        _enc_CreatableTopicConfig_v5(_e4, w)
+        w(_pack_i(_e2.partition_index))
+        _a3 = _e2.broker_ids
+        w(uvarint(len(_a3) + 1))
+        w(pack_int32s(_a3))
+        w(b'\x00')
+    _a4 = o.configs
+    w(uvarint(len(_a4) + 1))
+    for _e5 in _a4:
+        w(compact_string(_e5.name))
+        w(compact_nullable_string(_e5.value))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -385,7 +405,14 @@ def _dec_CreatableTopic_v5(data: Buffer, pos: int) -> tuple[CreateTopicsRequest.
     _items2: list[CreateTopicsRequest.CreatableReplicaAssignment] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_CreatableReplicaAssignment_v5(data, pos)
+        _e4 = new_instance(_CreatableReplicaAssignment)
+        _e4.partition_index = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.broker_ids, pos = read_compact_int32s(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.assignments = _items2
     _n5 = data[pos] - 1
@@ -400,16 +427,19 @@ def _dec_CreatableTopic_v5(data: Buffer, pos: int) -> tuple[CreateTopicsRequest.
     _items6: list[CreateTopicsRequest.CreatableTopicConfig] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_CreatableTopicConfig_v5(data, pos)
+        _e8 = new_instance(_CreatableTopicConfig)
+        _e8.name, pos = read_compact_string(data, pos)
+        _e8.value, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append7(_e8)
     o.configs = _items6
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -431,8 +461,8 @@ def _dec_CreatableReplicaAssignment_v0(data: Buffer, pos: int) -> tuple[CreateTo
 
 def _enc_CreatableReplicaAssignment_v5(o: CreateTopicsRequest.CreatableReplicaAssignment, w: Writer) -> None:
     """Encode a CreatableReplicaAssignment, versions 5, 6, 7."""
-    _a1 = o.broker_ids
     w(_pack_i(o.partition_index))
+    _a1 = o.broker_ids
     w(uvarint(len(_a1) + 1))
     w(pack_int32s(_a1))
     w(b'\x00')
@@ -444,13 +474,10 @@ def _dec_CreatableReplicaAssignment_v5(data: Buffer, pos: int) -> tuple[CreateTo
     o.partition_index = _unpack_i(data, pos)[0]
     pos += 4
     o.broker_ids, pos = read_compact_int32s(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -489,13 +516,10 @@ def _dec_CreatableTopicConfig_v5(data: Buffer, pos: int) -> tuple[CreateTopicsRe
     o = new_instance(_CreatableTopicConfig)
     o.name, pos = read_compact_string(data, pos)
     o.value, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -504,7 +528,10 @@ def _enc_CreateTopicsResponse_v0(o: CreateTopicsResponse, w: Writer) -> None:
     _a1 = o.topics
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
-        _enc_CreatableTopicResult_v0(_e2, w)
+        _s3 = _e2.name.encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
+        w(_pack_h(_e2.error_code))
 
 
 def _dec_CreateTopicsResponse_v0(data: Buffer, pos: int) -> tuple[CreateTopicsResponse, int]:
@@ -518,7 +545,18 @@ def _dec_CreateTopicsResponse_v0(data: Buffer, pos: int) -> tuple[CreateTopicsRe
     _items2: list[CreateTopicsResponse.CreatableTopicResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_CreatableTopicResult_v0(data, pos)
+        _e4 = new_instance(_CreatableTopicResult)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.name, pos = string_at(data, pos, _n5)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.topic_id = UUID_ZERO
+        _e4.error_message = ""
+        _e4.topic_config_error_code = 0
+        _e4.num_partitions = -1
+        _e4.replication_factor = -1
+        _e4.configs = []
         _append3(_e4)
     o.topics = _items2
     o.throttle_time_ms = 0
@@ -530,7 +568,13 @@ def _enc_CreateTopicsResponse_v1(o: CreateTopicsResponse, w: Writer) -> None:
     _a1 = o.topics
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
-        _enc_CreatableTopicResult_v1(_e2, w)
+        _s3 = _e2.name.encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
+        _s4 = None if _e2.error_message is None else _e2.error_message.encode()
+        w(_pack_hh(_e2.error_code, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
 
 
 def _dec_CreateTopicsResponse_v1(data: Buffer, pos: int) -> tuple[CreateTopicsResponse, int]:
@@ -544,7 +588,18 @@ def _dec_CreateTopicsResponse_v1(data: Buffer, pos: int) -> tuple[CreateTopicsRe
     _items2: list[CreateTopicsResponse.CreatableTopicResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_CreatableTopicResult_v1(data, pos)
+        _e4 = new_instance(_CreatableTopicResult)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.name, pos = string_at(data, pos, _n5)
+        _e4.error_code, _n6 = _unpack_hh(data, pos)
+        pos += 4
+        _e4.error_message, pos = nullable_string_at(data, pos, _n6)
+        _e4.topic_id = UUID_ZERO
+        _e4.topic_config_error_code = 0
+        _e4.num_partitions = -1
+        _e4.replication_factor = -1
+        _e4.configs = []
         _append3(_e4)
     o.topics = _items2
     o.throttle_time_ms = 0
@@ -556,7 +611,13 @@ def _enc_CreateTopicsResponse_v2(o: CreateTopicsResponse, w: Writer) -> None:
     _a1 = o.topics
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
-        _enc_CreatableTopicResult_v1(_e2, w)
+        _s3 = _e2.name.encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
+        _s4 = None if _e2.error_message is None else _e2.error_message.encode()
+        w(_pack_hh(_e2.error_code, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
 
 
 def _dec_CreateTopicsResponse_v2(data: Buffer, pos: int) -> tuple[CreateTopicsResponse, int]:
@@ -570,7 +631,18 @@ def _dec_CreateTopicsResponse_v2(data: Buffer, pos: int) -> tuple[CreateTopicsRe
     _items2: list[CreateTopicsResponse.CreatableTopicResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_CreatableTopicResult_v1(data, pos)
+        _e4 = new_instance(_CreatableTopicResult)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.name, pos = string_at(data, pos, _n5)
+        _e4.error_code, _n6 = _unpack_hh(data, pos)
+        pos += 4
+        _e4.error_message, pos = nullable_string_at(data, pos, _n6)
+        _e4.topic_id = UUID_ZERO
+        _e4.topic_config_error_code = 0
+        _e4.num_partitions = -1
+        _e4.replication_factor = -1
+        _e4.configs = []
         _append3(_e4)
     o.topics = _items2
     return o, pos
@@ -578,8 +650,8 @@ def _dec_CreateTopicsResponse_v2(data: Buffer, pos: int) -> tuple[CreateTopicsRe
 
 def _enc_CreateTopicsResponse_v5(o: CreateTopicsResponse, w: Writer) -> None:
     """Encode a CreateTopicsResponse, versions 5, 6."""
-    _a1 = o.topics
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_CreatableTopicResult_v5(_e2, w)
@@ -606,20 +678,17 @@ def _dec_CreateTopicsResponse_v5(data: Buffer, pos: int) -> tuple[CreateTopicsRe
         _e4, pos = _dec_CreatableTopicResult_v5(data, pos)
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_CreateTopicsResponse_v7(o: CreateTopicsResponse, w: Writer) -> None:
     """Encode a CreateTopicsResponse, version 7."""
-    _a1 = o.topics
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_CreatableTopicResult_v7(_e2, w)
@@ -646,13 +715,10 @@ def _dec_CreateTopicsResponse_v7(data: Buffer, pos: int) -> tuple[CreateTopicsRe
         _e4, pos = _dec_CreatableTopicResult_v7(data, pos)
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -714,19 +780,21 @@ def _enc_CreatableTopicResult_v5(o: CreateTopicsResponse.CreatableTopicResult, w
     w(compact_string(o.name))
     w(_pack_h(o.error_code))
     w(compact_nullable_string(o.error_message))
-    _a1 = o.configs
     w(_pack_ih(o.num_partitions, o.replication_factor))
+    _a1 = o.configs
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_CreatableTopicConfigs_v5(_e2, w)
-    _tags: list[bytes] = []
+            w(compact_string(_e2.name))
+            w(compact_nullable_string(_e2.value))
+            w(_pack_obox(_e2.read_only, _e2.config_source, _e2.is_sensitive))
+    _tags3: list[bytes] = []
     if o.topic_config_error_code != 0:
-        _tagged3: list[bytes] = []
-        _tagged3.append(_pack_h(o.topic_config_error_code))
-        _tags.append(tagged_field(0, _tagged3))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _tagged4: list[bytes] = []
+        _tagged4.append(_pack_h(o.topic_config_error_code))
+        _tags3.append(tagged_field(0, _tagged4))
+    w(uvarint(len(_tags3)))
+    w(b''.join(_tags3))
 
 
 def _dec_CreatableTopicResult_v5(data: Buffer, pos: int) -> tuple[CreateTopicsResponse.CreatableTopicResult, int]:
@@ -751,16 +819,20 @@ def _dec_CreatableTopicResult_v5(data: Buffer, pos: int) -> tuple[CreateTopicsRe
         _items2: list[CreateTopicsResponse.CreatableTopicConfigs] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_CreatableTopicConfigs_v5(data, pos)
+            _e4 = new_instance(_CreatableTopicConfigs)
+            _e4.name, pos = read_compact_string(data, pos)
+            _e4.value, pos = read_compact_nullable_string(data, pos)
+            _e4.read_only, _e4.config_source, _e4.is_sensitive = _unpack_obo(data, pos)
+            pos += 3
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append3(_e4)
         o.configs = _items2
     o.topic_id = UUID_ZERO
     o.topic_config_error_code = 0
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -779,19 +851,21 @@ def _enc_CreatableTopicResult_v7(o: CreateTopicsResponse.CreatableTopicResult, w
     w(compact_string(o.name))
     w(_pack_Uh(o.topic_id.bytes, o.error_code))
     w(compact_nullable_string(o.error_message))
-    _a1 = o.configs
     w(_pack_ih(o.num_partitions, o.replication_factor))
+    _a1 = o.configs
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_CreatableTopicConfigs_v5(_e2, w)
-    _tags: list[bytes] = []
+            w(compact_string(_e2.name))
+            w(compact_nullable_string(_e2.value))
+            w(_pack_obox(_e2.read_only, _e2.config_source, _e2.is_sensitive))
+    _tags3: list[bytes] = []
     if o.topic_config_error_code != 0:
-        _tagged3: list[bytes] = []
-        _tagged3.append(_pack_h(o.topic_config_error_code))
-        _tags.append(tagged_field(0, _tagged3))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _tagged4: list[bytes] = []
+        _tagged4.append(_pack_h(o.topic_config_error_code))
+        _tags3.append(tagged_field(0, _tagged4))
+    w(uvarint(len(_tags3)))
+    w(b''.join(_tags3))
 
 
 def _dec_CreatableTopicResult_v7(data: Buffer, pos: int) -> tuple[CreateTopicsResponse.CreatableTopicResult, int]:
@@ -817,15 +891,19 @@ def _dec_CreatableTopicResult_v7(data: Buffer, pos: int) -> tuple[CreateTopicsRe
         _items3: list[CreateTopicsResponse.CreatableTopicConfigs] = []
         _append4 = _items3.append
         for _ in range(_n2):
-            _e5, pos = _dec_CreatableTopicConfigs_v5(data, pos)
+            _e5 = new_instance(_CreatableTopicConfigs)
+            _e5.name, pos = read_compact_string(data, pos)
+            _e5.value, pos = read_compact_nullable_string(data, pos)
+            _e5.read_only, _e5.config_source, _e5.is_sensitive = _unpack_obo(data, pos)
+            pos += 3
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append4(_e5)
         o.configs = _items3
     o.topic_config_error_code = 0
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -853,13 +931,10 @@ def _dec_CreatableTopicConfigs_v5(data: Buffer, pos: int) -> tuple[CreateTopicsR
     o.value, pos = read_compact_nullable_string(data, pos)
     o.read_only, o.config_source, o.is_sensitive = _unpack_obo(data, pos)
     pos += 3
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

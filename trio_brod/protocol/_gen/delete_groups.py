@@ -157,13 +157,10 @@ def _dec_DeleteGroupsRequest_v2(data: Buffer, pos: int) -> tuple[DeleteGroupsReq
         _e4, pos = read_compact_string(data, pos)
         _append3(_e4)
     o.groups_names = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -172,7 +169,10 @@ def _enc_DeleteGroupsResponse_v0(o: DeleteGroupsResponse, w: Writer) -> None:
     _a1 = o.results
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
-        _enc_DeletableGroupResult_v0(_e2, w)
+        _s3 = _e2.group_id.encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
+        w(_pack_h(_e2.error_code))
 
 
 def _dec_DeleteGroupsResponse_v0(data: Buffer, pos: int) -> tuple[DeleteGroupsResponse, int]:
@@ -186,7 +186,12 @@ def _dec_DeleteGroupsResponse_v0(data: Buffer, pos: int) -> tuple[DeleteGroupsRe
     _items2: list[DeleteGroupsResponse.DeletableGroupResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DeletableGroupResult_v0(data, pos)
+        _e4 = new_instance(_DeletableGroupResult)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.group_id, pos = string_at(data, pos, _n5)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
         _append3(_e4)
     o.results = _items2
     return o, pos
@@ -194,11 +199,12 @@ def _dec_DeleteGroupsResponse_v0(data: Buffer, pos: int) -> tuple[DeleteGroupsRe
 
 def _enc_DeleteGroupsResponse_v2(o: DeleteGroupsResponse, w: Writer) -> None:
     """Encode a DeleteGroupsResponse, version 2."""
-    _a1 = o.results
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.results
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DeletableGroupResult_v2(_e2, w)
+        w(compact_string(_e2.group_id))
+        w(_pack_hx(_e2.error_code))
     w(b'\x00')
 
 
@@ -219,16 +225,20 @@ def _dec_DeleteGroupsResponse_v2(data: Buffer, pos: int) -> tuple[DeleteGroupsRe
     _items2: list[DeleteGroupsResponse.DeletableGroupResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DeletableGroupResult_v2(data, pos)
+        _e4 = new_instance(_DeletableGroupResult)
+        _e4.group_id, pos = read_compact_string(data, pos)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.results = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -263,13 +273,10 @@ def _dec_DeletableGroupResult_v2(data: Buffer, pos: int) -> tuple[DeleteGroupsRe
     o.group_id, pos = read_compact_string(data, pos)
     o.error_code = _unpack_h(data, pos)[0]
     pos += 2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -206,13 +206,10 @@ def _dec_DeleteRecordsRequest_v2(data: Buffer, pos: int) -> tuple[DeleteRecordsR
     o.topics = _items2
     o.timeout_ms = _unpack_i(data, pos)[0]
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -224,7 +221,7 @@ def _enc_DeleteRecordsTopic_v0(o: DeleteRecordsRequest.DeleteRecordsTopic, w: Wr
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_DeleteRecordsPartition_v0(_e3, w)
+        w(_pack_iq(_e3.partition_index, _e3.offset))
 
 
 def _dec_DeleteRecordsTopic_v0(data: Buffer, pos: int) -> tuple[DeleteRecordsRequest.DeleteRecordsTopic, int]:
@@ -241,7 +238,9 @@ def _dec_DeleteRecordsTopic_v0(data: Buffer, pos: int) -> tuple[DeleteRecordsReq
     _items3: list[DeleteRecordsRequest.DeleteRecordsPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_DeleteRecordsPartition_v0(data, pos)
+        _e5 = new_instance(_DeleteRecordsPartition)
+        _e5.partition_index, _e5.offset = _unpack_iq(data, pos)
+        pos += 12
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -253,7 +252,7 @@ def _enc_DeleteRecordsTopic_v2(o: DeleteRecordsRequest.DeleteRecordsTopic, w: Wr
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DeleteRecordsPartition_v2(_e2, w)
+        w(_pack_iqx(_e2.partition_index, _e2.offset))
     w(b'\x00')
 
 
@@ -273,16 +272,19 @@ def _dec_DeleteRecordsTopic_v2(data: Buffer, pos: int) -> tuple[DeleteRecordsReq
     _items2: list[DeleteRecordsRequest.DeleteRecordsPartition] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DeleteRecordsPartition_v2(data, pos)
+        _e4 = new_instance(_DeleteRecordsPartition)
+        _e4.partition_index, _e4.offset = _unpack_iq(data, pos)
+        pos += 12
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -309,13 +311,10 @@ def _dec_DeleteRecordsPartition_v2(data: Buffer, pos: int) -> tuple[DeleteRecord
     o = new_instance(_DeleteRecordsPartition)
     o.partition_index, o.offset = _unpack_iq(data, pos)
     pos += 12
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -346,8 +345,8 @@ def _dec_DeleteRecordsResponse_v0(data: Buffer, pos: int) -> tuple[DeleteRecords
 
 def _enc_DeleteRecordsResponse_v2(o: DeleteRecordsResponse, w: Writer) -> None:
     """Encode a DeleteRecordsResponse, version 2."""
-    _a1 = o.topics
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_DeleteRecordsTopicResult_v2(_e2, w)
@@ -374,13 +373,10 @@ def _dec_DeleteRecordsResponse_v2(data: Buffer, pos: int) -> tuple[DeleteRecords
         _e4, pos = _dec_DeleteRecordsTopicResult_v2(data, pos)
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -392,7 +388,7 @@ def _enc_DeleteRecordsTopicResult_v0(o: DeleteRecordsResponse.DeleteRecordsTopic
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_DeleteRecordsPartitionResult_v0(_e3, w)
+        w(_pack_iqh(_e3.partition_index, _e3.low_watermark, _e3.error_code))
 
 
 def _dec_DeleteRecordsTopicResult_v0(data: Buffer, pos: int) -> tuple[DeleteRecordsResponse.DeleteRecordsTopicResult, int]:
@@ -409,7 +405,9 @@ def _dec_DeleteRecordsTopicResult_v0(data: Buffer, pos: int) -> tuple[DeleteReco
     _items3: list[DeleteRecordsResponse.DeleteRecordsPartitionResult] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_DeleteRecordsPartitionResult_v0(data, pos)
+        _e5 = new_instance(_DeleteRecordsPartitionResult)
+        _e5.partition_index, _e5.low_watermark, _e5.error_code = _unpack_iqh(data, pos)
+        pos += 14
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -421,7 +419,7 @@ def _enc_DeleteRecordsTopicResult_v2(o: DeleteRecordsResponse.DeleteRecordsTopic
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DeleteRecordsPartitionResult_v2(_e2, w)
+        w(_pack_iqhx(_e2.partition_index, _e2.low_watermark, _e2.error_code))
     w(b'\x00')
 
 
@@ -441,16 +439,19 @@ def _dec_DeleteRecordsTopicResult_v2(data: Buffer, pos: int) -> tuple[DeleteReco
     _items2: list[DeleteRecordsResponse.DeleteRecordsPartitionResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DeleteRecordsPartitionResult_v2(data, pos)
+        _e4 = new_instance(_DeleteRecordsPartitionResult)
+        _e4.partition_index, _e4.low_watermark, _e4.error_code = _unpack_iqh(data, pos)
+        pos += 14
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -477,13 +478,10 @@ def _dec_DeleteRecordsPartitionResult_v2(data: Buffer, pos: int) -> tuple[Delete
     o = new_instance(_DeleteRecordsPartitionResult)
     o.partition_index, o.low_watermark, o.error_code = _unpack_iqh(data, pos)
     pos += 14
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

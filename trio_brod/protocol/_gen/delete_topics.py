@@ -201,13 +201,10 @@ def _dec_DeleteTopicsRequest_v4(data: Buffer, pos: int) -> tuple[DeleteTopicsReq
     o.timeout_ms = _unpack_i(data, pos)[0]
     pos += 4
     o.topics = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -216,7 +213,8 @@ def _enc_DeleteTopicsRequest_v6(o: DeleteTopicsRequest, w: Writer) -> None:
     _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DeleteTopicState_v6(_e2, w)
+        w(compact_nullable_string(_e2.name))
+        w(_pack_Ux(_e2.topic_id.bytes))
     w(_pack_ix(o.timeout_ms))
 
 
@@ -235,19 +233,24 @@ def _dec_DeleteTopicsRequest_v6(data: Buffer, pos: int) -> tuple[DeleteTopicsReq
     _items2: list[DeleteTopicsRequest.DeleteTopicState] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DeleteTopicState_v6(data, pos)
+        _e4 = new_instance(_DeleteTopicState)
+        _e4.name, pos = read_compact_nullable_string(data, pos)
+        _u5 = _unpack_U(data, pos)[0]
+        pos += 16
+        _e4.topic_id = UUID(bytes=_u5)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.topics = _items2
     o.timeout_ms = _unpack_i(data, pos)[0]
     pos += 4
     o.topic_names = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -264,13 +267,10 @@ def _dec_DeleteTopicState_v6(data: Buffer, pos: int) -> tuple[DeleteTopicsReques
     _u1 = _unpack_U(data, pos)[0]
     pos += 16
     o.topic_id = UUID(bytes=_u1)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -279,7 +279,10 @@ def _enc_DeleteTopicsResponse_v0(o: DeleteTopicsResponse, w: Writer) -> None:
     _a1 = o.responses
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
-        _enc_DeletableTopicResult_v0(_e2, w)
+        _s3 = not_null(_e2.name).encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
+        w(_pack_h(_e2.error_code))
 
 
 def _dec_DeleteTopicsResponse_v0(data: Buffer, pos: int) -> tuple[DeleteTopicsResponse, int]:
@@ -293,7 +296,14 @@ def _dec_DeleteTopicsResponse_v0(data: Buffer, pos: int) -> tuple[DeleteTopicsRe
     _items2: list[DeleteTopicsResponse.DeletableTopicResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DeletableTopicResult_v0(data, pos)
+        _e4 = new_instance(_DeletableTopicResult)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.name, pos = string_at(data, pos, _n5)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.topic_id = UUID_ZERO
+        _e4.error_message = None
         _append3(_e4)
     o.responses = _items2
     o.throttle_time_ms = 0
@@ -305,7 +315,10 @@ def _enc_DeleteTopicsResponse_v1(o: DeleteTopicsResponse, w: Writer) -> None:
     _a1 = o.responses
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
-        _enc_DeletableTopicResult_v0(_e2, w)
+        _s3 = not_null(_e2.name).encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
+        w(_pack_h(_e2.error_code))
 
 
 def _dec_DeleteTopicsResponse_v1(data: Buffer, pos: int) -> tuple[DeleteTopicsResponse, int]:
@@ -319,7 +332,14 @@ def _dec_DeleteTopicsResponse_v1(data: Buffer, pos: int) -> tuple[DeleteTopicsRe
     _items2: list[DeleteTopicsResponse.DeletableTopicResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DeletableTopicResult_v0(data, pos)
+        _e4 = new_instance(_DeletableTopicResult)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.name, pos = string_at(data, pos, _n5)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.topic_id = UUID_ZERO
+        _e4.error_message = None
         _append3(_e4)
     o.responses = _items2
     return o, pos
@@ -327,11 +347,12 @@ def _dec_DeleteTopicsResponse_v1(data: Buffer, pos: int) -> tuple[DeleteTopicsRe
 
 def _enc_DeleteTopicsResponse_v4(o: DeleteTopicsResponse, w: Writer) -> None:
     """Encode a DeleteTopicsResponse, version 4."""
-    _a1 = o.responses
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.responses
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DeletableTopicResult_v4(_e2, w)
+        w(compact_string(not_null(_e2.name)))
+        w(_pack_hx(_e2.error_code))
     w(b'\x00')
 
 
@@ -352,26 +373,35 @@ def _dec_DeleteTopicsResponse_v4(data: Buffer, pos: int) -> tuple[DeleteTopicsRe
     _items2: list[DeleteTopicsResponse.DeletableTopicResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DeletableTopicResult_v4(data, pos)
+        _e4 = new_instance(_DeletableTopicResult)
+        _e4.name, pos = read_compact_string(data, pos)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.topic_id = UUID_ZERO
+        _e4.error_message = None
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.responses = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_DeleteTopicsResponse_v5(o: DeleteTopicsResponse, w: Writer) -> None:
     """Encode a DeleteTopicsResponse, version 5."""
-    _a1 = o.responses
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.responses
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DeletableTopicResult_v5(_e2, w)
+        w(compact_string(not_null(_e2.name)))
+        w(_pack_h(_e2.error_code))
+        w(compact_nullable_string(_e2.error_message))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -392,26 +422,35 @@ def _dec_DeleteTopicsResponse_v5(data: Buffer, pos: int) -> tuple[DeleteTopicsRe
     _items2: list[DeleteTopicsResponse.DeletableTopicResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DeletableTopicResult_v5(data, pos)
+        _e4 = new_instance(_DeletableTopicResult)
+        _e4.name, pos = read_compact_string(data, pos)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.error_message, pos = read_compact_nullable_string(data, pos)
+        _e4.topic_id = UUID_ZERO
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.responses = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_DeleteTopicsResponse_v6(o: DeleteTopicsResponse, w: Writer) -> None:
     """Encode a DeleteTopicsResponse, version 6."""
-    _a1 = o.responses
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.responses
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DeletableTopicResult_v6(_e2, w)
+        w(compact_nullable_string(_e2.name))
+        w(_pack_Uh(_e2.topic_id.bytes, _e2.error_code))
+        w(compact_nullable_string(_e2.error_message))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -432,16 +471,22 @@ def _dec_DeleteTopicsResponse_v6(data: Buffer, pos: int) -> tuple[DeleteTopicsRe
     _items2: list[DeleteTopicsResponse.DeletableTopicResult] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DeletableTopicResult_v6(data, pos)
+        _e4 = new_instance(_DeletableTopicResult)
+        _e4.name, pos = read_compact_nullable_string(data, pos)
+        _u5, _e4.error_code = _unpack_Uh(data, pos)
+        pos += 18
+        _e4.topic_id = UUID(bytes=_u5)
+        _e4.error_message, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.responses = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -480,13 +525,10 @@ def _dec_DeletableTopicResult_v4(data: Buffer, pos: int) -> tuple[DeleteTopicsRe
     pos += 2
     o.topic_id = UUID_ZERO
     o.error_message = None
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -506,13 +548,10 @@ def _dec_DeletableTopicResult_v5(data: Buffer, pos: int) -> tuple[DeleteTopicsRe
     pos += 2
     o.error_message, pos = read_compact_nullable_string(data, pos)
     o.topic_id = UUID_ZERO
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -532,13 +571,10 @@ def _dec_DeletableTopicResult_v6(data: Buffer, pos: int) -> tuple[DeleteTopicsRe
     pos += 18
     o.topic_id = UUID(bytes=_u1)
     o.error_message, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

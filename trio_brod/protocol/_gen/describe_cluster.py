@@ -143,13 +143,10 @@ def _dec_DescribeClusterRequest_v0(data: Buffer, pos: int) -> tuple[DescribeClus
     o.include_cluster_authorized_operations = _unpack_o(data, pos)[0]
     pos += 1
     o.endpoint_type = 1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -163,28 +160,29 @@ def _dec_DescribeClusterRequest_v1(data: Buffer, pos: int) -> tuple[DescribeClus
     o = new_instance(_DescribeClusterRequest)
     o.include_cluster_authorized_operations, o.endpoint_type = _unpack_ob(data, pos)
     pos += 2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_DescribeClusterResponse_v0(o: DescribeClusterResponse, w: Writer) -> None:
     """Encode a DescribeClusterResponse, version 0."""
-    w(_pack_ih(o.throttle_time_ms, o.error_code))
-    w(compact_nullable_string(o.error_message))
     if o.endpoint_type != 1:
         raise InvalidValue('endpoint_type')
+    w(_pack_ih(o.throttle_time_ms, o.error_code))
+    w(compact_nullable_string(o.error_message))
     w(compact_string(o.cluster_id))
-    _a1 = o.brokers
     w(_pack_i(o.controller_id))
+    _a1 = o.brokers
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DescribeClusterBroker_v0(_e2, w)
+        w(_pack_i(_e2.broker_id))
+        w(compact_string(_e2.host))
+        w(_pack_i(_e2.port))
+        w(compact_nullable_string(_e2.rack))
+        w(b'\x00')
     w(_pack_ix(o.cluster_authorized_operations))
 
 
@@ -209,19 +207,26 @@ def _dec_DescribeClusterResponse_v0(data: Buffer, pos: int) -> tuple[DescribeClu
     _items2: list[DescribeClusterResponse.DescribeClusterBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DescribeClusterBroker_v0(data, pos)
+        _e4 = new_instance(_DescribeClusterBroker)
+        _e4.broker_id = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.host, pos = read_compact_string(data, pos)
+        _e4.port = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.rack, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.brokers = _items2
     o.cluster_authorized_operations = _unpack_i(data, pos)[0]
     pos += 4
     o.endpoint_type = 1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -231,11 +236,15 @@ def _enc_DescribeClusterResponse_v1(o: DescribeClusterResponse, w: Writer) -> No
     w(compact_nullable_string(o.error_message))
     w(_pack_b(o.endpoint_type))
     w(compact_string(o.cluster_id))
-    _a1 = o.brokers
     w(_pack_i(o.controller_id))
+    _a1 = o.brokers
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DescribeClusterBroker_v0(_e2, w)
+        w(_pack_i(_e2.broker_id))
+        w(compact_string(_e2.host))
+        w(_pack_i(_e2.port))
+        w(compact_nullable_string(_e2.rack))
+        w(b'\x00')
     w(_pack_ix(o.cluster_authorized_operations))
 
 
@@ -262,18 +271,25 @@ def _dec_DescribeClusterResponse_v1(data: Buffer, pos: int) -> tuple[DescribeClu
     _items2: list[DescribeClusterResponse.DescribeClusterBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DescribeClusterBroker_v0(data, pos)
+        _e4 = new_instance(_DescribeClusterBroker)
+        _e4.broker_id = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.host, pos = read_compact_string(data, pos)
+        _e4.port = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.rack, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.brokers = _items2
     o.cluster_authorized_operations = _unpack_i(data, pos)[0]
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -295,13 +311,10 @@ def _dec_DescribeClusterBroker_v0(data: Buffer, pos: int) -> tuple[DescribeClust
     o.port = _unpack_i(data, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -198,14 +198,23 @@ _DescribeConfigsResponse = DescribeConfigsResponse
 
 def _enc_DescribeConfigsRequest_v0(o: DescribeConfigsRequest, w: Writer) -> None:
     """Encode a DescribeConfigsRequest, version 0."""
-    _a1 = o.resources
-    w(_pack_i(len(_a1)))
-    for _e2 in _a1:
-        _enc_DescribeConfigsResource_v0(_e2, w)
     if o.include_synonyms != False:
         raise InvalidValue('include_synonyms')
     if o.include_documentation != False:
         raise InvalidValue('include_documentation')
+    _a1 = o.resources
+    w(_pack_i(len(_a1)))
+    for _e2 in _a1:
+        _s3 = _e2.resource_name.encode()
+        w(_pack_bh(_e2.resource_type, len(_s3)))
+        w(_s3)
+        _a4 = _e2.configuration_keys
+        w(_pack_i(-1 if _a4 is None else len(_a4)))
+        if _a4 is not None:
+            for _e5 in _a4:
+                _s6 = _e5.encode()
+                w(_pack_h(len(_s6)))
+                w(_s6)
 
 
 def _dec_DescribeConfigsRequest_v0(data: Buffer, pos: int) -> tuple[DescribeConfigsRequest, int]:
@@ -219,7 +228,22 @@ def _dec_DescribeConfigsRequest_v0(data: Buffer, pos: int) -> tuple[DescribeConf
     _items2: list[DescribeConfigsRequest.DescribeConfigsResource] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DescribeConfigsResource_v0(data, pos)
+        _e4 = new_instance(_DescribeConfigsResource)
+        _e4.resource_type, _n5 = _unpack_bh(data, pos)
+        pos += 3
+        _e4.resource_name, pos = string_at(data, pos, _n5)
+        _n6 = _unpack_i(data, pos)[0]
+        pos += 4
+        if _n6 < 0:
+            _e4.configuration_keys = None
+        else:
+            check_count(data, pos, _n6, 2)
+            _items7: list[str] = []
+            _append8 = _items7.append
+            for _ in range(_n6):
+                _e9, pos = read_string(data, pos)
+                _append8(_e9)
+            _e4.configuration_keys = _items7
         _append3(_e4)
     o.resources = _items2
     o.include_synonyms = False
@@ -229,12 +253,21 @@ def _dec_DescribeConfigsRequest_v0(data: Buffer, pos: int) -> tuple[DescribeConf
 
 def _enc_DescribeConfigsRequest_v1(o: DescribeConfigsRequest, w: Writer) -> None:
     """Encode a DescribeConfigsRequest, versions 1, 2."""
+    if o.include_documentation != False:
+        raise InvalidValue('include_documentation')
     _a1 = o.resources
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
-        _enc_DescribeConfigsResource_v0(_e2, w)
-    if o.include_documentation != False:
-        raise InvalidValue('include_documentation')
+        _s3 = _e2.resource_name.encode()
+        w(_pack_bh(_e2.resource_type, len(_s3)))
+        w(_s3)
+        _a4 = _e2.configuration_keys
+        w(_pack_i(-1 if _a4 is None else len(_a4)))
+        if _a4 is not None:
+            for _e5 in _a4:
+                _s6 = _e5.encode()
+                w(_pack_h(len(_s6)))
+                w(_s6)
     w(_pack_o(o.include_synonyms))
 
 
@@ -249,7 +282,22 @@ def _dec_DescribeConfigsRequest_v1(data: Buffer, pos: int) -> tuple[DescribeConf
     _items2: list[DescribeConfigsRequest.DescribeConfigsResource] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DescribeConfigsResource_v0(data, pos)
+        _e4 = new_instance(_DescribeConfigsResource)
+        _e4.resource_type, _n5 = _unpack_bh(data, pos)
+        pos += 3
+        _e4.resource_name, pos = string_at(data, pos, _n5)
+        _n6 = _unpack_i(data, pos)[0]
+        pos += 4
+        if _n6 < 0:
+            _e4.configuration_keys = None
+        else:
+            check_count(data, pos, _n6, 2)
+            _items7: list[str] = []
+            _append8 = _items7.append
+            for _ in range(_n6):
+                _e9, pos = read_string(data, pos)
+                _append8(_e9)
+            _e4.configuration_keys = _items7
         _append3(_e4)
     o.resources = _items2
     o.include_synonyms = _unpack_o(data, pos)[0]
@@ -263,7 +311,16 @@ def _enc_DescribeConfigsRequest_v3(o: DescribeConfigsRequest, w: Writer) -> None
     _a1 = o.resources
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
-        _enc_DescribeConfigsResource_v0(_e2, w)
+        _s3 = _e2.resource_name.encode()
+        w(_pack_bh(_e2.resource_type, len(_s3)))
+        w(_s3)
+        _a4 = _e2.configuration_keys
+        w(_pack_i(-1 if _a4 is None else len(_a4)))
+        if _a4 is not None:
+            for _e5 in _a4:
+                _s6 = _e5.encode()
+                w(_pack_h(len(_s6)))
+                w(_s6)
     w(_pack_oo(o.include_synonyms, o.include_documentation))
 
 
@@ -278,7 +335,22 @@ def _dec_DescribeConfigsRequest_v3(data: Buffer, pos: int) -> tuple[DescribeConf
     _items2: list[DescribeConfigsRequest.DescribeConfigsResource] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DescribeConfigsResource_v0(data, pos)
+        _e4 = new_instance(_DescribeConfigsResource)
+        _e4.resource_type, _n5 = _unpack_bh(data, pos)
+        pos += 3
+        _e4.resource_name, pos = string_at(data, pos, _n5)
+        _n6 = _unpack_i(data, pos)[0]
+        pos += 4
+        if _n6 < 0:
+            _e4.configuration_keys = None
+        else:
+            check_count(data, pos, _n6, 2)
+            _items7: list[str] = []
+            _append8 = _items7.append
+            for _ in range(_n6):
+                _e9, pos = read_string(data, pos)
+                _append8(_e9)
+            _e4.configuration_keys = _items7
         _append3(_e4)
     o.resources = _items2
     o.include_synonyms, o.include_documentation = _unpack_oo(data, pos)
@@ -291,7 +363,14 @@ def _enc_DescribeConfigsRequest_v4(o: DescribeConfigsRequest, w: Writer) -> None
     _a1 = o.resources
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DescribeConfigsResource_v4(_e2, w)
+        w(_pack_b(_e2.resource_type))
+        w(compact_string(_e2.resource_name))
+        _a3 = _e2.configuration_keys
+        w(b'\x00' if _a3 is None else uvarint(len(_a3) + 1))
+        if _a3 is not None:
+            for _e4 in _a3:
+                w(compact_string(_e4))
+        w(b'\x00')
     w(_pack_oox(o.include_synonyms, o.include_documentation))
 
 
@@ -310,18 +389,38 @@ def _dec_DescribeConfigsRequest_v4(data: Buffer, pos: int) -> tuple[DescribeConf
     _items2: list[DescribeConfigsRequest.DescribeConfigsResource] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DescribeConfigsResource_v4(data, pos)
+        _e4 = new_instance(_DescribeConfigsResource)
+        _e4.resource_type = _unpack_b(data, pos)[0]
+        pos += 1
+        _e4.resource_name, pos = read_compact_string(data, pos)
+        _n5 = data[pos] - 1
+        if _n5 < 0x7F:
+            pos += 1
+        else:
+            _n5, pos = read_uvarint(data, pos)
+            _n5 -= 1
+        if _n5 < 0:
+            _e4.configuration_keys = None
+        else:
+            check_count(data, pos, _n5, 1)
+            _items6: list[str] = []
+            _append7 = _items6.append
+            for _ in range(_n5):
+                _e8, pos = read_compact_string(data, pos)
+                _append7(_e8)
+            _e4.configuration_keys = _items6
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.resources = _items2
     o.include_synonyms, o.include_documentation = _unpack_oo(data, pos)
     pos += 2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -394,13 +493,10 @@ def _dec_DescribeConfigsResource_v4(data: Buffer, pos: int) -> tuple[DescribeCon
             _e4, pos = read_compact_string(data, pos)
             _append3(_e4)
         o.configuration_keys = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -481,8 +577,8 @@ def _dec_DescribeConfigsResponse_v3(data: Buffer, pos: int) -> tuple[DescribeCon
 
 def _enc_DescribeConfigsResponse_v4(o: DescribeConfigsResponse, w: Writer) -> None:
     """Encode a DescribeConfigsResponse, version 4."""
-    _a1 = o.results
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.results
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_DescribeConfigsResult_v4(_e2, w)
@@ -509,13 +605,10 @@ def _dec_DescribeConfigsResponse_v4(data: Buffer, pos: int) -> tuple[DescribeCon
         _e4, pos = _dec_DescribeConfigsResult_v4(data, pos)
         _append3(_e4)
     o.results = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -531,7 +624,14 @@ def _enc_DescribeConfigsResult_v0(o: DescribeConfigsResponse.DescribeConfigsResu
     _a3 = o.configs
     w(_pack_i(len(_a3)))
     for _e4 in _a3:
-        _enc_DescribeConfigsResourceResult_v0(_e4, w)
+        _s5 = _e4.name.encode()
+        w(_pack_h(len(_s5)))
+        w(_s5)
+        _s6 = None if _e4.value is None else _e4.value.encode()
+        w(_pack_h(-1 if _s6 is None else len(_s6)))
+        if _s6 is not None:
+            w(_s6)
+        w(_pack_ooo(_e4.read_only, _e4.is_default, _e4.is_sensitive))
 
 
 def _dec_DescribeConfigsResult_v0(data: Buffer, pos: int) -> tuple[DescribeConfigsResponse.DescribeConfigsResult, int]:
@@ -551,7 +651,19 @@ def _dec_DescribeConfigsResult_v0(data: Buffer, pos: int) -> tuple[DescribeConfi
     _items4: list[DescribeConfigsResponse.DescribeConfigsResourceResult] = []
     _append5 = _items4.append
     for _ in range(_n3):
-        _e6, pos = _dec_DescribeConfigsResourceResult_v0(data, pos)
+        _e6 = new_instance(_DescribeConfigsResourceResult)
+        _n7 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e6.name, pos = string_at(data, pos, _n7)
+        _n8 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e6.value, pos = nullable_string_at(data, pos, _n8)
+        _e6.read_only, _e6.is_default, _e6.is_sensitive = _unpack_ooo(data, pos)
+        pos += 3
+        _e6.config_source = -1
+        _e6.synonyms = []
+        _e6.config_type = 0
+        _e6.documentation = ""
         _append5(_e6)
     o.configs = _items4
     return o, pos
@@ -670,13 +782,10 @@ def _dec_DescribeConfigsResult_v4(data: Buffer, pos: int) -> tuple[DescribeConfi
         _e4, pos = _dec_DescribeConfigsResourceResult_v4(data, pos)
         _append3(_e4)
     o.configs = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -712,6 +821,8 @@ def _dec_DescribeConfigsResourceResult_v0(data: Buffer, pos: int) -> tuple[Descr
 
 def _enc_DescribeConfigsResourceResult_v1(o: DescribeConfigsResponse.DescribeConfigsResourceResult, w: Writer) -> None:
     """Encode a DescribeConfigsResourceResult, versions 1, 2."""
+    if o.is_default != False:
+        raise InvalidValue('is_default')
     _s1 = o.name.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
@@ -719,12 +830,17 @@ def _enc_DescribeConfigsResourceResult_v1(o: DescribeConfigsResponse.DescribeCon
     w(_pack_h(-1 if _s2 is None else len(_s2)))
     if _s2 is not None:
         w(_s2)
-    if o.is_default != False:
-        raise InvalidValue('is_default')
     _a3 = o.synonyms
     w(_pack_oboi(o.read_only, o.config_source, o.is_sensitive, len(_a3)))
     for _e4 in _a3:
-        _enc_DescribeConfigsSynonym_v1(_e4, w)
+        _s5 = _e4.name.encode()
+        w(_pack_h(len(_s5)))
+        w(_s5)
+        _s6 = None if _e4.value is None else _e4.value.encode()
+        w(_pack_h(-1 if _s6 is None else len(_s6)))
+        if _s6 is not None:
+            w(_s6)
+        w(_pack_b(_e4.source))
 
 
 def _dec_DescribeConfigsResourceResult_v1(data: Buffer, pos: int) -> tuple[DescribeConfigsResponse.DescribeConfigsResourceResult, int]:
@@ -744,7 +860,15 @@ def _dec_DescribeConfigsResourceResult_v1(data: Buffer, pos: int) -> tuple[Descr
     _items4: list[DescribeConfigsResponse.DescribeConfigsSynonym] = []
     _append5 = _items4.append
     for _ in range(_n3):
-        _e6, pos = _dec_DescribeConfigsSynonym_v1(data, pos)
+        _e6 = new_instance(_DescribeConfigsSynonym)
+        _n7 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e6.name, pos = string_at(data, pos, _n7)
+        _n8 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e6.value, pos = nullable_string_at(data, pos, _n8)
+        _e6.source = _unpack_b(data, pos)[0]
+        pos += 1
         _append5(_e6)
     o.synonyms = _items4
     o.is_default = False
@@ -755,6 +879,8 @@ def _dec_DescribeConfigsResourceResult_v1(data: Buffer, pos: int) -> tuple[Descr
 
 def _enc_DescribeConfigsResourceResult_v3(o: DescribeConfigsResponse.DescribeConfigsResourceResult, w: Writer) -> None:
     """Encode a DescribeConfigsResourceResult, version 3."""
+    if o.is_default != False:
+        raise InvalidValue('is_default')
     _s1 = o.name.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
@@ -762,16 +888,21 @@ def _enc_DescribeConfigsResourceResult_v3(o: DescribeConfigsResponse.DescribeCon
     w(_pack_h(-1 if _s2 is None else len(_s2)))
     if _s2 is not None:
         w(_s2)
-    if o.is_default != False:
-        raise InvalidValue('is_default')
     _a3 = o.synonyms
     w(_pack_oboi(o.read_only, o.config_source, o.is_sensitive, len(_a3)))
     for _e4 in _a3:
-        _enc_DescribeConfigsSynonym_v1(_e4, w)
-    _s5 = None if o.documentation is None else o.documentation.encode()
-    w(_pack_bh(o.config_type, -1 if _s5 is None else len(_s5)))
-    if _s5 is not None:
+        _s5 = _e4.name.encode()
+        w(_pack_h(len(_s5)))
         w(_s5)
+        _s6 = None if _e4.value is None else _e4.value.encode()
+        w(_pack_h(-1 if _s6 is None else len(_s6)))
+        if _s6 is not None:
+            w(_s6)
+        w(_pack_b(_e4.source))
+    _s7 = None if o.documentation is None else o.documentation.encode()
+    w(_pack_bh(o.config_type, -1 if _s7 is None else len(_s7)))
+    if _s7 is not None:
+        w(_s7)
 
 
 def _dec_DescribeConfigsResourceResult_v3(data: Buffer, pos: int) -> tuple[DescribeConfigsResponse.DescribeConfigsResourceResult, int]:
@@ -791,27 +922,37 @@ def _dec_DescribeConfigsResourceResult_v3(data: Buffer, pos: int) -> tuple[Descr
     _items4: list[DescribeConfigsResponse.DescribeConfigsSynonym] = []
     _append5 = _items4.append
     for _ in range(_n3):
-        _e6, pos = _dec_DescribeConfigsSynonym_v1(data, pos)
+        _e6 = new_instance(_DescribeConfigsSynonym)
+        _n7 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e6.name, pos = string_at(data, pos, _n7)
+        _n8 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e6.value, pos = nullable_string_at(data, pos, _n8)
+        _e6.source = _unpack_b(data, pos)[0]
+        pos += 1
         _append5(_e6)
     o.synonyms = _items4
-    o.config_type, _n7 = _unpack_bh(data, pos)
+    o.config_type, _n9 = _unpack_bh(data, pos)
     pos += 3
-    o.documentation, pos = nullable_string_at(data, pos, _n7)
+    o.documentation, pos = nullable_string_at(data, pos, _n9)
     o.is_default = False
     return o, pos
 
 
 def _enc_DescribeConfigsResourceResult_v4(o: DescribeConfigsResponse.DescribeConfigsResourceResult, w: Writer) -> None:
     """Encode a DescribeConfigsResourceResult, version 4."""
-    w(compact_string(o.name))
-    w(compact_nullable_string(o.value))
     if o.is_default != False:
         raise InvalidValue('is_default')
-    _a1 = o.synonyms
+    w(compact_string(o.name))
+    w(compact_nullable_string(o.value))
     w(_pack_obo(o.read_only, o.config_source, o.is_sensitive))
+    _a1 = o.synonyms
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DescribeConfigsSynonym_v4(_e2, w)
+        w(compact_string(_e2.name))
+        w(compact_nullable_string(_e2.value))
+        w(_pack_bx(_e2.source))
     w(_pack_b(o.config_type))
     w(compact_nullable_string(o.documentation))
     w(b'\x00')
@@ -836,20 +977,25 @@ def _dec_DescribeConfigsResourceResult_v4(data: Buffer, pos: int) -> tuple[Descr
     _items2: list[DescribeConfigsResponse.DescribeConfigsSynonym] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DescribeConfigsSynonym_v4(data, pos)
+        _e4 = new_instance(_DescribeConfigsSynonym)
+        _e4.name, pos = read_compact_string(data, pos)
+        _e4.value, pos = read_compact_nullable_string(data, pos)
+        _e4.source = _unpack_b(data, pos)[0]
+        pos += 1
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.synonyms = _items2
     o.config_type = _unpack_b(data, pos)[0]
     pos += 1
     o.documentation, pos = read_compact_nullable_string(data, pos)
     o.is_default = False
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -893,13 +1039,10 @@ def _dec_DescribeConfigsSynonym_v4(data: Buffer, pos: int) -> tuple[DescribeConf
     o.value, pos = read_compact_nullable_string(data, pos)
     o.source = _unpack_b(data, pos)[0]
     pos += 1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

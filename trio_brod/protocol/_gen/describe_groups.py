@@ -150,14 +150,14 @@ _DescribeGroupsResponse = DescribeGroupsResponse
 
 def _enc_DescribeGroupsRequest_v0(o: DescribeGroupsRequest, w: Writer) -> None:
     """Encode a DescribeGroupsRequest, versions 0, 1, 2."""
+    if o.include_authorized_operations != False:
+        raise InvalidValue('include_authorized_operations')
     _a1 = o.groups
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
         _s3 = _e2.encode()
         w(_pack_h(len(_s3)))
         w(_s3)
-    if o.include_authorized_operations != False:
-        raise InvalidValue('include_authorized_operations')
 
 
 def _dec_DescribeGroupsRequest_v0(data: Buffer, pos: int) -> tuple[DescribeGroupsRequest, int]:
@@ -237,13 +237,10 @@ def _dec_DescribeGroupsRequest_v5(data: Buffer, pos: int) -> tuple[DescribeGroup
     o.groups = _items2
     o.include_authorized_operations = _unpack_o(data, pos)[0]
     pos += 1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -350,8 +347,8 @@ def _dec_DescribeGroupsResponse_v4(data: Buffer, pos: int) -> tuple[DescribeGrou
 
 def _enc_DescribeGroupsResponse_v5(o: DescribeGroupsResponse, w: Writer) -> None:
     """Encode a DescribeGroupsResponse, version 5."""
-    _a1 = o.groups
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.groups
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_DescribedGroup_v5(_e2, w)
@@ -378,18 +375,17 @@ def _dec_DescribeGroupsResponse_v5(data: Buffer, pos: int) -> tuple[DescribeGrou
         _e4, pos = _dec_DescribedGroup_v5(data, pos)
         _append3(_e4)
     o.groups = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_DescribedGroup_v0(o: DescribeGroupsResponse.DescribedGroup, w: Writer) -> None:
     """Encode a DescribedGroup, versions 0, 1, 2."""
+    if o.authorized_operations != -2147483648:
+        raise InvalidValue('authorized_operations')
     _s1 = o.group_id.encode()
     w(_pack_hh(o.error_code, len(_s1)))
     w(_s1)
@@ -405,9 +401,21 @@ def _enc_DescribedGroup_v0(o: DescribeGroupsResponse.DescribedGroup, w: Writer) 
     _a5 = o.members
     w(_pack_i(len(_a5)))
     for _e6 in _a5:
-        _enc_DescribedGroupMember_v0(_e6, w)
-    if o.authorized_operations != -2147483648:
-        raise InvalidValue('authorized_operations')
+        _s7 = _e6.member_id.encode()
+        w(_pack_h(len(_s7)))
+        w(_s7)
+        _s8 = _e6.client_id.encode()
+        w(_pack_h(len(_s8)))
+        w(_s8)
+        _s9 = _e6.client_host.encode()
+        w(_pack_h(len(_s9)))
+        w(_s9)
+        _b10 = _e6.member_metadata
+        w(_pack_i(len(_b10)))
+        w(_b10)
+        _b11 = _e6.member_assignment
+        w(_pack_i(len(_b11)))
+        w(_b11)
 
 
 def _dec_DescribedGroup_v0(data: Buffer, pos: int) -> tuple[DescribeGroupsResponse.DescribedGroup, int]:
@@ -433,7 +441,23 @@ def _dec_DescribedGroup_v0(data: Buffer, pos: int) -> tuple[DescribeGroupsRespon
     _items6: list[DescribeGroupsResponse.DescribedGroupMember] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_DescribedGroupMember_v0(data, pos)
+        _e8 = new_instance(_DescribedGroupMember)
+        _n9 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.member_id, pos = string_at(data, pos, _n9)
+        _n10 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.client_id, pos = string_at(data, pos, _n10)
+        _n11 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.client_host, pos = string_at(data, pos, _n11)
+        _n12 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e8.member_metadata, pos = bytes_at(data, pos, _n12)
+        _n13 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e8.member_assignment, pos = bytes_at(data, pos, _n13)
+        _e8.group_instance_id = None
         _append7(_e8)
     o.members = _items6
     o.authorized_operations = -2147483648
@@ -457,7 +481,21 @@ def _enc_DescribedGroup_v3(o: DescribeGroupsResponse.DescribedGroup, w: Writer) 
     _a5 = o.members
     w(_pack_i(len(_a5)))
     for _e6 in _a5:
-        _enc_DescribedGroupMember_v0(_e6, w)
+        _s7 = _e6.member_id.encode()
+        w(_pack_h(len(_s7)))
+        w(_s7)
+        _s8 = _e6.client_id.encode()
+        w(_pack_h(len(_s8)))
+        w(_s8)
+        _s9 = _e6.client_host.encode()
+        w(_pack_h(len(_s9)))
+        w(_s9)
+        _b10 = _e6.member_metadata
+        w(_pack_i(len(_b10)))
+        w(_b10)
+        _b11 = _e6.member_assignment
+        w(_pack_i(len(_b11)))
+        w(_b11)
     w(_pack_i(o.authorized_operations))
 
 
@@ -484,7 +522,23 @@ def _dec_DescribedGroup_v3(data: Buffer, pos: int) -> tuple[DescribeGroupsRespon
     _items6: list[DescribeGroupsResponse.DescribedGroupMember] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_DescribedGroupMember_v0(data, pos)
+        _e8 = new_instance(_DescribedGroupMember)
+        _n9 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.member_id, pos = string_at(data, pos, _n9)
+        _n10 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.client_id, pos = string_at(data, pos, _n10)
+        _n11 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.client_host, pos = string_at(data, pos, _n11)
+        _n12 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e8.member_metadata, pos = bytes_at(data, pos, _n12)
+        _n13 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e8.member_assignment, pos = bytes_at(data, pos, _n13)
+        _e8.group_instance_id = None
         _append7(_e8)
     o.members = _items6
     o.authorized_operations = _unpack_i(data, pos)[0]
@@ -509,7 +563,25 @@ def _enc_DescribedGroup_v4(o: DescribeGroupsResponse.DescribedGroup, w: Writer) 
     _a5 = o.members
     w(_pack_i(len(_a5)))
     for _e6 in _a5:
-        _enc_DescribedGroupMember_v4(_e6, w)
+        _s7 = _e6.member_id.encode()
+        w(_pack_h(len(_s7)))
+        w(_s7)
+        _s8 = None if _e6.group_instance_id is None else _e6.group_instance_id.encode()
+        w(_pack_h(-1 if _s8 is None else len(_s8)))
+        if _s8 is not None:
+            w(_s8)
+        _s9 = _e6.client_id.encode()
+        w(_pack_h(len(_s9)))
+        w(_s9)
+        _s10 = _e6.client_host.encode()
+        w(_pack_h(len(_s10)))
+        w(_s10)
+        _b11 = _e6.member_metadata
+        w(_pack_i(len(_b11)))
+        w(_b11)
+        _b12 = _e6.member_assignment
+        w(_pack_i(len(_b12)))
+        w(_b12)
     w(_pack_i(o.authorized_operations))
 
 
@@ -536,7 +608,25 @@ def _dec_DescribedGroup_v4(data: Buffer, pos: int) -> tuple[DescribeGroupsRespon
     _items6: list[DescribeGroupsResponse.DescribedGroupMember] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_DescribedGroupMember_v4(data, pos)
+        _e8 = new_instance(_DescribedGroupMember)
+        _n9 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.member_id, pos = string_at(data, pos, _n9)
+        _n10 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.group_instance_id, pos = nullable_string_at(data, pos, _n10)
+        _n11 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.client_id, pos = string_at(data, pos, _n11)
+        _n12 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.client_host, pos = string_at(data, pos, _n12)
+        _n13 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e8.member_metadata, pos = bytes_at(data, pos, _n13)
+        _n14 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e8.member_assignment, pos = bytes_at(data, pos, _n14)
         _append7(_e8)
     o.members = _items6
     o.authorized_operations = _unpack_i(data, pos)[0]
@@ -554,7 +644,17 @@ def _enc_DescribedGroup_v5(o: DescribeGroupsResponse.DescribedGroup, w: Writer) 
     _a1 = o.members
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_DescribedGroupMember_v5(_e2, w)
+        w(compact_string(_e2.member_id))
+        w(compact_nullable_string(_e2.group_instance_id))
+        w(compact_string(_e2.client_id))
+        w(compact_string(_e2.client_host))
+        _b3 = _e2.member_metadata
+        w(uvarint(len(_b3) + 1))
+        w(_b3)
+        _b4 = _e2.member_assignment
+        w(uvarint(len(_b4) + 1))
+        w(_b4)
+        w(b'\x00')
     w(_pack_ix(o.authorized_operations))
 
 
@@ -579,18 +679,25 @@ def _dec_DescribedGroup_v5(data: Buffer, pos: int) -> tuple[DescribeGroupsRespon
     _items2: list[DescribeGroupsResponse.DescribedGroupMember] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_DescribedGroupMember_v5(data, pos)
+        _e4 = new_instance(_DescribedGroupMember)
+        _e4.member_id, pos = read_compact_string(data, pos)
+        _e4.group_instance_id, pos = read_compact_nullable_string(data, pos)
+        _e4.client_id, pos = read_compact_string(data, pos)
+        _e4.client_host, pos = read_compact_string(data, pos)
+        _e4.member_metadata, pos = read_compact_bytes(data, pos)
+        _e4.member_assignment, pos = read_compact_bytes(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.members = _items2
     o.authorized_operations = _unpack_i(data, pos)[0]
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -706,13 +813,10 @@ def _dec_DescribedGroupMember_v5(data: Buffer, pos: int) -> tuple[DescribeGroups
     o.client_host, pos = read_compact_string(data, pos)
     o.member_metadata, pos = read_compact_bytes(data, pos)
     o.member_assignment, pos = read_compact_bytes(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

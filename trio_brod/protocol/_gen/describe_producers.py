@@ -147,7 +147,11 @@ def _enc_DescribeProducersRequest_v0(o: DescribeProducersRequest, w: Writer) -> 
     _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_TopicRequest_v0(_e2, w)
+        w(compact_string(_e2.name))
+        _a3 = _e2.partition_indexes
+        w(uvarint(len(_a3) + 1))
+        w(pack_int32s(_a3))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -166,16 +170,19 @@ def _dec_DescribeProducersRequest_v0(data: Buffer, pos: int) -> tuple[DescribePr
     _items2: list[DescribeProducersRequest.TopicRequest] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_TopicRequest_v0(data, pos)
+        _e4 = new_instance(_TopicRequest)
+        _e4.name, pos = read_compact_string(data, pos)
+        _e4.partition_indexes, pos = read_compact_int32s(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -193,20 +200,17 @@ def _dec_TopicRequest_v0(data: Buffer, pos: int) -> tuple[DescribeProducersReque
     o = new_instance(_TopicRequest)
     o.name, pos = read_compact_string(data, pos)
     o.partition_indexes, pos = read_compact_int32s(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_DescribeProducersResponse_v0(o: DescribeProducersResponse, w: Writer) -> None:
     """Encode a DescribeProducersResponse, version 0."""
-    _a1 = o.topics
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_TopicResponse_v0(_e2, w)
@@ -233,13 +237,10 @@ def _dec_DescribeProducersResponse_v0(data: Buffer, pos: int) -> tuple[DescribeP
         _e4, pos = _dec_TopicResponse_v0(data, pos)
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -272,13 +273,10 @@ def _dec_TopicResponse_v0(data: Buffer, pos: int) -> tuple[DescribeProducersResp
         _e4, pos = _dec_PartitionResponse_v0(data, pos)
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -289,7 +287,7 @@ def _enc_PartitionResponse_v0(o: DescribeProducersResponse.PartitionResponse, w:
     _a1 = o.active_producers
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_ProducerState_v0(_e2, w)
+        w(_pack_qiiqiqx(_e2.producer_id, _e2.producer_epoch, _e2.last_sequence, _e2.last_timestamp, _e2.coordinator_epoch, _e2.current_txn_start_offset))
     w(b'\x00')
 
 
@@ -311,16 +309,19 @@ def _dec_PartitionResponse_v0(data: Buffer, pos: int) -> tuple[DescribeProducers
     _items2: list[DescribeProducersResponse.ProducerState] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ProducerState_v0(data, pos)
+        _e4 = new_instance(_ProducerState)
+        _e4.producer_id, _e4.producer_epoch, _e4.last_sequence, _e4.last_timestamp, _e4.coordinator_epoch, _e4.current_txn_start_offset = _unpack_qiiqiq(data, pos)
+        pos += 36
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.active_producers = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -334,13 +335,10 @@ def _dec_ProducerState_v0(data: Buffer, pos: int) -> tuple[DescribeProducersResp
     o = new_instance(_ProducerState)
     o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset = _unpack_qiiqiq(data, pos)
     pos += 36
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -144,20 +144,17 @@ def _dec_DescribeTransactionsRequest_v0(data: Buffer, pos: int) -> tuple[Describ
         _e4, pos = read_compact_string(data, pos)
         _append3(_e4)
     o.transactional_ids = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_DescribeTransactionsResponse_v0(o: DescribeTransactionsResponse, w: Writer) -> None:
     """Encode a DescribeTransactionsResponse, version 0."""
-    _a1 = o.transaction_states
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.transaction_states
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_TransactionState_v0(_e2, w)
@@ -184,13 +181,10 @@ def _dec_DescribeTransactionsResponse_v0(data: Buffer, pos: int) -> tuple[Descri
         _e4, pos = _dec_TransactionState_v0(data, pos)
         _append3(_e4)
     o.transaction_states = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -199,11 +193,15 @@ def _enc_TransactionState_v0(o: DescribeTransactionsResponse.TransactionState, w
     w(_pack_h(o.error_code))
     w(compact_string(o.transactional_id))
     w(compact_string(o.transaction_state))
-    _a1 = o.topics
     w(_pack_iqqh(o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_TopicData_v0(_e2, w)
+        w(compact_string(_e2.topic))
+        _a3 = _e2.partitions
+        w(uvarint(len(_a3) + 1))
+        w(pack_int32s(_a3))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -228,16 +226,19 @@ def _dec_TransactionState_v0(data: Buffer, pos: int) -> tuple[DescribeTransactio
     _items2: list[DescribeTransactionsResponse.TopicData] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_TopicData_v0(data, pos)
+        _e4 = new_instance(_TopicData)
+        _e4.topic, pos = read_compact_string(data, pos)
+        _e4.partitions, pos = read_compact_int32s(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -255,13 +256,10 @@ def _dec_TopicData_v0(data: Buffer, pos: int) -> tuple[DescribeTransactionsRespo
     o = new_instance(_TopicData)
     o.topic, pos = read_compact_string(data, pos)
     o.partitions, pos = read_compact_int32s(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

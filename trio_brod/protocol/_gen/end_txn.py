@@ -17,7 +17,6 @@ from trio_brod.protocol._primitives import (
     compact_string,
     new_instance,
     read_compact_string,
-    read_uvarint,
     skip_tagged_fields,
     string_at,
 )
@@ -134,13 +133,10 @@ def _dec_EndTxnRequest_v3(data: Buffer, pos: int) -> tuple[EndTxnRequest, int]:
     o.transactional_id, pos = read_compact_string(data, pos)
     o.producer_id, o.producer_epoch, o.committed = _unpack_qho(data, pos)
     pos += 11
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -171,13 +167,10 @@ def _dec_EndTxnResponse_v3(data: Buffer, pos: int) -> tuple[EndTxnResponse, int]
     pos += 6
     o.producer_id = -1
     o.producer_epoch = -1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -191,13 +184,10 @@ def _dec_EndTxnResponse_v5(data: Buffer, pos: int) -> tuple[EndTxnResponse, int]
     o = new_instance(_EndTxnResponse)
     o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _unpack_ihqh(data, pos)
     pos += 16
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

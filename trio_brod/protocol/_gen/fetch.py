@@ -368,12 +368,12 @@ def _enc_FetchRequest_v0(o: FetchRequest, w: Writer) -> None:
     """Encode a FetchRequest, versions 0, 1, 2."""
     if o.replica_state != _DEFAULT_ReplicaState:
         raise InvalidValue('replica_state')
+    if len(o.forgotten_topics_data) != 0:
+        raise InvalidValue('forgotten_topics_data')
     _a1 = o.topics
     w(_pack_iiii(o.replica_id, o.max_wait_ms, o.min_bytes, len(_a1)))
     for _e2 in _a1:
         _enc_FetchTopic_v0(_e2, w)
-    if len(o.forgotten_topics_data) != 0:
-        raise InvalidValue('forgotten_topics_data')
 
 
 def _dec_FetchRequest_v0(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
@@ -405,12 +405,12 @@ def _enc_FetchRequest_v3(o: FetchRequest, w: Writer) -> None:
     """Encode a FetchRequest, version 3."""
     if o.replica_state != _DEFAULT_ReplicaState:
         raise InvalidValue('replica_state')
+    if len(o.forgotten_topics_data) != 0:
+        raise InvalidValue('forgotten_topics_data')
     _a1 = o.topics
     w(_pack_iiiii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, len(_a1)))
     for _e2 in _a1:
         _enc_FetchTopic_v0(_e2, w)
-    if len(o.forgotten_topics_data) != 0:
-        raise InvalidValue('forgotten_topics_data')
 
 
 def _dec_FetchRequest_v3(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
@@ -441,12 +441,12 @@ def _enc_FetchRequest_v4(o: FetchRequest, w: Writer) -> None:
     """Encode a FetchRequest, version 4."""
     if o.replica_state != _DEFAULT_ReplicaState:
         raise InvalidValue('replica_state')
+    if len(o.forgotten_topics_data) != 0:
+        raise InvalidValue('forgotten_topics_data')
     _a1 = o.topics
     w(_pack_iiiibi(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, len(_a1)))
     for _e2 in _a1:
         _enc_FetchTopic_v0(_e2, w)
-    if len(o.forgotten_topics_data) != 0:
-        raise InvalidValue('forgotten_topics_data')
 
 
 def _dec_FetchRequest_v4(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
@@ -476,12 +476,12 @@ def _enc_FetchRequest_v5(o: FetchRequest, w: Writer) -> None:
     """Encode a FetchRequest, versions 5, 6."""
     if o.replica_state != _DEFAULT_ReplicaState:
         raise InvalidValue('replica_state')
+    if len(o.forgotten_topics_data) != 0:
+        raise InvalidValue('forgotten_topics_data')
     _a1 = o.topics
     w(_pack_iiiibi(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, len(_a1)))
     for _e2 in _a1:
         _enc_FetchTopic_v5(_e2, w)
-    if len(o.forgotten_topics_data) != 0:
-        raise InvalidValue('forgotten_topics_data')
 
 
 def _dec_FetchRequest_v5(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
@@ -518,7 +518,12 @@ def _enc_FetchRequest_v7(o: FetchRequest, w: Writer) -> None:
     _a3 = o.forgotten_topics_data
     w(_pack_i(len(_a3)))
     for _e4 in _a3:
-        _enc_ForgottenTopic_v7(_e4, w)
+        _s5 = _e4.topic.encode()
+        w(_pack_h(len(_s5)))
+        w(_s5)
+        _a6 = _e4.partitions
+        w(_pack_i(len(_a6)))
+        w(pack_int32s(_a6))
 
 
 def _dec_FetchRequest_v7(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
@@ -543,7 +548,14 @@ def _dec_FetchRequest_v7(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
     _items6: list[FetchRequest.ForgottenTopic] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_ForgottenTopic_v7(data, pos)
+        _e8 = new_instance(_ForgottenTopic)
+        _n9 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.topic, pos = string_at(data, pos, _n9)
+        _n10 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e8.partitions, pos = read_int32s_at(data, pos, _n10)
+        _e8.topic_id = UUID_ZERO
         _append7(_e8)
     o.forgotten_topics_data = _items6
     o.cluster_id = None
@@ -563,7 +575,12 @@ def _enc_FetchRequest_v9(o: FetchRequest, w: Writer) -> None:
     _a3 = o.forgotten_topics_data
     w(_pack_i(len(_a3)))
     for _e4 in _a3:
-        _enc_ForgottenTopic_v7(_e4, w)
+        _s5 = _e4.topic.encode()
+        w(_pack_h(len(_s5)))
+        w(_s5)
+        _a6 = _e4.partitions
+        w(_pack_i(len(_a6)))
+        w(pack_int32s(_a6))
 
 
 def _dec_FetchRequest_v9(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
@@ -588,7 +605,14 @@ def _dec_FetchRequest_v9(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
     _items6: list[FetchRequest.ForgottenTopic] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_ForgottenTopic_v7(data, pos)
+        _e8 = new_instance(_ForgottenTopic)
+        _n9 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.topic, pos = string_at(data, pos, _n9)
+        _n10 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e8.partitions, pos = read_int32s_at(data, pos, _n10)
+        _e8.topic_id = UUID_ZERO
         _append7(_e8)
     o.forgotten_topics_data = _items6
     o.cluster_id = None
@@ -608,10 +632,15 @@ def _enc_FetchRequest_v11(o: FetchRequest, w: Writer) -> None:
     _a3 = o.forgotten_topics_data
     w(_pack_i(len(_a3)))
     for _e4 in _a3:
-        _enc_ForgottenTopic_v7(_e4, w)
-    _s5 = o.rack_id.encode()
-    w(_pack_h(len(_s5)))
-    w(_s5)
+        _s5 = _e4.topic.encode()
+        w(_pack_h(len(_s5)))
+        w(_s5)
+        _a6 = _e4.partitions
+        w(_pack_i(len(_a6)))
+        w(pack_int32s(_a6))
+    _s7 = o.rack_id.encode()
+    w(_pack_h(len(_s7)))
+    w(_s7)
 
 
 def _dec_FetchRequest_v11(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
@@ -636,12 +665,19 @@ def _dec_FetchRequest_v11(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
     _items6: list[FetchRequest.ForgottenTopic] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_ForgottenTopic_v7(data, pos)
+        _e8 = new_instance(_ForgottenTopic)
+        _n9 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.topic, pos = string_at(data, pos, _n9)
+        _n10 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e8.partitions, pos = read_int32s_at(data, pos, _n10)
+        _e8.topic_id = UUID_ZERO
         _append7(_e8)
     o.forgotten_topics_data = _items6
-    _n9 = _unpack_h(data, pos)[0]
+    _n11 = _unpack_h(data, pos)[0]
     pos += 2
-    o.rack_id, pos = string_at(data, pos, _n9)
+    o.rack_id, pos = string_at(data, pos, _n11)
     o.cluster_id = None
     o.replica_state = _ReplicaState()
     return o, pos
@@ -651,23 +687,27 @@ def _enc_FetchRequest_v12(o: FetchRequest, w: Writer) -> None:
     """Encode a FetchRequest, version 12."""
     if o.replica_state != _DEFAULT_ReplicaState:
         raise InvalidValue('replica_state')
-    _a1 = o.topics
     w(_pack_iiiibii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_FetchTopic_v12(_e2, w)
     _a3 = o.forgotten_topics_data
     w(uvarint(len(_a3) + 1))
     for _e4 in _a3:
-        _enc_ForgottenTopic_v12(_e4, w)
+        w(compact_string(_e4.topic))
+        _a5 = _e4.partitions
+        w(uvarint(len(_a5) + 1))
+        w(pack_int32s(_a5))
+        w(b'\x00')
     w(compact_string(o.rack_id))
-    _tags: list[bytes] = []
+    _tags6: list[bytes] = []
     if o.cluster_id is not None:
-        _tagged5: list[bytes] = []
-        _tagged5.append(compact_nullable_string(o.cluster_id))
-        _tags.append(tagged_field(0, _tagged5))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _tagged7: list[bytes] = []
+        _tagged7.append(compact_nullable_string(o.cluster_id))
+        _tags6.append(tagged_field(0, _tagged7))
+    w(uvarint(len(_tags6)))
+    w(b''.join(_tags6))
 
 
 def _dec_FetchRequest_v12(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
@@ -702,17 +742,20 @@ def _dec_FetchRequest_v12(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
     _items6: list[FetchRequest.ForgottenTopic] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_ForgottenTopic_v12(data, pos)
+        _e8 = new_instance(_ForgottenTopic)
+        _e8.topic, pos = read_compact_string(data, pos)
+        _e8.partitions, pos = read_compact_int32s(data, pos)
+        _e8.topic_id = UUID_ZERO
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append7(_e8)
     o.forgotten_topics_data = _items6
     o.rack_id, pos = read_compact_string(data, pos)
     o.replica_state = _ReplicaState()
     o.cluster_id = None
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -729,23 +772,27 @@ def _enc_FetchRequest_v13(o: FetchRequest, w: Writer) -> None:
     """Encode a FetchRequest, versions 13, 14."""
     if o.replica_state != _DEFAULT_ReplicaState:
         raise InvalidValue('replica_state')
-    _a1 = o.topics
     w(_pack_iiiibii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_FetchTopic_v13(_e2, w)
     _a3 = o.forgotten_topics_data
     w(uvarint(len(_a3) + 1))
     for _e4 in _a3:
-        _enc_ForgottenTopic_v13(_e4, w)
+        w(_pack_U(_e4.topic_id.bytes))
+        _a5 = _e4.partitions
+        w(uvarint(len(_a5) + 1))
+        w(pack_int32s(_a5))
+        w(b'\x00')
     w(compact_string(o.rack_id))
-    _tags: list[bytes] = []
+    _tags6: list[bytes] = []
     if o.cluster_id is not None:
-        _tagged5: list[bytes] = []
-        _tagged5.append(compact_nullable_string(o.cluster_id))
-        _tags.append(tagged_field(0, _tagged5))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _tagged7: list[bytes] = []
+        _tagged7.append(compact_nullable_string(o.cluster_id))
+        _tags6.append(tagged_field(0, _tagged7))
+    w(uvarint(len(_tags6)))
+    w(b''.join(_tags6))
 
 
 def _dec_FetchRequest_v13(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
@@ -780,17 +827,22 @@ def _dec_FetchRequest_v13(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
     _items6: list[FetchRequest.ForgottenTopic] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_ForgottenTopic_v13(data, pos)
+        _e8 = new_instance(_ForgottenTopic)
+        _u9 = _unpack_U(data, pos)[0]
+        pos += 16
+        _e8.topic_id = UUID(bytes=_u9)
+        _e8.partitions, pos = read_compact_int32s(data, pos)
+        _e8.topic = ""
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append7(_e8)
     o.forgotten_topics_data = _items6
     o.rack_id, pos = read_compact_string(data, pos)
     o.replica_state = _ReplicaState()
     o.cluster_id = None
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -807,27 +859,31 @@ def _enc_FetchRequest_v15(o: FetchRequest, w: Writer) -> None:
     """Encode a FetchRequest, versions 15, 16."""
     if o.replica_id != -1:
         raise InvalidValue('replica_id')
-    _a1 = o.topics
     w(_pack_iiibii(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_FetchTopic_v13(_e2, w)
     _a3 = o.forgotten_topics_data
     w(uvarint(len(_a3) + 1))
     for _e4 in _a3:
-        _enc_ForgottenTopic_v13(_e4, w)
+        w(_pack_U(_e4.topic_id.bytes))
+        _a5 = _e4.partitions
+        w(uvarint(len(_a5) + 1))
+        w(pack_int32s(_a5))
+        w(b'\x00')
     w(compact_string(o.rack_id))
-    _tags: list[bytes] = []
+    _tags6: list[bytes] = []
     if o.cluster_id is not None:
-        _tagged5: list[bytes] = []
-        _tagged5.append(compact_nullable_string(o.cluster_id))
-        _tags.append(tagged_field(0, _tagged5))
+        _tagged7: list[bytes] = []
+        _tagged7.append(compact_nullable_string(o.cluster_id))
+        _tags6.append(tagged_field(0, _tagged7))
     if o.replica_state != _DEFAULT_ReplicaState:
-        _tagged6: list[bytes] = []
-        _enc_ReplicaState_v15(o.replica_state, _tagged6.append)
-        _tags.append(tagged_field(1, _tagged6))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _tagged8: list[bytes] = []
+        _enc_ReplicaState_v15(o.replica_state, _tagged8.append)
+        _tags6.append(tagged_field(1, _tagged8))
+    w(uvarint(len(_tags6)))
+    w(b''.join(_tags6))
 
 
 def _dec_FetchRequest_v15(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
@@ -862,18 +918,23 @@ def _dec_FetchRequest_v15(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
     _items6: list[FetchRequest.ForgottenTopic] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_ForgottenTopic_v13(data, pos)
+        _e8 = new_instance(_ForgottenTopic)
+        _u9 = _unpack_U(data, pos)[0]
+        pos += 16
+        _e8.topic_id = UUID(bytes=_u9)
+        _e8.partitions, pos = read_compact_int32s(data, pos)
+        _e8.topic = ""
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append7(_e8)
     o.forgotten_topics_data = _items6
     o.rack_id, pos = read_compact_string(data, pos)
     o.replica_id = -1
     o.cluster_id = None
     o.replica_state = _ReplicaState()
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -895,27 +956,31 @@ def _enc_FetchRequest_v17(o: FetchRequest, w: Writer) -> None:
     """Encode a FetchRequest, version 17."""
     if o.replica_id != -1:
         raise InvalidValue('replica_id')
-    _a1 = o.topics
     w(_pack_iiibii(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_FetchTopic_v17(_e2, w)
     _a3 = o.forgotten_topics_data
     w(uvarint(len(_a3) + 1))
     for _e4 in _a3:
-        _enc_ForgottenTopic_v13(_e4, w)
+        w(_pack_U(_e4.topic_id.bytes))
+        _a5 = _e4.partitions
+        w(uvarint(len(_a5) + 1))
+        w(pack_int32s(_a5))
+        w(b'\x00')
     w(compact_string(o.rack_id))
-    _tags: list[bytes] = []
+    _tags6: list[bytes] = []
     if o.cluster_id is not None:
-        _tagged5: list[bytes] = []
-        _tagged5.append(compact_nullable_string(o.cluster_id))
-        _tags.append(tagged_field(0, _tagged5))
+        _tagged7: list[bytes] = []
+        _tagged7.append(compact_nullable_string(o.cluster_id))
+        _tags6.append(tagged_field(0, _tagged7))
     if o.replica_state != _DEFAULT_ReplicaState:
-        _tagged6: list[bytes] = []
-        _enc_ReplicaState_v15(o.replica_state, _tagged6.append)
-        _tags.append(tagged_field(1, _tagged6))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _tagged8: list[bytes] = []
+        _enc_ReplicaState_v15(o.replica_state, _tagged8.append)
+        _tags6.append(tagged_field(1, _tagged8))
+    w(uvarint(len(_tags6)))
+    w(b''.join(_tags6))
 
 
 def _dec_FetchRequest_v17(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
@@ -950,18 +1015,23 @@ def _dec_FetchRequest_v17(data: Buffer, pos: int) -> tuple[FetchRequest, int]:
     _items6: list[FetchRequest.ForgottenTopic] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_ForgottenTopic_v13(data, pos)
+        _e8 = new_instance(_ForgottenTopic)
+        _u9 = _unpack_U(data, pos)[0]
+        pos += 16
+        _e8.topic_id = UUID(bytes=_u9)
+        _e8.partitions, pos = read_compact_int32s(data, pos)
+        _e8.topic = ""
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append7(_e8)
     o.forgotten_topics_data = _items6
     o.rack_id, pos = read_compact_string(data, pos)
     o.replica_id = -1
     o.cluster_id = None
     o.replica_state = _ReplicaState()
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -989,13 +1059,10 @@ def _dec_ReplicaState_v15(data: Buffer, pos: int) -> tuple[FetchRequest.ReplicaS
     o = new_instance(_ReplicaState)
     o.replica_id, o.replica_epoch = _unpack_iq(data, pos)
     pos += 12
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1007,7 +1074,9 @@ def _enc_FetchTopic_v0(o: FetchRequest.FetchTopic, w: Writer) -> None:
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_FetchPartition_v0(_e3, w)
+        if _e3.last_fetched_epoch != -1:
+            raise InvalidValue('last_fetched_epoch')
+        w(_pack_iqi(_e3.partition, _e3.fetch_offset, _e3.partition_max_bytes))
 
 
 def _dec_FetchTopic_v0(data: Buffer, pos: int) -> tuple[FetchRequest.FetchTopic, int]:
@@ -1024,7 +1093,13 @@ def _dec_FetchTopic_v0(data: Buffer, pos: int) -> tuple[FetchRequest.FetchTopic,
     _items3: list[FetchRequest.FetchPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_FetchPartition_v0(data, pos)
+        _e5 = new_instance(_FetchPartition)
+        _e5.partition, _e5.fetch_offset, _e5.partition_max_bytes = _unpack_iqi(data, pos)
+        pos += 16
+        _e5.current_leader_epoch = -1
+        _e5.last_fetched_epoch = -1
+        _e5.log_start_offset = -1
+        _e5.replica_directory_id = UUID_ZERO
         _append4(_e5)
     o.partitions = _items3
     o.topic_id = UUID_ZERO
@@ -1039,7 +1114,9 @@ def _enc_FetchTopic_v5(o: FetchRequest.FetchTopic, w: Writer) -> None:
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_FetchPartition_v5(_e3, w)
+        if _e3.last_fetched_epoch != -1:
+            raise InvalidValue('last_fetched_epoch')
+        w(_pack_iqqi(_e3.partition, _e3.fetch_offset, _e3.log_start_offset, _e3.partition_max_bytes))
 
 
 def _dec_FetchTopic_v5(data: Buffer, pos: int) -> tuple[FetchRequest.FetchTopic, int]:
@@ -1056,7 +1133,12 @@ def _dec_FetchTopic_v5(data: Buffer, pos: int) -> tuple[FetchRequest.FetchTopic,
     _items3: list[FetchRequest.FetchPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_FetchPartition_v5(data, pos)
+        _e5 = new_instance(_FetchPartition)
+        _e5.partition, _e5.fetch_offset, _e5.log_start_offset, _e5.partition_max_bytes = _unpack_iqqi(data, pos)
+        pos += 24
+        _e5.current_leader_epoch = -1
+        _e5.last_fetched_epoch = -1
+        _e5.replica_directory_id = UUID_ZERO
         _append4(_e5)
     o.partitions = _items3
     o.topic_id = UUID_ZERO
@@ -1071,7 +1153,9 @@ def _enc_FetchTopic_v9(o: FetchRequest.FetchTopic, w: Writer) -> None:
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_FetchPartition_v9(_e3, w)
+        if _e3.last_fetched_epoch != -1:
+            raise InvalidValue('last_fetched_epoch')
+        w(_pack_iiqqi(_e3.partition, _e3.current_leader_epoch, _e3.fetch_offset, _e3.log_start_offset, _e3.partition_max_bytes))
 
 
 def _dec_FetchTopic_v9(data: Buffer, pos: int) -> tuple[FetchRequest.FetchTopic, int]:
@@ -1088,7 +1172,11 @@ def _dec_FetchTopic_v9(data: Buffer, pos: int) -> tuple[FetchRequest.FetchTopic,
     _items3: list[FetchRequest.FetchPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_FetchPartition_v9(data, pos)
+        _e5 = new_instance(_FetchPartition)
+        _e5.partition, _e5.current_leader_epoch, _e5.fetch_offset, _e5.log_start_offset, _e5.partition_max_bytes = _unpack_iiqqi(data, pos)
+        pos += 28
+        _e5.last_fetched_epoch = -1
+        _e5.replica_directory_id = UUID_ZERO
         _append4(_e5)
     o.partitions = _items3
     o.topic_id = UUID_ZERO
@@ -1101,7 +1189,7 @@ def _enc_FetchTopic_v12(o: FetchRequest.FetchTopic, w: Writer) -> None:
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_FetchPartition_v12(_e2, w)
+        w(_pack_iiqiqix(_e2.partition, _e2.current_leader_epoch, _e2.fetch_offset, _e2.last_fetched_epoch, _e2.log_start_offset, _e2.partition_max_bytes))
     w(b'\x00')
 
 
@@ -1121,27 +1209,31 @@ def _dec_FetchTopic_v12(data: Buffer, pos: int) -> tuple[FetchRequest.FetchTopic
     _items2: list[FetchRequest.FetchPartition] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_FetchPartition_v12(data, pos)
+        _e4 = new_instance(_FetchPartition)
+        _e4.partition, _e4.current_leader_epoch, _e4.fetch_offset, _e4.last_fetched_epoch, _e4.log_start_offset, _e4.partition_max_bytes = _unpack_iiqiqi(data, pos)
+        pos += 32
+        _e4.replica_directory_id = UUID_ZERO
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
     o.topic_id = UUID_ZERO
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_FetchTopic_v13(o: FetchRequest.FetchTopic, w: Writer) -> None:
     """Encode a FetchTopic, versions 13, 14, 15, 16."""
-    _a1 = o.partitions
     w(_pack_U(o.topic_id.bytes))
+    _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_FetchPartition_v12(_e2, w)
+        w(_pack_iiqiqix(_e2.partition, _e2.current_leader_epoch, _e2.fetch_offset, _e2.last_fetched_epoch, _e2.log_start_offset, _e2.partition_max_bytes))
     w(b'\x00')
 
 
@@ -1163,27 +1255,38 @@ def _dec_FetchTopic_v13(data: Buffer, pos: int) -> tuple[FetchRequest.FetchTopic
     _items3: list[FetchRequest.FetchPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_FetchPartition_v12(data, pos)
+        _e5 = new_instance(_FetchPartition)
+        _e5.partition, _e5.current_leader_epoch, _e5.fetch_offset, _e5.last_fetched_epoch, _e5.log_start_offset, _e5.partition_max_bytes = _unpack_iiqiqi(data, pos)
+        pos += 32
+        _e5.replica_directory_id = UUID_ZERO
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append4(_e5)
     o.partitions = _items3
     o.topic = ""
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_FetchTopic_v17(o: FetchRequest.FetchTopic, w: Writer) -> None:
     """Encode a FetchTopic, version 17."""
-    _a1 = o.partitions
     w(_pack_U(o.topic_id.bytes))
+    _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_FetchPartition_v17(_e2, w)
+        w(_pack_iiqiqi(_e2.partition, _e2.current_leader_epoch, _e2.fetch_offset, _e2.last_fetched_epoch, _e2.log_start_offset, _e2.partition_max_bytes))
+        _tags3: list[bytes] = []
+        if _e2.replica_directory_id != UUID_ZERO:
+            _tagged4: list[bytes] = []
+            _tagged4.append(_pack_U(_e2.replica_directory_id.bytes))
+            _tags3.append(tagged_field(0, _tagged4))
+        w(uvarint(len(_tags3)))
+        w(b''.join(_tags3))
     w(b'\x00')
 
 
@@ -1205,17 +1308,29 @@ def _dec_FetchTopic_v17(data: Buffer, pos: int) -> tuple[FetchRequest.FetchTopic
     _items3: list[FetchRequest.FetchPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_FetchPartition_v17(data, pos)
+        _e5 = new_instance(_FetchPartition)
+        _e5.partition, _e5.current_leader_epoch, _e5.fetch_offset, _e5.last_fetched_epoch, _e5.log_start_offset, _e5.partition_max_bytes = _unpack_iiqiqi(data, pos)
+        pos += 32
+        _e5.replica_directory_id = UUID_ZERO
+        _nt, pos = read_uvarint(data, pos)
+        for _ in range(_nt):
+            _tag, pos, _end = tagged_field_end(data, pos)
+            if _tag == 0:
+                _start = pos
+                _u6 = _unpack_U(data, pos)[0]
+                pos += 16
+                _e5.replica_directory_id = UUID(bytes=_u6)
+                if pos != _end:
+                    raise tagged_value_mismatch(_tag, _start, _end, pos)
+            else:
+                pos = _end  # a tag this version does not know: skip it
         _append4(_e5)
     o.partitions = _items3
     o.topic = ""
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1284,26 +1399,23 @@ def _dec_FetchPartition_v12(data: Buffer, pos: int) -> tuple[FetchRequest.FetchP
     o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _unpack_iiqiqi(data, pos)
     pos += 32
     o.replica_directory_id = UUID_ZERO
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_FetchPartition_v17(o: FetchRequest.FetchPartition, w: Writer) -> None:
     """Encode a FetchPartition, version 17."""
     w(_pack_iiqiqi(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes))
-    _tags: list[bytes] = []
+    _tags1: list[bytes] = []
     if o.replica_directory_id != UUID_ZERO:
-        _tagged1: list[bytes] = []
-        _tagged1.append(_pack_U(o.replica_directory_id.bytes))
-        _tags.append(tagged_field(0, _tagged1))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _tagged2: list[bytes] = []
+        _tagged2.append(_pack_U(o.replica_directory_id.bytes))
+        _tags1.append(tagged_field(0, _tagged2))
+    w(uvarint(len(_tags1)))
+    w(b''.join(_tags1))
 
 
 def _dec_FetchPartition_v17(data: Buffer, pos: int) -> tuple[FetchRequest.FetchPartition, int]:
@@ -1312,11 +1424,7 @@ def _dec_FetchPartition_v17(data: Buffer, pos: int) -> tuple[FetchRequest.FetchP
     o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _unpack_iiqiqi(data, pos)
     pos += 32
     o.replica_directory_id = UUID_ZERO
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -1369,20 +1477,17 @@ def _dec_ForgottenTopic_v12(data: Buffer, pos: int) -> tuple[FetchRequest.Forgot
     o.topic, pos = read_compact_string(data, pos)
     o.partitions, pos = read_compact_int32s(data, pos)
     o.topic_id = UUID_ZERO
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_ForgottenTopic_v13(o: FetchRequest.ForgottenTopic, w: Writer) -> None:
     """Encode a ForgottenTopic, versions 13, 14, 15, 16, 17."""
-    _a1 = o.partitions
     w(_pack_U(o.topic_id.bytes))
+    _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     w(pack_int32s(_a1))
     w(b'\x00')
@@ -1396,13 +1501,10 @@ def _dec_ForgottenTopic_v13(data: Buffer, pos: int) -> tuple[FetchRequest.Forgot
     o.topic_id = UUID(bytes=_u1)
     o.partitions, pos = read_compact_int32s(data, pos)
     o.topic = ""
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1410,12 +1512,12 @@ def _enc_FetchResponse_v0(o: FetchResponse, w: Writer) -> None:
     """Encode a FetchResponse, version 0."""
     if o.session_id != 0:
         raise InvalidValue('session_id')
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
         _enc_FetchableTopicResponse_v0(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
 
 
 def _dec_FetchResponse_v0(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
@@ -1443,12 +1545,12 @@ def _enc_FetchResponse_v1(o: FetchResponse, w: Writer) -> None:
     """Encode a FetchResponse, versions 1, 2, 3."""
     if o.session_id != 0:
         raise InvalidValue('session_id')
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
         _enc_FetchableTopicResponse_v0(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
 
 
 def _dec_FetchResponse_v1(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
@@ -1475,12 +1577,12 @@ def _enc_FetchResponse_v4(o: FetchResponse, w: Writer) -> None:
     """Encode a FetchResponse, version 4."""
     if o.session_id != 0:
         raise InvalidValue('session_id')
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
         _enc_FetchableTopicResponse_v4(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
 
 
 def _dec_FetchResponse_v4(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
@@ -1507,12 +1609,12 @@ def _enc_FetchResponse_v5(o: FetchResponse, w: Writer) -> None:
     """Encode a FetchResponse, versions 5, 6."""
     if o.session_id != 0:
         raise InvalidValue('session_id')
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
         _enc_FetchableTopicResponse_v5(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
 
 
 def _dec_FetchResponse_v5(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
@@ -1537,12 +1639,12 @@ def _dec_FetchResponse_v5(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
 
 def _enc_FetchResponse_v7(o: FetchResponse, w: Writer) -> None:
     """Encode a FetchResponse, versions 7, 8, 9, 10."""
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(_pack_ihii(o.throttle_time_ms, o.error_code, o.session_id, len(_a1)))
     for _e2 in _a1:
         _enc_FetchableTopicResponse_v5(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
 
 
 def _dec_FetchResponse_v7(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
@@ -1565,12 +1667,12 @@ def _dec_FetchResponse_v7(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
 
 def _enc_FetchResponse_v11(o: FetchResponse, w: Writer) -> None:
     """Encode a FetchResponse, version 11."""
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(_pack_ihii(o.throttle_time_ms, o.error_code, o.session_id, len(_a1)))
     for _e2 in _a1:
         _enc_FetchableTopicResponse_v11(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
 
 
 def _dec_FetchResponse_v11(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
@@ -1593,13 +1695,13 @@ def _dec_FetchResponse_v11(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
 
 def _enc_FetchResponse_v12(o: FetchResponse, w: Writer) -> None:
     """Encode a FetchResponse, version 12."""
-    _a1 = o.responses
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     w(_pack_ihi(o.throttle_time_ms, o.error_code, o.session_id))
+    _a1 = o.responses
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_FetchableTopicResponse_v12(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
     w(b'\x00')
 
 
@@ -1624,25 +1726,22 @@ def _dec_FetchResponse_v12(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
         _append3(_e4)
     o.responses = _items2
     o.node_endpoints = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_FetchResponse_v13(o: FetchResponse, w: Writer) -> None:
     """Encode a FetchResponse, versions 13, 14, 15."""
-    _a1 = o.responses
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     w(_pack_ihi(o.throttle_time_ms, o.error_code, o.session_id))
+    _a1 = o.responses
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_FetchableTopicResponse_v13(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
     w(b'\x00')
 
 
@@ -1667,33 +1766,34 @@ def _dec_FetchResponse_v13(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
         _append3(_e4)
     o.responses = _items2
     o.node_endpoints = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_FetchResponse_v16(o: FetchResponse, w: Writer) -> None:
     """Encode a FetchResponse, versions 16, 17."""
-    _a1 = o.responses
     w(_pack_ihi(o.throttle_time_ms, o.error_code, o.session_id))
+    _a1 = o.responses
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_FetchableTopicResponse_v13(_e2, w)
-    _tags: list[bytes] = []
+    _tags3: list[bytes] = []
     if len(o.node_endpoints) != 0:
-        _tagged3: list[bytes] = []
-        _a4 = o.node_endpoints
-        _tagged3.append(uvarint(len(_a4) + 1))
-        for _e5 in _a4:
-            _enc_NodeEndpoint_v16(_e5, _tagged3.append)
-        _tags.append(tagged_field(0, _tagged3))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _tagged4: list[bytes] = []
+        _a5 = o.node_endpoints
+        _tagged4.append(uvarint(len(_a5) + 1))
+        for _e6 in _a5:
+            _tagged4.append(_pack_i(_e6.node_id))
+            _tagged4.append(compact_string(_e6.host))
+            _tagged4.append(_pack_i(_e6.port))
+            _tagged4.append(compact_nullable_string(_e6.rack))
+            _tagged4.append(b'\x00')
+        _tags3.append(tagged_field(0, _tagged4))
+    w(uvarint(len(_tags3)))
+    w(b''.join(_tags3))
 
 
 def _dec_FetchResponse_v16(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
@@ -1717,11 +1817,7 @@ def _dec_FetchResponse_v16(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
         _append3(_e4)
     o.responses = _items2
     o.node_endpoints = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -1738,7 +1834,17 @@ def _dec_FetchResponse_v16(data: Buffer, pos: int) -> tuple[FetchResponse, int]:
             _items6: list[FetchResponse.NodeEndpoint] = []
             _append7 = _items6.append
             for _ in range(_n5):
-                _e8, pos = _dec_NodeEndpoint_v16(data, pos)
+                _e8 = new_instance(_NodeEndpoint)
+                _e8.node_id = _unpack_i(data, pos)[0]
+                pos += 4
+                _e8.host, pos = read_compact_string(data, pos)
+                _e8.port = _unpack_i(data, pos)[0]
+                pos += 4
+                _e8.rack, pos = read_compact_nullable_string(data, pos)
+                if data[pos]:
+                    pos = skip_tagged_fields(data, pos)
+                else:
+                    pos += 1
                 _append7(_e8)
             o.node_endpoints = _items6
             if pos != _end:
@@ -1756,7 +1862,18 @@ def _enc_FetchableTopicResponse_v0(o: FetchResponse.FetchableTopicResponse, w: W
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_PartitionData_v0(_e3, w)
+        if _e3.diverging_epoch != _DEFAULT_EpochEndOffset:
+            raise InvalidValue('diverging_epoch')
+        if _e3.current_leader != _DEFAULT_LeaderIdAndEpoch:
+            raise InvalidValue('current_leader')
+        if _e3.snapshot_id != _DEFAULT_SnapshotId:
+            raise InvalidValue('snapshot_id')
+        if _e3.preferred_read_replica != -1:
+            raise InvalidValue('preferred_read_replica')
+        _b4 = _e3.records
+        w(_pack_ihqi(_e3.partition_index, _e3.error_code, _e3.high_watermark, -1 if _b4 is None else len(_b4)))
+        if _b4 is not None:
+            w(_b4)
 
 
 def _dec_FetchableTopicResponse_v0(data: Buffer, pos: int) -> tuple[FetchResponse.FetchableTopicResponse, int]:
@@ -1773,7 +1890,17 @@ def _dec_FetchableTopicResponse_v0(data: Buffer, pos: int) -> tuple[FetchRespons
     _items3: list[FetchResponse.PartitionData] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_PartitionData_v0(data, pos)
+        _e5 = new_instance(_PartitionData)
+        _e5.partition_index, _e5.error_code, _e5.high_watermark, _n6 = _unpack_ihqi(data, pos)
+        pos += 18
+        _e5.records, pos = nullable_bytes_at(data, pos, _n6)
+        _e5.last_stable_offset = -1
+        _e5.log_start_offset = -1
+        _e5.diverging_epoch = _EpochEndOffset()
+        _e5.current_leader = _LeaderIdAndEpoch()
+        _e5.snapshot_id = _SnapshotId()
+        _e5.aborted_transactions = []
+        _e5.preferred_read_replica = -1
         _append4(_e5)
     o.partitions = _items3
     o.topic_id = UUID_ZERO
@@ -1906,20 +2033,17 @@ def _dec_FetchableTopicResponse_v12(data: Buffer, pos: int) -> tuple[FetchRespon
         _append3(_e4)
     o.partitions = _items2
     o.topic_id = UUID_ZERO
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_FetchableTopicResponse_v13(o: FetchResponse.FetchableTopicResponse, w: Writer) -> None:
     """Encode a FetchableTopicResponse, versions 13, 14, 15, 16, 17."""
-    _a1 = o.partitions
     w(_pack_U(o.topic_id.bytes))
+    _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_PartitionData_v12(_e2, w)
@@ -1948,13 +2072,10 @@ def _dec_FetchableTopicResponse_v13(data: Buffer, pos: int) -> tuple[FetchRespon
         _append4(_e5)
     o.partitions = _items3
     o.topic = ""
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1998,13 +2119,13 @@ def _enc_PartitionData_v4(o: FetchResponse.PartitionData, w: Writer) -> None:
         raise InvalidValue('current_leader')
     if o.snapshot_id != _DEFAULT_SnapshotId:
         raise InvalidValue('snapshot_id')
+    if o.preferred_read_replica != -1:
+        raise InvalidValue('preferred_read_replica')
     _a1 = o.aborted_transactions
     w(_pack_ihqqi(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, -1 if _a1 is None else len(_a1)))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_AbortedTransaction_v4(_e2, w)
-    if o.preferred_read_replica != -1:
-        raise InvalidValue('preferred_read_replica')
+            w(_pack_qq(_e2.producer_id, _e2.first_offset))
     _b3 = o.records
     w(_pack_i(-1 if _b3 is None else len(_b3)))
     if _b3 is not None:
@@ -2023,7 +2144,9 @@ def _dec_PartitionData_v4(data: Buffer, pos: int) -> tuple[FetchResponse.Partiti
         _items2: list[FetchResponse.AbortedTransaction] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_AbortedTransaction_v4(data, pos)
+            _e4 = new_instance(_AbortedTransaction)
+            _e4.producer_id, _e4.first_offset = _unpack_qq(data, pos)
+            pos += 16
             _append3(_e4)
         o.aborted_transactions = _items2
     _n5 = _unpack_i(data, pos)[0]
@@ -2045,13 +2168,13 @@ def _enc_PartitionData_v5(o: FetchResponse.PartitionData, w: Writer) -> None:
         raise InvalidValue('current_leader')
     if o.snapshot_id != _DEFAULT_SnapshotId:
         raise InvalidValue('snapshot_id')
+    if o.preferred_read_replica != -1:
+        raise InvalidValue('preferred_read_replica')
     _a1 = o.aborted_transactions
     w(_pack_ihqqqi(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset, -1 if _a1 is None else len(_a1)))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_AbortedTransaction_v4(_e2, w)
-    if o.preferred_read_replica != -1:
-        raise InvalidValue('preferred_read_replica')
+            w(_pack_qq(_e2.producer_id, _e2.first_offset))
     _b3 = o.records
     w(_pack_i(-1 if _b3 is None else len(_b3)))
     if _b3 is not None:
@@ -2070,7 +2193,9 @@ def _dec_PartitionData_v5(data: Buffer, pos: int) -> tuple[FetchResponse.Partiti
         _items2: list[FetchResponse.AbortedTransaction] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_AbortedTransaction_v4(data, pos)
+            _e4 = new_instance(_AbortedTransaction)
+            _e4.producer_id, _e4.first_offset = _unpack_qq(data, pos)
+            pos += 16
             _append3(_e4)
         o.aborted_transactions = _items2
     _n5 = _unpack_i(data, pos)[0]
@@ -2095,7 +2220,7 @@ def _enc_PartitionData_v11(o: FetchResponse.PartitionData, w: Writer) -> None:
     w(_pack_ihqqqi(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset, -1 if _a1 is None else len(_a1)))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_AbortedTransaction_v4(_e2, w)
+            w(_pack_qq(_e2.producer_id, _e2.first_offset))
     _b3 = o.records
     w(_pack_ii(o.preferred_read_replica, -1 if _b3 is None else len(_b3)))
     if _b3 is not None:
@@ -2114,7 +2239,9 @@ def _dec_PartitionData_v11(data: Buffer, pos: int) -> tuple[FetchResponse.Partit
         _items2: list[FetchResponse.AbortedTransaction] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_AbortedTransaction_v4(data, pos)
+            _e4 = new_instance(_AbortedTransaction)
+            _e4.producer_id, _e4.first_offset = _unpack_qq(data, pos)
+            pos += 16
             _append3(_e4)
         o.aborted_transactions = _items2
     o.preferred_read_replica, _n5 = _unpack_ii(data, pos)
@@ -2128,34 +2255,34 @@ def _dec_PartitionData_v11(data: Buffer, pos: int) -> tuple[FetchResponse.Partit
 
 def _enc_PartitionData_v12(o: FetchResponse.PartitionData, w: Writer) -> None:
     """Encode a PartitionData, versions 12, 13, 14, 15, 16, 17."""
-    _a1 = o.aborted_transactions
     w(_pack_ihqqq(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset))
+    _a1 = o.aborted_transactions
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_AbortedTransaction_v12(_e2, w)
-    _b3 = o.records
+            w(_pack_qqx(_e2.producer_id, _e2.first_offset))
     w(_pack_i(o.preferred_read_replica))
+    _b3 = o.records
     if _b3 is None:
         w(b'\x00')
     else:
         w(uvarint(len(_b3) + 1))
         w(_b3)
-    _tags: list[bytes] = []
+    _tags4: list[bytes] = []
     if o.diverging_epoch != _DEFAULT_EpochEndOffset:
-        _tagged4: list[bytes] = []
-        _enc_EpochEndOffset_v12(o.diverging_epoch, _tagged4.append)
-        _tags.append(tagged_field(0, _tagged4))
-    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         _tagged5: list[bytes] = []
-        _enc_LeaderIdAndEpoch_v12(o.current_leader, _tagged5.append)
-        _tags.append(tagged_field(1, _tagged5))
-    if o.snapshot_id != _DEFAULT_SnapshotId:
+        _enc_EpochEndOffset_v12(o.diverging_epoch, _tagged5.append)
+        _tags4.append(tagged_field(0, _tagged5))
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         _tagged6: list[bytes] = []
-        _enc_SnapshotId_v12(o.snapshot_id, _tagged6.append)
-        _tags.append(tagged_field(2, _tagged6))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _enc_LeaderIdAndEpoch_v12(o.current_leader, _tagged6.append)
+        _tags4.append(tagged_field(1, _tagged6))
+    if o.snapshot_id != _DEFAULT_SnapshotId:
+        _tagged7: list[bytes] = []
+        _enc_SnapshotId_v12(o.snapshot_id, _tagged7.append)
+        _tags4.append(tagged_field(2, _tagged7))
+    w(uvarint(len(_tags4)))
+    w(b''.join(_tags4))
 
 
 def _dec_PartitionData_v12(data: Buffer, pos: int) -> tuple[FetchResponse.PartitionData, int]:
@@ -2176,7 +2303,13 @@ def _dec_PartitionData_v12(data: Buffer, pos: int) -> tuple[FetchResponse.Partit
         _items2: list[FetchResponse.AbortedTransaction] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_AbortedTransaction_v12(data, pos)
+            _e4 = new_instance(_AbortedTransaction)
+            _e4.producer_id, _e4.first_offset = _unpack_qq(data, pos)
+            pos += 16
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append3(_e4)
         o.aborted_transactions = _items2
     o.preferred_read_replica = _unpack_i(data, pos)[0]
@@ -2185,11 +2318,7 @@ def _dec_PartitionData_v12(data: Buffer, pos: int) -> tuple[FetchResponse.Partit
     o.diverging_epoch = _EpochEndOffset()
     o.current_leader = _LeaderIdAndEpoch()
     o.snapshot_id = _SnapshotId()
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -2222,13 +2351,10 @@ def _dec_EpochEndOffset_v12(data: Buffer, pos: int) -> tuple[FetchResponse.Epoch
     o = new_instance(_EpochEndOffset)
     o.epoch, o.end_offset = _unpack_iq(data, pos)
     pos += 12
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -2242,13 +2368,10 @@ def _dec_LeaderIdAndEpoch_v12(data: Buffer, pos: int) -> tuple[FetchResponse.Lea
     o = new_instance(_LeaderIdAndEpoch)
     o.leader_id, o.leader_epoch = _unpack_ii(data, pos)
     pos += 8
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -2262,13 +2385,10 @@ def _dec_SnapshotId_v12(data: Buffer, pos: int) -> tuple[FetchResponse.SnapshotI
     o = new_instance(_SnapshotId)
     o.end_offset, o.epoch = _unpack_qi(data, pos)
     pos += 12
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -2295,13 +2415,10 @@ def _dec_AbortedTransaction_v12(data: Buffer, pos: int) -> tuple[FetchResponse.A
     o = new_instance(_AbortedTransaction)
     o.producer_id, o.first_offset = _unpack_qq(data, pos)
     pos += 16
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -2323,13 +2440,10 @@ def _dec_NodeEndpoint_v16(data: Buffer, pos: int) -> tuple[FetchResponse.NodeEnd
     o.port = _unpack_i(data, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

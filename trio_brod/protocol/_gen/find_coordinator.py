@@ -141,13 +141,13 @@ _FindCoordinatorResponse = FindCoordinatorResponse
 
 def _enc_FindCoordinatorRequest_v0(o: FindCoordinatorRequest, w: Writer) -> None:
     """Encode a FindCoordinatorRequest, version 0."""
-    _s1 = o.key.encode()
-    w(_pack_h(len(_s1)))
-    w(_s1)
     if o.key_type != 0:
         raise InvalidValue('key_type')
     if len(o.coordinator_keys) != 0:
         raise InvalidValue('coordinator_keys')
+    _s1 = o.key.encode()
+    w(_pack_h(len(_s1)))
+    w(_s1)
 
 
 def _dec_FindCoordinatorRequest_v0(data: Buffer, pos: int) -> tuple[FindCoordinatorRequest, int]:
@@ -163,11 +163,11 @@ def _dec_FindCoordinatorRequest_v0(data: Buffer, pos: int) -> tuple[FindCoordina
 
 def _enc_FindCoordinatorRequest_v1(o: FindCoordinatorRequest, w: Writer) -> None:
     """Encode a FindCoordinatorRequest, versions 1, 2."""
+    if len(o.coordinator_keys) != 0:
+        raise InvalidValue('coordinator_keys')
     _s1 = o.key.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
-    if len(o.coordinator_keys) != 0:
-        raise InvalidValue('coordinator_keys')
     w(_pack_b(o.key_type))
 
 
@@ -185,9 +185,9 @@ def _dec_FindCoordinatorRequest_v1(data: Buffer, pos: int) -> tuple[FindCoordina
 
 def _enc_FindCoordinatorRequest_v3(o: FindCoordinatorRequest, w: Writer) -> None:
     """Encode a FindCoordinatorRequest, version 3."""
-    w(compact_string(o.key))
     if len(o.coordinator_keys) != 0:
         raise InvalidValue('coordinator_keys')
+    w(compact_string(o.key))
     w(_pack_bx(o.key_type))
 
 
@@ -198,13 +198,10 @@ def _dec_FindCoordinatorRequest_v3(data: Buffer, pos: int) -> tuple[FindCoordina
     o.key_type = _unpack_b(data, pos)[0]
     pos += 1
     o.coordinator_keys = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -212,8 +209,8 @@ def _enc_FindCoordinatorRequest_v4(o: FindCoordinatorRequest, w: Writer) -> None
     """Encode a FindCoordinatorRequest, versions 4, 5, 6."""
     if o.key != "":
         raise InvalidValue('key')
-    _a1 = o.coordinator_keys
     w(_pack_b(o.key_type))
+    _a1 = o.coordinator_keys
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         w(compact_string(_e2))
@@ -241,23 +238,20 @@ def _dec_FindCoordinatorRequest_v4(data: Buffer, pos: int) -> tuple[FindCoordina
         _append3(_e4)
     o.coordinator_keys = _items2
     o.key = ""
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_FindCoordinatorResponse_v0(o: FindCoordinatorResponse, w: Writer) -> None:
     """Encode a FindCoordinatorResponse, version 0."""
+    if len(o.coordinators) != 0:
+        raise InvalidValue('coordinators')
     _s1 = o.host.encode()
     w(_pack_hih(o.error_code, o.node_id, len(_s1)))
     w(_s1)
-    if len(o.coordinators) != 0:
-        raise InvalidValue('coordinators')
     w(_pack_i(o.port))
 
 
@@ -277,6 +271,8 @@ def _dec_FindCoordinatorResponse_v0(data: Buffer, pos: int) -> tuple[FindCoordin
 
 def _enc_FindCoordinatorResponse_v1(o: FindCoordinatorResponse, w: Writer) -> None:
     """Encode a FindCoordinatorResponse, versions 1, 2."""
+    if len(o.coordinators) != 0:
+        raise InvalidValue('coordinators')
     _s1 = None if o.error_message is None else o.error_message.encode()
     w(_pack_ihh(o.throttle_time_ms, o.error_code, -1 if _s1 is None else len(_s1)))
     if _s1 is not None:
@@ -284,8 +280,6 @@ def _enc_FindCoordinatorResponse_v1(o: FindCoordinatorResponse, w: Writer) -> No
     _s2 = o.host.encode()
     w(_pack_ih(o.node_id, len(_s2)))
     w(_s2)
-    if len(o.coordinators) != 0:
-        raise InvalidValue('coordinators')
     w(_pack_i(o.port))
 
 
@@ -306,12 +300,12 @@ def _dec_FindCoordinatorResponse_v1(data: Buffer, pos: int) -> tuple[FindCoordin
 
 def _enc_FindCoordinatorResponse_v3(o: FindCoordinatorResponse, w: Writer) -> None:
     """Encode a FindCoordinatorResponse, version 3."""
+    if len(o.coordinators) != 0:
+        raise InvalidValue('coordinators')
     w(_pack_ih(o.throttle_time_ms, o.error_code))
     w(compact_nullable_string(o.error_message))
     w(_pack_i(o.node_id))
     w(compact_string(o.host))
-    if len(o.coordinators) != 0:
-        raise InvalidValue('coordinators')
     w(_pack_ix(o.port))
 
 
@@ -327,13 +321,10 @@ def _dec_FindCoordinatorResponse_v3(data: Buffer, pos: int) -> tuple[FindCoordin
     o.port = _unpack_i(data, pos)[0]
     pos += 4
     o.coordinators = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -347,11 +338,16 @@ def _enc_FindCoordinatorResponse_v4(o: FindCoordinatorResponse, w: Writer) -> No
         raise InvalidValue('host')
     if o.port != 0:
         raise InvalidValue('port')
-    _a1 = o.coordinators
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.coordinators
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_Coordinator_v4(_e2, w)
+        w(compact_string(_e2.key))
+        w(_pack_i(_e2.node_id))
+        w(compact_string(_e2.host))
+        w(_pack_ih(_e2.port, _e2.error_code))
+        w(compact_nullable_string(_e2.error_message))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -372,7 +368,18 @@ def _dec_FindCoordinatorResponse_v4(data: Buffer, pos: int) -> tuple[FindCoordin
     _items2: list[FindCoordinatorResponse.Coordinator] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_Coordinator_v4(data, pos)
+        _e4 = new_instance(_Coordinator)
+        _e4.key, pos = read_compact_string(data, pos)
+        _e4.node_id = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.host, pos = read_compact_string(data, pos)
+        _e4.port, _e4.error_code = _unpack_ih(data, pos)
+        pos += 6
+        _e4.error_message, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.coordinators = _items2
     o.error_code = 0
@@ -380,13 +387,10 @@ def _dec_FindCoordinatorResponse_v4(data: Buffer, pos: int) -> tuple[FindCoordin
     o.node_id = 0
     o.host = ""
     o.port = 0
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -410,13 +414,10 @@ def _dec_Coordinator_v4(data: Buffer, pos: int) -> tuple[FindCoordinatorResponse
     o.port, o.error_code = _unpack_ih(data, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

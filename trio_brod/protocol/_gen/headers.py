@@ -16,7 +16,6 @@ from trio_brod.protocol._primitives import (
     Writer,
     new_instance,
     nullable_string_at,
-    read_uvarint,
     skip_tagged_fields,
 )
 
@@ -129,13 +128,10 @@ def _dec_RequestHeader_v2(data: Buffer, pos: int) -> tuple[RequestHeader, int]:
     o.request_api_key, o.request_api_version, o.correlation_id, _n1 = _unpack_hhih(data, pos)
     pos += 10
     o.client_id, pos = nullable_string_at(data, pos, _n1)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -162,13 +158,10 @@ def _dec_ResponseHeader_v1(data: Buffer, pos: int) -> tuple[ResponseHeader, int]
     o = new_instance(_ResponseHeader)
     o.correlation_id = _unpack_i(data, pos)[0]
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -21,7 +21,6 @@ from trio_brod.protocol._primitives import (
     nullable_string_at,
     read_compact_nullable_string,
     read_compact_string,
-    read_uvarint,
     skip_tagged_fields,
     string_at,
 )
@@ -99,14 +98,14 @@ _HeartbeatResponse = HeartbeatResponse
 
 def _enc_HeartbeatRequest_v0(o: HeartbeatRequest, w: Writer) -> None:
     """Encode a HeartbeatRequest, versions 0, 1, 2."""
+    if o.group_instance_id is not None:
+        raise InvalidValue('group_instance_id')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
     _s2 = o.member_id.encode()
     w(_pack_ih(o.generation_id, len(_s2)))
     w(_s2)
-    if o.group_instance_id is not None:
-        raise InvalidValue('group_instance_id')
 
 
 def _dec_HeartbeatRequest_v0(data: Buffer, pos: int) -> tuple[HeartbeatRequest, int]:
@@ -168,13 +167,10 @@ def _dec_HeartbeatRequest_v4(data: Buffer, pos: int) -> tuple[HeartbeatRequest, 
     pos += 4
     o.member_id, pos = read_compact_string(data, pos)
     o.group_instance_id, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -215,13 +211,10 @@ def _dec_HeartbeatResponse_v4(data: Buffer, pos: int) -> tuple[HeartbeatResponse
     o = new_instance(_HeartbeatResponse)
     o.throttle_time_ms, o.error_code = _unpack_ih(data, pos)
     pos += 6
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

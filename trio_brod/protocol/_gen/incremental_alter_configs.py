@@ -206,13 +206,10 @@ def _dec_IncrementalAlterConfigsRequest_v1(data: Buffer, pos: int) -> tuple[Incr
     o.resources = _items2
     o.validate_only = _unpack_o(data, pos)[0]
     pos += 1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -224,7 +221,13 @@ def _enc_AlterConfigsResource_v0(o: IncrementalAlterConfigsRequest.AlterConfigsR
     _a2 = o.configs
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_AlterableConfig_v0(_e3, w)
+        _s4 = _e3.name.encode()
+        w(_pack_h(len(_s4)))
+        w(_s4)
+        _s5 = None if _e3.value is None else _e3.value.encode()
+        w(_pack_bh(_e3.config_operation, -1 if _s5 is None else len(_s5)))
+        if _s5 is not None:
+            w(_s5)
 
 
 def _dec_AlterConfigsResource_v0(data: Buffer, pos: int) -> tuple[IncrementalAlterConfigsRequest.AlterConfigsResource, int]:
@@ -241,7 +244,13 @@ def _dec_AlterConfigsResource_v0(data: Buffer, pos: int) -> tuple[IncrementalAlt
     _items3: list[IncrementalAlterConfigsRequest.AlterableConfig] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_AlterableConfig_v0(data, pos)
+        _e5 = new_instance(_AlterableConfig)
+        _n6 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e5.name, pos = string_at(data, pos, _n6)
+        _e5.config_operation, _n7 = _unpack_bh(data, pos)
+        pos += 3
+        _e5.value, pos = nullable_string_at(data, pos, _n7)
         _append4(_e5)
     o.configs = _items3
     return o, pos
@@ -254,7 +263,10 @@ def _enc_AlterConfigsResource_v1(o: IncrementalAlterConfigsRequest.AlterConfigsR
     _a1 = o.configs
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_AlterableConfig_v1(_e2, w)
+        w(compact_string(_e2.name))
+        w(_pack_b(_e2.config_operation))
+        w(compact_nullable_string(_e2.value))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -276,16 +288,21 @@ def _dec_AlterConfigsResource_v1(data: Buffer, pos: int) -> tuple[IncrementalAlt
     _items2: list[IncrementalAlterConfigsRequest.AlterableConfig] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_AlterableConfig_v1(data, pos)
+        _e4 = new_instance(_AlterableConfig)
+        _e4.name, pos = read_compact_string(data, pos)
+        _e4.config_operation = _unpack_b(data, pos)[0]
+        pos += 1
+        _e4.value, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.configs = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -327,13 +344,10 @@ def _dec_AlterableConfig_v1(data: Buffer, pos: int) -> tuple[IncrementalAlterCon
     o.config_operation = _unpack_b(data, pos)[0]
     pos += 1
     o.value, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -342,7 +356,13 @@ def _enc_IncrementalAlterConfigsResponse_v0(o: IncrementalAlterConfigsResponse, 
     _a1 = o.responses
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
-        _enc_AlterConfigsResourceResponse_v0(_e2, w)
+        _s3 = None if _e2.error_message is None else _e2.error_message.encode()
+        w(_pack_hh(_e2.error_code, -1 if _s3 is None else len(_s3)))
+        if _s3 is not None:
+            w(_s3)
+        _s4 = _e2.resource_name.encode()
+        w(_pack_bh(_e2.resource_type, len(_s4)))
+        w(_s4)
 
 
 def _dec_IncrementalAlterConfigsResponse_v0(data: Buffer, pos: int) -> tuple[IncrementalAlterConfigsResponse, int]:
@@ -356,7 +376,13 @@ def _dec_IncrementalAlterConfigsResponse_v0(data: Buffer, pos: int) -> tuple[Inc
     _items2: list[IncrementalAlterConfigsResponse.AlterConfigsResourceResponse] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_AlterConfigsResourceResponse_v0(data, pos)
+        _e4 = new_instance(_AlterConfigsResourceResponse)
+        _e4.error_code, _n5 = _unpack_hh(data, pos)
+        pos += 4
+        _e4.error_message, pos = nullable_string_at(data, pos, _n5)
+        _e4.resource_type, _n6 = _unpack_bh(data, pos)
+        pos += 3
+        _e4.resource_name, pos = string_at(data, pos, _n6)
         _append3(_e4)
     o.responses = _items2
     return o, pos
@@ -364,11 +390,15 @@ def _dec_IncrementalAlterConfigsResponse_v0(data: Buffer, pos: int) -> tuple[Inc
 
 def _enc_IncrementalAlterConfigsResponse_v1(o: IncrementalAlterConfigsResponse, w: Writer) -> None:
     """Encode a IncrementalAlterConfigsResponse, version 1."""
-    _a1 = o.responses
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.responses
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_AlterConfigsResourceResponse_v1(_e2, w)
+        w(_pack_h(_e2.error_code))
+        w(compact_nullable_string(_e2.error_message))
+        w(_pack_b(_e2.resource_type))
+        w(compact_string(_e2.resource_name))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -389,16 +419,23 @@ def _dec_IncrementalAlterConfigsResponse_v1(data: Buffer, pos: int) -> tuple[Inc
     _items2: list[IncrementalAlterConfigsResponse.AlterConfigsResourceResponse] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_AlterConfigsResourceResponse_v1(data, pos)
+        _e4 = new_instance(_AlterConfigsResourceResponse)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.error_message, pos = read_compact_nullable_string(data, pos)
+        _e4.resource_type = _unpack_b(data, pos)[0]
+        pos += 1
+        _e4.resource_name, pos = read_compact_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.responses = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -443,13 +480,10 @@ def _dec_AlterConfigsResourceResponse_v1(data: Buffer, pos: int) -> tuple[Increm
     o.resource_type = _unpack_b(data, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

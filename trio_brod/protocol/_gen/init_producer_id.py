@@ -19,7 +19,6 @@ from trio_brod.protocol._primitives import (
     new_instance,
     nullable_string_at,
     read_compact_nullable_string,
-    read_uvarint,
     skip_tagged_fields,
 )
 
@@ -109,14 +108,14 @@ _InitProducerIdResponse = InitProducerIdResponse
 
 def _enc_InitProducerIdRequest_v0(o: InitProducerIdRequest, w: Writer) -> None:
     """Encode a InitProducerIdRequest, versions 0, 1."""
-    _s1 = None if o.transactional_id is None else o.transactional_id.encode()
-    w(_pack_h(-1 if _s1 is None else len(_s1)))
-    if _s1 is not None:
-        w(_s1)
     if o.producer_id != -1:
         raise InvalidValue('producer_id')
     if o.producer_epoch != -1:
         raise InvalidValue('producer_epoch')
+    _s1 = None if o.transactional_id is None else o.transactional_id.encode()
+    w(_pack_h(-1 if _s1 is None else len(_s1)))
+    if _s1 is not None:
+        w(_s1)
     w(_pack_i(o.transaction_timeout_ms))
 
 
@@ -135,11 +134,11 @@ def _dec_InitProducerIdRequest_v0(data: Buffer, pos: int) -> tuple[InitProducerI
 
 def _enc_InitProducerIdRequest_v2(o: InitProducerIdRequest, w: Writer) -> None:
     """Encode a InitProducerIdRequest, version 2."""
-    w(compact_nullable_string(o.transactional_id))
     if o.producer_id != -1:
         raise InvalidValue('producer_id')
     if o.producer_epoch != -1:
         raise InvalidValue('producer_epoch')
+    w(compact_nullable_string(o.transactional_id))
     w(_pack_ix(o.transaction_timeout_ms))
 
 
@@ -151,13 +150,10 @@ def _dec_InitProducerIdRequest_v2(data: Buffer, pos: int) -> tuple[InitProducerI
     pos += 4
     o.producer_id = -1
     o.producer_epoch = -1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -173,13 +169,10 @@ def _dec_InitProducerIdRequest_v3(data: Buffer, pos: int) -> tuple[InitProducerI
     o.transactional_id, pos = read_compact_nullable_string(data, pos)
     o.transaction_timeout_ms, o.producer_id, o.producer_epoch = _unpack_iqh(data, pos)
     pos += 14
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -206,13 +199,10 @@ def _dec_InitProducerIdResponse_v2(data: Buffer, pos: int) -> tuple[InitProducer
     o = new_instance(_InitProducerIdResponse)
     o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _unpack_ihqh(data, pos)
     pos += 16
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

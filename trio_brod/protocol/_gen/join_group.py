@@ -169,21 +169,26 @@ _JoinGroupResponse = JoinGroupResponse
 
 def _enc_JoinGroupRequest_v0(o: JoinGroupRequest, w: Writer) -> None:
     """Encode a JoinGroupRequest, version 0."""
+    if o.group_instance_id is not None:
+        raise InvalidValue('group_instance_id')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
     _s2 = o.member_id.encode()
     w(_pack_ih(o.session_timeout_ms, len(_s2)))
     w(_s2)
-    if o.group_instance_id is not None:
-        raise InvalidValue('group_instance_id')
     _s3 = o.protocol_type.encode()
     w(_pack_h(len(_s3)))
     w(_s3)
     _a4 = o.protocols
     w(_pack_i(len(_a4)))
     for _e5 in _a4:
-        _enc_JoinGroupRequestProtocol_v0(_e5, w)
+        _s6 = _e5.name.encode()
+        w(_pack_h(len(_s6)))
+        w(_s6)
+        _b7 = _e5.metadata
+        w(_pack_i(len(_b7)))
+        w(_b7)
 
 
 def _dec_JoinGroupRequest_v0(data: Buffer, pos: int) -> tuple[JoinGroupRequest, int]:
@@ -206,7 +211,13 @@ def _dec_JoinGroupRequest_v0(data: Buffer, pos: int) -> tuple[JoinGroupRequest, 
     _items5: list[JoinGroupRequest.JoinGroupRequestProtocol] = []
     _append6 = _items5.append
     for _ in range(_n4):
-        _e7, pos = _dec_JoinGroupRequestProtocol_v0(data, pos)
+        _e7 = new_instance(_JoinGroupRequestProtocol)
+        _n8 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e7.name, pos = string_at(data, pos, _n8)
+        _n9 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e7.metadata, pos = bytes_at(data, pos, _n9)
         _append6(_e7)
     o.protocols = _items5
     o.rebalance_timeout_ms = -1
@@ -217,21 +228,26 @@ def _dec_JoinGroupRequest_v0(data: Buffer, pos: int) -> tuple[JoinGroupRequest, 
 
 def _enc_JoinGroupRequest_v1(o: JoinGroupRequest, w: Writer) -> None:
     """Encode a JoinGroupRequest, versions 1, 2, 3, 4."""
+    if o.group_instance_id is not None:
+        raise InvalidValue('group_instance_id')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
     _s2 = o.member_id.encode()
     w(_pack_iih(o.session_timeout_ms, o.rebalance_timeout_ms, len(_s2)))
     w(_s2)
-    if o.group_instance_id is not None:
-        raise InvalidValue('group_instance_id')
     _s3 = o.protocol_type.encode()
     w(_pack_h(len(_s3)))
     w(_s3)
     _a4 = o.protocols
     w(_pack_i(len(_a4)))
     for _e5 in _a4:
-        _enc_JoinGroupRequestProtocol_v0(_e5, w)
+        _s6 = _e5.name.encode()
+        w(_pack_h(len(_s6)))
+        w(_s6)
+        _b7 = _e5.metadata
+        w(_pack_i(len(_b7)))
+        w(_b7)
 
 
 def _dec_JoinGroupRequest_v1(data: Buffer, pos: int) -> tuple[JoinGroupRequest, int]:
@@ -254,7 +270,13 @@ def _dec_JoinGroupRequest_v1(data: Buffer, pos: int) -> tuple[JoinGroupRequest, 
     _items5: list[JoinGroupRequest.JoinGroupRequestProtocol] = []
     _append6 = _items5.append
     for _ in range(_n4):
-        _e7, pos = _dec_JoinGroupRequestProtocol_v0(data, pos)
+        _e7 = new_instance(_JoinGroupRequestProtocol)
+        _n8 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e7.name, pos = string_at(data, pos, _n8)
+        _n9 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e7.metadata, pos = bytes_at(data, pos, _n9)
         _append6(_e7)
     o.protocols = _items5
     o.group_instance_id = None
@@ -280,7 +302,12 @@ def _enc_JoinGroupRequest_v5(o: JoinGroupRequest, w: Writer) -> None:
     _a5 = o.protocols
     w(_pack_i(len(_a5)))
     for _e6 in _a5:
-        _enc_JoinGroupRequestProtocol_v0(_e6, w)
+        _s7 = _e6.name.encode()
+        w(_pack_h(len(_s7)))
+        w(_s7)
+        _b8 = _e6.metadata
+        w(_pack_i(len(_b8)))
+        w(_b8)
 
 
 def _dec_JoinGroupRequest_v5(data: Buffer, pos: int) -> tuple[JoinGroupRequest, int]:
@@ -306,7 +333,13 @@ def _dec_JoinGroupRequest_v5(data: Buffer, pos: int) -> tuple[JoinGroupRequest, 
     _items6: list[JoinGroupRequest.JoinGroupRequestProtocol] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_JoinGroupRequestProtocol_v0(data, pos)
+        _e8 = new_instance(_JoinGroupRequestProtocol)
+        _n9 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e8.name, pos = string_at(data, pos, _n9)
+        _n10 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e8.metadata, pos = bytes_at(data, pos, _n10)
         _append7(_e8)
     o.protocols = _items6
     o.reason = None
@@ -323,7 +356,11 @@ def _enc_JoinGroupRequest_v6(o: JoinGroupRequest, w: Writer) -> None:
     _a1 = o.protocols
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_JoinGroupRequestProtocol_v6(_e2, w)
+        w(compact_string(_e2.name))
+        _b3 = _e2.metadata
+        w(uvarint(len(_b3) + 1))
+        w(_b3)
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -348,17 +385,20 @@ def _dec_JoinGroupRequest_v6(data: Buffer, pos: int) -> tuple[JoinGroupRequest, 
     _items2: list[JoinGroupRequest.JoinGroupRequestProtocol] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_JoinGroupRequestProtocol_v6(data, pos)
+        _e4 = new_instance(_JoinGroupRequestProtocol)
+        _e4.name, pos = read_compact_string(data, pos)
+        _e4.metadata, pos = read_compact_bytes(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.protocols = _items2
     o.reason = None
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -372,7 +412,11 @@ def _enc_JoinGroupRequest_v8(o: JoinGroupRequest, w: Writer) -> None:
     _a1 = o.protocols
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_JoinGroupRequestProtocol_v6(_e2, w)
+        w(compact_string(_e2.name))
+        _b3 = _e2.metadata
+        w(uvarint(len(_b3) + 1))
+        w(_b3)
+        w(b'\x00')
     w(compact_nullable_string(o.reason))
     w(b'\x00')
 
@@ -398,17 +442,20 @@ def _dec_JoinGroupRequest_v8(data: Buffer, pos: int) -> tuple[JoinGroupRequest, 
     _items2: list[JoinGroupRequest.JoinGroupRequestProtocol] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_JoinGroupRequestProtocol_v6(data, pos)
+        _e4 = new_instance(_JoinGroupRequestProtocol)
+        _e4.name, pos = read_compact_string(data, pos)
+        _e4.metadata, pos = read_compact_bytes(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.protocols = _items2
     o.reason, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -448,33 +495,35 @@ def _dec_JoinGroupRequestProtocol_v6(data: Buffer, pos: int) -> tuple[JoinGroupR
     o = new_instance(_JoinGroupRequestProtocol)
     o.name, pos = read_compact_string(data, pos)
     o.metadata, pos = read_compact_bytes(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_JoinGroupResponse_v0(o: JoinGroupResponse, w: Writer) -> None:
     """Encode a JoinGroupResponse, versions 0, 1."""
+    if o.skip_assignment != False:
+        raise InvalidValue('skip_assignment')
     _s1 = not_null(o.protocol_name).encode()
     w(_pack_hih(o.error_code, o.generation_id, len(_s1)))
     w(_s1)
     _s2 = o.leader.encode()
     w(_pack_h(len(_s2)))
     w(_s2)
-    if o.skip_assignment != False:
-        raise InvalidValue('skip_assignment')
     _s3 = o.member_id.encode()
     w(_pack_h(len(_s3)))
     w(_s3)
     _a4 = o.members
     w(_pack_i(len(_a4)))
     for _e5 in _a4:
-        _enc_JoinGroupResponseMember_v0(_e5, w)
+        _s6 = _e5.member_id.encode()
+        w(_pack_h(len(_s6)))
+        w(_s6)
+        _b7 = _e5.metadata
+        w(_pack_i(len(_b7)))
+        w(_b7)
 
 
 def _dec_JoinGroupResponse_v0(data: Buffer, pos: int) -> tuple[JoinGroupResponse, int]:
@@ -497,7 +546,14 @@ def _dec_JoinGroupResponse_v0(data: Buffer, pos: int) -> tuple[JoinGroupResponse
     _items5: list[JoinGroupResponse.JoinGroupResponseMember] = []
     _append6 = _items5.append
     for _ in range(_n4):
-        _e7, pos = _dec_JoinGroupResponseMember_v0(data, pos)
+        _e7 = new_instance(_JoinGroupResponseMember)
+        _n8 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e7.member_id, pos = string_at(data, pos, _n8)
+        _n9 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e7.metadata, pos = bytes_at(data, pos, _n9)
+        _e7.group_instance_id = None
         _append6(_e7)
     o.members = _items5
     o.throttle_time_ms = 0
@@ -508,21 +564,26 @@ def _dec_JoinGroupResponse_v0(data: Buffer, pos: int) -> tuple[JoinGroupResponse
 
 def _enc_JoinGroupResponse_v2(o: JoinGroupResponse, w: Writer) -> None:
     """Encode a JoinGroupResponse, versions 2, 3, 4."""
+    if o.skip_assignment != False:
+        raise InvalidValue('skip_assignment')
     _s1 = not_null(o.protocol_name).encode()
     w(_pack_ihih(o.throttle_time_ms, o.error_code, o.generation_id, len(_s1)))
     w(_s1)
     _s2 = o.leader.encode()
     w(_pack_h(len(_s2)))
     w(_s2)
-    if o.skip_assignment != False:
-        raise InvalidValue('skip_assignment')
     _s3 = o.member_id.encode()
     w(_pack_h(len(_s3)))
     w(_s3)
     _a4 = o.members
     w(_pack_i(len(_a4)))
     for _e5 in _a4:
-        _enc_JoinGroupResponseMember_v0(_e5, w)
+        _s6 = _e5.member_id.encode()
+        w(_pack_h(len(_s6)))
+        w(_s6)
+        _b7 = _e5.metadata
+        w(_pack_i(len(_b7)))
+        w(_b7)
 
 
 def _dec_JoinGroupResponse_v2(data: Buffer, pos: int) -> tuple[JoinGroupResponse, int]:
@@ -545,7 +606,14 @@ def _dec_JoinGroupResponse_v2(data: Buffer, pos: int) -> tuple[JoinGroupResponse
     _items5: list[JoinGroupResponse.JoinGroupResponseMember] = []
     _append6 = _items5.append
     for _ in range(_n4):
-        _e7, pos = _dec_JoinGroupResponseMember_v0(data, pos)
+        _e7 = new_instance(_JoinGroupResponseMember)
+        _n8 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e7.member_id, pos = string_at(data, pos, _n8)
+        _n9 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e7.metadata, pos = bytes_at(data, pos, _n9)
+        _e7.group_instance_id = None
         _append6(_e7)
     o.members = _items5
     o.protocol_type = None
@@ -555,21 +623,30 @@ def _dec_JoinGroupResponse_v2(data: Buffer, pos: int) -> tuple[JoinGroupResponse
 
 def _enc_JoinGroupResponse_v5(o: JoinGroupResponse, w: Writer) -> None:
     """Encode a JoinGroupResponse, version 5."""
+    if o.skip_assignment != False:
+        raise InvalidValue('skip_assignment')
     _s1 = not_null(o.protocol_name).encode()
     w(_pack_ihih(o.throttle_time_ms, o.error_code, o.generation_id, len(_s1)))
     w(_s1)
     _s2 = o.leader.encode()
     w(_pack_h(len(_s2)))
     w(_s2)
-    if o.skip_assignment != False:
-        raise InvalidValue('skip_assignment')
     _s3 = o.member_id.encode()
     w(_pack_h(len(_s3)))
     w(_s3)
     _a4 = o.members
     w(_pack_i(len(_a4)))
     for _e5 in _a4:
-        _enc_JoinGroupResponseMember_v5(_e5, w)
+        _s6 = _e5.member_id.encode()
+        w(_pack_h(len(_s6)))
+        w(_s6)
+        _s7 = None if _e5.group_instance_id is None else _e5.group_instance_id.encode()
+        w(_pack_h(-1 if _s7 is None else len(_s7)))
+        if _s7 is not None:
+            w(_s7)
+        _b8 = _e5.metadata
+        w(_pack_i(len(_b8)))
+        w(_b8)
 
 
 def _dec_JoinGroupResponse_v5(data: Buffer, pos: int) -> tuple[JoinGroupResponse, int]:
@@ -592,7 +669,16 @@ def _dec_JoinGroupResponse_v5(data: Buffer, pos: int) -> tuple[JoinGroupResponse
     _items5: list[JoinGroupResponse.JoinGroupResponseMember] = []
     _append6 = _items5.append
     for _ in range(_n4):
-        _e7, pos = _dec_JoinGroupResponseMember_v5(data, pos)
+        _e7 = new_instance(_JoinGroupResponseMember)
+        _n8 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e7.member_id, pos = string_at(data, pos, _n8)
+        _n9 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e7.group_instance_id, pos = nullable_string_at(data, pos, _n9)
+        _n10 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e7.metadata, pos = bytes_at(data, pos, _n10)
         _append6(_e7)
     o.members = _items5
     o.protocol_type = None
@@ -602,16 +688,21 @@ def _dec_JoinGroupResponse_v5(data: Buffer, pos: int) -> tuple[JoinGroupResponse
 
 def _enc_JoinGroupResponse_v6(o: JoinGroupResponse, w: Writer) -> None:
     """Encode a JoinGroupResponse, version 6."""
+    if o.skip_assignment != False:
+        raise InvalidValue('skip_assignment')
     w(_pack_ihi(o.throttle_time_ms, o.error_code, o.generation_id))
     w(compact_string(not_null(o.protocol_name)))
     w(compact_string(o.leader))
-    if o.skip_assignment != False:
-        raise InvalidValue('skip_assignment')
     w(compact_string(o.member_id))
     _a1 = o.members
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_JoinGroupResponseMember_v6(_e2, w)
+        w(compact_string(_e2.member_id))
+        w(compact_nullable_string(_e2.group_instance_id))
+        _b3 = _e2.metadata
+        w(uvarint(len(_b3) + 1))
+        w(_b3)
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -635,34 +726,43 @@ def _dec_JoinGroupResponse_v6(data: Buffer, pos: int) -> tuple[JoinGroupResponse
     _items2: list[JoinGroupResponse.JoinGroupResponseMember] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_JoinGroupResponseMember_v6(data, pos)
+        _e4 = new_instance(_JoinGroupResponseMember)
+        _e4.member_id, pos = read_compact_string(data, pos)
+        _e4.group_instance_id, pos = read_compact_nullable_string(data, pos)
+        _e4.metadata, pos = read_compact_bytes(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.members = _items2
     o.protocol_type = None
     o.skip_assignment = False
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_JoinGroupResponse_v7(o: JoinGroupResponse, w: Writer) -> None:
     """Encode a JoinGroupResponse, versions 7, 8."""
+    if o.skip_assignment != False:
+        raise InvalidValue('skip_assignment')
     w(_pack_ihi(o.throttle_time_ms, o.error_code, o.generation_id))
     w(compact_nullable_string(o.protocol_type))
     w(compact_nullable_string(o.protocol_name))
     w(compact_string(o.leader))
-    if o.skip_assignment != False:
-        raise InvalidValue('skip_assignment')
     w(compact_string(o.member_id))
     _a1 = o.members
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_JoinGroupResponseMember_v6(_e2, w)
+        w(compact_string(_e2.member_id))
+        w(compact_nullable_string(_e2.group_instance_id))
+        _b3 = _e2.metadata
+        w(uvarint(len(_b3) + 1))
+        w(_b3)
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -687,17 +787,21 @@ def _dec_JoinGroupResponse_v7(data: Buffer, pos: int) -> tuple[JoinGroupResponse
     _items2: list[JoinGroupResponse.JoinGroupResponseMember] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_JoinGroupResponseMember_v6(data, pos)
+        _e4 = new_instance(_JoinGroupResponseMember)
+        _e4.member_id, pos = read_compact_string(data, pos)
+        _e4.group_instance_id, pos = read_compact_nullable_string(data, pos)
+        _e4.metadata, pos = read_compact_bytes(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.members = _items2
     o.skip_assignment = False
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -712,7 +816,12 @@ def _enc_JoinGroupResponse_v9(o: JoinGroupResponse, w: Writer) -> None:
     _a1 = o.members
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_JoinGroupResponseMember_v6(_e2, w)
+        w(compact_string(_e2.member_id))
+        w(compact_nullable_string(_e2.group_instance_id))
+        _b3 = _e2.metadata
+        w(uvarint(len(_b3) + 1))
+        w(_b3)
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -739,16 +848,20 @@ def _dec_JoinGroupResponse_v9(data: Buffer, pos: int) -> tuple[JoinGroupResponse
     _items2: list[JoinGroupResponse.JoinGroupResponseMember] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_JoinGroupResponseMember_v6(data, pos)
+        _e4 = new_instance(_JoinGroupResponseMember)
+        _e4.member_id, pos = read_compact_string(data, pos)
+        _e4.group_instance_id, pos = read_compact_nullable_string(data, pos)
+        _e4.metadata, pos = read_compact_bytes(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.members = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -820,13 +933,10 @@ def _dec_JoinGroupResponseMember_v6(data: Buffer, pos: int) -> tuple[JoinGroupRe
     o.member_id, pos = read_compact_string(data, pos)
     o.group_instance_id, pos = read_compact_nullable_string(data, pos)
     o.metadata, pos = read_compact_bytes(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

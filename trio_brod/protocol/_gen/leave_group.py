@@ -132,14 +132,14 @@ _LeaveGroupResponse = LeaveGroupResponse
 
 def _enc_LeaveGroupRequest_v0(o: LeaveGroupRequest, w: Writer) -> None:
     """Encode a LeaveGroupRequest, versions 0, 1, 2."""
+    if len(o.members) != 0:
+        raise InvalidValue('members')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
     _s2 = o.member_id.encode()
     w(_pack_h(len(_s2)))
     w(_s2)
-    if len(o.members) != 0:
-        raise InvalidValue('members')
 
 
 def _dec_LeaveGroupRequest_v0(data: Buffer, pos: int) -> tuple[LeaveGroupRequest, int]:
@@ -157,15 +157,21 @@ def _dec_LeaveGroupRequest_v0(data: Buffer, pos: int) -> tuple[LeaveGroupRequest
 
 def _enc_LeaveGroupRequest_v3(o: LeaveGroupRequest, w: Writer) -> None:
     """Encode a LeaveGroupRequest, version 3."""
+    if o.member_id != "":
+        raise InvalidValue('member_id')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
-    if o.member_id != "":
-        raise InvalidValue('member_id')
     _a2 = o.members
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_MemberIdentity_v3(_e3, w)
+        _s4 = _e3.member_id.encode()
+        w(_pack_h(len(_s4)))
+        w(_s4)
+        _s5 = None if _e3.group_instance_id is None else _e3.group_instance_id.encode()
+        w(_pack_h(-1 if _s5 is None else len(_s5)))
+        if _s5 is not None:
+            w(_s5)
 
 
 def _dec_LeaveGroupRequest_v3(data: Buffer, pos: int) -> tuple[LeaveGroupRequest, int]:
@@ -182,7 +188,14 @@ def _dec_LeaveGroupRequest_v3(data: Buffer, pos: int) -> tuple[LeaveGroupRequest
     _items3: list[LeaveGroupRequest.MemberIdentity] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_MemberIdentity_v3(data, pos)
+        _e5 = new_instance(_MemberIdentity)
+        _n6 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e5.member_id, pos = string_at(data, pos, _n6)
+        _n7 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e5.group_instance_id, pos = nullable_string_at(data, pos, _n7)
+        _e5.reason = None
         _append4(_e5)
     o.members = _items3
     o.member_id = ""
@@ -191,13 +204,15 @@ def _dec_LeaveGroupRequest_v3(data: Buffer, pos: int) -> tuple[LeaveGroupRequest
 
 def _enc_LeaveGroupRequest_v4(o: LeaveGroupRequest, w: Writer) -> None:
     """Encode a LeaveGroupRequest, version 4."""
-    w(compact_string(o.group_id))
     if o.member_id != "":
         raise InvalidValue('member_id')
+    w(compact_string(o.group_id))
     _a1 = o.members
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_MemberIdentity_v4(_e2, w)
+        w(compact_string(_e2.member_id))
+        w(compact_nullable_string(_e2.group_instance_id))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -217,29 +232,36 @@ def _dec_LeaveGroupRequest_v4(data: Buffer, pos: int) -> tuple[LeaveGroupRequest
     _items2: list[LeaveGroupRequest.MemberIdentity] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MemberIdentity_v4(data, pos)
+        _e4 = new_instance(_MemberIdentity)
+        _e4.member_id, pos = read_compact_string(data, pos)
+        _e4.group_instance_id, pos = read_compact_nullable_string(data, pos)
+        _e4.reason = None
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.members = _items2
     o.member_id = ""
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_LeaveGroupRequest_v5(o: LeaveGroupRequest, w: Writer) -> None:
     """Encode a LeaveGroupRequest, version 5."""
-    w(compact_string(o.group_id))
     if o.member_id != "":
         raise InvalidValue('member_id')
+    w(compact_string(o.group_id))
     _a1 = o.members
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_MemberIdentity_v5(_e2, w)
+        w(compact_string(_e2.member_id))
+        w(compact_nullable_string(_e2.group_instance_id))
+        w(compact_nullable_string(_e2.reason))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -259,17 +281,21 @@ def _dec_LeaveGroupRequest_v5(data: Buffer, pos: int) -> tuple[LeaveGroupRequest
     _items2: list[LeaveGroupRequest.MemberIdentity] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MemberIdentity_v5(data, pos)
+        _e4 = new_instance(_MemberIdentity)
+        _e4.member_id, pos = read_compact_string(data, pos)
+        _e4.group_instance_id, pos = read_compact_nullable_string(data, pos)
+        _e4.reason, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.members = _items2
     o.member_id = ""
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -310,13 +336,10 @@ def _dec_MemberIdentity_v4(data: Buffer, pos: int) -> tuple[LeaveGroupRequest.Me
     o.member_id, pos = read_compact_string(data, pos)
     o.group_instance_id, pos = read_compact_nullable_string(data, pos)
     o.reason = None
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -334,13 +357,10 @@ def _dec_MemberIdentity_v5(data: Buffer, pos: int) -> tuple[LeaveGroupRequest.Me
     o.member_id, pos = read_compact_string(data, pos)
     o.group_instance_id, pos = read_compact_nullable_string(data, pos)
     o.reason, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -382,7 +402,14 @@ def _enc_LeaveGroupResponse_v3(o: LeaveGroupResponse, w: Writer) -> None:
     _a1 = o.members
     w(_pack_ihi(o.throttle_time_ms, o.error_code, len(_a1)))
     for _e2 in _a1:
-        _enc_MemberResponse_v3(_e2, w)
+        _s3 = _e2.member_id.encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
+        _s4 = None if _e2.group_instance_id is None else _e2.group_instance_id.encode()
+        w(_pack_h(-1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
+        w(_pack_h(_e2.error_code))
 
 
 def _dec_LeaveGroupResponse_v3(data: Buffer, pos: int) -> tuple[LeaveGroupResponse, int]:
@@ -396,7 +423,15 @@ def _dec_LeaveGroupResponse_v3(data: Buffer, pos: int) -> tuple[LeaveGroupRespon
     _items2: list[LeaveGroupResponse.MemberResponse] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MemberResponse_v3(data, pos)
+        _e4 = new_instance(_MemberResponse)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.member_id, pos = string_at(data, pos, _n5)
+        _n6 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.group_instance_id, pos = nullable_string_at(data, pos, _n6)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
         _append3(_e4)
     o.members = _items2
     return o, pos
@@ -404,11 +439,13 @@ def _dec_LeaveGroupResponse_v3(data: Buffer, pos: int) -> tuple[LeaveGroupRespon
 
 def _enc_LeaveGroupResponse_v4(o: LeaveGroupResponse, w: Writer) -> None:
     """Encode a LeaveGroupResponse, versions 4, 5."""
-    _a1 = o.members
     w(_pack_ih(o.throttle_time_ms, o.error_code))
+    _a1 = o.members
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_MemberResponse_v4(_e2, w)
+        w(compact_string(_e2.member_id))
+        w(compact_nullable_string(_e2.group_instance_id))
+        w(_pack_hx(_e2.error_code))
     w(b'\x00')
 
 
@@ -429,16 +466,21 @@ def _dec_LeaveGroupResponse_v4(data: Buffer, pos: int) -> tuple[LeaveGroupRespon
     _items2: list[LeaveGroupResponse.MemberResponse] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MemberResponse_v4(data, pos)
+        _e4 = new_instance(_MemberResponse)
+        _e4.member_id, pos = read_compact_string(data, pos)
+        _e4.group_instance_id, pos = read_compact_nullable_string(data, pos)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.members = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -482,13 +524,10 @@ def _dec_MemberResponse_v4(data: Buffer, pos: int) -> tuple[LeaveGroupResponse.M
     o.group_instance_id, pos = read_compact_nullable_string(data, pos)
     o.error_code = _unpack_h(data, pos)[0]
     pos += 2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

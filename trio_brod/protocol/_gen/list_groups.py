@@ -144,24 +144,21 @@ def _dec_ListGroupsRequest_v3(data: Buffer, pos: int) -> tuple[ListGroupsRequest
     o = new_instance(_ListGroupsRequest)
     o.states_filter = []
     o.types_filter = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_ListGroupsRequest_v4(o: ListGroupsRequest, w: Writer) -> None:
     """Encode a ListGroupsRequest, version 4."""
+    if len(o.types_filter) != 0:
+        raise InvalidValue('types_filter')
     _a1 = o.states_filter
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         w(compact_string(_e2))
-    if len(o.types_filter) != 0:
-        raise InvalidValue('types_filter')
     w(b'\x00')
 
 
@@ -184,13 +181,10 @@ def _dec_ListGroupsRequest_v4(data: Buffer, pos: int) -> tuple[ListGroupsRequest
         _append3(_e4)
     o.states_filter = _items2
     o.types_filter = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -240,13 +234,10 @@ def _dec_ListGroupsRequest_v5(data: Buffer, pos: int) -> tuple[ListGroupsRequest
         _e8, pos = read_compact_string(data, pos)
         _append7(_e8)
     o.types_filter = _items6
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -255,7 +246,12 @@ def _enc_ListGroupsResponse_v0(o: ListGroupsResponse, w: Writer) -> None:
     _a1 = o.groups
     w(_pack_hi(o.error_code, len(_a1)))
     for _e2 in _a1:
-        _enc_ListedGroup_v0(_e2, w)
+        _s3 = _e2.group_id.encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
+        _s4 = _e2.protocol_type.encode()
+        w(_pack_h(len(_s4)))
+        w(_s4)
 
 
 def _dec_ListGroupsResponse_v0(data: Buffer, pos: int) -> tuple[ListGroupsResponse, int]:
@@ -269,7 +265,15 @@ def _dec_ListGroupsResponse_v0(data: Buffer, pos: int) -> tuple[ListGroupsRespon
     _items2: list[ListGroupsResponse.ListedGroup] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ListedGroup_v0(data, pos)
+        _e4 = new_instance(_ListedGroup)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.group_id, pos = string_at(data, pos, _n5)
+        _n6 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.protocol_type, pos = string_at(data, pos, _n6)
+        _e4.group_state = ""
+        _e4.group_type = ""
         _append3(_e4)
     o.groups = _items2
     o.throttle_time_ms = 0
@@ -281,7 +285,12 @@ def _enc_ListGroupsResponse_v1(o: ListGroupsResponse, w: Writer) -> None:
     _a1 = o.groups
     w(_pack_ihi(o.throttle_time_ms, o.error_code, len(_a1)))
     for _e2 in _a1:
-        _enc_ListedGroup_v0(_e2, w)
+        _s3 = _e2.group_id.encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
+        _s4 = _e2.protocol_type.encode()
+        w(_pack_h(len(_s4)))
+        w(_s4)
 
 
 def _dec_ListGroupsResponse_v1(data: Buffer, pos: int) -> tuple[ListGroupsResponse, int]:
@@ -295,7 +304,15 @@ def _dec_ListGroupsResponse_v1(data: Buffer, pos: int) -> tuple[ListGroupsRespon
     _items2: list[ListGroupsResponse.ListedGroup] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ListedGroup_v0(data, pos)
+        _e4 = new_instance(_ListedGroup)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.group_id, pos = string_at(data, pos, _n5)
+        _n6 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.protocol_type, pos = string_at(data, pos, _n6)
+        _e4.group_state = ""
+        _e4.group_type = ""
         _append3(_e4)
     o.groups = _items2
     return o, pos
@@ -303,11 +320,13 @@ def _dec_ListGroupsResponse_v1(data: Buffer, pos: int) -> tuple[ListGroupsRespon
 
 def _enc_ListGroupsResponse_v3(o: ListGroupsResponse, w: Writer) -> None:
     """Encode a ListGroupsResponse, version 3."""
-    _a1 = o.groups
     w(_pack_ih(o.throttle_time_ms, o.error_code))
+    _a1 = o.groups
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_ListedGroup_v3(_e2, w)
+        w(compact_string(_e2.group_id))
+        w(compact_string(_e2.protocol_type))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -328,26 +347,34 @@ def _dec_ListGroupsResponse_v3(data: Buffer, pos: int) -> tuple[ListGroupsRespon
     _items2: list[ListGroupsResponse.ListedGroup] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ListedGroup_v3(data, pos)
+        _e4 = new_instance(_ListedGroup)
+        _e4.group_id, pos = read_compact_string(data, pos)
+        _e4.protocol_type, pos = read_compact_string(data, pos)
+        _e4.group_state = ""
+        _e4.group_type = ""
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.groups = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_ListGroupsResponse_v4(o: ListGroupsResponse, w: Writer) -> None:
     """Encode a ListGroupsResponse, version 4."""
-    _a1 = o.groups
     w(_pack_ih(o.throttle_time_ms, o.error_code))
+    _a1 = o.groups
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_ListedGroup_v4(_e2, w)
+        w(compact_string(_e2.group_id))
+        w(compact_string(_e2.protocol_type))
+        w(compact_string(_e2.group_state))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -368,26 +395,35 @@ def _dec_ListGroupsResponse_v4(data: Buffer, pos: int) -> tuple[ListGroupsRespon
     _items2: list[ListGroupsResponse.ListedGroup] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ListedGroup_v4(data, pos)
+        _e4 = new_instance(_ListedGroup)
+        _e4.group_id, pos = read_compact_string(data, pos)
+        _e4.protocol_type, pos = read_compact_string(data, pos)
+        _e4.group_state, pos = read_compact_string(data, pos)
+        _e4.group_type = ""
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.groups = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_ListGroupsResponse_v5(o: ListGroupsResponse, w: Writer) -> None:
     """Encode a ListGroupsResponse, version 5."""
-    _a1 = o.groups
     w(_pack_ih(o.throttle_time_ms, o.error_code))
+    _a1 = o.groups
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_ListedGroup_v5(_e2, w)
+        w(compact_string(_e2.group_id))
+        w(compact_string(_e2.protocol_type))
+        w(compact_string(_e2.group_state))
+        w(compact_string(_e2.group_type))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -408,16 +444,21 @@ def _dec_ListGroupsResponse_v5(data: Buffer, pos: int) -> tuple[ListGroupsRespon
     _items2: list[ListGroupsResponse.ListedGroup] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ListedGroup_v5(data, pos)
+        _e4 = new_instance(_ListedGroup)
+        _e4.group_id, pos = read_compact_string(data, pos)
+        _e4.protocol_type, pos = read_compact_string(data, pos)
+        _e4.group_state, pos = read_compact_string(data, pos)
+        _e4.group_type, pos = read_compact_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.groups = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -459,13 +500,10 @@ def _dec_ListedGroup_v3(data: Buffer, pos: int) -> tuple[ListGroupsResponse.List
     o.protocol_type, pos = read_compact_string(data, pos)
     o.group_state = ""
     o.group_type = ""
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -484,13 +522,10 @@ def _dec_ListedGroup_v4(data: Buffer, pos: int) -> tuple[ListGroupsResponse.List
     o.protocol_type, pos = read_compact_string(data, pos)
     o.group_state, pos = read_compact_string(data, pos)
     o.group_type = ""
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -510,13 +545,10 @@ def _dec_ListedGroup_v5(data: Buffer, pos: int) -> tuple[ListGroupsResponse.List
     o.protocol_type, pos = read_compact_string(data, pos)
     o.group_state, pos = read_compact_string(data, pos)
     o.group_type, pos = read_compact_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -302,8 +302,8 @@ def _dec_ListOffsetsRequest_v4(data: Buffer, pos: int) -> tuple[ListOffsetsReque
 
 def _enc_ListOffsetsRequest_v6(o: ListOffsetsRequest, w: Writer) -> None:
     """Encode a ListOffsetsRequest, versions 6, 7, 8, 9."""
-    _a1 = o.topics
     w(_pack_ib(o.replica_id, o.isolation_level))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_ListOffsetsTopic_v6(_e2, w)
@@ -331,20 +331,17 @@ def _dec_ListOffsetsRequest_v6(data: Buffer, pos: int) -> tuple[ListOffsetsReque
         _append3(_e4)
     o.topics = _items2
     o.timeout_ms = 0
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_ListOffsetsRequest_v10(o: ListOffsetsRequest, w: Writer) -> None:
     """Encode a ListOffsetsRequest, version 10."""
-    _a1 = o.topics
     w(_pack_ib(o.replica_id, o.isolation_level))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_ListOffsetsTopic_v6(_e2, w)
@@ -373,13 +370,10 @@ def _dec_ListOffsetsRequest_v10(data: Buffer, pos: int) -> tuple[ListOffsetsRequ
     o.topics = _items2
     o.timeout_ms = _unpack_i(data, pos)[0]
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -391,7 +385,7 @@ def _enc_ListOffsetsTopic_v0(o: ListOffsetsRequest.ListOffsetsTopic, w: Writer) 
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_ListOffsetsPartition_v0(_e3, w)
+        w(_pack_iqi(_e3.partition_index, _e3.timestamp, _e3.max_num_offsets))
 
 
 def _dec_ListOffsetsTopic_v0(data: Buffer, pos: int) -> tuple[ListOffsetsRequest.ListOffsetsTopic, int]:
@@ -408,7 +402,10 @@ def _dec_ListOffsetsTopic_v0(data: Buffer, pos: int) -> tuple[ListOffsetsRequest
     _items3: list[ListOffsetsRequest.ListOffsetsPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_ListOffsetsPartition_v0(data, pos)
+        _e5 = new_instance(_ListOffsetsPartition)
+        _e5.partition_index, _e5.timestamp, _e5.max_num_offsets = _unpack_iqi(data, pos)
+        pos += 16
+        _e5.current_leader_epoch = -1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -422,7 +419,9 @@ def _enc_ListOffsetsTopic_v1(o: ListOffsetsRequest.ListOffsetsTopic, w: Writer) 
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_ListOffsetsPartition_v1(_e3, w)
+        if _e3.max_num_offsets != 1:
+            raise InvalidValue('max_num_offsets')
+        w(_pack_iq(_e3.partition_index, _e3.timestamp))
 
 
 def _dec_ListOffsetsTopic_v1(data: Buffer, pos: int) -> tuple[ListOffsetsRequest.ListOffsetsTopic, int]:
@@ -439,7 +438,11 @@ def _dec_ListOffsetsTopic_v1(data: Buffer, pos: int) -> tuple[ListOffsetsRequest
     _items3: list[ListOffsetsRequest.ListOffsetsPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_ListOffsetsPartition_v1(data, pos)
+        _e5 = new_instance(_ListOffsetsPartition)
+        _e5.partition_index, _e5.timestamp = _unpack_iq(data, pos)
+        pos += 12
+        _e5.current_leader_epoch = -1
+        _e5.max_num_offsets = 1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -453,7 +456,9 @@ def _enc_ListOffsetsTopic_v4(o: ListOffsetsRequest.ListOffsetsTopic, w: Writer) 
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_ListOffsetsPartition_v4(_e3, w)
+        if _e3.max_num_offsets != 1:
+            raise InvalidValue('max_num_offsets')
+        w(_pack_iiq(_e3.partition_index, _e3.current_leader_epoch, _e3.timestamp))
 
 
 def _dec_ListOffsetsTopic_v4(data: Buffer, pos: int) -> tuple[ListOffsetsRequest.ListOffsetsTopic, int]:
@@ -470,7 +475,10 @@ def _dec_ListOffsetsTopic_v4(data: Buffer, pos: int) -> tuple[ListOffsetsRequest
     _items3: list[ListOffsetsRequest.ListOffsetsPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_ListOffsetsPartition_v4(data, pos)
+        _e5 = new_instance(_ListOffsetsPartition)
+        _e5.partition_index, _e5.current_leader_epoch, _e5.timestamp = _unpack_iiq(data, pos)
+        pos += 16
+        _e5.max_num_offsets = 1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -482,7 +490,9 @@ def _enc_ListOffsetsTopic_v6(o: ListOffsetsRequest.ListOffsetsTopic, w: Writer) 
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_ListOffsetsPartition_v6(_e2, w)
+        if _e2.max_num_offsets != 1:
+            raise InvalidValue('max_num_offsets')
+        w(_pack_iiqx(_e2.partition_index, _e2.current_leader_epoch, _e2.timestamp))
     w(b'\x00')
 
 
@@ -502,16 +512,20 @@ def _dec_ListOffsetsTopic_v6(data: Buffer, pos: int) -> tuple[ListOffsetsRequest
     _items2: list[ListOffsetsRequest.ListOffsetsPartition] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ListOffsetsPartition_v6(data, pos)
+        _e4 = new_instance(_ListOffsetsPartition)
+        _e4.partition_index, _e4.current_leader_epoch, _e4.timestamp = _unpack_iiq(data, pos)
+        pos += 16
+        _e4.max_num_offsets = 1
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -575,13 +589,10 @@ def _dec_ListOffsetsPartition_v6(data: Buffer, pos: int) -> tuple[ListOffsetsReq
     o.partition_index, o.current_leader_epoch, o.timestamp = _unpack_iiq(data, pos)
     pos += 16
     o.max_num_offsets = 1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -689,8 +700,8 @@ def _dec_ListOffsetsResponse_v4(data: Buffer, pos: int) -> tuple[ListOffsetsResp
 
 def _enc_ListOffsetsResponse_v6(o: ListOffsetsResponse, w: Writer) -> None:
     """Encode a ListOffsetsResponse, versions 6, 7, 8, 9, 10."""
-    _a1 = o.topics
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_ListOffsetsTopicResponse_v6(_e2, w)
@@ -717,13 +728,10 @@ def _dec_ListOffsetsResponse_v6(data: Buffer, pos: int) -> tuple[ListOffsetsResp
         _e4, pos = _dec_ListOffsetsTopicResponse_v6(data, pos)
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -735,7 +743,15 @@ def _enc_ListOffsetsTopicResponse_v0(o: ListOffsetsResponse.ListOffsetsTopicResp
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_ListOffsetsPartitionResponse_v0(_e3, w)
+        if _e3.timestamp != -1:
+            raise InvalidValue('timestamp')
+        if _e3.offset != -1:
+            raise InvalidValue('offset')
+        if _e3.leader_epoch != -1:
+            raise InvalidValue('leader_epoch')
+        _a4 = _e3.old_style_offsets
+        w(_pack_ihi(_e3.partition_index, _e3.error_code, len(_a4)))
+        w(pack_int64s(_a4))
 
 
 def _dec_ListOffsetsTopicResponse_v0(data: Buffer, pos: int) -> tuple[ListOffsetsResponse.ListOffsetsTopicResponse, int]:
@@ -752,7 +768,13 @@ def _dec_ListOffsetsTopicResponse_v0(data: Buffer, pos: int) -> tuple[ListOffset
     _items3: list[ListOffsetsResponse.ListOffsetsPartitionResponse] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_ListOffsetsPartitionResponse_v0(data, pos)
+        _e5 = new_instance(_ListOffsetsPartitionResponse)
+        _e5.partition_index, _e5.error_code, _n6 = _unpack_ihi(data, pos)
+        pos += 10
+        _e5.old_style_offsets, pos = read_int64s_at(data, pos, _n6)
+        _e5.timestamp = -1
+        _e5.offset = -1
+        _e5.leader_epoch = -1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -766,7 +788,11 @@ def _enc_ListOffsetsTopicResponse_v1(o: ListOffsetsResponse.ListOffsetsTopicResp
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_ListOffsetsPartitionResponse_v1(_e3, w)
+        if len(_e3.old_style_offsets) != 0:
+            raise InvalidValue('old_style_offsets')
+        if _e3.leader_epoch != -1:
+            raise InvalidValue('leader_epoch')
+        w(_pack_ihqq(_e3.partition_index, _e3.error_code, _e3.timestamp, _e3.offset))
 
 
 def _dec_ListOffsetsTopicResponse_v1(data: Buffer, pos: int) -> tuple[ListOffsetsResponse.ListOffsetsTopicResponse, int]:
@@ -783,7 +809,11 @@ def _dec_ListOffsetsTopicResponse_v1(data: Buffer, pos: int) -> tuple[ListOffset
     _items3: list[ListOffsetsResponse.ListOffsetsPartitionResponse] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_ListOffsetsPartitionResponse_v1(data, pos)
+        _e5 = new_instance(_ListOffsetsPartitionResponse)
+        _e5.partition_index, _e5.error_code, _e5.timestamp, _e5.offset = _unpack_ihqq(data, pos)
+        pos += 22
+        _e5.old_style_offsets = []
+        _e5.leader_epoch = -1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -797,7 +827,9 @@ def _enc_ListOffsetsTopicResponse_v4(o: ListOffsetsResponse.ListOffsetsTopicResp
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_ListOffsetsPartitionResponse_v4(_e3, w)
+        if len(_e3.old_style_offsets) != 0:
+            raise InvalidValue('old_style_offsets')
+        w(_pack_ihqqi(_e3.partition_index, _e3.error_code, _e3.timestamp, _e3.offset, _e3.leader_epoch))
 
 
 def _dec_ListOffsetsTopicResponse_v4(data: Buffer, pos: int) -> tuple[ListOffsetsResponse.ListOffsetsTopicResponse, int]:
@@ -814,7 +846,10 @@ def _dec_ListOffsetsTopicResponse_v4(data: Buffer, pos: int) -> tuple[ListOffset
     _items3: list[ListOffsetsResponse.ListOffsetsPartitionResponse] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_ListOffsetsPartitionResponse_v4(data, pos)
+        _e5 = new_instance(_ListOffsetsPartitionResponse)
+        _e5.partition_index, _e5.error_code, _e5.timestamp, _e5.offset, _e5.leader_epoch = _unpack_ihqqi(data, pos)
+        pos += 26
+        _e5.old_style_offsets = []
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -826,7 +861,9 @@ def _enc_ListOffsetsTopicResponse_v6(o: ListOffsetsResponse.ListOffsetsTopicResp
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_ListOffsetsPartitionResponse_v6(_e2, w)
+        if len(_e2.old_style_offsets) != 0:
+            raise InvalidValue('old_style_offsets')
+        w(_pack_ihqqix(_e2.partition_index, _e2.error_code, _e2.timestamp, _e2.offset, _e2.leader_epoch))
     w(b'\x00')
 
 
@@ -846,30 +883,34 @@ def _dec_ListOffsetsTopicResponse_v6(data: Buffer, pos: int) -> tuple[ListOffset
     _items2: list[ListOffsetsResponse.ListOffsetsPartitionResponse] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_ListOffsetsPartitionResponse_v6(data, pos)
+        _e4 = new_instance(_ListOffsetsPartitionResponse)
+        _e4.partition_index, _e4.error_code, _e4.timestamp, _e4.offset, _e4.leader_epoch = _unpack_ihqqi(data, pos)
+        pos += 26
+        _e4.old_style_offsets = []
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_ListOffsetsPartitionResponse_v0(o: ListOffsetsResponse.ListOffsetsPartitionResponse, w: Writer) -> None:
     """Encode a ListOffsetsPartitionResponse, version 0."""
-    _a1 = o.old_style_offsets
-    w(_pack_ihi(o.partition_index, o.error_code, len(_a1)))
-    w(pack_int64s(_a1))
     if o.timestamp != -1:
         raise InvalidValue('timestamp')
     if o.offset != -1:
         raise InvalidValue('offset')
     if o.leader_epoch != -1:
         raise InvalidValue('leader_epoch')
+    _a1 = o.old_style_offsets
+    w(_pack_ihi(o.partition_index, o.error_code, len(_a1)))
+    w(pack_int64s(_a1))
 
 
 def _dec_ListOffsetsPartitionResponse_v0(data: Buffer, pos: int) -> tuple[ListOffsetsResponse.ListOffsetsPartitionResponse, int]:
@@ -932,13 +973,10 @@ def _dec_ListOffsetsPartitionResponse_v6(data: Buffer, pos: int) -> tuple[ListOf
     o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _unpack_ihqqi(data, pos)
     pos += 26
     o.old_style_offsets = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

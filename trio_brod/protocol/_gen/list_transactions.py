@@ -113,6 +113,8 @@ _ListTransactionsResponse = ListTransactionsResponse
 
 def _enc_ListTransactionsRequest_v0(o: ListTransactionsRequest, w: Writer) -> None:
     """Encode a ListTransactionsRequest, version 0."""
+    if o.duration_filter != -1:
+        raise InvalidValue('duration_filter')
     _a1 = o.state_filters
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
@@ -120,8 +122,6 @@ def _enc_ListTransactionsRequest_v0(o: ListTransactionsRequest, w: Writer) -> No
     _a3 = o.producer_id_filters
     w(uvarint(len(_a3) + 1))
     w(pack_int64s(_a3))
-    if o.duration_filter != -1:
-        raise InvalidValue('duration_filter')
     w(b'\x00')
 
 
@@ -145,13 +145,10 @@ def _dec_ListTransactionsRequest_v0(data: Buffer, pos: int) -> tuple[ListTransac
     o.state_filters = _items2
     o.producer_id_filters, pos = read_compact_int64s(data, pos)
     o.duration_filter = -1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -188,27 +185,27 @@ def _dec_ListTransactionsRequest_v1(data: Buffer, pos: int) -> tuple[ListTransac
     o.producer_id_filters, pos = read_compact_int64s(data, pos)
     o.duration_filter = _unpack_q(data, pos)[0]
     pos += 8
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_ListTransactionsResponse_v0(o: ListTransactionsResponse, w: Writer) -> None:
     """Encode a ListTransactionsResponse, versions 0, 1."""
-    _a1 = o.unknown_state_filters
     w(_pack_ih(o.throttle_time_ms, o.error_code))
+    _a1 = o.unknown_state_filters
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         w(compact_string(_e2))
     _a3 = o.transaction_states
     w(uvarint(len(_a3) + 1))
     for _e4 in _a3:
-        _enc_TransactionState_v0(_e4, w)
+        w(compact_string(_e4.transactional_id))
+        w(_pack_q(_e4.producer_id))
+        w(compact_string(_e4.transaction_state))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -244,16 +241,21 @@ def _dec_ListTransactionsResponse_v0(data: Buffer, pos: int) -> tuple[ListTransa
     _items6: list[ListTransactionsResponse.TransactionState] = []
     _append7 = _items6.append
     for _ in range(_n5):
-        _e8, pos = _dec_TransactionState_v0(data, pos)
+        _e8 = new_instance(_TransactionState)
+        _e8.transactional_id, pos = read_compact_string(data, pos)
+        _e8.producer_id = _unpack_q(data, pos)[0]
+        pos += 8
+        _e8.transaction_state, pos = read_compact_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append7(_e8)
     o.transaction_states = _items6
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -272,13 +274,10 @@ def _dec_TransactionState_v0(data: Buffer, pos: int) -> tuple[ListTransactionsRe
     o.producer_id = _unpack_q(data, pos)[0]
     pos += 8
     o.transaction_state, pos = read_compact_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -218,16 +218,18 @@ _MetadataResponse = MetadataResponse
 
 def _enc_MetadataRequest_v0(o: MetadataRequest, w: Writer) -> None:
     """Encode a MetadataRequest, version 0."""
-    _a1 = not_null(o.topics)
-    w(_pack_i(len(_a1)))
-    for _e2 in _a1:
-        _enc_MetadataRequestTopic_v0(_e2, w)
     if o.allow_auto_topic_creation != True:
         raise InvalidValue('allow_auto_topic_creation')
     if o.include_cluster_authorized_operations != False:
         raise InvalidValue('include_cluster_authorized_operations')
     if o.include_topic_authorized_operations != False:
         raise InvalidValue('include_topic_authorized_operations')
+    _a1 = not_null(o.topics)
+    w(_pack_i(len(_a1)))
+    for _e2 in _a1:
+        _s3 = not_null(_e2.name).encode()
+        w(_pack_h(len(_s3)))
+        w(_s3)
 
 
 def _dec_MetadataRequest_v0(data: Buffer, pos: int) -> tuple[MetadataRequest, int]:
@@ -241,7 +243,11 @@ def _dec_MetadataRequest_v0(data: Buffer, pos: int) -> tuple[MetadataRequest, in
     _items2: list[MetadataRequest.MetadataRequestTopic] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataRequestTopic_v0(data, pos)
+        _e4 = new_instance(_MetadataRequestTopic)
+        _n5 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e4.name, pos = string_at(data, pos, _n5)
+        _e4.topic_id = UUID_ZERO
         _append3(_e4)
     o.topics = _items2
     o.allow_auto_topic_creation = True
@@ -252,17 +258,19 @@ def _dec_MetadataRequest_v0(data: Buffer, pos: int) -> tuple[MetadataRequest, in
 
 def _enc_MetadataRequest_v1(o: MetadataRequest, w: Writer) -> None:
     """Encode a MetadataRequest, versions 1, 2, 3."""
-    _a1 = o.topics
-    w(_pack_i(-1 if _a1 is None else len(_a1)))
-    if _a1 is not None:
-        for _e2 in _a1:
-            _enc_MetadataRequestTopic_v0(_e2, w)
     if o.allow_auto_topic_creation != True:
         raise InvalidValue('allow_auto_topic_creation')
     if o.include_cluster_authorized_operations != False:
         raise InvalidValue('include_cluster_authorized_operations')
     if o.include_topic_authorized_operations != False:
         raise InvalidValue('include_topic_authorized_operations')
+    _a1 = o.topics
+    w(_pack_i(-1 if _a1 is None else len(_a1)))
+    if _a1 is not None:
+        for _e2 in _a1:
+            _s3 = not_null(_e2.name).encode()
+            w(_pack_h(len(_s3)))
+            w(_s3)
 
 
 def _dec_MetadataRequest_v1(data: Buffer, pos: int) -> tuple[MetadataRequest, int]:
@@ -277,7 +285,11 @@ def _dec_MetadataRequest_v1(data: Buffer, pos: int) -> tuple[MetadataRequest, in
         _items2: list[MetadataRequest.MetadataRequestTopic] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_MetadataRequestTopic_v0(data, pos)
+            _e4 = new_instance(_MetadataRequestTopic)
+            _n5 = _unpack_h(data, pos)[0]
+            pos += 2
+            _e4.name, pos = string_at(data, pos, _n5)
+            _e4.topic_id = UUID_ZERO
             _append3(_e4)
         o.topics = _items2
     o.allow_auto_topic_creation = True
@@ -288,15 +300,17 @@ def _dec_MetadataRequest_v1(data: Buffer, pos: int) -> tuple[MetadataRequest, in
 
 def _enc_MetadataRequest_v4(o: MetadataRequest, w: Writer) -> None:
     """Encode a MetadataRequest, versions 4, 5, 6, 7."""
-    _a1 = o.topics
-    w(_pack_i(-1 if _a1 is None else len(_a1)))
-    if _a1 is not None:
-        for _e2 in _a1:
-            _enc_MetadataRequestTopic_v0(_e2, w)
     if o.include_cluster_authorized_operations != False:
         raise InvalidValue('include_cluster_authorized_operations')
     if o.include_topic_authorized_operations != False:
         raise InvalidValue('include_topic_authorized_operations')
+    _a1 = o.topics
+    w(_pack_i(-1 if _a1 is None else len(_a1)))
+    if _a1 is not None:
+        for _e2 in _a1:
+            _s3 = not_null(_e2.name).encode()
+            w(_pack_h(len(_s3)))
+            w(_s3)
     w(_pack_o(o.allow_auto_topic_creation))
 
 
@@ -312,7 +326,11 @@ def _dec_MetadataRequest_v4(data: Buffer, pos: int) -> tuple[MetadataRequest, in
         _items2: list[MetadataRequest.MetadataRequestTopic] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_MetadataRequestTopic_v0(data, pos)
+            _e4 = new_instance(_MetadataRequestTopic)
+            _n5 = _unpack_h(data, pos)[0]
+            pos += 2
+            _e4.name, pos = string_at(data, pos, _n5)
+            _e4.topic_id = UUID_ZERO
             _append3(_e4)
         o.topics = _items2
     o.allow_auto_topic_creation = _unpack_o(data, pos)[0]
@@ -328,7 +346,9 @@ def _enc_MetadataRequest_v8(o: MetadataRequest, w: Writer) -> None:
     w(_pack_i(-1 if _a1 is None else len(_a1)))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_MetadataRequestTopic_v0(_e2, w)
+            _s3 = not_null(_e2.name).encode()
+            w(_pack_h(len(_s3)))
+            w(_s3)
     w(_pack_ooo(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations))
 
 
@@ -344,7 +364,11 @@ def _dec_MetadataRequest_v8(data: Buffer, pos: int) -> tuple[MetadataRequest, in
         _items2: list[MetadataRequest.MetadataRequestTopic] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_MetadataRequestTopic_v0(data, pos)
+            _e4 = new_instance(_MetadataRequestTopic)
+            _n5 = _unpack_h(data, pos)[0]
+            pos += 2
+            _e4.name, pos = string_at(data, pos, _n5)
+            _e4.topic_id = UUID_ZERO
             _append3(_e4)
         o.topics = _items2
     o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _unpack_ooo(data, pos)
@@ -358,7 +382,8 @@ def _enc_MetadataRequest_v9(o: MetadataRequest, w: Writer) -> None:
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_MetadataRequestTopic_v9(_e2, w)
+            w(compact_string(not_null(_e2.name)))
+            w(b'\x00')
     w(_pack_ooox(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations))
 
 
@@ -378,18 +403,21 @@ def _dec_MetadataRequest_v9(data: Buffer, pos: int) -> tuple[MetadataRequest, in
         _items2: list[MetadataRequest.MetadataRequestTopic] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_MetadataRequestTopic_v9(data, pos)
+            _e4 = new_instance(_MetadataRequestTopic)
+            _e4.name, pos = read_compact_string(data, pos)
+            _e4.topic_id = UUID_ZERO
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append3(_e4)
         o.topics = _items2
     o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _unpack_ooo(data, pos)
     pos += 3
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -399,7 +427,9 @@ def _enc_MetadataRequest_v10(o: MetadataRequest, w: Writer) -> None:
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_MetadataRequestTopic_v10(_e2, w)
+            w(_pack_U(_e2.topic_id.bytes))
+            w(compact_nullable_string(_e2.name))
+            w(b'\x00')
     w(_pack_ooox(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations))
 
 
@@ -419,30 +449,37 @@ def _dec_MetadataRequest_v10(data: Buffer, pos: int) -> tuple[MetadataRequest, i
         _items2: list[MetadataRequest.MetadataRequestTopic] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_MetadataRequestTopic_v10(data, pos)
+            _e4 = new_instance(_MetadataRequestTopic)
+            _u5 = _unpack_U(data, pos)[0]
+            pos += 16
+            _e4.topic_id = UUID(bytes=_u5)
+            _e4.name, pos = read_compact_nullable_string(data, pos)
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append3(_e4)
         o.topics = _items2
     o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _unpack_ooo(data, pos)
     pos += 3
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_MetadataRequest_v11(o: MetadataRequest, w: Writer) -> None:
     """Encode a MetadataRequest, versions 11, 12."""
+    if o.include_cluster_authorized_operations != False:
+        raise InvalidValue('include_cluster_authorized_operations')
     _a1 = o.topics
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_MetadataRequestTopic_v10(_e2, w)
-    if o.include_cluster_authorized_operations != False:
-        raise InvalidValue('include_cluster_authorized_operations')
+            w(_pack_U(_e2.topic_id.bytes))
+            w(compact_nullable_string(_e2.name))
+            w(b'\x00')
     w(_pack_oox(o.allow_auto_topic_creation, o.include_topic_authorized_operations))
 
 
@@ -462,19 +499,24 @@ def _dec_MetadataRequest_v11(data: Buffer, pos: int) -> tuple[MetadataRequest, i
         _items2: list[MetadataRequest.MetadataRequestTopic] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_MetadataRequestTopic_v10(data, pos)
+            _e4 = new_instance(_MetadataRequestTopic)
+            _u5 = _unpack_U(data, pos)[0]
+            pos += 16
+            _e4.topic_id = UUID(bytes=_u5)
+            _e4.name, pos = read_compact_nullable_string(data, pos)
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append3(_e4)
         o.topics = _items2
     o.allow_auto_topic_creation, o.include_topic_authorized_operations = _unpack_oo(data, pos)
     pos += 2
     o.include_cluster_authorized_operations = False
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -506,13 +548,10 @@ def _dec_MetadataRequestTopic_v9(data: Buffer, pos: int) -> tuple[MetadataReques
     o = new_instance(_MetadataRequestTopic)
     o.name, pos = read_compact_string(data, pos)
     o.topic_id = UUID_ZERO
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -530,28 +569,28 @@ def _dec_MetadataRequestTopic_v10(data: Buffer, pos: int) -> tuple[MetadataReque
     pos += 16
     o.topic_id = UUID(bytes=_u1)
     o.name, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_MetadataResponse_v0(o: MetadataResponse, w: Writer) -> None:
     """Encode a MetadataResponse, version 0."""
+    if o.cluster_authorized_operations != -2147483648:
+        raise InvalidValue('cluster_authorized_operations')
     _a1 = o.brokers
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
-        _enc_MetadataResponseBroker_v0(_e2, w)
-    _a3 = o.topics
-    w(_pack_i(len(_a3)))
-    for _e4 in _a3:
-        _enc_MetadataResponseTopic_v0(_e4, w)
-    if o.cluster_authorized_operations != -2147483648:
-        raise InvalidValue('cluster_authorized_operations')
+        _s3 = _e2.host.encode()
+        w(_pack_ih(_e2.node_id, len(_s3)))
+        w(_s3)
+        w(_pack_i(_e2.port))
+    _a4 = o.topics
+    w(_pack_i(len(_a4)))
+    for _e5 in _a4:
+        _enc_MetadataResponseTopic_v0(_e5, w)
 
 
 def _dec_MetadataResponse_v0(data: Buffer, pos: int) -> tuple[MetadataResponse, int]:
@@ -565,20 +604,26 @@ def _dec_MetadataResponse_v0(data: Buffer, pos: int) -> tuple[MetadataResponse, 
     _items2: list[MetadataResponse.MetadataResponseBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponseBroker_v0(data, pos)
+        _e4 = new_instance(_MetadataResponseBroker)
+        _e4.node_id, _n5 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.host, pos = string_at(data, pos, _n5)
+        _e4.port = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.rack = None
         _append3(_e4)
     o.brokers = _items2
-    _n5 = _unpack_i(data, pos)[0]
+    _n6 = _unpack_i(data, pos)[0]
     pos += 4
-    if _n5 < 0:
+    if _n6 < 0:
         raise DecodeFailure(pos, 'non-nullable array topics is null')
-    check_count(data, pos, _n5, 8)
-    _items6: list[MetadataResponse.MetadataResponseTopic] = []
-    _append7 = _items6.append
-    for _ in range(_n5):
-        _e8, pos = _dec_MetadataResponseTopic_v0(data, pos)
-        _append7(_e8)
-    o.topics = _items6
+    check_count(data, pos, _n6, 8)
+    _items7: list[MetadataResponse.MetadataResponseTopic] = []
+    _append8 = _items7.append
+    for _ in range(_n6):
+        _e9, pos = _dec_MetadataResponseTopic_v0(data, pos)
+        _append8(_e9)
+    o.topics = _items7
     o.throttle_time_ms = 0
     o.cluster_id = None
     o.controller_id = -1
@@ -588,16 +633,22 @@ def _dec_MetadataResponse_v0(data: Buffer, pos: int) -> tuple[MetadataResponse, 
 
 def _enc_MetadataResponse_v1(o: MetadataResponse, w: Writer) -> None:
     """Encode a MetadataResponse, version 1."""
+    if o.cluster_authorized_operations != -2147483648:
+        raise InvalidValue('cluster_authorized_operations')
     _a1 = o.brokers
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
-        _enc_MetadataResponseBroker_v1(_e2, w)
-    _a3 = o.topics
-    w(_pack_ii(o.controller_id, len(_a3)))
-    for _e4 in _a3:
-        _enc_MetadataResponseTopic_v1(_e4, w)
-    if o.cluster_authorized_operations != -2147483648:
-        raise InvalidValue('cluster_authorized_operations')
+        _s3 = _e2.host.encode()
+        w(_pack_ih(_e2.node_id, len(_s3)))
+        w(_s3)
+        _s4 = None if _e2.rack is None else _e2.rack.encode()
+        w(_pack_ih(_e2.port, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
+    _a5 = o.topics
+    w(_pack_ii(o.controller_id, len(_a5)))
+    for _e6 in _a5:
+        _enc_MetadataResponseTopic_v1(_e6, w)
 
 
 def _dec_MetadataResponse_v1(data: Buffer, pos: int) -> tuple[MetadataResponse, int]:
@@ -611,20 +662,26 @@ def _dec_MetadataResponse_v1(data: Buffer, pos: int) -> tuple[MetadataResponse, 
     _items2: list[MetadataResponse.MetadataResponseBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponseBroker_v1(data, pos)
+        _e4 = new_instance(_MetadataResponseBroker)
+        _e4.node_id, _n5 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.host, pos = string_at(data, pos, _n5)
+        _e4.port, _n6 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.rack, pos = nullable_string_at(data, pos, _n6)
         _append3(_e4)
     o.brokers = _items2
-    o.controller_id, _n5 = _unpack_ii(data, pos)
+    o.controller_id, _n7 = _unpack_ii(data, pos)
     pos += 8
-    if _n5 < 0:
+    if _n7 < 0:
         raise DecodeFailure(pos, 'non-nullable array topics is null')
-    check_count(data, pos, _n5, 9)
-    _items6: list[MetadataResponse.MetadataResponseTopic] = []
-    _append7 = _items6.append
-    for _ in range(_n5):
-        _e8, pos = _dec_MetadataResponseTopic_v1(data, pos)
-        _append7(_e8)
-    o.topics = _items6
+    check_count(data, pos, _n7, 9)
+    _items8: list[MetadataResponse.MetadataResponseTopic] = []
+    _append9 = _items8.append
+    for _ in range(_n7):
+        _e10, pos = _dec_MetadataResponseTopic_v1(data, pos)
+        _append9(_e10)
+    o.topics = _items8
     o.throttle_time_ms = 0
     o.cluster_id = None
     o.cluster_authorized_operations = -2147483648
@@ -633,20 +690,26 @@ def _dec_MetadataResponse_v1(data: Buffer, pos: int) -> tuple[MetadataResponse, 
 
 def _enc_MetadataResponse_v2(o: MetadataResponse, w: Writer) -> None:
     """Encode a MetadataResponse, version 2."""
+    if o.cluster_authorized_operations != -2147483648:
+        raise InvalidValue('cluster_authorized_operations')
     _a1 = o.brokers
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
-        _enc_MetadataResponseBroker_v1(_e2, w)
-    _s3 = None if o.cluster_id is None else o.cluster_id.encode()
-    w(_pack_h(-1 if _s3 is None else len(_s3)))
-    if _s3 is not None:
+        _s3 = _e2.host.encode()
+        w(_pack_ih(_e2.node_id, len(_s3)))
         w(_s3)
-    _a4 = o.topics
-    w(_pack_ii(o.controller_id, len(_a4)))
-    for _e5 in _a4:
-        _enc_MetadataResponseTopic_v1(_e5, w)
-    if o.cluster_authorized_operations != -2147483648:
-        raise InvalidValue('cluster_authorized_operations')
+        _s4 = None if _e2.rack is None else _e2.rack.encode()
+        w(_pack_ih(_e2.port, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
+    _s5 = None if o.cluster_id is None else o.cluster_id.encode()
+    w(_pack_h(-1 if _s5 is None else len(_s5)))
+    if _s5 is not None:
+        w(_s5)
+    _a6 = o.topics
+    w(_pack_ii(o.controller_id, len(_a6)))
+    for _e7 in _a6:
+        _enc_MetadataResponseTopic_v1(_e7, w)
 
 
 def _dec_MetadataResponse_v2(data: Buffer, pos: int) -> tuple[MetadataResponse, int]:
@@ -660,23 +723,29 @@ def _dec_MetadataResponse_v2(data: Buffer, pos: int) -> tuple[MetadataResponse, 
     _items2: list[MetadataResponse.MetadataResponseBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponseBroker_v1(data, pos)
+        _e4 = new_instance(_MetadataResponseBroker)
+        _e4.node_id, _n5 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.host, pos = string_at(data, pos, _n5)
+        _e4.port, _n6 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.rack, pos = nullable_string_at(data, pos, _n6)
         _append3(_e4)
     o.brokers = _items2
-    _n5 = _unpack_h(data, pos)[0]
+    _n7 = _unpack_h(data, pos)[0]
     pos += 2
-    o.cluster_id, pos = nullable_string_at(data, pos, _n5)
-    o.controller_id, _n6 = _unpack_ii(data, pos)
+    o.cluster_id, pos = nullable_string_at(data, pos, _n7)
+    o.controller_id, _n8 = _unpack_ii(data, pos)
     pos += 8
-    if _n6 < 0:
+    if _n8 < 0:
         raise DecodeFailure(pos, 'non-nullable array topics is null')
-    check_count(data, pos, _n6, 9)
-    _items7: list[MetadataResponse.MetadataResponseTopic] = []
-    _append8 = _items7.append
-    for _ in range(_n6):
-        _e9, pos = _dec_MetadataResponseTopic_v1(data, pos)
-        _append8(_e9)
-    o.topics = _items7
+    check_count(data, pos, _n8, 9)
+    _items9: list[MetadataResponse.MetadataResponseTopic] = []
+    _append10 = _items9.append
+    for _ in range(_n8):
+        _e11, pos = _dec_MetadataResponseTopic_v1(data, pos)
+        _append10(_e11)
+    o.topics = _items9
     o.throttle_time_ms = 0
     o.cluster_authorized_operations = -2147483648
     return o, pos
@@ -684,20 +753,26 @@ def _dec_MetadataResponse_v2(data: Buffer, pos: int) -> tuple[MetadataResponse, 
 
 def _enc_MetadataResponse_v3(o: MetadataResponse, w: Writer) -> None:
     """Encode a MetadataResponse, versions 3, 4."""
+    if o.cluster_authorized_operations != -2147483648:
+        raise InvalidValue('cluster_authorized_operations')
     _a1 = o.brokers
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
-        _enc_MetadataResponseBroker_v1(_e2, w)
-    _s3 = None if o.cluster_id is None else o.cluster_id.encode()
-    w(_pack_h(-1 if _s3 is None else len(_s3)))
-    if _s3 is not None:
+        _s3 = _e2.host.encode()
+        w(_pack_ih(_e2.node_id, len(_s3)))
         w(_s3)
-    _a4 = o.topics
-    w(_pack_ii(o.controller_id, len(_a4)))
-    for _e5 in _a4:
-        _enc_MetadataResponseTopic_v1(_e5, w)
-    if o.cluster_authorized_operations != -2147483648:
-        raise InvalidValue('cluster_authorized_operations')
+        _s4 = None if _e2.rack is None else _e2.rack.encode()
+        w(_pack_ih(_e2.port, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
+    _s5 = None if o.cluster_id is None else o.cluster_id.encode()
+    w(_pack_h(-1 if _s5 is None else len(_s5)))
+    if _s5 is not None:
+        w(_s5)
+    _a6 = o.topics
+    w(_pack_ii(o.controller_id, len(_a6)))
+    for _e7 in _a6:
+        _enc_MetadataResponseTopic_v1(_e7, w)
 
 
 def _dec_MetadataResponse_v3(data: Buffer, pos: int) -> tuple[MetadataResponse, int]:
@@ -711,43 +786,55 @@ def _dec_MetadataResponse_v3(data: Buffer, pos: int) -> tuple[MetadataResponse, 
     _items2: list[MetadataResponse.MetadataResponseBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponseBroker_v1(data, pos)
+        _e4 = new_instance(_MetadataResponseBroker)
+        _e4.node_id, _n5 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.host, pos = string_at(data, pos, _n5)
+        _e4.port, _n6 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.rack, pos = nullable_string_at(data, pos, _n6)
         _append3(_e4)
     o.brokers = _items2
-    _n5 = _unpack_h(data, pos)[0]
+    _n7 = _unpack_h(data, pos)[0]
     pos += 2
-    o.cluster_id, pos = nullable_string_at(data, pos, _n5)
-    o.controller_id, _n6 = _unpack_ii(data, pos)
+    o.cluster_id, pos = nullable_string_at(data, pos, _n7)
+    o.controller_id, _n8 = _unpack_ii(data, pos)
     pos += 8
-    if _n6 < 0:
+    if _n8 < 0:
         raise DecodeFailure(pos, 'non-nullable array topics is null')
-    check_count(data, pos, _n6, 9)
-    _items7: list[MetadataResponse.MetadataResponseTopic] = []
-    _append8 = _items7.append
-    for _ in range(_n6):
-        _e9, pos = _dec_MetadataResponseTopic_v1(data, pos)
-        _append8(_e9)
-    o.topics = _items7
+    check_count(data, pos, _n8, 9)
+    _items9: list[MetadataResponse.MetadataResponseTopic] = []
+    _append10 = _items9.append
+    for _ in range(_n8):
+        _e11, pos = _dec_MetadataResponseTopic_v1(data, pos)
+        _append10(_e11)
+    o.topics = _items9
     o.cluster_authorized_operations = -2147483648
     return o, pos
 
 
 def _enc_MetadataResponse_v5(o: MetadataResponse, w: Writer) -> None:
     """Encode a MetadataResponse, versions 5, 6."""
+    if o.cluster_authorized_operations != -2147483648:
+        raise InvalidValue('cluster_authorized_operations')
     _a1 = o.brokers
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
-        _enc_MetadataResponseBroker_v1(_e2, w)
-    _s3 = None if o.cluster_id is None else o.cluster_id.encode()
-    w(_pack_h(-1 if _s3 is None else len(_s3)))
-    if _s3 is not None:
+        _s3 = _e2.host.encode()
+        w(_pack_ih(_e2.node_id, len(_s3)))
         w(_s3)
-    _a4 = o.topics
-    w(_pack_ii(o.controller_id, len(_a4)))
-    for _e5 in _a4:
-        _enc_MetadataResponseTopic_v5(_e5, w)
-    if o.cluster_authorized_operations != -2147483648:
-        raise InvalidValue('cluster_authorized_operations')
+        _s4 = None if _e2.rack is None else _e2.rack.encode()
+        w(_pack_ih(_e2.port, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
+    _s5 = None if o.cluster_id is None else o.cluster_id.encode()
+    w(_pack_h(-1 if _s5 is None else len(_s5)))
+    if _s5 is not None:
+        w(_s5)
+    _a6 = o.topics
+    w(_pack_ii(o.controller_id, len(_a6)))
+    for _e7 in _a6:
+        _enc_MetadataResponseTopic_v5(_e7, w)
 
 
 def _dec_MetadataResponse_v5(data: Buffer, pos: int) -> tuple[MetadataResponse, int]:
@@ -761,43 +848,55 @@ def _dec_MetadataResponse_v5(data: Buffer, pos: int) -> tuple[MetadataResponse, 
     _items2: list[MetadataResponse.MetadataResponseBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponseBroker_v1(data, pos)
+        _e4 = new_instance(_MetadataResponseBroker)
+        _e4.node_id, _n5 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.host, pos = string_at(data, pos, _n5)
+        _e4.port, _n6 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.rack, pos = nullable_string_at(data, pos, _n6)
         _append3(_e4)
     o.brokers = _items2
-    _n5 = _unpack_h(data, pos)[0]
+    _n7 = _unpack_h(data, pos)[0]
     pos += 2
-    o.cluster_id, pos = nullable_string_at(data, pos, _n5)
-    o.controller_id, _n6 = _unpack_ii(data, pos)
+    o.cluster_id, pos = nullable_string_at(data, pos, _n7)
+    o.controller_id, _n8 = _unpack_ii(data, pos)
     pos += 8
-    if _n6 < 0:
+    if _n8 < 0:
         raise DecodeFailure(pos, 'non-nullable array topics is null')
-    check_count(data, pos, _n6, 9)
-    _items7: list[MetadataResponse.MetadataResponseTopic] = []
-    _append8 = _items7.append
-    for _ in range(_n6):
-        _e9, pos = _dec_MetadataResponseTopic_v5(data, pos)
-        _append8(_e9)
-    o.topics = _items7
+    check_count(data, pos, _n8, 9)
+    _items9: list[MetadataResponse.MetadataResponseTopic] = []
+    _append10 = _items9.append
+    for _ in range(_n8):
+        _e11, pos = _dec_MetadataResponseTopic_v5(data, pos)
+        _append10(_e11)
+    o.topics = _items9
     o.cluster_authorized_operations = -2147483648
     return o, pos
 
 
 def _enc_MetadataResponse_v7(o: MetadataResponse, w: Writer) -> None:
     """Encode a MetadataResponse, version 7."""
+    if o.cluster_authorized_operations != -2147483648:
+        raise InvalidValue('cluster_authorized_operations')
     _a1 = o.brokers
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
-        _enc_MetadataResponseBroker_v1(_e2, w)
-    _s3 = None if o.cluster_id is None else o.cluster_id.encode()
-    w(_pack_h(-1 if _s3 is None else len(_s3)))
-    if _s3 is not None:
+        _s3 = _e2.host.encode()
+        w(_pack_ih(_e2.node_id, len(_s3)))
         w(_s3)
-    _a4 = o.topics
-    w(_pack_ii(o.controller_id, len(_a4)))
-    for _e5 in _a4:
-        _enc_MetadataResponseTopic_v7(_e5, w)
-    if o.cluster_authorized_operations != -2147483648:
-        raise InvalidValue('cluster_authorized_operations')
+        _s4 = None if _e2.rack is None else _e2.rack.encode()
+        w(_pack_ih(_e2.port, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
+    _s5 = None if o.cluster_id is None else o.cluster_id.encode()
+    w(_pack_h(-1 if _s5 is None else len(_s5)))
+    if _s5 is not None:
+        w(_s5)
+    _a6 = o.topics
+    w(_pack_ii(o.controller_id, len(_a6)))
+    for _e7 in _a6:
+        _enc_MetadataResponseTopic_v7(_e7, w)
 
 
 def _dec_MetadataResponse_v7(data: Buffer, pos: int) -> tuple[MetadataResponse, int]:
@@ -811,23 +910,29 @@ def _dec_MetadataResponse_v7(data: Buffer, pos: int) -> tuple[MetadataResponse, 
     _items2: list[MetadataResponse.MetadataResponseBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponseBroker_v1(data, pos)
+        _e4 = new_instance(_MetadataResponseBroker)
+        _e4.node_id, _n5 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.host, pos = string_at(data, pos, _n5)
+        _e4.port, _n6 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.rack, pos = nullable_string_at(data, pos, _n6)
         _append3(_e4)
     o.brokers = _items2
-    _n5 = _unpack_h(data, pos)[0]
+    _n7 = _unpack_h(data, pos)[0]
     pos += 2
-    o.cluster_id, pos = nullable_string_at(data, pos, _n5)
-    o.controller_id, _n6 = _unpack_ii(data, pos)
+    o.cluster_id, pos = nullable_string_at(data, pos, _n7)
+    o.controller_id, _n8 = _unpack_ii(data, pos)
     pos += 8
-    if _n6 < 0:
+    if _n8 < 0:
         raise DecodeFailure(pos, 'non-nullable array topics is null')
-    check_count(data, pos, _n6, 9)
-    _items7: list[MetadataResponse.MetadataResponseTopic] = []
-    _append8 = _items7.append
-    for _ in range(_n6):
-        _e9, pos = _dec_MetadataResponseTopic_v7(data, pos)
-        _append8(_e9)
-    o.topics = _items7
+    check_count(data, pos, _n8, 9)
+    _items9: list[MetadataResponse.MetadataResponseTopic] = []
+    _append10 = _items9.append
+    for _ in range(_n8):
+        _e11, pos = _dec_MetadataResponseTopic_v7(data, pos)
+        _append10(_e11)
+    o.topics = _items9
     o.cluster_authorized_operations = -2147483648
     return o, pos
 
@@ -837,15 +942,21 @@ def _enc_MetadataResponse_v8(o: MetadataResponse, w: Writer) -> None:
     _a1 = o.brokers
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
-        _enc_MetadataResponseBroker_v1(_e2, w)
-    _s3 = None if o.cluster_id is None else o.cluster_id.encode()
-    w(_pack_h(-1 if _s3 is None else len(_s3)))
-    if _s3 is not None:
+        _s3 = _e2.host.encode()
+        w(_pack_ih(_e2.node_id, len(_s3)))
         w(_s3)
-    _a4 = o.topics
-    w(_pack_ii(o.controller_id, len(_a4)))
-    for _e5 in _a4:
-        _enc_MetadataResponseTopic_v8(_e5, w)
+        _s4 = None if _e2.rack is None else _e2.rack.encode()
+        w(_pack_ih(_e2.port, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
+    _s5 = None if o.cluster_id is None else o.cluster_id.encode()
+    w(_pack_h(-1 if _s5 is None else len(_s5)))
+    if _s5 is not None:
+        w(_s5)
+    _a6 = o.topics
+    w(_pack_ii(o.controller_id, len(_a6)))
+    for _e7 in _a6:
+        _enc_MetadataResponseTopic_v8(_e7, w)
     w(_pack_i(o.cluster_authorized_operations))
 
 
@@ -860,23 +971,29 @@ def _dec_MetadataResponse_v8(data: Buffer, pos: int) -> tuple[MetadataResponse, 
     _items2: list[MetadataResponse.MetadataResponseBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponseBroker_v1(data, pos)
+        _e4 = new_instance(_MetadataResponseBroker)
+        _e4.node_id, _n5 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.host, pos = string_at(data, pos, _n5)
+        _e4.port, _n6 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.rack, pos = nullable_string_at(data, pos, _n6)
         _append3(_e4)
     o.brokers = _items2
-    _n5 = _unpack_h(data, pos)[0]
+    _n7 = _unpack_h(data, pos)[0]
     pos += 2
-    o.cluster_id, pos = nullable_string_at(data, pos, _n5)
-    o.controller_id, _n6 = _unpack_ii(data, pos)
+    o.cluster_id, pos = nullable_string_at(data, pos, _n7)
+    o.controller_id, _n8 = _unpack_ii(data, pos)
     pos += 8
-    if _n6 < 0:
+    if _n8 < 0:
         raise DecodeFailure(pos, 'non-nullable array topics is null')
-    check_count(data, pos, _n6, 13)
-    _items7: list[MetadataResponse.MetadataResponseTopic] = []
-    _append8 = _items7.append
-    for _ in range(_n6):
-        _e9, pos = _dec_MetadataResponseTopic_v8(data, pos)
-        _append8(_e9)
-    o.topics = _items7
+    check_count(data, pos, _n8, 13)
+    _items9: list[MetadataResponse.MetadataResponseTopic] = []
+    _append10 = _items9.append
+    for _ in range(_n8):
+        _e11, pos = _dec_MetadataResponseTopic_v8(data, pos)
+        _append10(_e11)
+    o.topics = _items9
     o.cluster_authorized_operations = _unpack_i(data, pos)[0]
     pos += 4
     return o, pos
@@ -884,14 +1001,18 @@ def _dec_MetadataResponse_v8(data: Buffer, pos: int) -> tuple[MetadataResponse, 
 
 def _enc_MetadataResponse_v9(o: MetadataResponse, w: Writer) -> None:
     """Encode a MetadataResponse, version 9."""
-    _a1 = o.brokers
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.brokers
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_MetadataResponseBroker_v9(_e2, w)
+        w(_pack_i(_e2.node_id))
+        w(compact_string(_e2.host))
+        w(_pack_i(_e2.port))
+        w(compact_nullable_string(_e2.rack))
+        w(b'\x00')
     w(compact_nullable_string(o.cluster_id))
-    _a3 = o.topics
     w(_pack_i(o.controller_id))
+    _a3 = o.topics
     w(uvarint(len(_a3) + 1))
     for _e4 in _a3:
         _enc_MetadataResponseTopic_v9(_e4, w)
@@ -915,7 +1036,17 @@ def _dec_MetadataResponse_v9(data: Buffer, pos: int) -> tuple[MetadataResponse, 
     _items2: list[MetadataResponse.MetadataResponseBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponseBroker_v9(data, pos)
+        _e4 = new_instance(_MetadataResponseBroker)
+        _e4.node_id = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.host, pos = read_compact_string(data, pos)
+        _e4.port = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.rack, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.brokers = _items2
     o.cluster_id, pos = read_compact_nullable_string(data, pos)
@@ -938,26 +1069,27 @@ def _dec_MetadataResponse_v9(data: Buffer, pos: int) -> tuple[MetadataResponse, 
     o.topics = _items6
     o.cluster_authorized_operations = _unpack_i(data, pos)[0]
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_MetadataResponse_v10(o: MetadataResponse, w: Writer) -> None:
     """Encode a MetadataResponse, version 10."""
-    _a1 = o.brokers
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.brokers
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_MetadataResponseBroker_v9(_e2, w)
+        w(_pack_i(_e2.node_id))
+        w(compact_string(_e2.host))
+        w(_pack_i(_e2.port))
+        w(compact_nullable_string(_e2.rack))
+        w(b'\x00')
     w(compact_nullable_string(o.cluster_id))
-    _a3 = o.topics
     w(_pack_i(o.controller_id))
+    _a3 = o.topics
     w(uvarint(len(_a3) + 1))
     for _e4 in _a3:
         _enc_MetadataResponseTopic_v10(_e4, w)
@@ -981,7 +1113,17 @@ def _dec_MetadataResponse_v10(data: Buffer, pos: int) -> tuple[MetadataResponse,
     _items2: list[MetadataResponse.MetadataResponseBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponseBroker_v9(data, pos)
+        _e4 = new_instance(_MetadataResponseBroker)
+        _e4.node_id = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.host, pos = read_compact_string(data, pos)
+        _e4.port = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.rack, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.brokers = _items2
     o.cluster_id, pos = read_compact_nullable_string(data, pos)
@@ -1004,31 +1146,32 @@ def _dec_MetadataResponse_v10(data: Buffer, pos: int) -> tuple[MetadataResponse,
     o.topics = _items6
     o.cluster_authorized_operations = _unpack_i(data, pos)[0]
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_MetadataResponse_v11(o: MetadataResponse, w: Writer) -> None:
     """Encode a MetadataResponse, version 11."""
-    _a1 = o.brokers
+    if o.cluster_authorized_operations != -2147483648:
+        raise InvalidValue('cluster_authorized_operations')
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.brokers
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_MetadataResponseBroker_v9(_e2, w)
+        w(_pack_i(_e2.node_id))
+        w(compact_string(_e2.host))
+        w(_pack_i(_e2.port))
+        w(compact_nullable_string(_e2.rack))
+        w(b'\x00')
     w(compact_nullable_string(o.cluster_id))
-    _a3 = o.topics
     w(_pack_i(o.controller_id))
+    _a3 = o.topics
     w(uvarint(len(_a3) + 1))
     for _e4 in _a3:
         _enc_MetadataResponseTopic_v10(_e4, w)
-    if o.cluster_authorized_operations != -2147483648:
-        raise InvalidValue('cluster_authorized_operations')
     w(b'\x00')
 
 
@@ -1049,7 +1192,17 @@ def _dec_MetadataResponse_v11(data: Buffer, pos: int) -> tuple[MetadataResponse,
     _items2: list[MetadataResponse.MetadataResponseBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponseBroker_v9(data, pos)
+        _e4 = new_instance(_MetadataResponseBroker)
+        _e4.node_id = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.host, pos = read_compact_string(data, pos)
+        _e4.port = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.rack, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.brokers = _items2
     o.cluster_id, pos = read_compact_nullable_string(data, pos)
@@ -1071,31 +1224,32 @@ def _dec_MetadataResponse_v11(data: Buffer, pos: int) -> tuple[MetadataResponse,
         _append7(_e8)
     o.topics = _items6
     o.cluster_authorized_operations = -2147483648
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_MetadataResponse_v12(o: MetadataResponse, w: Writer) -> None:
     """Encode a MetadataResponse, version 12."""
-    _a1 = o.brokers
+    if o.cluster_authorized_operations != -2147483648:
+        raise InvalidValue('cluster_authorized_operations')
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.brokers
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_MetadataResponseBroker_v9(_e2, w)
+        w(_pack_i(_e2.node_id))
+        w(compact_string(_e2.host))
+        w(_pack_i(_e2.port))
+        w(compact_nullable_string(_e2.rack))
+        w(b'\x00')
     w(compact_nullable_string(o.cluster_id))
-    _a3 = o.topics
     w(_pack_i(o.controller_id))
+    _a3 = o.topics
     w(uvarint(len(_a3) + 1))
     for _e4 in _a3:
         _enc_MetadataResponseTopic_v12(_e4, w)
-    if o.cluster_authorized_operations != -2147483648:
-        raise InvalidValue('cluster_authorized_operations')
     w(b'\x00')
 
 
@@ -1116,7 +1270,17 @@ def _dec_MetadataResponse_v12(data: Buffer, pos: int) -> tuple[MetadataResponse,
     _items2: list[MetadataResponse.MetadataResponseBroker] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponseBroker_v9(data, pos)
+        _e4 = new_instance(_MetadataResponseBroker)
+        _e4.node_id = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.host, pos = read_compact_string(data, pos)
+        _e4.port = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.rack, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.brokers = _items2
     o.cluster_id, pos = read_compact_nullable_string(data, pos)
@@ -1138,13 +1302,10 @@ def _dec_MetadataResponse_v12(data: Buffer, pos: int) -> tuple[MetadataResponse,
         _append7(_e8)
     o.topics = _items6
     o.cluster_authorized_operations = -2147483648
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1209,27 +1370,29 @@ def _dec_MetadataResponseBroker_v9(data: Buffer, pos: int) -> tuple[MetadataResp
     o.port = _unpack_i(data, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_MetadataResponseTopic_v0(o: MetadataResponse.MetadataResponseTopic, w: Writer) -> None:
     """Encode a MetadataResponseTopic, version 0."""
+    if o.topic_authorized_operations != -2147483648:
+        raise InvalidValue('topic_authorized_operations')
     _s1 = not_null(o.name).encode()
     w(_pack_hh(o.error_code, len(_s1)))
     w(_s1)
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_MetadataResponsePartition_v0(_e3, w)
-    if o.topic_authorized_operations != -2147483648:
-        raise InvalidValue('topic_authorized_operations')
+        _a4 = _e3.replica_nodes
+        w(_pack_hiii(_e3.error_code, _e3.partition_index, _e3.leader_id, len(_a4)))
+        w(pack_int32s(_a4))
+        _a5 = _e3.isr_nodes
+        w(_pack_i(len(_a5)))
+        w(pack_int32s(_a5))
 
 
 def _dec_MetadataResponseTopic_v0(data: Buffer, pos: int) -> tuple[MetadataResponse.MetadataResponseTopic, int]:
@@ -1246,7 +1409,15 @@ def _dec_MetadataResponseTopic_v0(data: Buffer, pos: int) -> tuple[MetadataRespo
     _items3: list[MetadataResponse.MetadataResponsePartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_MetadataResponsePartition_v0(data, pos)
+        _e5 = new_instance(_MetadataResponsePartition)
+        _e5.error_code, _e5.partition_index, _e5.leader_id, _n6 = _unpack_hiii(data, pos)
+        pos += 14
+        _e5.replica_nodes, pos = read_int32s_at(data, pos, _n6)
+        _n7 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e5.isr_nodes, pos = read_int32s_at(data, pos, _n7)
+        _e5.leader_epoch = -1
+        _e5.offline_replicas = []
         _append4(_e5)
     o.partitions = _items3
     o.topic_id = UUID_ZERO
@@ -1257,15 +1428,20 @@ def _dec_MetadataResponseTopic_v0(data: Buffer, pos: int) -> tuple[MetadataRespo
 
 def _enc_MetadataResponseTopic_v1(o: MetadataResponse.MetadataResponseTopic, w: Writer) -> None:
     """Encode a MetadataResponseTopic, versions 1, 2, 3, 4."""
+    if o.topic_authorized_operations != -2147483648:
+        raise InvalidValue('topic_authorized_operations')
     _s1 = not_null(o.name).encode()
     w(_pack_hh(o.error_code, len(_s1)))
     w(_s1)
     _a2 = o.partitions
     w(_pack_oi(o.is_internal, len(_a2)))
     for _e3 in _a2:
-        _enc_MetadataResponsePartition_v0(_e3, w)
-    if o.topic_authorized_operations != -2147483648:
-        raise InvalidValue('topic_authorized_operations')
+        _a4 = _e3.replica_nodes
+        w(_pack_hiii(_e3.error_code, _e3.partition_index, _e3.leader_id, len(_a4)))
+        w(pack_int32s(_a4))
+        _a5 = _e3.isr_nodes
+        w(_pack_i(len(_a5)))
+        w(pack_int32s(_a5))
 
 
 def _dec_MetadataResponseTopic_v1(data: Buffer, pos: int) -> tuple[MetadataResponse.MetadataResponseTopic, int]:
@@ -1282,7 +1458,15 @@ def _dec_MetadataResponseTopic_v1(data: Buffer, pos: int) -> tuple[MetadataRespo
     _items3: list[MetadataResponse.MetadataResponsePartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_MetadataResponsePartition_v0(data, pos)
+        _e5 = new_instance(_MetadataResponsePartition)
+        _e5.error_code, _e5.partition_index, _e5.leader_id, _n6 = _unpack_hiii(data, pos)
+        pos += 14
+        _e5.replica_nodes, pos = read_int32s_at(data, pos, _n6)
+        _n7 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e5.isr_nodes, pos = read_int32s_at(data, pos, _n7)
+        _e5.leader_epoch = -1
+        _e5.offline_replicas = []
         _append4(_e5)
     o.partitions = _items3
     o.topic_id = UUID_ZERO
@@ -1292,15 +1476,23 @@ def _dec_MetadataResponseTopic_v1(data: Buffer, pos: int) -> tuple[MetadataRespo
 
 def _enc_MetadataResponseTopic_v5(o: MetadataResponse.MetadataResponseTopic, w: Writer) -> None:
     """Encode a MetadataResponseTopic, versions 5, 6."""
+    if o.topic_authorized_operations != -2147483648:
+        raise InvalidValue('topic_authorized_operations')
     _s1 = not_null(o.name).encode()
     w(_pack_hh(o.error_code, len(_s1)))
     w(_s1)
     _a2 = o.partitions
     w(_pack_oi(o.is_internal, len(_a2)))
     for _e3 in _a2:
-        _enc_MetadataResponsePartition_v5(_e3, w)
-    if o.topic_authorized_operations != -2147483648:
-        raise InvalidValue('topic_authorized_operations')
+        _a4 = _e3.replica_nodes
+        w(_pack_hiii(_e3.error_code, _e3.partition_index, _e3.leader_id, len(_a4)))
+        w(pack_int32s(_a4))
+        _a5 = _e3.isr_nodes
+        w(_pack_i(len(_a5)))
+        w(pack_int32s(_a5))
+        _a6 = _e3.offline_replicas
+        w(_pack_i(len(_a6)))
+        w(pack_int32s(_a6))
 
 
 def _dec_MetadataResponseTopic_v5(data: Buffer, pos: int) -> tuple[MetadataResponse.MetadataResponseTopic, int]:
@@ -1317,7 +1509,17 @@ def _dec_MetadataResponseTopic_v5(data: Buffer, pos: int) -> tuple[MetadataRespo
     _items3: list[MetadataResponse.MetadataResponsePartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_MetadataResponsePartition_v5(data, pos)
+        _e5 = new_instance(_MetadataResponsePartition)
+        _e5.error_code, _e5.partition_index, _e5.leader_id, _n6 = _unpack_hiii(data, pos)
+        pos += 14
+        _e5.replica_nodes, pos = read_int32s_at(data, pos, _n6)
+        _n7 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e5.isr_nodes, pos = read_int32s_at(data, pos, _n7)
+        _n8 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e5.offline_replicas, pos = read_int32s_at(data, pos, _n8)
+        _e5.leader_epoch = -1
         _append4(_e5)
     o.partitions = _items3
     o.topic_id = UUID_ZERO
@@ -1327,15 +1529,23 @@ def _dec_MetadataResponseTopic_v5(data: Buffer, pos: int) -> tuple[MetadataRespo
 
 def _enc_MetadataResponseTopic_v7(o: MetadataResponse.MetadataResponseTopic, w: Writer) -> None:
     """Encode a MetadataResponseTopic, version 7."""
+    if o.topic_authorized_operations != -2147483648:
+        raise InvalidValue('topic_authorized_operations')
     _s1 = not_null(o.name).encode()
     w(_pack_hh(o.error_code, len(_s1)))
     w(_s1)
     _a2 = o.partitions
     w(_pack_oi(o.is_internal, len(_a2)))
     for _e3 in _a2:
-        _enc_MetadataResponsePartition_v7(_e3, w)
-    if o.topic_authorized_operations != -2147483648:
-        raise InvalidValue('topic_authorized_operations')
+        _a4 = _e3.replica_nodes
+        w(_pack_hiiii(_e3.error_code, _e3.partition_index, _e3.leader_id, _e3.leader_epoch, len(_a4)))
+        w(pack_int32s(_a4))
+        _a5 = _e3.isr_nodes
+        w(_pack_i(len(_a5)))
+        w(pack_int32s(_a5))
+        _a6 = _e3.offline_replicas
+        w(_pack_i(len(_a6)))
+        w(pack_int32s(_a6))
 
 
 def _dec_MetadataResponseTopic_v7(data: Buffer, pos: int) -> tuple[MetadataResponse.MetadataResponseTopic, int]:
@@ -1352,7 +1562,16 @@ def _dec_MetadataResponseTopic_v7(data: Buffer, pos: int) -> tuple[MetadataRespo
     _items3: list[MetadataResponse.MetadataResponsePartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_MetadataResponsePartition_v7(data, pos)
+        _e5 = new_instance(_MetadataResponsePartition)
+        _e5.error_code, _e5.partition_index, _e5.leader_id, _e5.leader_epoch, _n6 = _unpack_hiiii(data, pos)
+        pos += 18
+        _e5.replica_nodes, pos = read_int32s_at(data, pos, _n6)
+        _n7 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e5.isr_nodes, pos = read_int32s_at(data, pos, _n7)
+        _n8 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e5.offline_replicas, pos = read_int32s_at(data, pos, _n8)
         _append4(_e5)
     o.partitions = _items3
     o.topic_id = UUID_ZERO
@@ -1368,7 +1587,15 @@ def _enc_MetadataResponseTopic_v8(o: MetadataResponse.MetadataResponseTopic, w: 
     _a2 = o.partitions
     w(_pack_oi(o.is_internal, len(_a2)))
     for _e3 in _a2:
-        _enc_MetadataResponsePartition_v7(_e3, w)
+        _a4 = _e3.replica_nodes
+        w(_pack_hiiii(_e3.error_code, _e3.partition_index, _e3.leader_id, _e3.leader_epoch, len(_a4)))
+        w(pack_int32s(_a4))
+        _a5 = _e3.isr_nodes
+        w(_pack_i(len(_a5)))
+        w(pack_int32s(_a5))
+        _a6 = _e3.offline_replicas
+        w(_pack_i(len(_a6)))
+        w(pack_int32s(_a6))
     w(_pack_i(o.topic_authorized_operations))
 
 
@@ -1386,7 +1613,16 @@ def _dec_MetadataResponseTopic_v8(data: Buffer, pos: int) -> tuple[MetadataRespo
     _items3: list[MetadataResponse.MetadataResponsePartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_MetadataResponsePartition_v7(data, pos)
+        _e5 = new_instance(_MetadataResponsePartition)
+        _e5.error_code, _e5.partition_index, _e5.leader_id, _e5.leader_epoch, _n6 = _unpack_hiiii(data, pos)
+        pos += 18
+        _e5.replica_nodes, pos = read_int32s_at(data, pos, _n6)
+        _n7 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e5.isr_nodes, pos = read_int32s_at(data, pos, _n7)
+        _n8 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e5.offline_replicas, pos = read_int32s_at(data, pos, _n8)
         _append4(_e5)
     o.partitions = _items3
     o.topic_authorized_operations = _unpack_i(data, pos)[0]
@@ -1399,11 +1635,21 @@ def _enc_MetadataResponseTopic_v9(o: MetadataResponse.MetadataResponseTopic, w: 
     """Encode a MetadataResponseTopic, version 9."""
     w(_pack_h(o.error_code))
     w(compact_string(not_null(o.name)))
-    _a1 = o.partitions
     w(_pack_o(o.is_internal))
+    _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_MetadataResponsePartition_v9(_e2, w)
+        w(_pack_hiii(_e2.error_code, _e2.partition_index, _e2.leader_id, _e2.leader_epoch))
+        _a3 = _e2.replica_nodes
+        w(uvarint(len(_a3) + 1))
+        w(pack_int32s(_a3))
+        _a4 = _e2.isr_nodes
+        w(uvarint(len(_a4) + 1))
+        w(pack_int32s(_a4))
+        _a5 = _e2.offline_replicas
+        w(uvarint(len(_a5) + 1))
+        w(pack_int32s(_a5))
+        w(b'\x00')
     w(_pack_ix(o.topic_authorized_operations))
 
 
@@ -1427,19 +1673,25 @@ def _dec_MetadataResponseTopic_v9(data: Buffer, pos: int) -> tuple[MetadataRespo
     _items2: list[MetadataResponse.MetadataResponsePartition] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_MetadataResponsePartition_v9(data, pos)
+        _e4 = new_instance(_MetadataResponsePartition)
+        _e4.error_code, _e4.partition_index, _e4.leader_id, _e4.leader_epoch = _unpack_hiii(data, pos)
+        pos += 14
+        _e4.replica_nodes, pos = read_compact_int32s(data, pos)
+        _e4.isr_nodes, pos = read_compact_int32s(data, pos)
+        _e4.offline_replicas, pos = read_compact_int32s(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
     o.topic_authorized_operations = _unpack_i(data, pos)[0]
     pos += 4
     o.topic_id = UUID_ZERO
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1447,11 +1699,21 @@ def _enc_MetadataResponseTopic_v10(o: MetadataResponse.MetadataResponseTopic, w:
     """Encode a MetadataResponseTopic, versions 10, 11."""
     w(_pack_h(o.error_code))
     w(compact_string(not_null(o.name)))
-    _a1 = o.partitions
     w(_pack_Uo(o.topic_id.bytes, o.is_internal))
+    _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_MetadataResponsePartition_v9(_e2, w)
+        w(_pack_hiii(_e2.error_code, _e2.partition_index, _e2.leader_id, _e2.leader_epoch))
+        _a3 = _e2.replica_nodes
+        w(uvarint(len(_a3) + 1))
+        w(pack_int32s(_a3))
+        _a4 = _e2.isr_nodes
+        w(uvarint(len(_a4) + 1))
+        w(pack_int32s(_a4))
+        _a5 = _e2.offline_replicas
+        w(uvarint(len(_a5) + 1))
+        w(pack_int32s(_a5))
+        w(b'\x00')
     w(_pack_ix(o.topic_authorized_operations))
 
 
@@ -1476,18 +1738,24 @@ def _dec_MetadataResponseTopic_v10(data: Buffer, pos: int) -> tuple[MetadataResp
     _items3: list[MetadataResponse.MetadataResponsePartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_MetadataResponsePartition_v9(data, pos)
+        _e5 = new_instance(_MetadataResponsePartition)
+        _e5.error_code, _e5.partition_index, _e5.leader_id, _e5.leader_epoch = _unpack_hiii(data, pos)
+        pos += 14
+        _e5.replica_nodes, pos = read_compact_int32s(data, pos)
+        _e5.isr_nodes, pos = read_compact_int32s(data, pos)
+        _e5.offline_replicas, pos = read_compact_int32s(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append4(_e5)
     o.partitions = _items3
     o.topic_authorized_operations = _unpack_i(data, pos)[0]
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1495,11 +1763,21 @@ def _enc_MetadataResponseTopic_v12(o: MetadataResponse.MetadataResponseTopic, w:
     """Encode a MetadataResponseTopic, version 12."""
     w(_pack_h(o.error_code))
     w(compact_nullable_string(o.name))
-    _a1 = o.partitions
     w(_pack_Uo(o.topic_id.bytes, o.is_internal))
+    _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_MetadataResponsePartition_v9(_e2, w)
+        w(_pack_hiii(_e2.error_code, _e2.partition_index, _e2.leader_id, _e2.leader_epoch))
+        _a3 = _e2.replica_nodes
+        w(uvarint(len(_a3) + 1))
+        w(pack_int32s(_a3))
+        _a4 = _e2.isr_nodes
+        w(uvarint(len(_a4) + 1))
+        w(pack_int32s(_a4))
+        _a5 = _e2.offline_replicas
+        w(uvarint(len(_a5) + 1))
+        w(pack_int32s(_a5))
+        w(b'\x00')
     w(_pack_ix(o.topic_authorized_operations))
 
 
@@ -1524,18 +1802,24 @@ def _dec_MetadataResponseTopic_v12(data: Buffer, pos: int) -> tuple[MetadataResp
     _items3: list[MetadataResponse.MetadataResponsePartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_MetadataResponsePartition_v9(data, pos)
+        _e5 = new_instance(_MetadataResponsePartition)
+        _e5.error_code, _e5.partition_index, _e5.leader_id, _e5.leader_epoch = _unpack_hiii(data, pos)
+        pos += 14
+        _e5.replica_nodes, pos = read_compact_int32s(data, pos)
+        _e5.isr_nodes, pos = read_compact_int32s(data, pos)
+        _e5.offline_replicas, pos = read_compact_int32s(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append4(_e5)
     o.partitions = _items3
     o.topic_authorized_operations = _unpack_i(data, pos)[0]
     pos += 4
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1622,8 +1906,8 @@ def _dec_MetadataResponsePartition_v7(data: Buffer, pos: int) -> tuple[MetadataR
 
 def _enc_MetadataResponsePartition_v9(o: MetadataResponse.MetadataResponsePartition, w: Writer) -> None:
     """Encode a MetadataResponsePartition, versions 9, 10, 11, 12."""
-    _a1 = o.replica_nodes
     w(_pack_hiii(o.error_code, o.partition_index, o.leader_id, o.leader_epoch))
+    _a1 = o.replica_nodes
     w(uvarint(len(_a1) + 1))
     w(pack_int32s(_a1))
     _a2 = o.isr_nodes
@@ -1643,13 +1927,10 @@ def _dec_MetadataResponsePartition_v9(data: Buffer, pos: int) -> tuple[MetadataR
     o.replica_nodes, pos = read_compact_int32s(data, pos)
     o.isr_nodes, pos = read_compact_int32s(data, pos)
     o.offline_replicas, pos = read_compact_int32s(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

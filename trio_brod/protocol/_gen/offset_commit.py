@@ -176,11 +176,11 @@ _OffsetCommitResponse = OffsetCommitResponse
 
 def _enc_OffsetCommitRequest_v0(o: OffsetCommitRequest, w: Writer) -> None:
     """Encode a OffsetCommitRequest, version 0."""
+    if o.group_instance_id is not None:
+        raise InvalidValue('group_instance_id')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
-    if o.group_instance_id is not None:
-        raise InvalidValue('group_instance_id')
     _a2 = o.topics
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
@@ -213,14 +213,14 @@ def _dec_OffsetCommitRequest_v0(data: Buffer, pos: int) -> tuple[OffsetCommitReq
 
 def _enc_OffsetCommitRequest_v1(o: OffsetCommitRequest, w: Writer) -> None:
     """Encode a OffsetCommitRequest, version 1."""
+    if o.group_instance_id is not None:
+        raise InvalidValue('group_instance_id')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
     _s2 = o.member_id.encode()
     w(_pack_ih(o.generation_id_or_member_epoch, len(_s2)))
     w(_s2)
-    if o.group_instance_id is not None:
-        raise InvalidValue('group_instance_id')
     _a3 = o.topics
     w(_pack_i(len(_a3)))
     for _e4 in _a3:
@@ -254,14 +254,14 @@ def _dec_OffsetCommitRequest_v1(data: Buffer, pos: int) -> tuple[OffsetCommitReq
 
 def _enc_OffsetCommitRequest_v2(o: OffsetCommitRequest, w: Writer) -> None:
     """Encode a OffsetCommitRequest, versions 2, 3, 4."""
+    if o.group_instance_id is not None:
+        raise InvalidValue('group_instance_id')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
     _s2 = o.member_id.encode()
     w(_pack_ih(o.generation_id_or_member_epoch, len(_s2)))
     w(_s2)
-    if o.group_instance_id is not None:
-        raise InvalidValue('group_instance_id')
     _a3 = o.topics
     w(_pack_qi(o.retention_time_ms, len(_a3)))
     for _e4 in _a3:
@@ -294,14 +294,14 @@ def _dec_OffsetCommitRequest_v2(data: Buffer, pos: int) -> tuple[OffsetCommitReq
 
 def _enc_OffsetCommitRequest_v5(o: OffsetCommitRequest, w: Writer) -> None:
     """Encode a OffsetCommitRequest, version 5."""
+    if o.group_instance_id is not None:
+        raise InvalidValue('group_instance_id')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
     _s2 = o.member_id.encode()
     w(_pack_ih(o.generation_id_or_member_epoch, len(_s2)))
     w(_s2)
-    if o.group_instance_id is not None:
-        raise InvalidValue('group_instance_id')
     _a3 = o.topics
     w(_pack_i(len(_a3)))
     for _e4 in _a3:
@@ -335,14 +335,14 @@ def _dec_OffsetCommitRequest_v5(data: Buffer, pos: int) -> tuple[OffsetCommitReq
 
 def _enc_OffsetCommitRequest_v6(o: OffsetCommitRequest, w: Writer) -> None:
     """Encode a OffsetCommitRequest, version 6."""
+    if o.group_instance_id is not None:
+        raise InvalidValue('group_instance_id')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
     _s2 = o.member_id.encode()
     w(_pack_ih(o.generation_id_or_member_epoch, len(_s2)))
     w(_s2)
-    if o.group_instance_id is not None:
-        raise InvalidValue('group_instance_id')
     _a3 = o.topics
     w(_pack_i(len(_a3)))
     for _e4 in _a3:
@@ -456,13 +456,10 @@ def _dec_OffsetCommitRequest_v8(data: Buffer, pos: int) -> tuple[OffsetCommitReq
         _append3(_e4)
     o.topics = _items2
     o.retention_time_ms = -1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -474,7 +471,12 @@ def _enc_OffsetCommitRequestTopic_v0(o: OffsetCommitRequest.OffsetCommitRequestT
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_OffsetCommitRequestPartition_v0(_e3, w)
+        if _e3.commit_timestamp != -1:
+            raise InvalidValue('commit_timestamp')
+        _s4 = None if _e3.committed_metadata is None else _e3.committed_metadata.encode()
+        w(_pack_iqh(_e3.partition_index, _e3.committed_offset, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
 
 
 def _dec_OffsetCommitRequestTopic_v0(data: Buffer, pos: int) -> tuple[OffsetCommitRequest.OffsetCommitRequestTopic, int]:
@@ -491,7 +493,12 @@ def _dec_OffsetCommitRequestTopic_v0(data: Buffer, pos: int) -> tuple[OffsetComm
     _items3: list[OffsetCommitRequest.OffsetCommitRequestPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_OffsetCommitRequestPartition_v0(data, pos)
+        _e5 = new_instance(_OffsetCommitRequestPartition)
+        _e5.partition_index, _e5.committed_offset, _n6 = _unpack_iqh(data, pos)
+        pos += 14
+        _e5.committed_metadata, pos = nullable_string_at(data, pos, _n6)
+        _e5.committed_leader_epoch = -1
+        _e5.commit_timestamp = -1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -505,7 +512,10 @@ def _enc_OffsetCommitRequestTopic_v1(o: OffsetCommitRequest.OffsetCommitRequestT
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_OffsetCommitRequestPartition_v1(_e3, w)
+        _s4 = None if _e3.committed_metadata is None else _e3.committed_metadata.encode()
+        w(_pack_iqqh(_e3.partition_index, _e3.committed_offset, _e3.commit_timestamp, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
 
 
 def _dec_OffsetCommitRequestTopic_v1(data: Buffer, pos: int) -> tuple[OffsetCommitRequest.OffsetCommitRequestTopic, int]:
@@ -522,7 +532,11 @@ def _dec_OffsetCommitRequestTopic_v1(data: Buffer, pos: int) -> tuple[OffsetComm
     _items3: list[OffsetCommitRequest.OffsetCommitRequestPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_OffsetCommitRequestPartition_v1(data, pos)
+        _e5 = new_instance(_OffsetCommitRequestPartition)
+        _e5.partition_index, _e5.committed_offset, _e5.commit_timestamp, _n6 = _unpack_iqqh(data, pos)
+        pos += 22
+        _e5.committed_metadata, pos = nullable_string_at(data, pos, _n6)
+        _e5.committed_leader_epoch = -1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -536,7 +550,12 @@ def _enc_OffsetCommitRequestTopic_v6(o: OffsetCommitRequest.OffsetCommitRequestT
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_OffsetCommitRequestPartition_v6(_e3, w)
+        if _e3.commit_timestamp != -1:
+            raise InvalidValue('commit_timestamp')
+        _s4 = None if _e3.committed_metadata is None else _e3.committed_metadata.encode()
+        w(_pack_iqih(_e3.partition_index, _e3.committed_offset, _e3.committed_leader_epoch, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
 
 
 def _dec_OffsetCommitRequestTopic_v6(data: Buffer, pos: int) -> tuple[OffsetCommitRequest.OffsetCommitRequestTopic, int]:
@@ -553,7 +572,11 @@ def _dec_OffsetCommitRequestTopic_v6(data: Buffer, pos: int) -> tuple[OffsetComm
     _items3: list[OffsetCommitRequest.OffsetCommitRequestPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_OffsetCommitRequestPartition_v6(data, pos)
+        _e5 = new_instance(_OffsetCommitRequestPartition)
+        _e5.partition_index, _e5.committed_offset, _e5.committed_leader_epoch, _n6 = _unpack_iqih(data, pos)
+        pos += 18
+        _e5.committed_metadata, pos = nullable_string_at(data, pos, _n6)
+        _e5.commit_timestamp = -1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -565,7 +588,11 @@ def _enc_OffsetCommitRequestTopic_v8(o: OffsetCommitRequest.OffsetCommitRequestT
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_OffsetCommitRequestPartition_v8(_e2, w)
+        if _e2.commit_timestamp != -1:
+            raise InvalidValue('commit_timestamp')
+        w(_pack_iqi(_e2.partition_index, _e2.committed_offset, _e2.committed_leader_epoch))
+        w(compact_nullable_string(_e2.committed_metadata))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -585,16 +612,21 @@ def _dec_OffsetCommitRequestTopic_v8(data: Buffer, pos: int) -> tuple[OffsetComm
     _items2: list[OffsetCommitRequest.OffsetCommitRequestPartition] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_OffsetCommitRequestPartition_v8(data, pos)
+        _e4 = new_instance(_OffsetCommitRequestPartition)
+        _e4.partition_index, _e4.committed_offset, _e4.committed_leader_epoch = _unpack_iqi(data, pos)
+        pos += 16
+        _e4.committed_metadata, pos = read_compact_nullable_string(data, pos)
+        _e4.commit_timestamp = -1
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -673,13 +705,10 @@ def _dec_OffsetCommitRequestPartition_v8(data: Buffer, pos: int) -> tuple[Offset
     pos += 16
     o.committed_metadata, pos = read_compact_nullable_string(data, pos)
     o.commit_timestamp = -1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -736,8 +765,8 @@ def _dec_OffsetCommitResponse_v3(data: Buffer, pos: int) -> tuple[OffsetCommitRe
 
 def _enc_OffsetCommitResponse_v8(o: OffsetCommitResponse, w: Writer) -> None:
     """Encode a OffsetCommitResponse, versions 8, 9."""
-    _a1 = o.topics
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_OffsetCommitResponseTopic_v8(_e2, w)
@@ -764,13 +793,10 @@ def _dec_OffsetCommitResponse_v8(data: Buffer, pos: int) -> tuple[OffsetCommitRe
         _e4, pos = _dec_OffsetCommitResponseTopic_v8(data, pos)
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -782,7 +808,7 @@ def _enc_OffsetCommitResponseTopic_v0(o: OffsetCommitResponse.OffsetCommitRespon
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_OffsetCommitResponsePartition_v0(_e3, w)
+        w(_pack_ih(_e3.partition_index, _e3.error_code))
 
 
 def _dec_OffsetCommitResponseTopic_v0(data: Buffer, pos: int) -> tuple[OffsetCommitResponse.OffsetCommitResponseTopic, int]:
@@ -799,7 +825,9 @@ def _dec_OffsetCommitResponseTopic_v0(data: Buffer, pos: int) -> tuple[OffsetCom
     _items3: list[OffsetCommitResponse.OffsetCommitResponsePartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_OffsetCommitResponsePartition_v0(data, pos)
+        _e5 = new_instance(_OffsetCommitResponsePartition)
+        _e5.partition_index, _e5.error_code = _unpack_ih(data, pos)
+        pos += 6
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -811,7 +839,7 @@ def _enc_OffsetCommitResponseTopic_v8(o: OffsetCommitResponse.OffsetCommitRespon
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_OffsetCommitResponsePartition_v8(_e2, w)
+        w(_pack_ihx(_e2.partition_index, _e2.error_code))
     w(b'\x00')
 
 
@@ -831,16 +859,19 @@ def _dec_OffsetCommitResponseTopic_v8(data: Buffer, pos: int) -> tuple[OffsetCom
     _items2: list[OffsetCommitResponse.OffsetCommitResponsePartition] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_OffsetCommitResponsePartition_v8(data, pos)
+        _e4 = new_instance(_OffsetCommitResponsePartition)
+        _e4.partition_index, _e4.error_code = _unpack_ih(data, pos)
+        pos += 6
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -867,13 +898,10 @@ def _dec_OffsetCommitResponsePartition_v8(data: Buffer, pos: int) -> tuple[Offse
     o = new_instance(_OffsetCommitResponsePartition)
     o.partition_index, o.error_code = _unpack_ih(data, pos)
     pos += 6
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

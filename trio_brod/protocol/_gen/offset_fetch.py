@@ -233,17 +233,22 @@ _OffsetFetchResponse = OffsetFetchResponse
 
 def _enc_OffsetFetchRequest_v0(o: OffsetFetchRequest, w: Writer) -> None:
     """Encode a OffsetFetchRequest, versions 0, 1."""
+    if len(o.groups) != 0:
+        raise InvalidValue('groups')
+    if o.require_stable != False:
+        raise InvalidValue('require_stable')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
     _a2 = not_null(o.topics)
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_OffsetFetchRequestTopic_v0(_e3, w)
-    if len(o.groups) != 0:
-        raise InvalidValue('groups')
-    if o.require_stable != False:
-        raise InvalidValue('require_stable')
+        _s4 = _e3.name.encode()
+        w(_pack_h(len(_s4)))
+        w(_s4)
+        _a5 = _e3.partition_indexes
+        w(_pack_i(len(_a5)))
+        w(pack_int32s(_a5))
 
 
 def _dec_OffsetFetchRequest_v0(data: Buffer, pos: int) -> tuple[OffsetFetchRequest, int]:
@@ -260,7 +265,13 @@ def _dec_OffsetFetchRequest_v0(data: Buffer, pos: int) -> tuple[OffsetFetchReque
     _items3: list[OffsetFetchRequest.OffsetFetchRequestTopic] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_OffsetFetchRequestTopic_v0(data, pos)
+        _e5 = new_instance(_OffsetFetchRequestTopic)
+        _n6 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e5.name, pos = string_at(data, pos, _n6)
+        _n7 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e5.partition_indexes, pos = read_int32s_at(data, pos, _n7)
         _append4(_e5)
     o.topics = _items3
     o.groups = []
@@ -270,6 +281,10 @@ def _dec_OffsetFetchRequest_v0(data: Buffer, pos: int) -> tuple[OffsetFetchReque
 
 def _enc_OffsetFetchRequest_v2(o: OffsetFetchRequest, w: Writer) -> None:
     """Encode a OffsetFetchRequest, versions 2, 3, 4, 5."""
+    if len(o.groups) != 0:
+        raise InvalidValue('groups')
+    if o.require_stable != False:
+        raise InvalidValue('require_stable')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
@@ -277,11 +292,12 @@ def _enc_OffsetFetchRequest_v2(o: OffsetFetchRequest, w: Writer) -> None:
     w(_pack_i(-1 if _a2 is None else len(_a2)))
     if _a2 is not None:
         for _e3 in _a2:
-            _enc_OffsetFetchRequestTopic_v0(_e3, w)
-    if len(o.groups) != 0:
-        raise InvalidValue('groups')
-    if o.require_stable != False:
-        raise InvalidValue('require_stable')
+            _s4 = _e3.name.encode()
+            w(_pack_h(len(_s4)))
+            w(_s4)
+            _a5 = _e3.partition_indexes
+            w(_pack_i(len(_a5)))
+            w(pack_int32s(_a5))
 
 
 def _dec_OffsetFetchRequest_v2(data: Buffer, pos: int) -> tuple[OffsetFetchRequest, int]:
@@ -299,7 +315,13 @@ def _dec_OffsetFetchRequest_v2(data: Buffer, pos: int) -> tuple[OffsetFetchReque
         _items3: list[OffsetFetchRequest.OffsetFetchRequestTopic] = []
         _append4 = _items3.append
         for _ in range(_n2):
-            _e5, pos = _dec_OffsetFetchRequestTopic_v0(data, pos)
+            _e5 = new_instance(_OffsetFetchRequestTopic)
+            _n6 = _unpack_h(data, pos)[0]
+            pos += 2
+            _e5.name, pos = string_at(data, pos, _n6)
+            _n7 = _unpack_i(data, pos)[0]
+            pos += 4
+            _e5.partition_indexes, pos = read_int32s_at(data, pos, _n7)
             _append4(_e5)
         o.topics = _items3
     o.groups = []
@@ -309,16 +331,20 @@ def _dec_OffsetFetchRequest_v2(data: Buffer, pos: int) -> tuple[OffsetFetchReque
 
 def _enc_OffsetFetchRequest_v6(o: OffsetFetchRequest, w: Writer) -> None:
     """Encode a OffsetFetchRequest, version 6."""
+    if len(o.groups) != 0:
+        raise InvalidValue('groups')
+    if o.require_stable != False:
+        raise InvalidValue('require_stable')
     w(compact_string(o.group_id))
     _a1 = o.topics
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_OffsetFetchRequestTopic_v6(_e2, w)
-    if len(o.groups) != 0:
-        raise InvalidValue('groups')
-    if o.require_stable != False:
-        raise InvalidValue('require_stable')
+            w(compact_string(_e2.name))
+            _a3 = _e2.partition_indexes
+            w(uvarint(len(_a3) + 1))
+            w(pack_int32s(_a3))
+            w(b'\x00')
     w(b'\x00')
 
 
@@ -339,31 +365,38 @@ def _dec_OffsetFetchRequest_v6(data: Buffer, pos: int) -> tuple[OffsetFetchReque
         _items2: list[OffsetFetchRequest.OffsetFetchRequestTopic] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_OffsetFetchRequestTopic_v6(data, pos)
+            _e4 = new_instance(_OffsetFetchRequestTopic)
+            _e4.name, pos = read_compact_string(data, pos)
+            _e4.partition_indexes, pos = read_compact_int32s(data, pos)
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append3(_e4)
         o.topics = _items2
     o.groups = []
     o.require_stable = False
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_OffsetFetchRequest_v7(o: OffsetFetchRequest, w: Writer) -> None:
     """Encode a OffsetFetchRequest, version 7."""
+    if len(o.groups) != 0:
+        raise InvalidValue('groups')
     w(compact_string(o.group_id))
     _a1 = o.topics
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_OffsetFetchRequestTopic_v6(_e2, w)
-    if len(o.groups) != 0:
-        raise InvalidValue('groups')
+            w(compact_string(_e2.name))
+            _a3 = _e2.partition_indexes
+            w(uvarint(len(_a3) + 1))
+            w(pack_int32s(_a3))
+            w(b'\x00')
     w(_pack_ox(o.require_stable))
 
 
@@ -384,19 +417,22 @@ def _dec_OffsetFetchRequest_v7(data: Buffer, pos: int) -> tuple[OffsetFetchReque
         _items2: list[OffsetFetchRequest.OffsetFetchRequestTopic] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_OffsetFetchRequestTopic_v6(data, pos)
+            _e4 = new_instance(_OffsetFetchRequestTopic)
+            _e4.name, pos = read_compact_string(data, pos)
+            _e4.partition_indexes, pos = read_compact_int32s(data, pos)
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append3(_e4)
         o.topics = _items2
     o.require_stable = _unpack_o(data, pos)[0]
     pos += 1
     o.groups = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -435,13 +471,10 @@ def _dec_OffsetFetchRequest_v8(data: Buffer, pos: int) -> tuple[OffsetFetchReque
     pos += 1
     o.group_id = ""
     o.topics = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -480,13 +513,10 @@ def _dec_OffsetFetchRequest_v9(data: Buffer, pos: int) -> tuple[OffsetFetchReque
     pos += 1
     o.group_id = ""
     o.topics = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -526,13 +556,10 @@ def _dec_OffsetFetchRequestTopic_v6(data: Buffer, pos: int) -> tuple[OffsetFetch
     o = new_instance(_OffsetFetchRequestTopic)
     o.name, pos = read_compact_string(data, pos)
     o.partition_indexes, pos = read_compact_int32s(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -543,7 +570,11 @@ def _enc_OffsetFetchRequestGroup_v8(o: OffsetFetchRequest.OffsetFetchRequestGrou
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_OffsetFetchRequestTopics_v8(_e2, w)
+            w(compact_string(_e2.name))
+            _a3 = _e2.partition_indexes
+            w(uvarint(len(_a3) + 1))
+            w(pack_int32s(_a3))
+            w(b'\x00')
     w(b'\x00')
 
 
@@ -564,18 +595,21 @@ def _dec_OffsetFetchRequestGroup_v8(data: Buffer, pos: int) -> tuple[OffsetFetch
         _items2: list[OffsetFetchRequest.OffsetFetchRequestTopics] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_OffsetFetchRequestTopics_v8(data, pos)
+            _e4 = new_instance(_OffsetFetchRequestTopics)
+            _e4.name, pos = read_compact_string(data, pos)
+            _e4.partition_indexes, pos = read_compact_int32s(data, pos)
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append3(_e4)
         o.topics = _items2
     o.member_id = None
     o.member_epoch = -1
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -583,12 +617,16 @@ def _enc_OffsetFetchRequestGroup_v9(o: OffsetFetchRequest.OffsetFetchRequestGrou
     """Encode a OffsetFetchRequestGroup, version 9."""
     w(compact_string(o.group_id))
     w(compact_nullable_string(o.member_id))
-    _a1 = o.topics
     w(_pack_i(o.member_epoch))
+    _a1 = o.topics
     w(b'\x00' if _a1 is None else uvarint(len(_a1) + 1))
     if _a1 is not None:
         for _e2 in _a1:
-            _enc_OffsetFetchRequestTopics_v8(_e2, w)
+            w(compact_string(_e2.name))
+            _a3 = _e2.partition_indexes
+            w(uvarint(len(_a3) + 1))
+            w(pack_int32s(_a3))
+            w(b'\x00')
     w(b'\x00')
 
 
@@ -612,16 +650,19 @@ def _dec_OffsetFetchRequestGroup_v9(data: Buffer, pos: int) -> tuple[OffsetFetch
         _items2: list[OffsetFetchRequest.OffsetFetchRequestTopics] = []
         _append3 = _items2.append
         for _ in range(_n1):
-            _e4, pos = _dec_OffsetFetchRequestTopics_v8(data, pos)
+            _e4 = new_instance(_OffsetFetchRequestTopics)
+            _e4.name, pos = read_compact_string(data, pos)
+            _e4.partition_indexes, pos = read_compact_int32s(data, pos)
+            if data[pos]:
+                pos = skip_tagged_fields(data, pos)
+            else:
+                pos += 1
             _append3(_e4)
         o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -639,24 +680,21 @@ def _dec_OffsetFetchRequestTopics_v8(data: Buffer, pos: int) -> tuple[OffsetFetc
     o = new_instance(_OffsetFetchRequestTopics)
     o.name, pos = read_compact_string(data, pos)
     o.partition_indexes, pos = read_compact_int32s(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_OffsetFetchResponse_v0(o: OffsetFetchResponse, w: Writer) -> None:
     """Encode a OffsetFetchResponse, versions 0, 1."""
+    if len(o.groups) != 0:
+        raise InvalidValue('groups')
     _a1 = o.topics
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
         _enc_OffsetFetchResponseTopic_v0(_e2, w)
-    if len(o.groups) != 0:
-        raise InvalidValue('groups')
 
 
 def _dec_OffsetFetchResponse_v0(data: Buffer, pos: int) -> tuple[OffsetFetchResponse, int]:
@@ -681,12 +719,12 @@ def _dec_OffsetFetchResponse_v0(data: Buffer, pos: int) -> tuple[OffsetFetchResp
 
 def _enc_OffsetFetchResponse_v2(o: OffsetFetchResponse, w: Writer) -> None:
     """Encode a OffsetFetchResponse, version 2."""
+    if len(o.groups) != 0:
+        raise InvalidValue('groups')
     _a1 = o.topics
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
         _enc_OffsetFetchResponseTopic_v0(_e2, w)
-    if len(o.groups) != 0:
-        raise InvalidValue('groups')
     w(_pack_h(o.error_code))
 
 
@@ -713,12 +751,12 @@ def _dec_OffsetFetchResponse_v2(data: Buffer, pos: int) -> tuple[OffsetFetchResp
 
 def _enc_OffsetFetchResponse_v3(o: OffsetFetchResponse, w: Writer) -> None:
     """Encode a OffsetFetchResponse, versions 3, 4."""
+    if len(o.groups) != 0:
+        raise InvalidValue('groups')
     _a1 = o.topics
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
         _enc_OffsetFetchResponseTopic_v0(_e2, w)
-    if len(o.groups) != 0:
-        raise InvalidValue('groups')
     w(_pack_h(o.error_code))
 
 
@@ -744,12 +782,12 @@ def _dec_OffsetFetchResponse_v3(data: Buffer, pos: int) -> tuple[OffsetFetchResp
 
 def _enc_OffsetFetchResponse_v5(o: OffsetFetchResponse, w: Writer) -> None:
     """Encode a OffsetFetchResponse, version 5."""
+    if len(o.groups) != 0:
+        raise InvalidValue('groups')
     _a1 = o.topics
     w(_pack_ii(o.throttle_time_ms, len(_a1)))
     for _e2 in _a1:
         _enc_OffsetFetchResponseTopic_v5(_e2, w)
-    if len(o.groups) != 0:
-        raise InvalidValue('groups')
     w(_pack_h(o.error_code))
 
 
@@ -775,13 +813,13 @@ def _dec_OffsetFetchResponse_v5(data: Buffer, pos: int) -> tuple[OffsetFetchResp
 
 def _enc_OffsetFetchResponse_v6(o: OffsetFetchResponse, w: Writer) -> None:
     """Encode a OffsetFetchResponse, versions 6, 7."""
-    _a1 = o.topics
+    if len(o.groups) != 0:
+        raise InvalidValue('groups')
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_OffsetFetchResponseTopic_v6(_e2, w)
-    if len(o.groups) != 0:
-        raise InvalidValue('groups')
     w(_pack_hx(o.error_code))
 
 
@@ -808,13 +846,10 @@ def _dec_OffsetFetchResponse_v6(data: Buffer, pos: int) -> tuple[OffsetFetchResp
     o.error_code = _unpack_h(data, pos)[0]
     pos += 2
     o.groups = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -822,8 +857,8 @@ def _enc_OffsetFetchResponse_v8(o: OffsetFetchResponse, w: Writer) -> None:
     """Encode a OffsetFetchResponse, versions 8, 9."""
     if len(o.topics) != 0:
         raise InvalidValue('topics')
-    _a1 = o.groups
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.groups
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_OffsetFetchResponseGroup_v8(_e2, w)
@@ -852,13 +887,10 @@ def _dec_OffsetFetchResponse_v8(data: Buffer, pos: int) -> tuple[OffsetFetchResp
     o.groups = _items2
     o.topics = []
     o.error_code = 0
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -870,7 +902,11 @@ def _enc_OffsetFetchResponseTopic_v0(o: OffsetFetchResponse.OffsetFetchResponseT
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_OffsetFetchResponsePartition_v0(_e3, w)
+        _s4 = None if _e3.metadata is None else _e3.metadata.encode()
+        w(_pack_iqh(_e3.partition_index, _e3.committed_offset, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
+        w(_pack_h(_e3.error_code))
 
 
 def _dec_OffsetFetchResponseTopic_v0(data: Buffer, pos: int) -> tuple[OffsetFetchResponse.OffsetFetchResponseTopic, int]:
@@ -887,7 +923,13 @@ def _dec_OffsetFetchResponseTopic_v0(data: Buffer, pos: int) -> tuple[OffsetFetc
     _items3: list[OffsetFetchResponse.OffsetFetchResponsePartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_OffsetFetchResponsePartition_v0(data, pos)
+        _e5 = new_instance(_OffsetFetchResponsePartition)
+        _e5.partition_index, _e5.committed_offset, _n6 = _unpack_iqh(data, pos)
+        pos += 14
+        _e5.metadata, pos = nullable_string_at(data, pos, _n6)
+        _e5.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        _e5.committed_leader_epoch = -1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -901,7 +943,11 @@ def _enc_OffsetFetchResponseTopic_v5(o: OffsetFetchResponse.OffsetFetchResponseT
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_OffsetFetchResponsePartition_v5(_e3, w)
+        _s4 = None if _e3.metadata is None else _e3.metadata.encode()
+        w(_pack_iqih(_e3.partition_index, _e3.committed_offset, _e3.committed_leader_epoch, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
+        w(_pack_h(_e3.error_code))
 
 
 def _dec_OffsetFetchResponseTopic_v5(data: Buffer, pos: int) -> tuple[OffsetFetchResponse.OffsetFetchResponseTopic, int]:
@@ -918,7 +964,12 @@ def _dec_OffsetFetchResponseTopic_v5(data: Buffer, pos: int) -> tuple[OffsetFetc
     _items3: list[OffsetFetchResponse.OffsetFetchResponsePartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_OffsetFetchResponsePartition_v5(data, pos)
+        _e5 = new_instance(_OffsetFetchResponsePartition)
+        _e5.partition_index, _e5.committed_offset, _e5.committed_leader_epoch, _n6 = _unpack_iqih(data, pos)
+        pos += 18
+        _e5.metadata, pos = nullable_string_at(data, pos, _n6)
+        _e5.error_code = _unpack_h(data, pos)[0]
+        pos += 2
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -930,7 +981,9 @@ def _enc_OffsetFetchResponseTopic_v6(o: OffsetFetchResponse.OffsetFetchResponseT
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_OffsetFetchResponsePartition_v6(_e2, w)
+        w(_pack_iqi(_e2.partition_index, _e2.committed_offset, _e2.committed_leader_epoch))
+        w(compact_nullable_string(_e2.metadata))
+        w(_pack_hx(_e2.error_code))
     w(b'\x00')
 
 
@@ -950,16 +1003,22 @@ def _dec_OffsetFetchResponseTopic_v6(data: Buffer, pos: int) -> tuple[OffsetFetc
     _items2: list[OffsetFetchResponse.OffsetFetchResponsePartition] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_OffsetFetchResponsePartition_v6(data, pos)
+        _e4 = new_instance(_OffsetFetchResponsePartition)
+        _e4.partition_index, _e4.committed_offset, _e4.committed_leader_epoch = _unpack_iqi(data, pos)
+        pos += 16
+        _e4.metadata, pos = read_compact_nullable_string(data, pos)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1019,13 +1078,10 @@ def _dec_OffsetFetchResponsePartition_v6(data: Buffer, pos: int) -> tuple[Offset
     o.metadata, pos = read_compact_nullable_string(data, pos)
     o.error_code = _unpack_h(data, pos)[0]
     pos += 2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1060,13 +1116,10 @@ def _dec_OffsetFetchResponseGroup_v8(data: Buffer, pos: int) -> tuple[OffsetFetc
     o.topics = _items2
     o.error_code = _unpack_h(data, pos)[0]
     pos += 2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1076,7 +1129,9 @@ def _enc_OffsetFetchResponseTopics_v8(o: OffsetFetchResponse.OffsetFetchResponse
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_OffsetFetchResponsePartitions_v8(_e2, w)
+        w(_pack_iqi(_e2.partition_index, _e2.committed_offset, _e2.committed_leader_epoch))
+        w(compact_nullable_string(_e2.metadata))
+        w(_pack_hx(_e2.error_code))
     w(b'\x00')
 
 
@@ -1096,16 +1151,22 @@ def _dec_OffsetFetchResponseTopics_v8(data: Buffer, pos: int) -> tuple[OffsetFet
     _items2: list[OffsetFetchResponse.OffsetFetchResponsePartitions] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_OffsetFetchResponsePartitions_v8(data, pos)
+        _e4 = new_instance(_OffsetFetchResponsePartitions)
+        _e4.partition_index, _e4.committed_offset, _e4.committed_leader_epoch = _unpack_iqi(data, pos)
+        pos += 16
+        _e4.metadata, pos = read_compact_nullable_string(data, pos)
+        _e4.error_code = _unpack_h(data, pos)[0]
+        pos += 2
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1124,13 +1185,10 @@ def _dec_OffsetFetchResponsePartitions_v8(data: Buffer, pos: int) -> tuple[Offse
     o.metadata, pos = read_compact_nullable_string(data, pos)
     o.error_code = _unpack_h(data, pos)[0]
     pos += 2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -236,8 +236,8 @@ def _dec_OffsetForLeaderEpochRequest_v3(data: Buffer, pos: int) -> tuple[OffsetF
 
 def _enc_OffsetForLeaderEpochRequest_v4(o: OffsetForLeaderEpochRequest, w: Writer) -> None:
     """Encode a OffsetForLeaderEpochRequest, version 4."""
-    _a1 = o.topics
     w(_pack_i(o.replica_id))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_OffsetForLeaderTopic_v4(_e2, w)
@@ -264,13 +264,10 @@ def _dec_OffsetForLeaderEpochRequest_v4(data: Buffer, pos: int) -> tuple[OffsetF
         _e4, pos = _dec_OffsetForLeaderTopic_v4(data, pos)
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -282,7 +279,7 @@ def _enc_OffsetForLeaderTopic_v0(o: OffsetForLeaderEpochRequest.OffsetForLeaderT
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_OffsetForLeaderPartition_v0(_e3, w)
+        w(_pack_ii(_e3.partition, _e3.leader_epoch))
 
 
 def _dec_OffsetForLeaderTopic_v0(data: Buffer, pos: int) -> tuple[OffsetForLeaderEpochRequest.OffsetForLeaderTopic, int]:
@@ -299,7 +296,10 @@ def _dec_OffsetForLeaderTopic_v0(data: Buffer, pos: int) -> tuple[OffsetForLeade
     _items3: list[OffsetForLeaderEpochRequest.OffsetForLeaderPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_OffsetForLeaderPartition_v0(data, pos)
+        _e5 = new_instance(_OffsetForLeaderPartition)
+        _e5.partition, _e5.leader_epoch = _unpack_ii(data, pos)
+        pos += 8
+        _e5.current_leader_epoch = -1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -313,7 +313,7 @@ def _enc_OffsetForLeaderTopic_v2(o: OffsetForLeaderEpochRequest.OffsetForLeaderT
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_OffsetForLeaderPartition_v2(_e3, w)
+        w(_pack_iii(_e3.partition, _e3.current_leader_epoch, _e3.leader_epoch))
 
 
 def _dec_OffsetForLeaderTopic_v2(data: Buffer, pos: int) -> tuple[OffsetForLeaderEpochRequest.OffsetForLeaderTopic, int]:
@@ -330,7 +330,9 @@ def _dec_OffsetForLeaderTopic_v2(data: Buffer, pos: int) -> tuple[OffsetForLeade
     _items3: list[OffsetForLeaderEpochRequest.OffsetForLeaderPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_OffsetForLeaderPartition_v2(data, pos)
+        _e5 = new_instance(_OffsetForLeaderPartition)
+        _e5.partition, _e5.current_leader_epoch, _e5.leader_epoch = _unpack_iii(data, pos)
+        pos += 12
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -342,7 +344,7 @@ def _enc_OffsetForLeaderTopic_v4(o: OffsetForLeaderEpochRequest.OffsetForLeaderT
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_OffsetForLeaderPartition_v4(_e2, w)
+        w(_pack_iiix(_e2.partition, _e2.current_leader_epoch, _e2.leader_epoch))
     w(b'\x00')
 
 
@@ -362,16 +364,19 @@ def _dec_OffsetForLeaderTopic_v4(data: Buffer, pos: int) -> tuple[OffsetForLeade
     _items2: list[OffsetForLeaderEpochRequest.OffsetForLeaderPartition] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_OffsetForLeaderPartition_v4(data, pos)
+        _e4 = new_instance(_OffsetForLeaderPartition)
+        _e4.partition, _e4.current_leader_epoch, _e4.leader_epoch = _unpack_iii(data, pos)
+        pos += 12
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -412,13 +417,10 @@ def _dec_OffsetForLeaderPartition_v4(data: Buffer, pos: int) -> tuple[OffsetForL
     o = new_instance(_OffsetForLeaderPartition)
     o.partition, o.current_leader_epoch, o.leader_epoch = _unpack_iii(data, pos)
     pos += 12
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -501,8 +503,8 @@ def _dec_OffsetForLeaderEpochResponse_v2(data: Buffer, pos: int) -> tuple[Offset
 
 def _enc_OffsetForLeaderEpochResponse_v4(o: OffsetForLeaderEpochResponse, w: Writer) -> None:
     """Encode a OffsetForLeaderEpochResponse, version 4."""
-    _a1 = o.topics
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_OffsetForLeaderTopicResult_v4(_e2, w)
@@ -529,13 +531,10 @@ def _dec_OffsetForLeaderEpochResponse_v4(data: Buffer, pos: int) -> tuple[Offset
         _e4, pos = _dec_OffsetForLeaderTopicResult_v4(data, pos)
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -547,7 +546,7 @@ def _enc_OffsetForLeaderTopicResult_v0(o: OffsetForLeaderEpochResponse.OffsetFor
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_EpochEndOffset_v0(_e3, w)
+        w(_pack_hiq(_e3.error_code, _e3.partition, _e3.end_offset))
 
 
 def _dec_OffsetForLeaderTopicResult_v0(data: Buffer, pos: int) -> tuple[OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult, int]:
@@ -564,7 +563,10 @@ def _dec_OffsetForLeaderTopicResult_v0(data: Buffer, pos: int) -> tuple[OffsetFo
     _items3: list[OffsetForLeaderEpochResponse.EpochEndOffset] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_EpochEndOffset_v0(data, pos)
+        _e5 = new_instance(_EpochEndOffset)
+        _e5.error_code, _e5.partition, _e5.end_offset = _unpack_hiq(data, pos)
+        pos += 14
+        _e5.leader_epoch = -1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -578,7 +580,7 @@ def _enc_OffsetForLeaderTopicResult_v1(o: OffsetForLeaderEpochResponse.OffsetFor
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_EpochEndOffset_v1(_e3, w)
+        w(_pack_hiiq(_e3.error_code, _e3.partition, _e3.leader_epoch, _e3.end_offset))
 
 
 def _dec_OffsetForLeaderTopicResult_v1(data: Buffer, pos: int) -> tuple[OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult, int]:
@@ -595,7 +597,9 @@ def _dec_OffsetForLeaderTopicResult_v1(data: Buffer, pos: int) -> tuple[OffsetFo
     _items3: list[OffsetForLeaderEpochResponse.EpochEndOffset] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_EpochEndOffset_v1(data, pos)
+        _e5 = new_instance(_EpochEndOffset)
+        _e5.error_code, _e5.partition, _e5.leader_epoch, _e5.end_offset = _unpack_hiiq(data, pos)
+        pos += 18
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -607,7 +611,7 @@ def _enc_OffsetForLeaderTopicResult_v4(o: OffsetForLeaderEpochResponse.OffsetFor
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_EpochEndOffset_v4(_e2, w)
+        w(_pack_hiiqx(_e2.error_code, _e2.partition, _e2.leader_epoch, _e2.end_offset))
     w(b'\x00')
 
 
@@ -627,16 +631,19 @@ def _dec_OffsetForLeaderTopicResult_v4(data: Buffer, pos: int) -> tuple[OffsetFo
     _items2: list[OffsetForLeaderEpochResponse.EpochEndOffset] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_EpochEndOffset_v4(data, pos)
+        _e4 = new_instance(_EpochEndOffset)
+        _e4.error_code, _e4.partition, _e4.leader_epoch, _e4.end_offset = _unpack_hiiq(data, pos)
+        pos += 18
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -677,13 +684,10 @@ def _dec_EpochEndOffset_v4(data: Buffer, pos: int) -> tuple[OffsetForLeaderEpoch
     o = new_instance(_EpochEndOffset)
     o.error_code, o.partition, o.leader_epoch, o.end_offset = _unpack_hiiq(data, pos)
     pos += 18
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -292,8 +292,8 @@ def _dec_ProduceRequest_v3(data: Buffer, pos: int) -> tuple[ProduceRequest, int]
 def _enc_ProduceRequest_v9(o: ProduceRequest, w: Writer) -> None:
     """Encode a ProduceRequest, versions 9, 10, 11."""
     w(compact_nullable_string(o.transactional_id))
-    _a1 = o.topic_data
     w(_pack_hi(o.acks, o.timeout_ms))
+    _a1 = o.topic_data
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_TopicProduceData_v9(_e2, w)
@@ -321,13 +321,10 @@ def _dec_ProduceRequest_v9(data: Buffer, pos: int) -> tuple[ProduceRequest, int]
         _e4, pos = _dec_TopicProduceData_v9(data, pos)
         _append3(_e4)
     o.topic_data = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -339,7 +336,10 @@ def _enc_TopicProduceData_v0(o: ProduceRequest.TopicProduceData, w: Writer) -> N
     _a2 = o.partition_data
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_PartitionProduceData_v0(_e3, w)
+        _b4 = _e3.records
+        w(_pack_ii(_e3.index, -1 if _b4 is None else len(_b4)))
+        if _b4 is not None:
+            w(_b4)
 
 
 def _dec_TopicProduceData_v0(data: Buffer, pos: int) -> tuple[ProduceRequest.TopicProduceData, int]:
@@ -356,7 +356,10 @@ def _dec_TopicProduceData_v0(data: Buffer, pos: int) -> tuple[ProduceRequest.Top
     _items3: list[ProduceRequest.PartitionProduceData] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_PartitionProduceData_v0(data, pos)
+        _e5 = new_instance(_PartitionProduceData)
+        _e5.index, _n6 = _unpack_ii(data, pos)
+        pos += 8
+        _e5.records, pos = nullable_bytes_at(data, pos, _n6)
         _append4(_e5)
     o.partition_data = _items3
     return o, pos
@@ -368,7 +371,14 @@ def _enc_TopicProduceData_v9(o: ProduceRequest.TopicProduceData, w: Writer) -> N
     _a1 = o.partition_data
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_PartitionProduceData_v9(_e2, w)
+        w(_pack_i(_e2.index))
+        _b3 = _e2.records
+        if _b3 is None:
+            w(b'\x00')
+        else:
+            w(uvarint(len(_b3) + 1))
+            w(_b3)
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -388,16 +398,20 @@ def _dec_TopicProduceData_v9(data: Buffer, pos: int) -> tuple[ProduceRequest.Top
     _items2: list[ProduceRequest.PartitionProduceData] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_PartitionProduceData_v9(data, pos)
+        _e4 = new_instance(_PartitionProduceData)
+        _e4.index = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.records, pos = read_compact_nullable_bytes(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partition_data = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -420,8 +434,8 @@ def _dec_PartitionProduceData_v0(data: Buffer, pos: int) -> tuple[ProduceRequest
 
 def _enc_PartitionProduceData_v9(o: ProduceRequest.PartitionProduceData, w: Writer) -> None:
     """Encode a PartitionProduceData, versions 9, 10, 11."""
-    _b1 = o.records
     w(_pack_i(o.index))
+    _b1 = o.records
     if _b1 is None:
         w(b'\x00')
     else:
@@ -436,24 +450,21 @@ def _dec_PartitionProduceData_v9(data: Buffer, pos: int) -> tuple[ProduceRequest
     o.index = _unpack_i(data, pos)[0]
     pos += 4
     o.records, pos = read_compact_nullable_bytes(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_ProduceResponse_v0(o: ProduceResponse, w: Writer) -> None:
     """Encode a ProduceResponse, version 0."""
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
         _enc_TopicProduceResponse_v0(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
 
 
 def _dec_ProduceResponse_v0(data: Buffer, pos: int) -> tuple[ProduceResponse, int]:
@@ -477,12 +488,12 @@ def _dec_ProduceResponse_v0(data: Buffer, pos: int) -> tuple[ProduceResponse, in
 
 def _enc_ProduceResponse_v1(o: ProduceResponse, w: Writer) -> None:
     """Encode a ProduceResponse, version 1."""
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
         _enc_TopicProduceResponse_v0(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
     w(_pack_i(o.throttle_time_ms))
 
 
@@ -508,12 +519,12 @@ def _dec_ProduceResponse_v1(data: Buffer, pos: int) -> tuple[ProduceResponse, in
 
 def _enc_ProduceResponse_v2(o: ProduceResponse, w: Writer) -> None:
     """Encode a ProduceResponse, versions 2, 3, 4."""
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
         _enc_TopicProduceResponse_v2(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
     w(_pack_i(o.throttle_time_ms))
 
 
@@ -539,12 +550,12 @@ def _dec_ProduceResponse_v2(data: Buffer, pos: int) -> tuple[ProduceResponse, in
 
 def _enc_ProduceResponse_v5(o: ProduceResponse, w: Writer) -> None:
     """Encode a ProduceResponse, versions 5, 6, 7."""
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
         _enc_TopicProduceResponse_v5(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
     w(_pack_i(o.throttle_time_ms))
 
 
@@ -570,12 +581,12 @@ def _dec_ProduceResponse_v5(data: Buffer, pos: int) -> tuple[ProduceResponse, in
 
 def _enc_ProduceResponse_v8(o: ProduceResponse, w: Writer) -> None:
     """Encode a ProduceResponse, version 8."""
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(_pack_i(len(_a1)))
     for _e2 in _a1:
         _enc_TopicProduceResponse_v8(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
     w(_pack_i(o.throttle_time_ms))
 
 
@@ -601,12 +612,12 @@ def _dec_ProduceResponse_v8(data: Buffer, pos: int) -> tuple[ProduceResponse, in
 
 def _enc_ProduceResponse_v9(o: ProduceResponse, w: Writer) -> None:
     """Encode a ProduceResponse, version 9."""
+    if len(o.node_endpoints) != 0:
+        raise InvalidValue('node_endpoints')
     _a1 = o.responses
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_TopicProduceResponse_v9(_e2, w)
-    if len(o.node_endpoints) != 0:
-        raise InvalidValue('node_endpoints')
     w(_pack_ix(o.throttle_time_ms))
 
 
@@ -631,13 +642,10 @@ def _dec_ProduceResponse_v9(data: Buffer, pos: int) -> tuple[ProduceResponse, in
     o.throttle_time_ms = _unpack_i(data, pos)[0]
     pos += 4
     o.node_endpoints = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -648,16 +656,20 @@ def _enc_ProduceResponse_v10(o: ProduceResponse, w: Writer) -> None:
     for _e2 in _a1:
         _enc_TopicProduceResponse_v10(_e2, w)
     w(_pack_i(o.throttle_time_ms))
-    _tags: list[bytes] = []
+    _tags3: list[bytes] = []
     if len(o.node_endpoints) != 0:
-        _tagged3: list[bytes] = []
-        _a4 = o.node_endpoints
-        _tagged3.append(uvarint(len(_a4) + 1))
-        for _e5 in _a4:
-            _enc_NodeEndpoint_v10(_e5, _tagged3.append)
-        _tags.append(tagged_field(0, _tagged3))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _tagged4: list[bytes] = []
+        _a5 = o.node_endpoints
+        _tagged4.append(uvarint(len(_a5) + 1))
+        for _e6 in _a5:
+            _tagged4.append(_pack_i(_e6.node_id))
+            _tagged4.append(compact_string(_e6.host))
+            _tagged4.append(_pack_i(_e6.port))
+            _tagged4.append(compact_nullable_string(_e6.rack))
+            _tagged4.append(b'\x00')
+        _tags3.append(tagged_field(0, _tagged4))
+    w(uvarint(len(_tags3)))
+    w(b''.join(_tags3))
 
 
 def _dec_ProduceResponse_v10(data: Buffer, pos: int) -> tuple[ProduceResponse, int]:
@@ -681,11 +693,7 @@ def _dec_ProduceResponse_v10(data: Buffer, pos: int) -> tuple[ProduceResponse, i
     o.throttle_time_ms = _unpack_i(data, pos)[0]
     pos += 4
     o.node_endpoints = []
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -702,7 +710,17 @@ def _dec_ProduceResponse_v10(data: Buffer, pos: int) -> tuple[ProduceResponse, i
             _items6: list[ProduceResponse.NodeEndpoint] = []
             _append7 = _items6.append
             for _ in range(_n5):
-                _e8, pos = _dec_NodeEndpoint_v10(data, pos)
+                _e8 = new_instance(_NodeEndpoint)
+                _e8.node_id = _unpack_i(data, pos)[0]
+                pos += 4
+                _e8.host, pos = read_compact_string(data, pos)
+                _e8.port = _unpack_i(data, pos)[0]
+                pos += 4
+                _e8.rack, pos = read_compact_nullable_string(data, pos)
+                if data[pos]:
+                    pos = skip_tagged_fields(data, pos)
+                else:
+                    pos += 1
                 _append7(_e8)
             o.node_endpoints = _items6
             if pos != _end:
@@ -720,7 +738,9 @@ def _enc_TopicProduceResponse_v0(o: ProduceResponse.TopicProduceResponse, w: Wri
     _a2 = o.partition_responses
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_PartitionProduceResponse_v0(_e3, w)
+        if _e3.current_leader != _DEFAULT_LeaderIdAndEpoch:
+            raise InvalidValue('current_leader')
+        w(_pack_ihq(_e3.index, _e3.error_code, _e3.base_offset))
 
 
 def _dec_TopicProduceResponse_v0(data: Buffer, pos: int) -> tuple[ProduceResponse.TopicProduceResponse, int]:
@@ -737,7 +757,14 @@ def _dec_TopicProduceResponse_v0(data: Buffer, pos: int) -> tuple[ProduceRespons
     _items3: list[ProduceResponse.PartitionProduceResponse] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_PartitionProduceResponse_v0(data, pos)
+        _e5 = new_instance(_PartitionProduceResponse)
+        _e5.index, _e5.error_code, _e5.base_offset = _unpack_ihq(data, pos)
+        pos += 14
+        _e5.log_append_time_ms = -1
+        _e5.log_start_offset = -1
+        _e5.record_errors = []
+        _e5.error_message = None
+        _e5.current_leader = _LeaderIdAndEpoch()
         _append4(_e5)
     o.partition_responses = _items3
     return o, pos
@@ -751,7 +778,9 @@ def _enc_TopicProduceResponse_v2(o: ProduceResponse.TopicProduceResponse, w: Wri
     _a2 = o.partition_responses
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_PartitionProduceResponse_v2(_e3, w)
+        if _e3.current_leader != _DEFAULT_LeaderIdAndEpoch:
+            raise InvalidValue('current_leader')
+        w(_pack_ihqq(_e3.index, _e3.error_code, _e3.base_offset, _e3.log_append_time_ms))
 
 
 def _dec_TopicProduceResponse_v2(data: Buffer, pos: int) -> tuple[ProduceResponse.TopicProduceResponse, int]:
@@ -768,7 +797,13 @@ def _dec_TopicProduceResponse_v2(data: Buffer, pos: int) -> tuple[ProduceRespons
     _items3: list[ProduceResponse.PartitionProduceResponse] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_PartitionProduceResponse_v2(data, pos)
+        _e5 = new_instance(_PartitionProduceResponse)
+        _e5.index, _e5.error_code, _e5.base_offset, _e5.log_append_time_ms = _unpack_ihqq(data, pos)
+        pos += 22
+        _e5.log_start_offset = -1
+        _e5.record_errors = []
+        _e5.error_message = None
+        _e5.current_leader = _LeaderIdAndEpoch()
         _append4(_e5)
     o.partition_responses = _items3
     return o, pos
@@ -782,7 +817,9 @@ def _enc_TopicProduceResponse_v5(o: ProduceResponse.TopicProduceResponse, w: Wri
     _a2 = o.partition_responses
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_PartitionProduceResponse_v5(_e3, w)
+        if _e3.current_leader != _DEFAULT_LeaderIdAndEpoch:
+            raise InvalidValue('current_leader')
+        w(_pack_ihqqq(_e3.index, _e3.error_code, _e3.base_offset, _e3.log_append_time_ms, _e3.log_start_offset))
 
 
 def _dec_TopicProduceResponse_v5(data: Buffer, pos: int) -> tuple[ProduceResponse.TopicProduceResponse, int]:
@@ -799,7 +836,12 @@ def _dec_TopicProduceResponse_v5(data: Buffer, pos: int) -> tuple[ProduceRespons
     _items3: list[ProduceResponse.PartitionProduceResponse] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_PartitionProduceResponse_v5(data, pos)
+        _e5 = new_instance(_PartitionProduceResponse)
+        _e5.index, _e5.error_code, _e5.base_offset, _e5.log_append_time_ms, _e5.log_start_offset = _unpack_ihqqq(data, pos)
+        pos += 30
+        _e5.record_errors = []
+        _e5.error_message = None
+        _e5.current_leader = _LeaderIdAndEpoch()
         _append4(_e5)
     o.partition_responses = _items3
     return o, pos
@@ -865,13 +907,10 @@ def _dec_TopicProduceResponse_v9(data: Buffer, pos: int) -> tuple[ProduceRespons
         _e4, pos = _dec_PartitionProduceResponse_v9(data, pos)
         _append3(_e4)
     o.partition_responses = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -904,13 +943,10 @@ def _dec_TopicProduceResponse_v10(data: Buffer, pos: int) -> tuple[ProduceRespon
         _e4, pos = _dec_PartitionProduceResponse_v10(data, pos)
         _append3(_e4)
     o.partition_responses = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -973,16 +1009,19 @@ def _dec_PartitionProduceResponse_v5(data: Buffer, pos: int) -> tuple[ProduceRes
 
 def _enc_PartitionProduceResponse_v8(o: ProduceResponse.PartitionProduceResponse, w: Writer) -> None:
     """Encode a PartitionProduceResponse, version 8."""
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
+        raise InvalidValue('current_leader')
     _a1 = o.record_errors
     w(_pack_ihqqqi(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset, len(_a1)))
     for _e2 in _a1:
-        _enc_BatchIndexAndErrorMessage_v8(_e2, w)
-    _s3 = None if o.error_message is None else o.error_message.encode()
-    w(_pack_h(-1 if _s3 is None else len(_s3)))
-    if _s3 is not None:
-        w(_s3)
-    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
-        raise InvalidValue('current_leader')
+        _s3 = None if _e2.batch_index_error_message is None else _e2.batch_index_error_message.encode()
+        w(_pack_ih(_e2.batch_index, -1 if _s3 is None else len(_s3)))
+        if _s3 is not None:
+            w(_s3)
+    _s4 = None if o.error_message is None else o.error_message.encode()
+    w(_pack_h(-1 if _s4 is None else len(_s4)))
+    if _s4 is not None:
+        w(_s4)
 
 
 def _dec_PartitionProduceResponse_v8(data: Buffer, pos: int) -> tuple[ProduceResponse.PartitionProduceResponse, int]:
@@ -996,26 +1035,31 @@ def _dec_PartitionProduceResponse_v8(data: Buffer, pos: int) -> tuple[ProduceRes
     _items2: list[ProduceResponse.BatchIndexAndErrorMessage] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_BatchIndexAndErrorMessage_v8(data, pos)
+        _e4 = new_instance(_BatchIndexAndErrorMessage)
+        _e4.batch_index, _n5 = _unpack_ih(data, pos)
+        pos += 6
+        _e4.batch_index_error_message, pos = nullable_string_at(data, pos, _n5)
         _append3(_e4)
     o.record_errors = _items2
-    _n5 = _unpack_h(data, pos)[0]
+    _n6 = _unpack_h(data, pos)[0]
     pos += 2
-    o.error_message, pos = nullable_string_at(data, pos, _n5)
+    o.error_message, pos = nullable_string_at(data, pos, _n6)
     o.current_leader = _LeaderIdAndEpoch()
     return o, pos
 
 
 def _enc_PartitionProduceResponse_v9(o: ProduceResponse.PartitionProduceResponse, w: Writer) -> None:
     """Encode a PartitionProduceResponse, version 9."""
-    _a1 = o.record_errors
-    w(_pack_ihqqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset))
-    w(uvarint(len(_a1) + 1))
-    for _e2 in _a1:
-        _enc_BatchIndexAndErrorMessage_v9(_e2, w)
-    w(compact_nullable_string(o.error_message))
     if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise InvalidValue('current_leader')
+    w(_pack_ihqqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset))
+    _a1 = o.record_errors
+    w(uvarint(len(_a1) + 1))
+    for _e2 in _a1:
+        w(_pack_i(_e2.batch_index))
+        w(compact_nullable_string(_e2.batch_index_error_message))
+        w(b'\x00')
+    w(compact_nullable_string(o.error_message))
     w(b'\x00')
 
 
@@ -1036,36 +1080,42 @@ def _dec_PartitionProduceResponse_v9(data: Buffer, pos: int) -> tuple[ProduceRes
     _items2: list[ProduceResponse.BatchIndexAndErrorMessage] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_BatchIndexAndErrorMessage_v9(data, pos)
+        _e4 = new_instance(_BatchIndexAndErrorMessage)
+        _e4.batch_index = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.batch_index_error_message, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.record_errors = _items2
     o.error_message, pos = read_compact_nullable_string(data, pos)
     o.current_leader = _LeaderIdAndEpoch()
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
 def _enc_PartitionProduceResponse_v10(o: ProduceResponse.PartitionProduceResponse, w: Writer) -> None:
     """Encode a PartitionProduceResponse, versions 10, 11."""
-    _a1 = o.record_errors
     w(_pack_ihqqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset))
+    _a1 = o.record_errors
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_BatchIndexAndErrorMessage_v9(_e2, w)
+        w(_pack_i(_e2.batch_index))
+        w(compact_nullable_string(_e2.batch_index_error_message))
+        w(b'\x00')
     w(compact_nullable_string(o.error_message))
-    _tags: list[bytes] = []
+    _tags3: list[bytes] = []
     if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
-        _tagged3: list[bytes] = []
-        _enc_LeaderIdAndEpoch_v10(o.current_leader, _tagged3.append)
-        _tags.append(tagged_field(0, _tagged3))
-    w(uvarint(len(_tags)))
-    w(b''.join(_tags))
+        _tagged4: list[bytes] = []
+        _enc_LeaderIdAndEpoch_v10(o.current_leader, _tagged4.append)
+        _tags3.append(tagged_field(0, _tagged4))
+    w(uvarint(len(_tags3)))
+    w(b''.join(_tags3))
 
 
 def _dec_PartitionProduceResponse_v10(data: Buffer, pos: int) -> tuple[ProduceResponse.PartitionProduceResponse, int]:
@@ -1085,16 +1135,19 @@ def _dec_PartitionProduceResponse_v10(data: Buffer, pos: int) -> tuple[ProduceRe
     _items2: list[ProduceResponse.BatchIndexAndErrorMessage] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_BatchIndexAndErrorMessage_v9(data, pos)
+        _e4 = new_instance(_BatchIndexAndErrorMessage)
+        _e4.batch_index = _unpack_i(data, pos)[0]
+        pos += 4
+        _e4.batch_index_error_message, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.record_errors = _items2
     o.error_message, pos = read_compact_nullable_string(data, pos)
     o.current_leader = _LeaderIdAndEpoch()
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
-    else:
-        _nt, pos = read_uvarint(data, pos)
+    _nt, pos = read_uvarint(data, pos)
     for _ in range(_nt):
         _tag, pos, _end = tagged_field_end(data, pos)
         if _tag == 0:
@@ -1137,13 +1190,10 @@ def _dec_BatchIndexAndErrorMessage_v9(data: Buffer, pos: int) -> tuple[ProduceRe
     o.batch_index = _unpack_i(data, pos)[0]
     pos += 4
     o.batch_index_error_message, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1157,13 +1207,10 @@ def _dec_LeaderIdAndEpoch_v10(data: Buffer, pos: int) -> tuple[ProduceResponse.L
     o = new_instance(_LeaderIdAndEpoch)
     o.leader_id, o.leader_epoch = _unpack_ii(data, pos)
     pos += 8
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -1185,13 +1232,10 @@ def _dec_NodeEndpoint_v10(data: Buffer, pos: int) -> tuple[ProduceResponse.NodeE
     o.port = _unpack_i(data, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -20,7 +20,6 @@ from trio_brod.protocol._primitives import (
     nullable_string_at,
     read_compact_bytes,
     read_compact_nullable_string,
-    read_uvarint,
     skip_tagged_fields,
     uvarint,
 )
@@ -125,13 +124,10 @@ def _dec_SaslAuthenticateRequest_v2(data: Buffer, pos: int) -> tuple[SaslAuthent
     """Decode a SaslAuthenticateRequest, version 2."""
     o = new_instance(_SaslAuthenticateRequest)
     o.auth_bytes, pos = read_compact_bytes(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -204,13 +200,10 @@ def _dec_SaslAuthenticateResponse_v2(data: Buffer, pos: int) -> tuple[SaslAuthen
     o.auth_bytes, pos = read_compact_bytes(data, pos)
     o.session_lifetime_ms = _unpack_q(data, pos)[0]
     pos += 8
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

@@ -132,18 +132,23 @@ _SyncGroupResponse = SyncGroupResponse
 
 def _enc_SyncGroupRequest_v0(o: SyncGroupRequest, w: Writer) -> None:
     """Encode a SyncGroupRequest, versions 0, 1, 2."""
+    if o.group_instance_id is not None:
+        raise InvalidValue('group_instance_id')
     _s1 = o.group_id.encode()
     w(_pack_h(len(_s1)))
     w(_s1)
     _s2 = o.member_id.encode()
     w(_pack_ih(o.generation_id, len(_s2)))
     w(_s2)
-    if o.group_instance_id is not None:
-        raise InvalidValue('group_instance_id')
     _a3 = o.assignments
     w(_pack_i(len(_a3)))
     for _e4 in _a3:
-        _enc_SyncGroupRequestAssignment_v0(_e4, w)
+        _s5 = _e4.member_id.encode()
+        w(_pack_h(len(_s5)))
+        w(_s5)
+        _b6 = _e4.assignment
+        w(_pack_i(len(_b6)))
+        w(_b6)
 
 
 def _dec_SyncGroupRequest_v0(data: Buffer, pos: int) -> tuple[SyncGroupRequest, int]:
@@ -163,7 +168,13 @@ def _dec_SyncGroupRequest_v0(data: Buffer, pos: int) -> tuple[SyncGroupRequest, 
     _items4: list[SyncGroupRequest.SyncGroupRequestAssignment] = []
     _append5 = _items4.append
     for _ in range(_n3):
-        _e6, pos = _dec_SyncGroupRequestAssignment_v0(data, pos)
+        _e6 = new_instance(_SyncGroupRequestAssignment)
+        _n7 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e6.member_id, pos = string_at(data, pos, _n7)
+        _n8 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e6.assignment, pos = bytes_at(data, pos, _n8)
         _append5(_e6)
     o.assignments = _items4
     o.group_instance_id = None
@@ -187,7 +198,12 @@ def _enc_SyncGroupRequest_v3(o: SyncGroupRequest, w: Writer) -> None:
     _a4 = o.assignments
     w(_pack_i(len(_a4)))
     for _e5 in _a4:
-        _enc_SyncGroupRequestAssignment_v0(_e5, w)
+        _s6 = _e5.member_id.encode()
+        w(_pack_h(len(_s6)))
+        w(_s6)
+        _b7 = _e5.assignment
+        w(_pack_i(len(_b7)))
+        w(_b7)
 
 
 def _dec_SyncGroupRequest_v3(data: Buffer, pos: int) -> tuple[SyncGroupRequest, int]:
@@ -210,7 +226,13 @@ def _dec_SyncGroupRequest_v3(data: Buffer, pos: int) -> tuple[SyncGroupRequest, 
     _items5: list[SyncGroupRequest.SyncGroupRequestAssignment] = []
     _append6 = _items5.append
     for _ in range(_n4):
-        _e7, pos = _dec_SyncGroupRequestAssignment_v0(data, pos)
+        _e7 = new_instance(_SyncGroupRequestAssignment)
+        _n8 = _unpack_h(data, pos)[0]
+        pos += 2
+        _e7.member_id, pos = string_at(data, pos, _n8)
+        _n9 = _unpack_i(data, pos)[0]
+        pos += 4
+        _e7.assignment, pos = bytes_at(data, pos, _n9)
         _append6(_e7)
     o.assignments = _items5
     o.protocol_type = None
@@ -227,7 +249,11 @@ def _enc_SyncGroupRequest_v4(o: SyncGroupRequest, w: Writer) -> None:
     _a1 = o.assignments
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_SyncGroupRequestAssignment_v4(_e2, w)
+        w(compact_string(_e2.member_id))
+        _b3 = _e2.assignment
+        w(uvarint(len(_b3) + 1))
+        w(_b3)
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -251,18 +277,21 @@ def _dec_SyncGroupRequest_v4(data: Buffer, pos: int) -> tuple[SyncGroupRequest, 
     _items2: list[SyncGroupRequest.SyncGroupRequestAssignment] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_SyncGroupRequestAssignment_v4(data, pos)
+        _e4 = new_instance(_SyncGroupRequestAssignment)
+        _e4.member_id, pos = read_compact_string(data, pos)
+        _e4.assignment, pos = read_compact_bytes(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.assignments = _items2
     o.protocol_type = None
     o.protocol_name = None
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -277,7 +306,11 @@ def _enc_SyncGroupRequest_v5(o: SyncGroupRequest, w: Writer) -> None:
     _a1 = o.assignments
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_SyncGroupRequestAssignment_v4(_e2, w)
+        w(compact_string(_e2.member_id))
+        _b3 = _e2.assignment
+        w(uvarint(len(_b3) + 1))
+        w(_b3)
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -303,16 +336,19 @@ def _dec_SyncGroupRequest_v5(data: Buffer, pos: int) -> tuple[SyncGroupRequest, 
     _items2: list[SyncGroupRequest.SyncGroupRequestAssignment] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_SyncGroupRequestAssignment_v4(data, pos)
+        _e4 = new_instance(_SyncGroupRequestAssignment)
+        _e4.member_id, pos = read_compact_string(data, pos)
+        _e4.assignment, pos = read_compact_bytes(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.assignments = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -352,13 +388,10 @@ def _dec_SyncGroupRequestAssignment_v4(data: Buffer, pos: int) -> tuple[SyncGrou
     o = new_instance(_SyncGroupRequestAssignment)
     o.member_id, pos = read_compact_string(data, pos)
     o.assignment, pos = read_compact_bytes(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -401,8 +434,8 @@ def _dec_SyncGroupResponse_v1(data: Buffer, pos: int) -> tuple[SyncGroupResponse
 
 def _enc_SyncGroupResponse_v4(o: SyncGroupResponse, w: Writer) -> None:
     """Encode a SyncGroupResponse, version 4."""
-    _b1 = o.assignment
     w(_pack_ih(o.throttle_time_ms, o.error_code))
+    _b1 = o.assignment
     w(uvarint(len(_b1) + 1))
     w(_b1)
     w(b'\x00')
@@ -416,13 +449,10 @@ def _dec_SyncGroupResponse_v4(data: Buffer, pos: int) -> tuple[SyncGroupResponse
     o.assignment, pos = read_compact_bytes(data, pos)
     o.protocol_type = None
     o.protocol_name = None
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -445,13 +475,10 @@ def _dec_SyncGroupResponse_v5(data: Buffer, pos: int) -> tuple[SyncGroupResponse
     o.protocol_type, pos = read_compact_nullable_string(data, pos)
     o.protocol_name, pos = read_compact_nullable_string(data, pos)
     o.assignment, pos = read_compact_bytes(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 

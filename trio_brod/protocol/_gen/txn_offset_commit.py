@@ -174,18 +174,18 @@ _TxnOffsetCommitResponse = TxnOffsetCommitResponse
 
 def _enc_TxnOffsetCommitRequest_v0(o: TxnOffsetCommitRequest, w: Writer) -> None:
     """Encode a TxnOffsetCommitRequest, versions 0, 1."""
-    _s1 = o.transactional_id.encode()
-    w(_pack_h(len(_s1)))
-    w(_s1)
-    _s2 = o.group_id.encode()
-    w(_pack_h(len(_s2)))
-    w(_s2)
     if o.generation_id != -1:
         raise InvalidValue('generation_id')
     if o.member_id != "":
         raise InvalidValue('member_id')
     if o.group_instance_id is not None:
         raise InvalidValue('group_instance_id')
+    _s1 = o.transactional_id.encode()
+    w(_pack_h(len(_s1)))
+    w(_s1)
+    _s2 = o.group_id.encode()
+    w(_pack_h(len(_s2)))
+    w(_s2)
     _a3 = o.topics
     w(_pack_qhi(o.producer_id, o.producer_epoch, len(_a3)))
     for _e4 in _a3:
@@ -220,18 +220,18 @@ def _dec_TxnOffsetCommitRequest_v0(data: Buffer, pos: int) -> tuple[TxnOffsetCom
 
 def _enc_TxnOffsetCommitRequest_v2(o: TxnOffsetCommitRequest, w: Writer) -> None:
     """Encode a TxnOffsetCommitRequest, version 2."""
-    _s1 = o.transactional_id.encode()
-    w(_pack_h(len(_s1)))
-    w(_s1)
-    _s2 = o.group_id.encode()
-    w(_pack_h(len(_s2)))
-    w(_s2)
     if o.generation_id != -1:
         raise InvalidValue('generation_id')
     if o.member_id != "":
         raise InvalidValue('member_id')
     if o.group_instance_id is not None:
         raise InvalidValue('group_instance_id')
+    _s1 = o.transactional_id.encode()
+    w(_pack_h(len(_s1)))
+    w(_s1)
+    _s2 = o.group_id.encode()
+    w(_pack_h(len(_s2)))
+    w(_s2)
     _a3 = o.topics
     w(_pack_qhi(o.producer_id, o.producer_epoch, len(_a3)))
     for _e4 in _a3:
@@ -302,13 +302,10 @@ def _dec_TxnOffsetCommitRequest_v3(data: Buffer, pos: int) -> tuple[TxnOffsetCom
         _e4, pos = _dec_TxnOffsetCommitRequestTopic_v3(data, pos)
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -320,7 +317,10 @@ def _enc_TxnOffsetCommitRequestTopic_v0(o: TxnOffsetCommitRequest.TxnOffsetCommi
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_TxnOffsetCommitRequestPartition_v0(_e3, w)
+        _s4 = None if _e3.committed_metadata is None else _e3.committed_metadata.encode()
+        w(_pack_iqh(_e3.partition_index, _e3.committed_offset, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
 
 
 def _dec_TxnOffsetCommitRequestTopic_v0(data: Buffer, pos: int) -> tuple[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic, int]:
@@ -337,7 +337,11 @@ def _dec_TxnOffsetCommitRequestTopic_v0(data: Buffer, pos: int) -> tuple[TxnOffs
     _items3: list[TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_TxnOffsetCommitRequestPartition_v0(data, pos)
+        _e5 = new_instance(_TxnOffsetCommitRequestPartition)
+        _e5.partition_index, _e5.committed_offset, _n6 = _unpack_iqh(data, pos)
+        pos += 14
+        _e5.committed_metadata, pos = nullable_string_at(data, pos, _n6)
+        _e5.committed_leader_epoch = -1
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -351,7 +355,10 @@ def _enc_TxnOffsetCommitRequestTopic_v2(o: TxnOffsetCommitRequest.TxnOffsetCommi
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_TxnOffsetCommitRequestPartition_v2(_e3, w)
+        _s4 = None if _e3.committed_metadata is None else _e3.committed_metadata.encode()
+        w(_pack_iqih(_e3.partition_index, _e3.committed_offset, _e3.committed_leader_epoch, -1 if _s4 is None else len(_s4)))
+        if _s4 is not None:
+            w(_s4)
 
 
 def _dec_TxnOffsetCommitRequestTopic_v2(data: Buffer, pos: int) -> tuple[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic, int]:
@@ -368,7 +375,10 @@ def _dec_TxnOffsetCommitRequestTopic_v2(data: Buffer, pos: int) -> tuple[TxnOffs
     _items3: list[TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_TxnOffsetCommitRequestPartition_v2(data, pos)
+        _e5 = new_instance(_TxnOffsetCommitRequestPartition)
+        _e5.partition_index, _e5.committed_offset, _e5.committed_leader_epoch, _n6 = _unpack_iqih(data, pos)
+        pos += 18
+        _e5.committed_metadata, pos = nullable_string_at(data, pos, _n6)
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -380,7 +390,9 @@ def _enc_TxnOffsetCommitRequestTopic_v3(o: TxnOffsetCommitRequest.TxnOffsetCommi
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_TxnOffsetCommitRequestPartition_v3(_e2, w)
+        w(_pack_iqi(_e2.partition_index, _e2.committed_offset, _e2.committed_leader_epoch))
+        w(compact_nullable_string(_e2.committed_metadata))
+        w(b'\x00')
     w(b'\x00')
 
 
@@ -400,16 +412,20 @@ def _dec_TxnOffsetCommitRequestTopic_v3(data: Buffer, pos: int) -> tuple[TxnOffs
     _items2: list[TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_TxnOffsetCommitRequestPartition_v3(data, pos)
+        _e4 = new_instance(_TxnOffsetCommitRequestPartition)
+        _e4.partition_index, _e4.committed_offset, _e4.committed_leader_epoch = _unpack_iqi(data, pos)
+        pos += 16
+        _e4.committed_metadata, pos = read_compact_nullable_string(data, pos)
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -461,13 +477,10 @@ def _dec_TxnOffsetCommitRequestPartition_v3(data: Buffer, pos: int) -> tuple[Txn
     o.partition_index, o.committed_offset, o.committed_leader_epoch = _unpack_iqi(data, pos)
     pos += 16
     o.committed_metadata, pos = read_compact_nullable_string(data, pos)
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -498,8 +511,8 @@ def _dec_TxnOffsetCommitResponse_v0(data: Buffer, pos: int) -> tuple[TxnOffsetCo
 
 def _enc_TxnOffsetCommitResponse_v3(o: TxnOffsetCommitResponse, w: Writer) -> None:
     """Encode a TxnOffsetCommitResponse, versions 3, 4."""
-    _a1 = o.topics
     w(_pack_i(o.throttle_time_ms))
+    _a1 = o.topics
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
         _enc_TxnOffsetCommitResponseTopic_v3(_e2, w)
@@ -526,13 +539,10 @@ def _dec_TxnOffsetCommitResponse_v3(data: Buffer, pos: int) -> tuple[TxnOffsetCo
         _e4, pos = _dec_TxnOffsetCommitResponseTopic_v3(data, pos)
         _append3(_e4)
     o.topics = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -544,7 +554,7 @@ def _enc_TxnOffsetCommitResponseTopic_v0(o: TxnOffsetCommitResponse.TxnOffsetCom
     _a2 = o.partitions
     w(_pack_i(len(_a2)))
     for _e3 in _a2:
-        _enc_TxnOffsetCommitResponsePartition_v0(_e3, w)
+        w(_pack_ih(_e3.partition_index, _e3.error_code))
 
 
 def _dec_TxnOffsetCommitResponseTopic_v0(data: Buffer, pos: int) -> tuple[TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic, int]:
@@ -561,7 +571,9 @@ def _dec_TxnOffsetCommitResponseTopic_v0(data: Buffer, pos: int) -> tuple[TxnOff
     _items3: list[TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition] = []
     _append4 = _items3.append
     for _ in range(_n2):
-        _e5, pos = _dec_TxnOffsetCommitResponsePartition_v0(data, pos)
+        _e5 = new_instance(_TxnOffsetCommitResponsePartition)
+        _e5.partition_index, _e5.error_code = _unpack_ih(data, pos)
+        pos += 6
         _append4(_e5)
     o.partitions = _items3
     return o, pos
@@ -573,7 +585,7 @@ def _enc_TxnOffsetCommitResponseTopic_v3(o: TxnOffsetCommitResponse.TxnOffsetCom
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
-        _enc_TxnOffsetCommitResponsePartition_v3(_e2, w)
+        w(_pack_ihx(_e2.partition_index, _e2.error_code))
     w(b'\x00')
 
 
@@ -593,16 +605,19 @@ def _dec_TxnOffsetCommitResponseTopic_v3(data: Buffer, pos: int) -> tuple[TxnOff
     _items2: list[TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition] = []
     _append3 = _items2.append
     for _ in range(_n1):
-        _e4, pos = _dec_TxnOffsetCommitResponsePartition_v3(data, pos)
+        _e4 = new_instance(_TxnOffsetCommitResponsePartition)
+        _e4.partition_index, _e4.error_code = _unpack_ih(data, pos)
+        pos += 6
+        if data[pos]:
+            pos = skip_tagged_fields(data, pos)
+        else:
+            pos += 1
         _append3(_e4)
     o.partitions = _items2
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
@@ -629,13 +644,10 @@ def _dec_TxnOffsetCommitResponsePartition_v3(data: Buffer, pos: int) -> tuple[Tx
     o = new_instance(_TxnOffsetCommitResponsePartition)
     o.partition_index, o.error_code = _unpack_ih(data, pos)
     pos += 6
-    _nt = data[pos]
-    if _nt < 0x80:
-        pos += 1
+    if data[pos]:
+        pos = skip_tagged_fields(data, pos)
     else:
-        _nt, pos = read_uvarint(data, pos)
-    if _nt:
-        pos = skip_tagged_fields(data, pos, _nt)
+        pos += 1
     return o, pos
 
 
