@@ -117,6 +117,7 @@ _word_unpackers: Final = [struct.Struct(f"<{n}I").unpack_from for n in range(_LA
 # each lane), per number of lanes, cached for keys up to 1 KiB (at most 64 KiB of masks).
 _lane_masks: dict[int, tuple[int, int]] = {}
 _MAX_CACHED_LANES: Final = 128
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def _lane_mask_pair(lanes: int) -> tuple[int, int]:
@@ -159,9 +160,11 @@ def _murmur2_u32(data: bytes) -> int:
         odd = (packed >> 32 & lane) * _M & lane
         even = (even ^ (even >> 24 & low8)) * _M & lane
         odd = (odd ^ (odd >> 24 & low8)) * _M & lane
-        # Packed back in the machine's byte order, so that a native memoryview reads them.
-        mixed = (even | odd << 32).to_bytes(body, sys.byteorder)
-        for k in memoryview(mixed).cast("I"):
+        mixed = (even | odd << 32).to_bytes(body, "little")
+        # A memoryview reads the words in the machine's byte order: right on little-endian
+        # machines (nearly all); elsewhere, unpack them explicitly.
+        ks = memoryview(mixed).cast("I") if _LITTLE_ENDIAN else struct.unpack(f"<{words}I", mixed)
+        for k in ks:
             h = (h * _M ^ k) & _MASK32
     if length & 3:
         # Java XORs the 1 to 3 tail bytes in at bit offsets 0, 8 and 16: that is the tail

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trio_brod import partitioners
 from trio_brod._exceptions import ConfigError
 from trio_brod.partitioners import (
     DEFAULT_SWITCH_BYTES,
@@ -385,6 +386,13 @@ def test_murmur2_of_long_keys() -> None:
     # Past the lengths whose lane masks are cached (1 KiB), and an odd word count.
     for length in (1024, 1025, 1028, 4099, 65536 + 4):
         data = bytes((i * 151 + 3) & 0xFF for i in range(length))
+        assert murmur2(data) == _reference_murmur2(data), length
+
+
+def test_murmur2_on_a_big_endian_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partitioners, "_LITTLE_ENDIAN", False)
+    for length in (32, 33, 101, 1027):
+        data = bytes((i * 7 + 1) & 0xFF for i in range(length))
         assert murmur2(data) == _reference_murmur2(data), length
 
 
