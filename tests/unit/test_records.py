@@ -435,6 +435,24 @@ def test_bytes_like_inputs() -> None:
     assert (decoded[1].key, decoded[1].value) == (b"k2", b"v2")
 
 
+def test_header_variants() -> None:
+    records = [
+        (1, b"k", b"v", (("a", b"1"), ("a", None))),  # tuple of headers, repeated key
+        (2, None, b"v", [("long", b"x" * 9000), ("é" * 3000, b"")]),  # beyond the tables
+        (3, b"k", b"v", [("b", bytearray(b"2")), ("c", memoryview(b"3"))]),
+    ]
+    decoded = only_batch(encode_batch(records)).records()  # type: ignore[arg-type]
+    assert [r.headers for r in decoded] == [
+        (("a", b"1"), ("a", None)),
+        (("long", b"x" * 9000), ("é" * 3000, b"")),
+        (("b", b"2"), ("c", b"3")),
+    ]
+    with pytest.raises(TypeError, match="headers must be a sequence"):
+        encode_batch([(1, b"k", b"v", {("a", b"1")})])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"header 0 must be a \(str, bytes \| None\) pair"):
+        encode_batch([(1, b"k", b"v", [["a", b"1"]])])  # type: ignore[list-item]
+
+
 class Bytes(bytes):
     pass
 

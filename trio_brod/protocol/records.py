@@ -413,14 +413,12 @@ class RecordBatch:
                 ``cramjam`` is not installed.
         """
         records = self._records
-        if records is None:
-            records = self._records = self._decode_records()
-        return records
-
-    def _decode_records(self) -> list[Record]:
+        if records is not None:
+            return records
         count = self.record_count
         if count == 0:
-            return []
+            self._records = records = []
+            return records
         start = self._start + BATCH_OVERHEAD
         end = self._start + self.size
         if self.compression is Compression.NONE:
@@ -452,6 +450,7 @@ class RecordBatch:
                 new(Record, (offset, append_time, timestamp_type, key, value, headers))
                 for offset, _, timestamp_type, key, value, headers in records
             ]
+        self._records = records
         return records
 
     def control_type(self) -> ControlRecordType:
@@ -629,28 +628,47 @@ def _decode_v2_records(
 
 
 def _decode_headers(buf: bytes, pos: int) -> tuple[tuple[Header, ...], int]:
-    count, pos = _decode_varint(buf, pos)
+    """Decode the header count and headers at ``buf[pos]``; return them and the next position.
+
+    Called only for records that have headers. Header keys and values are short, so their
+    lengths get the one-byte fast path.
+    """
+    one = _ONE_BYTE_VARINT
+    b = buf[pos]
+    if b < 0x80:
+        count = one[b]
+        pos += 1
+    else:
+        count, pos = _decode_varint(buf, pos)
     if count < 0:
         raise CorruptRecordError(f"a record has an invalid header count {count}")
-    headers = []
+    headers: list[Header] = []
+    append = headers.append
     for _ in range(count):
-        key_length, pos = _decode_varint(buf, pos)
+        b = buf[pos]
+        if b < 0x80:
+            key_length = one[b]
+            pos += 1
+        else:
+            key_length, pos = _decode_varint(buf, pos)
         if key_length < 0:
             raise CorruptRecordError(f"a header has an invalid key length {key_length}")
-        end = pos + key_length
-        if end > len(buf):
-            raise IndexError
+        key_end = pos + key_length
         try:
-            key = buf[pos:end].decode()
+            key = buf[pos:key_end].decode()
         except UnicodeDecodeError:
             raise CorruptRecordError("a header key is not valid UTF-8") from None
-        value_length, pos = _decode_varint(buf, end)
+        b = buf[key_end]  # IndexError here too if the key ran past the end
+        if b < 0x80:
+            value_length = one[b]
+            pos = key_end + 1
+        else:
+            value_length, pos = _decode_varint(buf, key_end)
         if value_length >= 0:
-            value: bytes | None = buf[pos : pos + value_length]
+            append((key, buf[pos : pos + value_length]))
             pos += value_length
         else:
-            value = None
-        headers.append((key, value))
+            append((key, None))
     return tuple(headers), pos
 
 
@@ -971,11 +989,13 @@ def _encode_record_slow(index: int, record: object, base_timestamp: int) -> tupl
 def _encode_records(records: Sequence[Any]) -> tuple[bytes, int, int]:
     """Encode the records of a batch; return them, the first timestamp and the largest one.
 
-    The hot loop of every producer. Records whose key and value are ``bytes`` or ``None``
-    (values: ``bytes``), without headers and with small fields take the fast path: one format
-    with table-looked-up varints. Anything else, including anything invalid, raises
-    IndexError, KeyError, TypeError or ValueError inside the ``try`` and is redone by
-    :func:`_encode_record_slow`, which handles the general case and names bad input.
+    The hot loop of every producer. Records whose key is ``bytes`` or ``None``, whose value is
+    ``bytes``, whose headers (if any) are a list or tuple of ``(str, bytes | None)`` tuples and
+    whose fields are small take the fast path: one join of table-looked-up varints and the
+    data. (A join of a tuple measured faster than one ``bytes % tuple`` format.) Anything
+    else, including anything invalid, raises IndexError, KeyError, TypeError or ValueError
+    inside the ``try`` and is redone by :func:`_encode_record_slow`, which handles the general
+    case and names bad input.
     """
     first = records[0]
     if (
@@ -991,26 +1011,36 @@ def _encode_records(records: Sequence[Any]) -> tuple[bytes, int, int]:
     by_length = _VARINT_BY_LENGTH
     parts: list[bytes] = []
     append = parts.append
+    join = b"".join
     for index, record in enumerate(records):
         try:
             timestamp, key, value, headers = record
-            if type(value) is not bytes or headers:
+            if type(value) is not bytes:
                 raise TypeError  # not the fast path's case: let the slow path decide
             if type(key) is bytes:
-                body = b"\x00%b%b%b%b%b%b\x00" % (
-                    by_delta[timestamp - base_timestamp],
-                    by_length[index],
-                    by_length[len(key)],
-                    key,
-                    by_length[len(value)],
-                    value,
+                body = join(
+                    (
+                        b"\x00",  # attributes
+                        by_delta[timestamp - base_timestamp],
+                        by_length[index],
+                        by_length[len(key)],
+                        key,
+                        by_length[len(value)],
+                        value,
+                        _encode_headers_fast(headers) if headers else b"\x00",
+                    )
                 )
             elif key is None:
-                body = b"\x00%b%b\x01%b%b\x00" % (
-                    by_delta[timestamp - base_timestamp],
-                    by_length[index],
-                    by_length[len(value)],
-                    value,
+                body = join(
+                    (
+                        b"\x00",
+                        by_delta[timestamp - base_timestamp],
+                        by_length[index],
+                        b"\x01",  # null key
+                        by_length[len(value)],
+                        value,
+                        _encode_headers_fast(headers) if headers else b"\x00",
+                    )
                 )
             else:
                 raise TypeError
@@ -1022,6 +1052,33 @@ def _encode_records(records: Sequence[Any]) -> tuple[bytes, int, int]:
         if timestamp > max_timestamp:
             max_timestamp = timestamp
     return b"".join(parts), base_timestamp, max_timestamp
+
+
+def _encode_headers_fast(headers: Sequence[Header]) -> bytes:
+    """The header count and headers, for the fast path: raises TypeError (or IndexError, for
+    long fields) on anything unusual, which the slow path then handles or reports."""
+    if type(headers) is not list and type(headers) is not tuple:
+        raise TypeError
+    by_length = _VARINT_BY_LENGTH
+    parts = [by_length[len(headers)]]
+    append = parts.append
+    for header in headers:
+        if type(header) is not tuple:
+            raise TypeError
+        key, value = header
+        if type(key) is not str:
+            raise TypeError
+        key_bytes = key.encode()
+        append(by_length[len(key_bytes)])
+        append(key_bytes)
+        if type(value) is bytes:
+            append(by_length[len(value)])
+            append(value)
+        elif value is None:
+            append(_NULL_LENGTH)
+        else:
+            raise TypeError
+    return b"".join(parts)
 
 
 def _check_int(name: str, value: object, bits: int) -> None:
