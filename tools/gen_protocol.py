@@ -103,8 +103,21 @@ FORMATS = {
 }
 SIZES = {"?": 1, "b": 1, "h": 2, "H": 2, "i": 4, "I": 4, "q": 8, "d": 8, "16s": 16, "x": 1}
 INT_TYPES = ("int8", "int16", "uint16", "int32", "uint32", "int64")
-# Names the generated classes already use; a schema field may not take them.
-RESERVED = {"encode", "decode", "decode_from"}
+# Names a schema field may not take as its attribute (they get a trailing underscore): the
+# methods of the generated classes, and names their class bodies use after the fields begin.
+RESERVED = {"encode", "decode", "decode_from", "field", "list", "dataclass"}
+# Names a schema struct may not take: nested classes live in the top-level class's namespace.
+RESERVED_STRUCT_NAMES = {
+    "Struct",
+    "UUID_ZERO",
+    "API_KEY",
+    "NAME",
+    "MIN_VERSION",
+    "MAX_VERSION",
+    "FLEXIBLE_VERSION",
+    "REQUEST",
+    "RESPONSE",
+}
 
 
 # --------------------------------------------------------------------------- JSON with comments
@@ -218,6 +231,8 @@ class MessageSpec:
     #: every nested or common struct, in order of first appearance
     structs: dict[str, StructSpec]
     source: str
+    #: True if the schema marks the highest version as unstable (still under development)
+    latest_unstable: bool = False
 
 
 PRIMITIVES = set(FORMATS)
@@ -293,7 +308,7 @@ def parse_message(path: Path) -> MessageSpec:
     for struct_name, field_name in referenced:
         if struct_name not in structs:
             raise SystemExit(f"{path.name}: {field_name} refers to unknown struct {struct_name}")
-    return MessageSpec(
+    message = MessageSpec(
         name=data["name"],
         kind=data["type"],
         api_key=int(data.get("apiKey", -1)),
@@ -302,7 +317,37 @@ def parse_message(path: Path) -> MessageSpec:
         top=StructSpec(data["name"], top_fields),
         structs=structs,
         source=path.name,
+        latest_unstable=bool(data.get("latestVersionUnstable", False)),
     )
+    check_message(message)
+    return message
+
+
+def check_message(message: MessageSpec) -> None:
+    """Refuse schema features the generated code does not handle, rather than write wrong code."""
+
+    def fail(where: str, problem: str) -> None:
+        raise SystemExit(f"{message.source}: {where}: {problem}")
+
+    for struct in [message.top, *message.structs.values()]:
+        if struct.name in RESERVED_STRUCT_NAMES:
+            fail(struct.name, "a struct may not have this name")
+        for f in struct.fields:
+            where = f"{struct.name}.{f.wire_name}"
+            if f.default_text == "null" and not (
+                f.nullable.low <= f.versions.low and f.versions.high <= f.nullable.high
+            ):
+                fail(where, "a null default needs the field nullable in all its versions")
+            if f.kind == "uuid" and not f.nullable.empty:
+                fail(where, "nullable uuids are not supported")
+            if f.tagged.empty:
+                continue
+            if f.kind == "records":
+                fail(where, "records cannot be tagged")
+            flexible = message.flexible if f.flexible is None else f.flexible
+            for version in range(f.tagged.low, min(f.tagged.high, message.valid.high) + 1):
+                if version not in f.versions or version not in flexible:
+                    fail(where, f"tagged in version {version}, where it is absent or not flexible")
 
 
 # --------------------------------------------------------------------------- defaults and types
@@ -1008,11 +1053,11 @@ RUNTIME_NAMES = {
     "Buffer",
     "DecodeFailure",
     "InvalidValue",
-    "new_instance",
     "Message",
     "Struct",
     "UUID_ZERO",
     "Writer",
+    "new_instance",
     "bytes_at",
     "check_count",
     "compact_nullable_string",
@@ -1057,6 +1102,8 @@ def write_class(ctx: Context, code: Code) -> None:
         code(f"NAME: ClassVar[str] = {message.name!r}")
         code(f"MIN_VERSION: ClassVar[int] = {message.valid.low}")
         code(f"MAX_VERSION: ClassVar[int] = {message.valid.high}")
+        stable = message.valid.high - 1 if message.latest_unstable else message.valid.high
+        code(f"MAX_STABLE_VERSION: ClassVar[int] = {stable}")
         first_flexible = next(
             (v for v in range(message.valid.low, message.valid.high + 1) if ctx.flexible(v)),
             None,

@@ -29,6 +29,23 @@ Nothing here does I/O, so the protocol can be used synchronously, e.g. with a pl
 
 Bad input never escapes as ``IndexError`` or ``struct.error``: decoders raise
 :class:`DecodeError`, encoders :class:`EncodeError` naming the field at fault.
+
+Conventions, as in Kafka's own Java code:
+
+* A field the version does not have is left at its default when decoding. When encoding, a
+  non-default value there raises :class:`EncodeError`, unless the schema marks the field
+  ignorable (then it is silently dropped).
+* Tagged fields are written only when they differ from their default; tags the decoder does
+  not know (brokers add them to existing versions) are skipped.
+* Booleans decode any non-zero byte as True.
+* Arrays are lists, also those Kafka keys by a field ("mapKey"); records are ``bytes`` or
+  None, to be read by :mod:`trio_brod.protocol.records`.
+* Every class has ``API_KEY``, ``NAME``, ``MIN_VERSION``, ``MAX_VERSION``,
+  ``MAX_STABLE_VERSION`` (lower when Kafka marks the highest version unstable) and
+  ``FLEXIBLE_VERSION``; requests have ``RESPONSE`` and responses ``REQUEST``.
+* ``ConsumerProtocolSubscription`` and ``ConsumerProtocolAssignment`` are encoded without
+  the int16 version that precedes them in a JoinGroup/SyncGroup; write and read it yourself,
+  and decode a newer member's data with ``decode_from`` (which ignores trailing fields).
 """
 
 from __future__ import annotations

@@ -32,25 +32,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self, TypeVar
 
 from trio_brod.protocol.errors import DecodeError, EncodeError
 
-__all__ = [
-    "UUID_ZERO",
-    "Buffer",
-    "DecodeFailure",
-    "FieldSchema",
-    "InvalidValue",
-    "Message",
-    "Struct",
-    "Writer",
-    "compact_nullable_string",
-    "compact_string",
-    "explain_encode_failure",
-    "not_null",
-    "read_uvarint",
-    "skip_tagged_fields",
-    "tagged_field",
-    "uvarint",
-]
-
 #: What decoders accept. ``bytearray`` is wrapped in a ``memoryview`` before decoding starts,
 #: so that slicing does not copy twice.
 Buffer = bytes | bytearray | memoryview
@@ -168,6 +149,10 @@ class Message(Struct):
     #: The lowest and highest versions this class can encode and decode.
     MIN_VERSION: ClassVar[int]
     MAX_VERSION: ClassVar[int]
+    #: MAX_VERSION, or the version below it when Kafka's schema marks the highest version as
+    #: unstable (still being designed; brokers only offer it when configured to). Negotiate
+    #: with this one unless you mean to test unstable versions.
+    MAX_STABLE_VERSION: ClassVar[int]
     #: The first flexible version (compact strings, tagged fields), or None if there is none.
     FLEXIBLE_VERSION: ClassVar[int | None]
 

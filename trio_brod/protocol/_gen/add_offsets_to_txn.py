@@ -50,6 +50,7 @@ class AddOffsetsToTxnRequest(Message):
     NAME: ClassVar[str] = 'AddOffsetsToTxnRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     RESPONSE: ClassVar[type[AddOffsetsToTxnResponse]]
 
@@ -74,6 +75,7 @@ class AddOffsetsToTxnResponse(Message):
     NAME: ClassVar[str] = 'AddOffsetsToTxnResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     REQUEST: ClassVar[type[AddOffsetsToTxnRequest]]
 

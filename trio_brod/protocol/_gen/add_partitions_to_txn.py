@@ -68,6 +68,7 @@ class AddPartitionsToTxnRequest(Message):
     NAME: ClassVar[str] = 'AddPartitionsToTxnRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     RESPONSE: ClassVar[type[AddPartitionsToTxnResponse]]
 
@@ -119,6 +120,7 @@ class AddPartitionsToTxnResponse(Message):
     NAME: ClassVar[str] = 'AddPartitionsToTxnResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     REQUEST: ClassVar[type[AddPartitionsToTxnRequest]]
 

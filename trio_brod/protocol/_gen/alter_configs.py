@@ -67,6 +67,7 @@ class AlterConfigsRequest(Message):
     NAME: ClassVar[str] = 'AlterConfigsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
+    MAX_STABLE_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     RESPONSE: ClassVar[type[AlterConfigsResponse]]
 
@@ -107,6 +108,7 @@ class AlterConfigsResponse(Message):
     NAME: ClassVar[str] = 'AlterConfigsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
+    MAX_STABLE_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     REQUEST: ClassVar[type[AlterConfigsRequest]]
 

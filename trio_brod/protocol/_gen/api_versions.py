@@ -67,6 +67,7 @@ class ApiVersionsRequest(Message):
     NAME: ClassVar[str] = 'ApiVersionsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     RESPONSE: ClassVar[type[ApiVersionsResponse]]
 
@@ -87,6 +88,7 @@ class ApiVersionsResponse(Message):
     NAME: ClassVar[str] = 'ApiVersionsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     REQUEST: ClassVar[type[ApiVersionsRequest]]
 

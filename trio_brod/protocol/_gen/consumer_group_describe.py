@@ -63,6 +63,7 @@ class ConsumerGroupDescribeRequest(Message):
     NAME: ClassVar[str] = 'ConsumerGroupDescribeRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
+    MAX_STABLE_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     RESPONSE: ClassVar[type[ConsumerGroupDescribeResponse]]
 
@@ -83,6 +84,7 @@ class ConsumerGroupDescribeResponse(Message):
     NAME: ClassVar[str] = 'ConsumerGroupDescribeResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
+    MAX_STABLE_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     REQUEST: ClassVar[type[ConsumerGroupDescribeRequest]]
 

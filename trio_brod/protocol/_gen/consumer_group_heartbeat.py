@@ -58,6 +58,7 @@ class ConsumerGroupHeartbeatRequest(Message):
     NAME: ClassVar[str] = 'ConsumerGroupHeartbeatRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
+    MAX_STABLE_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     RESPONSE: ClassVar[type[ConsumerGroupHeartbeatResponse]]
 
@@ -109,6 +110,7 @@ class ConsumerGroupHeartbeatResponse(Message):
     NAME: ClassVar[str] = 'ConsumerGroupHeartbeatResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
+    MAX_STABLE_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     REQUEST: ClassVar[type[ConsumerGroupHeartbeatRequest]]
 

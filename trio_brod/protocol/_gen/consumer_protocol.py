@@ -50,6 +50,7 @@ class ConsumerProtocolSubscription(Message):
     NAME: ClassVar[str] = 'ConsumerProtocolSubscription'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
+    MAX_STABLE_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = None
 
     @dataclass(slots=True)
@@ -77,6 +78,7 @@ class ConsumerProtocolAssignment(Message):
     NAME: ClassVar[str] = 'ConsumerProtocolAssignment'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
+    MAX_STABLE_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = None
 
     @dataclass(slots=True)

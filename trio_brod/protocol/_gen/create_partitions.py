@@ -64,6 +64,7 @@ class CreatePartitionsRequest(Message):
     NAME: ClassVar[str] = 'CreatePartitionsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
+    MAX_STABLE_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     RESPONSE: ClassVar[type[CreatePartitionsResponse]]
 
@@ -105,6 +106,7 @@ class CreatePartitionsResponse(Message):
     NAME: ClassVar[str] = 'CreatePartitionsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
+    MAX_STABLE_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     REQUEST: ClassVar[type[CreatePartitionsRequest]]
 

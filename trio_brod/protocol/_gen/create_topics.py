@@ -82,6 +82,7 @@ class CreateTopicsRequest(Message):
     NAME: ClassVar[str] = 'CreateTopicsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 7
+    MAX_STABLE_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     RESPONSE: ClassVar[type[CreateTopicsResponse]]
 
@@ -141,6 +142,7 @@ class CreateTopicsResponse(Message):
     NAME: ClassVar[str] = 'CreateTopicsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 7
+    MAX_STABLE_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     REQUEST: ClassVar[type[CreateTopicsRequest]]
 

@@ -53,6 +53,7 @@ class DeleteGroupsRequest(Message):
     NAME: ClassVar[str] = 'DeleteGroupsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
+    MAX_STABLE_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     RESPONSE: ClassVar[type[DeleteGroupsResponse]]
 
@@ -71,6 +72,7 @@ class DeleteGroupsResponse(Message):
     NAME: ClassVar[str] = 'DeleteGroupsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
+    MAX_STABLE_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     REQUEST: ClassVar[type[DeleteGroupsRequest]]
 

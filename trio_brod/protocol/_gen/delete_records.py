@@ -62,6 +62,7 @@ class DeleteRecordsRequest(Message):
     NAME: ClassVar[str] = 'DeleteRecordsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
+    MAX_STABLE_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     RESPONSE: ClassVar[type[DeleteRecordsResponse]]
 
@@ -100,6 +101,7 @@ class DeleteRecordsResponse(Message):
     NAME: ClassVar[str] = 'DeleteRecordsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
+    MAX_STABLE_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     REQUEST: ClassVar[type[DeleteRecordsRequest]]
 

@@ -67,6 +67,7 @@ class DeleteTopicsRequest(Message):
     NAME: ClassVar[str] = 'DeleteTopicsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
+    MAX_STABLE_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     RESPONSE: ClassVar[type[DeleteTopicsResponse]]
 
@@ -98,6 +99,7 @@ class DeleteTopicsResponse(Message):
     NAME: ClassVar[str] = 'DeleteTopicsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
+    MAX_STABLE_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     REQUEST: ClassVar[type[DeleteTopicsRequest]]
 

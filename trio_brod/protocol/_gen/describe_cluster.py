@@ -62,6 +62,7 @@ class DescribeClusterRequest(Message):
     NAME: ClassVar[str] = 'DescribeClusterRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
+    MAX_STABLE_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     RESPONSE: ClassVar[type[DescribeClusterResponse]]
 
@@ -82,6 +83,7 @@ class DescribeClusterResponse(Message):
     NAME: ClassVar[str] = 'DescribeClusterResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
+    MAX_STABLE_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     REQUEST: ClassVar[type[DescribeClusterRequest]]
 

@@ -83,6 +83,7 @@ class DescribeConfigsRequest(Message):
     NAME: ClassVar[str] = 'DescribeConfigsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     RESPONSE: ClassVar[type[DescribeConfigsResponse]]
 
@@ -116,6 +117,7 @@ class DescribeConfigsResponse(Message):
     NAME: ClassVar[str] = 'DescribeConfigsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     REQUEST: ClassVar[type[DescribeConfigsRequest]]
 

@@ -67,6 +67,7 @@ class DescribeGroupsRequest(Message):
     NAME: ClassVar[str] = 'DescribeGroupsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     RESPONSE: ClassVar[type[DescribeGroupsResponse]]
 
@@ -87,6 +88,7 @@ class DescribeGroupsResponse(Message):
     NAME: ClassVar[str] = 'DescribeGroupsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     REQUEST: ClassVar[type[DescribeGroupsRequest]]
 

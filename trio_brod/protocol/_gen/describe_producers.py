@@ -54,6 +54,7 @@ class DescribeProducersRequest(Message):
     NAME: ClassVar[str] = 'DescribeProducersRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
+    MAX_STABLE_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     RESPONSE: ClassVar[type[DescribeProducersResponse]]
 
@@ -80,6 +81,7 @@ class DescribeProducersResponse(Message):
     NAME: ClassVar[str] = 'DescribeProducersResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
+    MAX_STABLE_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     REQUEST: ClassVar[type[DescribeProducersRequest]]
 

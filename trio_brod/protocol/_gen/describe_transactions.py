@@ -51,6 +51,7 @@ class DescribeTransactionsRequest(Message):
     NAME: ClassVar[str] = 'DescribeTransactionsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
+    MAX_STABLE_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     RESPONSE: ClassVar[type[DescribeTransactionsResponse]]
 
@@ -70,6 +71,7 @@ class DescribeTransactionsResponse(Message):
     NAME: ClassVar[str] = 'DescribeTransactionsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
+    MAX_STABLE_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     REQUEST: ClassVar[type[DescribeTransactionsRequest]]
 

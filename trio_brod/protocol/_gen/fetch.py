@@ -130,6 +130,7 @@ class FetchRequest(Message):
     NAME: ClassVar[str] = 'FetchRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 17
+    MAX_STABLE_VERSION: ClassVar[int] = 17
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
     RESPONSE: ClassVar[type[FetchResponse]]
 
@@ -227,6 +228,7 @@ class FetchResponse(Message):
     NAME: ClassVar[str] = 'FetchResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 17
+    MAX_STABLE_VERSION: ClassVar[int] = 17
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
     REQUEST: ClassVar[type[FetchRequest]]
 

@@ -67,6 +67,7 @@ class FindCoordinatorRequest(Message):
     NAME: ClassVar[str] = 'FindCoordinatorRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
+    MAX_STABLE_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     RESPONSE: ClassVar[type[FindCoordinatorResponse]]
 
@@ -89,6 +90,7 @@ class FindCoordinatorResponse(Message):
     NAME: ClassVar[str] = 'FindCoordinatorResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
+    MAX_STABLE_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     REQUEST: ClassVar[type[FindCoordinatorRequest]]
 

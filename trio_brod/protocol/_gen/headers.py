@@ -45,6 +45,7 @@ class RequestHeader(Message):
     NAME: ClassVar[str] = 'RequestHeader'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
+    MAX_STABLE_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
 
     #: The API key of this request.
@@ -68,6 +69,7 @@ class ResponseHeader(Message):
     NAME: ClassVar[str] = 'ResponseHeader'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
+    MAX_STABLE_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
 
     #: The correlation ID of this response.

@@ -51,6 +51,7 @@ class HeartbeatRequest(Message):
     NAME: ClassVar[str] = 'HeartbeatRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     RESPONSE: ClassVar[type[HeartbeatResponse]]
 
@@ -75,6 +76,7 @@ class HeartbeatResponse(Message):
     NAME: ClassVar[str] = 'HeartbeatResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     REQUEST: ClassVar[type[HeartbeatRequest]]
 

@@ -67,6 +67,7 @@ class IncrementalAlterConfigsRequest(Message):
     NAME: ClassVar[str] = 'IncrementalAlterConfigsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
+    MAX_STABLE_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     RESPONSE: ClassVar[type[IncrementalAlterConfigsResponse]]
 
@@ -109,6 +110,7 @@ class IncrementalAlterConfigsResponse(Message):
     NAME: ClassVar[str] = 'IncrementalAlterConfigsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
+    MAX_STABLE_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     REQUEST: ClassVar[type[IncrementalAlterConfigsRequest]]
 

@@ -54,6 +54,7 @@ class InitProducerIdRequest(Message):
     NAME: ClassVar[str] = 'InitProducerIdRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     RESPONSE: ClassVar[type[InitProducerIdResponse]]
 
@@ -81,6 +82,7 @@ class InitProducerIdResponse(Message):
     NAME: ClassVar[str] = 'InitProducerIdResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     REQUEST: ClassVar[type[InitProducerIdRequest]]
 

@@ -75,6 +75,7 @@ class JoinGroupRequest(Message):
     NAME: ClassVar[str] = 'JoinGroupRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 9
+    MAX_STABLE_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     RESPONSE: ClassVar[type[JoinGroupResponse]]
 
@@ -118,6 +119,7 @@ class JoinGroupResponse(Message):
     NAME: ClassVar[str] = 'JoinGroupResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 9
+    MAX_STABLE_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     REQUEST: ClassVar[type[JoinGroupRequest]]
 

@@ -59,6 +59,7 @@ class LeaveGroupRequest(Message):
     NAME: ClassVar[str] = 'LeaveGroupRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     RESPONSE: ClassVar[type[LeaveGroupResponse]]
 
@@ -92,6 +93,7 @@ class LeaveGroupResponse(Message):
     NAME: ClassVar[str] = 'LeaveGroupResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     REQUEST: ClassVar[type[LeaveGroupRequest]]
 

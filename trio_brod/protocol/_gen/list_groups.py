@@ -54,6 +54,7 @@ class ListGroupsRequest(Message):
     NAME: ClassVar[str] = 'ListGroupsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     RESPONSE: ClassVar[type[ListGroupsResponse]]
 
@@ -76,6 +77,7 @@ class ListGroupsResponse(Message):
     NAME: ClassVar[str] = 'ListGroupsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     REQUEST: ClassVar[type[ListGroupsRequest]]
 

@@ -83,6 +83,7 @@ class ListOffsetsRequest(Message):
     NAME: ClassVar[str] = 'ListOffsetsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 10
+    MAX_STABLE_VERSION: ClassVar[int] = 10
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     RESPONSE: ClassVar[type[ListOffsetsResponse]]
 
@@ -136,6 +137,7 @@ class ListOffsetsResponse(Message):
     NAME: ClassVar[str] = 'ListOffsetsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 10
+    MAX_STABLE_VERSION: ClassVar[int] = 10
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     REQUEST: ClassVar[type[ListOffsetsRequest]]
 

@@ -51,6 +51,7 @@ class ListTransactionsRequest(Message):
     NAME: ClassVar[str] = 'ListTransactionsRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
+    MAX_STABLE_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     RESPONSE: ClassVar[type[ListTransactionsResponse]]
 
@@ -76,6 +77,7 @@ class ListTransactionsResponse(Message):
     NAME: ClassVar[str] = 'ListTransactionsResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
+    MAX_STABLE_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     REQUEST: ClassVar[type[ListTransactionsRequest]]
 

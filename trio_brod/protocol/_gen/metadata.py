@@ -94,6 +94,7 @@ class MetadataRequest(Message):
     NAME: ClassVar[str] = 'MetadataRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 12
+    MAX_STABLE_VERSION: ClassVar[int] = 12
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     RESPONSE: ClassVar[type[MetadataResponse]]
 
@@ -128,6 +129,7 @@ class MetadataResponse(Message):
     NAME: ClassVar[str] = 'MetadataResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 12
+    MAX_STABLE_VERSION: ClassVar[int] = 12
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     REQUEST: ClassVar[type[MetadataRequest]]
 

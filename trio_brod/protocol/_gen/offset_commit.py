@@ -74,6 +74,7 @@ class OffsetCommitRequest(Message):
     NAME: ClassVar[str] = 'OffsetCommitRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 9
+    MAX_STABLE_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
     RESPONSE: ClassVar[type[OffsetCommitResponse]]
 
@@ -127,6 +128,7 @@ class OffsetCommitResponse(Message):
     NAME: ClassVar[str] = 'OffsetCommitResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 9
+    MAX_STABLE_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
     REQUEST: ClassVar[type[OffsetCommitRequest]]
 

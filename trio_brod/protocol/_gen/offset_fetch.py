@@ -73,6 +73,7 @@ class OffsetFetchRequest(Message):
     NAME: ClassVar[str] = 'OffsetFetchRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 9
+    MAX_STABLE_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     RESPONSE: ClassVar[type[OffsetFetchResponse]]
 
@@ -131,6 +132,7 @@ class OffsetFetchResponse(Message):
     NAME: ClassVar[str] = 'OffsetFetchResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 9
+    MAX_STABLE_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     REQUEST: ClassVar[type[OffsetFetchRequest]]
 

@@ -63,6 +63,7 @@ class OffsetForLeaderEpochRequest(Message):
     NAME: ClassVar[str] = 'OffsetForLeaderEpochRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     RESPONSE: ClassVar[type[OffsetForLeaderEpochResponse]]
 
@@ -106,6 +107,7 @@ class OffsetForLeaderEpochResponse(Message):
     NAME: ClassVar[str] = 'OffsetForLeaderEpochResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     REQUEST: ClassVar[type[OffsetForLeaderEpochRequest]]
 

@@ -84,6 +84,7 @@ class ProduceRequest(Message):
     NAME: ClassVar[str] = 'ProduceRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 11
+    MAX_STABLE_VERSION: ClassVar[int] = 11
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     RESPONSE: ClassVar[type[ProduceResponse]]
 
@@ -128,6 +129,7 @@ class ProduceResponse(Message):
     NAME: ClassVar[str] = 'ProduceResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 11
+    MAX_STABLE_VERSION: ClassVar[int] = 11
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     REQUEST: ClassVar[type[ProduceRequest]]
 

@@ -53,6 +53,7 @@ class SaslAuthenticateRequest(Message):
     NAME: ClassVar[str] = 'SaslAuthenticateRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
+    MAX_STABLE_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     RESPONSE: ClassVar[type[SaslAuthenticateResponse]]
 
@@ -71,6 +72,7 @@ class SaslAuthenticateResponse(Message):
     NAME: ClassVar[str] = 'SaslAuthenticateResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
+    MAX_STABLE_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     REQUEST: ClassVar[type[SaslAuthenticateRequest]]
 

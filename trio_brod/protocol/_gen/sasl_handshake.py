@@ -42,6 +42,7 @@ class SaslHandshakeRequest(Message):
     NAME: ClassVar[str] = 'SaslHandshakeRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
+    MAX_STABLE_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     RESPONSE: ClassVar[type[SaslHandshakeResponse]]
 
@@ -60,6 +61,7 @@ class SaslHandshakeResponse(Message):
     NAME: ClassVar[str] = 'SaslHandshakeResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
+    MAX_STABLE_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     REQUEST: ClassVar[type[SaslHandshakeRequest]]
 

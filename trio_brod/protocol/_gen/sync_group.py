@@ -62,6 +62,7 @@ class SyncGroupRequest(Message):
     NAME: ClassVar[str] = 'SyncGroupRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     RESPONSE: ClassVar[type[SyncGroupResponse]]
 
@@ -101,6 +102,7 @@ class SyncGroupResponse(Message):
     NAME: ClassVar[str] = 'SyncGroupResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     REQUEST: ClassVar[type[SyncGroupRequest]]
 

@@ -71,6 +71,7 @@ class TxnOffsetCommitRequest(Message):
     NAME: ClassVar[str] = 'TxnOffsetCommitRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     RESPONSE: ClassVar[type[TxnOffsetCommitResponse]]
 
@@ -125,6 +126,7 @@ class TxnOffsetCommitResponse(Message):
     NAME: ClassVar[str] = 'TxnOffsetCommitResponse'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     REQUEST: ClassVar[type[TxnOffsetCommitRequest]]
 
