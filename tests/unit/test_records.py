@@ -694,3 +694,11 @@ def test_legacy_inner_key_length_overflow() -> None:
     struct.pack_into(">I", data, 12, zlib.crc32(bytes(data[16:])))
     with pytest.raises(CorruptRecordError, match="ends early"):
         decode_batches(bytes(data))
+
+
+def test_legacy_compressed_message_without_cramjam(monkeypatch: pytest.MonkeyPatch) -> None:
+    inner = legacy_message(0, 1, None, b"x", timestamp=1)
+    wrapper = legacy_message(0, 1, None, _compression.compress(2, inner), attributes=2, timestamp=1)
+    monkeypatch.setattr(_compression, "cramjam", None)
+    with pytest.raises(_compression.UnsupportedCodecError, match="snappy"):
+        decode_batches(wrapper)

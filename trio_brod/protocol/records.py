@@ -272,8 +272,8 @@ class RecordBatch:
     compressed wrapper message a batch of its inner messages. Their producer fields are -1 and
     their ``partition_leader_epoch`` is -1.
 
-    ``len(batch)`` is :attr:`record_count`, read from the header without decoding anything.
-    Note that a batch may hold no records at all: log compaction can empty a batch and keep its
+    ``len(batch)`` is :attr:`record_count`, read from the header without decoding anything
+    (so a batch without records is falsy). A batch may indeed hold no records at all: log compaction can empty a batch and keep its
     header (to preserve producer state), and a consumer must still move past it, to
     :attr:`next_offset`.
     """
@@ -696,11 +696,17 @@ def decode_batches(
     records are decoded when :meth:`RecordBatch.records` is called. A batch cut short at the
     end of ``data`` is reported in the result (see :class:`DecodedBatches`), never raised.
 
-    ``data`` should be ``bytes``: the batches keep a reference to it and slice records out of
-    it. Anything else is copied into ``bytes`` first.
+    ``data`` should be ``bytes``: the batches keep a reference to it (until they are gone) and
+    slice records out of it. Anything else is copied into ``bytes`` first.
+
+    Legacy messages (magic 0 and 1) are the exception to "records on demand": a compressed
+    legacy message is decompressed here, because the offsets of its records are inside the
+    compressed data.
 
     Raises:
         CorruptRecordError: a batch is malformed, or its checksum does not match.
+        UnsupportedCodecError: a compressed legacy message needs ``cramjam``, which is not
+            installed. (v2 batches raise it from :meth:`RecordBatch.records`.)
     """
     if type(data) is not bytes:
         data = bytes(data)
