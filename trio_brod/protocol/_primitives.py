@@ -244,12 +244,14 @@ class Message(Struct):
             result: tuple[Self, int] = decoder(data, offset)
         except DecodeFailure as exc:
             raise DecodeError(f"{cls.NAME} v{version}: at byte {exc.offset}: {exc.what}") from None
-        except struct.error as exc:
+        except struct.error as exc:  # its message gives the offset
             raise DecodeError(f"{cls.NAME} v{version}: input is truncated ({exc})") from None
         except IndexError:
+            # Only single-byte reads (varints, counts, markers) index the buffer, and every
+            # offset is checked before it is used, so this happened at the very end.
             raise DecodeError(
-                f"{cls.NAME} v{version}: input is truncated: a length, count or tag runs "
-                f"past the end of the {len(data)} bytes"
+                f"{cls.NAME} v{version}: at byte {len(data)}: input is truncated (the message "
+                f"needs more bytes)"
             ) from None
         except (ValueError, OverflowError) as exc:
             raise DecodeError(f"{cls.NAME} v{version}: malformed input ({exc})") from None
