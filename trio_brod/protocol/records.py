@@ -247,9 +247,14 @@ def _decode_varint(buf: bytes, pos: int) -> tuple[int, int]:
 # end instead of failing, so they use a dict, which raises KeyError for anything outside the
 # range. Either error sends the encoder to its slow path.
 _SMALL_VARINT_LIMIT: Final = 8192
-_VARINT_BY_LENGTH: Final = [_encode_varint(n) for n in range(_SMALL_VARINT_LIMIT)]
+# The bytes of every one- and two-byte varint, by zigzag value (0..16383); built directly
+# rather than by calling _encode_varint 24,576 times, which would add ~10 ms to the import.
+_BY_ZIGZAG: Final = [bytes((z,)) for z in range(0x80)] + [
+    bytes(((z & 0x7F) | 0x80, z >> 7)) for z in range(0x80, 1 << 14)
+]
+_VARINT_BY_LENGTH: Final = _BY_ZIGZAG[0 : 2 * _SMALL_VARINT_LIMIT : 2]  # zigzag(n) = 2n
 _VARINT_BY_DELTA: Final = {
-    n: _encode_varint(n) for n in range(-_SMALL_VARINT_LIMIT, _SMALL_VARINT_LIMIT)
+    n: _BY_ZIGZAG[(n << 1) ^ (n >> 63)] for n in range(-_SMALL_VARINT_LIMIT, _SMALL_VARINT_LIMIT)
 }
 
 # Decoding: the value of every one-byte varint (indexed by the byte) and of every two-byte
@@ -273,9 +278,9 @@ class RecordBatch:
     their ``partition_leader_epoch`` is -1.
 
     ``len(batch)`` is :attr:`record_count`, read from the header without decoding anything
-    (so a batch without records is falsy). A batch may indeed hold no records at all: log compaction can empty a batch and keep its
-    header (to preserve producer state), and a consumer must still move past it, to
-    :attr:`next_offset`.
+    (so a batch without records is falsy). A batch may indeed hold no records at all: log
+    compaction can empty a batch and keep its header (to preserve producer state), and a
+    consumer must still move past it, to :attr:`next_offset`.
     """
 
     __slots__ = (
