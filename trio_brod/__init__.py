@@ -1,8 +1,76 @@
-"""trio-brod: a Kafka client for Trio, carrying the design of brod."""
+"""trio-brod: a Kafka client for Trio, carrying the design of brod.
+
+Everything a user needs is importable from here::
+
+    import trio
+    import trio_brod
+
+    async def main():
+        async with trio_brod.open_client(["localhost:9092"]) as client:
+            await client.start_producer("orders")
+            offset = await client.produce_sync("orders", b"value", key=b"key")
+
+    trio.run(main)
+
+The wire protocol lives in :mod:`trio_brod.protocol` (sans-IO, usable without Trio), and a
+real local Kafka for tests and experiments in :mod:`trio_brod.testing`.
+"""
 
 from __future__ import annotations
 
+__version__ = "0.1.0.dev0"
+
+from trio_brod._config import ClientConfig, SaslConfig
+from trio_brod._connection import Connection
+from trio_brod._exceptions import (
+    BrokerConnectionError,
+    ClientClosed,
+    ConfigError,
+    ConnectionClosed,
+    ConnectionFailed,
+    ConnectionLost,
+    MessageTooLarge,
+    NoLeader,
+    NotFound,
+    ProducerClosed,
+    RequestTimedOut,
+    SaslFailed,
+    UnsupportedVersion,
+)
+from trio_brod._metadata import BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata
+from trio_brod._receipt import DeliveryReceipt
+from trio_brod.client import Client, open_client
+from trio_brod.producer import Message, PartitionProducer, ProducerConfig
 from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError
 
-__all__ = ["BrodError", "DecodeError", "KafkaError"]
-__version__ = "0.1.0.dev0"
+__all__ = [
+    "BrodError",
+    "BrokerConnectionError",
+    "BrokerMetadata",
+    "Client",
+    "ClientClosed",
+    "ClientConfig",
+    "ClusterMetadata",
+    "ConfigError",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionFailed",
+    "ConnectionLost",
+    "DecodeError",
+    "DeliveryReceipt",
+    "KafkaError",
+    "Message",
+    "MessageTooLarge",
+    "NoLeader",
+    "NotFound",
+    "PartitionMetadata",
+    "PartitionProducer",
+    "ProducerClosed",
+    "ProducerConfig",
+    "RequestTimedOut",
+    "SaslConfig",
+    "SaslFailed",
+    "TopicMetadata",
+    "UnsupportedVersion",
+    "open_client",
+]

@@ -13,9 +13,12 @@ import dataclasses
 import math
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from trio_brod._exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from trio_brod.producer import ProducerConfig
 
 __all__ = ["ClientConfig", "SaslConfig"]
 
@@ -125,6 +128,9 @@ class ClientConfig:
         ssl_context: Connect with TLS using this context (``ssl.create_default_context()``
             verifies the broker against the system's CAs).
         sasl: Authenticate every connection with SASL.
+        auto_start_producers: Start a topic's producers on the first produce to it, with
+            ``default_producer_config``, instead of raising NotFound (as brod's option).
+        default_producer_config: The ProducerConfig for producers started without one.
     """
 
     client_id: str = "trio-brod"
@@ -137,9 +143,16 @@ class ClientConfig:
     max_frame_size: int = 128 * 1024 * 1024
     ssl_context: ssl.SSLContext | None = None
     sasl: SaslConfig | None = None
+    auto_start_producers: bool = False
+    default_producer_config: ProducerConfig | None = None
 
     def __post_init__(self) -> None:
+        from trio_brod.producer import ProducerConfig
+
         check_type(self, "client_id", str, "a str")
+        check_type(self, "auto_start_producers", bool, "a bool")
+        if self.default_producer_config is not None:
+            check_type(self, "default_producer_config", ProducerConfig, "a ProducerConfig or None")
         for name in (
             "connect_timeout",
             "request_timeout",

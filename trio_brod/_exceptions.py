@@ -19,8 +19,10 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionFailed",
     "ConnectionLost",
+    "MessageTooLarge",
     "NoLeader",
     "NotFound",
+    "ProducerClosed",
     "RequestTimedOut",
     "SaslFailed",
     "UnsupportedVersion",
@@ -123,3 +125,31 @@ class SaslFailed(ConnectionFailed):
     a server whose SCRAM signature does not match (it does not know the password)."""
 
     retriable = False
+
+
+class ProducerClosed(BrodError):
+    """A message could not be delivered because its producer closed first.
+
+    Receipts still pending when the client's ``async with`` block ends (after the flush
+    timeout), or when the block is cancelled, fail with this error.
+    """
+
+    retriable = False
+
+
+class MessageTooLarge(BrodError, ValueError):
+    """A message (or batch) is larger than ``max_request_size``; it was refused at once."""
+
+    retriable = False
+
+    def __init__(self, topic: str, partition: int, size: int, limit: int) -> None:
+        super().__init__(
+            f"message for {topic}[{partition}] is about {size} bytes, over max_request_size={limit}"
+        )
+        self.topic = topic
+        self.partition = partition
+        self.size = size
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.topic, self.partition, self.size, self.limit))

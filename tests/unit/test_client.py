@@ -1,0 +1,209 @@
+"""Client mechanics that need no real broker: bootstrap order, cool-down, task tree, config."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from tests.fakebroker import FakeBroker, Request, answer
+from trio_brod import (
+    ClientClosed,
+    ClientConfig,
+    ConfigError,
+    ConnectionFailed,
+    NotFound,
+    open_client,
+)
+from trio_brod.client import parse_bootstrap
+from trio_brod.protocol import MetadataResponse
+
+
+async def free_port() -> int:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port: int = listeners[0].socket.getsockname()[1]
+    await listeners[0].aclose()
+    return port
+
+
+def count_tasks() -> int:
+    """Every task alive in this trio run, found by walking the task tree from the root.
+
+    The fake broker's own per-connection tasks are left out: they end when they notice the
+    client hung up, which is the fake's business, not the client's.
+    """
+    count = 0
+    stack = [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        if "FakeBroker" in task.name:
+            continue  # the fake broker and its per-connection tasks
+        count += 1
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return count
+
+
+def metadata_of(broker: FakeBroker) -> MetadataResponse:
+    return MetadataResponse(
+        cluster_id="fake",
+        controller_id=1,
+        brokers=[
+            MetadataResponse.MetadataResponseBroker(node_id=1, host="127.0.0.1", port=broker.port)
+        ],
+    )
+
+
+async def serve_metadata(broker: FakeBroker) -> None:
+    async def handler(stream: trio.SocketStream, request: Request) -> None:
+        await answer(stream, request, metadata_of(broker))
+
+    broker.handlers[3] = handler
+
+
+async def test_bootstrap_servers_are_tried_in_turn(nursery: trio.Nursery) -> None:
+    broker = await nursery.start(FakeBroker().serve)
+    await serve_metadata(broker)
+    dead = await free_port()
+    async with open_client([f"127.0.0.1:{dead}", broker.address]) as client:
+        metadata = await client.get_metadata()
+    assert metadata.cluster_id == "fake"
+    assert metadata.brokers[1].port == broker.port
+
+
+async def test_no_bootstrap_server_reachable_names_them_all() -> None:
+    first, second = await free_port(), await free_port()
+    async with open_client([f"127.0.0.1:{first}", f"127.0.0.1:{second}"]) as client:
+        with pytest.raises(ConnectionFailed) as info:
+            await client.get_metadata()
+    assert str(first) in str(info.value)
+    assert str(second) in str(info.value)
+
+
+async def test_dead_broker_cool_down_answers_at_once(autojump_clock: trio.abc.Clock) -> None:
+    port = await free_port()
+    async with open_client([f"127.0.0.1:{port}"], reconnect_cool_down=5.0) as client:
+        with pytest.raises(ConnectionFailed) as first:
+            await client.get_connection("127.0.0.1", port)
+        assert "cool_down" not in str(first.value)
+        with pytest.raises(ConnectionFailed, match=r"reconnect_cool_down=5.0s") as cached:
+            await client.get_connection("127.0.0.1", port)
+        assert cached.value is not first.value
+
+
+async def test_after_the_cool_down_a_new_attempt_is_made(nursery: trio.Nursery) -> None:
+    port = await free_port()
+    async with open_client([f"127.0.0.1:{port}"], reconnect_cool_down=0.2) as client:
+        with pytest.raises(ConnectionFailed):
+            await client.get_connection("127.0.0.1", port)
+        # Now start a broker on that port; after the cool-down the client reaches it.
+        broker = FakeBroker()
+        broker.port = port
+        listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+        nursery.start_soon(trio.serve_listeners, broker._handle, listeners)
+        with pytest.raises(ConnectionFailed, match=r"reconnect_cool_down"):
+            await client.get_connection("127.0.0.1", port)
+        await trio.sleep(0.25)
+        connection = await client.get_connection("127.0.0.1", port)
+        assert not connection.closed
+
+
+async def test_connections_are_shared(nursery: trio.Nursery) -> None:
+    broker = await nursery.start(FakeBroker().serve)
+    async with open_client([broker.address]) as client:
+        async with trio.open_nursery() as callers:
+            for _ in range(5):
+                callers.start_soon(client.get_connection, "127.0.0.1", broker.port)
+        first = await client.get_connection("127.0.0.1", broker.port)
+        assert first is await client.get_connection("127.0.0.1", broker.port)
+    assert broker.connections == 1
+
+
+async def test_leaving_the_block_stops_every_task(nursery: trio.Nursery) -> None:
+    broker = await nursery.start(FakeBroker().serve)
+    await serve_metadata(broker)
+    before = count_tasks()
+    async with open_client([broker.address]) as client:
+        await client.get_metadata()
+        await client.get_connection("127.0.0.1", broker.port)
+        # A connection is a task with a reader and a writer child.
+        assert count_tasks() >= before + 3
+        connection = await client.get_connection("127.0.0.1", broker.port)
+    assert count_tasks() == before
+    assert connection.closed
+    with pytest.raises(ClientClosed):
+        await client.get_metadata()
+
+
+async def test_block_exceptions_are_not_wrapped(nursery: trio.Nursery) -> None:
+    broker = await nursery.start(FakeBroker().serve)
+
+    async def fail_inside() -> None:
+        async with open_client([broker.address]) as client:
+            await client.get_connection("127.0.0.1", broker.port)
+            raise KeyError("mine")
+
+    with pytest.raises(KeyError, match=r"mine"):
+        await fail_inside()
+
+
+async def test_cancelled_block_leaks_no_task(nursery: trio.Nursery) -> None:
+    broker = await nursery.start(FakeBroker().serve)
+    before = count_tasks()
+    with trio.move_on_after(0.2):
+        async with open_client([broker.address]) as client:
+            await client.get_connection("127.0.0.1", broker.port)
+            await trio.sleep_forever()
+    assert count_tasks() == before
+
+
+async def test_producer_registry_needs_a_started_producer(nursery: trio.Nursery) -> None:
+    broker = await nursery.start(FakeBroker().serve)
+    async with open_client([broker.address]) as client:
+        with pytest.raises(NotFound, match=r"start_producer"):
+            await client.get_producer("orders", 0)
+        with pytest.raises(NotFound, match=r"start_producer"):
+            await client.produce("orders", b"v")
+        with pytest.raises(NotFound, match=r"start_consumer"):
+            await client.get_consumer("orders", 0)
+
+
+@pytest.mark.parametrize(
+    ("servers", "expected"),
+    [
+        ("a:1,b:2", [("a", 1), ("b", 2)]),
+        (["a:1", " b:2 "], [("a", 1), ("b", 2)]),
+        ([("a", 1)], [("a", 1)]),
+        ("[::1]:9092", [("::1", 9092)]),
+    ],
+)
+def test_parse_bootstrap(servers: object, expected: list[tuple[str, int]]) -> None:
+    assert parse_bootstrap(servers) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("servers", ["", "nohost", "h:notaport", "h:70000", ":9092"])
+def test_parse_bootstrap_rejects(servers: str) -> None:
+    with pytest.raises(ConfigError, match=r"bootstrap"):
+        parse_bootstrap(servers)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("request_timeout", 0, "request_timeout=0: expected a number > 0"),
+        ("connect_timeout", -1.0, "connect_timeout=-1.0"),
+        ("client_id", 5, "client_id=5: expected a str"),
+        ("max_frame_size", 10, "max_frame_size=10"),
+        ("allow_topic_auto_creation", "yes", "allow_topic_auto_creation='yes'"),
+        ("reconnect_cool_down", float("nan"), "reconnect_cool_down=nan"),
+        ("default_producer_config", {}, "default_producer_config"),
+    ],
+)
+def test_client_config_names_the_bad_field(field: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        ClientConfig(**{field: value})  # type: ignore[arg-type]
+
+
+async def test_config_and_options_are_exclusive() -> None:
+    with pytest.raises(ConfigError, match=r"not both"):
+        async with open_client("h:1", ClientConfig(), client_id="x"):
+            pass

@@ -1,0 +1,559 @@
+"""One connection to one broker: a writer task, a reader task, requests pipelined between them.
+
+The life of a :class:`Connection`::
+
+    connect (TCP, TLS)  ->  handshake (ApiVersions, SASL)  ->  pipelining  ->  closed
+
+The handshake is a short sequential conversation on the bare stream. Once it is done the task
+that owns the connection (started in the client nursery with ``nursery.start``) reports itself
+started and becomes the parent of two children:
+
+* the **writer** takes encoded request frames from a memory channel and writes them, several
+  at a time when callers are quick, in one ``send_all``;
+* the **reader** cuts the byte stream into frames, matches each to the request waiting for it
+  by correlation id, decodes it, and wakes that caller.
+
+A caller of :meth:`Connection.request` never touches the socket: it encodes its frame, queues
+it, and waits for its own response. When anything goes wrong with the connection itself
+(the broker went away, a frame is malformed, a response is overdue), every request still in
+flight fails with a :class:`~trio_brod.BrokerConnectionError` that says why, the connection
+closes, and the owner task returns normally: a broker going down is an everyday event that
+the caller handles, never a crash of the client. Only a bug in trio-brod escapes the task.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
+
+from trio_brod import __version__
+from trio_brod._config import ClientConfig
+from trio_brod._exceptions import (
+    BrokerConnectionError,
+    ConnectionClosed,
+    ConnectionFailed,
+    ConnectionLost,
+    RequestTimedOut,
+    SaslFailed,
+    UnsupportedVersion,
+)
+from trio_brod._sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
+from trio_brod.protocol import (
+    ApiVersionsRequest,
+    ApiVersionsResponse,
+    DecodeError,
+    FrameDecoder,
+    ProtocolError,
+    SaslAuthenticateRequest,
+    SaslHandshakeRequest,
+    decode_response,
+    encode_request,
+    peek_correlation_id,
+)
+from trio_brod.protocol.errors import for_code
+
+__all__ = ["Connection", "PendingResponse"]
+
+_Response = TypeVar("_Response")
+
+#: Kafka's error code for a request version the broker does not support.
+_UNSUPPORTED_VERSION = 35
+#: The ApiVersions key; its response header is always v0 and an error reply is always v0.
+_API_VERSIONS_KEY = 18
+#: How much to ask the socket for at once. Large fetch responses arrive faster in big reads.
+_RECEIVE_SIZE = 256 * 1024
+#: Frames smaller than this are joined before writing, so many small requests cost one write.
+_COALESCE_LIMIT = 64 * 1024
+#: Correlation ids are int32 on the wire; they wrap around well before that.
+_CORRELATION_WRAP = 1 << 30
+
+
+class PendingResponse:
+    """A request on its way: written (or queued to be), its response not yet read.
+
+    :meth:`Connection.send` returns one. Most callers use :meth:`Connection.request`, which
+    sends and waits in one step; workers that keep several requests in flight hold these
+    handles and look at them as responses arrive (they come back in order).
+    """
+
+    __slots__ = ("abandoned", "done", "error", "on_done", "response", "response_cls", "version")
+
+    def __init__(
+        self, response_cls: Any, version: int, on_done: Callable[[], object] | None
+    ) -> None:
+        self.response_cls = response_cls
+        self.version = version
+        self.on_done = on_done
+        self.done = trio.Event()
+        self.response: Any = None
+        self.error: BaseException | None = None
+        # The caller gave up (timed out or was cancelled); drop the response when it comes.
+        self.abandoned = False
+
+    def _finish(self) -> None:
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
+
+    def result(self) -> Any:
+        """The decoded response; raises the request's error. Only call once done."""
+        if not self.done.is_set():
+            raise RuntimeError("the response has not arrived yet")
+        if self.error is not None:
+            raise self.error
+        return self.response
+
+
+class Connection:
+    """A connection to one broker, shared by every task that talks to that broker.
+
+    Do not construct it directly: :meth:`trio_brod.Client.get_connection` and friends return
+    connections that live in the client's nursery.
+
+    Attributes:
+        host: The broker's host name as given (bootstrap) or advertised (metadata).
+        port: The broker's port.
+        address: ``"host:port"``.
+        api_versions: The broker's supported version range for each API key, as it
+            answered ApiVersions.
+    """
+
+    def __init__(self, host: str, port: int, config: ClientConfig) -> None:
+        self.host = host
+        self.port = port
+        self.address = f"{host}:{port}"
+        self.api_versions: dict[int, tuple[int, int]] = {}
+        self._config = config
+        self._client_id = config.client_id
+        # (frame, handle of a request that gets no response, to complete once written)
+        self._send_channel, self._receive_channel = trio.open_memory_channel[
+            tuple[bytes, PendingResponse | None]
+        ](math.inf)
+        self._pending: dict[int, PendingResponse] = {}
+        self._next_correlation_id = 0
+        self._decoder = FrameDecoder(max_frame_size=config.max_frame_size)
+        self._cancel_scope = trio.CancelScope()
+        # Why the connection closed, once it has; every later request fails with it.
+        self._close_reason: BrokerConnectionError | None = None
+        self.created_at = time.monotonic()
+        #: When the connection closed (``time.monotonic()``), or None while open.
+        self.closed_at: float | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._close_reason is None else f"closed ({self._close_reason.reason})"
+        return f"<Connection {self.address} {state}>"
+
+    # ---------------------------------------------------------------- public API
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has closed, for whatever reason."""
+        return self._close_reason is not None
+
+    @property
+    def close_reason(self) -> BrokerConnectionError | None:
+        """Why the connection closed, or None while it is open."""
+        return self._close_reason
+
+    def version_for(self, api_key: int, max_version: int, min_version: int = 0) -> int:
+        """The highest version of an API that both sides support.
+
+        Args:
+            api_key: The API's key (``ProduceRequest.API_KEY``...).
+            max_version: The highest version the caller can speak.
+            min_version: The lowest version the caller can speak.
+
+        Raises:
+            UnsupportedVersion: The ranges do not overlap.
+        """
+        broker = self.api_versions.get(api_key)
+        if broker is None:
+            raise UnsupportedVersion(self.address, f"the broker does not support API {api_key}")
+        low, high = max(broker[0], min_version), min(broker[1], max_version)
+        if low > high:
+            raise UnsupportedVersion(
+                self.address,
+                f"API {api_key}: the broker speaks versions {broker[0]}-{broker[1]}, "
+                f"trio-brod {min_version}-{max_version}",
+            )
+        return high
+
+    def send(
+        self,
+        message: Any,
+        version: int | None = None,
+        *,
+        expect_response: bool = True,
+        on_done: Callable[[], object] | None = None,
+    ) -> PendingResponse:
+        """Queue a request for writing and return at once, without waiting for the response.
+
+        Args:
+            message: A request object from :mod:`trio_brod.protocol`.
+            version: The version to send; by default the highest both sides support.
+            expect_response: False for requests the broker does not answer (a Produce with
+                ``acks=0``): the handle is done, with response None, once the frame is written.
+            on_done: Called (synchronously, from the connection's reader or writer task)
+                when the handle is done, so a worker can wake itself up.
+
+        The caller owns the timeout: if it stops waiting, it calls :meth:`abandon` (or
+        :meth:`abort`, which also closes the connection).
+
+        Raises:
+            BrokerConnectionError: The connection is closed.
+            trio_brod.protocol.EncodeError: The message cannot be written in that version.
+        """
+        if version is None:
+            version = self.best_version(type(message))
+        self._raise_if_closed()
+        correlation_id = self._next_correlation_id
+        frame = encode_request(message, version, correlation_id, self._client_id)
+        self._next_correlation_id = (correlation_id + 1) % _CORRELATION_WRAP
+        pending = PendingResponse(message.RESPONSE, version, on_done)
+        if expect_response:
+            self._pending[correlation_id] = pending
+            self._send_channel.send_nowait((frame, None))
+        else:
+            self._send_channel.send_nowait((frame, pending))
+        return pending
+
+    def best_version(self, api: Any, min_version: int | None = None) -> int:
+        """The version to send of a request class: the highest both sides support.
+
+        Versions the schema marks unstable are never chosen.
+
+        Args:
+            api: A request class (``MetadataRequest``...).
+            min_version: The lowest version the caller can work with (default: the class's).
+
+        Raises:
+            UnsupportedVersion: The broker supports none of them.
+        """
+        low = api.MIN_VERSION if min_version is None else min_version
+        return self.version_for(api.API_KEY, api.MAX_STABLE_VERSION, low)
+
+    async def request(
+        self,
+        message: Any,
+        version: int | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (expiry also closes the connection)
+        expect_response: bool = True,
+    ) -> Any:
+        """Send a request and return its decoded response.
+
+        Args:
+            message: A request object from :mod:`trio_brod.protocol`.
+            version: The version to send; by default the highest both sides support.
+            timeout: Seconds to wait for the response (default: the client's
+                ``request_timeout``). On expiry the connection is closed and
+                :class:`~trio_brod.RequestTimedOut` raised.
+            expect_response: False for requests the broker does not answer (a Produce with
+                ``acks=0``): the call returns None once the frame has been written.
+
+        Raises:
+            BrokerConnectionError: The connection is or became unusable.
+            trio_brod.protocol.EncodeError: The message cannot be written in that version.
+            trio_brod.protocol.DecodeError: The response could not be decoded.
+        """
+        if timeout is None:
+            timeout = self._config.request_timeout
+        pending = self.send(message, version, expect_response=expect_response)
+        try:
+            with trio.move_on_after(timeout):
+                await pending.done.wait()
+        finally:
+            if not pending.done.is_set():
+                pending.abandoned = True
+        if not pending.done.is_set():
+            self.abort(f"a request got no response within {timeout}s")
+            raise RequestTimedOut(self.address, f"no response within {timeout}s")
+        return pending.result()
+
+    def abandon(self, pending: PendingResponse) -> None:
+        """Stop caring about a response: it is dropped when it arrives."""
+        pending.abandoned = True
+
+    def abort(self, reason: str) -> None:
+        """Close the connection because something about it went wrong (a response overdue).
+
+        Requests in flight fail with :class:`~trio_brod.ConnectionLost` naming ``reason``.
+        """
+        self._shut(ConnectionLost(self.address, reason))
+
+    def close(self) -> None:
+        """Close the connection; requests in flight fail with ConnectionClosed.
+
+        It returns at once; the owner task finishes shortly after.
+        """
+        self._shut(ConnectionClosed(self.address, "closed by the client"))
+
+    # ---------------------------------------------------------------- the owner task
+
+    async def run(
+        self,
+        *,
+        sasl_mechanism: Callable[[], Awaitable[Mechanism]] | None = None,
+        task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Connect, handshake, then drive the connection until it closes.
+
+        Meant for ``await nursery.start(connection.run)``: ``start`` returns once the
+        connection is ready for requests, or raises :class:`~trio_brod.ConnectionFailed`
+        (connect refused or timed out, handshake failed). After that this task never raises
+        for a connection problem: it fails the requests in flight and returns.
+        """
+        try:
+            with trio.fail_after(self._config.connect_timeout):
+                stream = await self._open_stream()
+                try:
+                    await self._handshake(stream, sasl_mechanism)
+                except BaseException:
+                    with trio.CancelScope(shield=True):
+                        await trio.aclose_forcefully(stream)
+                    raise
+        except trio.TooSlowError as exc:
+            reason = f"no connection within connect_timeout={self._config.connect_timeout}s"
+            self._close_reason = ConnectionFailed(self.address, reason)
+            raise self._close_reason from exc
+        except BrokerConnectionError as exc:
+            self._close_reason = exc
+            raise
+        except (OSError, trio.BrokenResourceError, ProtocolError) as exc:
+            self._close_reason = ConnectionFailed(self.address, _describe(exc))
+            raise self._close_reason from exc
+        task_status.started(self)
+        try:
+            with self._cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, stream)
+                    nursery.start_soon(self._reader, stream)
+        finally:
+            if self._close_reason is None:
+                # Cancelled from outside: the client is shutting down.
+                self._close_reason = ConnectionClosed(self.address, "the client closed")
+                self.closed_at = time.monotonic()
+            self._fail_pending()
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+
+    async def _open_stream(self) -> trio.abc.Stream:
+        context = self._config.ssl_context
+        if context is None:
+            return await trio.open_tcp_stream(self.host, self.port)
+        return await trio.open_ssl_over_tcp_stream(
+            self.host, self.port, ssl_context=context, https_compatible=False
+        )
+
+    # ---------------------------------------------------------------- handshake
+
+    async def _exchange(self, stream: trio.abc.Stream, message: Any, version: int) -> bytes:
+        """One request and its response frame, on the bare stream, before pipelining."""
+        correlation_id = self._next_correlation_id
+        self._next_correlation_id += 1
+        await stream.send_all(encode_request(message, version, correlation_id, self._client_id))
+        while (frame := self._decoder.next_frame()) is None:
+            data = await stream.receive_some(_RECEIVE_SIZE)
+            if not data:
+                raise ConnectionFailed(self.address, "the broker closed the connection")
+            self._decoder.feed(data)
+        if peek_correlation_id(frame) != correlation_id:
+            raise ConnectionFailed(self.address, "handshake response has a wrong correlation id")
+        return frame
+
+    async def _handshake(
+        self,
+        stream: trio.abc.Stream,
+        sasl_mechanism: Callable[[], Awaitable[Mechanism]] | None,
+    ) -> None:
+        await self._negotiate_versions(stream)
+        if sasl_mechanism is not None:
+            await self._authenticate(stream, await sasl_mechanism())
+
+    async def _negotiate_versions(self, stream: trio.abc.Stream) -> None:
+        request = ApiVersionsRequest(
+            client_software_name="trio-brod", client_software_version=_software_version()
+        )
+        version = ApiVersionsRequest.MAX_VERSION
+        for _attempt in range(2):
+            frame = await self._exchange(stream, request, version)
+            response = _decode_api_versions(frame, version)
+            if response.error_code == _UNSUPPORTED_VERSION:
+                # The broker answers in v0 with its own range for ApiVersions: retry with it.
+                theirs = {k.api_key: k.max_version for k in response.api_keys}
+                version = min(theirs.get(_API_VERSIONS_KEY, 0), ApiVersionsRequest.MAX_VERSION)
+                continue
+            if response.error_code:
+                raise ConnectionFailed(
+                    self.address, f"ApiVersions failed: {for_code(response.error_code).name}"
+                )
+            self.api_versions = {
+                k.api_key: (k.min_version, k.max_version) for k in response.api_keys
+            }
+            return
+        raise ConnectionFailed(self.address, "the broker rejected every ApiVersions version")
+
+    async def _authenticate(self, stream: trio.abc.Stream, mechanism: Mechanism) -> None:
+        handshake = SaslHandshakeRequest(mechanism=mechanism.name)
+        version = self.best_version(SaslHandshakeRequest)
+        frame = await self._exchange(stream, handshake, version)
+        reply = decode_response(frame, handshake.RESPONSE, version)
+        if reply.error_code:
+            raise SaslFailed(
+                self.address,
+                f"mechanism {mechanism.name} not enabled; the broker offers {reply.mechanisms}",
+            )
+        auth_version = self.best_version(SaslAuthenticateRequest)
+        try:
+            message: bytes | None = mechanism.start()
+            while message is not None:
+                request = SaslAuthenticateRequest(auth_bytes=message)
+                frame = await self._exchange(stream, request, auth_version)
+                answer = decode_response(frame, request.RESPONSE, auth_version)
+                if answer.error_code:
+                    why = answer.error_message or for_code(answer.error_code).name
+                    raise SaslFailed(self.address, f"{mechanism.name} authentication: {why}")
+                message = mechanism.respond(answer.auth_bytes)
+        except SaslExchangeError as exc:
+            raise SaslFailed(self.address, f"{mechanism.name}: {exc}") from exc
+
+    # ---------------------------------------------------------------- the task pair
+
+    async def _writer(self, stream: trio.abc.Stream) -> None:
+        receive = self._receive_channel
+        try:
+            async for frame, written in receive:
+                batch = [(frame, written)]
+                size = len(frame)
+                # Whatever else is queued goes out in the same write.
+                while size < _COALESCE_LIMIT:
+                    try:
+                        item = receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    batch.append(item)
+                    size += len(item[0])
+                if len(batch) == 1:
+                    await stream.send_all(frame)
+                else:
+                    await stream.send_all(b"".join(f for f, _ in batch))
+                for _, unanswered in batch:
+                    if unanswered is not None:
+                        unanswered._finish()
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._shut(ConnectionLost(self.address, f"write failed: {_describe(exc)}"), exc)
+
+    async def _reader(self, stream: trio.abc.Stream) -> None:
+        decoder = self._decoder
+        pending = self._pending
+        try:
+            while True:
+                data = await stream.receive_some(_RECEIVE_SIZE)
+                if not data:
+                    self._shut(ConnectionLost(self.address, "the broker closed the connection"))
+                    return
+                decoder.feed(data)
+                while (frame := decoder.next_frame()) is not None:
+                    correlation_id = peek_correlation_id(frame)
+                    request = pending.pop(correlation_id, None)
+                    if request is None:
+                        raise DecodeError(f"response with unknown correlation id {correlation_id}")
+                    if request.abandoned:
+                        continue
+                    try:
+                        request.response = decode_response(
+                            frame, request.response_cls, request.version
+                        )
+                    except DecodeError as exc:
+                        # The frame boundary is intact, so only this request failed.
+                        request.error = exc
+                    request._finish()
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._shut(ConnectionLost(self.address, f"read failed: {_describe(exc)}"), exc)
+        except ProtocolError as exc:
+            self._shut(ConnectionLost(self.address, f"protocol error: {exc}"), exc)
+
+    # ---------------------------------------------------------------- closing
+
+    def _raise_if_closed(self) -> None:
+        reason = self._close_reason
+        if reason is not None:
+            raise _again(reason)
+
+    def _shut(self, reason: BrokerConnectionError, cause: BaseException | None = None) -> None:
+        if self._close_reason is None:
+            if cause is not None:
+                reason.__cause__ = cause
+            self._close_reason = reason
+            self.closed_at = time.monotonic()
+        self._fail_pending()
+        self._cancel_scope.cancel()
+
+    def _fail_pending(self) -> None:
+        reason = self._close_reason
+        assert reason is not None
+        pending, self._pending = self._pending, {}
+        for request in pending.values():
+            if not request.abandoned:
+                request.error = _again(reason)
+                request._finish()
+        # Frames never written: fail the requests among them that expect no response.
+        self._send_channel.close()
+        while True:
+            try:
+                _frame, unanswered = self._receive_channel.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            if unanswered is not None and not unanswered.done.is_set():
+                unanswered.error = _again(reason)
+                unanswered._finish()
+
+
+def _again(reason: BrokerConnectionError) -> BrokerConnectionError:
+    """A fresh copy of a connection error, so each caller raises its own exception object."""
+    error = type(reason)(reason.address, reason.reason)
+    error.__cause__ = reason.__cause__
+    return error
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _software_version() -> str:
+    # Kafka requires [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])? for this field.
+    return __version__.replace("+", "-")
+
+
+def _decode_api_versions(frame: bytes, version: int) -> Any:
+    """Decode an ApiVersions response; an UNSUPPORTED_VERSION reply is always in v0."""
+    try:
+        response = decode_response(frame, ApiVersionsResponse, version)
+    except DecodeError:
+        response = None
+    if response is None or response.error_code == _UNSUPPORTED_VERSION:
+        return decode_response(frame, ApiVersionsResponse, 0)
+    return response
+
+
+def mechanism_factory(config: ClientConfig) -> Callable[[], Awaitable[Mechanism]] | None:
+    """A function making a fresh SASL mechanism per connection, or None without SASL."""
+    sasl = config.sasl
+    if sasl is None:
+        return None
+
+    async def make() -> Mechanism:
+        assert sasl is not None
+        if sasl.mechanism == "PLAIN":
+            return Plain(sasl.username, sasl.password)
+        if sasl.mechanism == "OAUTHBEARER":
+            assert sasl.token_provider is not None
+            return OAuthBearer(await sasl.token_provider())
+        return Scram(sasl.mechanism, sasl.username, sasl.password)
+
+    return make

@@ -1,0 +1,192 @@
+"""The producer's buffer: accepted calls, batches on the wire, batches to send again.
+
+This is brod's ``brod_producer_buffer`` in Python: a plain data structure with no I/O and no
+clock, which the partition worker drives. Keeping it apart makes the ordering rules easy to
+state and to test (a hypothesis state machine does, in ``tests/unit/test_producer_buffer.py``):
+
+1. Calls are acknowledged in the order they were accepted, whatever fails and is retried.
+2. A batch that must be sent again goes before anything not sent yet.
+3. At most ``onwire_limit`` batches are on the wire at once.
+4. A batch holds whole calls; it stays under ``max_batch_size`` bytes unless a single call
+   is larger (that call then travels alone).
+
+::
+
+    add()           take_batch()          sent()              acknowledge()
+   ──────► queued ──────────────► batch ────────► onwire ──────────────────► receipts resolved
+              ▲                     ▲                │ fail_first()
+              │                     └──── retry ◄────┘ (requeue_failed(): in order, at the front)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from trio_brod._receipt import DeliveryReceipt
+
+__all__ = ["Call", "ProducerBuffer", "RecordTuple", "WireBatch"]
+
+#: One record as the record-batch encoder takes it: (timestamp_ms, key, value, headers).
+RecordTuple = tuple[int, bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]]
+
+
+class Call:
+    """One accepted ``produce`` call: one message, or a batch that must stay together."""
+
+    __slots__ = ("receipt", "records", "size")
+
+    def __init__(self, records: list[RecordTuple], size: int, receipt: DeliveryReceipt) -> None:
+        self.records = records
+        self.size = size
+        self.receipt = receipt
+
+
+class WireBatch:
+    """Calls that travel in one record batch of one Produce request.
+
+    The worker fills in the wire details: the encoded bytes (kept across retries, so a retry
+    sends exactly the same batch), the producer id, epoch and first sequence number it was
+    encoded with, and the in-flight request.
+    """
+
+    __slots__ = (
+        "attempts",
+        "base_sequence",
+        "calls",
+        "deadline",
+        "encoded",
+        "pending",
+        "producer_epoch",
+        "producer_id",
+        "record_count",
+        "size",
+    )
+
+    def __init__(self, calls: list[Call]) -> None:
+        self.calls = calls
+        self.size = sum(call.size for call in calls)
+        self.record_count = sum(len(call.records) for call in calls)
+        self.attempts = 0
+        self.encoded: bytes | None = None
+        self.producer_id = -1
+        self.producer_epoch = -1
+        self.base_sequence = -1
+        self.pending: Any = None
+        self.deadline = 0.0
+
+    def records(self) -> list[RecordTuple]:
+        """All records of the batch, in order."""
+        if len(self.calls) == 1:
+            return self.calls[0].records
+        records: list[RecordTuple] = []
+        for call in self.calls:
+            records.extend(call.records)
+        return records
+
+    def resolve(self, base_offset: int) -> None:
+        """Resolve every call's receipt from the batch's base offset (-1 if unknown)."""
+        offset = base_offset
+        for call in self.calls:
+            call.receipt._resolve(offset)
+            if offset >= 0:
+                offset += len(call.records)
+
+    def fail(self, error: BaseException) -> None:
+        """Fail every call's receipt with ``error``."""
+        for call in self.calls:
+            call.receipt._fail(error)
+
+    def split(self) -> tuple[WireBatch, WireBatch]:
+        """Two batches with the first and second half of the calls (needs two or more)."""
+        if len(self.calls) < 2:
+            raise ValueError("a batch of one call cannot be split")
+        middle = len(self.calls) // 2
+        return WireBatch(self.calls[:middle]), WireBatch(self.calls[middle:])
+
+
+class ProducerBuffer:
+    """The ordered queues of one partition producer. See the module docstring."""
+
+    def __init__(self, *, max_batch_size: int, onwire_limit: int) -> None:
+        if max_batch_size < 1 or onwire_limit < 1:
+            raise ValueError("max_batch_size and onwire_limit must be positive")
+        self.max_batch_size = max_batch_size
+        self.onwire_limit = onwire_limit
+        self.queued: deque[Call] = deque()
+        self.queued_bytes = 0
+        self.retry: deque[WireBatch] = deque()
+        self.onwire: deque[WireBatch] = deque()
+
+    def __len__(self) -> int:
+        """How many calls are in the buffer, in any queue."""
+        batches = (*self.retry, *self.onwire)
+        return len(self.queued) + sum(len(batch.calls) for batch in batches)
+
+    def add(self, call: Call) -> None:
+        """Accept a call at the back of the queue."""
+        self.queued.append(call)
+        self.queued_bytes += call.size
+
+    def is_empty(self) -> bool:
+        """True when nothing waits to be sent or acknowledged."""
+        return not (self.queued or self.retry or self.onwire)
+
+    def can_send(self) -> bool:
+        """True if a batch may go on the wire now."""
+        return len(self.onwire) < self.onwire_limit and bool(self.retry or self.queued)
+
+    def take_batch(self) -> WireBatch:
+        """The next batch to send: a retry first, else new calls up to ``max_batch_size``."""
+        if self.retry:
+            return self.retry.popleft()
+        queued = self.queued
+        if not queued:
+            raise IndexError("nothing to send")
+        first = queued.popleft()
+        calls = [first]
+        size = first.size
+        limit = self.max_batch_size
+        while queued and size + queued[0].size <= limit:
+            call = queued.popleft()
+            calls.append(call)
+            size += call.size
+        self.queued_bytes -= size
+        return WireBatch(calls)
+
+    def sent(self, batch: WireBatch) -> None:
+        """Record that ``batch`` is now on the wire (after every batch sent before it)."""
+        if len(self.onwire) >= self.onwire_limit:
+            raise RuntimeError("onwire limit exceeded")
+        batch.attempts += 1
+        self.onwire.append(batch)
+
+    def acknowledge(self, base_offset: int) -> WireBatch:
+        """The oldest batch on the wire was written at ``base_offset``: resolve its calls."""
+        batch = self.onwire.popleft()
+        batch.resolve(base_offset)
+        return batch
+
+    def fail_first(self) -> WireBatch:
+        """Take the oldest batch off the wire because its request failed.
+
+        The caller decides its fate: :meth:`requeue_failed` to send it again, or
+        ``batch.fail(error)`` to give up on it.
+        """
+        return self.onwire.popleft()
+
+    def requeue_failed(self, batches: Iterable[WireBatch]) -> None:
+        """Put failed batches, given oldest first, at the front of the retry queue."""
+        self.retry.extendleft(reversed(list(batches)))
+
+    def fail_all(self, error: BaseException) -> None:
+        """Fail every call in the buffer with ``error`` and empty it."""
+        for batch in (*self.onwire, *self.retry):
+            batch.fail(error)
+        for call in self.queued:
+            call.receipt._fail(error)
+        self.onwire.clear()
+        self.retry.clear()
+        self.queued.clear()
+        self.queued_bytes = 0

@@ -1,0 +1,138 @@
+"""Delivery receipts: what ``produce`` hands back once a message is accepted.
+
+brod answers an asynchronous produce with a call reference and later sends the caller a
+``#brod_produce_reply{}`` (or runs its ``produce_cb``). A :class:`DeliveryReceipt` is both:
+``await receipt`` gives the offset (or raises why the message was not written), and
+``receipt.add_done_callback(fn)`` runs ``fn(receipt)`` when the outcome is known.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Generator
+from typing import Any
+
+import trio
+
+__all__ = ["DeliveryReceipt"]
+
+_UNSET = object()
+
+
+class DeliveryReceipt:
+    """The outcome of one produce call: an offset, or the error that stopped it.
+
+    Awaiting a receipt waits for the broker's acknowledgement and returns the offset of the
+    message (for a batch, the offset of its first message). It raises the error that failed
+    the delivery: a :class:`~trio_brod.KafkaError` from the broker after retries ran out,
+    a :class:`~trio_brod.ProducerClosed` if the client closed first, and so on.
+
+    With ``required_acks=0`` the broker sends no acknowledgement, so the receipt completes
+    when the request is written, with offset ``-1``.
+
+    Attributes:
+        topic: The topic the message went to.
+        partition: The partition the message went to.
+    """
+
+    __slots__ = ("_callbacks", "_error", "_event", "_offset", "partition", "topic")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self._offset: Any = _UNSET
+        self._error: BaseException | None = None
+        self._event: trio.Event | None = None
+        self._callbacks: list[Callable[[DeliveryReceipt], object]] | None = None
+
+    def __repr__(self) -> str:
+        if self._error is not None:
+            state = f"failed: {self._error!r}"
+        elif self._offset is not _UNSET:
+            state = f"offset={self._offset}"
+        else:
+            state = "pending"
+        return f"<DeliveryReceipt {self.topic}[{self.partition}] {state}>"
+
+    def done(self) -> bool:
+        """True once the outcome (offset or error) is known."""
+        return self._error is not None or self._offset is not _UNSET
+
+    def result(self) -> int:
+        """The offset, without waiting.
+
+        Raises:
+            RuntimeError: The outcome is not known yet.
+            Exception: Whatever failed the delivery.
+        """
+        if self._error is not None:
+            raise _fresh(self._error)
+        if self._offset is _UNSET:
+            raise RuntimeError(f"{self!r} is not done yet")
+        offset: int = self._offset
+        return offset
+
+    def exception(self) -> BaseException | None:
+        """The error that failed the delivery, None if it succeeded or is still pending."""
+        return self._error
+
+    def add_done_callback(self, callback: Callable[[DeliveryReceipt], object]) -> None:
+        """Call ``callback(receipt)`` once the outcome is known (at once if it already is).
+
+        Callbacks run synchronously in the producer's worker task, so keep them short and
+        never block. An exception raised by a callback is not swallowed: it ends the
+        producer and the client's ``async with`` block re-raises it.
+        """
+        if self.done():
+            callback(self)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
+
+    async def wait(self) -> int:
+        """Wait for the outcome and return the offset (raising the error, if it failed)."""
+        if not self.done():
+            if self._event is None:
+                self._event = trio.Event()
+            await self._event.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+        return self.result()
+
+    def __await__(self) -> Generator[Any, None, int]:
+        return self.wait().__await__()
+
+    # ---------------------------------------------------------------- producer side
+
+    def _resolve(self, offset: int) -> None:
+        if self.done():
+            return
+        self._offset = offset
+        self._finish()
+
+    def _fail(self, error: BaseException) -> None:
+        if self.done():
+            return
+        self._error = error
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._event is not None:
+            self._event.set()
+        callbacks, self._callbacks = self._callbacks, None
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
+
+
+def _fresh(error: BaseException) -> BaseException:
+    """A copy of a shared error, so that raising it in many tasks does not pile up
+    tracebacks on one object (a failed batch fails many receipts with one error)."""
+    try:
+        clone = copy.copy(error)
+    except Exception:
+        return error
+    clone.__cause__ = error.__cause__
+    clone.__traceback__ = None
+    return clone
