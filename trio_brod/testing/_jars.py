@@ -14,6 +14,7 @@ cache behind that a later run would trust.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -263,6 +264,7 @@ def _fetch_with_maven(version: str, libs: Path) -> None:
             mvn,
             "-q",
             "-B",
+            "-Dstyle.color=never",
             "-f",
             str(pom),
             f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
@@ -278,8 +280,10 @@ def _fetch_with_maven(version: str, libs: Path) -> None:
                 f"fetching Kafka {version} with Maven took over 30 minutes"
             ) from exc
         if result.returncode != 0:
-            output = (result.stdout + result.stderr).strip().splitlines()
-            tail = "\n".join(output[-30:])
+            # Maven prints colour resets even in batch mode; keep the message readable.
+            output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+            output_lines = output.strip().splitlines()
+            tail = "\n".join(output_lines[-30:])
             raise KafkaNotAvailable(
                 f"fetching Kafka {version} with Maven failed (exit {result.returncode}); "
                 f"is {version} a released Kafka version, and is Maven Central reachable?\n"
@@ -294,3 +298,5 @@ def _fetch_with_maven(version: str, libs: Path) -> None:
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            libs.parent.rmdir()  # only if empty: a failed fetch leaves nothing behind
