@@ -13,11 +13,13 @@ consumer nurseries. Leaving the block stops all of them; no task outlives it.
 
 from __future__ import annotations
 
+import datetime
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
@@ -35,6 +37,18 @@ from trio_brod._exceptions import (
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata, TopicMetadata
 from trio_brod._receipt import DeliveryReceipt
 from trio_brod._util import unwrap_single_exception
+from trio_brod.consumer import (
+    ConsumerConfig,
+    IsolationLevel,
+    MessageSet,
+    PartitionConsumer,
+    Subscription,
+    Timestamp,
+    TopicConsumer,
+    fetch_request,
+    list_offsets_request,
+    select_parts,
+)
 from trio_brod.partitioners import Partitioner
 from trio_brod.producer import (
     Message,
@@ -133,7 +147,10 @@ class Client:
         self._producers_nursery_obj: trio.Nursery | None = None
         self._producers_stopped = trio.Event()
         self._identity: ProducerIdentity | None = None
-        self._consumers: dict[tuple[str, int], Any] = {}
+        self._topic_consumers: dict[str, TopicConsumer] = {}
+        self._consumers_lock = trio.Lock()
+        self._consumers_nursery_obj: trio.Nursery | None = None
+        self._consumers_stopped = trio.Event()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -616,17 +633,219 @@ class Client:
 
     # ------------------------------------------------------------ consumers
 
-    async def get_consumer(self, topic: str, partition: int) -> Any:
+    async def _consumers_nursery(self) -> trio.Nursery:
+        if self._consumers_nursery_obj is None:
+            await self._nursery.start(self._run_consumers)
+        assert self._consumers_nursery_obj is not None
+        return self._consumers_nursery_obj
+
+    async def _run_consumers(self, *, task_status: trio.TaskStatus[None]) -> None:
+        async with trio.open_nursery() as nursery:
+            self._consumers_nursery_obj = nursery
+            task_status.started()
+            await self._consumers_stopped.wait()
+            nursery.cancel_scope.cancel()
+
+    async def start_consumer(self, topic: str, config: ConsumerConfig | None = None) -> None:
+        """Start the consumers of a topic: a nursery with one (idle) worker per partition.
+
+        A no-op if they are running already (brod's ``start_consumer``). Workers fetch only
+        while someone is subscribed to their partition.
+        """
+        self._raise_if_closed()
+        if topic in self._topic_consumers:
+            await trio.lowlevel.checkpoint()
+            return
+        async with self._consumers_lock:
+            if topic in self._topic_consumers:
+                return
+            nursery = await self._consumers_nursery()
+            consumer = TopicConsumer(self, topic, config or ConsumerConfig())
+            await nursery.start(consumer.run, name=f"trio_brod consumers {topic}")
+            self._topic_consumers[topic] = consumer
+
+    async def stop_consumer(self, topic: str) -> None:
+        """Stop a topic's consumers; their subscriptions end (brod's ``stop_consumer``)."""
+        consumer = self._topic_consumers.pop(topic, None)
+        if consumer is None:
+            await trio.lowlevel.checkpoint()
+            return
+        consumer.close()
+        await consumer.finished.wait()
+
+    async def get_consumer(self, topic: str, partition: int) -> PartitionConsumer:
         """The consumer of one partition (brod's ``get_consumer``).
 
         Raises:
             NotFound: No consumer was started for the topic.
         """
         self._raise_if_closed()
-        consumer = self._consumers.get((topic, partition))
+        consumer = self._topic_consumers.get(topic)
         if consumer is None:
-            raise NotFound(f"no consumer for {topic}[{partition}]; call start_consumer() first")
-        return consumer
+            raise NotFound(f"no consumer for topic {topic!r}; call start_consumer() first")
+        return await consumer.consumer_for(partition)
+
+    @asynccontextmanager
+    async def subscribe(
+        self, topic: str, partition: int, **options: Any
+    ) -> AsyncIterator[Subscription]:
+        """Subscribe to one partition (brod's ``subscribe``): ``async with`` it, then
+        ``async for message_set in subscription`` and ``subscription.ack(offset)``.
+
+        Args:
+            topic: The topic.
+            partition: The partition.
+            **options: :class:`~trio_brod.ConsumerConfig` fields for this subscription
+                (``begin_offset="earliest"``, ``prefetch_count=100``...).
+
+        The topic's consumers are started with the default config if they are not running.
+        Leaving the block unsubscribes; the worker stops fetching until the next subscriber.
+        """
+        if topic not in self._topic_consumers:
+            await self.start_consumer(topic)
+        consumer = await self.get_consumer(topic, partition)
+        async with consumer.subscribe(**options) as subscription:
+            yield subscription
+
+    async def _leader_for(self, topic: str, partition: int, *, refresh: bool) -> BrokerMetadata:
+        newer_than = time.monotonic() if refresh else -math.inf
+        return await self._leader(topic, partition, newer_than=newer_than)
+
+    async def _open_private_connection(
+        self, host: str, port: int, nursery: trio.Nursery
+    ) -> Connection:
+        """A connection of the caller's own (not shared), living in ``nursery``."""
+        self._raise_if_closed()
+        connection = Connection(host, port, self.config)
+        await nursery.start(self._run_connection, connection)
+        return connection
+
+    async def _topic_id(self, topic: str) -> uuid.UUID | None:
+        metadata = await self._retry_topic(topic, auto_create=False)
+        return None if metadata.topic_id.int == 0 else metadata.topic_id
+
+    async def resolve_offset(
+        self,
+        topic: str,
+        partition: int,
+        time: Literal["earliest", "latest"] | int | Timestamp | datetime.datetime = "latest",
+        *,
+        isolation_level: IsolationLevel = "read_uncommitted",
+    ) -> int:
+        """An offset of a partition (brod's ``resolve_offset``, Kafka's ListOffsets).
+
+        Args:
+            topic: The topic.
+            partition: The partition.
+            time: ``"earliest"`` (the first offset still in the log), ``"latest"`` (the
+                offset the next message will get), or a :class:`~trio_brod.Timestamp`,
+                aware ``datetime`` or plain int of milliseconds since the epoch: the first
+                offset whose message is at or after that time (``"latest"`` if none is).
+            isolation_level: With ``"read_committed"``, ``"latest"`` is the last stable
+                offset (before the first open transaction).
+        """
+        if time == "earliest":
+            timestamp = -2
+        elif time == "latest":
+            timestamp = -1
+        elif isinstance(time, Timestamp):
+            timestamp = time.ms
+        elif isinstance(time, datetime.datetime):
+            timestamp = Timestamp.from_datetime(time).ms
+        elif isinstance(time, int) and not isinstance(time, bool):
+            timestamp = time
+        else:
+            raise TypeError(f"time must be 'earliest', 'latest' or a timestamp, not {time!r}")
+        isolation = 1 if isolation_level == "read_committed" else 0
+        request = list_offsets_request(topic, partition, timestamp, isolation)
+        result = await self._leader_request(topic, partition, request, min_version=1)
+        answer = result.topics[0].partitions[0]
+        if answer.error_code:
+            raise for_code(answer.error_code)(topic=topic, partition=partition)
+        if answer.offset < 0 and timestamp >= 0:
+            # No message at or after that time: the end of the log.
+            return await self.resolve_offset(
+                topic, partition, "latest", isolation_level=isolation_level
+            )
+        offset: int = answer.offset
+        return offset
+
+    async def _leader_request(
+        self, topic: str, partition: int, request: Any, *, min_version: int | None = None
+    ) -> Any:
+        """Send a request to a partition's leader, retrying on leader moves and lost
+        connections until ``get_metadata_timeout``; return the response."""
+        deadline = time.monotonic() + self.config.get_metadata_timeout
+        refresh = False
+        backoff = _RETRY_BACKOFF_START
+        while True:
+            try:
+                connection = await self.get_leader_connection(topic, partition, refresh=refresh)
+                version = connection.best_version(type(request), min_version=min_version)
+                response = await connection.request(request, version)
+                code = _first_partition_error(response)
+                if code:
+                    error = for_code(code)(topic=topic, partition=partition)
+                    if not (error.retriable and error.invalid_metadata):
+                        return response
+                    raise error
+                return response
+            except (BrokerConnectionError, NoLeader, KafkaError) as exc:
+                if not exc.retriable or time.monotonic() >= deadline:
+                    raise
+                refresh = True
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, _RETRY_BACKOFF_MAX)
+
+    async def fetch(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        max_wait_time: float = 1.0,
+        min_bytes: int = 1,
+        max_bytes: int = 1024 * 1024,
+        isolation_level: IsolationLevel = "read_committed",
+    ) -> MessageSet:
+        """Fetch once from a partition (brod's ``fetch``), without starting a consumer.
+
+        Returns a :class:`~trio_brod.MessageSet` (possibly empty) with the messages from
+        ``offset`` on and the partition's high watermark. When the first batch at
+        ``offset`` is larger than ``max_bytes``, the limit is raised to fetch it whole.
+        """
+        config = ConsumerConfig(
+            max_wait_time=max_wait_time,
+            min_bytes=min_bytes,
+            max_bytes=max_bytes,
+            isolation_level=isolation_level,
+            begin_offset=offset,
+        )
+        isolation = 1 if isolation_level == "read_committed" else 0
+        topic_id = await self._topic_id(topic)
+        while True:
+            request = fetch_request(
+                topic, topic_id, partition, offset, max_bytes, config, isolation
+            )
+            response = await self._leader_request(
+                topic, partition, request, min_version=_FETCH_MIN_VERSION
+            )
+            data = response.responses[0].partitions[0]
+            if response.error_code or data.error_code:
+                code = response.error_code or data.error_code
+                raise for_code(code)(topic=topic, partition=partition, offset=offset)
+            selected = select_parts(topic, partition, offset, data, isolation_level)
+            if selected.needed_bytes is not None:
+                max_bytes = min(max(selected.needed_bytes, max_bytes * 2), 2**31 - 1)
+                continue
+            high_watermark = (
+                data.last_stable_offset
+                if isolation and data.last_stable_offset >= 0
+                else data.high_watermark
+            )
+            return MessageSet(
+                topic, partition, high_watermark, selected.parts, selected.next_offset
+            )
 
     # ------------------------------------------------------------ closing
 
@@ -642,6 +861,10 @@ class Client:
         (the second call can only make things fail sooner).
         """
         self._closed = True
+        # Subscribers and consumers first: nothing more is fetched once closing starts.
+        for consumer in self._topic_consumers.values():
+            consumer.close()
+        self._consumers_stopped.set()
         producers = list(self._topic_producers.values())
         if cancelled:
             self._abort_producers("the client's block was cancelled before delivery")
@@ -662,6 +885,19 @@ class Client:
         for producer in self._topic_producers.values():
             if not producer.finished.is_set():
                 producer.abort(ProducerClosed(reason))
+
+
+_FETCH_MIN_VERSION = 4
+
+
+def _first_partition_error(response: Any) -> int:
+    """The error code of the first partition of a one-partition response (0 if none)."""
+    topics: Any = getattr(response, "topics", None) or getattr(response, "responses", ())
+    for topic in topics:
+        for partition in topic.partitions:
+            code: int = partition.error_code
+            return code
+    return 0
 
 
 def _retry_topic_error(error: KafkaError, auto_create: bool) -> bool:

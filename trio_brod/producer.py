@@ -56,6 +56,7 @@ from trio_brod.protocol.records import (
     BATCH_OVERHEAD,
     Compression,
     encode_batch,
+    estimate_record_size,
     with_producer_state,
 )
 
@@ -90,8 +91,6 @@ _PRODUCE_MIN_VERSION = 3
 #: The broker remembers the last five batches of each producer; more in flight would let a
 #: retry be mistaken for a gap.
 _IDEMPOTENT_ONWIRE_MAX = 5
-#: Estimated per-record overhead on top of key, value and headers (varints, attributes).
-_RECORD_OVERHEAD = 21
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -221,22 +220,12 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _check_bytes(name: str, value: object) -> None:
-    if value is not None and not isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError(f"{name} must be bytes or None, not {type(value).__name__}")
-
-
-def _record_size(key: bytes | None, value: bytes | None, headers: Sequence[Header]) -> int:
-    size = _RECORD_OVERHEAD
-    if key is not None:
-        size += len(key)
-    if value is not None:
-        size += len(value)
-    for header_key, header_value in headers:
-        size += len(header_key) + 10
-        if header_value is not None:
-            size += len(header_value)
-    return size
+def _timestamp(timestamp: int | None, now: int) -> int:
+    if timestamp is None:
+        return now
+    if type(timestamp) is not int:
+        raise TypeError(f"timestamp must be an int (ms since the epoch), not {timestamp!r}")
+    return timestamp
 
 
 class _Backoff:
@@ -366,14 +355,10 @@ class PartitionProducer:
             TypeError: key, value or headers are not bytes/str as required.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        size = _record_size(key, value, headers)
+        size = estimate_record_size(key, value, headers)  # also checks the types
         if size > self._max_message_size:
-            _check_bytes("value", value)
-            _check_bytes("key", key)
             raise MessageTooLarge(self.topic, self.partition, size, self.config.max_request_size)
-        call = self._call(
-            [(_now_ms() if timestamp is None else timestamp, key, value, headers)], size
-        )
+        call = self._call([(_timestamp(timestamp, _now_ms()), key, value, headers)], size)
         await self._submit(call)
         return call.receipt
 
@@ -393,8 +378,8 @@ class PartitionProducer:
             else:
                 key, value = message
                 headers, timestamp = (), None
-            size += _record_size(key, value, headers)
-            records.append((now if timestamp is None else timestamp, key, value, headers))
+            size += estimate_record_size(key, value, headers)
+            records.append((_timestamp(timestamp, now), key, value, headers))
         if not records:
             raise ValueError("produce_batch needs at least one message")
         if size > self._max_message_size:
