@@ -188,12 +188,12 @@ class Client:
                 continue
             age = time.monotonic() - slot.failed_at
             if slot.error is not None and age < self.config.reconnect_cool_down:
-                error = type(slot.error)(
+                # brod's cool-down: the last error again, at once, without a new attempt.
+                raise ConnectionFailed(
                     slot.error.address,
                     f"{slot.error.reason} ({age:.2f}s ago; no new attempt within "
                     f"reconnect_cool_down={self.config.reconnect_cool_down}s)",
-                )
-                raise error from slot.error.__cause__
+                ) from slot.error
             return await self._connect(slot, host, port)
 
     async def _connect(self, slot: _Slot, host: str, port: int) -> Connection:
