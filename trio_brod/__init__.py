@@ -40,8 +40,17 @@ from trio_brod._exceptions import (
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata
 from trio_brod._receipt import DeliveryReceipt
 from trio_brod.client import Client, open_client
+from trio_brod.consumer import (
+    ConsumerConfig,
+    MessageSet,
+    PartitionConsumer,
+    Subscription,
+    Timestamp,
+)
 from trio_brod.producer import Message, PartitionProducer, ProducerConfig
 from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError
+from trio_brod.protocol.records import Record
+from trio_brod.topic_subscriber import TopicSubscriber, open_topic_subscriber
 
 __all__ = [
     "BrodError",
@@ -56,21 +65,29 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionFailed",
     "ConnectionLost",
+    "ConsumerConfig",
     "DecodeError",
     "DeliveryReceipt",
     "KafkaError",
     "Message",
+    "MessageSet",
     "MessageTooLarge",
     "NoLeader",
     "NotFound",
+    "PartitionConsumer",
     "PartitionMetadata",
     "PartitionProducer",
     "ProducerClosed",
     "ProducerConfig",
+    "Record",
     "RequestTimedOut",
     "SaslConfig",
     "SaslFailed",
+    "Subscription",
+    "Timestamp",
     "TopicMetadata",
+    "TopicSubscriber",
     "UnsupportedVersion",
     "open_client",
+    "open_topic_subscriber",
 ]
