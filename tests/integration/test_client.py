@@ -126,11 +126,15 @@ async def test_broker_loss_gives_clear_errors_and_recovers(
         connection = await client.get_connection(address.host, address.port)
 
         await cluster.stop_broker(victim)
+
         # The open connection notices the broker is gone.
-        with pytest.raises(BrokerConnectionError):
+        async def ask_until_it_fails() -> None:
             for _ in range(50):
                 await connection.request(MetadataRequest(topics=[]))
                 await trio.sleep(0.1)
+
+        with pytest.raises(BrokerConnectionError):
+            await ask_until_it_fails()
         assert connection.closed
         # A new connection is refused, and during the cool-down the error comes back at once.
         with pytest.raises(ConnectionFailed):
