@@ -60,6 +60,7 @@ from trio_brod.protocol.errors import (
     KafkaError,
     ProtocolError,
 )
+from trio_brod.protocol import records
 from trio_brod.protocol.frames import (
     FrameDecoder,
     FrameTooLarge,
@@ -81,6 +82,7 @@ __all__ = [
     "decode_response",
     "encode_request",
     "peek_correlation_id",
+    "records",
     "response_header_version",
 ]
 __all__ += _gen.__all__

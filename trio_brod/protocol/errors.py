@@ -85,7 +85,13 @@ ERROR_CODES_URL: Final = "https://kafka.apache.org/protocol.html#protocol_error_
 
 
 class BrodError(Exception):
-    """Base class of every error trio-brod raises on purpose."""
+    """Base class of every error trio-brod raises on purpose.
+
+    ``retriable`` says whether the same operation may succeed if tried again (after a
+    metadata refresh, a reconnect, or simply later); subclasses set it.
+    """
+
+    retriable: ClassVar[bool] = False
 
 
 class ProtocolError(BrodError):
