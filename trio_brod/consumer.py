@@ -350,6 +350,10 @@ class Subscription:
         self.partition = consumer.partition
         self._receive = receive
         self._closed = False
+        # Where the worker starts for this subscriber (None: resolve config.begin_offset),
+        # and the highest offset it acknowledged.
+        self._start_offset: int | None = None
+        self._acked: int | None = None
 
     def __repr__(self) -> str:
         return f"<Subscription {self.topic}[{self.partition}]>"
@@ -401,9 +405,11 @@ class PartitionConsumer:
         self._wakeup = trio.Event()
         self._subscribed = trio.Event()
         self._scope: trio.CancelScope | None = None
-        # Where fetching continues: the offset after the last message delivered.
+        # Where fetching continues: the offset after the last message delivered. It belongs
+        # to the worker's current session; subscribers never write it.
         self._offset: int | None = None
-        self._acked: int | None = None
+        # Where a subscriber without begin_offset resumes: after the last one's last ack.
+        self._resume_offset: int | None = None
         self._delivered: deque[_Delivered] = deque()
         self._unacked_count = 0
         self._unacked_bytes = 0
@@ -435,11 +441,9 @@ class PartitionConsumer:
         config = self.config.replace(**options) if options else self.config
         send, receive = trio.open_memory_channel[MessageSet | _Failure](math.inf)
         subscription = Subscription(self, config, receive)
+        if "begin_offset" not in options:
+            subscription._start_offset = self._resume_offset
         self._subscription, self._send = subscription, send
-        if "begin_offset" in options or self._offset is None:
-            # Resolved by the worker from config.begin_offset.
-            self._offset = self._acked = None
-        self._reset_window()
         self._subscribed.set()
         self._wake()
         try:
@@ -450,9 +454,9 @@ class PartitionConsumer:
             send.close()
             if self._scope is not None:
                 self._scope.cancel()  # stop a fetch in flight for the old subscriber
-            # A later subscriber without begin_offset continues after the last ack.
-            self._offset = None if self._acked is None else self._acked + 1
-            self._reset_window()
+            if subscription._acked is not None:
+                # A later subscriber without begin_offset continues after the last ack.
+                self._resume_offset = subscription._acked + 1
             self._wake()
 
     def _reset_window(self) -> None:
@@ -462,8 +466,8 @@ class PartitionConsumer:
     def _ack(self, subscription: Subscription, offset: int) -> None:
         if subscription is not self._subscription:
             return  # an old subscription: nothing of it is pending any more
-        if self._acked is None or offset > self._acked:
-            self._acked = offset
+        if subscription._acked is None or offset > subscription._acked:
+            subscription._acked = offset
         delivered = self._delivered
         while delivered and delivered[0].last_offset <= offset:
             done = delivered.popleft()
@@ -531,6 +535,10 @@ class PartitionConsumer:
         config = subscription.config
         backoff = _RETRY_BACKOFF_START
         refresh = False
+        # A fresh session: whatever an earlier one left behind is not this subscriber's.
+        self._offset = subscription._start_offset
+        self._reset_window()
+        self._max_bytes = config.max_bytes
         while True:
             try:
                 if self._offset is None:
