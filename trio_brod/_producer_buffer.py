@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from trio_brod._receipt import DeliveryReceipt
+from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
 
 __all__ = ["Call", "ProducerBuffer", "RecordTuple", "WireBatch"]
 
@@ -86,24 +86,64 @@ class WireBatch:
         return records
 
     def resolve(self, base_offset: int) -> None:
-        """Resolve every call's receipt from the batch's base offset (-1 if unknown)."""
+        """Resolve every call's receipt from the batch's base offset (-1 if unknown).
+
+        Every receipt is resolved even if done-callbacks raise; their errors come out after.
+        """
+        errors: list[Exception] | None = None
         offset = base_offset
         for call in self.calls:
-            call.receipt._resolve(offset)
+            try:
+                call.receipt._resolve(offset)
+            except Exception as exc:
+                errors = _collect(errors, exc)
             if offset >= 0:
                 offset += len(call.records)
+        if errors:
+            raise_callback_errors(errors)
 
     def fail(self, error: BaseException) -> None:
-        """Fail every call's receipt with ``error``."""
-        for call in self.calls:
-            call.receipt._fail(error)
+        """Fail every call's receipt with ``error`` (callback errors come out after)."""
+        raise_callback_errors(_fail_calls(self.calls, error, None) or [])
 
     def split(self) -> tuple[WireBatch, WireBatch]:
-        """Two batches with the first and second half of the calls (needs two or more)."""
+        """Two batches with the first and second half of the calls (needs two or more).
+
+        The halves are encoded afresh. If this batch was sequenced (idempotence), the halves
+        keep its producer id, epoch and sequence numbers: the first starts at this batch's
+        base sequence and the second right after the first's records, so together they
+        cover exactly the sequence numbers this batch had, and later batches stay valid.
+        """
         if len(self.calls) < 2:
             raise ValueError("a batch of one call cannot be split")
         middle = len(self.calls) // 2
-        return WireBatch(self.calls[:middle]), WireBatch(self.calls[middle:])
+        first, second = WireBatch(self.calls[:middle]), WireBatch(self.calls[middle:])
+        if self.base_sequence >= 0:
+            for half in (first, second):
+                half.producer_id = self.producer_id
+                half.producer_epoch = self.producer_epoch
+            first.base_sequence = self.base_sequence
+            second.base_sequence = (self.base_sequence + first.record_count) & 0x7FFFFFFF
+        return first, second
+
+
+def _collect(errors: list[Exception] | None, error: Exception) -> list[Exception]:
+    if errors is None:
+        return [error]
+    errors.append(error)
+    return errors
+
+
+def _fail_calls(
+    calls: Iterable[Call], error: BaseException, errors: list[Exception] | None
+) -> list[Exception] | None:
+    """Fail the calls' receipts, collecting (not raising) what their callbacks raise."""
+    for call in calls:
+        try:
+            call.receipt._fail(error)
+        except Exception as exc:
+            errors = _collect(errors, exc)
+    return errors
 
 
 class ProducerBuffer:
@@ -181,12 +221,19 @@ class ProducerBuffer:
         self.retry.extendleft(reversed(list(batches)))
 
     def fail_all(self, error: BaseException) -> None:
-        """Fail every call in the buffer with ``error`` and empty it."""
-        for batch in (*self.onwire, *self.retry):
-            batch.fail(error)
-        for call in self.queued:
-            call.receipt._fail(error)
+        """Fail every call in the buffer with ``error`` and empty it.
+
+        Every receipt fails even if done-callbacks raise; their errors come out after.
+        """
+        batches = (*self.onwire, *self.retry)
+        calls = list(self.queued)
         self.onwire.clear()
         self.retry.clear()
         self.queued.clear()
         self.queued_bytes = 0
+        errors: list[Exception] | None = None
+        for batch in batches:
+            errors = _fail_calls(batch.calls, error, errors)
+        errors = _fail_calls(calls, error, errors)
+        if errors:
+            raise_callback_errors(errors)

@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-__all__ = ["DeliveryReceipt"]
+__all__ = ["DeliveryReceipt", "raise_callback_errors"]
 
 _UNSET = object()
 
@@ -79,9 +79,15 @@ class DeliveryReceipt:
     def add_done_callback(self, callback: Callable[[DeliveryReceipt], object]) -> None:
         """Call ``callback(receipt)`` once the outcome is known (at once if it already is).
 
-        Callbacks run synchronously in the producer's worker task, so keep them short and
-        never block. An exception raised by a callback is not swallowed: it ends the
-        producer and the client's ``async with`` block re-raises it.
+        Callbacks run synchronously in the producer's worker task (in the caller's task if
+        the receipt is already done), so keep them short and never block: to do async work,
+        hand the receipt to a task of yours through a memory channel.
+
+        An exception raised by a callback is not swallowed. Every other callback of every
+        receipt in the same acknowledgement still runs; then the error ends the producer
+        worker, the receipts it still held fail with :class:`~trio_brod.ProducerClosed`
+        (whose ``__cause__`` is that error), and the client's ``async with`` block
+        re-raises it. For an already-done receipt, the error comes out of this call.
         """
         if self.done():
             callback(self)
@@ -122,8 +128,25 @@ class DeliveryReceipt:
             self._event.set()
         callbacks, self._callbacks = self._callbacks, None
         if callbacks:
+            errors: list[Exception] = []
             for callback in callbacks:
-                callback(self)
+                try:
+                    callback(self)
+                except Exception as exc:
+                    errors.append(exc)
+            raise_callback_errors(errors)
+
+
+def raise_callback_errors(errors: list[Exception]) -> None:
+    """Raise what done-callbacks raised, if anything: one error as itself, several together.
+
+    Whoever completes receipts runs every callback first and calls this afterwards, so that
+    one failing callback never keeps other receipts from completing.
+    """
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ExceptionGroup("receipt done-callbacks raised", errors)
 
 
 def _fresh(error: BaseException) -> BaseException:

@@ -35,7 +35,7 @@ from trio_brod._exceptions import (
     ProducerClosed,
 )
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata, TopicMetadata
-from trio_brod._receipt import DeliveryReceipt
+from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
 from trio_brod._util import unwrap_single_exception
 from trio_brod.consumer import (
     ConsumerConfig,
@@ -147,6 +147,9 @@ class Client:
         self._producers_nursery_obj: trio.Nursery | None = None
         self._producers_stopped = trio.Event()
         self._identity: ProducerIdentity | None = None
+        # Set when the client starts closing: no new producers from then on, although the
+        # running ones may still need connections while they flush.
+        self._producers_closing = False
         self._topic_consumers: dict[str, TopicConsumer] = {}
         self._consumers_lock = trio.Lock()
         self._consumers_nursery_obj: trio.Nursery | None = None
@@ -475,14 +478,16 @@ class Client:
 
         Raises:
             UnknownTopicOrPartitionError: The topic does not exist (and was not created).
+            ClientClosed: The client is closing or closed.
         """
-        self._raise_if_closed()
+        self._raise_if_producers_closed()
         if topic in self._topic_producers:
             await trio.lowlevel.checkpoint()
             return
         async with self._producers_lock:
             if topic in self._topic_producers:
                 return
+            self._raise_if_producers_closed()
             if config is None:
                 config = self.config.default_producer_config or ProducerConfig()
             identity = None
@@ -505,14 +510,20 @@ class Client:
         with trio.move_on_after(producer.config.flush_timeout):
             await producer.finished.wait()
         if not producer.finished.is_set():
-            producer.abort(ProducerClosed(f"producer of {topic} stopped before delivery"))
-            await producer.finished.wait()
+            try:
+                producer.abort(ProducerClosed(f"producer of {topic} stopped before delivery"))
+            finally:
+                await producer.finished.wait()
+
+    def _raise_if_producers_closed(self) -> None:
+        if self._producers_closing:
+            raise ClientClosed(f"client {self.config.client_id!r} is closed")
 
     async def _topic_producer(self, topic: str) -> TopicProducer:
         producer = self._topic_producers.get(topic)
         if producer is not None:
             return producer
-        self._raise_if_closed()
+        self._raise_if_producers_closed()
         if not self.config.auto_start_producers:
             raise NotFound(
                 f"no producer for topic {topic!r}: call start_producer() first, "
@@ -555,10 +566,29 @@ class Client:
             timestamp: The CreateTime in milliseconds since the epoch; None for now.
 
         ``await receipt`` (or ``receipt.add_done_callback``) gives the offset once the broker
-        acknowledges the message. Waits while the partition's buffer is full.
+        acknowledges the message. Waits (cancellably) while the partition's buffer is full;
+        otherwise it returns without letting other tasks run, so that a loop of calls fills
+        the buffer quickly and the worker sends it in big batches.
+
+        Raises:
+            NotFound: No producer runs for the topic and ``auto_start_producers`` is off.
+            MessageTooLarge: The message cannot fit in the producer's ``max_request_size``.
+            ProducerClosed: The producer is closed (the client is closing, or the producer
+                was stopped).
+            TypeError: key, value, headers or timestamp have the wrong type.
+            ValueError: ``partition`` is not a partition of the topic.
+            ConfigError: ``partitioner`` is not a partitioner, or it returned a partition
+                the topic does not have.
         """
-        producer = await self._topic_producer(topic)
-        worker = await producer.pick(key, value, partition, partitioner)
+        # The common case runs without awaiting anything until the message is handed over.
+        producer = self._topic_producers.get(topic)
+        if producer is None:
+            producer = await self._topic_producer(topic)
+        if partition is None:
+            partition = producer.choose(key, value, partitioner)
+        worker = producer.partitions.get(partition) if type(partition) is int else None
+        if worker is None:
+            worker = await producer.producer_for(partition)
         return await worker.produce(value, key, headers=headers, timestamp=timestamp)
 
     async def produce_sync(
@@ -625,10 +655,17 @@ class Client:
             partition: Send to this partition instead.
             partitioner: Override the producer's partitioner for this call.
 
-        The messages stay together and in order; the receipt gives the first one's offset.
+        The messages stay together and in order, in one record batch; the receipt gives the
+        first one's offset. Raises as :meth:`produce` does, and ValueError for no messages.
         """
-        producer = await self._topic_producer(topic)
-        worker = await producer.pick(key, None, partition, partitioner)
+        producer = self._topic_producers.get(topic)
+        if producer is None:
+            producer = await self._topic_producer(topic)
+        if partition is None:
+            partition = producer.choose(key, None, partitioner)
+        worker = producer.partitions.get(partition) if type(partition) is int else None
+        if worker is None:
+            worker = await producer.producer_for(partition)
         return await worker.produce_batch(messages)
 
     # ------------------------------------------------------------ consumers
@@ -860,14 +897,16 @@ class Client:
         the block was cancelled: then pending messages fail at once. Safe to call twice
         (the second call can only make things fail sooner).
         """
-        self._closed = True
+        # No new producers; but `_closed`, which refuses new connections, waits until the
+        # producers are done: while they flush they may need a leader lookup or a reconnect.
+        self._producers_closing = True
         # Subscribers and consumers first: nothing more is fetched once closing starts.
         for consumer in self._topic_consumers.values():
             consumer.close()
         self._consumers_stopped.set()
         producers = list(self._topic_producers.values())
         if cancelled:
-            self._abort_producers("the client's block was cancelled before delivery")
+            errors = self._abort_producers("the client's block was cancelled before delivery")
         else:
             for producer in producers:
                 producer.close()
@@ -875,16 +914,27 @@ class Client:
             with trio.move_on_after(timeout):
                 for producer in producers:
                     await producer.finished.wait()
-            self._abort_producers("not delivered within flush_timeout as the client closed")
+            errors = self._abort_producers(
+                "not delivered within flush_timeout as the client closed"
+            )
         self._producers_stopped.set()
+        self._closed = True
         for slot in self._slots.values():
             if slot.connection is not None:
                 slot.connection.close()
+        # Receipts' done-callbacks that raised while their receipts failed: not swallowed.
+        raise_callback_errors(errors)
 
-    def _abort_producers(self, reason: str) -> None:
+    def _abort_producers(self, reason: str) -> list[Exception]:
+        """Fail what the producers still hold; return what done-callbacks raised meanwhile."""
+        errors: list[Exception] = []
         for producer in self._topic_producers.values():
             if not producer.finished.is_set():
-                producer.abort(ProducerClosed(reason))
+                try:
+                    producer.abort(ProducerClosed(reason))
+                except Exception as exc:
+                    errors.append(exc)
+        return errors
 
 
 _FETCH_MIN_VERSION = 4

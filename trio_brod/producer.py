@@ -16,11 +16,22 @@ inside the client's producers nursery, and in it one worker task per partition::
 (``partition_buffer_limit`` calls waiting), it waits: that is the back-pressure. The worker
 takes calls from the channel as it can send them, groups them into record batches, keeps up
 to ``partition_onwire_limit`` Produce requests in flight, and resolves receipts in order as
-acknowledgements arrive. When a request fails with a retriable error (the leader moved, the
-connection broke) the worker sends the same batches again, in the same order, after a
-backoff, to the partition's current leader. With idempotence (the default) the broker uses
-the producer id and sequence numbers in each batch to drop the duplicates a retry could
-otherwise write.
+acknowledgements arrive.
+
+Failures are handled in *rounds*. A round sends batches until one of them fails; then it
+sends nothing more, waits for every request still on the wire to come back, and puts the
+failed batches back at the front of the queue, in their original order. What happens next
+depends on why they failed:
+
+* a retriable error (the leader moved, the connection broke, too few replicas): back off,
+  look the leader up again, and send the same batches, byte for byte, in the same order;
+* a batch the broker found too large: split it in two and send the halves at once;
+* a sequence-number error (idempotence): start a new epoch, then send at once.
+
+A batch that fails more than ``max_retries`` times is given up: its receipts fail with the
+broker's error and the worker goes on with the next one. With idempotence (the default) the
+broker uses the producer id, epoch and sequence numbers in each batch to drop the duplicates
+that a retry could otherwise write, and to refuse a batch that would leave a gap.
 
 The batching and ordering rules themselves live in :mod:`trio_brod._producer_buffer`, a plain
 data structure; this module only drives it.
@@ -33,8 +44,8 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 import trio
 
@@ -48,10 +59,10 @@ from trio_brod._exceptions import (
     ProducerClosed,
 )
 from trio_brod._producer_buffer import Call, ProducerBuffer, RecordTuple, WireBatch
-from trio_brod._receipt import DeliveryReceipt
+from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
 from trio_brod.partitioners import Partitioner, checked_partition, resolve_partitioner
 from trio_brod.protocol import InitProducerIdRequest, ProduceRequest
-from trio_brod.protocol.errors import KafkaError, for_code
+from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError, ProtocolError, for_code
 from trio_brod.protocol.records import (
     BATCH_OVERHEAD,
     Compression,
@@ -76,21 +87,31 @@ _COMPRESSION_NAMES: dict[str, Compression] = {
     "zstd": Compression.ZSTD,
 }
 
-# Error codes with their own handling (the rest go by KafkaError.retriable).
-_MESSAGE_TOO_LARGE = 10
-_RECORD_LIST_TOO_LARGE = 18
-_OUT_OF_ORDER_SEQUENCE_NUMBER = 45
-_DUPLICATE_SEQUENCE_NUMBER = 46
-_INVALID_PRODUCER_EPOCH = 47
-_UNKNOWN_PRODUCER_ID = 59
-_SEQUENCE_RESET_CODES = frozenset(
-    {_OUT_OF_ORDER_SEQUENCE_NUMBER, _INVALID_PRODUCER_EPOCH, _UNKNOWN_PRODUCER_ID}
-)
+# Error codes with their own handling (the rest go by their ``retriable`` flag).
+_MESSAGE_TOO_LARGE: Final = 10
+_RECORD_LIST_TOO_LARGE: Final = 18
+_OUT_OF_ORDER_SEQUENCE_NUMBER: Final = 45
+_DUPLICATE_SEQUENCE_NUMBER: Final = 46
+_INVALID_PRODUCER_EPOCH: Final = 47
+_UNKNOWN_PRODUCER_ID: Final = 59
+_PRODUCER_FENCED: Final = 90
+_TOO_LARGE_CODES: Final = frozenset({_MESSAGE_TOO_LARGE, _RECORD_LIST_TOO_LARGE})
+#: The broker lost track of our sequence numbers: a new epoch starts them again at 0.
+_NEW_EPOCH_CODES: Final = frozenset({_OUT_OF_ORDER_SEQUENCE_NUMBER, _UNKNOWN_PRODUCER_ID})
+#: The broker has seen a newer epoch of our producer id: only a fresh id will do.
+_NEW_ID_CODES: Final = frozenset({_INVALID_PRODUCER_EPOCH, _PRODUCER_FENCED})
+_SEQUENCE_CODES: Final = _NEW_EPOCH_CODES | _NEW_ID_CODES
 #: Produce v3 is the first to carry v2 record batches, which trio-brod writes.
-_PRODUCE_MIN_VERSION = 3
+_PRODUCE_MIN_VERSION: Final = 3
 #: The broker remembers the last five batches of each producer; more in flight would let a
 #: retry be mistaken for a gap.
-_IDEMPOTENT_ONWIRE_MAX = 5
+_IDEMPOTENT_ONWIRE_MAX: Final = 5
+#: Epochs are int16 on the wire; past the last one a partition needs a fresh producer id.
+_MAX_EPOCH: Final = 32767
+#: Sequence numbers are int32 and wrap around to 0 after the largest.
+_SEQUENCE_MASK: Final = 0x7FFFFFFF
+#: Record timestamps are int64 milliseconds; the Java producer refuses negative ones.
+_MAX_TIMESTAMP: Final = 2**63 - 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,36 +121,50 @@ class ProducerConfig:
     Args:
         required_acks: ``-1`` (all in-sync replicas, the default), ``1`` (the leader only) or
             ``0`` (no acknowledgement: receipts complete when the request is written, with
-            offset ``-1``).
-        ack_timeout: Seconds the broker may wait for replicas before answering.
-        partition_buffer_limit: How many produce calls may wait per partition before
-            ``produce`` blocks (a batch call counts as one).
+            offset ``-1``; nothing is retried, since nothing is known to have failed).
+        ack_timeout: Seconds the broker may wait for replicas before answering. A request
+            gets ``ack_timeout`` plus the client's ``request_timeout`` to be answered; after
+            that its connection is closed and the request retried.
+        partition_buffer_limit: How many produce calls may wait in a partition's channel
+            before ``produce`` blocks (a batch call counts as one). The worker also holds up
+            to about two ``max_batch_size`` worth of messages it is batching, and what is on
+            the wire.
         partition_onwire_limit: How many Produce requests per partition may await their
-            acknowledgement at once. With idempotence at most 5.
-        max_batch_size: Bytes of messages gathered into one request (a single larger call
-            is sent alone).
-        max_retries: Retries of a failed request before its messages fail; ``-1`` retries
-            forever.
+            acknowledgement at once. With idempotence at most 5. Above 1 without
+            idempotence, a retry can put a batch after one sent later than it.
+        max_batch_size: Bytes of messages (uncompressed) gathered into one request; a single
+            call larger than that is sent alone.
+        max_retries: How many times a batch is sent again after a retriable failure before
+            its messages fail with the last error; ``-1`` retries forever.
         retry_backoff: Seconds before the first retry; it doubles per retry, with jitter,
             up to ``retry_backoff_max``.
         retry_backoff_max: The longest wait between retries.
         compression: ``"none"``, ``"gzip"``, ``"snappy"``, ``"lz4"`` or ``"zstd"`` (the
             last three need ``pip install trio-brod[compression]``).
         compression_level: The codec's level, or None for its fast default.
-        max_linger: Seconds a message may wait for others to join its batch. 0 sends at
-            once; batches still form while earlier requests are on the wire.
-        max_linger_count: How many messages may linger before a batch goes regardless.
+        max_linger: Seconds a message may wait for others to join its batch. 0 (the
+            default) sends at once; batches still form while earlier requests are on the
+            wire, which is where most batching comes from.
+        max_linger_count: With ``max_linger``, a batch goes as soon as this many produce
+            calls are waiting, however young; 0 for no such limit. A full
+            ``max_batch_size`` always goes at once.
         enable_idempotence: Let the broker drop duplicates caused by retries. None (the
             default) turns it on when ``required_acks`` is ``-1``, as the Java client does;
             True with other acks is an error.
-        max_request_size: The largest message accepted by ``produce``, in bytes; larger ones
-            are refused at once with :class:`~trio_brod.MessageTooLarge`.
+        max_request_size: The largest record batch sent, in bytes. A message (or a
+            ``produce_batch`` call) that cannot fit is refused at once with
+            :class:`~trio_brod.MessageTooLarge`. Keep it at or below the broker's
+            ``message.max.bytes`` (1 MiB + 12 by default).
         partitioner: How ``produce`` picks a partition when none is given: ``"default"``
             (murmur2 of the key as the Java client does, sticky for keyless messages),
             ``"hash"``, ``"random"``, ``"sticky"``, or a callable
             ``(topic, partition_count, key, value) -> int``.
-        flush_timeout: When the client closes, seconds to wait for buffered messages to be
-            acknowledged; what is left after that fails with :class:`~trio_brod.ProducerClosed`.
+        flush_timeout: When the client closes (or ``stop_producer`` is called), seconds to
+            wait for buffered messages to be acknowledged; what is left after that fails
+            with :class:`~trio_brod.ProducerClosed`.
+
+    Raises:
+        ConfigError: A field has a bad value; the message names the field.
     """
 
     required_acks: Literal[-1, 0, 1] = -1
@@ -187,6 +222,24 @@ class ProducerConfig:
                 f"at most {_IDEMPOTENT_ONWIRE_MAX} with idempotence"
             )
         resolve_partitioner(self.partitioner)  # raises ConfigError for a bad spec
+        self._check_codec()
+
+    def _check_codec(self) -> None:
+        """Encode a tiny batch, so that a missing codec or a bad level is found here."""
+        if self.codec is Compression.NONE and self.compression_level is None:
+            return
+        try:
+            encode_batch(
+                [(0, None, b"x", ())],
+                compression=self.codec,
+                compression_level=self.compression_level,
+            )
+        except ProtocolError as exc:
+            field = "compression" if self.compression_level is None else "compression_level"
+            raise ConfigError(
+                f"ProducerConfig.{field}={getattr(self, field)!r} "
+                f"(compression={self.compression!r}): {exc}"
+            ) from exc
 
     @property
     def idempotent(self) -> bool:
@@ -220,12 +273,28 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _timestamp(timestamp: int | None, now: int) -> int:
-    if timestamp is None:
-        return now
-    if type(timestamp) is not int:
-        raise TypeError(f"timestamp must be an int (ms since the epoch), not {timestamp!r}")
+def _checked_timestamp(timestamp: object) -> int:
+    """A record timestamp given by the caller, checked: int milliseconds, not negative."""
+    if type(timestamp) is not int or not 0 <= timestamp <= _MAX_TIMESTAMP:
+        raise TypeError(
+            f"timestamp must be an int of milliseconds since the epoch, >= 0, not {timestamp!r}"
+        )
     return timestamp
+
+
+def _as_bytes(data: bytes | None) -> bytes | None:
+    """``data`` as immutable bytes: a bytearray changed after ``produce`` must not change
+    what is sent later."""
+    if data is None or type(data) is bytes:
+        return data
+    return bytes(data)
+
+
+def _needs_refresh(error: BaseException) -> bool:
+    """Whether an error means the leader may have moved, so metadata must be read again."""
+    if isinstance(error, (BrokerConnectionError, NoLeader)):
+        return True
+    return isinstance(error, KafkaError) and error.invalid_metadata
 
 
 class _Backoff:
@@ -245,13 +314,25 @@ class _Backoff:
         self.failures = 0
 
 
-class ProducerIdentity:
-    """The producer id and epoch that idempotent batches carry, shared by a client's producers.
+#: Where a partition producer's idempotence state stands: (producer id, epoch, next sequence).
+ProducerState = tuple[int, int, int]
 
-    Obtained lazily with InitProducerId. When a partition sees its sequence numbers go out of
-    step with the broker's (OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID), the epoch is
-    bumped (KIP-360): every partition then starts again at sequence 0, which is how the Java
-    client recovers without losing the producer id.
+
+class ProducerIdentity:
+    """The producer id that a client's idempotent partition producers start from.
+
+    Obtained lazily, once, with InitProducerId (any broker answers it for a producer without
+    a transactional id). The broker keeps producer state per partition, so from there on
+    each partition producer keeps its own epoch and sequence numbers. When one finds its
+    sequence numbers out of step with the broker's (a batch given up on left a gap, or the
+    broker forgot the producer), it bumps *its own* epoch and starts again at sequence 0, as
+    the Java client does since KIP-360; the broker accepts a higher epoch that starts at 0.
+    The other partitions are not disturbed, which matters: re-sequencing a partition whose
+    batches may already be written would let their retries be written twice.
+
+    A partition producer that ends (``stop_producer``) leaves its state here, so that a new
+    one for the same partition goes on from it instead of starting at an epoch the broker
+    would call stale.
     """
 
     def __init__(self, client: Client) -> None:
@@ -259,33 +340,65 @@ class ProducerIdentity:
         self.producer_id = -1
         self.epoch = -1
         self._lock = trio.Lock()
+        self._left: dict[tuple[str, int], ProducerState] = {}
 
-    async def ensure(self) -> tuple[int, int]:
-        """The current (producer id, epoch), initialising them on first use."""
+    async def initial(self) -> tuple[int, int]:
+        """The shared (producer id, epoch), initialising them on first use."""
         if self.producer_id < 0:
             async with self._lock:
                 if self.producer_id < 0:
-                    await self._init(bump=False)
+                    self.producer_id, self.epoch = await self.fresh()
         return self.producer_id, self.epoch
 
-    async def bump(self, seen_epoch: int) -> tuple[int, int]:
-        """Move to a new epoch, unless another partition already did since ``seen_epoch``."""
-        async with self._lock:
-            if self.epoch == seen_epoch or self.producer_id < 0:
-                await self._init(bump=self.producer_id >= 0)
-        return self.producer_id, self.epoch
-
-    async def _init(self, *, bump: bool) -> None:
+    async def fresh(self) -> tuple[int, int]:
+        """A new producer id and its epoch, from InitProducerId."""
         connection = await self._client._any_connection()
-        api = InitProducerIdRequest
-        version = connection.best_version(api)
-        request = api(transactional_id=None, transaction_timeout_ms=2**31 - 1)
-        if bump and version >= 3:
-            request.producer_id, request.producer_epoch = self.producer_id, self.epoch
+        version = connection.best_version(InitProducerIdRequest)
+        request = InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=2**31 - 1)
         response = await connection.request(request, version)
         if response.error_code:
             raise for_code(response.error_code)("InitProducerId failed")
-        self.producer_id, self.epoch = response.producer_id, response.producer_epoch
+        return response.producer_id, response.producer_epoch
+
+    def leave(self, topic: str, partition: int, state: ProducerState) -> None:
+        """Remember where a partition producer that is ending left off."""
+        self._left[topic, partition] = state
+
+    def take(self, topic: str, partition: int) -> ProducerState | None:
+        """Where the previous producer of a partition left off, if there was one."""
+        return self._left.pop((topic, partition), None)
+
+
+# What a partition producer must do to its producer state before the next round.
+_KEEP: Final = 0
+_NEW_EPOCH: Final = 1
+_NEW_ID: Final = 2
+
+
+class _Round:
+    """What went wrong in one round of sending (see the module docstring).
+
+    Attributes:
+        failed: The batches whose requests failed, in the order they were sent, each with
+            its error; split batches appear as their two halves.
+        error: The first error of the round; once set, nothing more is sent.
+        reconnect: The first error that calls for a backoff and a new leader lookup, if
+            any (a split or a sequence reset alone is followed at once).
+    """
+
+    __slots__ = ("error", "failed", "reconnect")
+
+    def __init__(self) -> None:
+        self.failed: list[tuple[WireBatch, BaseException]] = []
+        self.error: BaseException | None = None
+        self.reconnect: BaseException | None = None
+
+    def add(self, batches: Iterable[WireBatch], error: BaseException, *, reconnect: bool) -> None:
+        self.failed.extend((batch, error) for batch in batches)
+        if self.error is None:
+            self.error = error
+        if reconnect and self.reconnect is None:
+            self.reconnect = error
 
 
 class PartitionProducer:
@@ -293,6 +406,11 @@ class PartitionProducer:
 
     Get one with :meth:`Client.get_producer <trio_brod.Client.get_producer>`. Its
     :meth:`produce` and :meth:`produce_batch` skip the partitioner.
+
+    Attributes:
+        topic: The topic.
+        partition: The partition.
+        config: The topic producer's configuration.
     """
 
     def __init__(
@@ -311,31 +429,39 @@ class PartitionProducer:
         self._send_channel, self._receive_channel = trio.open_memory_channel[Call](
             config.partition_buffer_limit
         )
+        # Records go into a batch up to the smaller of the two limits.
+        self._max_records_size = config.max_request_size - BATCH_OVERHEAD
         self._buffer = ProducerBuffer(
-            max_batch_size=config.max_batch_size, onwire_limit=config.partition_onwire_limit
+            max_batch_size=min(config.max_batch_size, self._max_records_size),
+            onwire_limit=config.partition_onwire_limit,
         )
+        self._pull_limit = 2 * self._buffer.max_batch_size
         self._codec = config.codec
+        self._acks = config.required_acks
+        self._ack_timeout_ms = int(config.ack_timeout * 1000)
+        self._linger = config.max_linger
         self._wakeup = trio.Event()
+        self._cancel_scope = trio.CancelScope()
         self._closing = False
         self._closed_error: BaseException | None = None
-        # Idempotence: the epoch batches are sequenced for, and the next sequence number.
+        self._flushing = 0
+        self._oldest_queued_at = math.inf
+        # The batches that failed in the current round, until it ends and they go back
+        # into the buffer's retry queue; kept here so that flush and abort can find them.
+        self._round = _Round()
+        # Idempotence: the producer id and epoch this partition sends with, the sequence
+        # number of its next record, and whether they must change before the next round.
+        self._producer_id = -1
         self._epoch = -1
         self._next_sequence = 0
-        self._needs_new_epoch = False
-        self._oldest_queued_at = math.inf
-        self._max_message_size = config.max_request_size - BATCH_OVERHEAD
+        self._reset = _KEEP
+        #: Set when the worker task has ended.
+        self.finished = trio.Event()
 
     def __repr__(self) -> str:
         return f"<PartitionProducer {self.topic}[{self.partition}] buffered={len(self._buffer)}>"
 
     # ---------------------------------------------------------------- producing
-
-    def _call(self, records: list[RecordTuple], size: int) -> Call:
-        if self._closed_error is not None:
-            raise ProducerClosed(f"producer of {self.topic}[{self.partition}] is closed") from (
-                self._closed_error
-            )
-        return Call(records, size, DeliveryReceipt(self.topic, self.partition))
 
     async def produce(
         self,
@@ -348,67 +474,127 @@ class PartitionProducer:
         """Accept one message into the buffer and return its receipt.
 
         Waits (cancellably) while ``partition_buffer_limit`` calls are already waiting.
+        Otherwise it returns without letting other tasks run (it is still a cancellation
+        point): a loop of ``produce`` calls fills the channel in one go, and the worker
+        then sends all of it in a few big batches. That is most of the speed.
 
         Raises:
-            MessageTooLarge: The message is over ``max_request_size``.
+            MessageTooLarge: The message cannot fit in ``max_request_size``.
             ProducerClosed: The producer is closed.
-            TypeError: key, value or headers are not bytes/str as required.
+            TypeError: key, value, headers or timestamp have the wrong type (the message
+                names which).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         size = estimate_record_size(key, value, headers)  # also checks the types
-        if size > self._max_message_size:
-            raise MessageTooLarge(self.topic, self.partition, size, self.config.max_request_size)
-        call = self._call([(_timestamp(timestamp, _now_ms()), key, value, headers)], size)
-        await self._submit(call)
+        if size > self._max_records_size:
+            raise self._too_large(size)
+        record = (
+            _now_ms() if timestamp is None else _checked_timestamp(timestamp),
+            key if key is None or type(key) is bytes else bytes(key),
+            value if value is None or type(value) is bytes else bytes(value),
+            headers if type(headers) is tuple else tuple(headers),
+        )
+        call = Call([record], size, DeliveryReceipt(self.topic, self.partition))
+        try:
+            self._send_channel.send_nowait(call)
+        except trio.WouldBlock:
+            await self._submit_waiting(call)
+        except trio.ClosedResourceError:
+            raise self._closed() from None
+        self._wakeup.set()
         return call.receipt
 
     async def produce_batch(self, messages: Iterable[Message | tuple[Any, ...]]) -> DeliveryReceipt:
-        """Accept many messages as one call: they stay together, in order, in one request.
+        """Accept many messages as one call: they stay together, in order, in one batch.
 
-        The receipt gives the offset of the first message. This is brod's batch produce
+        ``messages`` holds :class:`Message` objects or ``(key, value)`` tuples. The receipt
+        gives the offset of the first message. This is brod's batch produce
         (``[{Ts, Key, Value}]``) and the cheapest way to send at a high rate.
+
+        Raises:
+            ValueError: ``messages`` is empty.
+            MessageTooLarge: The messages together cannot fit in ``max_request_size``.
+            ProducerClosed: The producer is closed.
+            TypeError: A message has the wrong shape or types (the message says which).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         now = _now_ms()
         records: list[RecordTuple] = []
         size = 0
-        for message in messages:
-            if isinstance(message, Message):
-                value, key, headers, timestamp = message
-            else:
-                key, value = message
-                headers, timestamp = (), None
-            size += estimate_record_size(key, value, headers)
-            records.append((_timestamp(timestamp, now), key, value, headers))
+        for index, message in enumerate(messages):
+            try:
+                if isinstance(message, Message):
+                    value, key, headers, timestamp = message
+                    timestamp = now if timestamp is None else _checked_timestamp(timestamp)
+                    headers = headers if type(headers) is tuple else tuple(headers)
+                elif isinstance(message, tuple) and len(message) == 2:
+                    key, value = message
+                    headers, timestamp = (), now
+                else:
+                    raise TypeError(
+                        f"expected a Message or a (key, value) tuple, not {message!r:.100}"
+                    )
+                size += estimate_record_size(key, value, headers)
+            except TypeError as exc:
+                raise TypeError(f"message {index}: {exc}") from None
+            records.append((timestamp, _as_bytes(key), _as_bytes(value), headers))
         if not records:
             raise ValueError("produce_batch needs at least one message")
-        if size > self._max_message_size:
-            raise MessageTooLarge(self.topic, self.partition, size, self.config.max_request_size)
-        call = self._call(records, size)
-        await self._submit(call)
-        return call.receipt
-
-    async def _submit(self, call: Call) -> None:
+        if size > self._max_records_size:
+            raise self._too_large(size)
+        call = Call(records, size, DeliveryReceipt(self.topic, self.partition))
         try:
             self._send_channel.send_nowait(call)
         except trio.WouldBlock:
-            try:
-                await self._send_channel.send(call)
-            except trio.ClosedResourceError:
-                raise self._closed() from None
+            await self._submit_waiting(call)
         except trio.ClosedResourceError:
             raise self._closed() from None
         self._wakeup.set()
+        return call.receipt
+
+    async def _submit_waiting(self, call: Call) -> None:
+        """Back-pressure: wait for room in the channel (cancellable; nothing is sent then)."""
+        try:
+            await self._send_channel.send(call)
+        except trio.ClosedResourceError:
+            raise self._closed() from None
+
+    def _too_large(self, records_size: int) -> MessageTooLarge:
+        return MessageTooLarge(
+            self.topic,
+            self.partition,
+            records_size + BATCH_OVERHEAD,
+            self.config.max_request_size,
+        )
 
     def _closed(self) -> ProducerClosed:
         error = ProducerClosed(f"producer of {self.topic}[{self.partition}] is closed")
         error.__cause__ = self._closed_error
         return error
 
-    # ---------------------------------------------------------------- the worker
+    async def flush(self) -> None:
+        """Wait until every message accepted so far is acknowledged or has failed.
 
-    def _wake(self) -> None:
+        Lingering stops while a flush waits. Failures are not raised here: they are for
+        the receipts' owners to see.
+        """
+        self._pull(math.inf)
+        receipts = [call.receipt for call in self._buffer.queued]
+        batches = (*self._buffer.onwire, *(b for b, _ in self._round.failed), *self._buffer.retry)
+        for batch in batches:
+            receipts.extend(call.receipt for call in batch.calls)
+        self._flushing += 1
         self._wakeup.set()
+        try:
+            for receipt in receipts:
+                if not receipt.done():
+                    with contextlib.suppress(Exception):
+                        await receipt.wait()
+        finally:
+            self._flushing -= 1
+        await trio.lowlevel.checkpoint()
+
+    # ---------------------------------------------------------------- stopping
 
     def close(self) -> None:
         """Accept no more messages; the worker sends what it has, then ends."""
@@ -418,45 +604,93 @@ class PartitionProducer:
             self._wakeup.set()
 
     def abort(self, error: BaseException) -> None:
-        """Fail everything buffered with ``error`` now, and accept no more messages."""
+        """Fail everything buffered with ``error`` now, accept no more, and stop the worker.
+
+        Raises:
+            Exception: What receipts' done-callbacks raised, after every receipt failed.
+        """
         self.close()
-        self._closed_error = error
-        self._buffer.fail_all(error)
+        if self._closed_error is None:
+            self._closed_error = error
+        self._cancel_scope.cancel()
+        errors: list[Exception] = []
+        failed, self._round.failed = self._round.failed, []
+        for batch, _ in failed:
+            try:
+                batch.fail(error)
+            except Exception as exc:
+                errors.append(exc)
+        try:
+            self._buffer.fail_all(error)
+        except Exception as exc:
+            errors.append(exc)
         while True:
             try:
                 call = self._receive_channel.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
-            call.receipt._fail(error)
+            try:
+                call.receipt._fail(error)
+            except Exception as exc:
+                errors.append(exc)
+        raise_callback_errors(errors)
+
+    # ---------------------------------------------------------------- the worker
 
     async def run(self) -> None:
         """The worker: send batches to the partition's leader until closed and drained.
 
-        A retriable failure starts a new session (a fresh leader lookup, after a backoff);
-        when a batch runs out of retries its calls fail with the broker's error and the
-        worker goes on with the next ones.
+        Returns when the producer was closed and everything accepted is settled, or when
+        :meth:`abort` stopped it. Cancelled from outside, or crashing on a bug (or on an
+        exception from a receipt's done-callback), it first fails whatever it still holds
+        with :class:`~trio_brod.ProducerClosed`, then lets the exception out.
         """
+        where = f"{self.topic}[{self.partition}]"
+        try:
+            with self._cancel_scope:
+                await self._work()
+        except trio.Cancelled:
+            self._end(ProducerClosed(f"producer of {where} was cancelled before delivery"))
+            raise
+        except BaseException as exc:
+            error = ProducerClosed(f"producer of {where} crashed before delivery: {exc!r}")
+            error.__cause__ = exc
+            self._end(error)
+            raise
+        else:
+            self._end(ProducerClosed(f"producer of {where} stopped before delivery"))
+
+    def _end(self, error: ProducerClosed) -> None:
+        if self._identity is not None and self._producer_id >= 0:
+            state = (self._producer_id, self._epoch, self._next_sequence)
+            self._identity.leave(self.topic, self.partition, state)
+        try:
+            self.abort(self._closed_error or error)
+        finally:
+            self.finished.set()
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+
+    async def _wait(self, deadline: float) -> None:
+        """Sleep until woken (a call arrived, a response came) or the deadline."""
+        self._wakeup = trio.Event()
+        with trio.move_on_at(deadline):
+            await self._wakeup.wait()
+
+    async def _work(self) -> None:
         backoff = _Backoff(self.config.retry_backoff, self.config.retry_backoff_max)
         refresh = False
-        try:
-            while True:
-                error = await self._session(refresh)
-                if error is None:
-                    return
-                refresh = isinstance(error, (BrokerConnectionError, NoLeader)) or (
-                    isinstance(error, KafkaError) and error.invalid_metadata
-                )
-                await trio.sleep(backoff.next_delay())
-        finally:
-            # Cancelled, or a bug: whatever is still buffered must not be left hanging.
-            self.abort(
-                ProducerClosed(
-                    f"producer of {self.topic}[{self.partition}] stopped before delivery"
-                )
-            )
+        while True:
+            error = await self._session(refresh, backoff)
+            if error is None:
+                return
+            refresh = _needs_refresh(error)
+            await trio.sleep(backoff.next_delay())
 
-    async def _session(self, refresh: bool) -> BaseException | None:
-        """Send to one leader connection until done (None) or a retriable failure (returned)."""
+    async def _session(self, refresh: bool, backoff: _Backoff) -> BaseException | None:
+        """Send to the partition's current leader until done (None) or a failure that
+        needs a backoff and a new leader lookup (returned)."""
         buffer = self._buffer
         self._pull()
         while buffer.is_empty():
@@ -469,72 +703,29 @@ class PartitionProducer:
                 self.topic, self.partition, refresh=refresh
             )
             version = connection.best_version(ProduceRequest, min_version=_PRODUCE_MIN_VERSION)
-            if self._identity is not None:
-                await self._sync_epoch()
-        except (BrokerConnectionError, NoLeader) as exc:
-            self._give_up_if_exhausted(exc)
+        except BrodError as exc:
+            self._could_not_send(exc)
             return exc
-        except KafkaError as exc:
-            if not exc.retriable:
-                self._fail_first(exc)
-                return None if buffer.is_empty() and self._closing else exc
-            self._give_up_if_exhausted(exc)
-            return exc
-        failed: list[WireBatch] = []
-        first_error: BaseException | None = None
         while True:
-            # Settle what has come back, oldest first.
-            while buffer.onwire and buffer.onwire[0].pending.done.is_set():
-                error = self._settle(buffer)
-                if error is not None:
-                    if first_error is None:
-                        first_error = error
-                    failed.append(buffer.fail_first())
-            if first_error is not None and not buffer.onwire:
-                break
-            # Send while allowed: not after a failure, and not while an epoch bump waits.
-            if first_error is None:
-                self._pull()
-                if self._needs_new_epoch and buffer.onwire:
-                    pass  # let the old epoch's requests settle first
-                elif buffer.can_send() and self._ready_to_send():
-                    if self._needs_new_epoch:
-                        await self._sync_epoch()
-                    try:
-                        self._send(connection, version, buffer.take_batch())
-                    except BrokerConnectionError as exc:
-                        first_error = exc
-                        if not buffer.onwire:
-                            break
-                    continue
-                if self._closing and buffer.is_empty():
-                    return None
-            deadline = buffer.onwire[0].deadline if buffer.onwire else self._linger_deadline()
-            if not await self._wait(deadline) and buffer.onwire:
-                oldest = buffer.onwire[0]
-                if not oldest.pending.done.is_set() and trio.current_time() >= oldest.deadline:
-                    timeout = self._request_timeout()
-                    connection.abort(f"a produce request got no response within {timeout:.1f}s")
-        self._retry_or_fail(failed, first_error)
-        return first_error
+            if self._identity is not None and (self._producer_id < 0 or self._reset):
+                try:
+                    await self._update_producer_state()
+                except BrodError as exc:
+                    self._could_not_send(exc)
+                    return exc
+            if not await self._send_round(connection, version, backoff):
+                return None
+            error = self._end_round()
+            if error is not None:
+                return error
 
-    def _retry_or_fail(self, failed: list[WireBatch], error: BaseException) -> None:
-        """Failed batches go back to the front of the queue, or fail if out of retries."""
-        if not failed:
-            return
-        retries = self.config.max_retries
-        first = failed[0]
-        if retries >= 0 and first.attempts > retries:
-            first.fail(error)
-            if self._identity is not None:
-                # The broker never got these sequence numbers: start over in a new epoch.
-                self._needs_new_epoch = True
-            failed = failed[1:]
-        self._buffer.requeue_failed(failed)
-
-    def _give_up_if_exhausted(self, error: BaseException) -> None:
-        """Count a failure to even reach the leader against the first waiting batch."""
+    def _could_not_send(self, error: BrodError) -> None:
+        """The leader could not be reached (or the producer id not had): count that as a
+        failed attempt of the first waiting batch; a non-retriable error fails them all."""
         buffer = self._buffer
+        if not error.retriable:
+            buffer.fail_all(error)
+            return
         if buffer.retry:
             batch = buffer.retry[0]
         elif buffer.queued:
@@ -543,40 +734,104 @@ class PartitionProducer:
         else:
             return
         batch.attempts += 1
-        retries = self.config.max_retries
-        if retries >= 0 and batch.attempts > retries:
+        if 0 <= self.config.max_retries < batch.attempts:
             buffer.retry.popleft().fail(error)
 
-    def _fail_first(self, error: BaseException) -> None:
-        buffer = self._buffer
-        if buffer.retry:
-            buffer.retry.popleft().fail(error)
-        elif buffer.queued:
-            buffer.take_batch().fail(error)
-
-    async def _sync_epoch(self) -> None:
-        """Make sure batches are sequenced for the identity's current epoch."""
+    async def _update_producer_state(self) -> None:
+        """Get the producer id to send with, or change it as the last round asked."""
         identity = self._identity
         assert identity is not None
-        if self._needs_new_epoch:
-            await identity.bump(self._epoch)
-            self._needs_new_epoch = False
+        if self._producer_id < 0:
+            left = identity.take(self.topic, self.partition)
+            if left is not None:
+                self._producer_id, self._epoch, self._next_sequence = left
+                return
+            producer_id, epoch = await identity.initial()
+        elif self._reset == _NEW_EPOCH and self._epoch < _MAX_EPOCH:
+            producer_id, epoch = self._producer_id, self._epoch + 1
         else:
-            await identity.ensure()
-        if identity.epoch != self._epoch or identity.producer_id < 0:
-            self._epoch = identity.epoch
-            self._next_sequence = 0
-            for batch in self._buffer.retry:
-                batch.base_sequence = -1  # re-sequence on send
+            producer_id, epoch = await identity.fresh()
+        self._producer_id, self._epoch, self._next_sequence = producer_id, epoch, 0
+        self._reset = _KEEP
+        # Nothing is on the wire between rounds; what waits to be sent again gets new
+        # sequence numbers (its bytes stay; only the producer fields are rewritten).
+        for batch in self._buffer.retry:
+            batch.base_sequence = -1
 
-    def _pull(self) -> None:
-        """Move calls from the channel into the buffer, up to about one batch ahead."""
+    async def _send_round(self, connection: Connection, version: int, backoff: _Backoff) -> bool:
+        """One round: send until a failure, then let the wire drain.
+
+        Returns False when the producer is closing and everything has been settled, True
+        when the round ended with failures (in ``self._round``).
+        """
         buffer = self._buffer
-        receive = self._receive_channel
-        limit = self.config.max_batch_size * 2
+        round_ = self._round = _Round()
+        while True:
+            while buffer.onwire and buffer.onwire[0].pending.done.is_set():
+                self._settle_oldest(round_, backoff)
+            if round_.error is not None:
+                if not buffer.onwire:
+                    return True
+            else:
+                self._pull()
+                if buffer.can_send() and self._ready_to_send():
+                    self._send_next(connection, version, round_)
+                    continue
+                if self._closing and buffer.is_empty():
+                    return False
+            deadline = math.inf
+            if buffer.onwire:
+                oldest = buffer.onwire[0]
+                if trio.current_time() >= oldest.deadline:
+                    self._time_out(connection, round_, backoff)
+                    continue
+                deadline = oldest.deadline
+            if round_.error is None and buffer.queued and buffer.can_send():
+                deadline = min(deadline, self._oldest_queued_at + self._linger)
+            await self._wait(deadline)
+
+    def _time_out(self, connection: Connection, round_: _Round, backoff: _Backoff) -> None:
+        """The oldest request is overdue: close its connection, which fails every request
+        on it (responses come in order, so nothing after a lost one can be trusted)."""
+        timeout = self.config.ack_timeout + self._client.config.request_timeout
+        connection.abort(f"a Produce request got no response within {timeout:.1f}s")
+        oldest = self._buffer.onwire[0]
+        if not oldest.pending.done.is_set():
+            # The connection had closed without completing it; count it as lost.
+            reason = connection.close_reason or BrokerConnectionError(
+                connection.address, "connection closed"
+            )
+            self._settle_oldest(round_, backoff, lost=reason)
+
+    def _end_round(self) -> BaseException | None:
+        """Put the round's failed batches back in front, in order, giving up on the first
+        if it is out of retries. Returns the error to back off for, if any."""
+        round_ = self._round
+        failed = round_.failed
+        self._round = _Round()
+        given_up: tuple[WireBatch, BaseException] | None = None
+        if failed:
+            first, error = failed[0]
+            if 0 <= self.config.max_retries < first.attempts:
+                given_up = failed.pop(0)
+            self._buffer.requeue_failed(batch for batch, _ in failed)
+        if given_up is not None:
+            # With idempotence, what follows it is sent with its sequence numbers as they
+            # are: if the broker has this batch after all, they fit; if not, the broker
+            # answers OUT_OF_ORDER_SEQUENCE_NUMBER and a new epoch begins (as in Java).
+            batch, error = given_up
+            batch.fail(error)
+        return round_.reconnect
+
+    def _pull(self, limit: float | None = None) -> None:
+        """Move calls from the channel into the buffer, up to about two batches ahead."""
+        buffer = self._buffer
+        receive = self._receive_channel.receive_nowait
+        if limit is None:
+            limit = self._pull_limit
         while buffer.queued_bytes < limit:
             try:
-                call = receive.receive_nowait()
+                call = receive()
             except (trio.WouldBlock, trio.EndOfChannel):
                 return
             if not buffer.queued:
@@ -585,49 +840,83 @@ class PartitionProducer:
 
     def _ready_to_send(self) -> bool:
         """Linger rules: send now unless asked to wait for more messages."""
-        config = self.config
-        if self._buffer.retry or self._closing:
-            return True
-        if config.max_linger <= 0 and config.max_linger_count <= 0:
+        if self._linger <= 0:
             return True
         buffer = self._buffer
-        if buffer.queued_bytes >= config.max_batch_size:
+        if buffer.retry or self._closing or self._flushing:
             return True
-        if config.max_linger_count > 0 and len(buffer.queued) >= config.max_linger_count:
+        if buffer.queued_bytes >= buffer.max_batch_size:
             return True
-        return trio.current_time() - self._oldest_queued_at >= config.max_linger
+        count = self.config.max_linger_count
+        if count > 0 and len(buffer.queued) >= count:
+            return True
+        return trio.current_time() >= self._oldest_queued_at + self._linger
 
-    def _linger_deadline(self) -> float:
-        if self._buffer.queued and self.config.max_linger > 0:
-            return self._oldest_queued_at + self.config.max_linger
-        return math.inf
+    def _send_next(self, connection: Connection, version: int, round_: _Round) -> None:
+        """Send the next batch (a retry first), or note why it could not go."""
+        buffer = self._buffer
+        batch = buffer.take_batch()
+        if buffer.queued:
+            # What is left starts a new batch now: its linger starts now too.
+            self._oldest_queued_at = trio.current_time()
+        try:
+            request = self._request(batch)
+            pending = connection.send(
+                request, version, expect_response=self._acks != 0, on_done=self._wake
+            )
+        except BrokerConnectionError as exc:
+            # It never left: first in line again, after what failed before it this round.
+            buffer.requeue_failed([batch])
+            round_.add((), exc, reconnect=True)
+            return
+        except (ProtocolError, TypeError, ValueError) as exc:
+            # It cannot be written at all (checked earlier, so this is rare): give up on
+            # it. Its sequence numbers were not taken.
+            batch.fail(exc)
+            return
+        batch.pending = pending
+        batch.deadline = (
+            trio.current_time() + self.config.ack_timeout + self._client.config.request_timeout
+        )
+        buffer.sent(batch)
 
-    def _request_timeout(self) -> float:
-        return self.config.ack_timeout + self._client.config.request_timeout
-
-    def _send(self, connection: Connection, version: int, batch: WireBatch) -> None:
-        config = self.config
-        if batch.encoded is None:
+    def _request(self, batch: WireBatch) -> ProduceRequest:
+        """The Produce request for a batch, encoding (or re-sequencing) it as needed."""
+        if self._identity is not None and batch.base_sequence < 0:
+            sequence = self._next_sequence
+            if batch.encoded is None:
+                batch.encoded = encode_batch(
+                    batch.records(),
+                    compression=self._codec,
+                    compression_level=self.config.compression_level,
+                    producer_id=self._producer_id,
+                    producer_epoch=self._epoch,
+                    base_sequence=sequence,
+                )
+            else:
+                batch.encoded = with_producer_state(
+                    batch.encoded,
+                    producer_id=self._producer_id,
+                    producer_epoch=self._epoch,
+                    base_sequence=sequence,
+                )
+            batch.producer_id, batch.producer_epoch = self._producer_id, self._epoch
+            batch.base_sequence = sequence
+            self._next_sequence = (sequence + batch.record_count) & _SEQUENCE_MASK
+        elif batch.encoded is None:
+            # No idempotence, or the half of a split batch that kept its sequence numbers.
             batch.encoded = encode_batch(
                 batch.records(),
                 compression=self._codec,
-                compression_level=config.compression_level,
-            )
-        if self._identity is not None and batch.base_sequence < 0:
-            batch.producer_id = self._identity.producer_id
-            batch.producer_epoch = self._epoch
-            batch.base_sequence = self._next_sequence
-            self._next_sequence = (self._next_sequence + batch.record_count) & 0x7FFFFFFF
-            batch.encoded = with_producer_state(
-                batch.encoded,
+                compression_level=self.config.compression_level,
                 producer_id=batch.producer_id,
                 producer_epoch=batch.producer_epoch,
                 base_sequence=batch.base_sequence,
             )
-        request = ProduceRequest(
+        return ProduceRequest(
             transactional_id=None,
-            acks=config.required_acks,
-            timeout_ms=int(config.ack_timeout * 1000),
+            acks=self._acks,
+            timeout_ms=self._ack_timeout_ms,
             topic_data=[
                 ProduceRequest.TopicProduceData(
                     name=self.topic,
@@ -639,77 +928,71 @@ class PartitionProducer:
                 )
             ],
         )
-        batch.pending = connection.send(
-            request,
-            version,
-            expect_response=config.required_acks != 0,
-            on_done=self._wake,
-        )
-        batch.deadline = trio.current_time() + self._request_timeout()
-        self._buffer.sent(batch)
 
-    def _settle(self, buffer: ProducerBuffer) -> BaseException | None:
-        """Acknowledge the oldest batch on the wire, or return why it failed."""
+    def _settle_oldest(
+        self, round_: _Round, backoff: _Backoff, lost: BaseException | None = None
+    ) -> None:
+        """The oldest request on the wire is done: acknowledge its batch or note why not."""
+        buffer = self._buffer
         batch = buffer.onwire[0]
         pending = batch.pending
-        if pending.error is not None:
-            error: BaseException = pending.error
-            if isinstance(error, BrokerConnectionError) and not error.retriable:
-                buffer.fail_first().fail(error)
-                return None
-            return error
-        response = pending.response
-        if response is None:  # acks=0: written is all we learn
-            buffer.acknowledge(-1)
-            return None
-        result = response.responses[0].partition_responses[0]
-        code = result.error_code
-        if code == 0:
-            buffer.acknowledge(result.base_offset)
-            return None
-        if code == _DUPLICATE_SEQUENCE_NUMBER:
-            # Written by an earlier attempt; the broker no longer knows at which offset.
-            buffer.acknowledge(-1)
-            return None
-        error = for_code(code)(result.error_message, topic=self.topic, partition=self.partition)
-        if code in (_MESSAGE_TOO_LARGE, _RECORD_LIST_TOO_LARGE) and len(batch.calls) > 1:
-            # Too big as a whole: send it again in two halves (not counted as a retry).
-            buffer.fail_first()
-            buffer.requeue_failed(batch.split())
-            return None
-        if code in _SEQUENCE_RESET_CODES and self._identity is not None:
-            self._needs_new_epoch = True
-            return error
-        if not error.retriable:
+        error = lost if lost is not None else pending.error
+        if error is None:
+            response = pending.response
+            if response is None:  # acks=0: written is all we learn
+                buffer.acknowledge(-1)
+                return
+            try:
+                result = response.responses[0].partition_responses[0]
+            except IndexError:
+                error = DecodeError(
+                    f"the Produce response holds no result for {self.topic}[{self.partition}]"
+                )
+            else:
+                code = result.error_code
+                if code == 0:
+                    backoff.reset()
+                    buffer.acknowledge(result.base_offset)
+                    return
+                if code == _DUPLICATE_SEQUENCE_NUMBER:
+                    # Written by an earlier attempt, too long ago for the broker to say at
+                    # which offset.
+                    buffer.acknowledge(-1)
+                    return
+                error = for_code(code)(
+                    result.error_message, topic=self.topic, partition=self.partition
+                )
+                if code in _TOO_LARGE_CODES and len(batch.calls) > 1:
+                    # Too big as a whole (compression made a poor guess of the size, or the
+                    # broker's limit is lower): send it again as two halves, at once. Not a
+                    # retry; the halves keep its sequence numbers.
+                    buffer.fail_first()
+                    round_.add(batch.split(), error, reconnect=False)
+                    return
+                if code in _SEQUENCE_CODES and self._identity is not None:
+                    if round_.error is None:
+                        # The first failure of the round: a real gap, or a broker that forgot
+                        # us. (After an earlier failure it only means that batch is missing.)
+                        self._reset = _NEW_ID if code in _NEW_ID_CODES else _NEW_EPOCH
+                    round_.add([buffer.fail_first()], error, reconnect=False)
+                    return
+        if getattr(error, "retriable", False):
+            round_.add([buffer.fail_first()], error, reconnect=True)
+        else:
             buffer.fail_first().fail(error)
-            if self._identity is not None:
-                self._needs_new_epoch = True
-            return None
-        return error
-
-    async def _wait(self, deadline: float) -> bool:
-        """Sleep until woken (a call arrived, a response came) or the deadline; True if woken."""
-        self._wakeup = trio.Event()
-        with trio.move_on_at(deadline):
-            await self._wakeup.wait()
-            return True
-        return False
-
-    async def flush(self) -> None:
-        """Wait until everything accepted so far has been acknowledged (or has failed)."""
-        receipts = [call.receipt for call in self._buffer.queued]
-        for batch in (*self._buffer.onwire, *self._buffer.retry):
-            receipts.extend(call.receipt for call in batch.calls)
-        for receipt in receipts:
-            if not receipt.done():
-                # Failures are the receipts' owners' to see; flushing only waits.
-                with contextlib.suppress(Exception):
-                    await receipt.wait()
-        await trio.lowlevel.checkpoint()
 
 
 class TopicProducer:
-    """The producers of one topic, in their own nursery; one worker per partition."""
+    """The producers of one topic, in their own nursery; one worker per partition.
+
+    Attributes:
+        topic: The topic.
+        config: The configuration its partition producers share.
+        partitioner: The partitioner of ``config``, made once (sticky ones keep state).
+        partitions: The partition producers, by partition.
+        partition_count: How many partitions the topic has, as far as the producer knows.
+        finished: Set once every worker of the topic has ended.
+    """
 
     def __init__(
         self,
@@ -725,18 +1008,21 @@ class TopicProducer:
         self._named_partitioners: dict[str, Partitioner] = {}
         self._identity = identity
         self.partitions: dict[int, PartitionProducer] = {}
+        self.partition_count = 0
         self._nursery: trio.Nursery | None = None
         self._done = trio.Event()
-        #: Set once every worker of the topic has ended.
         self.finished = trio.Event()
+
+    def __repr__(self) -> str:
+        return f"<TopicProducer {self.topic} partitions={self.partition_count}>"
 
     async def run(self, *, task_status: trio.TaskStatus[TopicProducer]) -> None:
         """The topic's nursery: start a worker per partition, then run until closed."""
         try:
-            count = await self.client.get_partitions_count(self.topic)
+            self.partition_count = await self.client.get_partitions_count(self.topic)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                for partition in range(count):
+                for partition in range(self.partition_count):
                     self._start_partition(partition)
                 task_status.started(self)
                 await self._done.wait()
@@ -755,38 +1041,52 @@ class TopicProducer:
         return producer
 
     async def producer_for(self, partition: int) -> PartitionProducer:
-        """The worker of a partition; partitions added to the topic since start get one."""
+        """The worker of a partition; partitions added to the topic since start get one.
+
+        Raises:
+            TypeError: ``partition`` is not an int.
+            ValueError: The topic has no such partition.
+            ProducerClosed: The topic's producers are closed.
+        """
+        if isinstance(partition, bool) or not isinstance(partition, int):
+            raise TypeError(f"partition must be an int, not {partition!r}")
         producer = self.partitions.get(partition)
         if producer is not None:
+            await trio.lowlevel.checkpoint_if_cancelled()
             return producer
         count = await self.client.get_partitions_count(self.topic)
         if not 0 <= partition < count:
             raise ValueError(f"{self.topic} has {count} partitions, no partition {partition}")
         producer = self.partitions.get(partition)
-        return producer if producer is not None else self._start_partition(partition)
+        if producer is not None:
+            return producer
+        if self._done.is_set():
+            raise ProducerClosed(f"the producers of {self.topic} are closed")
+        self.partition_count = max(self.partition_count, count)
+        return self._start_partition(partition)
 
-    async def pick(
-        self,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        partitioner: str | Partitioner | None,
-    ) -> PartitionProducer:
-        """The worker for an explicit partition, or the one the partitioner picks."""
-        if partition is None:
-            count = len(self.partitions)
-            chooser = self.partitioner if partitioner is None else self._override(partitioner)
-            partition = checked_partition(chooser, self.topic, count, key, value)
-        return await self.producer_for(partition)
+    def choose(
+        self, key: bytes | None, value: bytes | None, partitioner: str | Partitioner | None
+    ) -> int:
+        """The partition the partitioner (or ``partitioner``, for this call) picks.
+
+        Raises:
+            ConfigError: ``partitioner`` is not a partitioner, or it returned a partition
+                the topic does not have.
+        """
+        chooser = self.partitioner if partitioner is None else self._override(partitioner)
+        return checked_partition(chooser, self.topic, self.partition_count, key, value)
 
     def _override(self, spec: str | Partitioner) -> Partitioner:
         """A per-call partitioner; named ones are made once, so sticky ones stay sticky."""
-        if not isinstance(spec, str):
+        if isinstance(spec, str):
+            chooser = self._named_partitioners.get(spec)
+            if chooser is None:
+                chooser = self._named_partitioners[spec] = resolve_partitioner(spec)
+            return chooser
+        if callable(spec) and not isinstance(spec, type):
             return spec
-        chooser = self._named_partitioners.get(spec)
-        if chooser is None:
-            chooser = self._named_partitioners[spec] = resolve_partitioner(spec)
-        return chooser
+        return resolve_partitioner(spec)  # raises the ConfigError that explains why not
 
     def close(self) -> None:
         """Close every partition's worker; they drain and end, then the nursery closes."""
@@ -795,10 +1095,16 @@ class TopicProducer:
             producer.close()
 
     def abort(self, error: BaseException) -> None:
-        """Fail everything buffered in every partition and close."""
+        """Fail everything buffered in every partition, and stop the workers.
+
+        Raises:
+            Exception: What receipts' done-callbacks raised, after every receipt failed.
+        """
         self._done.set()
+        errors: list[Exception] = []
         for producer in self.partitions.values():
-            producer.abort(error)
-
-
-ProduceCallback = Callable[[DeliveryReceipt], object]
+            try:
+                producer.abort(error)
+            except Exception as exc:
+                errors.append(exc)
+        raise_callback_errors(errors)
