@@ -181,3 +181,29 @@ def test_batch_offsets_follow_records() -> None:
 def test_unsplittable_batch() -> None:
     with pytest.raises(ValueError, match="cannot be split"):
         WireBatch([make_call(0, 1, 1)]).split()
+
+
+def test_split_halves_keep_the_sequence_numbers() -> None:
+    batch = WireBatch([make_call(0, 2, 5), make_call(1, 1, 5), make_call(2, 3, 5)])
+    batch.producer_id, batch.producer_epoch, batch.base_sequence = 7, 3, 100
+    batch.encoded = b"old bytes"
+    first, second = batch.split()
+    assert [len(c.records) for c in first.calls] == [2]
+    assert [len(c.records) for c in second.calls] == [1, 3]
+    assert (first.producer_id, first.producer_epoch, first.base_sequence) == (7, 3, 100)
+    assert (second.producer_id, second.producer_epoch, second.base_sequence) == (7, 3, 102)
+    assert first.encoded is None
+    assert second.encoded is None  # encoded afresh
+    assert first.attempts == second.attempts == 0
+
+
+def test_split_of_an_unsequenced_batch_stays_unsequenced() -> None:
+    first, second = WireBatch([make_call(0, 1, 5), make_call(1, 1, 5)]).split()
+    assert first.base_sequence == second.base_sequence == -1
+
+
+def test_split_sequence_wraps_around() -> None:
+    batch = WireBatch([make_call(0, 3, 5), make_call(1, 1, 5)])
+    batch.producer_id, batch.producer_epoch, batch.base_sequence = 7, 0, 2**31 - 2
+    _, second = batch.split()
+    assert second.base_sequence == 1

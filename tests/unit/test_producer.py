@@ -1,0 +1,839 @@
+"""The producer's own behaviour, against scripted fake brokers (no Kafka needed).
+
+What a real broker does on its own (compression, headers, partitioning, failover) is tested
+against real Kafka in ``tests/integration/test_producer*.py``. Here a small fake cluster
+answers Metadata, InitProducerId and Produce, keeps one shared log per partition (as if
+replicated), checks idempotent sequence numbers the way a broker does, and lets each test
+script what goes wrong: an error code, a response that never comes, a connection that
+breaks before or after the append, a leader that moves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from tests.fakebroker import FakeBroker, Request, answer
+from trio_brod import (
+    ClientClosed,
+    ClientConfig,
+    ConfigError,
+    DeliveryReceipt,
+    Message,
+    MessageTooLarge,
+    ProducerClosed,
+    ProducerConfig,
+    open_client,
+)
+from trio_brod.protocol import (
+    InitProducerIdResponse,
+    MetadataRequest,
+    MetadataResponse,
+    ProduceRequest,
+    ProduceResponse,
+)
+from trio_brod.protocol.errors import InvalidRecordError, NotEnoughReplicasError
+from trio_brod.protocol.records import decode_batches
+
+PRODUCE, METADATA, INIT_PRODUCER_ID = 0, 3, 22
+TOPIC = "orders"
+# Error codes the fake answers with.
+NOT_LEADER, MESSAGE_TOO_LARGE, NOT_ENOUGH_REPLICAS = 6, 10, 19
+OUT_OF_ORDER, INVALID_EPOCH, UNKNOWN_PRODUCER, INVALID_RECORD = 45, 47, 59, 87
+
+
+def quick(**options: Any) -> ProducerConfig:
+    """A config with fast retries, for tests that go through several."""
+    return ProducerConfig(retry_backoff=0.01, retry_backoff_max=0.05, **options)
+
+
+@dataclass
+class Sent:
+    """One Produce request as a fake broker saw it (for one partition)."""
+
+    node: int
+    partition: int
+    producer_id: int
+    epoch: int
+    base_sequence: int
+    values: list[bytes | None]
+    acks: int
+
+
+@dataclass
+class ProducerEntry:
+    """The broker's idempotence state for one producer id on one partition."""
+
+    epoch: int
+    next_sequence: int
+    # The last few batches: (base sequence, record count, base offset), to spot duplicates.
+    recent: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=5))
+
+
+class FakeCluster:
+    """Fake brokers 1..n serving one topic; see the module docstring.
+
+    Attributes:
+        leaders: The leader of each partition; change it to move leadership (the old
+            leader then answers NOT_LEADER_OR_FOLLOWER, as a real one would).
+        logs: Each partition's log: the values, by offset.
+        sent: Every Produce request received, in order.
+        actions: What to do with the next Produce requests, one action each: an error code
+            (answered without appending), ``"hang_up"`` (close the connection, nothing
+            appended), ``"append_then_hang_up"``, or ``"ignore"`` (never answer).
+        hold: While set, Produce requests wait for it to be cleared... see :meth:`release`.
+    """
+
+    def __init__(self, brokers: int = 1, partitions: int = 1) -> None:
+        self.brokers = [FakeBroker() for _ in range(brokers)]
+        self.leaders = {p: 1 + p % brokers for p in range(partitions)}
+        self.logs: dict[int, list[bytes | None]] = {p: [] for p in range(partitions)}
+        self.sent: list[Sent] = []
+        self.actions: deque[int | str] = deque()
+        self.max_records_per_batch = math.inf
+        self.idempotence: dict[tuple[int, int], ProducerEntry] = {}
+        self.next_producer_id = 1000
+        self.init_producer_id_calls = 0
+        self.metadata_calls = 0
+        self._gate: trio.Event | None = None
+        # Connections the fake hung up on: requests already read from them are dropped, as
+        # a real broker never gets to them.
+        self._hung_up: set[int] = set()
+
+    async def start(self, nursery: trio.Nursery) -> FakeCluster:
+        for node, broker in enumerate(self.brokers, start=1):
+            await nursery.start(broker.serve)
+            broker.handlers[METADATA] = self._metadata
+            broker.handlers[INIT_PRODUCER_ID] = self._init_producer_id
+            broker.handlers[PRODUCE] = self._produce_handler(node)
+        return self
+
+    @property
+    def bootstrap(self) -> list[str]:
+        return [broker.address for broker in self.brokers]
+
+    def hold(self) -> None:
+        """Keep Produce requests waiting (unanswered) until :meth:`release`."""
+        self._gate = trio.Event()
+
+    def release(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
+
+    def values(self, partition: int = 0) -> list[bytes | None]:
+        return self.logs[partition]
+
+    async def _metadata(self, stream: trio.SocketStream, request: Request) -> None:
+        self.metadata_calls += 1
+        body: MetadataRequest = request.body
+        wanted = None if body.topics is None else [t.name for t in body.topics]
+        topics = []
+        if wanted is None or TOPIC in wanted:
+            topics.append(
+                MetadataResponse.MetadataResponseTopic(
+                    name=TOPIC,
+                    partitions=[
+                        MetadataResponse.MetadataResponsePartition(
+                            partition_index=p, leader_id=leader, replica_nodes=[leader]
+                        )
+                        for p, leader in sorted(self.leaders.items())
+                    ],
+                )
+            )
+        for name in wanted or ():
+            if name != TOPIC:
+                topics.append(MetadataResponse.MetadataResponseTopic(name=name, error_code=3))
+        await answer(
+            stream,
+            request,
+            MetadataResponse(
+                cluster_id="fake",
+                controller_id=1,
+                brokers=[
+                    MetadataResponse.MetadataResponseBroker(
+                        node_id=node, host="127.0.0.1", port=broker.port
+                    )
+                    for node, broker in enumerate(self.brokers, start=1)
+                ],
+                topics=topics,
+            ),
+        )
+
+    async def _init_producer_id(self, stream: trio.SocketStream, request: Request) -> None:
+        self.init_producer_id_calls += 1
+        producer_id, self.next_producer_id = self.next_producer_id, self.next_producer_id + 1
+        await answer(
+            stream, request, InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
+        )
+
+    def _produce_handler(self, node: int) -> Callable[[trio.SocketStream, Request], Any]:
+        async def handle(stream: trio.SocketStream, request: Request) -> None:
+            if id(stream) in self._hung_up:
+                return
+            body: ProduceRequest = request.body
+            data = body.topic_data[0].partition_data[0]
+            partition = data.index
+            assert data.records is not None
+            (batch,) = decode_batches(data.records).batches
+            values = [record.value for record in batch.records()]
+            self.sent.append(
+                Sent(
+                    node,
+                    partition,
+                    batch.producer_id,
+                    batch.producer_epoch,
+                    batch.base_sequence,
+                    values,
+                    body.acks,
+                )
+            )
+            if self._gate is not None:
+                await self._gate.wait()
+            action = self.actions.popleft() if self.actions else None
+            if action == "ignore":
+                return
+            if action == "hang_up":
+                await self._hang_up(stream)
+                return
+            if isinstance(action, int):
+                code, offset = action, -1
+            elif self.leaders[partition] != node:
+                code, offset = NOT_LEADER, -1
+            elif len(values) > self.max_records_per_batch:
+                code, offset = MESSAGE_TOO_LARGE, -1
+            else:
+                code, offset = self._append(partition, batch, values)
+            if action == "append_then_hang_up":
+                await self._hang_up(stream)
+                return
+            if body.acks == 0:
+                return
+            await answer(
+                stream,
+                request,
+                ProduceResponse(
+                    responses=[
+                        ProduceResponse.TopicProduceResponse(
+                            name=TOPIC,
+                            partition_responses=[
+                                ProduceResponse.PartitionProduceResponse(
+                                    index=partition, error_code=code, base_offset=offset
+                                )
+                            ],
+                        )
+                    ]
+                ),
+            )
+
+        return handle
+
+    async def _hang_up(self, stream: trio.SocketStream) -> None:
+        self._hung_up.add(id(stream))
+        await trio.aclose_forcefully(stream)
+
+    def _append(self, partition: int, batch: Any, values: list[bytes | None]) -> tuple[int, int]:
+        """Append like a broker: check idempotent sequence numbers first."""
+        log = self.logs[partition]
+        if batch.producer_id >= 0:
+            key = (partition, batch.producer_id)
+            entry = self.idempotence.get(key)
+            sequence = batch.base_sequence
+            if entry is not None:
+                if batch.producer_epoch < entry.epoch:
+                    return INVALID_EPOCH, -1
+                if batch.producer_epoch > entry.epoch:
+                    if sequence != 0:
+                        return OUT_OF_ORDER, -1
+                elif sequence != entry.next_sequence:
+                    for first, count, offset in entry.recent:
+                        if first == sequence and count == len(values):
+                            return 0, offset  # a duplicate: the offset it was written at
+                    return OUT_OF_ORDER, -1
+            if entry is None or batch.producer_epoch != entry.epoch:
+                entry = self.idempotence[key] = ProducerEntry(batch.producer_epoch, sequence)
+            entry.recent.append((sequence, len(values), len(log)))
+            entry.next_sequence = sequence + len(values)
+        offset = len(log)
+        log.extend(values)
+        return 0, offset
+
+
+@pytest.fixture
+async def cluster(nursery: trio.Nursery) -> FakeCluster:
+    return await FakeCluster().start(nursery)
+
+
+def count_tasks() -> int:
+    """Every task in this run except the fake brokers' own."""
+    count = 0
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    stack = [root]
+    while stack:
+        task = stack.pop()
+        if "FakeBroker" in task.name:
+            continue
+        count += 1
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return count
+
+
+def numbered(count: int, start: int = 0) -> list[bytes]:
+    return [b"m%d" % i for i in range(start, start + count)]
+
+
+# ------------------------------------------------------------------------------ config
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"required_acks": 2}, "required_acks=2"),
+        ({"required_acks": True}, "required_acks=True"),
+        ({"ack_timeout": 0}, "ack_timeout=0"),
+        ({"partition_buffer_limit": 0}, "partition_buffer_limit=0"),
+        ({"partition_onwire_limit": 1.5}, "partition_onwire_limit=1.5"),
+        ({"max_batch_size": 0}, "max_batch_size=0"),
+        ({"max_retries": -2}, "max_retries=-2"),
+        ({"retry_backoff": -1.0}, "retry_backoff=-1.0"),
+        ({"retry_backoff_max": math.nan}, "retry_backoff_max=nan"),
+        ({"compression": "brotli"}, "compression='brotli'"),
+        ({"compression": "gzip", "compression_level": 42}, "compression_level=42"),
+        ({"compression_level": 3}, "compression_level=3"),
+        ({"max_linger": -0.1}, "max_linger=-0.1"),
+        ({"max_linger_count": -1}, "max_linger_count=-1"),
+        ({"enable_idempotence": "yes"}, "enable_idempotence='yes'"),
+        ({"required_acks": 1, "enable_idempotence": True}, "enable_idempotence=True"),
+        ({"partition_onwire_limit": 6}, "partition_onwire_limit=6"),
+        ({"max_request_size": 10}, "max_request_size=10"),
+        ({"partitioner": "roundrobin"}, "partitioner='roundrobin'"),
+        ({"partitioner": 7}, "partitioner=7"),
+        ({"flush_timeout": -1}, "flush_timeout=-1"),
+    ],
+)
+def test_config_names_the_bad_field(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        ProducerConfig(**options)
+
+
+def test_config_defaults() -> None:
+    config = ProducerConfig()
+    assert config.required_acks == -1
+    assert config.idempotent  # on by default, with acks=-1 (as the Java client)
+    assert not ProducerConfig(required_acks=1).idempotent
+    assert ProducerConfig(compression="zstd", compression_level=5).codec.name == "ZSTD"
+    # Idempotence allows up to five requests in flight per partition.
+    assert ProducerConfig(partition_onwire_limit=5).partition_onwire_limit == 5
+    assert ProducerConfig(required_acks=1, partition_onwire_limit=6).partition_onwire_limit == 6
+
+
+# ------------------------------------------------------------------------------ basics
+
+
+async def test_produce_then_leave_the_block_delivers(cluster: FakeCluster) -> None:
+    # Leaving the block right after produce: the worker still has to look up the leader and
+    # connect while the client closes. That must deliver, not fail with ClientClosed.
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        receipt = await client.produce(TOPIC, b"only", partition=0)
+    assert receipt.result() == 0
+    assert cluster.values() == [b"only"]
+
+
+async def test_offsets_and_order(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        receipts = [await client.produce(TOPIC, value, partition=0) for value in numbered(50)]
+        batch = await client.produce_batch(TOPIC, [(None, b"b0"), (b"k", b"b1")], partition=0)
+        assert [await receipt for receipt in receipts] == list(range(50))
+        assert await batch == 50
+        assert await client.produce_sync(TOPIC, b"last", partition=0) == 52
+    assert cluster.values() == [*numbered(50), b"b0", b"b1", b"last"]
+
+
+async def test_auto_start_producers_uses_the_default_config(cluster: FakeCluster) -> None:
+    config = ClientConfig(
+        auto_start_producers=True,
+        default_producer_config=ProducerConfig(required_acks=1),
+    )
+    async with open_client(cluster.bootstrap, config) as client:
+        await client.produce_no_ack(TOPIC, b"v", partition=0)
+        producer = await client.get_producer(TOPIC, 0)
+        assert producer.config.required_acks == 1
+    assert cluster.values() == [b"v"]
+    assert cluster.sent[0].acks == 1
+    assert cluster.sent[0].producer_id == -1  # acks=1: no idempotence
+
+
+async def test_bad_input_is_refused_at_once(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        with pytest.raises(TypeError, match="value"):
+            await client.produce(TOPIC, "text", partition=0)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="timestamp"):
+            await client.produce(TOPIC, b"v", partition=0, timestamp=-5)
+        with pytest.raises(TypeError, match="timestamp"):
+            await client.produce(TOPIC, b"v", partition=0, timestamp=1.5)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="header 0"):
+            await client.produce(TOPIC, b"v", partition=0, headers=[(b"k", b"v")])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match="message 1"):
+            await client.produce_batch(TOPIC, [(None, b"a"), (None, b"b", b"c")], partition=0)  # type: ignore[list-item]
+        with pytest.raises(ValueError, match="at least one"):
+            await client.produce_batch(TOPIC, [], partition=0)
+        with pytest.raises(ValueError, match="no partition 3"):
+            await client.produce(TOPIC, b"v", partition=3)
+        with pytest.raises(TypeError, match="partition must be an int"):
+            await client.produce(TOPIC, b"v", partition="0")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="returned 5"):
+            await client.produce(TOPIC, b"v", partitioner=lambda topic, n, key, value: 5)
+        with pytest.raises(ConfigError, match="partitioner='nope'"):
+            await client.produce(TOPIC, b"v", partitioner="nope")
+    assert cluster.sent == []
+
+
+async def test_message_too_large_names_size_and_limit(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(max_request_size=1000))
+        with pytest.raises(MessageTooLarge, match=r"about \d+ bytes, over max_request_size=1000"):
+            await client.produce(TOPIC, b"x" * 1000, partition=0)
+        with pytest.raises(MessageTooLarge) as info:
+            await client.produce_batch(TOPIC, [(None, b"x" * 400)] * 3, partition=0)
+        assert info.value.size > info.value.limit == 1000
+        assert info.value.topic == TOPIC
+        assert info.value.partition == 0
+        # Just under the limit goes through.
+        assert await client.produce_sync(TOPIC, b"x" * 900, partition=0) == 0
+    assert cluster.values() == [b"x" * 900]
+
+
+# ------------------------------------------------------------------------------ back-pressure
+
+
+async def test_back_pressure_blocks_and_is_cancellable(cluster: FakeCluster) -> None:
+    config = ProducerConfig(partition_buffer_limit=3, max_batch_size=100, required_acks=1)
+    cluster.hold()
+    accepted: list[bytes] = []
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, config)
+        receipts: list[DeliveryReceipt] = []
+
+        async def produce_forever() -> None:
+            for value in numbered(1000):
+                receipts.append(await client.produce(TOPIC, value, partition=0))
+                accepted.append(value)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce_forever)
+            await trio.testing.wait_all_tasks_blocked(0.2)
+            # The broker holds the first request: the channel fills, the producer waits.
+            stuck_at = len(accepted)
+            assert 3 <= stuck_at < 20
+            await trio.sleep(0.1)
+            assert len(accepted) == stuck_at
+            nursery.cancel_scope.cancel()
+        # The cancelled call accepted nothing; everything accepted is delivered, in order.
+        cluster.release()
+        offsets = [await receipt for receipt in receipts]
+    assert offsets == list(range(len(accepted)))
+    assert cluster.values() == accepted
+
+
+# ------------------------------------------------------------------------------ closing
+
+
+async def test_leaving_the_block_flushes(cluster: FakeCluster, nursery: trio.Nursery) -> None:
+    cluster.hold()
+
+    async def release_later() -> None:
+        await trio.sleep(0.2)
+        cluster.release()
+
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(max_batch_size=50))
+        receipts = [await client.produce(TOPIC, value, partition=0) for value in numbered(20)]
+        nursery.start_soon(release_later)
+    assert [receipt.result() for receipt in receipts] == list(range(20))
+    assert cluster.values() == numbered(20)
+
+
+async def test_flush_timeout_bounds_the_close(cluster: FakeCluster) -> None:
+    cluster.actions.extend(["ignore"] * 10)
+    before = count_tasks()
+    start = trio.current_time()
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(flush_timeout=0.3))
+        receipts = [await client.produce(TOPIC, value, partition=0) for value in numbered(5)]
+    assert 0.3 <= trio.current_time() - start < 5
+    for receipt in receipts:
+        with pytest.raises(ProducerClosed, match="flush_timeout"):
+            receipt.result()
+    assert count_tasks() == before
+
+
+async def test_cancelling_the_block_fails_receipts_clearly(cluster: FakeCluster) -> None:
+    cluster.hold()
+    before = count_tasks()
+    receipts: list[DeliveryReceipt] = []
+    with trio.move_on_after(0.3) as scope:
+        async with open_client(cluster.bootstrap) as client:
+            await client.start_producer(TOPIC)
+            receipts += [await client.produce(TOPIC, value, partition=0) for value in numbered(5)]
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert count_tasks() == before
+    for receipt in receipts:
+        assert receipt.done()
+        with pytest.raises(ProducerClosed, match="cancelled"):
+            await receipt
+    cluster.release()
+
+
+async def test_closed_producer_refuses_messages(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        producer = await client.get_producer(TOPIC, 0)
+        await client.stop_producer(TOPIC)
+        with pytest.raises(ProducerClosed, match="closed"):
+            await producer.produce(b"late")
+    with pytest.raises(ClientClosed):
+        await client.start_producer(TOPIC)
+    with pytest.raises(ProducerClosed):
+        await producer.produce(b"later")
+
+
+async def test_stop_then_start_again_continues_the_sequence(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        await client.produce_sync(TOPIC, b"a", partition=0)
+        await client.stop_producer(TOPIC)
+        await client.start_producer(TOPIC)
+        await client.produce_sync(TOPIC, b"b", partition=0)
+    assert [(s.producer_id, s.epoch, s.base_sequence) for s in cluster.sent] == [
+        (1000, 0, 0),
+        (1000, 0, 1),
+    ]
+    assert cluster.init_producer_id_calls == 1
+
+
+# ------------------------------------------------------------------------------ receipts
+
+
+async def test_callbacks_run_and_a_raising_one_surfaces(cluster: FakeCluster) -> None:
+    seen: list[tuple[int, int]] = []
+
+    def record(receipt: DeliveryReceipt) -> None:
+        seen.append((receipt.partition, receipt.result()))
+
+    def explode(receipt: DeliveryReceipt) -> None:
+        raise KeyError("from a callback")
+
+    receipts: list[DeliveryReceipt] = []
+
+    async def run() -> None:
+        async with open_client(cluster.bootstrap) as client:
+            # One message per batch: the third is still waiting when the second is done.
+            await client.start_producer(TOPIC, ProducerConfig(max_batch_size=10))
+            first = await client.produce(TOPIC, b"a", partition=0)
+            first.add_done_callback(record)
+            await first
+            first.add_done_callback(record)  # already done: runs at once
+            assert seen == [(0, 0), (0, 0)]
+            cluster.hold()
+            second = await client.produce(TOPIC, b"b", partition=0)
+            second.add_done_callback(explode)
+            second.add_done_callback(record)
+            third = await client.produce(TOPIC, b"c", partition=0)
+            receipts.extend([second, third])
+            await trio.testing.wait_all_tasks_blocked(0.1)
+            cluster.release()
+            await trio.sleep_forever()  # the callback's error cancels the block
+
+    with pytest.raises(KeyError, match="from a callback"):
+        await run()
+    # The raising callback did not keep the other from running, nor the receipt from
+    # completing; the worker then stopped, failing what it still held.
+    assert seen == [(0, 0), (0, 0), (0, 1)]
+    second, third = receipts
+    assert second.result() == 1
+    with pytest.raises(ProducerClosed, match="crashed") as info:
+        third.result()
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+# ------------------------------------------------------------------------------ failures
+
+
+async def test_retries_exhausted_fail_with_the_brokers_error(cluster: FakeCluster) -> None:
+    cluster.actions.extend([NOT_ENOUGH_REPLICAS] * 3)
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, quick(max_retries=2))
+        receipt = await client.produce(TOPIC, b"doomed", partition=0)
+        with pytest.raises(NotEnoughReplicasError, match=r"orders\[0\]") as info:
+            await receipt
+        assert isinstance(receipt.exception(), NotEnoughReplicasError)
+        assert info.value.retriable
+        # The worker goes on with the next message.
+        assert await client.produce_sync(TOPIC, b"next", partition=0) == 0
+    assert [s.values for s in cluster.sent] == [[b"doomed"]] * 3 + [[b"next"]]
+    assert cluster.values() == [b"next"]
+
+
+async def test_a_retry_succeeds_within_max_retries(cluster: FakeCluster) -> None:
+    cluster.actions.extend([NOT_ENOUGH_REPLICAS] * 2)
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, quick(max_retries=2))
+        assert await client.produce_sync(TOPIC, b"v", partition=0) == 0
+    assert len(cluster.sent) == 3
+
+
+async def test_non_retriable_error_fails_at_once(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, quick(max_retries=5))
+        assert await client.produce_sync(TOPIC, b"first", partition=0) == 0
+        cluster.actions.append(INVALID_RECORD)
+        with pytest.raises(InvalidRecordError):
+            await client.produce_sync(TOPIC, b"bad", partition=0)
+        # The gap it left in the sequence numbers costs one OUT_OF_ORDER round trip and a
+        # new epoch, then the next message goes through.
+        assert await client.produce_sync(TOPIC, b"good", partition=0) == 1
+    assert [(s.epoch, s.base_sequence, s.values) for s in cluster.sent] == [
+        (0, 0, [b"first"]),
+        (0, 1, [b"bad"]),
+        (0, 2, [b"good"]),
+        (1, 0, [b"good"]),
+    ]
+
+
+async def test_not_leader_moves_to_the_new_leader_in_order(nursery: trio.Nursery) -> None:
+    cluster = await FakeCluster(brokers=2).start(nursery)
+    config = quick(partition_onwire_limit=5, max_batch_size=30)
+    async with open_client(cluster.bootstrap[:1]) as client:
+        await client.start_producer(TOPIC, config)
+        first = [await client.produce(TOPIC, v, partition=0) for v in numbered(10)]
+        assert [await r for r in first] == list(range(10))
+        metadata_calls = cluster.metadata_calls
+        cluster.leaders[0] = 2  # broker 1 now answers NOT_LEADER_OR_FOLLOWER
+        rest = [await client.produce(TOPIC, v, partition=0) for v in numbered(40, 10)]
+        assert [await r for r in rest] == list(range(10, 50))
+    assert cluster.values() == numbered(50)
+    assert cluster.metadata_calls > metadata_calls  # the leader was looked up again
+    # Broker 1 refused the first request after the move; broker 2 got the rest, in order.
+    assert any(s.node == 1 and s.values[0] == b"m10" for s in cluster.sent)
+    moved = [value for s in cluster.sent if s.node == 2 for value in s.values]
+    assert moved == numbered(40, 10)
+
+
+async def test_lost_connection_before_the_append_is_retried(cluster: FakeCluster) -> None:
+    cluster.actions.append("hang_up")
+    async with open_client(cluster.bootstrap, reconnect_cool_down=0) as client:
+        await client.start_producer(TOPIC, quick())
+        assert await client.produce_sync(TOPIC, b"v", partition=0) == 0
+    assert cluster.values() == [b"v"]
+    assert len(cluster.sent) == 2
+
+
+async def test_lost_response_after_the_append_writes_once(cluster: FakeCluster) -> None:
+    # The broker wrote the batch but the answer never came: the retry is recognised by its
+    # sequence numbers and answered with the original offset, not written again.
+    cluster.actions.append("append_then_hang_up")
+    async with open_client(cluster.bootstrap, reconnect_cool_down=0) as client:
+        await client.start_producer(TOPIC, quick())
+        receipts = [await client.produce(TOPIC, v, partition=0) for v in numbered(3)]
+        assert [await r for r in receipts] == [0, 1, 2]
+    assert cluster.values() == numbered(3)
+    first, retry = cluster.sent[0], cluster.sent[1]
+    assert (retry.epoch, retry.base_sequence, retry.values) == (
+        first.epoch,
+        first.base_sequence,
+        first.values,
+    )
+
+
+async def test_request_timeout_closes_the_connection_and_retries(cluster: FakeCluster) -> None:
+    cluster.actions.append("ignore")
+    async with open_client(cluster.bootstrap, request_timeout=0.2, reconnect_cool_down=0) as client:
+        await client.start_producer(TOPIC, quick(ack_timeout=0.1))
+        assert await client.produce_sync(TOPIC, b"v", partition=0) == 0
+    assert cluster.values() == [b"v"]
+    assert len(cluster.sent) == 2
+
+
+async def test_too_large_batches_are_split_keeping_sequences(cluster: FakeCluster) -> None:
+    cluster.max_records_per_batch = 1
+    config = ProducerConfig(max_linger=0.2, max_linger_count=4)
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, config)
+        receipts = [await client.produce(TOPIC, v, partition=0) for v in numbered(4)]
+        assert [await r for r in receipts] == [0, 1, 2, 3]
+    assert cluster.values() == numbered(4)
+    assert [(s.base_sequence, len(s.values)) for s in cluster.sent] == [
+        (0, 4),  # refused: too large
+        (0, 2),  # the first half, refused again
+        (0, 1),
+        (1, 1),
+        (2, 2),  # the second half, refused again
+        (2, 1),
+        (3, 1),
+    ]
+
+
+# ------------------------------------------------------------------------------ idempotence
+
+
+async def test_sequence_numbers_follow_the_records(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        for size in (2, 3, 1):
+            receipt = await client.produce_batch(TOPIC, [(None, b"v")] * size, partition=0)
+            await receipt
+    assert [(s.producer_id, s.epoch, s.base_sequence) for s in cluster.sent] == [
+        (1000, 0, 0),
+        (1000, 0, 2),
+        (1000, 0, 5),
+    ]
+
+
+@pytest.mark.parametrize("code", [OUT_OF_ORDER, UNKNOWN_PRODUCER])
+async def test_sequence_gap_bumps_the_epoch(cluster: FakeCluster, code: int) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        await client.produce_sync(TOPIC, b"a", partition=0)
+        cluster.actions.append(code)
+        assert await client.produce_sync(TOPIC, b"b", partition=0) == 1
+        assert await client.produce_sync(TOPIC, b"c", partition=0) == 2
+    assert [(s.producer_id, s.epoch, s.base_sequence, s.values) for s in cluster.sent] == [
+        (1000, 0, 0, [b"a"]),
+        (1000, 0, 1, [b"b"]),  # refused
+        (1000, 1, 0, [b"b"]),  # a new epoch starts at sequence 0
+        (1000, 1, 1, [b"c"]),
+    ]
+    assert cluster.values() == [b"a", b"b", b"c"]
+    assert cluster.init_producer_id_calls == 1  # the epoch is bumped locally
+
+
+async def test_stale_epoch_gets_a_fresh_producer_id(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        cluster.actions.append(INVALID_EPOCH)
+        assert await client.produce_sync(TOPIC, b"a", partition=0) == 0
+    assert [(s.producer_id, s.epoch, s.base_sequence) for s in cluster.sent] == [
+        (1000, 0, 0),
+        (1001, 0, 0),
+    ]
+    assert cluster.init_producer_id_calls == 2
+
+
+async def test_out_of_order_after_an_earlier_failure_keeps_the_epoch(
+    cluster: FakeCluster,
+) -> None:
+    # Two requests in flight: the first fails (retriable), so the second is out of order
+    # only because the first is missing. Both go again, same epoch, same sequence numbers.
+    config = quick(partition_onwire_limit=2, max_batch_size=10)
+    cluster.hold()
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, config)
+        a = await client.produce(TOPIC, b"a", partition=0)
+        b = await client.produce(TOPIC, b"b", partition=0)
+        await trio.testing.wait_all_tasks_blocked(0.1)
+        cluster.actions.extend([NOT_ENOUGH_REPLICAS, OUT_OF_ORDER])
+        cluster.release()
+        assert (await a, await b) == (0, 1)
+    assert [(s.epoch, s.base_sequence, s.values) for s in cluster.sent] == [
+        (0, 0, [b"a"]),
+        (0, 1, [b"b"]),
+        (0, 0, [b"a"]),
+        (0, 1, [b"b"]),
+    ]
+
+
+async def test_idempotence_off_sends_no_producer_id(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(enable_idempotence=False))
+        await client.produce_sync(TOPIC, b"v", partition=0)
+    assert cluster.init_producer_id_calls == 0
+    assert (cluster.sent[0].producer_id, cluster.sent[0].base_sequence) == (-1, -1)
+
+
+# ------------------------------------------------------------------------------ acks, linger
+
+
+async def test_acks_zero_completes_when_written(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(required_acks=0))
+        receipts = [await client.produce(TOPIC, v, partition=0) for v in numbered(5)]
+        assert [await r for r in receipts] == [-1] * 5
+    # Leaving the block waited for the writes, not for answers (the broker sends none).
+    assert cluster.values() == numbered(5)
+    assert {s.acks for s in cluster.sent} == {0}
+
+
+async def test_linger_gathers_messages_into_one_batch(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(max_linger=0.2))
+        receipts = []
+        for value in numbered(3):
+            receipts.append(await client.produce(TOPIC, value, partition=0))
+            await trio.sleep(0.01)  # let the worker run: it lingers instead of sending
+        start = trio.current_time()
+        await receipts[-1]
+        assert trio.current_time() - start < 0.5
+    assert [s.values for s in cluster.sent] == [numbered(3)]
+
+
+async def test_linger_count_sends_before_the_time(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(max_linger=30, max_linger_count=2))
+        receipts = []
+        for value in numbered(2):
+            receipts.append(await client.produce(TOPIC, value, partition=0))
+            await trio.sleep(0.01)
+        with trio.fail_after(5):
+            assert [await r for r in receipts] == [0, 1]
+    assert [s.values for s in cluster.sent] == [numbered(2)]
+
+
+async def test_produce_batch_messages_keep_their_fields(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        receipt = await client.produce_batch(
+            TOPIC,
+            [
+                Message(b"v1", key=b"k1", headers=[("h", b"x")], timestamp=1_600_000_000_000),
+                (b"k2", b"v2"),
+                Message(None),
+            ],
+            partition=0,
+        )
+        assert await receipt == 0
+    assert cluster.values() == [b"v1", b"v2", None]
+    assert [len(s.values) for s in cluster.sent] == [3]
+
+
+@pytest.mark.parametrize("failure", ["hang_up", "append_then_hang_up", NOT_ENOUGH_REPLICAS])
+async def test_a_failure_with_requests_in_flight_keeps_the_order(
+    cluster: FakeCluster, failure: int | str
+) -> None:
+    # Five requests in flight; the first one fails. Everything after it goes again, in
+    # order, and the log holds each message once, in order.
+    config = quick(partition_onwire_limit=5, max_batch_size=10)
+    async with open_client(cluster.bootstrap, reconnect_cool_down=0) as client:
+        await client.start_producer(TOPIC, config)
+        assert await client.produce_sync(TOPIC, b"first", partition=0) == 0
+        cluster.hold()
+        receipts = [await client.produce(TOPIC, v, partition=0) for v in numbered(12)]
+        await trio.testing.wait_all_tasks_blocked(0.1)
+        cluster.actions.append(failure)
+        cluster.release()
+        assert [await r for r in receipts] == list(range(1, 13))
+    assert cluster.values() == [b"first", *numbered(12)]
+    # The failed request went again (and so did the ones behind it).
+    assert [s.values for s in cluster.sent].count([b"m0"]) == 2
