@@ -112,6 +112,9 @@ _MAX_EPOCH: Final = 32767
 _SEQUENCE_MASK: Final = 0x7FFFFFFF
 #: Record timestamps are int64 milliseconds; the Java producer refuses negative ones.
 _MAX_TIMESTAMP: Final = 2**63 - 1
+#: Backoff between InitProducerId attempts (the broker may still be loading its state).
+_INIT_BACKOFF_START: Final = 0.05
+_INIT_BACKOFF_MAX: Final = 1.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -351,7 +354,25 @@ class ProducerIdentity:
         return self.producer_id, self.epoch
 
     async def fresh(self) -> tuple[int, int]:
-        """A new producer id and its epoch, from InitProducerId."""
+        """A new producer id and its epoch, from InitProducerId.
+
+        Retriable failures (a broker still loading its transaction state right after it
+        started, a lost connection) are retried with a short backoff for up to the client's
+        ``request_timeout``: they are not the messages' fault, so they should not use up
+        the messages' retries.
+        """
+        deadline = trio.current_time() + self._client.config.request_timeout
+        backoff = _INIT_BACKOFF_START
+        while True:
+            try:
+                return await self._init_producer_id()
+            except (KafkaError, BrokerConnectionError) as exc:
+                if not exc.retriable or trio.current_time() + backoff > deadline:
+                    raise
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, _INIT_BACKOFF_MAX)
+
+    async def _init_producer_id(self) -> tuple[int, int]:
         connection = await self._client._any_connection()
         version = connection.best_version(InitProducerIdRequest)
         request = InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=2**31 - 1)

@@ -39,8 +39,8 @@ from trio_brod.protocol import (
     ProduceRequest,
     ProduceResponse,
 )
-from trio_brod.protocol.errors import InvalidRecordError, NotEnoughReplicasError
-from trio_brod.protocol.records import decode_batches
+from trio_brod.protocol.errors import InvalidRecordError, KafkaError, NotEnoughReplicasError
+from trio_brod.protocol.records import Compression, decode_batches
 
 PRODUCE, METADATA, INIT_PRODUCER_ID = 0, 3, 22
 TOPIC = "orders"
@@ -65,6 +65,7 @@ class Sent:
     base_sequence: int
     values: list[bytes | None]
     acks: int
+    compression: Compression = Compression.NONE
 
 
 @dataclass
@@ -101,6 +102,8 @@ class FakeCluster:
         self.idempotence: dict[tuple[int, int], ProducerEntry] = {}
         self.next_producer_id = 1000
         self.init_producer_id_calls = 0
+        # Error codes to answer the next InitProducerId requests with, one each.
+        self.init_producer_id_errors: deque[int] = deque()
         self.metadata_calls = 0
         self._gate: trio.Event | None = None
         # Connections the fake hung up on: requests already read from them are dropped, as
@@ -169,6 +172,10 @@ class FakeCluster:
 
     async def _init_producer_id(self, stream: trio.SocketStream, request: Request) -> None:
         self.init_producer_id_calls += 1
+        if self.init_producer_id_errors:
+            code = self.init_producer_id_errors.popleft()
+            await answer(stream, request, InitProducerIdResponse(error_code=code))
+            return
         producer_id, self.next_producer_id = self.next_producer_id, self.next_producer_id + 1
         await answer(
             stream, request, InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
@@ -193,6 +200,7 @@ class FakeCluster:
                     batch.base_sequence,
                     values,
                     body.acks,
+                    batch.compression,
                 )
             )
             if self._gate is not None:
@@ -755,6 +763,25 @@ async def test_out_of_order_after_an_earlier_failure_keeps_the_epoch(
     ]
 
 
+async def test_a_loading_coordinator_does_not_use_up_retries(cluster: FakeCluster) -> None:
+    # Right after a broker starts, InitProducerId answers COORDINATOR_LOAD_IN_PROGRESS for
+    # a while; that is retried on its own, not counted against the message.
+    cluster.init_producer_id_errors.extend([14, 14, 15])
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(max_retries=0))
+        assert await client.produce_sync(TOPIC, b"v", partition=0) == 0
+    assert cluster.init_producer_id_calls == 4
+
+
+async def test_a_refused_producer_id_fails_the_messages(cluster: FakeCluster) -> None:
+    cluster.init_producer_id_errors.append(31)  # CLUSTER_AUTHORIZATION_FAILED
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        with pytest.raises(KafkaError, match="CLUSTER_AUTHORIZATION_FAILED"):
+            await client.produce_sync(TOPIC, b"v", partition=0)
+    assert cluster.sent == []
+
+
 async def test_idempotence_off_sends_no_producer_id(cluster: FakeCluster) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, ProducerConfig(enable_idempotence=False))
@@ -764,6 +791,18 @@ async def test_idempotence_off_sends_no_producer_id(cluster: FakeCluster) -> Non
 
 
 # ------------------------------------------------------------------------------ acks, linger
+
+
+@pytest.mark.parametrize("codec", list(Compression))
+async def test_the_configured_codec_is_on_the_wire(
+    cluster: FakeCluster, codec: Compression
+) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(compression=codec))
+        receipt = await client.produce_batch(TOPIC, [(None, b"abc" * 100)] * 5, partition=0)
+        await receipt
+    assert [s.compression for s in cluster.sent] == [codec]
+    assert cluster.values() == [b"abc" * 100] * 5
 
 
 async def test_acks_zero_completes_when_written(cluster: FakeCluster) -> None:
