@@ -389,9 +389,14 @@ async def test_the_broker_accepts_a_new_epoch_after_a_gap(bootstrap_servers: lis
 
 
 @pytest.mark.cluster
+@pytest.mark.parametrize("graceful", [True, False], ids=["stopped", "killed"])
 async def test_leader_stopped_while_producing_loses_and_duplicates_nothing(
-    make_topic: MakeTopic, kafka_cluster3: KafkaCluster
+    make_topic: MakeTopic, kafka_cluster3: KafkaCluster, graceful: bool
 ) -> None:
+    # Stopped: the broker hands its partitions over, then closes its connections. Killed
+    # (SIGKILL): requests in flight are lost mid-air, and the others notice only after the
+    # broker session time-out; retries of batches that may have been written must not be
+    # written twice. Both with the default config: acks=-1, idempotence, 3 retries.
     cluster = AsyncKafkaCluster(kafka_cluster3)
     topic = make_topic(partitions=3, replication_factor=3, cluster=kafka_cluster3)
     count, partitions = 50_000, 3
@@ -407,7 +412,7 @@ async def test_leader_stopped_while_producing_loses_and_duplicates_nothing(
                 receipts.append(await client.produce(topic, b"%d" % i, partition=i % partitions))
 
         async def stop_the_leader() -> None:
-            await cluster.stop_broker(victim)
+            await cluster.stop_broker(victim, graceful=graceful)
             stopped.set()
 
         with trio.fail_after(55):

@@ -840,6 +840,20 @@ async def test_linger_count_sends_before_the_time(cluster: FakeCluster) -> None:
     assert [s.values for s in cluster.sent] == [numbered(2)]
 
 
+async def test_flush_ends_the_linger_and_waits_for_delivery(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(max_linger=30))
+        producer = await client.get_producer(TOPIC, 0)
+        receipts = [await producer.produce(value) for value in numbered(3)]
+        with trio.fail_after(5):
+            await producer.flush()
+        assert [receipt.result() for receipt in receipts] == [0, 1, 2]
+        # Nothing to flush: returns at once.
+        with trio.fail_after(1):
+            await producer.flush()
+    assert [s.values for s in cluster.sent] == [numbered(3)]
+
+
 async def test_produce_batch_messages_keep_their_fields(cluster: FakeCluster) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
