@@ -17,15 +17,20 @@
     An ``autoclass`` of every generated message class, under its public name
     (``trio_brod.protocol.FetchRequest``, not the module it is generated into).
 
-Two event handlers help cross-references:
+Event handlers:
 
 * Names defined in private modules are resolved to the public name they are documented
   under: a type hint naming ``trio_brod.protocol._gen.fetch.FetchRequest.FetchPartition``
   links to ``trio_brod.protocol.FetchRequest.FetchPartition``, and an exception named
   bare in a docstring's ``Raises:`` section (``UnknownTopicOrPartitionError``) links to
   its entry in :mod:`trio_brod.protocol.errors`.
-* napoleon reads the first line of a property's docstring as ``type: description`` when it
-  has a colon; where the "type" is plainly a phrase, the line is put back as written.
+* napoleon reads the first line of an attribute's or property's docstring as
+  ``type: description`` when it has a colon; where the "type" is plainly a phrase, the line
+  is put back as written.
+* A dataclass field with a ``default_factory`` shows as ``...`` in signatures, instead of
+  ``<factory>``, which Sphinx cannot parse.
+* A few docstrings napoleon misreads are rewritten minimally (``_DOCSTRING_REWRITES``),
+  until the docstrings themselves are fixed.
 """
 
 from __future__ import annotations
@@ -352,7 +357,7 @@ def _fix_attribute_first_line(
 
 
 #: Docstrings whose markup napoleon cannot read, and the smallest rewrite that it can. Each
-#: entry is a workaround until the docstring itself is changed; see docs/README notes.
+#: entry is a workaround until the docstring itself is changed (then delete the entry).
 _DOCSTRING_REWRITES: dict[str, tuple[str, list[str]]] = {
     # "Raises (from :meth:`next_frame`):" is not a section napoleon knows, so its entries
     # became a broken definition list.
