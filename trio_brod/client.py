@@ -38,6 +38,8 @@ from trio_brod._metadata import BrokerMetadata, ClusterMetadata, TopicMetadata
 from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
 from trio_brod._util import unwrap_single_exception
 from trio_brod.consumer import (
+    FETCH_MIN_VERSION,
+    FETCH_TOPIC_ID_VERSION,
     ConsumerConfig,
     IsolationLevel,
     MessageSet,
@@ -46,8 +48,10 @@ from trio_brod.consumer import (
     Timestamp,
     TopicConsumer,
     fetch_request,
+    fetched_partition,
     list_offsets_request,
     select_parts,
+    visible_end,
 )
 from trio_brod.partitioners import Partitioner
 from trio_brod.producer import (
@@ -778,13 +782,21 @@ class Client:
                 offset the next message will get), or a :class:`~trio_brod.Timestamp`,
                 aware ``datetime`` or plain int of milliseconds since the epoch: the first
                 offset whose message is at or after that time (``"latest"`` if none is).
+                The ints -1 and -2 mean ``"latest"`` and ``"earliest"``, as in brod.
             isolation_level: With ``"read_committed"``, ``"latest"`` is the last stable
                 offset (before the first open transaction).
+
+        Leader moves and a leader's not yet settled offsets (OFFSET_NOT_AVAILABLE just
+        after an election) are retried for up to ``get_metadata_timeout``.
+
+        Raises:
+            TypeError, ValueError: ``time`` is none of those.
+            KafkaError: The broker refused (e.g. the topic or partition does not exist).
         """
         if time == "earliest":
-            timestamp = -2
+            timestamp = _LIST_OFFSETS_EARLIEST
         elif time == "latest":
-            timestamp = -1
+            timestamp = _LIST_OFFSETS_LATEST
         elif isinstance(time, Timestamp):
             timestamp = time.ms
         elif isinstance(time, datetime.datetime):
@@ -793,6 +805,8 @@ class Client:
             timestamp = time
         else:
             raise TypeError(f"time must be 'earliest', 'latest' or a timestamp, not {time!r}")
+        if timestamp < 0 and timestamp not in (_LIST_OFFSETS_EARLIEST, _LIST_OFFSETS_LATEST):
+            raise ValueError(f"time={time!r}: a timestamp must be >= 0 (or -1, -2)")
         isolation = 1 if isolation_level == "read_committed" else 0
         request = list_offsets_request(topic, partition, timestamp, isolation)
         result = await self._leader_request(topic, partition, request, min_version=1)
@@ -808,29 +822,44 @@ class Client:
         return offset
 
     async def _leader_request(
-        self, topic: str, partition: int, request: Any, *, min_version: int | None = None
+        self,
+        topic: str,
+        partition: int,
+        request: Any,
+        *,
+        min_version: int | None = None,
+        max_version: int | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-request timeout, not a deadline)
     ) -> Any:
-        """Send a request to a partition's leader, retrying on leader moves and lost
-        connections until ``get_metadata_timeout``; return the response."""
+        """Send a one-partition request to the partition's leader; return the response.
+
+        Retriable errors (of the connection, or the partition's error code) are retried
+        until ``get_metadata_timeout``, with metadata refreshed first when they mean the
+        leader moved. Any other partition error is left in the response for the caller.
+        """
         deadline = time.monotonic() + self.config.get_metadata_timeout
         refresh = False
         backoff = _RETRY_BACKOFF_START
+        api = type(request)
+        highest = api.MAX_STABLE_VERSION if max_version is None else max_version
         while True:
             try:
                 connection = await self.get_leader_connection(topic, partition, refresh=refresh)
-                version = connection.best_version(type(request), min_version=min_version)
-                response = await connection.request(request, version)
+                version = connection.version_for(
+                    api.API_KEY, highest, api.MIN_VERSION if min_version is None else min_version
+                )
+                response = await connection.request(request, version, timeout=timeout)
                 code = _first_partition_error(response)
                 if code:
                     error = for_code(code)(topic=topic, partition=partition)
-                    if not (error.retriable and error.invalid_metadata):
+                    if not error.retriable:
                         return response
                     raise error
                 return response
             except (BrokerConnectionError, NoLeader, KafkaError) as exc:
                 if not exc.retriable or time.monotonic() >= deadline:
                     raise
-                refresh = True
+                refresh = not isinstance(exc, KafkaError) or exc.invalid_metadata
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, _RETRY_BACKOFF_MAX)
 
@@ -847,16 +876,31 @@ class Client:
     ) -> MessageSet:
         """Fetch once from a partition (brod's ``fetch``), without starting a consumer.
 
+        Args:
+            topic: The topic.
+            partition: The partition.
+            offset: The first offset wanted.
+            max_wait_time: Seconds the broker may wait for ``min_bytes`` to arrive.
+            min_bytes: The broker answers as soon as it has this many bytes.
+            max_bytes: The most bytes to fetch. When the first batch at ``offset`` is
+                larger, the limit is raised to fetch it whole.
+            isolation_level: As in :class:`~trio_brod.ConsumerConfig`.
+
         Returns a :class:`~trio_brod.MessageSet` (possibly empty) with the messages from
-        ``offset`` on and the partition's high watermark. When the first batch at
-        ``offset`` is larger than ``max_bytes``, the limit is raised to fetch it whole.
+        ``offset`` on and the partition's high watermark (with read_committed, its last
+        stable offset). Its :attr:`~trio_brod.MessageSet.next_offset` is where to fetch next.
+
+        Raises:
+            OffsetOutOfRangeError: ``offset`` is before the log start or after its end.
+            KafkaError: Another error the broker answered.
         """
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset must be an int >= 0, not {offset!r}")
         config = ConsumerConfig(
             max_wait_time=max_wait_time,
             min_bytes=min_bytes,
             max_bytes=max_bytes,
             isolation_level=isolation_level,
-            begin_offset=offset,
         )
         isolation = 1 if isolation_level == "read_committed" else 0
         topic_id = await self._topic_id(topic)
@@ -865,23 +909,24 @@ class Client:
                 topic, topic_id, partition, offset, max_bytes, config, isolation
             )
             response = await self._leader_request(
-                topic, partition, request, min_version=_FETCH_MIN_VERSION
+                topic,
+                partition,
+                request,
+                min_version=FETCH_MIN_VERSION,
+                max_version=None if topic_id is not None else FETCH_TOPIC_ID_VERSION - 1,
+                timeout=max_wait_time + self.config.request_timeout,
             )
-            data = response.responses[0].partitions[0]
-            if response.error_code or data.error_code:
-                code = response.error_code or data.error_code
-                raise for_code(code)(topic=topic, partition=partition, offset=offset)
+            data = fetched_partition(response, topic, partition, offset)
             selected = select_parts(topic, partition, offset, data, isolation_level)
             if selected.needed_bytes is not None:
                 max_bytes = min(max(selected.needed_bytes, max_bytes * 2), 2**31 - 1)
                 continue
-            high_watermark = (
-                data.last_stable_offset
-                if isolation and data.last_stable_offset >= 0
-                else data.high_watermark
-            )
             return MessageSet(
-                topic, partition, high_watermark, selected.parts, selected.next_offset
+                topic,
+                partition,
+                visible_end(data, isolation),
+                selected.parts,
+                selected.next_offset,
             )
 
     # ------------------------------------------------------------ closing
@@ -937,7 +982,9 @@ class Client:
         return errors
 
 
-_FETCH_MIN_VERSION = 4
+#: ListOffsets' special timestamps.
+_LIST_OFFSETS_LATEST = -1
+_LIST_OFFSETS_EARLIEST = -2
 
 
 def _first_partition_error(response: Any) -> int:

@@ -12,14 +12,25 @@ someone subscribes to its partition; then it fetches from the partition's leader
                 handle(message)
             subscription.ack(message_set.high_offset)
 
-The subscriber acknowledges what it has processed; the worker keeps at most ``prefetch_count``
-messages (or ``prefetch_bytes`` bytes) delivered and not yet acknowledged, and stops fetching
-until acks make room. That window is the back-pressure: a slow subscriber slows the fetching,
-it never makes the worker buffer without bound.
+The prefetch window
+    The subscriber acknowledges what it has processed. At any time, the messages delivered
+    and not yet acknowledged number at most ``prefetch_count`` and take at most
+    ``prefetch_bytes`` bytes (of fetched batches, pro rata for a batch split at the window's
+    edge); one message larger than the whole window is delivered alone. Besides that window
+    the worker holds at most one fetch response it has not delivered yet: it fetches the next
+    response while the subscriber works on the last one, then waits for acks. A slow
+    subscriber slows the fetching; it never makes the worker buffer without bound.
 
-By default each partition worker has its own connection to the leader (brod's
-``share_leader_conn = false``): a broker answers the requests of one connection one at a time,
-so a long-polling fetch would otherwise hold up every other request to that broker.
+Offsets
+    A subscription starts at ``begin_offset``; a later subscription to the same partition
+    without a ``begin_offset`` continues after the last acknowledged offset (or where the
+    previous one started, if it acknowledged nothing). A leader move or a lost connection
+    never loses the position: the worker fetches again from the exact next offset.
+
+Connections
+    By default each partition worker has its own connection to the leader (brod's
+    ``share_leader_conn = false``): a broker answers the requests of one connection one at a
+    time, so a long-polling fetch would otherwise hold up every other request to that broker.
 """
 
 from __future__ import annotations
@@ -28,8 +39,9 @@ import bisect
 import dataclasses
 import datetime
 import math
+import operator
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -37,12 +49,12 @@ import trio
 
 from trio_brod._config import check_number, check_type
 from trio_brod._connection import Connection
-from trio_brod._exceptions import BrokerConnectionError, ConfigError, NoLeader
+from trio_brod._exceptions import BrokerConnectionError, ConfigError, NoLeader, NotFound
 from trio_brod.protocol import FetchRequest, ListOffsetsRequest
 from trio_brod.protocol.errors import (
-    BrodError,
     KafkaError,
     OffsetOutOfRangeError,
+    ProtocolError,
     for_code,
 )
 from trio_brod.protocol.records import (
@@ -72,10 +84,10 @@ IsolationLevel = Literal["read_committed", "read_uncommitted"]
 _LATEST = -1
 _EARLIEST = -2
 #: Fetch v4 is the oldest Kafka 4 brokers accept, and the first with isolation levels.
-_FETCH_MIN_VERSION = 4
+FETCH_MIN_VERSION = 4
 #: Fetch v13 names topics by id instead of by name.
-_FETCH_TOPIC_ID_VERSION = 13
-_NO_TOPIC_ID_VERSION = 12
+FETCH_TOPIC_ID_VERSION = 13
+_MAX_INT32 = 2**31 - 1
 _RETRY_BACKOFF_START = 0.1
 _RETRY_BACKOFF_MAX = 5.0
 
@@ -105,7 +117,7 @@ def _begin_offset_ok(value: object) -> bool:
     if value in ("earliest", "latest"):
         return True
     if isinstance(value, Timestamp):
-        return isinstance(value.ms, int) and value.ms >= 0
+        return isinstance(value.ms, int) and not isinstance(value.ms, bool) and value.ms >= 0
     if isinstance(value, datetime.datetime):
         return value.tzinfo is not None
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
@@ -118,28 +130,35 @@ class ConsumerConfig:
     Args:
         begin_offset: Where a new subscription starts: ``"earliest"``, ``"latest"`` (the
             default: only new messages), an offset, or a :class:`Timestamp` / aware
-            ``datetime`` (the first message at or after it).
+            ``datetime`` (the first message at or after it). A subscription that does not
+            name one continues after the previous subscriber's last acknowledged offset.
         offset_reset_policy: What to do when the offset is out of range (the data was deleted,
             or the offset is past the end): ``"reset_by_subscriber"`` (the default) raises
             :class:`~trio_brod.protocol.errors.OffsetOutOfRangeError` in the subscriber,
             ``"reset_to_earliest"`` and ``"reset_to_latest"`` move on by themselves.
         min_bytes: The broker answers a fetch once it has this many bytes (or ``max_wait_time``
             passed).
-        max_bytes: Bytes to fetch per request. When a single batch is larger, it is raised
-            to fit that batch, and shrinks back later (see ``size_stat_window``).
+        max_bytes: Bytes to fetch per request. Brokers return a first batch larger than this
+            anyway (Kafka's KIP-74); should one not, the limit is raised to fit that batch,
+            and returns to this value later (see ``size_stat_window``).
         max_wait_time: Seconds the broker may hold a fetch waiting for ``min_bytes``.
-        sleep_timeout: Seconds to wait before fetching again after an empty answer.
+        sleep_timeout: Seconds to wait before fetching again after an answer with nothing
+            new.
         prefetch_count: How many messages may be delivered to the subscriber and not yet
             acknowledged; delivery stops at this count until acks come.
-        prefetch_bytes: The same limit in bytes (of the fetched batches).
+        prefetch_bytes: The same limit in bytes (of the fetched batches; a batch split at
+            the window's edge counts pro rata). A single message larger than this is
+            delivered alone, once everything before it is acknowledged.
         isolation_level: ``"read_committed"`` (the default, as brod's) hides messages of
             aborted transactions and stops at the last stable offset; ``"read_uncommitted"``
             shows aborted messages too. Transaction markers (control batches) are never
             delivered as messages.
-        size_stat_window: How many recent messages the average message size is taken over,
-            to shrink a grown ``max_bytes`` back.
+        size_stat_window: After ``max_bytes`` was raised, it follows the largest of the last
+            this many batches, never going below the configured value; 0 returns to the
+            configured value right after the large batch.
         share_leader_conn: Fetch over the client's shared connection to the leader instead
-            of a connection of the worker's own.
+            of a connection of the worker's own. A fetch waiting for data (up to
+            ``max_wait_time``) then delays every other request on that connection.
     """
 
     begin_offset: BeginOffset = "latest"
@@ -174,9 +193,9 @@ class ConsumerConfig:
                 f"ConsumerConfig.isolation_level={self.isolation_level!r}: expected "
                 "'read_committed' or 'read_uncommitted'"
             )
-        check_number(self, "min_bytes", minimum=0, integer=True, maximum=2**31 - 1)
-        check_number(self, "max_bytes", minimum=1, integer=True, maximum=2**31 - 1)
-        check_number(self, "max_wait_time", minimum=0, maximum=(2**31 - 1) / 1000)
+        check_number(self, "min_bytes", minimum=0, integer=True, maximum=_MAX_INT32)
+        check_number(self, "max_bytes", minimum=1, integer=True, maximum=_MAX_INT32)
+        check_number(self, "max_wait_time", minimum=0, maximum=_MAX_INT32 / 1000)
         check_number(self, "sleep_timeout", minimum=0)
         check_number(self, "prefetch_count", minimum=1, integer=True)
         check_number(self, "prefetch_bytes", minimum=1, integer=True)
@@ -184,12 +203,28 @@ class ConsumerConfig:
         check_type(self, "share_leader_conn", bool, "a bool")
 
     def replace(self, **changes: Any) -> ConsumerConfig:
-        """A copy with some options changed (validated again)."""
+        """A copy with some options changed (validated again).
+
+        Raises:
+            ConfigError: An option does not exist or has a bad value.
+        """
+        unknown = sorted(set(changes) - {field.name for field in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"ConsumerConfig has no option {', '.join(map(repr, unknown))}")
         return dataclasses.replace(self, **changes)
 
 
+_record_offset = operator.itemgetter(0)  # Record.offset, as a bisect key
+
+
 class _Part(NamedTuple):
-    """A run of records of one batch: those with first <= offset <= last."""
+    """A run of records of one batch: those with ``first <= offset <= last``.
+
+    Most batches hold one record per offset (nothing was compacted away): ``record_count``
+    is ``last_offset_delta + 1``. For those "dense" batches, how many records a part holds
+    and where to split it are plain arithmetic, so counting and splitting never decode
+    records; only compacted batches need their records to answer.
+    """
 
     batch: RecordBatch
     first: int
@@ -198,37 +233,65 @@ class _Part(NamedTuple):
     def whole(self) -> bool:
         return self.first <= self.batch.base_offset and self.last >= self.batch.last_offset
 
+    def dense(self) -> bool:
+        batch = self.batch
+        return batch.record_count == batch.last_offset_delta + 1
+
+    def start(self) -> int:
+        """The first offset of the part that the batch can hold."""
+        return max(self.first, self.batch.base_offset)
+
     def records(self) -> list[Record]:
-        records = self.batch.records()
+        batch = self.batch
+        records = batch.records()
         if self.whole():
             return records
-        first, last = self.first, self.last
-        offsets = [record.offset for record in records]
-        return records[bisect.bisect_left(offsets, first) : bisect.bisect_right(offsets, last)]
+        if self.dense():
+            base = batch.base_offset
+            return records[self.start() - base : self.last - base + 1]
+        low = bisect.bisect_left(records, self.first, key=_record_offset)
+        high = bisect.bisect_right(records, self.last, key=_record_offset)
+        return records[low:high]
 
     def length(self) -> int:
-        return self.batch.record_count if self.whole() else len(self.records())
+        if self.whole():
+            return self.batch.record_count
+        if self.dense():
+            return max(0, self.last - self.start() + 1)
+        return len(self.records())
 
     def size(self) -> int:
         """Bytes charged to the prefetch window: the batch's size, pro rata when split."""
+        batch = self.batch
         if self.whole():
-            return self.batch.size
-        total = self.batch.record_count or 1
-        return max(1, self.batch.size * self.length() // total)
+            return batch.size
+        return max(1, batch.size * self.length() // (batch.record_count or 1))
+
+    def fitting(self, room_bytes: int) -> int:
+        """How many of the part's first records fit in ``room_bytes``, pro rata."""
+        batch = self.batch
+        if batch.size <= 0:
+            return self.length()
+        return room_bytes * (batch.record_count or 1) // batch.size
+
+    def split(self, count: int) -> tuple[_Part, _Part]:
+        """The first ``count`` records (``0 < count < length()``), and the rest."""
+        cut = self.start() + count - 1 if self.dense() else self.records()[count - 1].offset
+        return _Part(self.batch, self.first, cut), _Part(self.batch, cut + 1, self.last)
 
 
 class MessageSet:
     """Messages of one partition delivered together (brod's ``#kafka_message_set{}``).
 
     Iterate it for :class:`~trio_brod.protocol.records.Record` objects (offset, key, value,
-    headers, timestamp, timestamp_type); ``len()`` counts them without decoding whole
-    batches. Records are decoded the first time they are needed.
+    headers, timestamp, timestamp_type); ``len()`` counts them without decoding records.
+    Records are decoded the first time they are needed, in the task that asks for them.
 
     Attributes:
         topic: The topic.
         partition: The partition.
         high_watermark: The partition's high watermark when fetched: the offset the next
-            produced message will get (read_committed: the last stable offset).
+            produced message will get (with read_committed: the last stable offset).
     """
 
     __slots__ = (
@@ -253,7 +316,7 @@ class MessageSet:
         self.partition = partition
         self.high_watermark = high_watermark
         self._parts = parts
-        # For an empty set (a one-off fetch that found nothing): where it would have begun.
+        # For a one-off fetch: where the next fetch should start (after trailing markers).
         self._next_offset = next_offset
         self._messages: list[Record] | None = None
         self._count: int | None = None
@@ -306,8 +369,7 @@ class MessageSet:
         the offset before :attr:`first_offset`."""
         if not self._parts:
             return self.first_offset - 1
-        part = self._parts[-1]
-        return min(part.last, part.batch.last_offset)
+        return self._parts[-1].last
 
     @property
     def next_offset(self) -> int:
@@ -331,29 +393,125 @@ class _Failure:
         self.error = error
 
 
+@dataclasses.dataclass(slots=True)
+class _Delivered:
+    """One delivered message set, until acknowledged."""
+
+    last_offset: int
+    count: int
+    size: int
+
+
+class _Session:
+    """The worker's state for one subscription: position, window, fetched data.
+
+    Everything the worker changes while serving a subscriber lives here, not on the
+    :class:`PartitionConsumer`. When the subscriber leaves, the session ends; a worker that
+    has not yet noticed (its fetch answer arrived just before the cancellation) can only
+    touch a session nobody looks at any more.
+    """
+
+    def __init__(
+        self, config: ConsumerConfig, send: trio.MemorySendChannel[Any], offset: int | None
+    ) -> None:
+        self.config = config
+        self.send = send
+        #: False once the subscriber left (or the consumer stopped).
+        self.active = True
+        #: The next offset to fetch; None until ``begin_offset`` is resolved.
+        self.offset = offset
+        #: Where a later subscriber without ``begin_offset`` continues.
+        self.resume = offset
+        self.acked: int | None = None
+        self.last_delivered = -1
+        self.delivered: deque[_Delivered] = deque()
+        self.unacked_count = 0
+        self.unacked_bytes = 0
+        #: Fetched and not delivered yet (at most one fetch response's worth).
+        self.undelivered: deque[_Part] = deque()
+        self.high_watermark = -1
+        self.max_bytes = config.max_bytes
+        self.batch_sizes: deque[int] = deque(maxlen=max(config.size_stat_window, 1))
+        self.failures = 0
+        self.scope: trio.CancelScope | None = None
+        self._wakeup = trio.Event()
+
+    def ack(self, offset: int) -> None:
+        if not self.active:
+            return  # nothing of an ended subscription is pending any more
+        if offset > self.last_delivered:
+            raise ValueError(
+                f"cannot acknowledge offset {offset}: only offsets up to "
+                f"{self.last_delivered} were delivered"
+            )
+        if self.acked is None or offset > self.acked:
+            self.acked = offset
+            if self.resume is None or offset + 1 > self.resume:
+                self.resume = offset + 1
+        delivered = self.delivered
+        while delivered and delivered[0].last_offset <= offset:
+            done = delivered.popleft()
+            self.unacked_count -= done.count
+            self.unacked_bytes -= done.size
+        self._wakeup.set()
+
+    async def wait(self) -> None:
+        """Wait until an ack (or the end of the session) may have changed something."""
+        self._wakeup = trio.Event()
+        await self._wakeup.wait()
+
+    def deliver(self, message_set: MessageSet, count: int, size: int) -> None:
+        if not self.active:
+            return
+        self.delivered.append(_Delivered(message_set.high_offset, count, size))
+        self.unacked_count += count
+        self.unacked_bytes += size
+        self.last_delivered = message_set.high_offset
+        self.send.send_nowait(message_set)
+
+    def fail(self, error: BaseException) -> None:
+        """Hand an error the worker cannot recover from to the subscriber."""
+        if self.active:
+            self.send.send_nowait(_Failure(error))
+            self.send.close()
+
+    def end(self) -> None:
+        """The subscriber left, or the consumer stopped: the subscriber's iteration ends."""
+        if self.active:
+            self.active = False
+            self.send.close()
+            if self.scope is not None:
+                self.scope.cancel()
+            self._wakeup.set()
+
+
 class Subscription:
     """A subscriber's end of one partition consumer.
 
     Made by :meth:`Client.subscribe <trio_brod.Client.subscribe>`; ``async for`` gives
-    :class:`MessageSet` objects, :meth:`ack` makes room in the prefetch window.
+    :class:`MessageSet` objects, :meth:`ack` makes room in the prefetch window. Iteration
+    ends when the consumer is stopped (``stop_consumer``); an error the consumer cannot
+    recover from is raised by it.
+
+    Attributes:
+        consumer: The :class:`PartitionConsumer`.
+        config: The options of this subscription.
+        topic: The topic.
+        partition: The partition.
     """
 
     def __init__(
         self,
         consumer: PartitionConsumer,
-        config: ConsumerConfig,
+        session: _Session,
         receive: trio.MemoryReceiveChannel[MessageSet | _Failure],
     ) -> None:
         self.consumer = consumer
-        self.config = config
+        self.config = session.config
         self.topic = consumer.topic
         self.partition = consumer.partition
+        self._session = session
         self._receive = receive
-        self._closed = False
-        # Where the worker starts for this subscriber (None: resolve config.begin_offset),
-        # and the highest offset it acknowledged.
-        self._start_offset: int | None = None
-        self._acked: int | None = None
 
     def __repr__(self) -> str:
         return f"<Subscription {self.topic}[{self.partition}]>"
@@ -368,9 +526,11 @@ class Subscription:
         """Wait for the next message set.
 
         Raises:
+            StopAsyncIteration: The consumer was stopped (or this subscription ended).
             OffsetOutOfRangeError: With ``offset_reset_policy="reset_by_subscriber"``, the
                 offset is out of range; subscribe again with another ``begin_offset``.
-            KafkaError: A broker error the worker cannot recover from (e.g. authorization).
+            BrodError: An error the worker cannot recover from (e.g. authorization, or
+                corrupt data); the subscription delivers nothing more.
         """
         try:
             item = await self._receive.receive()
@@ -381,47 +541,52 @@ class Subscription:
         return item
 
     def ack(self, offset: int) -> None:
-        """Acknowledge every delivered message up to ``offset`` (brod's ``consume_ack``)."""
-        self.consumer._ack(self, offset)
+        """Acknowledge every delivered message up to ``offset`` (brod's ``consume_ack``).
 
+        A message set makes room in the prefetch window once acknowledged up to its
+        :attr:`~MessageSet.high_offset`. Acknowledging after the subscription ended does
+        nothing.
 
-@dataclasses.dataclass(slots=True)
-class _Delivered:
-    last_offset: int
-    count: int
-    size: int
+        Raises:
+            ValueError: ``offset`` was not delivered yet.
+        """
+        self._session.ack(offset)
+
+    @property
+    def unacked_count(self) -> int:
+        """Messages delivered and not acknowledged yet (whole message sets)."""
+        return self._session.unacked_count
+
+    @property
+    def unacked_bytes(self) -> int:
+        """Bytes delivered and not acknowledged yet, as charged to the prefetch window."""
+        return self._session.unacked_bytes
 
 
 class PartitionConsumer:
-    """The consumer of one partition: fetches from the leader, delivers to one subscriber."""
+    """The consumer of one partition: fetches from the leader, delivers to one subscriber.
+
+    Made by :meth:`Client.start_consumer <trio_brod.Client.start_consumer>`; get it with
+    :meth:`Client.get_consumer <trio_brod.Client.get_consumer>`.
+    """
 
     def __init__(self, client: Client, topic: str, partition: int, config: ConsumerConfig) -> None:
         self.client = client
         self.topic = topic
         self.partition = partition
         self.config = config
-        self._subscription: Subscription | None = None
-        self._send: trio.MemorySendChannel[MessageSet | _Failure] | None = None
-        self._wakeup = trio.Event()
-        self._subscribed = trio.Event()
-        self._scope: trio.CancelScope | None = None
-        # Where fetching continues: the offset after the last message delivered. It belongs
-        # to the worker's current session; subscribers never write it.
-        self._offset: int | None = None
-        # Where a subscriber without begin_offset resumes: after the last one's last ack.
+        self._session: _Session | None = None
+        self._changed = trio.Event()
+        # Where a subscriber without begin_offset starts: where the last one left off.
         self._resume_offset: int | None = None
-        self._delivered: deque[_Delivered] = deque()
-        self._unacked_count = 0
-        self._unacked_bytes = 0
-        self._max_bytes = config.max_bytes
-        self._sizes: deque[int] = deque(maxlen=max(config.size_stat_window, 1))
         self._connection: Connection | None = None
         self._private_connection = False
         self._finished = trio.Event()
 
     def __repr__(self) -> str:
-        state = "subscribed" if self._subscription is not None else "idle"
-        return f"<PartitionConsumer {self.topic}[{self.partition}] {state} offset={self._offset}>"
+        session = self._session
+        state = "idle" if session is None else f"subscribed offset={session.offset}"
+        return f"<PartitionConsumer {self.topic}[{self.partition}] {state}>"
 
     # ------------------------------------------------------------ subscriptions
 
@@ -431,168 +596,134 @@ class PartitionConsumer:
 
         Args:
             **options: :class:`ConsumerConfig` fields that apply to this subscription only
-                (``begin_offset=...``, ``prefetch_count=...``).
+                (``begin_offset=...``, ``prefetch_count=...``). Without ``begin_offset``,
+                the subscription continues after the previous subscriber's last ack.
 
         Raises:
-            trio.BusyResourceError: Someone else is subscribed.
+            trio.BusyResourceError: Someone else is subscribed to this partition.
+            NotFound: The consumer was stopped.
+            ConfigError: An unknown option or a bad value.
         """
-        if self._subscription is not None:
-            raise trio.BusyResourceError(f"{self.topic}[{self.partition}] already has a subscriber")
+        await trio.lowlevel.checkpoint()
+        if self._finished.is_set():
+            raise NotFound(f"the consumer of {self.topic}[{self.partition}] was stopped")
+        busy = self._session is not None
+        if busy:
+            raise trio.BusyResourceError(
+                f"{self.topic}[{self.partition}] already has a subscriber; a partition "
+                "consumer serves one subscriber at a time"
+            )
         config = self.config.replace(**options) if options else self.config
+        start = None if "begin_offset" in options else self._resume_offset
         send, receive = trio.open_memory_channel[MessageSet | _Failure](math.inf)
-        subscription = Subscription(self, config, receive)
-        if "begin_offset" not in options:
-            subscription._start_offset = self._resume_offset
-        self._subscription, self._send = subscription, send
-        self._subscribed.set()
-        self._wake()
+        session = _Session(config, send, start)
+        subscription = Subscription(self, session, receive)
+        self._set_session(session)
         try:
             yield subscription
         finally:
-            self._subscription = self._send = None
-            self._subscribed = trio.Event()
-            send.close()
-            if self._scope is not None:
-                self._scope.cancel()  # stop a fetch in flight for the old subscriber
-            if subscription._acked is not None:
-                # A later subscriber without begin_offset continues after the last ack.
-                self._resume_offset = subscription._acked + 1
-            self._wake()
+            session.end()  # also cancels a fetch in flight for this subscriber
+            if session.resume is not None:
+                self._resume_offset = session.resume
+            if self._session is session:
+                self._set_session(None)
 
-    def _reset_window(self) -> None:
-        self._delivered.clear()
-        self._unacked_count = self._unacked_bytes = 0
-
-    def _ack(self, subscription: Subscription, offset: int) -> None:
-        if subscription is not self._subscription:
-            return  # an old subscription: nothing of it is pending any more
-        if subscription._acked is None or offset > subscription._acked:
-            subscription._acked = offset
-        delivered = self._delivered
-        while delivered and delivered[0].last_offset <= offset:
-            done = delivered.popleft()
-            self._unacked_count -= done.count
-            self._unacked_bytes -= done.size
-        self._wake()
-
-    def _wake(self) -> None:
-        self._wakeup.set()
-
-    def _window_room(self, config: ConsumerConfig) -> tuple[int, int]:
-        return (
-            config.prefetch_count - self._unacked_count,
-            config.prefetch_bytes - self._unacked_bytes,
-        )
-
-    def _window_open(self, config: ConsumerConfig) -> bool:
-        count, size = self._window_room(config)
-        return (count > 0 and size > 0) or not self._delivered
-
-    async def _wait(self, deadline: float = math.inf) -> None:
-        self._wakeup = trio.Event()
-        with trio.move_on_at(deadline):
-            await self._wakeup.wait()
+    def _set_session(self, session: _Session | None) -> None:
+        self._session = session
+        self._changed.set()
+        self._changed = trio.Event()
 
     # ------------------------------------------------------------ the worker
 
     async def run(self, nursery: trio.Nursery) -> None:
-        """The worker: idle until subscribed, then fetch and deliver until unsubscribed."""
+        """The worker: idle until subscribed, then fetch and deliver until unsubscribed.
+
+        Private leader connections run in ``nursery`` (the topic's).
+        """
         try:
             while True:
-                await self._subscribed.wait()
-                subscription = self._subscription
-                if subscription is None:
+                session = self._session
+                if session is None or not session.active:
+                    await self._changed.wait()
                     continue
-                with trio.CancelScope() as scope:
-                    self._scope = scope
-                    try:
-                        await self._consume(subscription, nursery)
-                    except BrodError as exc:
-                        # Not recoverable here: the subscriber sees it, the worker idles.
-                        self._fail(subscription, exc)
-                self._scope = None
-                if scope.cancelled_caught:
-                    # A fetch may still be in flight on it, and the broker answers a
-                    # connection's requests in order: the next subscriber gets a fresh one.
-                    self._close_connection()
-                if self._subscription is subscription:
-                    await self._subscriber_gone(subscription)
+                await self._serve(session, nursery)
+                # The session failed: wait for that subscriber to leave before serving another.
+                while self._session is session:
+                    await self._changed.wait()
         finally:
             self._close_connection()
             self._finished.set()
+            if self._session is not None:
+                self._session.end()  # the subscriber's iteration ends
 
-    async def _subscriber_gone(self, subscription: Subscription) -> None:
-        # A failure was delivered; wait for that subscriber to leave before serving another.
-        while self._subscription is subscription:
-            await self._wait()
+    async def _serve(self, session: _Session, nursery: trio.Nursery) -> None:
+        with trio.CancelScope() as scope:
+            session.scope = scope
+            try:
+                await self._consume(session, nursery)
+            except Exception as exc:
+                # Whatever the worker cannot recover from goes to the subscriber: it must
+                # neither hang there nor take the client down with it.
+                session.fail(exc)
+        session.scope = None
+        if scope.cancelled_caught:
+            # A fetch may still be in flight on the connection, and the broker answers a
+            # connection's requests in order: the next subscriber gets a fresh one.
+            self._close_connection()
 
-    def _fail(self, subscription: Subscription, error: BaseException) -> None:
-        if self._send is not None and self._subscription is subscription:
-            self._send.send_nowait(_Failure(error))
-            self._send.close()
-
-    async def _consume(self, subscription: Subscription, nursery: trio.Nursery) -> None:
-        config = subscription.config
-        backoff = _RETRY_BACKOFF_START
+    async def _consume(self, session: _Session, nursery: trio.Nursery) -> None:
+        config = session.config
         refresh = False
-        # A fresh session: whatever an earlier one left behind is not this subscriber's.
-        self._offset = subscription._start_offset
-        self._reset_window()
-        self._max_bytes = config.max_bytes
         while True:
             try:
-                if self._offset is None:
-                    self._offset = await self._resolve_begin(config)
+                if session.offset is None:
+                    session.offset = session.resume = await self._resolve_begin(config)
                 connection = await self._leader_connection(nursery, refresh, config)
                 refresh = False
-                await self._fetch_loop(subscription, connection, config)
-            except OffsetOutOfRangeError as exc:
+                await self._fetch_loop(session, connection)
+            except OffsetOutOfRangeError:
                 policy = config.offset_reset_policy
                 if policy == "reset_by_subscriber":
                     raise
+                if session.failures:  # reset again at once: the log is changing under us
+                    await trio.sleep(_backoff(session.failures))
+                session.failures += 1
                 timestamp = _EARLIEST if policy == "reset_to_earliest" else _LATEST
-                self._offset = await self.client.resolve_offset(
+                session.offset = await self.client.resolve_offset(
                     self.topic, self.partition, timestamp, isolation_level=config.isolation_level
                 )
-                del exc
-            except (BrokerConnectionError, NoLeader) as exc:
+                if session.acked is None:
+                    session.resume = session.offset
+            except (BrokerConnectionError, NoLeader, KafkaError) as exc:
                 if not exc.retriable:
                     raise
-                self._close_connection()
-                refresh = True
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, _RETRY_BACKOFF_MAX)
-            except KafkaError as exc:
-                if not exc.retriable:
-                    raise
-                if exc.invalid_metadata:
+                # Leader moved, broker gone, topic metadata stale: ask again where the leader
+                # is, then go on from the exact same offset. Other retriable errors (a broker
+                # time-out) are just tried again.
+                if not isinstance(exc, KafkaError) or exc.invalid_metadata:
                     self._close_connection()
                     refresh = True
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, _RETRY_BACKOFF_MAX)
+                await trio.sleep(_backoff(session.failures))
+                session.failures += 1
 
     async def _resolve_begin(self, config: ConsumerConfig) -> int:
         begin = config.begin_offset
         if isinstance(begin, int):
             return begin
-        if begin == "earliest":
-            timestamp = _EARLIEST
-        elif begin == "latest":
-            timestamp = _LATEST
-        elif isinstance(begin, Timestamp):
-            timestamp = begin.ms
-        else:
-            assert isinstance(begin, datetime.datetime)
-            timestamp = Timestamp.from_datetime(begin).ms
         return await self.client.resolve_offset(
-            self.topic, self.partition, timestamp, isolation_level=config.isolation_level
+            self.topic, self.partition, begin, isolation_level=config.isolation_level
         )
 
     async def _leader_connection(
         self, nursery: trio.Nursery, refresh: bool, config: ConsumerConfig
     ) -> Connection:
         connection = self._connection
-        if connection is not None and not connection.closed and not refresh:
+        if (
+            connection is not None
+            and not connection.closed
+            and not refresh
+            and self._private_connection != config.share_leader_conn
+        ):
             return connection
         self._close_connection()
         if config.share_leader_conn:
@@ -614,143 +745,148 @@ class PartitionConsumer:
             self._connection.close()
         self._connection = None
 
-    async def _fetch_loop(
-        self, subscription: Subscription, connection: Connection, config: ConsumerConfig
-    ) -> None:
-        version = connection.best_version(FetchRequest, min_version=_FETCH_MIN_VERSION)
+    async def _fetch_loop(self, session: _Session, connection: Connection) -> None:
+        """Fetch and deliver, for as long as the connection serves."""
+        config = session.config
+        version = connection.best_version(FetchRequest, min_version=FETCH_MIN_VERSION)
         topic_id = None
-        if version >= _FETCH_TOPIC_ID_VERSION:
+        if version >= FETCH_TOPIC_ID_VERSION:
             topic_id = await self.client._topic_id(self.topic)
             if topic_id is None:
-                version = _NO_TOPIC_ID_VERSION
+                version = FETCH_TOPIC_ID_VERSION - 1
         isolation = 1 if config.isolation_level == "read_committed" else 0
-        undelivered: deque[_Part] = deque()
-        high_watermark = -1
+        timeout = config.max_wait_time + self.client.config.request_timeout
         while True:
-            while undelivered:
-                await self._deliver(subscription, config, undelivered, high_watermark)
-            while not self._window_open(config):
-                await self._wait()
-            assert self._offset is not None
-            response = await connection.request(
-                fetch_request(
-                    self.topic,
-                    topic_id,
-                    self.partition,
-                    self._offset,
-                    self._max_bytes,
-                    config,
-                    isolation,
-                ),
-                version,
-                timeout=config.max_wait_time + self.client.config.request_timeout,
+            # Deliver what the window allows, and wait for acks while fetched data is left.
+            # Once all of it is delivered, fetch the next response at once, even with a full
+            # window: the subscriber has work, and the fetch overlaps with it.
+            self._deliver(session)
+            while session.undelivered:
+                await session.wait()
+                self._deliver(session)
+            offset = session.offset
+            assert offset is not None
+            request = fetch_request(
+                self.topic, topic_id, self.partition, offset, session.max_bytes, config, isolation
             )
-            partition = response.responses[0].partitions[0]
-            if response.error_code:
-                raise for_code(response.error_code)(topic=self.topic, partition=self.partition)
-            if partition.error_code:
-                raise for_code(partition.error_code)(topic=self.topic, partition=self.partition)
-            high_watermark = (
-                partition.last_stable_offset
-                if isolation and partition.last_stable_offset >= 0
-                else partition.high_watermark
+            response = await connection.request(request, version, timeout=timeout)
+            data = fetched_partition(response, self.topic, self.partition, offset)
+            session.failures = 0
+            session.high_watermark = visible_end(data, isolation)
+            selected = select_parts(
+                self.topic, self.partition, offset, data, config.isolation_level
             )
-            fetched_from = self._offset
-            parts = self._select(partition, config)
-            if parts is None:  # nothing complete: the next batch is larger than max_bytes
+            if selected.needed_bytes is not None:
+                # Only the start of a batch larger than max_bytes came (a broker without
+                # Kafka's KIP-74): ask for enough to get it whole.
+                session.max_bytes = min(
+                    max(selected.needed_bytes, session.max_bytes * 2), _MAX_INT32
+                )
                 continue
-            if not parts:
-                if self._offset == fetched_from and config.sleep_timeout > 0:
-                    await trio.sleep(config.sleep_timeout)  # brod: sleep after an empty answer
-                continue
-            undelivered.extend(parts)
+            self._follow_batch_sizes(session, selected.batches)
+            session.offset = selected.next_offset
+            session.undelivered.extend(selected.parts)
+            if not selected.parts and selected.next_offset == offset and config.sleep_timeout:
+                await trio.sleep(config.sleep_timeout)  # brod: sleep after an empty answer
 
-    def _select(self, partition: Any, config: ConsumerConfig) -> list[_Part] | None:
-        """The parts of the fetched batches the subscriber should see; advances the offset.
-
-        Returns None when the response held only the start of a batch too large for
-        ``max_bytes``: ``max_bytes`` has been raised, fetch again.
-        """
-        assert self._offset is not None
-        selected = select_parts(
-            self.topic, self.partition, self._offset, partition, config.isolation_level
-        )
-        if selected.needed_bytes is not None:
-            self._max_bytes = min(max(selected.needed_bytes, self._max_bytes * 2), 2**31 - 1)
-            return None
-        self._shrink_max_bytes(selected.batches)
-        self._offset = selected.next_offset
-        return selected.parts
-
-    def _shrink_max_bytes(self, batches: list[RecordBatch]) -> None:
-        """After growing for a large batch, return towards the configured size."""
-        window = self.config.size_stat_window
-        if self._max_bytes <= self.config.max_bytes or window <= 0:
+    @staticmethod
+    def _follow_batch_sizes(session: _Session, batches: list[RecordBatch]) -> None:
+        """After ``max_bytes`` grew for a large batch, bring it back as batches get smaller."""
+        configured = session.config.max_bytes
+        if session.max_bytes <= configured or not batches:
             return
-        for batch in batches:
-            if batch.record_count:
-                self._sizes.append(batch.size // batch.record_count)
-        if len(self._sizes) >= window:
-            average = sum(self._sizes) // len(self._sizes)
-            self._max_bytes = max(self.config.max_bytes, min(self._max_bytes, average * 2))
+        if session.config.size_stat_window == 0:
+            session.max_bytes = configured
+            return
+        sizes = session.batch_sizes
+        sizes.extend(batch.size for batch in batches)
+        session.max_bytes = max(configured, max(sizes))
 
-    async def _deliver(
-        self,
-        subscription: Subscription,
-        config: ConsumerConfig,
-        undelivered: deque[_Part],
-        high_watermark: int,
-    ) -> None:
-        """Deliver as much as the window allows (at least one message when it is empty)."""
-        while not self._window_open(config):
-            await self._wait()
-        room_count, room_bytes = self._window_room(config)
-        if not self._delivered:
-            room_count, room_bytes = max(room_count, 1), max(room_bytes, 1)
+    def _deliver(self, session: _Session) -> None:
+        """Deliver as much fetched data as the window has room for, as one message set.
+
+        A part that does not fit whole is split at the window's edge. When nothing is
+        unacknowledged, at least one message goes, so that a message larger than the whole
+        window still gets through (alone).
+        """
+        config = session.config
+        room_count = config.prefetch_count - session.unacked_count
+        room_bytes = config.prefetch_bytes - session.unacked_bytes
+        undelivered = session.undelivered
         chosen: list[_Part] = []
         count = size = 0
-        while undelivered:
+        while undelivered and count < room_count and size < room_bytes:
             part = undelivered[0]
-            part_count, part_size = part.length(), part.size()
-            if part_count == 0:  # emptied by compaction: nothing to deliver, move past it
+            part_count = part.length()
+            if part_count == 0:  # emptied by compaction: nothing to deliver
                 undelivered.popleft()
                 continue
-            if count + part_count <= room_count and (size + part_size <= room_bytes or not chosen):
+            part_size = part.size()
+            if count + part_count <= room_count and size + part_size <= room_bytes:
                 chosen.append(undelivered.popleft())
                 count += part_count
                 size += part_size
-                if size >= room_bytes:
-                    break
                 continue
-            if not chosen and count + part_count > room_count:
-                # Split the batch at the window's edge.
-                records = part.records()
-                take = max(room_count - count, 1)
-                cut = records[take - 1].offset
-                head, tail = (
-                    _Part(part.batch, part.first, cut),
-                    _Part(part.batch, cut + 1, part.last),
-                )
-                undelivered[0] = tail
-                chosen.append(head)
-                count += head.length()
-                size += head.size()
+            take = min(room_count - count, part.fitting(room_bytes - size), part_count)
+            if take <= 0:
+                if chosen or session.delivered:
+                    break
+                take = 1  # one message larger than the whole window: alone
+            if take < part_count:
+                head, undelivered[0] = part.split(take)
+            else:
+                head = undelivered.popleft()
+            chosen.append(head)
+            count += head.length()
+            size += head.size()
             break
-        if not chosen:
-            return
-        message_set = MessageSet(self.topic, self.partition, high_watermark, chosen)
-        self._delivered.append(_Delivered(message_set.high_offset, count, size))
-        self._unacked_count += count
-        self._unacked_bytes += size
-        assert self._send is not None
-        self._send.send_nowait(message_set)
+        if chosen:
+            message_set = MessageSet(self.topic, self.partition, session.high_watermark, chosen)
+            session.deliver(message_set, count, size)
+
+
+def _backoff(failures: int) -> float:
+    """Seconds to wait before trying again after ``failures`` failures in a row."""
+    return float(min(_RETRY_BACKOFF_START * 2 ** min(failures, 16), _RETRY_BACKOFF_MAX))
+
+
+def fetched_partition(response: Any, topic: str, partition: int, offset: int) -> Any:
+    """The one partition's data in a Fetch response for one partition, or its error.
+
+    Raises:
+        KafkaError: The broker answered with an error for the request or the partition.
+        ProtocolError: The response does not hold the partition.
+    """
+    if response.error_code:
+        raise for_code(response.error_code)(topic=topic, partition=partition, offset=offset)
+    for topic_data in response.responses:
+        for data in topic_data.partitions:
+            if data.partition_index == partition:
+                if data.error_code:
+                    raise for_code(data.error_code)(topic=topic, partition=partition, offset=offset)
+                return data
+    raise ProtocolError(f"the Fetch response holds no data for {topic}[{partition}]")
+
+
+def visible_end(data: Any, isolation: int) -> int:
+    """The offset a consumer of that isolation level can read up to: the high watermark,
+    or with read_committed the last stable offset (where the first open transaction
+    starts)."""
+    if isolation and data.last_stable_offset >= 0:
+        end: int = data.last_stable_offset
+    else:
+        end = data.high_watermark
+    return end
 
 
 class Selected(NamedTuple):
     """What :func:`select_parts` made of one partition's fetched data."""
 
+    #: The runs of records to deliver.
     parts: list[_Part]
+    #: Every complete batch of the response (for batch size statistics).
     batches: list[RecordBatch]
+    #: Where the next fetch starts: after every batch looked at.
     next_offset: int
     #: Set when no batch was complete: the size the next fetch must allow.
     needed_bytes: int | None
@@ -761,8 +897,13 @@ def select_parts(
 ) -> Selected:
     """Turn a Fetch response's partition data into the parts a consumer delivers.
 
-    Skips what comes before ``offset`` (a compressed batch may start earlier), transaction
-    markers, and, with read_committed, batches of aborted transactions.
+    Skips what comes before ``offset`` (a compressed batch may start earlier) and
+    transaction markers (control batches). With read_committed, also skips batches of
+    aborted transactions, and stops at the last stable offset (brokers stop there
+    themselves; this makes sure).
+
+    Raises:
+        CorruptRecordError: A batch is malformed (the message names the partition).
     """
     records = data.records
     if not records:
@@ -779,20 +920,24 @@ def select_parts(
             return Selected([], [], offset, decoded.incomplete_batch_size or len(records) * 2)
         return Selected([], [], offset, None)
     read_committed = isolation_level == "read_committed"
-    aborted = _AbortedTransactions(data.aborted_transactions if read_committed else None)
+    aborted = _AbortedTransactions(data.aborted_transactions) if read_committed else None
+    stable = data.last_stable_offset if read_committed else -1
     parts: list[_Part] = []
     for batch in batches:
         last = batch.last_offset
         if last < offset:
             continue
-        if batch.is_control:
-            if read_committed and batch.control_type() is ControlRecordType.ABORT:
-                aborted.end(batch.producer_id)
-        elif not (
-            read_committed
-            and batch.is_transactional
-            and aborted.is_aborted(batch.producer_id, batch.base_offset)
-        ):
+        if stable >= 0 and batch.base_offset >= stable:
+            break  # not decided yet: fetched again once its transaction ends
+        if aborted is not None and batch.producer_id >= 0:
+            aborted.begun_by(last)
+            if batch.is_control:
+                if batch.control_type() is ControlRecordType.ABORT:
+                    aborted.end(batch.producer_id)
+            elif batch.is_transactional and aborted.is_aborted(batch.producer_id):
+                offset = last + 1
+                continue
+        if not batch.is_control:
             parts.append(_Part(batch, offset, last))
         offset = last + 1
     return Selected(parts, batches, offset, None)
@@ -801,19 +946,25 @@ def select_parts(
 class _AbortedTransactions:
     """Which producers' transactional batches to skip (read_committed), as Java does it.
 
-    The broker lists each aborted transaction as (producer id, first offset). Walking the
-    batches in order, a producer becomes "aborted" once a batch reaches its first offset,
-    and stops being so at its ABORT marker.
+    The broker lists the aborted transactions that overlap the fetched range, each as
+    (producer id, first offset). Walking the batches in order, a producer's batches are
+    "aborted" from the batch that reaches the first offset of one of its aborted
+    transactions until that producer's ABORT marker. The list is consumed up to every batch
+    with a producer id, markers included: a fetch may start right at a marker whose
+    transaction began earlier, and that marker must close it.
     """
 
     def __init__(self, aborted: list[Any] | None) -> None:
-        self._pending = sorted((a.first_offset, a.producer_id) for a in aborted or ())
+        self._pending = deque(sorted((a.first_offset, a.producer_id) for a in aborted or ()))
         self._active: set[int] = set()
 
-    def is_aborted(self, producer_id: int, base_offset: int) -> bool:
+    def begun_by(self, offset: int) -> None:
+        """Note the aborted transactions that began at or before ``offset``."""
         pending = self._pending
-        while pending and pending[0][0] <= base_offset:
-            self._active.add(pending.pop(0)[1])
+        while pending and pending[0][0] <= offset:
+            self._active.add(pending.popleft()[1])
+
+    def is_aborted(self, producer_id: int) -> bool:
         return producer_id in self._active
 
     def end(self, producer_id: int) -> None:
@@ -829,13 +980,16 @@ def fetch_request(
     config: ConsumerConfig,
     isolation: int,
 ) -> FetchRequest:
+    """A Fetch request for one partition, without a fetch session.
+
+    The topic is named both ways; each version encodes the one it has (v13+: the id).
+    """
     fetch_partition = FetchRequest.FetchPartition(
         partition=partition, fetch_offset=offset, partition_max_bytes=max_bytes
     )
+    fetch_topic = FetchRequest.FetchTopic(topic=topic, partitions=[fetch_partition])
     if topic_id is not None:
-        fetch_topic = FetchRequest.FetchTopic(topic_id=topic_id, partitions=[fetch_partition])
-    else:
-        fetch_topic = FetchRequest.FetchTopic(topic=topic, partitions=[fetch_partition])
+        fetch_topic.topic_id = topic_id
     return FetchRequest(
         max_wait_ms=int(config.max_wait_time * 1000),
         min_bytes=config.min_bytes,
@@ -882,29 +1036,27 @@ class TopicConsumer:
         return consumer
 
     async def consumer_for(self, partition: int) -> PartitionConsumer:
-        """The worker of a partition; partitions added since start get one."""
+        """The worker of a partition; partitions added since start get one.
+
+        Raises:
+            ValueError: The topic has no such partition.
+            NotFound: The consumers were stopped.
+        """
         consumer = self.partitions.get(partition)
         if consumer is not None:
+            await trio.lowlevel.checkpoint()
             return consumer
         count = await self.client.get_partitions_count(self.topic)
         if not 0 <= partition < count:
             raise ValueError(f"{self.topic} has {count} partitions, no partition {partition}")
+        if self._done.is_set():
+            raise NotFound(f"the consumers of {self.topic} were stopped")
         consumer = self.partitions.get(partition)
         return consumer if consumer is not None else self._start_partition(partition)
 
     def close(self) -> None:
         """Stop every worker; subscriptions end."""
         self._done.set()
-
-
-def offsets_by_partition(offsets: Mapping[int, int] | None) -> dict[int, int]:
-    """Validate a ``{partition: offset}`` mapping."""
-    result: dict[int, int] = {}
-    for partition, offset in (offsets or {}).items():
-        if not isinstance(partition, int) or not isinstance(offset, int):
-            raise TypeError(f"expected {{partition: offset}} ints, got {partition!r}: {offset!r}")
-        result[partition] = offset
-    return result
 
 
 def list_offsets_request(

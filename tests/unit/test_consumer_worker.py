@@ -1,0 +1,335 @@
+"""Partition consumer workers against a scripted broker: subscriptions, errors, leader
+moves, lost connections, unsubscribing with a fetch in flight, max_bytes, tasks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+import trio.testing
+
+from tests.consumer_fakes import FakeLog
+from tests.fakebroker import FakeBroker
+from trio_brod import Client, NotFound, Subscription, Timestamp, open_client
+from trio_brod.protocol.errors import OffsetOutOfRangeError, TopicAuthorizationFailedError
+
+TOPIC = "fake-topic"
+
+
+def count_tasks() -> int:
+    """Every task alive in this trio run but the fake broker's, from the task tree."""
+    count = 0
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    stack = [root]
+    while stack:
+        task = stack.pop()
+        if "FakeBroker" in task.name:
+            continue
+        count += 1
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return count
+
+
+@pytest.fixture
+async def broker(nursery: trio.Nursery) -> FakeBroker:
+    started: FakeBroker = await nursery.start(FakeBroker().serve)
+    return started
+
+
+@pytest.fixture
+def log(broker: FakeBroker) -> FakeLog:
+    fake = FakeLog(topic=TOPIC)
+    fake.serve(broker)
+    return fake
+
+
+@pytest.fixture
+async def client(broker: FakeBroker, log: FakeLog) -> AsyncIterator[Client]:
+    async with open_client([broker.address], request_timeout=5.0) as opened:
+        yield opened
+
+
+def fill(log: FakeLog, batches: int, per_batch: int) -> None:
+    for _ in range(batches):
+        start = log.end
+        log.append([b"m%d" % offset for offset in range(start, start + per_batch)])
+
+
+async def take(subscription: Subscription, count: int, *, ack: bool = True) -> list[int]:
+    """Receive ``count`` messages' offsets (acknowledging each set), within 10 s."""
+    offsets: list[int] = []
+    with trio.fail_after(10):
+        async for message_set in subscription:
+            offsets += [message.offset for message in message_set]
+            if ack:
+                subscription.ack(message_set.high_offset)
+            if len(offsets) >= count:
+                break
+    return offsets
+
+
+async def nothing_more(subscription: Subscription, seconds: float = 0.3) -> bool:
+    with trio.move_on_after(seconds):
+        await subscription.receive()
+        return False
+    return True
+
+
+# ------------------------------------------------------------------ starting points
+
+
+async def test_begin_offsets(client: Client, log: FakeLog) -> None:
+    fill(log, 3, 10)
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest") as sub:
+        assert await take(sub, 30) == list(range(30))
+    async with client.subscribe(TOPIC, 0, begin_offset=12) as sub:
+        assert (await take(sub, 18))[:3] == [12, 13, 14]
+    # Records are stamped 1_000_000 + i within each batch.
+    async with client.subscribe(TOPIC, 0, begin_offset=Timestamp(1_000_005)) as sub:
+        assert (await take(sub, 1))[0] == 5
+    async with client.subscribe(TOPIC, 0, begin_offset="latest") as sub:
+        assert await nothing_more(sub)
+        log.append([b"new"])
+        assert await take(sub, 1) == [30]
+    assert await client.resolve_offset(TOPIC, 0, "earliest") == 0
+    assert await client.resolve_offset(TOPIC, 0, "latest") == 31
+    assert await client.resolve_offset(TOPIC, 0, Timestamp(1_000_007)) == 7
+    # No message at or after that time: the end of the log.
+    assert await client.resolve_offset(TOPIC, 0, 9_999_999_999) == 31
+    with pytest.raises(ValueError, match="timestamp must be >= 0"):
+        await client.resolve_offset(TOPIC, 0, -7)
+
+
+async def test_resubscribing_continues_after_the_last_ack(client: Client, log: FakeLog) -> None:
+    fill(log, 5, 10)
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest", prefetch_count=10) as sub:
+        first = await sub.receive()
+        sub.ack(first.high_offset)
+        await sub.receive()  # delivered, never acknowledged
+    async with client.subscribe(TOPIC, 0) as sub:
+        assert (await take(sub, 1))[0] == first.high_offset + 1
+    # A subscriber that acknowledged nothing leaves the position where it found it.
+    async with client.subscribe(TOPIC, 0, begin_offset=33) as sub:
+        await sub.receive()
+    async with client.subscribe(TOPIC, 0) as sub:
+        assert (await take(sub, 1))[0] == 33
+
+
+async def test_one_subscriber_at_a_time(client: Client, log: FakeLog) -> None:
+    async with client.subscribe(TOPIC, 0):
+        with pytest.raises(trio.BusyResourceError, match=r"fake-topic\[0\] already has"):
+            async with client.subscribe(TOPIC, 0):
+                pass  # pragma: no cover
+    async with client.subscribe(TOPIC, 0):
+        pass  # free again
+
+
+# ------------------------------------------------------------------ errors
+
+
+async def test_leader_moves_continue_at_the_exact_offset(
+    client: Client, broker: FakeBroker, log: FakeLog
+) -> None:
+    fill(log, 6, 5)
+    # max_bytes=1: a batch per fetch (brokers send the first batch whole anyway).
+    async with client.subscribe(
+        TOPIC, 0, begin_offset="earliest", prefetch_count=7, max_bytes=1
+    ) as sub:
+        got = await take(sub, 7)
+        metadata_before = sum(1 for r in broker.received if r.api_key == 3)
+        # NOT_LEADER_OR_FOLLOWER, then FENCED_LEADER_EPOCH, then a time-out on the broker.
+        log.fetch_errors.extend([6, 74, 7])
+        got += await take(sub, 30 - len(got))
+    assert got == list(range(30))  # no gap, no repeat
+    assert not log.fetch_errors
+    failed = [i for i, (_, error) in enumerate(log.answers) if error]
+    assert len(failed) == 3
+    for i in failed:
+        assert log.answers[i + 1][0] == log.answers[i][0]  # tried again at the same offset
+    # The two leader errors made it ask where the leader is.
+    assert sum(1 for r in broker.received if r.api_key == 3) >= metadata_before + 2
+
+
+async def test_lost_connection_mid_fetch_continues_at_the_exact_offset(
+    client: Client, broker: FakeBroker, log: FakeLog
+) -> None:
+    fill(log, 4, 5)
+    async with client.subscribe(
+        TOPIC, 0, begin_offset="earliest", prefetch_count=5, max_bytes=1
+    ) as sub:
+        got = await take(sub, 5)
+        log.hang_up_fetches = 2
+        got += await take(sub, 20 - len(got))
+    assert got == list(range(20))
+    assert log.hang_up_fetches == 0
+    assert broker.connections >= 4  # the private fetch connection was opened again, twice
+
+
+async def test_a_fatal_error_surfaces_and_the_client_lives_on(client: Client, log: FakeLog) -> None:
+    fill(log, 1, 3)
+    log.fetch_errors.append(29)  # TOPIC_AUTHORIZATION_FAILED: not retriable
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest") as sub:
+        with trio.fail_after(5), pytest.raises(TopicAuthorizationFailedError) as info:
+            await sub.receive()
+        assert info.value.context["partition"] == 0
+        with pytest.raises(StopAsyncIteration):
+            await sub.receive()  # the subscription is over, it does not hang
+    assert await client.resolve_offset(TOPIC, 0, "latest") == 3
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest") as sub:
+        assert await take(sub, 3) == [0, 1, 2]
+
+
+async def test_corrupt_data_surfaces(client: Client, log: FakeLog) -> None:
+    batch = log.append([b"a", b"b"])
+    batch.data = batch.data[:-1] + bytes([batch.data[-1] ^ 1])
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest") as sub:
+        with trio.fail_after(5), pytest.raises(Exception, match=r"fake-topic\[0\]"):
+            await sub.receive()
+
+
+async def test_offset_reset_policies(client: Client, log: FakeLog) -> None:
+    fill(log, 4, 5)
+    log.log_start = 10  # as after DeleteRecords
+    async with client.subscribe(TOPIC, 0, begin_offset=3) as sub:
+        with trio.fail_after(5), pytest.raises(OffsetOutOfRangeError):
+            await sub.receive()
+    async with client.subscribe(
+        TOPIC, 0, begin_offset=3, offset_reset_policy="reset_to_earliest"
+    ) as sub:
+        assert (await take(sub, 1))[0] == 10
+    async with client.subscribe(
+        TOPIC, 0, begin_offset=500, offset_reset_policy="reset_to_latest"
+    ) as sub:
+        assert await nothing_more(sub)
+        log.append([b"after"])
+        assert await take(sub, 1) == [20]
+
+
+# ------------------------------------------------------------------ lifecycle
+
+
+async def test_unsubscribing_cancels_the_fetch_in_flight(
+    client: Client, broker: FakeBroker, log: FakeLog
+) -> None:
+    fill(log, 2, 5)
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest", prefetch_count=5) as sub:
+        sub.ack((await sub.receive()).high_offset)
+        await sub.receive()
+    await trio.testing.wait_all_tasks_blocked()
+    before = count_tasks()  # the worker's connection closed with the subscription
+    log.hold_fetches = True
+    async with client.subscribe(TOPIC, 0) as sub:
+        with trio.fail_after(5):
+            await log.wait_for_fetch(count=3)
+        # A fetch is held by the broker; the worker's private connection adds tasks.
+        assert count_tasks() == before + 3  # a private connection: its task, reader, writer
+    # Leaving did not wait for the fetch, and the private connection is gone with its tasks.
+    await trio.testing.wait_all_tasks_blocked()
+    assert count_tasks() == before
+    log.release()
+    async with client.subscribe(TOPIC, 0) as sub:
+        assert await take(sub, 5) == list(range(5, 10))
+
+
+async def test_stopping_the_consumer_ends_iteration(client: Client, log: FakeLog) -> None:
+    fill(log, 1, 3)
+    await client.start_consumer(TOPIC)
+    consumer = await client.get_consumer(TOPIC, 0)
+    ended = trio.Event()
+    got_one = trio.Event()
+
+    async def subscriber() -> None:
+        async with client.subscribe(TOPIC, 0, begin_offset="earliest") as sub:
+            async for message_set in sub:
+                got_one.set()
+                sub.ack(message_set.high_offset)
+        ended.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(subscriber)
+        with trio.fail_after(5):
+            await got_one.wait()
+        await client.stop_consumer(TOPIC)
+        with trio.fail_after(5):
+            await ended.wait()
+    with pytest.raises(NotFound, match="was stopped"):
+        async with consumer.subscribe():
+            pass  # pragma: no cover
+    with pytest.raises(NotFound):
+        await client.get_consumer(TOPIC, 0)
+
+
+async def test_leaving_the_client_stops_every_task(broker: FakeBroker, log: FakeLog) -> None:
+    fill(log, 2, 5)
+    before = count_tasks()
+    async with open_client([broker.address]) as client:
+        async with client.subscribe(TOPIC, 0, begin_offset="earliest") as sub:
+            await sub.receive()
+        async with client.subscribe(TOPIC, 0, max_wait_time=5) as sub:
+            with trio.move_on_after(0.1):
+                await sub.receive()  # the worker is in a long poll when the client closes
+    assert count_tasks() == before
+
+
+async def test_shared_leader_connection(client: Client, broker: FakeBroker, log: FakeLog) -> None:
+    fill(log, 2, 5)
+    async with client.subscribe(
+        TOPIC, 0, begin_offset="earliest", share_leader_conn=True, max_wait_time=0.1
+    ) as sub:
+        assert await take(sub, 10) == list(range(10))
+    assert broker.connections == 1  # metadata, offsets and fetches on one connection
+
+
+# ------------------------------------------------------------------ fetching
+
+
+async def test_max_bytes_grows_for_a_large_batch_and_shrinks_back(
+    client: Client, log: FakeLog
+) -> None:
+    log.strict_max_bytes = True  # no KIP-74: the broker cuts even the first batch
+    log.append([b"x" * 3000])
+    for _ in range(6):
+        log.append([b"y" * 10])
+    async with client.subscribe(
+        TOPIC, 0, begin_offset="earliest", max_bytes=1000, size_stat_window=2, prefetch_count=1
+    ) as sub:
+        got = await take(sub, 7)
+        with trio.fail_after(5):  # the next fetch, at the end of the log
+            await log.wait_for_fetch(offset=7)
+    assert got == list(range(7))
+    sizes = [f.topics[0].partitions[0].partition_max_bytes for f in log.fetches]
+    assert sizes[0] == 1000
+    assert max(sizes) >= 3000
+    assert sizes[-1] == 1000  # back once two small batches went by
+
+
+async def test_sleep_timeout_spaces_empty_fetches(client: Client, log: FakeLog) -> None:
+    async with client.subscribe(
+        TOPIC, 0, begin_offset="earliest", max_wait_time=0, sleep_timeout=0.2
+    ) as sub:
+        await trio.sleep(0.7)
+        assert 2 <= len(log.fetches) <= 5
+        log.append([b"wake"])
+        assert await take(sub, 1) == [0]
+
+
+async def test_one_off_fetch(client: Client, log: FakeLog) -> None:
+    fill(log, 3, 4)
+    message_set = await client.fetch(TOPIC, 0, 5, max_bytes=1)
+    # The first batch comes whole although it is larger than max_bytes (KIP-74).
+    assert [m.offset for m in message_set] == [5, 6, 7]
+    assert message_set.high_watermark == 12
+    assert message_set.next_offset == 8
+    log.strict_max_bytes = True
+    message_set = await client.fetch(TOPIC, 0, 8, max_bytes=10)
+    assert [m.value for m in message_set] == [b"m8", b"m9", b"m10", b"m11"]
+    empty = await client.fetch(TOPIC, 0, 12, max_wait_time=0)
+    assert len(empty) == 0
+    assert empty.next_offset == 12
+    with pytest.raises(OffsetOutOfRangeError):
+        await client.fetch(TOPIC, 0, 13, max_wait_time=0)
+    with pytest.raises(ValueError, match="offset"):
+        await client.fetch(TOPIC, 0, -1)
