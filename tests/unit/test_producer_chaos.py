@@ -1,0 +1,114 @@
+"""The producer worker under random failures, against the scripted fake cluster.
+
+Hypothesis picks the producer's limits and a script of what goes wrong with the Produce
+requests (retriable errors, refused batches, connections broken before or after the append,
+batches too large), and the worker must keep the idempotent producer's promise: every
+message that succeeds is in the log exactly once, in the order it was accepted, at the
+offset its receipt says; the only failures are the non-retriable ones.
+
+Sequence errors are not scripted: they are the fake broker's own answers, from its model of
+a broker's producer state (a refused batch leaves a gap, for one). A scripted one could
+claim a gap where a real broker would see a duplicate, and no client could be right then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import trio
+import trio.testing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.unit.test_producer import (
+    INVALID_RECORD,
+    MESSAGE_TOO_LARGE,
+    NOT_ENOUGH_REPLICAS,
+    NOT_LEADER,
+    TOPIC,
+    FakeCluster,
+)
+from trio_brod import DeliveryReceipt, ProducerConfig, open_client
+from trio_brod.protocol.errors import KafkaError
+
+ACTIONS = st.sampled_from(
+    [
+        None,  # answered normally
+        NOT_ENOUGH_REPLICAS,
+        NOT_LEADER,
+        MESSAGE_TOO_LARGE,
+        INVALID_RECORD,  # not retriable: the batch fails
+        "hang_up",
+        "append_then_hang_up",
+    ]
+)
+
+
+async def run_scenario(
+    onwire: int, batch_size: int, bursts: list[int], script: list[Any]
+) -> tuple[list[DeliveryReceipt], list[bytes], FakeCluster]:
+    """Produce the bursts while the script plays out; return the receipts and values."""
+    async with trio.open_nursery() as nursery:
+        cluster = await FakeCluster().start(nursery)
+        config = ProducerConfig(
+            partition_onwire_limit=onwire,
+            max_batch_size=batch_size,
+            max_retries=-1,
+            retry_backoff=0.001,
+            retry_backoff_max=0.002,
+        )
+        receipts: list[DeliveryReceipt] = []
+        values: list[bytes] = []
+        async with open_client(cluster.bootstrap, reconnect_cool_down=0) as client:
+            await client.start_producer(TOPIC, config)
+            # One message first, so the broker knows the producer (a broker that does not
+            # accepts any first sequence number, which no client can protect against).
+            await client.produce_sync(TOPIC, b"first", partition=0)
+            cluster.actions.extend(script)  # None: answer that request normally
+            for burst in bursts:
+                for _ in range(burst):
+                    value = b"m%d" % len(values)
+                    values.append(value)
+                    receipts.append(await client.produce(TOPIC, value, partition=0))
+                await trio.lowlevel.checkpoint()
+            with trio.fail_after(20):
+                for receipt in receipts:
+                    with contextlib.suppress(KafkaError):
+                        await receipt
+        nursery.cancel_scope.cancel()
+    return receipts, values, cluster
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    onwire=st.integers(1, 5),
+    batch_size=st.sampled_from([10, 100, 1000]),
+    bursts=st.lists(st.integers(1, 12), min_size=1, max_size=6),
+    script=st.lists(ACTIONS, max_size=12),
+)
+def test_random_failures_keep_order_and_write_once(
+    onwire: int, batch_size: int, bursts: list[int], script: list[Any]
+) -> None:
+    receipts, values, cluster = trio.run(run_scenario, onwire, batch_size, bursts, script)
+    log = cluster.values()
+    assert log[0] == b"first"
+    delivered = []
+    for value, receipt in zip(values, receipts, strict=True):
+        assert receipt.done()
+        error = receipt.exception()
+        if error is None:
+            offset = receipt.result()
+            assert log[offset] == value
+            delivered.append(value)
+        else:
+            # Only a refused batch fails (a single message too large cannot be split):
+            # everything else is retried until it goes.
+            assert isinstance(error, KafkaError)
+            assert error.code in (INVALID_RECORD, MESSAGE_TOO_LARGE)
+    # Each delivered message once, in the order accepted, and nothing else.
+    assert log[1:] == delivered
