@@ -53,7 +53,7 @@ from trio_brod.consumer import (
     select_parts,
     visible_end,
 )
-from trio_brod.partitioners import Partitioner
+from trio_brod.partitioners import Partitioner, PartitionerName
 from trio_brod.producer import (
     Message,
     PartitionProducer,
@@ -553,7 +553,7 @@ class Client:
         key: bytes | None = None,
         *,
         partition: int | None = None,
-        partitioner: str | Partitioner | None = None,
+        partitioner: PartitionerName | Partitioner | None = None,
         headers: Sequence[tuple[str, bytes | None]] = (),
         timestamp: int | None = None,
     ) -> DeliveryReceipt:
@@ -602,7 +602,7 @@ class Client:
         key: bytes | None = None,
         *,
         partition: int | None = None,
-        partitioner: str | Partitioner | None = None,
+        partitioner: PartitionerName | Partitioner | None = None,
         headers: Sequence[tuple[str, bytes | None]] = (),
         timestamp: int | None = None,
     ) -> int:
@@ -625,7 +625,7 @@ class Client:
         key: bytes | None = None,
         *,
         partition: int | None = None,
-        partitioner: str | Partitioner | None = None,
+        partitioner: PartitionerName | Partitioner | None = None,
         headers: Sequence[tuple[str, bytes | None]] = (),
         timestamp: int | None = None,
     ) -> None:
@@ -647,7 +647,7 @@ class Client:
         *,
         key: bytes | None = None,
         partition: int | None = None,
-        partitioner: str | Partitioner | None = None,
+        partitioner: PartitionerName | Partitioner | None = None,
     ) -> DeliveryReceipt:
         """Produce many messages to one partition as one call (brod's batch produce).
 

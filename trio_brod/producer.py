@@ -60,7 +60,12 @@ from trio_brod._exceptions import (
 )
 from trio_brod._producer_buffer import Call, ProducerBuffer, RecordTuple, WireBatch
 from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
-from trio_brod.partitioners import Partitioner, checked_partition, resolve_partitioner
+from trio_brod.partitioners import (
+    Partitioner,
+    PartitionerName,
+    checked_partition,
+    resolve_partitioner,
+)
 from trio_brod.protocol import InitProducerIdRequest, ProduceRequest
 from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError, ProtocolError, for_code
 from trio_brod.protocol.records import (
@@ -184,7 +189,7 @@ class ProducerConfig:
     max_linger_count: int = 0
     enable_idempotence: bool | None = None
     max_request_size: int = 1024 * 1024
-    partitioner: str | Partitioner = "default"
+    partitioner: PartitionerName | Partitioner = "default"
     flush_timeout: float = 30.0
 
     def __post_init__(self) -> None:
@@ -1087,7 +1092,10 @@ class TopicProducer:
         return self._start_partition(partition)
 
     def choose(
-        self, key: bytes | None, value: bytes | None, partitioner: str | Partitioner | None
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        partitioner: PartitionerName | Partitioner | None,
     ) -> int:
         """The partition the partitioner (or ``partitioner``, for this call) picks.
 
@@ -1098,7 +1106,7 @@ class TopicProducer:
         chooser = self.partitioner if partitioner is None else self._override(partitioner)
         return checked_partition(chooser, self.topic, self.partition_count, key, value)
 
-    def _override(self, spec: str | Partitioner) -> Partitioner:
+    def _override(self, spec: PartitionerName | Partitioner) -> Partitioner:
         """A per-call partitioner; named ones are made once, so sticky ones stay sticky."""
         if isinstance(spec, str):
             chooser = self._named_partitioners.get(spec)
