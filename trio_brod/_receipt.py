@@ -27,8 +27,16 @@ class DeliveryReceipt:
     the delivery: a :class:`~trio_brod.KafkaError` from the broker after retries ran out,
     a :class:`~trio_brod.ProducerClosed` if the client closed first, and so on.
 
-    With ``required_acks=0`` the broker sends no acknowledgement, so the receipt completes
-    when the request is written, with offset ``-1``.
+    The offset is ``-1`` when it cannot be known: with ``required_acks=0`` the broker sends
+    no acknowledgement, so the receipt completes when the request is written; and a retry
+    that an idempotent producer's broker recognises as a duplicate of a batch written too
+    long ago to remember its offset (DUPLICATE_SEQUENCE_NUMBER) is written, but where is
+    not said.
+
+    A failed receipt may still have been written if the error was about the answer rather
+    than the request (the connection broke, or no answer came in time) and the retries ran
+    out: the usual uncertainty of any client. With idempotence, retries never write a
+    message twice.
 
     Attributes:
         topic: The topic the message went to.
