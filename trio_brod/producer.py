@@ -1050,12 +1050,34 @@ class TopicProducer:
                 self._nursery = nursery
                 for partition in range(self.partition_count):
                     self._start_partition(partition)
+                watcher = trio.CancelScope()
+                nursery.start_soon(self._watch_partitions, watcher)
                 task_status.started(self)
                 await self._done.wait()
+                watcher.cancel()
                 for producer in self.partitions.values():
                     producer.close()
         finally:
             self.finished.set()
+
+    async def _watch_partitions(self, scope: trio.CancelScope) -> None:
+        """Look at the partition count again every ``metadata_max_age``.
+
+        Partitions added to the topic get workers, and the partitioner spreads messages
+        over them from then on, as the Java client does when its metadata shows them. (Keys
+        then map to other partitions: see :mod:`trio_brod.partitioners`.)
+        """
+        with scope:
+            while True:
+                await trio.sleep(self.client.config.metadata_max_age)
+                try:
+                    count = await self.client.get_partitions_count_safe(self.topic)
+                except BrodError:
+                    continue  # the workers report what matters; try again next time
+                for partition in range(self.partition_count, count):
+                    if partition not in self.partitions:
+                        self._start_partition(partition)
+                self.partition_count = max(self.partition_count, count)
 
     def _start_partition(self, partition: int) -> PartitionProducer:
         assert self._nursery is not None

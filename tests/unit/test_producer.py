@@ -395,6 +395,20 @@ async def test_auto_start_producers_uses_the_default_config(cluster: FakeCluster
     assert cluster.sent[0].producer_id == -1  # acks=1: no idempotence
 
 
+async def test_partitions_added_to_the_topic_are_used(cluster: FakeCluster) -> None:
+    def last(topic: str, count: int, key: bytes | None, value: bytes | None) -> int:
+        return count - 1
+
+    async with open_client(cluster.bootstrap, metadata_max_age=0.1) as client:
+        await client.start_producer(TOPIC)
+        assert (await client.produce_sync(TOPIC, b"a", partitioner=last)) == 0
+        cluster.leaders[1], cluster.logs[1] = 1, []  # the topic grows a partition
+        await trio.sleep(0.3)
+        receipt = await client.produce(TOPIC, b"b", partitioner=last)
+        assert (receipt.partition, await receipt) == (1, 0)
+    assert (cluster.values(0), cluster.values(1)) == ([b"a"], [b"b"])
+
+
 async def test_bad_input_is_refused_at_once(cluster: FakeCluster) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
