@@ -16,6 +16,12 @@ From Trio::
         await cluster.stop_broker(2)
         await cluster.start_broker(2)
 
+With SASL and TLS listeners beside the PLAINTEXT one, to test clients' security::
+
+    with KafkaCluster(sasl_users={"alice": "alice-secret"}, tls=True) as cluster:
+        cluster.listener_bootstrap("SASL_SSL")   # also "SASL_PLAINTEXT", "SSL"
+        cluster.client_ssl_context()              # trusts the cluster's own CA
+
 From a shell: ``python -m trio_brod.testing.kafka --brokers 3``.
 
 Environment variables:
@@ -47,6 +53,7 @@ from trio_brod.testing._jars import (
     resolve_kafka_jars,
 )
 from trio_brod.testing._probe import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
+from trio_brod.testing._security import unsecured_oauth_token
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
@@ -63,4 +70,5 @@ __all__ = [
     "TopicInfo",
     "kafka_cluster",
     "resolve_kafka_jars",
+    "unsecured_oauth_token",
 ]

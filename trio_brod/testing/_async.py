@@ -6,6 +6,7 @@ in a worker thread with :func:`trio.to_thread.run_sync`; the Trio loop keeps run
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -46,7 +47,7 @@ async def kafka_cluster(brokers: int = 1, **kwargs: Any) -> AsyncIterator[AsyncK
     Args:
         brokers: How many nodes.
         kwargs: Passed to :class:`~trio_brod.testing.KafkaCluster` (``heap``,
-            ``broker_config``, ``kafka_version`` ...).
+            ``broker_config``, ``kafka_version``, ``sasl_users``, ``tls`` ...).
     """
     cluster = KafkaCluster(brokers, **kwargs)
     try:
@@ -109,6 +110,34 @@ class AsyncKafkaCluster:
     def broker_address(self, node_id: int) -> str:
         """``"127.0.0.1:port"`` of one broker."""
         return self._cluster.broker_address(node_id)
+
+    @property
+    def listeners(self) -> list[str]:
+        """See :attr:`KafkaCluster.listeners`."""
+        return self._cluster.listeners
+
+    def listener_bootstrap(self, listener: str) -> list[str]:
+        """See :meth:`KafkaCluster.listener_bootstrap`."""
+        return self._cluster.listener_bootstrap(listener)
+
+    @property
+    def sasl_users(self) -> dict[str, str]:
+        """See :attr:`KafkaCluster.sasl_users`."""
+        return self._cluster.sasl_users
+
+    @property
+    def sasl_mechanisms(self) -> list[str]:
+        """See :attr:`KafkaCluster.sasl_mechanisms`."""
+        return self._cluster.sasl_mechanisms
+
+    @property
+    def tls_ca_file(self) -> Path:
+        """See :attr:`KafkaCluster.tls_ca_file`."""
+        return self._cluster.tls_ca_file
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """See :meth:`KafkaCluster.client_ssl_context`."""
+        return self._cluster.client_ssl_context()
 
     def log_path(self, node_id: int) -> Path:
         """The broker's ``server.log``."""

@@ -8,6 +8,10 @@ Each node is one JVM running ``kafka.Kafka`` with ``process.roles=broker,control
 loopback, with a listener for clients and one for the controller quorum. Every node is a
 voter, so a three-node cluster keeps working with one node down. The cluster lives in a
 fresh directory (configs, data, logs) that :meth:`KafkaCluster.stop` deletes.
+
+On request a node has more client listeners, each on its own port: SASL_PLAINTEXT, SSL and
+SASL_SSL (see :mod:`trio_brod.testing._security`). Brokers still talk to each other and to
+the controllers over PLAINTEXT.
 """
 
 from __future__ import annotations
@@ -21,19 +25,30 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from trio_brod.protocol.errors import BrodError, DecodeError
 from trio_brod.testing._jars import KafkaJars, kafka_cache_root, resolve_kafka_jars
 from trio_brod.testing._probe import ClusterMetadata, api_versions, metadata
+from trio_brod.testing._security import (
+    SASL_LISTENERS,
+    SECURE_LISTENERS,
+    TlsFiles,
+    check_sasl_options,
+    make_tls_files,
+    sasl_settings,
+    scram_format_args,
+    tls_settings,
+)
 
 __all__ = ["KafkaCluster", "KafkaStartError", "KafkaTool", "KafkaToolError"]
 
@@ -265,6 +280,22 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
+def _closed_listeners(node: _Node) -> list[str]:
+    """The node's security listeners that do not accept a TCP connection (yet).
+
+    The broker opens all its listeners together, after the PLAINTEXT one answers
+    ApiVersions or about then; this makes sure before tests use them.
+    """
+    closed = []
+    for name, port in node.extra_ports.items():
+        try:
+            with socket.create_connection((_HOST, port), timeout=2.0):
+                pass
+        except OSError:
+            closed.append(name)
+    return closed
+
+
 def _tail(path: Path, lines: int) -> str:
     try:
         with path.open("rb") as f:
@@ -301,6 +332,8 @@ class _Node:
     port: int
     controller_port: int
     home: Path
+    # The security listeners' ports, by listener name ("SASL_PLAINTEXT", "SSL", "SASL_SSL").
+    extra_ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     # Where this JVM dumps a class-data archive at exit (see _ClassDataArchive), if it does.
     dumping_archive: Path | None = None
@@ -308,6 +341,14 @@ class _Node:
     @property
     def address(self) -> str:
         return f"{_HOST}:{self.port}"
+
+    @property
+    def all_ports(self) -> list[int]:
+        return [self.port, self.controller_port, *self.extra_ports.values()]
+
+    def listener_address(self, listener: str) -> str:
+        port = self.port if listener == "PLAINTEXT" else self.extra_ports[listener]
+        return f"{_HOST}:{port}"
 
     @property
     def config_path(self) -> Path:
@@ -428,6 +469,16 @@ class KafkaCluster:
     Node ids are ``1 .. brokers``; every node is both a broker and a controller (a voter of
     the metadata quorum). Methods are thread-safe: lifecycle changes are serialised.
 
+    Security listeners, for testing clients' SASL and TLS, come on request::
+
+        with KafkaCluster(sasl_users={"alice": "alice-secret"}, tls=True) as cluster:
+            cluster.listener_bootstrap("SASL_PLAINTEXT")   # ['127.0.0.1:40125']
+            cluster.listener_bootstrap("SASL_SSL")
+            context = cluster.client_ssl_context()          # trusts the cluster's CA
+
+    ``bootstrap_servers`` stays the PLAINTEXT listener, which the harness's own tools and
+    probes use.
+
     Args:
         brokers: How many nodes.
         kafka_version: Kafka version to run; default ``$TRIO_BROD_KAFKA_VERSION`` or 4.3.1.
@@ -443,6 +494,16 @@ class KafkaCluster:
         startup_timeout: Seconds to wait for brokers to become ready.
         keep_data: Keep the cluster directory (configs, data, logs) after :meth:`stop`;
             also turned on by ``TRIO_BROD_KAFKA_KEEP_DATA=1``.
+        sasl_users: If given, add a SASL_PLAINTEXT listener (and a SASL_SSL one with
+            ``tls``) where these users (name to password) can log in with each of
+            ``sasl_mechanisms``. Names and passwords are 1-64 of ``[A-Za-z0-9._~-]``.
+        sasl_mechanisms: The SASL mechanisms to enable: any of ``"PLAIN"``,
+            ``"SCRAM-SHA-256"``, ``"SCRAM-SHA-512"`` and ``"OAUTHBEARER"``. OAUTHBEARER
+            uses Kafka's unsecured validator, which takes any unsigned token with a ``sub``
+            and a future ``exp`` (see :func:`~trio_brod.testing.unsecured_oauth_token`).
+        tls: Add an SSL listener (and a SASL_SSL one with ``sasl_users``) with a server
+            certificate for ``127.0.0.1`` and ``localhost``, signed by a CA made for this
+            cluster (:attr:`tls_ca_file`). Needs the ``openssl`` command line tool.
     """
 
     def __init__(
@@ -456,6 +517,9 @@ class KafkaCluster:
         port: int | None = None,
         startup_timeout: float = 90.0,
         keep_data: bool | None = None,
+        sasl_users: Mapping[str, str] | None = None,
+        sasl_mechanisms: Collection[str] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        tls: bool = False,
     ) -> None:
         if not isinstance(brokers, int) or brokers < 1:
             raise ValueError(f"brokers must be a positive int, not {brokers!r}")
@@ -475,6 +539,15 @@ class KafkaCluster:
                 )
             if not isinstance(value, str) or "\n" in value or "\r" in value:
                 raise ValueError(f"broker_config[{key!r}] must be a one-line str, not {value!r}")
+        if not isinstance(tls, bool):
+            raise ValueError(f"tls must be a bool, not {tls!r}")
+        self._sasl_users, self._sasl_mechanisms = check_sasl_options(sasl_users, sasl_mechanisms)
+        self._tls = tls
+        # The security listeners, each named after its protocol, in port order.
+        sasl = sasl_users is not None
+        wanted = {"SASL_PLAINTEXT": sasl, "SSL": tls, "SASL_SSL": sasl and tls}
+        self._extra_listeners = tuple(name for name in SECURE_LISTENERS if wanted[name])
+        self._tls_files: TlsFiles | None = None
         self._size = brokers
         self._kafka_version = kafka_version
         self._heap = heap
@@ -557,37 +630,72 @@ class KafkaCluster:
         if self._data_parent is not None:
             self._data_parent.mkdir(parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="trio-brod-kafka-", dir=self._data_parent))
+        extra = len(self._extra_listeners)
         if self._first_port is not None:
             client_ports = [self._first_port + i for i in range(self._size)]
-            controller_ports = _free_ports(self._size)
+            other_ports = _free_ports((1 + extra) * self._size)
         else:
-            ports = _free_ports(2 * self._size)
-            client_ports, controller_ports = ports[: self._size], ports[self._size :]
-        self._nodes = {
-            i + 1: _Node(i + 1, client_ports[i], controller_ports[i], self._dir / f"node-{i + 1}")
-            for i in range(self._size)
-        }
+            ports = _free_ports((2 + extra) * self._size)
+            client_ports, other_ports = ports[: self._size], ports[self._size :]
+        # Per node: its controller port, then one port per security listener.
+        per_node = 1 + extra
+        self._nodes = {}
+        for i in range(self._size):
+            mine = other_ports[i * per_node : (i + 1) * per_node]
+            self._nodes[i + 1] = _Node(
+                i + 1,
+                client_ports[i],
+                mine[0],
+                self._dir / f"node-{i + 1}",
+                extra_ports=dict(zip(self._extra_listeners, mine[1:], strict=True)),
+            )
         (self._dir / "log4j2.xml").write_text(_BROKER_LOG4J2)
         (self._dir / "tools-log4j2.xml").write_text(_TOOLS_LOG4J2)
+        security = self._security_settings()
         voters = ",".join(f"{n.node_id}@{_HOST}:{n.controller_port}" for n in self._nodes.values())
         for node in self._nodes.values():
             node.log_dir.mkdir(parents=True)
+            client_listeners = ",".join(
+                f"{name}://{node.listener_address(name)}"
+                for name in ("PLAINTEXT", *self._extra_listeners)
+            )
+            # Each security listener is named after its protocol; the controller's is plain.
+            protocols = ",".join(
+                ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+                + [f"{name}:{name}" for name in self._extra_listeners]
+            )
             settings = {
                 "process.roles": "broker,controller",
                 "node.id": str(node.node_id),
                 # A static voter set: every node knows the whole quorum from its config, so
                 # formatting needs no --standalone/--initial-controllers dance.
                 "controller.quorum.voters": voters,
-                "listeners": f"PLAINTEXT://{_HOST}:{node.port},CONTROLLER://{_HOST}:{node.controller_port}",
-                "advertised.listeners": f"PLAINTEXT://{_HOST}:{node.port}",
+                "listeners": f"{client_listeners},CONTROLLER://{_HOST}:{node.controller_port}",
+                "advertised.listeners": client_listeners,
                 "controller.listener.names": "CONTROLLER",
-                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "listener.security.protocol.map": protocols,
                 "inter.broker.listener.name": "PLAINTEXT",
                 "log.dirs": str(node.data_dir),
                 **_test_friendly_settings(self._size),
+                **security,
                 **self._broker_config,
             }
             _write_properties(node.config_path, settings)
+
+    def _security_settings(self) -> dict[str, str]:
+        """The settings of the security listeners (none without them); makes the TLS files."""
+        assert self._dir is not None
+        settings: dict[str, str] = {}
+        sasl_listeners = [n for n in self._extra_listeners if n in SASL_LISTENERS]
+        if sasl_listeners:
+            settings |= sasl_settings(sasl_listeners, self._sasl_users, self._sasl_mechanisms)
+        if self._tls:
+            try:
+                self._tls_files = make_tls_files(self._dir / "tls")
+            except RuntimeError as exc:
+                raise KafkaStartError(str(exc)) from None
+            settings |= tls_settings(self._tls_files)
+        return settings
 
     def _format_storage(self) -> None:
         """Format every node's log directory, all at once (each format is a JVM start)."""
@@ -595,11 +703,10 @@ class KafkaCluster:
         procs: list[tuple[_Node, subprocess.Popen[bytes]]] = []
         try:
             for node in self._nodes.values():
-                command = self._java_command(
-                    KafkaTool.STORAGE_TOOL,
-                    ["format", "--cluster-id", cluster_id, "--config", str(node.config_path)],
-                    quick=True,
-                )
+                args = ["format", "--cluster-id", cluster_id, "--config", str(node.config_path)]
+                # SCRAM users are metadata records, so they are written with the storage.
+                args += scram_format_args(self._sasl_users, self._sasl_mechanisms)
+                command = self._java_command(KafkaTool.STORAGE_TOOL, args, quick=True)
                 proc = subprocess.Popen(
                     command,
                     stdin=subprocess.DEVNULL,
@@ -744,9 +851,9 @@ class KafkaCluster:
                 continue
             logs = _tail(node.server_log, 200) + "\n" + _tail(node.console_log, 200)
             if "Address already in use" in logs or "BindException" in logs:
+                ports = ", ".join(map(str, node.all_ports))
                 raise _PortTaken(
-                    f"broker {node.node_id} could not bind its ports "
-                    f"({node.port}, {node.controller_port}): they are in use\n"
+                    f"broker {node.node_id} could not bind its ports ({ports}): they are in use\n"
                     + self._describe_logs(node)
                 )
             raise KafkaStartError(
@@ -775,10 +882,14 @@ class KafkaCluster:
                 except (OSError, DecodeError) as exc:
                     last_problem = f"broker {node.node_id} did not answer ApiVersions: {exc!r}"
                     continue
-                if code == 0:
-                    answered.add(node.node_id)
-                else:
+                if code != 0:
                     last_problem = f"broker {node.node_id} answered ApiVersions with error {code}"
+                    continue
+                closed = _closed_listeners(node)
+                if closed:
+                    last_problem = f"broker {node.node_id} does not accept connections on {closed}"
+                    continue
+                answered.add(node.node_id)
             if answered == expected:
                 missing = self._brokers_missing_from_metadata(running, expected)
                 if not missing:
@@ -915,6 +1026,55 @@ class KafkaCluster:
         """``"127.0.0.1:port"`` of one broker."""
         self._require_started()
         return self._node(node_id).address
+
+    @property
+    def listeners(self) -> list[str]:
+        """The client listeners' names: ``"PLAINTEXT"``, then the security listeners asked
+        for (``"SASL_PLAINTEXT"``, ``"SSL"``, ``"SASL_SSL"``)."""
+        return ["PLAINTEXT", *self._extra_listeners]
+
+    def listener_bootstrap(self, listener: str) -> list[str]:
+        """``"127.0.0.1:port"`` of every broker's listener ``listener``, stopped ones included.
+
+        A client bootstrapped there also learns that listener's addresses from metadata.
+        ``listener_bootstrap("PLAINTEXT")`` is :attr:`bootstrap_servers`.
+
+        Raises:
+            ValueError: The cluster has no such listener.
+        """
+        self._require_started()
+        if listener not in self.listeners:
+            raise ValueError(f"no {listener!r} listener; this cluster has {self.listeners}")
+        return [node.listener_address(listener) for node in self._nodes.values()]
+
+    @property
+    def sasl_users(self) -> dict[str, str]:
+        """The SASL users (name to password) of the SASL listeners; empty without them."""
+        return dict(self._sasl_users)
+
+    @property
+    def sasl_mechanisms(self) -> list[str]:
+        """The SASL mechanisms enabled on the SASL listeners; empty without them."""
+        if not any(name in SASL_LISTENERS for name in self._extra_listeners):
+            return []
+        return list(self._sasl_mechanisms)
+
+    @property
+    def tls_ca_file(self) -> Path:
+        """The PEM file of the CA that signed the brokers' certificates (with ``tls``).
+
+        Raises:
+            RuntimeError: The cluster was made without ``tls``, or is not started.
+        """
+        self._require_started()
+        if self._tls_files is None:
+            raise RuntimeError("the KafkaCluster has no TLS listeners; make it with tls=True")
+        return self._tls_files.ca_cert
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts the cluster's CA (and nothing else) and checks
+        the broker's host name: ``ssl.create_default_context(cafile=tls_ca_file)``."""
+        return ssl.create_default_context(cafile=self.tls_ca_file)
 
     def log_path(self, node_id: int) -> Path:
         """The broker's ``server.log``."""

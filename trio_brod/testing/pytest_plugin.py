@@ -10,6 +10,10 @@ test suite:
     ``kafka.bootstrap_servers``: a list of ``"host:port"``.
 ``kafka_cluster3``
     A session-wide three-broker cluster, also started on first use.
+``kafka_secure``
+    A session-wide single broker with security listeners beside its PLAINTEXT one:
+    SASL_PLAINTEXT, SSL and SASL_SSL (see :data:`SECURE_USERS` and
+    :func:`kafka_secure` for the details), also started on first use.
 ``make_topic``
     A function that creates a uniquely named topic and returns its name::
 
@@ -50,10 +54,25 @@ import pytest
 
 from trio_brod.testing._cluster import KafkaCluster
 
-__all__ = ["MakeTopic", "bootstrap_servers", "kafka", "kafka_cluster3", "make_topic"]
+__all__ = [
+    "SECURE_REAUTH_SECONDS",
+    "SECURE_USERS",
+    "MakeTopic",
+    "bootstrap_servers",
+    "kafka",
+    "kafka_cluster3",
+    "kafka_secure",
+    "make_topic",
+]
 
 # The session clusters, by fixture name: restored after each test that used them.
-_CLUSTER_FIXTURES = ("kafka", "kafka_cluster3")
+_CLUSTER_FIXTURES = ("kafka", "kafka_cluster3", "kafka_secure")
+
+#: The SASL users of :func:`kafka_secure` (name to password).
+SECURE_USERS = {"alice": "alice-secret", "bob": "bob-secret"}
+#: How long (seconds) :func:`kafka_secure` lets an OAUTHBEARER session on its
+#: SASL_PLAINTEXT listener last before the client must re-authenticate.
+SECURE_REAUTH_SECONDS = 1.5
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,6 +104,42 @@ def kafka_cluster3() -> Iterator[KafkaCluster]:
     stopped ones are started again after it.
     """
     with KafkaCluster(brokers=3, heap="384m") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka_secure() -> Iterator[KafkaCluster]:
+    """A real single Kafka broker with SASL and TLS listeners, started on first use.
+
+    Listeners (addresses from ``kafka_secure.listener_bootstrap(name)``):
+
+    ``PLAINTEXT``
+        As :func:`kafka`'s; the harness's own tools use it.
+    ``SASL_PLAINTEXT`` and ``SASL_SSL``
+        PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 for the users of :data:`SECURE_USERS`, and
+        OAUTHBEARER with Kafka's unsecured validator
+        (:func:`~trio_brod.testing.unsecured_oauth_token`). On SASL_PLAINTEXT an
+        OAUTHBEARER session lasts :data:`SECURE_REAUTH_SECONDS` (the broker's
+        ``connections.max.reauth.ms``), so that clients must re-authenticate.
+    ``SSL`` and ``SASL_SSL``
+        TLS with a certificate for 127.0.0.1 and localhost from a CA made for this
+        broker: trust it with ``kafka_secure.client_ssl_context()`` or
+        ``ssl.create_default_context(cafile=kafka_secure.tls_ca_file)``.
+    """
+    reauth_ms = str(int(SECURE_REAUTH_SECONDS * 1000))
+    with KafkaCluster(
+        brokers=1,
+        heap="384m",
+        sasl_users=SECURE_USERS,
+        sasl_mechanisms=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"),
+        tls=True,
+        broker_config={
+            "listener.name.sasl_plaintext.oauthbearer.connections.max.reauth.ms": reauth_ms,
+            # A failed login is answered at once instead of after Kafka's anti-brute-force
+            # delay (100 ms, ~0.3 s in practice), which every bad-credentials test would pay.
+            "connection.failed.authentication.delay.ms": "0",
+        },
+    ) as cluster:
         yield cluster
 
 
