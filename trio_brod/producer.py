@@ -129,7 +129,7 @@ class ProducerConfig:
     Args:
         required_acks: ``-1`` (all in-sync replicas, the default), ``1`` (the leader only) or
             ``0`` (no acknowledgement: receipts complete when the request is written, with
-            offset ``-1``; nothing is retried, since nothing is known to have failed).
+            offset ``-1``; only a failed write is retried, as the broker reports nothing).
         ack_timeout: Seconds the broker may wait for replicas before answering. A request
             gets ``ack_timeout`` plus the client's ``request_timeout`` to be answered; after
             that its connection is closed and the request retried.
@@ -142,8 +142,9 @@ class ProducerConfig:
             idempotence, a retry can put a batch after one sent later than it.
         max_batch_size: Bytes of messages (uncompressed) gathered into one request; a single
             call larger than that is sent alone.
-        max_retries: How many times a batch is sent again after a retriable failure before
-            its messages fail with the last error; ``-1`` retries forever.
+        max_retries: How many times a batch is sent again after a retriable failure (failing
+            to reach the partition's leader counts too) before its messages fail with the
+            error; ``-1`` retries forever.
         retry_backoff: Seconds before the first retry; it doubles per retry, with jitter,
             up to ``retry_backoff_max``.
         retry_backoff_max: The longest wait between retries.
@@ -165,8 +166,10 @@ class ProducerConfig:
             ``message.max.bytes`` (1 MiB + 12 by default).
         partitioner: How ``produce`` picks a partition when none is given: ``"default"``
             (murmur2 of the key as the Java client does, sticky for keyless messages),
-            ``"hash"``, ``"random"``, ``"sticky"``, or a callable
-            ``(topic, partition_count, key, value) -> int``.
+            ``"hash"`` (or ``"murmur2"``), ``"random"``, ``"sticky"``, an instance from
+            :mod:`trio_brod.partitioners`, or any callable
+            ``(topic, partition_count, key, value) -> int``. Named ones are made anew for
+            each topic producer.
         flush_timeout: When the client closes (or ``stop_producer`` is called), seconds to
             wait for buffered messages to be acknowledged; what is left after that fails
             with :class:`~trio_brod.ProducerClosed`.
