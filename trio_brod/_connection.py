@@ -24,6 +24,7 @@ the caller handles, never a crash of the client. Only a bug in trio-brod escapes
 from __future__ import annotations
 
 import math
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -47,6 +48,7 @@ from trio_brod.protocol import (
     ApiVersionsResponse,
     DecodeError,
     FrameDecoder,
+    FrameTooLarge,
     ProtocolError,
     SaslAuthenticateRequest,
     SaslHandshakeRequest,
@@ -62,6 +64,10 @@ _Response = TypeVar("_Response")
 
 #: Kafka's error code for a request version the broker does not support.
 _UNSUPPORTED_VERSION = 35
+#: SaslHandshake errors: the mechanism is not enabled on the listener; the listener does not
+#: take SASL at all (PLAINTEXT, SSL), or authentication already happened.
+_UNSUPPORTED_SASL_MECHANISM = 33
+_ILLEGAL_SASL_STATE = 34
 #: The ApiVersions key; its response header is always v0 and an error reply is always v0.
 _API_VERSIONS_KEY = 18
 #: How much to ask the socket for at once. Large fetch responses arrive faster in big reads.
@@ -70,6 +76,8 @@ _RECEIVE_SIZE = 256 * 1024
 _COALESCE_LIMIT = 64 * 1024
 #: Correlation ids are int32 on the wire; they wrap around well before that.
 _CORRELATION_WRAP = 1 << 30
+#: Seconds a broker insists on between two SASL (re-)authentications of one connection.
+_MIN_REAUTH_INTERVAL = 1.1
 
 
 class PendingResponse:
@@ -120,6 +128,9 @@ class Connection:
         address: ``"host:port"``.
         api_versions: The broker's supported version range for each API key, as it
             answered ApiVersions.
+        sasl_session_lifetime: Seconds the SASL session lasts (the broker's
+            ``connections.max.reauth.ms``), counted from authentication; 0 without SASL or
+            when the broker sets no limit.
     """
 
     def __init__(self, host: str, port: int, config: ClientConfig) -> None:
@@ -127,6 +138,11 @@ class Connection:
         self.port = port
         self.address = f"{host}:{port}"
         self.api_versions: dict[int, tuple[int, int]] = {}
+        self.sasl_session_lifetime = 0.0
+        self._sasl_mechanism: Callable[[], Awaitable[Mechanism]] | None = None
+        # When the writer re-authenticates (trio time); never unless the broker limits the
+        # SASL session's lifetime.
+        self._reauthenticate_at = math.inf
         self._config = config
         self._client_id = config.client_id
         # (frame, handle of a request that gets no response, to complete once written)
@@ -345,9 +361,19 @@ class Connection:
         context = self._config.ssl_context
         if context is None:
             return await trio.open_tcp_stream(self.host, self.port)
-        return await trio.open_ssl_over_tcp_stream(
+        stream = await trio.open_ssl_over_tcp_stream(
             self.host, self.port, ssl_context=context, https_compatible=False
         )
+        try:
+            # Left to itself, the TLS handshake happens inside the first send_all, where a
+            # rejected certificate surfaces as a bare BrokenResourceError; done here, the
+            # error can say what went wrong.
+            await stream.do_handshake()
+        except (trio.BrokenResourceError, OSError) as exc:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+            raise ConnectionFailed(self.address, _describe_tls_failure(exc)) from exc
+        return stream
 
     # ---------------------------------------------------------------- handshake
 
@@ -356,11 +382,20 @@ class Connection:
         correlation_id = self._next_correlation_id
         self._next_correlation_id += 1
         await stream.send_all(encode_request(message, version, correlation_id, self._client_id))
-        while (frame := self._decoder.next_frame()) is None:
-            data = await stream.receive_some(_RECEIVE_SIZE)
-            if not data:
-                raise ConnectionFailed(self.address, "the broker closed the connection")
-            self._decoder.feed(data)
+        try:
+            while (frame := self._decoder.next_frame()) is None:
+                data = await stream.receive_some(_RECEIVE_SIZE)
+                if not data:
+                    raise ConnectionFailed(self.address, "the broker closed the connection")
+                self._decoder.feed(data)
+        except FrameTooLarge as exc:
+            if self._config.ssl_context is None and _looks_like_tls(exc.size):
+                raise ConnectionFailed(
+                    self.address,
+                    "the broker answered with TLS: this listener is SSL or SASL_SSL; "
+                    "connect with ClientConfig(ssl_context=...)",
+                ) from exc
+            raise
         if peek_correlation_id(frame) != correlation_id:
             raise ConnectionFailed(self.address, "handshake response has a wrong correlation id")
         return frame
@@ -371,8 +406,16 @@ class Connection:
         sasl_mechanism: Callable[[], Awaitable[Mechanism]] | None,
     ) -> None:
         await self._negotiate_versions(stream)
-        if sasl_mechanism is not None:
-            await self._authenticate(stream, await sasl_mechanism())
+        if sasl_mechanism is None:
+            return
+        # Kept for re-authentication, when the broker limits the session's lifetime.
+        self._sasl_mechanism = sasl_mechanism
+
+        async def exchange(message: Any, version: int) -> Any:
+            frame = await self._exchange(stream, message, version)
+            return decode_response(frame, message.RESPONSE, version)
+
+        await self._authenticate(exchange, await self._new_mechanism(sasl_mechanism))
 
     async def _negotiate_versions(self, stream: trio.abc.Stream) -> None:
         request = ApiVersionsRequest(
@@ -397,29 +440,106 @@ class Connection:
             return
         raise ConnectionFailed(self.address, "the broker rejected every ApiVersions version")
 
-    async def _authenticate(self, stream: trio.abc.Stream, mechanism: Mechanism) -> None:
-        handshake = SaslHandshakeRequest(mechanism=mechanism.name)
-        version = self.best_version(SaslHandshakeRequest)
-        frame = await self._exchange(stream, handshake, version)
-        reply = decode_response(frame, handshake.RESPONSE, version)
+    async def _new_mechanism(self, factory: Callable[[], Awaitable[Mechanism]]) -> Mechanism:
+        try:
+            return await factory()
+        except _TokenUnavailable as exc:
+            raise ConnectionFailed(self.address, str(exc)) from exc.__cause__
+        except SaslExchangeError as exc:
+            raise SaslFailed(self.address, str(exc)) from exc
+
+    async def _authenticate(
+        self, exchange: Callable[[Any, int], Awaitable[Any]], mechanism: Mechanism
+    ) -> None:
+        """SaslHandshake, then the mechanism's rounds in SaslAuthenticate requests.
+
+        ``exchange(request, version)`` sends one request and returns its decoded response:
+        on the bare stream during the handshake, through the pipeline when re-authenticating.
+        A failure closes the connection (the broker closes it too).
+        """
+        # v0 of SaslHandshake sends the tokens raw, without Kafka framing; every broker
+        # since 1.0 speaks v1, so v0 is not supported.
+        version = self.best_version(SaslHandshakeRequest, min_version=1)
+        reply = await exchange(SaslHandshakeRequest(mechanism=mechanism.name), version)
+        if reply.error_code == _UNSUPPORTED_SASL_MECHANISM:
+            offered = ", ".join(reply.mechanisms) or "none"
+            raise SaslFailed(
+                self.address,
+                f"SASL mechanism {mechanism.name} is not enabled on this listener; "
+                f"it offers: {offered}",
+            )
+        if reply.error_code == _ILLEGAL_SASL_STATE:
+            raise SaslFailed(
+                self.address,
+                f"the listener does not take SASL ({mechanism.name} was asked for): "
+                "it is a PLAINTEXT or SSL listener",
+            )
         if reply.error_code:
             raise SaslFailed(
                 self.address,
-                f"mechanism {mechanism.name} not enabled; the broker offers {reply.mechanisms}",
+                f"SaslHandshake for {mechanism.name} failed: {for_code(reply.error_code).name}",
             )
+        # v1+ reports the session lifetime, and only a client that authenticated with v1+
+        # may re-authenticate (KIP-368).
         auth_version = self.best_version(SaslAuthenticateRequest)
+        lifetime = 0.0
         try:
             message: bytes | None = mechanism.start()
             while message is not None:
-                request = SaslAuthenticateRequest(auth_bytes=message)
-                frame = await self._exchange(stream, request, auth_version)
-                answer = decode_response(frame, request.RESPONSE, auth_version)
+                answer = await exchange(SaslAuthenticateRequest(auth_bytes=message), auth_version)
                 if answer.error_code:
                     why = answer.error_message or for_code(answer.error_code).name
-                    raise SaslFailed(self.address, f"{mechanism.name} authentication: {why}")
+                    raise SaslFailed(self.address, f"{mechanism.name} authentication failed: {why}")
+                lifetime = answer.session_lifetime_ms / 1000
                 message = mechanism.respond(answer.auth_bytes)
         except SaslExchangeError as exc:
             raise SaslFailed(self.address, f"{mechanism.name}: {exc}") from exc
+        if not mechanism.done:
+            raise SaslFailed(
+                self.address, f"{mechanism.name}: the exchange ended before it was complete"
+            )
+        self.sasl_session_lifetime = lifetime
+        if lifetime > 0:
+            # Like the Java client, re-authenticate at 85% of the lifetime. The broker
+            # refuses a re-authentication within 1 s of the previous one, hence the floor.
+            delay = max(0.85 * lifetime, _MIN_REAUTH_INTERVAL)
+            self._reauthenticate_at = trio.current_time() + delay
+        else:
+            self._reauthenticate_at = math.inf
+
+    async def _reauthenticate(self, stream: trio.abc.Stream) -> None:
+        """Authenticate again on the open connection, before the broker's session expires.
+
+        A broker with ``connections.max.reauth.ms`` set closes a connection that sends
+        anything but a SaslHandshake after its session expired (KIP-368). The writer calls
+        this before writing more requests once re-authentication is due. The broker reads
+        one request at a time, so the requests already written are answered before it reads
+        the SaslHandshake; the requests queued meanwhile wait, since the broker would take
+        anything between the SaslHandshake and the last SaslAuthenticate for a SASL token.
+        """
+        assert self._sasl_mechanism is not None
+        timeout = self._config.request_timeout
+
+        async def exchange(message: Any, version: int) -> Any:
+            correlation_id = self._next_correlation_id
+            self._next_correlation_id = (correlation_id + 1) % _CORRELATION_WRAP
+            pending = PendingResponse(message.RESPONSE, version, None)
+            self._pending[correlation_id] = pending
+            await stream.send_all(encode_request(message, version, correlation_id, self._client_id))
+            with trio.move_on_after(timeout):
+                await pending.done.wait()
+            if not pending.done.is_set():
+                pending.abandoned = True
+                raise ConnectionLost(
+                    self.address, f"SASL re-authentication got no response within {timeout}s"
+                )
+            return pending.result()
+
+        mechanism = await self._new_mechanism(self._sasl_mechanism)
+        try:
+            await self._authenticate(exchange, mechanism)
+        except DecodeError as exc:
+            raise ConnectionLost(self.address, f"SASL re-authentication: {exc}") from exc
 
     # ---------------------------------------------------------------- the task pair
 
@@ -427,6 +547,19 @@ class Connection:
         receive = self._receive_channel
         try:
             async for frame, written in receive:
+                # Only connections whose broker limits the SASL session ever look at the clock.
+                if self._reauthenticate_at < math.inf and (
+                    trio.current_time() >= self._reauthenticate_at
+                ):
+                    try:
+                        await self._reauthenticate(stream)
+                    except BrokerConnectionError as exc:
+                        self._shut(exc)
+                        # Taken off the channel already, so _shut did not see it.
+                        if written is not None:
+                            written.error = _again(exc)
+                            written._finish()
+                        return
                 batch = [(frame, written)]
                 size = len(frame)
                 # Whatever else is queued goes out in the same write.
@@ -525,6 +658,33 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _looks_like_tls(size_prefix: int) -> bool:
+    """Whether a response's first four bytes (read as a frame size) start a TLS record.
+
+    A TLS server answers a plaintext request with an alert (content type 0x15) or, rarely,
+    a handshake record (0x16), then the protocol version 0x03xx: as a Kafka size prefix
+    that is ~350 MB, so it fails the frame size check before anything else looks at it.
+    """
+    return size_prefix >> 24 in (0x15, 0x16) and (size_prefix >> 16) & 0xFF == 0x03
+
+
+def _describe_tls_failure(exc: BaseException) -> str:
+    """What went wrong in a TLS handshake: trio wraps the ssl error in BrokenResourceError."""
+    cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return (
+            f"TLS handshake failed: the broker's certificate was rejected "
+            f"({cause.verify_message}); check ClientConfig.ssl_context's CA file and that "
+            f"the certificate names this host"
+        )
+    if isinstance(cause, ssl.SSLEOFError) or cause is None:
+        return (
+            "TLS handshake failed: the broker closed the connection "
+            "(is this a TLS listener, SSL or SASL_SSL?)"
+        )
+    return f"TLS handshake failed: {_describe(cause)}"
+
+
 def _software_version() -> str:
     # Kafka requires [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])? for this field.
     return __version__.replace("+", "-")
@@ -553,7 +713,26 @@ def mechanism_factory(config: ClientConfig) -> Callable[[], Awaitable[Mechanism]
             return Plain(sasl.username, sasl.password)
         if sasl.mechanism == "OAUTHBEARER":
             assert sasl.token_provider is not None
-            return OAuthBearer(await sasl.token_provider())
+            try:
+                token = await sasl.token_provider()
+            except Exception as exc:
+                # An identity provider that is down is like a broker that is down: this
+                # connection fails (retriable), the next attempt asks for a token again.
+                raise _TokenUnavailable(
+                    f"OAUTHBEARER token_provider raised {_describe(exc)}"
+                ) from exc
+            if not isinstance(token, str):
+                raise SaslExchangeError(
+                    f"OAUTHBEARER token_provider returned {type(token).__name__}, not a str"
+                )
+            try:
+                return OAuthBearer(token)
+            except ValueError as exc:
+                raise SaslExchangeError(str(exc)) from None
         return Scram(sasl.mechanism, sasl.username, sasl.password)
 
     return make
+
+
+class _TokenUnavailable(Exception):
+    """The OAUTHBEARER token provider failed; reported as a (retriable) ConnectionFailed."""

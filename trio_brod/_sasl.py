@@ -8,7 +8,10 @@ A mechanism is a small state machine the connection drives over SaslAuthenticate
 * SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677): a client-first message, a proof computed
   from the server's salt and iteration count, and a check of the server's signature, so the
   client knows the server also holds the password.
-* OAUTHBEARER (RFC 7628): one message carrying a token from the user's provider.
+* OAUTHBEARER (RFC 7628): one message carrying a token from the user's provider. A broker
+  that rejects the token does not say so at once: it sends an error challenge (a JSON
+  object), which the client must acknowledge with a single ``\x01`` byte before the broker
+  fails the exchange with an error code.
 """
 
 from __future__ import annotations
@@ -62,22 +65,42 @@ class Plain:
 
 
 class OAuthBearer:
-    """SASL OAUTHBEARER with a token obtained from the user's provider beforehand."""
+    """SASL OAUTHBEARER with a token obtained from the user's provider beforehand.
+
+    Attributes:
+        server_error: The broker's error challenge (RFC 7628 section 3.2.2), decoded, once
+            it has rejected the token; None before.
+    """
 
     name = "OAUTHBEARER"
 
     def __init__(self, token: str) -> None:
+        if not token or any(not 0x20 <= ord(c) <= 0x7E for c in token):
+            # RFC 6750's b64token alphabet is narrower still; this keeps out the \x01
+            # separators (and line breaks) that would corrupt the message around the token.
+            raise ValueError("the OAUTHBEARER token must be a non-empty string of printable ASCII")
         self._message = b"n,,\x01auth=Bearer " + token.encode() + b"\x01\x01"
         self.done = False
+        self.server_error: str | None = None
 
     def start(self) -> bytes:
         """Return the GS2 header and the bearer token."""
         return self._message
 
     def respond(self, challenge: bytes) -> bytes | None:
-        """A successful server answer ends the exchange."""
-        self.done = True
-        return None
+        """An empty answer means success; anything else is the broker's error challenge.
+
+        The error challenge is acknowledged with ``\x01``, as RFC 7628 requires; the broker
+        then fails the exchange (the connection reports its error message). Should it answer
+        anything but an error after that, the exchange is broken.
+        """
+        if self.server_error is not None:
+            raise SaslExchangeError(f"the broker rejected the token: {self.server_error}")
+        if not challenge:
+            self.done = True
+            return None
+        self.server_error = challenge.decode(errors="replace")
+        return b"\x01"
 
 
 def _escape_username(username: str) -> str:
