@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -11,9 +14,22 @@ nox.options.sessions = ["lint", "tests"]
 PYTHON = "3.11"
 
 
+def _ensure_kcat(session: nox.Session) -> None:
+    """kcat reads and writes Kafka for the interop tests; install it from Debian if missing."""
+    if shutil.which("kcat"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        session.log("kcat is missing: installing it from Debian's packages")
+        session.run("apt-get", "update", "-q", external=True)
+        session.run("apt-get", "install", "-y", "-q", "kcat", external=True)
+        return
+    session.error("the interop tests need kcat: install it (e.g. `apt-get install kcat`)")
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The full test suite, unit and integration (starts a real local Kafka)."""
+    _ensure_kcat(session)
     session.install("-e", ".[dev]")
     session.run("pytest", *session.posargs)
 
@@ -44,3 +60,11 @@ def demo(session: nox.Session) -> None:
     (``nox -s demo -- --messages 1000000 --compression zstd``)."""
     session.install("-e", ".[compression]")
     session.run("python", "-m", "trio_brod.demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against aiokafka, kafka-python, confluent-kafka and Kafka's Java tools, on
+    a local Kafka it starts: ``nox -s bench`` (full), ``nox -s bench -- --quick`` (<3 min)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/run.py", *session.posargs)

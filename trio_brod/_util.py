@@ -29,12 +29,18 @@ def unwrap_single_exception() -> Iterator[None]:
 
     Nurseries wrap whatever escapes them in a group, including the exception a user's own
     ``async with`` block raised. Where exactly one thing went wrong, the honest answer is that
-    one exception; where several did, the group stays.
+    one exception; where several did, the group stays. A single KeyboardInterrupt or
+    SystemExit comes out alone, without the errors it caused.
     """
     try:
         yield
     except BaseExceptionGroup as group:
         exc = single_exception(group)
+        if exc is None:
+            # Ctrl-C (or sys.exit) and the errors it caused on its way out, such as
+            # producers failing their pending messages: the interrupt is the whole story.
+            interrupts = group.subgroup(lambda e: isinstance(e, (KeyboardInterrupt, SystemExit)))
+            exc = None if interrupts is None else single_exception(interrupts)
         if exc is None:
             raise
         raise exc from exc.__cause__

@@ -29,8 +29,6 @@ Event handlers:
   is put back as written.
 * A dataclass field with a ``default_factory`` shows as ``...`` in signatures, instead of
   ``<factory>``, which Sphinx cannot parse.
-* A few docstrings napoleon misreads are rewritten minimally (``_DOCSTRING_REWRITES``),
-  until the docstrings themselves are fixed.
 """
 
 from __future__ import annotations
@@ -356,36 +354,6 @@ def _fix_attribute_first_line(
     lines[0] = f"{phrase}: {lines[0]}"
 
 
-#: Docstrings whose markup napoleon cannot read, and the smallest rewrite that it can. Each
-#: entry is a workaround until the docstring itself is changed (then delete the entry).
-_DOCSTRING_REWRITES: dict[str, tuple[str, list[str]]] = {
-    # "Raises (from :meth:`next_frame`):" is not a section napoleon knows, so its entries
-    # became a broken definition list.
-    "trio_brod.protocol.frames.FrameDecoder": (
-        "Raises (from :meth:`next_frame`):",
-        [":meth:`next_frame` raises:", "", "Raises:"],
-    ),
-    "trio_brod.protocol.FrameDecoder": (
-        "Raises (from :meth:`next_frame`):",
-        [":meth:`next_frame` raises:", "", "Raises:"],
-    ),
-}
-
-
-def _rewrite_unreadable_docstrings(
-    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
-) -> None:
-    rewrite = _DOCSTRING_REWRITES.get(name)
-    if rewrite is None:
-        return
-    old, new = rewrite
-    for index, line in enumerate(lines):
-        if line.strip() == old:
-            indent = line[: len(line) - len(line.lstrip())]
-            lines[index : index + 1] = [indent + text if text else "" for text in new]
-            return
-
-
 class ErrorClasses(_TableDirective):
     """``.. kafka-error-classes::``: an ``autoexception`` for every error code's class."""
 
@@ -429,6 +397,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("missing-reference", _resolve_private)
     app.connect("autodoc-process-signature", _dataclass_factory_defaults)
     # Before napoleon (priority 500) reads the docstring, and after it has made it reST.
-    app.connect("autodoc-process-docstring", _rewrite_unreadable_docstrings, priority=400)
     app.connect("autodoc-process-docstring", _fix_attribute_first_line, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

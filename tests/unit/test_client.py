@@ -207,3 +207,14 @@ async def test_config_and_options_are_exclusive() -> None:
     with pytest.raises(ConfigError, match=r"not both"):
         async with open_client("h:1", ClientConfig(), client_id="x"):
             pass
+
+
+def test_an_interrupt_is_not_buried_under_its_consequences() -> None:
+    from trio_brod._util import unwrap_single_exception
+
+    group = BaseExceptionGroup("x", [ValueError("consequence"), KeyboardInterrupt()])
+    with pytest.raises(KeyboardInterrupt), unwrap_single_exception():
+        raise group
+    two = ExceptionGroup("x", [ValueError("a"), KeyError("b")])
+    with pytest.raises(ExceptionGroup), unwrap_single_exception():
+        raise two

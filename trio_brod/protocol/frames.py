@@ -185,12 +185,9 @@ class FrameDecoder:
     arrives in 64 KiB pieces is joined once, when its last piece is in. No call is slower than
     the frame it returns.
 
-    Raises (from :meth:`next_frame`):
-        FrameTooLarge: A size prefix is over *max_frame_size*; raised as soon as the prefix is
-            in, without waiting for the frame.
-        DecodeError: A size prefix is negative.
-
-    After either, the stream is out of step and the connection should be closed.
+    :meth:`next_frame` raises :class:`FrameTooLarge` or :class:`DecodeError` for a size prefix
+    over *max_frame_size* or below zero; after either, the stream is out of step and the
+    connection should be closed.
     """
 
     def __init__(self, max_frame_size: int) -> None:
@@ -218,7 +215,13 @@ class FrameDecoder:
 
     def next_frame(self) -> bytes | None:
         """Return the next complete frame, without its size prefix, or None if more bytes are
-        needed first."""
+        needed first.
+
+        Raises:
+            FrameTooLarge: A size prefix is over *max_frame_size*; raised as soon as the prefix
+                is in, without waiting for the frame.
+            DecodeError: A size prefix is negative.
+        """
         size = self._frame_size
         if size < 0:
             if self._buffered < 4:
