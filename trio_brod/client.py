@@ -195,8 +195,10 @@ class Client:
                 continue
             age = time.monotonic() - slot.failed_at
             if slot.error is not None and age < self.config.reconnect_cool_down:
-                # brod's cool-down: the last error again, at once, without a new attempt.
-                raise ConnectionFailed(
+                # brod's cool-down: the last error again, at once, without a new attempt
+                # (as a ConnectionFailed, or the kind of ConnectionFailed it was: SaslFailed).
+                kind = type(slot.error) if isinstance(slot.error, ConnectionFailed) else None
+                raise (kind or ConnectionFailed)(
                     slot.error.address,
                     f"{slot.error.reason} ({age:.2f}s ago; no new attempt within "
                     f"reconnect_cool_down={self.config.reconnect_cool_down}s)",
@@ -232,7 +234,7 @@ class Client:
         candidates += [(b.host, b.port) for b in self._brokers.values()]
         if self._metadata_address is not None:
             candidates.insert(0, self._metadata_address)
-        errors: list[str] = []
+        errors: list[BrokerConnectionError] = []
         seen = set()
         for address in candidates:
             if address in seen:
@@ -241,12 +243,17 @@ class Client:
             try:
                 connection = await self.get_connection(*address)
             except BrokerConnectionError as exc:
-                errors.append(str(exc))
+                errors.append(exc)
                 continue
             self._metadata_address = address
             return connection
         bootstrap = ",".join(f"{h}:{p}" for h, p in self.bootstrap_servers)
-        raise ConnectionFailed(bootstrap, "no broker reachable: " + "; ".join(errors))
+        # Of the same kind everywhere (a wrong password on every broker): keep that kind.
+        kind = type(errors[0]) if len({type(e) for e in errors}) == 1 else ConnectionFailed
+        if not issubclass(kind, ConnectionFailed):
+            kind = ConnectionFailed
+        reasons = "; ".join(str(e) for e in errors)
+        raise kind(bootstrap, f"no broker reachable: {reasons}") from errors[-1]
 
     # ------------------------------------------------------------ metadata
 

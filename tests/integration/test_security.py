@@ -172,9 +172,8 @@ async def test_bad_credentials_fail_with_sasl_failed(
                 await client.get_connection(*host_port(address))
             # The failed connection's task is gone: nothing is left running or waiting.
             assert descendant_tasks() == before
-            # A metadata request fails too, naming the mechanism (see the xfail below for
-            # the exception type).
-            with pytest.raises(ConnectionFailed, match=f"{mechanism} authentication failed"):
+            # A metadata request fails too, naming the mechanism.
+            with pytest.raises(SaslFailed, match=f"{mechanism} authentication failed"):
                 await client.get_metadata([])
     assert caught.value.address == address
     assert f"{mechanism} authentication failed" in caught.value.reason
@@ -182,11 +181,6 @@ async def test_bad_credentials_fail_with_sasl_failed(
 
 
 @integration
-@pytest.mark.xfail(
-    strict=True,
-    reason="Client._any_connection wraps every bootstrap failure in a plain ConnectionFailed "
-    "('no broker reachable: ...'), so a SaslFailed is only visible in the message",
-)
 async def test_bad_password_surfaces_as_sasl_failed_from_metadata(
     kafka_secure: KafkaCluster,
 ) -> None:

@@ -50,7 +50,7 @@ Conventions, as in Kafka's own Java code:
 
 from __future__ import annotations
 
-from trio_brod.protocol import _gen
+from trio_brod.protocol import _gen, records
 from trio_brod.protocol._gen import *  # noqa: F403 - every message class, REQUESTS, RESPONSES
 from trio_brod.protocol._primitives import Message
 from trio_brod.protocol.errors import (
@@ -60,7 +60,6 @@ from trio_brod.protocol.errors import (
     KafkaError,
     ProtocolError,
 )
-from trio_brod.protocol import records
 from trio_brod.protocol.frames import (
     FrameDecoder,
     FrameTooLarge,
