@@ -79,7 +79,7 @@ class SaslConfig:
         username: For PLAIN and SCRAM.
         password: For PLAIN and SCRAM.
         token_provider: For OAUTHBEARER: an async function returning a fresh bearer token;
-            it is called for each new connection.
+            it is called for each new connection and each re-authentication.
 
     Use TLS (``ClientConfig.ssl_context``) with PLAIN: it sends the password as is.
     """
