@@ -396,14 +396,16 @@ async def test_leader_stopped_while_producing_loses_and_duplicates_nothing(
     # Stopped: the broker hands its partitions over, then closes its connections. Killed
     # (SIGKILL): requests in flight are lost mid-air, and the others notice only after the
     # broker session time-out; retries of batches that may have been written must not be
-    # written twice. Both with the default config: acks=-1, idempotence, 3 retries.
+    # written twice, so that case runs with five requests in flight per partition. Both
+    # otherwise with the default config: acks=-1, idempotence, 3 retries.
     cluster = AsyncKafkaCluster(kafka_cluster3)
     topic = make_topic(partitions=3, replication_factor=3, cluster=kafka_cluster3)
     count, partitions = 50_000, 3
     receipts: list[DeliveryReceipt] = []
     stopped = trio.Event()
     async with open_client(kafka_cluster3.bootstrap_servers) as client:
-        await client.start_producer(topic, ProducerConfig(required_acks=-1))
+        onwire = 1 if graceful else 5
+        await client.start_producer(topic, ProducerConfig(partition_onwire_limit=onwire))
         victim = (await client.get_leader(topic, 0)).node_id
 
         async def produce(upto: int) -> None:
