@@ -767,6 +767,21 @@ async def test_stale_epoch_gets_a_fresh_producer_id(cluster: FakeCluster) -> Non
     assert cluster.init_producer_id_calls == 2
 
 
+async def test_the_last_epoch_is_followed_by_a_fresh_producer_id(cluster: FakeCluster) -> None:
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        await client.produce_sync(TOPIC, b"a", partition=0)
+        producer = await client.get_producer(TOPIC, 0)
+        producer._epoch = 32767  # epochs are int16: there is no next one
+        cluster.actions.append(OUT_OF_ORDER)
+        assert await client.produce_sync(TOPIC, b"b", partition=0) == 1
+    assert [(s.producer_id, s.epoch, s.base_sequence) for s in cluster.sent] == [
+        (1000, 0, 0),
+        (1000, 32767, 1),
+        (1001, 0, 0),
+    ]
+
+
 async def test_out_of_order_after_an_earlier_failure_keeps_the_epoch(
     cluster: FakeCluster,
 ) -> None:
