@@ -52,6 +52,7 @@ class WireBatch:
     """
 
     __slots__ = (
+        "_records",
         "attempts",
         "base_sequence",
         "calls",
@@ -64,10 +65,19 @@ class WireBatch:
         "size",
     )
 
-    def __init__(self, calls: list[Call]) -> None:
+    def __init__(
+        self,
+        calls: list[Call],
+        size: int | None = None,
+        records: list[RecordTuple] | None = None,
+    ) -> None:
         self.calls = calls
-        self.size = sum(call.size for call in calls)
-        self.record_count = sum(len(call.records) for call in calls)
+        # take_batch() passes what it already counted; the rest is worked out here.
+        self.size = sum(call.size for call in calls) if size is None else size
+        if records is None:
+            records = [record for call in calls for record in call.records]
+        self._records = records
+        self.record_count = len(records)
         self.attempts = 0
         self.encoded: bytes | None = None
         self.producer_id = -1
@@ -78,12 +88,7 @@ class WireBatch:
 
     def records(self) -> list[RecordTuple]:
         """All records of the batch, in order."""
-        if len(self.calls) == 1:
-            return self.calls[0].records
-        records: list[RecordTuple] = []
-        for call in self.calls:
-            records.extend(call.records)
-        return records
+        return self._records
 
     def resolve(self, base_offset: int) -> None:
         """Resolve every call's receipt from the batch's base offset (-1 if unknown).
@@ -186,14 +191,18 @@ class ProducerBuffer:
             raise IndexError("nothing to send")
         first = queued.popleft()
         calls = [first]
+        records = first.records
         size = first.size
         limit = self.max_batch_size
-        while queued and size + queued[0].size <= limit:
-            call = queued.popleft()
-            calls.append(call)
-            size += call.size
+        if queued and size + queued[0].size <= limit:
+            records = records.copy()  # the call's own list stays as it is
+            while queued and size + queued[0].size <= limit:
+                call = queued.popleft()
+                calls.append(call)
+                records += call.records
+                size += call.size
         self.queued_bytes -= size
-        return WireBatch(calls)
+        return WireBatch(calls, size, records)
 
     def sent(self, batch: WireBatch) -> None:
         """Record that ``batch`` is now on the wire (after every batch sent before it)."""
