@@ -120,10 +120,12 @@ class DeliveryReceipt:
     # ---------------------------------------------------------------- producer side
 
     def _resolve(self, offset: int) -> None:
-        if self.done():
+        # Called once per message by the worker: done() and _finish() inlined.
+        if self._offset is not _UNSET or self._error is not None:
             return
         self._offset = offset
-        self._finish()
+        if self._event is not None or self._callbacks is not None:
+            self._finish()
 
     def _fail(self, error: BaseException) -> None:
         if self.done():
