@@ -460,3 +460,22 @@ async def test_stop_consumer_ends_a_running_subscription(
             await client.stop_consumer(topic)
             with trio.fail_after(5):
                 await done.wait()
+
+
+async def test_what_kcat_writes(make_topic: MakeTopic, bootstrap_servers: list[str]) -> None:
+    topic = make_topic()
+    lines = [f"key-{i}:value-{i}-" + "z" * (i % 50) for i in range(2000)]
+    where = ["-b", ",".join(bootstrap_servers), "-t", topic, "-p", "0"]
+    how = ["-K:", "-H", "trace=abc", "-H", "team=consumers", "-z", "zstd"]
+    await trio.run_process(["kcat", "-P", *where, *how], stdin="\n".join(lines).encode() + b"\n")
+    async with (
+        open_client(bootstrap_servers) as client,
+        client.subscribe(topic, 0, begin_offset="earliest") as sub,
+    ):
+        sets = await consume(sub, len(lines))
+    records = [record for message_set in sets for record in message_set]
+    assert [(r.key, r.value) for r in records] == [
+        tuple(line.encode().split(b":", 1)) for line in lines
+    ]
+    assert {r.headers for r in records} == {(("trace", b"abc"), ("team", b"consumers"))}
+    assert {part.batch.compression for s in sets for part in s._parts} == {Compression.ZSTD}
