@@ -744,10 +744,19 @@ class Client:
             topic: The topic.
             partition: The partition.
             **options: :class:`~trio_brod.ConsumerConfig` fields for this subscription
-                (``begin_offset="earliest"``, ``prefetch_count=100``...).
+                (``begin_offset="earliest"``, ``prefetch_count=100``...). Without
+                ``begin_offset``, the subscription continues after the previous subscriber's
+                last acknowledged offset (the first subscriber uses the consumer's config).
 
         The topic's consumers are started with the default config if they are not running.
-        Leaving the block unsubscribes; the worker stops fetching until the next subscriber.
+        Leaving the block unsubscribes at once: a fetch in flight is abandoned (with its
+        connection, unless ``share_leader_conn``) and the worker idles until the next
+        subscriber.
+
+        Raises:
+            trio.BusyResourceError: The partition already has a subscriber.
+            ConfigError: An unknown option or a bad value.
+            ValueError: The topic has no such partition.
         """
         if topic not in self._topic_consumers:
             await self.start_consumer(topic)
