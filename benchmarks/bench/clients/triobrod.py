@@ -1,0 +1,293 @@
+"""trio-brod: ``client.produce`` (one call per message) and ``client.produce_batch`` rows,
+per-partition subscriptions for consuming."""
+
+from __future__ import annotations
+
+import functools
+import gc
+from typing import Any
+
+import trio
+
+import trio_brod
+from bench.common import (
+    RECORD_PAYLOAD,
+    BenchError,
+    Meter,
+    RateSchedule,
+    Result,
+    Spec,
+    check_count,
+    latency_ns,
+    payload_pool,
+    percentiles,
+    rss_bytes,
+    stamped_value,
+)
+
+
+def run(spec: Spec) -> Result:
+    workload = {
+        "produce": _produce,
+        "consume": _consume,
+        "latency": _latency,
+        "partitions": _partitions,
+    }[spec["workload"]]
+    result: Result = trio.run(workload, spec)
+    result["version"] = trio_brod.__version__
+    return result
+
+
+def producer_config(spec: Spec) -> trio_brod.ProducerConfig:
+    return trio_brod.ProducerConfig(
+        required_acks=spec["acks"],
+        compression=spec["compression"],
+        max_linger=spec["linger_ms"] / 1000,
+        max_batch_size=spec["batch_bytes"],
+        partition_onwire_limit=spec.get("onwire", 5),
+    )
+
+
+def settings(spec: Spec) -> str:
+    return (
+        f"acks={spec['acks']} compression={spec['compression']} "
+        f"max_batch_size={spec['batch_bytes']} max_linger={spec['linger_ms']}ms "
+        f"partition_onwire_limit={spec.get('onwire', 5)} idempotence={spec['acks'] == -1}"
+    )
+
+
+def consume_options(spec: Spec) -> dict[str, Any]:
+    return {
+        "prefetch_count": spec["tb_prefetch_count"],
+        "prefetch_bytes": spec["tb_prefetch_bytes"],
+        "isolation_level": "read_uncommitted",
+    }
+
+
+class _Acks:
+    """Counts acknowledged records from receipt callbacks; wakes the waiter at the target."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.acked = 0
+        self.failed = 0
+        self.first_error: BaseException | None = None
+        self.done = trio.Event()
+
+    def on_done(self, receipt: trio_brod.DeliveryReceipt, count: int = 1) -> None:
+        error = receipt.exception()
+        if error is None:
+            self.acked += count
+        else:
+            self.failed += count
+            self.first_error = self.first_error or error
+        if self.acked + self.failed >= self.target:
+            self.done.set()
+
+    async def wait(self) -> None:
+        if self.acked + self.failed < self.target:
+            await self.done.wait()
+        if self.failed:
+            raise BenchError(f"{self.failed} records failed: {self.first_error!r}")
+        check_count("acknowledged records", self.acked, self.target)
+
+
+async def _warm_up(client: trio_brod.Client, topic: str, partitions: int) -> int:
+    """One acknowledged record per partition: connections and metadata are ready."""
+    keys, values = payload_pool()
+    for partition in range(partitions):
+        await (await client.produce(topic, values[0], keys[0], partition=partition))
+    return partitions
+
+
+async def _produce_messages(
+    client: trio_brod.Client, spec: Spec, topic: str, count: int, partitions: int, spread: bool
+) -> Result:
+    """The timed part: ``count`` records, all acknowledged."""
+    keys, values = payload_pool()
+    acks = _Acks(count)
+    meter = Meter()
+    if spec["variant"] == "batch":
+        pairs = list(zip(keys, values, strict=True))
+        pairs += pairs  # slices that wrap around the pool
+        size = spec["call_size"]
+        produce_batch = client.produce_batch
+        sent = 0
+        call = 0
+        while sent < count:
+            n = min(size, count - sent)
+            start = sent % len(keys)
+            receipt = await produce_batch(
+                topic, pairs[start : start + n], partition=call % partitions
+            )
+            receipt.add_done_callback(functools.partial(acks.on_done, count=n))
+            sent += n
+            call += 1
+    else:
+        produce = client.produce
+        on_done = acks.on_done
+        if spread:  # round-robin over all partitions, as every client does for this one
+            for i in range(count):
+                j = i & 1023
+                receipt = await produce(topic, values[j], keys[j], partition=i % partitions)
+                receipt.add_done_callback(on_done)
+        else:  # the default partitioner (murmur2 of the key)
+            for i in range(count):
+                j = i & 1023
+                receipt = await produce(topic, values[j], keys[j])
+                receipt.add_done_callback(on_done)
+    await acks.wait()
+    return meter.stop(count, count * RECORD_PAYLOAD)
+
+
+async def _produce(spec: Spec) -> Result:
+    topic = spec["topic"]
+    async with trio_brod.open_client([spec["bootstrap"]], client_id="bench") as client:
+        await client.start_producer(topic, producer_config(spec))
+        partitions = await client.get_partitions_count(topic)
+        warm = await _warm_up(client, topic, partitions)
+        result = await _produce_messages(client, spec, topic, spec["messages"], partitions, False)
+    result["warmup_messages"] = warm
+    result["settings"] = settings(spec) + (
+        f" produce_batch({spec['call_size']} msgs, partition round-robin)"
+        if spec["variant"] == "batch"
+        else " produce() per message, default partitioner"
+    )
+    return result
+
+
+async def _consume_all(client: trio_brod.Client, spec: Spec, topic: str, expected: int) -> Result:
+    partitions = await client.get_partitions_count(topic)
+    ranges = []
+    for partition in range(partitions):
+        first = await client.resolve_offset(topic, partition, "earliest")
+        end = await client.resolve_offset(topic, partition, "latest")
+        ranges.append((partition, first, end))
+    check_count("records in the topic", sum(end - first for _, first, end in ranges), expected)
+    options = consume_options(spec)
+    counts = [0, 0]
+
+    async def consume_partition(partition: int, first: int, end: int) -> None:
+        if end <= first:
+            return
+        n = size = 0
+        async with client.subscribe(topic, partition, begin_offset=first, **options) as sub:
+            async for message_set in sub:
+                for record in message_set:
+                    n += 1
+                    # Every benchmark record has both (no `or b""`: same work as the peers).
+                    size += len(record.value) + len(record.key)  # type: ignore[arg-type]
+                sub.ack(message_set.high_offset)
+                if message_set.high_offset >= end - 1:
+                    break
+        counts[0] += n
+        counts[1] += size
+
+    meter = Meter()
+    async with trio.open_nursery() as nursery:
+        for partition, first, end in ranges:
+            nursery.start_soon(consume_partition, partition, first, end)
+    result = meter.stop(counts[0], counts[1])
+    check_count("consumed records", counts[0], expected)
+    return result
+
+
+async def _consume(spec: Spec) -> Result:
+    async with trio_brod.open_client([spec["bootstrap"]], client_id="bench") as client:
+        await client.start_consumer(spec["topic"])
+        result = await _consume_all(client, spec, spec["topic"], spec["messages"])
+        # Leave at once: the fetchers need not finish their long polls.
+        await client.stop_consumer(spec["topic"])
+    options = consume_options(spec)
+    result["settings"] = (
+        "subscribe() per partition, prefetch_count={prefetch_count} "
+        "prefetch_bytes={prefetch_bytes}, max_bytes=1MiB (default)".format(**options)
+    )
+    return result
+
+
+async def _latency(spec: Spec) -> Result:
+    topic = spec["topic"]
+    rate, warmup, duration = spec["rate"], spec["warmup"], spec["duration"]
+    total = int((warmup + duration) * rate)
+    warm = int(warmup * rate)
+    keys, values = payload_pool()
+    samples: list[int] = []
+    received = 0
+    acks = _Acks(total)
+    config = trio_brod.ProducerConfig(required_acks=spec["acks"], max_linger=0)
+    async with trio_brod.open_client([spec["bootstrap"]], client_id="bench") as client:
+        await client.start_producer(topic, config)
+        start = await client.resolve_offset(topic, 0, "latest")
+        subscribed = trio.Event()
+        finished = trio.Event()
+
+        async def consume() -> None:
+            nonlocal received
+            options = consume_options(spec)
+            async with client.subscribe(topic, 0, begin_offset=start, **options) as sub:
+                subscribed.set()
+                async for message_set in sub:
+                    for record in message_set:
+                        elapsed = latency_ns(record.value)  # type: ignore[arg-type]
+                        if record.offset - start >= warm:
+                            samples.append(elapsed)
+                        received += 1
+                    sub.ack(message_set.high_offset)
+                    if received >= total:
+                        break
+            finished.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consume)
+            await subscribed.wait()
+            schedule = RateSchedule(rate, total)
+            cpu = Meter()
+            while not schedule.done:
+                for _ in range(schedule.due()):
+                    receipt = await client.produce(
+                        topic, stamped_value(values[schedule.sent & 1023]), keys[0], partition=0
+                    )
+                    receipt.add_done_callback(acks.on_done)
+                    schedule.sent += 1
+                await trio.sleep(schedule.seconds_to_next())
+            with trio.fail_after(30):
+                await acks.wait()
+                await finished.wait()
+            result = cpu.stop(total, total * RECORD_PAYLOAD)
+            nursery.cancel_scope.cancel()
+    check_count("records received", received, total)
+    result["latency"] = percentiles(samples)
+    result["settings"] = f"acks={spec['acks']} max_linger=0, subscribe() from the end"
+    return result
+
+
+async def _partitions(spec: Spec) -> Result:
+    topic = spec["topic"]
+    partitions = spec["partitions"]
+    async with trio_brod.open_client([spec["bootstrap"]], client_id="bench") as client:
+        await client.get_metadata([topic])
+        gc.collect()
+        await trio.sleep(0.2)
+        rss_idle_before = rss_bytes()
+        await client.start_producer(topic, producer_config(spec))
+        await client.start_consumer(topic, trio_brod.ConsumerConfig(**consume_options(spec)))
+        await trio.sleep(spec["settle"])
+        gc.collect()
+        rss_idle_after = rss_bytes()
+        produced = await _produce_messages(
+            client, spec, topic, spec["messages"], partitions, spread=True
+        )
+        consumed = await _consume_all(client, spec, topic, spec["messages"])
+        await client.stop_consumer(topic)
+    return {
+        "idle": {
+            "rss_before": rss_idle_before,
+            "rss_after": rss_idle_after,
+            "per_partition": (rss_idle_after - rss_idle_before) / partitions,
+            "what": "start_producer + start_consumer (idle workers)",
+        },
+        "produce": produced,
+        "consume": consumed,
+        "settings": settings(spec) + ", round-robin partition=i % P; subscribe() per partition",
+    }
