@@ -120,6 +120,8 @@ _COORDINATOR_CODES: Final = frozenset(
 _UNSTABLE_OFFSET_COMMIT: Final = 88
 _NOT_CONTROLLER: Final = 41
 _UNKNOWN_TOPIC_OR_PARTITION: Final = 3
+#: LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER: a partition request must go to the new leader.
+_LEADER_MOVED_CODES: Final = frozenset({5, 6})
 _UNKNOWN_TOPIC_ID: Final = 100
 
 _BACKOFF_START: Final = 0.05
@@ -1038,15 +1040,13 @@ async def delete_records(
     while pending:
         by_leader: dict[str, tuple[Connection, list[tuple[str, int]]]] = {}
         again: dict[tuple[str, int], int] = {}
-        last: BrodError | None = None
         for key in pending:
             try:
+                # This waits for a leader itself (up to get_metadata_timeout): what it raises
+                # is final.
                 connection = await client.get_leader_connection(*key, refresh=refresh)
             except (KafkaError, NoLeader, BrokerConnectionError) as exc:
-                if not exc.retriable or retry.expired():
-                    errors.append(exc)
-                else:
-                    again[key], last = pending[key], exc
+                errors.append(exc)
                 continue
             by_leader.setdefault(connection.address, (connection, []))[1].append(key)
         for connection, keys in by_leader.values():
@@ -1056,20 +1056,20 @@ async def delete_records(
                 if not exc.retriable or retry.expired():
                     raise
                 again.update((key, pending[key]) for key in keys)
-                last = exc
                 continue
             for key, (code, low) in answers.items():
                 if not code:
                     result[key] = low
                     continue
                 error = for_code(code)(topic=key[0], partition=key[1])
-                if error.retriable and not retry.expired():
-                    again[key], last = pending[key], error
+                if code in _LEADER_MOVED_CODES and not retry.expired():
+                    again[key] = pending[key]
                 else:
                     errors.append(error)
         pending = again
         if pending:
-            refresh = last is None or not isinstance(last, KafkaError) or last.invalid_metadata
+            # The leader moved (or its connection broke): look it up again.
+            refresh = True
             await retry.pause()
     _raise_collected(errors, "delete_records", total)
     return result

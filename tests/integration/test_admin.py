@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from trio_brod import Client, open_client
+from trio_brod import BrokerMetadata, Client, open_client
 from trio_brod.admin import (
     AlterConfigOp,
     ConfigEntry,
@@ -510,7 +510,7 @@ async def test_describe_cluster(bootstrap_servers: list[str]) -> None:
 
 @pytest.mark.cluster
 async def test_three_brokers_topics_groups_and_coordinator_failover(
-    kafka_cluster3: KafkaCluster,
+    kafka_cluster3: KafkaCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cluster = AsyncKafkaCluster(kafka_cluster3)
     topic = unique("admin-cluster3")
@@ -536,8 +536,27 @@ async def test_three_brokers_topics_groups_and_coordinator_failover(
         for group_id, node_id in coordinators.items():
             assert listed[group_id] == node_id
 
-        # The coordinator goes away: its groups move, and fetching their offsets follows.
+        # Asked of the wrong broker, each group call gets NOT_COORDINATOR from it, finds the
+        # coordinator again and asks that one.
         group_id = next(iter(coordinators))
+        find = client.get_group_coordinator
+        found: list[int] = []
+
+        async def wrong_broker_first(group: str) -> BrokerMetadata:
+            right = await find(group)
+            found.append(right.node_id)
+            if len(found) % 2:
+                return description.brokers[1 if right.node_id != 1 else 2]
+            return right
+
+        monkeypatch.setattr(client, "get_group_coordinator", wrong_broker_first)
+        await commit_offsets(client, group_id, {(topic, 1): 11})
+        assert (await fetch_committed_offsets(client, group_id))[topic, 1].offset == 11
+        assert (await describe_groups(client, [group_id]))[group_id].state == "Empty"
+        assert len(found) == 6  # each call: the wrong broker, then the right one
+        monkeypatch.undo()
+
+        # The coordinator goes away: its groups move, and fetching their offsets follows.
         await commit_offsets(client, group_id, {(topic, 3): 42})
         victim = coordinators[group_id]
         await cluster.stop_broker(victim)

@@ -7,6 +7,7 @@ against what the broker holds.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from tests.integration.test_admin import java_consumer
 from trio_brod import open_client
 from trio_brod.admin import commit_offsets, fetch_committed_offsets
 from trio_brod.testing import KafkaCluster
-from trio_brod.testing.pytest_plugin import MakeTopic
+from trio_brod.testing.pytest_plugin import SECURE_USERS, MakeTopic
 
 pytestmark = pytest.mark.integration
 
@@ -423,3 +424,37 @@ async def test_topics_create_and_delete(bootstrap_servers: list[str]) -> None:
     err = await cli(bootstrap_servers, "topics", "delete", first, second, status=1)
     assert len(err.splitlines()) == 2
     assert all("UNKNOWN_TOPIC_OR_PARTITION" in line for line in err.splitlines())
+
+
+async def test_sasl_and_tls_options(kafka_secure: KafkaCluster) -> None:
+    """The connection options reach the client: SCRAM over TLS with a given CA, PLAIN with
+    the password from the environment; a wrong password is one line and status 1."""
+    sasl_ssl = kafka_secure.listener_bootstrap("SASL_SSL")
+    secure = ["--cafile", str(kafka_secure.tls_ca_file), "--sasl-mechanism", "SCRAM-SHA-512"]
+    secure += ["--sasl-user", "alice", "--sasl-password", SECURE_USERS["alice"]]
+    brokers = await cli(sasl_ssl, "meta", "--json", *secure)
+    assert json.loads(brokers)["brokers"]
+
+    result = await trio.run_process(
+        [
+            *CLI,
+            "meta",
+            "-L",
+            "--sasl-user",
+            "bob",
+            "-b",
+            *kafka_secure.listener_bootstrap("SASL_PLAINTEXT"),
+        ],
+        env={**os.environ, "KAFKA_SASL_PASSWORD": SECURE_USERS["bob"]},
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+    err = await cli(sasl_ssl, "meta", *secure[:-1], "wrong", status=1)
+    (line,) = err.splitlines()
+    assert line.startswith("trio-brod: error: ")
+    # Without --cafile, the broker's own CA is not trusted.
+    err = await cli(kafka_secure.listener_bootstrap("SSL"), "meta", "--ssl", status=1)
+    assert "certificate" in err.lower()
