@@ -112,3 +112,58 @@ def test_random_failures_keep_order_and_write_once(
             assert error.code in (INVALID_RECORD, MESSAGE_TOO_LARGE)
     # Each delivered message once, in the order accepted, and nothing else.
     assert log[1:] == delivered
+
+
+async def run_without_idempotence(
+    batch_size: int, bursts: list[int], script: list[Any]
+) -> tuple[list[DeliveryReceipt], list[bytes], FakeCluster]:
+    """As run_scenario, with acks=1 and one request in flight: at-least-once delivery."""
+    async with trio.open_nursery() as nursery:
+        cluster = await FakeCluster().start(nursery)
+        config = ProducerConfig(
+            required_acks=1,
+            max_batch_size=batch_size,
+            max_retries=-1,
+            retry_backoff=0.001,
+            retry_backoff_max=0.002,
+        )
+        receipts: list[DeliveryReceipt] = []
+        values: list[bytes] = []
+        async with open_client(cluster.bootstrap, reconnect_cool_down=0) as client:
+            await client.start_producer(TOPIC, config)
+            cluster.actions.extend(script)
+            for burst in bursts:
+                for _ in range(burst):
+                    value = b"m%d" % len(values)
+                    values.append(value)
+                    receipts.append(await client.produce(TOPIC, value, partition=0))
+                await trio.lowlevel.checkpoint()
+            with trio.fail_after(20):
+                for receipt in receipts:
+                    with contextlib.suppress(KafkaError):
+                        await receipt
+        nursery.cancel_scope.cancel()
+    return receipts, values, cluster
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch_size=st.sampled_from([10, 100, 1000]),
+    bursts=st.lists(st.integers(1, 12), min_size=1, max_size=6),
+    script=st.lists(ACTIONS, max_size=12),
+)
+def test_without_idempotence_delivery_is_at_least_once_in_order(
+    batch_size: int, bursts: list[int], script: list[Any]
+) -> None:
+    receipts, values, cluster = trio.run(run_without_idempotence, batch_size, bursts, script)
+    log = cluster.values()
+    index: dict[bytes | None, int] = {value: i for i, value in enumerate(values)}
+    for value, receipt in zip(values, receipts, strict=True):
+        if receipt.exception() is None:
+            assert log[receipt.result()] == value
+    # A retry of a batch the broker did write writes it again, right after itself: the
+    # first copies of what is in the log are in the order accepted.
+    first_copies = list(dict.fromkeys(log))
+    assert [index[value] for value in first_copies] == sorted(index[v] for v in first_copies)
+    delivered = {value for value, r in zip(values, receipts, strict=True) if not r.exception()}
+    assert delivered <= set(log)
