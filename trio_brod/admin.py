@@ -933,8 +933,9 @@ async def alter_configs(
     right after may still show the old value for a moment.
 
     Raises:
-        InvalidConfigError, InvalidRequestError, UnknownTopicOrPartitionError ...: A
-            resource's changes were refused (for that resource).
+        InvalidConfigError, InvalidRequestError, UnknownTopicOrPartitionError: A
+            resource's changes were refused (for that resource); other
+            :class:`~trio_brod.KafkaError` subclasses for other refusals.
         UnsupportedVersion: The broker is older than 2.3 (no IncrementalAlterConfigs).
         ValueError, TypeError: A change is malformed.
     """
@@ -1299,7 +1300,8 @@ async def describe_groups(client: Client, group_ids: Sequence[str]) -> dict[str,
         Each group's description, by id. A group that does not exist is ``"Dead"``.
 
     Raises:
-        GroupAuthorizationFailedError, GroupIdNotFoundError ...: For that group.
+        GroupAuthorizationFailedError, GroupIdNotFoundError: For that group (and other
+            :class:`~trio_brod.KafkaError` subclasses for other refusals).
     """
     ids = _check_names(group_ids, "describe_groups")
 
@@ -1427,8 +1429,8 @@ async def fetch_committed_offsets(
         without a commit are left out.
 
     Raises:
-        GroupAuthorizationFailedError, UnknownTopicOrPartitionError ...: The coordinator
-            refused.
+        GroupAuthorizationFailedError, UnknownTopicOrPartitionError: The coordinator
+            refused (or another :class:`~trio_brod.KafkaError` subclass).
     """
     if not isinstance(group_id, str) or not group_id:
         raise TypeError(f"group_id must be a non-empty str, not {group_id!r}")

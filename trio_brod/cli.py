@@ -63,7 +63,7 @@ from trio_brod.producer import ProducerConfig
 from trio_brod.protocol.errors import BrodError
 from trio_brod.protocol.records import Record, TimestampType
 
-__all__ = ["build_parser", "main", "record_formatter"]
+__all__ = ["main", "record_formatter"]
 
 _PROG = "trio-brod"
 _DEFAULT_BOOTSTRAP = "localhost:9092"
@@ -123,7 +123,7 @@ def record_formatter(fmt: str, kv_sep: str = ":") -> Callable[[Record, str, int]
     """A function that turns a fetched record into one line of output, for ``--fmt``.
 
     ``fmt`` is ``"v"`` (the value), ``"kv"`` (key, separator, value), ``"okv"`` (offset,
-    key and value), ``"json"`` (one JSON object per record), or a :meth:`str.format` string
+    key and value), ``"json"`` (one JSON object per record), or a ``str.format`` string
     using the fields ``{offset} {key} {value} {ts} {time} {ts_type} {headers} {partition}
     {topic}`` (``ts`` in milliseconds, ``time`` in ISO 8601 UTC).
 
@@ -360,7 +360,7 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``trio-brod`` (exposed for tests and documentation)."""
     common = _common_options()
     parser = argparse.ArgumentParser(
@@ -979,7 +979,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     ``SystemExit(2)`` and its usage message, as usual.
     """
     out = sys.stdout if out is None else out
-    args = build_parser().parse_args(argv)
+    args = _build_parser().parse_args(argv)
     try:
         config = _check(args)
     except _Usage as exc:

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from trio_brod.cli import _split_lines, build_parser, main, record_formatter
+from trio_brod.cli import _build_parser, _split_lines, main, record_formatter
 from trio_brod.protocol.records import Record, TimestampType
 
 CLI = [sys.executable, "-m", "trio_brod.cli"]
@@ -109,7 +109,7 @@ def test_bad_command_lines_exit_2_with_a_clear_message(
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KAFKA_BOOTSTRAP", raising=False)
-    args = build_parser().parse_args(["fetch", "-t", "orders"])
+    args = _build_parser().parse_args(["fetch", "-t", "orders"])
     assert args.brokers == "localhost:9092"
     assert (args.partition, args.offset, args.count, args.wait, args.fmt) == (
         0,
@@ -120,14 +120,14 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setenv("KAFKA_BOOTSTRAP", "k1:9093,k2:9093")
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", "secret")
-    args = build_parser().parse_args(["meta", "--sasl-user", "alice"])
+    args = _build_parser().parse_args(["meta", "--sasl-user", "alice"])
     assert args.brokers == "k1:9093,k2:9093"
     assert args.sasl_password == "secret"
-    args = build_parser().parse_args(["commits", "-g", "g", "-t", "a", "-o", "0:5,2:7"])
+    args = _build_parser().parse_args(["commits", "-g", "g", "-t", "a", "-o", "0:5,2:7"])
     assert args.offsets == {0: 5, 2: 7}
-    args = build_parser().parse_args(["offset", "-t", "a", "-T", "-2", "-p", "all"])
+    args = _build_parser().parse_args(["offset", "-t", "a", "-T", "-2", "-p", "all"])
     assert (args.time, args.partition) == ("earliest", None)
-    args = build_parser().parse_args(["send", "-t", "a", "-v", "x", "--acks", "all"])
+    args = _build_parser().parse_args(["send", "-t", "a", "-v", "x", "--acks", "all"])
     assert args.acks == -1
 
 
