@@ -570,10 +570,20 @@ class Connection:
                         break
                     batch.append(item)
                     size += len(item[0])
-                if len(batch) == 1:
-                    await stream.send_all(frame)
-                else:
-                    await stream.send_all(b"".join(f for f, _ in batch))
+                try:
+                    if len(batch) == 1:
+                        await stream.send_all(frame)
+                    else:
+                        await stream.send_all(b"".join(f for f, _ in batch))
+                except BaseException as exc:
+                    # Taken off the channel, so closing the connection would not see them:
+                    # requests that get no response learn here that they were not written.
+                    reason = ConnectionLost(self.address, f"write failed: {_describe(exc)}")
+                    for _, unanswered in batch:
+                        if unanswered is not None and not unanswered.done.is_set():
+                            unanswered.error = _again(reason)
+                            unanswered._finish()
+                    raise
                 for _, unanswered in batch:
                     if unanswered is not None:
                         unanswered._finish()

@@ -1064,9 +1064,13 @@ async def open_client(
                 nursery.cancel_scope.cancel()
 
 
+#: Ways out of a block that must not wait for producers to flush: a cancel, Ctrl-C, exit.
+_NO_WAITING = (trio.Cancelled, KeyboardInterrupt, SystemExit)
+
+
 async def _close_after(client: Client, exc: BaseException) -> None:
-    cancelled = isinstance(exc, trio.Cancelled) or (
-        isinstance(exc, BaseExceptionGroup) and exc.subgroup(trio.Cancelled) is not None
+    cancelled = isinstance(exc, _NO_WAITING) or (
+        isinstance(exc, BaseExceptionGroup) and exc.subgroup(_NO_WAITING) is not None
     )
     with trio.CancelScope(shield=True):
         if cancelled:
