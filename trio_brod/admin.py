@@ -1292,9 +1292,12 @@ async def describe_groups(client: Client, group_ids: Sequence[str]) -> dict[str,
     """Describe groups: state, protocol, members and their assignments (DescribeGroups).
 
     Asks each group's coordinator. Members' assignments of ``"consumer"`` groups are decoded
-    (:attr:`MemberDescription.assignment`). Groups using the KIP-848 consumer protocol
-    (``group.protocol=consumer``) are not classic groups; brokers answer for them with
-    GROUP_ID_NOT_FOUND (Kafka's ConsumerGroupDescribe describes them).
+    (:attr:`MemberDescription.assignment`).
+
+    DescribeGroups knows only classic groups. A group of the KIP-848 consumer protocol
+    (``group.protocol=consumer``) comes back as ``"Dead"`` from Kafka 4 (checked with 4.3),
+    although it lives: :func:`list_groups` shows it, with ``type="consumer"``. Kafka's
+    ConsumerGroupDescribe API describes such groups; trio-brod does not use it yet.
 
     Returns:
         Each group's description, by id. A group that does not exist is ``"Dead"``.
