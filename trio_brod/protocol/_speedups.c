@@ -1,0 +1,927 @@
+/*
+ * trio_brod.protocol._speedups -- the two hot loops of records.py, in C.
+ *
+ * Every consumed message passes through decode_records() and every produced one through
+ * encode_records(). In pure Python those loops run at CPython's per-bytecode limit (about
+ * 1.5 M records/s decoded); here they run at the speed of allocating the result objects.
+ *
+ * records.py stays the reference implementation: it is used when this module cannot be
+ * built or imported, or when TRIO_BROD_PURE_PYTHON is set, and the tests run every record
+ * test against both and compare the two on random and mutated input. So this file keeps the
+ * Python code's semantics exactly, including its error messages, and does nothing else:
+ * batch headers, CRCs, compression and error *classes* stay in Python.
+ *
+ *   decode_records(record_class, buf, pos, end, count, base_offset, base_timestamp,
+ *                  timestamp_type, append_time) -> list[Record]
+ *       raises ValueError(message) for malformed records; records.py turns it into
+ *       CorruptRecordError(message, base_offset), exactly what its own decoder raises.
+ *
+ *   encode_records(records, base_timestamp, slow) -> (bytes, max_timestamp)
+ *       writes the records section of a batch; any record it does not handle itself (a
+ *       bytearray value, a huge timestamp, anything invalid) goes to the Python function
+ *       slow(index, record, base_timestamp) -> (body, timestamp), records.py's own slow path,
+ *       which encodes it or raises the TypeError / EncodeError naming what is wrong.
+ *
+ * No function here releases the GIL or keeps a borrowed reference across a call that may
+ * run Python code.
+ *
+ * The record layout (Kafka's "Record", inside a v2 batch; all "varint" fields are zigzag
+ * varints, see below):
+ *
+ *   length          varint   bytes of the record after this field
+ *   attributes      int8     unused
+ *   timestampDelta  varint   timestamp - the batch's baseTimestamp
+ *   offsetDelta     varint   offset - the batch's baseOffset
+ *   keyLength       varint   -1 (any negative value) for a null key
+ *   key             bytes
+ *   valueLength     varint   -1 (any negative value) for a null value
+ *   value           bytes
+ *   headerCount     varint
+ *   headers         headerCount times:
+ *       headerKeyLength    varint (never negative)
+ *       headerKey          UTF-8
+ *       headerValueLength  varint, negative for a null value
+ *       headerValue        bytes
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+/* -- varints ---------------------------------------------------------------------------------
+ *
+ * A zigzag varint stores the signed n as the unsigned (n << 1) ^ (n >> 63), mapping
+ * 0, -1, 1, -2, 2 ... to 0, 1, 2, 3, 4 ..., so that small negative numbers are short too. The
+ * result is written 7 bits at a time, least significant group first; the high bit of each byte
+ * says that another byte follows. A 64-bit value takes at most 10 bytes.
+ */
+
+static inline uint64_t
+zigzag(int64_t n)
+{
+    /* Right-shifting a negative number is implementation-defined in C: compare instead.
+       Converting a negative int64 to uint64 is well defined (modulo 2^64). */
+    return ((uint64_t)n << 1) ^ (n < 0 ? UINT64_MAX : 0);
+}
+
+static inline int64_t
+unzigzag(uint64_t z)
+{
+    /* z >> 1 is below 2^63, so both results fit in an int64 without overflow. */
+    return (z & 1) ? -(int64_t)(z >> 1) - 1 : (int64_t)(z >> 1);
+}
+
+/* The zigzag value of a size or index (never negative). */
+static inline uint64_t
+zigzag_size(Py_ssize_t n)
+{
+    return (uint64_t)n << 1;
+}
+
+static inline Py_ssize_t
+varint_size(uint64_t z)
+{
+    Py_ssize_t size = 1;
+    while (z >= 0x80) {
+        z >>= 7;
+        size++;
+    }
+    return size;
+}
+
+static inline char *
+write_varint(char *out, uint64_t z)
+{
+    while (z >= 0x80) {
+        *out++ = (char)((z & 0x7F) | 0x80);
+        z >>= 7;
+    }
+    *out++ = (char)z;
+    return out;
+}
+
+typedef enum {
+    READ_OK = 0,
+    READ_SHORT,     /* the buffer ends inside the varint */
+    READ_TOO_LONG,  /* an 11th byte would follow */
+    READ_TOO_LARGE, /* the 10th byte carries bits beyond the 64th */
+} ReadStatus;
+
+/* The messages records.py gives for each failure (ValueError; records.py adds the offset). */
+static const char *const read_errors[] = {
+    [READ_OK] = "no error",
+    [READ_SHORT] = "the records end early",
+    [READ_TOO_LONG] = "a varint is longer than 10 bytes",
+    [READ_TOO_LARGE] = "a varint does not fit in 64 bits",
+};
+
+/* Read the zigzag varint at data[*pos], not reading at or past data[end]. On success store
+   it in *value and move *pos past it. */
+static inline ReadStatus
+read_varint(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos, int64_t *value)
+{
+    Py_ssize_t p = *pos;
+    uint64_t z = 0;
+    for (int shift = 0;; shift += 7) {
+        if (p >= end) {
+            return READ_SHORT;
+        }
+        unsigned int byte = data[p++];
+        if (byte < 0x80) {
+            /* At shift 63 only the lowest bit of the last byte still fits. */
+            if (shift == 63 && byte > 1) {
+                return READ_TOO_LARGE;
+            }
+            z |= (uint64_t)byte << shift;
+            break;
+        }
+        z |= (uint64_t)(byte & 0x7F) << shift; /* unsigned: bits past 64 are dropped */
+        if (shift + 7 > 63) {
+            return READ_TOO_LONG;
+        }
+    }
+    *pos = p;
+    *value = unzigzag(z);
+    return READ_OK;
+}
+
+/* -- integers as Python sees them -------------------------------------------------------------
+ *
+ * Python's ints do not overflow, so base + delta of two int64s must not either: past the int64
+ * range the sum is made with Python ints, as records.py would. (Only corrupt or hand-made
+ * batches get there.)
+ */
+
+static PyObject *
+int64_sum(int64_t a, int64_t b)
+{
+    if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b)) {
+        PyObject *x = PyLong_FromLongLong(a);
+        PyObject *y = x ? PyLong_FromLongLong(b) : NULL;
+        PyObject *sum = y ? PyNumber_Add(x, y) : NULL;
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+        return sum;
+    }
+    return PyLong_FromLongLong(a + b);
+}
+
+/* Parse an int argument into an int64 (or Py_ssize_t); -1 with an exception set on failure. */
+static int
+arg_int64(PyObject *arg, const char *name, int64_t *out)
+{
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name,
+                     Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    long long value = PyLong_AsLongLong(arg);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+static int
+arg_ssize(PyObject *arg, const char *name, Py_ssize_t *out)
+{
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name,
+                     Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    Py_ssize_t value = PyLong_AsSsize_t(arg);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+/* -- decoding ---------------------------------------------------------------------------------
+ *
+ * Every read is bounded by `end`, the end of the batch's records. (The Python decoder reads
+ * up to the end of its buffer and checks `end` afterwards, so for a record that runs past the
+ * batch it may report "runs past the end of the batch" where this says "the records end
+ * early"; both are CorruptRecordError, and a batch one decodes the other decodes the same.)
+ */
+
+/* Raise the ValueError that records.py turns into CorruptRecordError; returns NULL. */
+static PyObject *
+corrupt(const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    PyErr_FormatV(PyExc_ValueError, format, args);
+    va_end(args);
+    return NULL;
+}
+
+/* A length-prefixed byte string: a new bytes object, or None for a negative length. */
+static PyObject *
+read_bytes(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos, int64_t length)
+{
+    if (length < 0) {
+        /* Any negative length is null, as in Kafka's Java client. */
+        Py_RETURN_NONE;
+    }
+    if (length > end - *pos) {
+        return corrupt("%s", read_errors[READ_SHORT]);
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)data + *pos, (Py_ssize_t)length);
+    *pos += (Py_ssize_t)length;
+    return bytes;
+}
+
+/* The headers of a record whose header count is not the single byte 0: a tuple of
+   (str, bytes | None) pairs. */
+static PyObject *
+read_headers(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos)
+{
+    int64_t count;
+    ReadStatus status = read_varint(data, end, pos, &count);
+    if (status != READ_OK) {
+        return corrupt("%s", read_errors[status]);
+    }
+    if (count < 0) {
+        return corrupt("a record has an invalid header count %lld", (long long)count);
+    }
+    /* Every header takes at least two bytes: checking first bounds the tuple a corrupt count
+       can make us allocate. */
+    if (count > (end - *pos) / 2) {
+        return corrupt("%s", read_errors[READ_SHORT]);
+    }
+    PyObject *headers = PyTuple_New((Py_ssize_t)count);
+    if (headers == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)count; i++) {
+        int64_t key_length, value_length;
+        status = read_varint(data, end, pos, &key_length);
+        if (status != READ_OK) {
+            corrupt("%s", read_errors[status]);
+            goto error;
+        }
+        if (key_length < 0) {
+            corrupt("a header has an invalid key length %lld", (long long)key_length);
+            goto error;
+        }
+        if (key_length > end - *pos) {
+            corrupt("%s", read_errors[READ_SHORT]);
+            goto error;
+        }
+        PyObject *key = PyUnicode_DecodeUTF8((const char *)data + *pos, (Py_ssize_t)key_length,
+                                             "strict");
+        if (key == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                PyErr_Clear();
+                corrupt("a header key is not valid UTF-8");
+            }
+            goto error;
+        }
+        *pos += (Py_ssize_t)key_length;
+        status = read_varint(data, end, pos, &value_length);
+        if (status != READ_OK) {
+            Py_DECREF(key);
+            corrupt("%s", read_errors[status]);
+            goto error;
+        }
+        PyObject *value = read_bytes(data, end, pos, value_length);
+        if (value == NULL) {
+            Py_DECREF(key);
+            goto error;
+        }
+        PyObject *header = PyTuple_New(2);
+        if (header == NULL) {
+            Py_DECREF(key);
+            Py_DECREF(value);
+            goto error;
+        }
+        PyTuple_SET_ITEM(header, 0, key); /* steals */
+        PyTuple_SET_ITEM(header, 1, value);
+        PyTuple_SET_ITEM(headers, i, header);
+    }
+    return headers;
+
+error:
+    Py_DECREF(headers); /* the items not yet set are NULL, which tuples allow */
+    return NULL;
+}
+
+/* Is `type` a tuple subclass whose instances are plain tuples underneath (a NamedTuple)? Then
+   an instance can be made by allocating it and filling its items, which is what
+   tuple.__new__(type, items) does, minus the temporary tuple. */
+static int
+is_plain_tuple_subclass(PyObject *type)
+{
+    return PyType_Check(type) && PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type) &&
+           ((PyTypeObject *)type)->tp_basicsize == PyTuple_Type.tp_basicsize &&
+           ((PyTypeObject *)type)->tp_itemsize == PyTuple_Type.tp_itemsize &&
+           ((PyTypeObject *)type)->tp_dictoffset == 0;
+}
+
+#define RECORD_FIELDS 6 /* offset, timestamp, timestamp_type, key, value, headers */
+
+PyDoc_STRVAR(decode_records_doc,
+"decode_records(record_class, buf, pos, end, count, base_offset, base_timestamp,\n"
+"               timestamp_type, append_time, /)\n"
+"--\n"
+"\n"
+"Decode the `count` records in buf[pos:end] into a list of record_class instances.\n"
+"\n"
+"record_class is a NamedTuple class of six fields (offset, timestamp, timestamp_type, key,\n"
+"value, headers). Offsets are base_offset + offsetDelta; timestamps base_timestamp +\n"
+"timestampDelta, or append_time for every record if it is not None (LOG_APPEND_TIME).\n"
+"Raises ValueError with records.py's message if the records are malformed.");
+
+static PyObject *
+decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 9) {
+        PyErr_Format(PyExc_TypeError, "decode_records() takes 9 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *record_class = args[0];
+    PyObject *buf = args[1];
+    PyObject *timestamp_type = args[7];
+    PyObject *append_time = args[8];
+    Py_ssize_t pos, end, count;
+    int64_t base_offset, base_timestamp;
+    if (!is_plain_tuple_subclass(record_class)) {
+        PyErr_SetString(PyExc_TypeError, "record_class must be a NamedTuple class");
+        return NULL;
+    }
+    if (arg_ssize(args[2], "pos", &pos) < 0 || arg_ssize(args[3], "end", &end) < 0 ||
+        arg_ssize(args[4], "count", &count) < 0 ||
+        arg_int64(args[5], "base_offset", &base_offset) < 0 ||
+        arg_int64(args[6], "base_timestamp", &base_timestamp) < 0) {
+        return NULL;
+    }
+    if (append_time != Py_None && !PyLong_Check(append_time)) {
+        PyErr_SetString(PyExc_TypeError, "append_time must be an int or None");
+        return NULL;
+    }
+
+    Py_buffer view;
+    if (PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const unsigned char *data = view.buf;
+    PyObject *records = NULL;
+    PyObject *empty_headers = NULL;
+    /* The last timestamp made, by its delta: records of a batch often share a timestamp. */
+    PyObject *last_timestamp = NULL;
+    int64_t last_timestamp_delta = 0;
+
+    if (pos < 0 || end < pos || end > view.len) {
+        /* Not corrupt data but a caller's mistake: not a ValueError. */
+        PyErr_SetString(PyExc_IndexError, "decode_records() needs 0 <= pos <= end <= len(buf)");
+        goto error;
+    }
+    /* Every record takes at least 7 bytes (length, attributes, two deltas, two lengths, header
+       count): checking first bounds the list a corrupt count can make us allocate. */
+    if (count < 0 || count > (end - pos) / 7) {
+        corrupt("the batch claims %zd records but has only %zd bytes of records", count,
+                end - pos);
+        goto error;
+    }
+    records = PyList_New(count);
+    empty_headers = PyTuple_New(0);
+    if (records == NULL || empty_headers == NULL) {
+        goto error;
+    }
+
+    PyTypeObject *type = (PyTypeObject *)record_class;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int64_t length, timestamp_delta, offset_delta, key_length, value_length;
+        ReadStatus status = read_varint(data, end, &pos, &length);
+        if (status != READ_OK) {
+            corrupt("%s", read_errors[status]);
+            goto error;
+        }
+        Py_ssize_t record_start = pos;
+        pos += 1; /* attributes: unused, and checked by the next read */
+        if ((status = read_varint(data, end, &pos, &timestamp_delta)) != READ_OK ||
+            (status = read_varint(data, end, &pos, &offset_delta)) != READ_OK ||
+            (status = read_varint(data, end, &pos, &key_length)) != READ_OK) {
+            corrupt("%s", read_errors[status]);
+            goto error;
+        }
+
+        /* The record, filled as its fields are decoded; on an error it is released with
+           whatever it holds (a tuple's unset items are NULL). */
+        PyObject *record = type->tp_alloc(type, RECORD_FIELDS);
+        if (record == NULL) {
+            goto error;
+        }
+        PyList_SET_ITEM(records, i, record); /* the list owns it from here */
+
+        PyObject *key = read_bytes(data, end, &pos, key_length);
+        if (key == NULL) {
+            goto error;
+        }
+        PyTuple_SET_ITEM(record, 3, key);
+        status = read_varint(data, end, &pos, &value_length);
+        if (status != READ_OK) {
+            corrupt("%s", read_errors[status]);
+            goto error;
+        }
+        PyObject *value = read_bytes(data, end, &pos, value_length);
+        if (value == NULL) {
+            goto error;
+        }
+        PyTuple_SET_ITEM(record, 4, value);
+
+        PyObject *headers;
+        if (pos >= end) {
+            corrupt("%s", read_errors[READ_SHORT]);
+            goto error;
+        }
+        if (data[pos] == 0) { /* no headers: the usual case */
+            headers = Py_NewRef(empty_headers);
+            pos += 1;
+        }
+        else if ((headers = read_headers(data, end, &pos)) == NULL) {
+            goto error;
+        }
+        PyTuple_SET_ITEM(record, 5, headers);
+
+        if (pos - record_start != length) {
+            corrupt("a record's length says %lld bytes but its fields take %zd",
+                    (long long)length, pos - record_start);
+            goto error;
+        }
+
+        PyObject *offset = int64_sum(base_offset, offset_delta);
+        if (offset == NULL) {
+            goto error;
+        }
+        PyTuple_SET_ITEM(record, 0, offset);
+        PyObject *timestamp;
+        if (append_time != Py_None) {
+            /* LOG_APPEND_TIME: the broker's time, from the batch header, for every record. */
+            timestamp = Py_NewRef(append_time);
+        }
+        else if (last_timestamp != NULL && timestamp_delta == last_timestamp_delta) {
+            timestamp = Py_NewRef(last_timestamp);
+        }
+        else {
+            timestamp = int64_sum(base_timestamp, timestamp_delta);
+            if (timestamp == NULL) {
+                goto error;
+            }
+            Py_XSETREF(last_timestamp, Py_NewRef(timestamp));
+            last_timestamp_delta = timestamp_delta;
+        }
+        PyTuple_SET_ITEM(record, 1, timestamp);
+        PyTuple_SET_ITEM(record, 2, Py_NewRef(timestamp_type));
+    }
+    if (pos != end) {
+        /* Reads never pass `end`, so the records can only stop short of it. */
+        corrupt("%zd bytes are left over after the last record", end - pos);
+        goto error;
+    }
+    Py_DECREF(empty_headers);
+    Py_XDECREF(last_timestamp);
+    PyBuffer_Release(&view);
+    return records;
+
+error:
+    Py_XDECREF(records);
+    Py_XDECREF(empty_headers);
+    Py_XDECREF(last_timestamp);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* -- encoding ---------------------------------------------------------------------------------
+ *
+ * The fast path takes a record that is a tuple (or list) of four whose timestamp is an int in
+ * the int64 range, whose key is bytes or None, whose value is bytes or None, and whose headers
+ * are None or a tuple or list of (str, bytes | None) tuples, with exact types throughout (no
+ * subclasses, so no Python code can run while it holds borrowed references). It first measures
+ * the record, then writes it, so a record it gives up on has written nothing.
+ *
+ * Everything else goes to records.py's slow path, record by record, in order: it encodes what
+ * is valid (bytearray, memoryview, bytes subclasses, big deltas) and raises the TypeError or
+ * EncodeError naming what is not, so both implementations accept and reject the same records
+ * with the same messages. (One difference: the Python fast path unpacks any iterable of four
+ * items as a record, this one only tuples and lists; the slow path, which both share, accepts
+ * any Sequence, as encode_batch documents.)
+ */
+
+typedef struct {
+    char *data; /* PyMem_Malloc'ed */
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+} Output;
+
+/* Make room for `extra` more bytes; -1 with MemoryError set on failure. */
+static int
+output_reserve(Output *out, Py_ssize_t extra)
+{
+    if (extra <= out->capacity - out->size) {
+        return 0;
+    }
+    if (extra > PY_SSIZE_T_MAX - out->size) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t needed = out->size + extra;
+    Py_ssize_t capacity = out->capacity < PY_SSIZE_T_MAX / 2 ? out->capacity * 2 : needed;
+    if (capacity < needed) {
+        capacity = needed;
+    }
+    char *data = PyMem_Realloc(out->data, (size_t)capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    out->data = data;
+    out->capacity = capacity;
+    return 0;
+}
+
+typedef struct {
+    int64_t timestamp;
+    uint64_t timestamp_delta; /* zigzagged */
+    const char *key;          /* NULL for a null key */
+    Py_ssize_t key_size;
+    const char *value; /* NULL for a null value */
+    Py_ssize_t value_size;
+    PyObject *headers; /* borrowed: a tuple or list of at least one header, or NULL */
+    Py_ssize_t body_size; /* the record's size after its length field */
+} FastRecord;
+
+/* The size of the encoded headers (count included), or -1 if the slow path must take them. */
+static Py_ssize_t
+measure_headers(PyObject *headers)
+{
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(headers);
+    PyObject **items = PySequence_Fast_ITEMS(headers);
+    Py_ssize_t size = varint_size(zigzag_size(count));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *header = items[i];
+        if (!PyTuple_CheckExact(header) || PyTuple_GET_SIZE(header) != 2) {
+            return -1;
+        }
+        PyObject *key = PyTuple_GET_ITEM(header, 0);
+        PyObject *value = PyTuple_GET_ITEM(header, 1);
+        if (!PyUnicode_CheckExact(key)) {
+            return -1;
+        }
+        Py_ssize_t key_size;
+        /* The UTF-8 form is cached in the str (for ASCII it is the str's own data), so
+           write_headers() gets it again for free. */
+        if (PyUnicode_AsUTF8AndSize(key, &key_size) == NULL) {
+            /* Not encodable (a lone surrogate): the slow path raises the same error. */
+            PyErr_Clear();
+            return -1;
+        }
+        size += varint_size(zigzag_size(key_size)) + key_size;
+        if (PyBytes_CheckExact(value)) {
+            Py_ssize_t value_size = PyBytes_GET_SIZE(value);
+            size += varint_size(zigzag_size(value_size)) + value_size;
+        }
+        else if (value == Py_None) {
+            size += 1;
+        }
+        else {
+            return -1;
+        }
+    }
+    return size;
+}
+
+static char *
+write_headers(char *out, PyObject *headers)
+{
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(headers);
+    PyObject **items = PySequence_Fast_ITEMS(headers);
+    out = write_varint(out, zigzag_size(count));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyTuple_GET_ITEM(items[i], 0);
+        PyObject *value = PyTuple_GET_ITEM(items[i], 1);
+        Py_ssize_t key_size;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(key, &key_size); /* cached: cannot fail */
+        out = write_varint(out, zigzag_size(key_size));
+        memcpy(out, utf8, (size_t)key_size);
+        out += key_size;
+        if (value == Py_None) {
+            out = write_varint(out, zigzag(-1));
+        }
+        else {
+            Py_ssize_t value_size = PyBytes_GET_SIZE(value);
+            out = write_varint(out, zigzag_size(value_size));
+            memcpy(out, PyBytes_AS_STRING(value), (size_t)value_size);
+            out += value_size;
+        }
+    }
+    return out;
+}
+
+/* Check and measure a record for the fast path. Returns 1 if it takes it (r filled in), 0 if
+   the slow path must (no exception set). */
+static int
+measure_record(PyObject *record, Py_ssize_t index, int64_t base_timestamp, FastRecord *r)
+{
+    PyObject **fields;
+    if (PyTuple_Check(record) && PyTuple_GET_SIZE(record) == 4) {
+        fields = ((PyTupleObject *)record)->ob_item;
+    }
+    else if (PyList_CheckExact(record) && PyList_GET_SIZE(record) == 4) {
+        fields = ((PyListObject *)record)->ob_item;
+    }
+    else {
+        return 0;
+    }
+    PyObject *timestamp = fields[0], *key = fields[1], *value = fields[2],
+             *headers = fields[3];
+
+    if (!PyLong_CheckExact(timestamp)) {
+        return 0;
+    }
+    int overflow;
+    long long ts = PyLong_AsLongLongAndOverflow(timestamp, &overflow);
+    if (overflow) {
+        return 0;
+    }
+    if ((base_timestamp > 0 && ts < INT64_MIN + base_timestamp) ||
+        (base_timestamp < 0 && ts > INT64_MAX + base_timestamp)) {
+        return 0; /* the delta is no int64: the slow path raises EncodeError */
+    }
+    r->timestamp = ts;
+    r->timestamp_delta = zigzag(ts - base_timestamp);
+    Py_ssize_t size = 1 + varint_size(r->timestamp_delta) + varint_size(zigzag_size(index));
+
+    if (PyBytes_CheckExact(key)) {
+        r->key = PyBytes_AS_STRING(key);
+        r->key_size = PyBytes_GET_SIZE(key);
+        size += varint_size(zigzag_size(r->key_size)) + r->key_size;
+    }
+    else if (key == Py_None) {
+        r->key = NULL;
+        r->key_size = 0;
+        size += 1;
+    }
+    else {
+        return 0;
+    }
+    if (PyBytes_CheckExact(value)) {
+        r->value = PyBytes_AS_STRING(value);
+        r->value_size = PyBytes_GET_SIZE(value);
+        size += varint_size(zigzag_size(r->value_size)) + r->value_size;
+    }
+    else if (value == Py_None) {
+        r->value = NULL;
+        r->value_size = 0;
+        size += 1;
+    }
+    else {
+        return 0;
+    }
+    r->headers = NULL;
+    if ((PyTuple_CheckExact(headers) || PyList_CheckExact(headers)) &&
+        PySequence_Fast_GET_SIZE(headers) > 0) {
+        Py_ssize_t headers_size = measure_headers(headers);
+        if (headers_size < 0) {
+            return 0;
+        }
+        r->headers = headers;
+        size += headers_size;
+    }
+    else if (headers == Py_None || PyTuple_CheckExact(headers) || PyList_CheckExact(headers)) {
+        size += 1; /* no headers: the count 0 */
+    }
+    else {
+        return 0; /* whether it counts as "no headers" is the slow path's question */
+    }
+    r->body_size = size;
+    return 1;
+}
+
+/* Write a measured record, its length first; the room must be reserved. */
+static char *
+write_record(char *out, const FastRecord *r, Py_ssize_t index)
+{
+    out = write_varint(out, zigzag_size(r->body_size));
+    *out++ = 0; /* attributes */
+    out = write_varint(out, r->timestamp_delta);
+    out = write_varint(out, zigzag_size(index));
+    if (r->key == NULL) {
+        out = write_varint(out, zigzag(-1));
+    }
+    else {
+        out = write_varint(out, zigzag_size(r->key_size));
+        memcpy(out, r->key, (size_t)r->key_size);
+        out += r->key_size;
+    }
+    if (r->value == NULL) {
+        out = write_varint(out, zigzag(-1));
+    }
+    else {
+        out = write_varint(out, zigzag_size(r->value_size));
+        memcpy(out, r->value, (size_t)r->value_size);
+        out += r->value_size;
+    }
+    if (r->headers == NULL) {
+        *out++ = 0;
+    }
+    else {
+        out = write_headers(out, r->headers);
+    }
+    return out;
+}
+
+/* The largest timestamp so far. Fast-path timestamps are int64s; a slow-path one is any int,
+   and one above the int64 range is kept as an object (the batch header cannot hold it, and
+   records.py reports that). One below the range can never be the largest, since the base
+   timestamp, which counts too, is an int64. */
+typedef struct {
+    int64_t value;
+    PyObject *above_int64; /* the largest one above the range, or NULL */
+} MaxTimestamp;
+
+static int
+max_timestamp_add(MaxTimestamp *max, PyObject *timestamp)
+{
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(timestamp, &overflow);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow > 0) {
+        int larger = max->above_int64 == NULL
+                         ? 1
+                         : PyObject_RichCompareBool(timestamp, max->above_int64, Py_GT);
+        if (larger < 0) {
+            return -1;
+        }
+        if (larger) {
+            Py_XSETREF(max->above_int64, Py_NewRef(timestamp));
+        }
+    }
+    else if (overflow == 0 && value > max->value) {
+        max->value = value;
+    }
+    return 0;
+}
+
+/* Encode a record with records.py's slow path and append it, its length first. */
+static int
+encode_slow(Output *out, MaxTimestamp *max, PyObject *slow, Py_ssize_t index, PyObject *record,
+            PyObject *base_timestamp)
+{
+    PyObject *result = PyObject_CallFunction(slow, "nOO", index, record, base_timestamp);
+    if (result == NULL) {
+        return -1;
+    }
+    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 2 ||
+        !PyBytes_Check(PyTuple_GET_ITEM(result, 0)) || !PyLong_Check(PyTuple_GET_ITEM(result, 1))) {
+        PyErr_SetString(PyExc_TypeError, "the slow path must return a (bytes, int) tuple");
+        Py_DECREF(result);
+        return -1;
+    }
+    PyObject *body = PyTuple_GET_ITEM(result, 0);
+    Py_ssize_t size = PyBytes_GET_SIZE(body);
+    uint64_t length = zigzag_size(size);
+    if (output_reserve(out, varint_size(length) + size) < 0 ||
+        max_timestamp_add(max, PyTuple_GET_ITEM(result, 1)) < 0) {
+        Py_DECREF(result);
+        return -1;
+    }
+    char *end = write_varint(out->data + out->size, length);
+    memcpy(end, PyBytes_AS_STRING(body), (size_t)size);
+    out->size = (end + size) - out->data;
+    Py_DECREF(result);
+    return 0;
+}
+
+PyDoc_STRVAR(encode_records_doc,
+"encode_records(records, base_timestamp, slow, /)\n"
+"--\n"
+"\n"
+"Encode (timestamp_ms, key, value, headers) records as the records section of a v2 batch,\n"
+"with offset deltas 0, 1, ... and timestamp deltas from base_timestamp (an int64).\n"
+"Records the fast path does not take go to slow(index, record, base_timestamp), which\n"
+"returns (body, timestamp) or raises. Returns (bytes, the largest timestamp).");
+
+static PyObject *
+encode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "encode_records() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *records = args[0];
+    PyObject *base_timestamp_object = args[1];
+    PyObject *slow = args[2];
+    int64_t base_timestamp;
+    if (arg_int64(base_timestamp_object, "base_timestamp", &base_timestamp) < 0) {
+        return NULL;
+    }
+    if (!PyCallable_Check(slow)) {
+        PyErr_SetString(PyExc_TypeError, "slow must be callable");
+        return NULL;
+    }
+    /* Iterated like records.py's `for index, record in enumerate(records)`. */
+    PyObject *iterator = PyObject_GetIter(records);
+    if (iterator == NULL) {
+        return NULL;
+    }
+    Py_ssize_t hint = PyObject_LengthHint(records, 0);
+    if (hint < 0) {
+        Py_DECREF(iterator);
+        return NULL;
+    }
+    Output out = {NULL, 0, 0};
+    MaxTimestamp max = {base_timestamp, NULL};
+    /* A guess (key, value and overhead of a typical small record); the buffer grows. */
+    if (output_reserve(&out, hint < (PY_SSIZE_T_MAX >> 8) ? 64 + hint * 128 : 1 << 20) < 0) {
+        goto error;
+    }
+
+    PyObject *record;
+    for (Py_ssize_t index = 0; (record = PyIter_Next(iterator)) != NULL; index++) {
+        FastRecord r;
+        if (measure_record(record, index, base_timestamp, &r)) {
+            Py_ssize_t length_size = varint_size(zigzag_size(r.body_size));
+            if (output_reserve(&out, length_size + r.body_size) < 0) {
+                Py_DECREF(record);
+                goto error;
+            }
+            out.size = write_record(out.data + out.size, &r, index) - out.data;
+            if (r.timestamp > max.value) {
+                max.value = r.timestamp;
+            }
+        }
+        else if (encode_slow(&out, &max, slow, index, record, base_timestamp_object) < 0) {
+            Py_DECREF(record);
+            goto error;
+        }
+        Py_DECREF(record);
+    }
+    if (PyErr_Occurred()) { /* the iteration itself failed */
+        goto error;
+    }
+    Py_CLEAR(iterator);
+
+    PyObject *payload = PyBytes_FromStringAndSize(out.data, out.size);
+    PyMem_Free(out.data);
+    out.data = NULL;
+    PyObject *largest =
+        max.above_int64 != NULL ? Py_NewRef(max.above_int64) : PyLong_FromLongLong(max.value);
+    Py_CLEAR(max.above_int64);
+    PyObject *result = NULL;
+    if (payload != NULL && largest != NULL) {
+        result = PyTuple_Pack(2, payload, largest);
+    }
+    Py_XDECREF(payload);
+    Py_XDECREF(largest);
+    return result;
+
+error:
+    Py_XDECREF(iterator);
+    Py_XDECREF(max.above_int64);
+    PyMem_Free(out.data);
+    return NULL;
+}
+
+/* -- the module -------------------------------------------------------------------------------- */
+
+static PyMethodDef speedups_methods[] = {
+    {"decode_records", (PyCFunction)(void (*)(void))decode_records, METH_FASTCALL,
+     decode_records_doc},
+    {"encode_records", (PyCFunction)(void (*)(void))encode_records, METH_FASTCALL,
+     encode_records_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot speedups_slots[] = {
+    {0, NULL},
+};
+
+PyDoc_STRVAR(module_doc,
+"The record codec's hot loops in C, used by trio_brod.protocol.records when available.\n"
+"\n"
+"Private: call records.py's public functions, not these.");
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "trio_brod.protocol._speedups",
+    .m_doc = module_doc,
+    .m_size = 0,
+    .m_methods = speedups_methods,
+    .m_slots = speedups_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&speedups_module);
+}

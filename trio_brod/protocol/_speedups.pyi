@@ -1,0 +1,25 @@
+"""Type stub of the C extension ``trio_brod.protocol._speedups`` (see _speedups.c)."""
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+_R = TypeVar("_R", bound=tuple[Any, ...])
+
+def decode_records(
+    record_class: type[_R],
+    buf: bytes,
+    pos: int,
+    end: int,
+    count: int,
+    base_offset: int,
+    base_timestamp: int,
+    timestamp_type: object,
+    append_time: int | None,
+    /,
+) -> list[_R]: ...
+def encode_records(
+    records: Iterable[object],
+    base_timestamp: int,
+    slow: Callable[[int, object, int], tuple[bytes, int]],
+    /,
+) -> tuple[bytes, int]: ...
