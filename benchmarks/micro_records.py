@@ -11,21 +11,24 @@ run least disturbed by other processes), in records per second.
 record and touch its value. "encode" means what a producer does: turn (timestamp, key, value,
 headers) tuples into a finished batch with its CRC.
 
-Where aiokafka (compiled and pure-Python record classes) and kafka-python are installed, they
-run the same workload, and the ratio trio-brod / aiokafka is printed.
+trio-brod runs with its C record codec (``trio_brod.protocol._speedups``) if it is built, and
+always with the pure-Python one ("trio-brod (py)", as with ``TRIO_BROD_PURE_PYTHON=1``). Where
+aiokafka (compiled and pure-Python record classes) and kafka-python are installed, they run the
+same workload, and the ratio trio-brod / aiokafka (C) is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from trio_brod.protocol import _crc32c
+from trio_brod.protocol import _crc32c, records
 from trio_brod.protocol.records import (
     Compression,
     Header,
@@ -112,6 +115,26 @@ def trio_brod_count(data: bytes) -> int:
     return sum(len(batch) for batch in decode_batches(data).batches)
 
 
+@contextlib.contextmanager
+def pure_python_codec() -> Iterator[None]:
+    """Use trio-brod's pure-Python record loops, as if the C extension were not built."""
+    saved = records._c_decode_records, records._c_encode_records
+    records._c_decode_records = records._c_encode_records = None
+    try:
+        yield
+    finally:
+        records._c_decode_records, records._c_encode_records = saved
+
+
+def trio_brod_codecs() -> dict[str, contextlib.AbstractContextManager[None]]:
+    """name -> a context in which trio-brod uses that record codec."""
+    codecs: dict[str, contextlib.AbstractContextManager[None]] = {}
+    if records.IMPLEMENTATION == "c":
+        codecs["trio-brod (C)"] = contextlib.nullcontext()
+    codecs["trio-brod (py)"] = pure_python_codec()
+    return codecs
+
+
 # -- other clients --------------------------------------------------------------------------------
 
 
@@ -188,10 +211,14 @@ def main() -> None:
         return best_time(func, repeat, min_seconds)
 
     others = load_others()
-    print(f"CRC-32C implementation: {_crc32c.IMPLEMENTATION}; others: {', '.join(others) or '-'}")
+    codecs = trio_brod_codecs()
+    print(
+        f"CRC-32C implementation: {_crc32c.IMPLEMENTATION}; record codec: "
+        f"{records.IMPLEMENTATION}; others: {', '.join(others) or '-'}"
+    )
     print()
 
-    # 1. The reference workload, uncompressed, against the other clients.
+    # 1. The reference workload, uncompressed, both trio-brod codecs against the other clients.
     print("1,000 records, 16 B keys, 100 B values, no headers, no compression (records/s)")
     workloads = {
         "reference": random_records(),
@@ -199,31 +226,36 @@ def main() -> None:
         "2 headers each": header_records(),
         "1 KiB values": random_records(value_size=1024),
     }
-    header = f"  {'workload':16} {'':7} {'trio-brod':>10}" + "".join(f" {n:>14}" for n in others)
+    columns = [*codecs, *others]
+    header = f"  {'workload':16} {'':7}" + "".join(f" {n:>14}" for n in columns)
     print(header + ("   trio-brod/aiokafka(C)" if "aiokafka (C)" in others else ""))
-    for name, records in workloads.items():
-        data = encode_batch(records)
-        encode_time = timed(lambda records=records: encode_batch(records))
-        decode_time = timed(lambda data=data: trio_brod_decode(data))
-        other_times = {}
+    for name, workload in workloads.items():
+        times: dict[str, tuple[float, float]] = {}  # column -> (encode, decode) seconds
+        for codec_name, context in codecs.items():
+            with context:
+                data = encode_batch(workload)
+                times[codec_name] = (
+                    timed(lambda w=workload: encode_batch(w)),
+                    timed(lambda d=data: trio_brod_decode(d)),
+                )
         for other, (other_encode, other_decode) in others.items():
-            other_data = other_encode(records)
-            other_times[other] = (
-                timed(lambda e=other_encode, r=records: e(r)),
+            other_data = other_encode(workload)
+            times[other] = (
+                timed(lambda e=other_encode, w=workload: e(w)),
                 timed(lambda d=other_decode, b=other_data: d(b)),
             )
-        for column, ours in (("encode", encode_time), ("decode", decode_time)):
-            index = 0 if column == "encode" else 1
-            line = f"  {name:16} {column:7} {rate(ours, len(records)):>10}"
-            line += "".join(f" {rate(t[index], len(records)):>14}" for t in other_times.values())
-            if "aiokafka (C)" in other_times:
-                line += f"   {other_times['aiokafka (C)'][index] / ours:10.2f}x"
+        ours = next(iter(codecs))
+        for index, column in enumerate(("encode", "decode")):
+            line = f"  {name:16} {column:7}"
+            line += "".join(f" {rate(times[c][index], len(workload)):>14}" for c in columns)
+            if "aiokafka (C)" in times:
+                line += f"   {times['aiokafka (C)'][index] / times[ours][index]:10.2f}x"
             print(line)
     print()
 
     # 2. Codecs, on compressible text.
-    records = text_records()
-    raw_size = len(encode_batch(records))
+    text = text_records()
+    raw_size = len(encode_batch(text))
     print(f"1,000 JSON-like records of ~{raw_size // 1000} B, per codec (records/s; ratio)")
     aiokafka_c = others.get("aiokafka (C)")
     title = f"  {'codec':8} {'level':>5} {'size':>8} {'ratio':>6} {'encode':>10} {'decode':>10}"
@@ -237,9 +269,9 @@ def main() -> None:
     }
     for codec, codec_levels in levels.items():
         for level in codec_levels:
-            data = encode_batch(records, compression=codec, compression_level=level)
+            data = encode_batch(text, compression=codec, compression_level=level)
             encode_time = timed(
-                lambda c=codec, lv=level: encode_batch(records, compression=c, compression_level=lv)
+                lambda c=codec, lv=level: encode_batch(text, compression=c, compression_level=lv)
             )
             decode_time = timed(lambda d=data: trio_brod_decode(d))
             line = (
@@ -249,8 +281,8 @@ def main() -> None:
             )
             if aiokafka_c and level is None:
                 try:
-                    theirs = aiokafka_c[0](records, int(codec))
-                    their_encode = timed(lambda c=int(codec): aiokafka_c[0](records, c))
+                    theirs = aiokafka_c[0](text, int(codec))
+                    their_encode = timed(lambda c=int(codec): aiokafka_c[0](text, c))
                     their_decode = timed(lambda d=theirs: aiokafka_c[1](d))
                     line += f"   {rate(their_encode, 1000)} {rate(their_decode, 1000)}"
                 except Exception as exc:  # a codec library aiokafka needs is missing

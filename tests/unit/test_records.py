@@ -1,18 +1,26 @@
 """Record batches: byte layouts checked against the spec, legacy message sets built by hand,
-and the API's behaviour at its edges. Property tests are in test_records_properties.py."""
+and the API's behaviour at its edges. Property tests are in test_records_properties.py.
+
+Every test here runs twice: with the C record codec (trio_brod.protocol._speedups) and with the
+pure-Python one (the ``codec`` fixture, which test_records_properties.py uses too). The C runs
+are skipped where the extension is not built; test_speedups.py makes that a failure when
+TRIO_BROD_REQUIRE_SPEEDUPS is set, as the noxfile's test session does.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import pickle
 import struct
 import zlib
 from array import array
+from collections.abc import Iterator
 
 import google_crc32c
 import pytest
 
-from trio_brod.protocol import _compression
+from trio_brod.protocol import _compression, records
 from trio_brod.protocol.errors import DecodeError, EncodeError
 from trio_brod.protocol.records import (
     BATCH_OVERHEAD,
@@ -32,6 +40,31 @@ from trio_brod.protocol.records import (
 )
 
 CREATE = TimestampType.CREATE_TIME
+
+
+@contextlib.contextmanager
+def pure_python_codec() -> Iterator[None]:
+    """Make records.py use its pure-Python record loops, as without the C extension."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(records, "_c_decode_records", None)
+        patch.setattr(records, "_c_encode_records", None)
+        patch.setattr(records, "IMPLEMENTATION", "python")
+        yield
+
+
+@pytest.fixture(scope="module", params=["c", "python"])
+def codec(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test module's tests with each record codec: C (if built), then pure Python."""
+    if request.param == "python":
+        with pure_python_codec():
+            yield "python"
+    elif records.IMPLEMENTATION == "c":
+        yield "c"
+    else:
+        pytest.skip("the C record codec (trio_brod.protocol._speedups) is not in use")
+
+
+pytestmark = pytest.mark.usefixtures("codec")
 
 
 def only_batch(data: bytes) -> RecordBatch:
@@ -125,6 +158,10 @@ def test_varint_limits() -> None:
         _encode_varint(2**63)
     with pytest.raises(CorruptRecordError, match="longer than 10"):
         _decode_varint(b"\xff" * 11, 0)
+    # A tenth byte may only hold the 64th bit.
+    assert _decode_varint(b"\xff" * 9 + b"\x01", 0) == (-(2**63), 10)
+    with pytest.raises(CorruptRecordError, match="does not fit in 64 bits"):
+        _decode_varint(b"\xff" * 9 + b"\x02", 0)
 
 
 def test_batch_overhead() -> None:
@@ -293,6 +330,93 @@ def test_header_key_must_be_utf8() -> None:
     data[-2] = 0xFF  # the header key's one byte
     with pytest.raises(CorruptRecordError, match="UTF-8"):
         decode_batches(bytes(data), verify_crc=False).batches[0].records()
+
+
+def batch_of(
+    records_section: bytes,
+    count: int,
+    *,
+    base_offset: int = 0,
+    base_timestamp: int = 0,
+    max_timestamp: int = 0,
+    attributes: int = 0,
+) -> bytes:
+    """A v2 batch around a records section written by hand (with a correct CRC)."""
+    tail = struct.pack(
+        ">hiqqqhii", attributes, count - 1, base_timestamp, max_timestamp, -1, -1, -1, count
+    )
+    tail += records_section
+    head = struct.pack(">qiib", base_offset, len(tail) + 9, -1, 2)
+    return head + struct.pack(">I", google_crc32c.value(tail)) + tail
+
+
+def test_batch_of_matches_the_encoder() -> None:
+    encoded = encode_batch([(5, b"k", b"v", ())], base_offset=3)
+    assert batch_of(
+        encoded[BATCH_OVERHEAD:], 1, base_offset=3, base_timestamp=5, max_timestamp=5
+    ) == (encoded)
+
+
+def test_offsets_and_timestamps_beyond_int64_are_python_ints() -> None:
+    # Nothing stops a corrupt batch from putting offsets past 2**63: they are Python ints.
+    # length 6, attributes, timestamp delta +1 (zigzag 2), offset delta +2 (zigzag 4), null key,
+    # empty value, no headers
+    section = bytes.fromhex("0c 00 02 04 01 00 00")
+    batch = only_batch(batch_of(section, 1, base_offset=2**63 - 1, base_timestamp=2**63 - 1))
+    (record,) = batch.records()
+    assert (record.offset, record.timestamp) == (2**63 + 1, 2**63)
+    # The same below the range: deltas -1 (zigzag 1) and -3 (zigzag 5).
+    section = bytes.fromhex("0c 00 01 05 01 00 00")
+    batch = only_batch(batch_of(section, 1, base_offset=-(2**63), base_timestamp=-(2**63)))
+    (record,) = batch.records()
+    assert (record.offset, record.timestamp) == (-(2**63) - 3, -(2**63) - 1)
+
+
+def test_any_negative_length_is_null() -> None:
+    # key length -2 (zigzag 3), value length -64 (zigzag 127), header value length -5 (zigzag 9)
+    section = bytes.fromhex("12 00 00 00 03 7f 02 02 68 09")
+    (record,) = only_batch(batch_of(section, 1)).records()
+    assert (record.key, record.value, record.headers) == (None, None, (("h", None),))
+
+
+def test_a_varint_beyond_64_bits_is_corrupt() -> None:
+    # The record's timestamp delta is ten bytes whose last carries a 65th bit.
+    section = bytes.fromhex("1c 00" + "ff" * 9 + "02" + "00 01 00 00")
+    with pytest.raises(CorruptRecordError, match="does not fit in 64 bits") as caught:
+        only_batch(batch_of(section, 1, base_offset=7)).records()
+    assert caught.value.base_offset == 7
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        # The header count says 50 but the record has bytes for at most 3: the headers are read
+        # until something fails, here the third key's invalid length (-1, zigzag 1).
+        ("14 00 00 00 01 00 64 02 61 00 02 62 00 01", "invalid key length -1"),
+        # ... or the bytes end.
+        ("10 00 00 00 01 00 64 02 61 00 02 62 00", "the records end early"),
+        # A header key that is cut short and also not UTF-8: the UTF-8 error comes first.
+        ("0c 00 00 00 01 00 02 0a ff", "not valid UTF-8"),
+        # ... and one that is valid so far.
+        ("0c 00 00 00 01 00 02 0a 61", "the records end early"),
+        # The last header's value is 100 bytes long, and not there: the record's length, 7,
+        # does not match the 10 bytes its fields take plus those 100.
+        ("0e 00 00 00 01 00 02 02 61 c8 01", "length says 7 bytes but its fields take 110"),
+        # ... and the length does count them: the record runs past the batch.
+        ("dc 01 00 00 00 01 00 02 02 61 c8 01", "the last record runs past the end of the batch"),
+        # The header count is a varint cut short.
+        ("0c 00 00 00 01 00 81", "the records end early"),
+        ("ff ff ff ff ff ff ff ff ff ff ff 00 00 00 00", "longer than 10 bytes"),
+        ("0c 00 00 00 01 00 00 00 00", "2 bytes are left over"),
+    ],
+)
+def test_malformed_records(section: str, message: str) -> None:
+    # Both codecs give the Python code's messages, in the same order of checks.
+    data = batch_of(bytes.fromhex(section), 1, base_offset=9)
+    with pytest.raises(CorruptRecordError, match=message) as caught:
+        only_batch(data).records()
+    assert caught.value.base_offset == 9
+    assert str(caught.value).endswith("(batch at offset 9)")
 
 
 def test_corrupt_record_error_pickles() -> None:
@@ -482,6 +606,15 @@ def test_bytes_subclasses_are_plain_bytes() -> None:
 def test_type_errors_name_the_field(record: object, message: str) -> None:
     with pytest.raises(TypeError, match=message):
         encode_batch([(0, b"fine", b"fine", ()), record])  # type: ignore[list-item]
+
+
+def test_timestamps_must_be_ints() -> None:
+    for timestamp in (2.0, 1.5, "2", None):
+        with pytest.raises(TypeError, match="record 1 timestamp must be an int"):
+            encode_batch([(0, None, b"", ()), (timestamp, None, b"", ())])  # type: ignore[list-item]
+    # bool is an int: True is 1.
+    (_, second) = only_batch(encode_batch([(0, None, b"", ()), (True, None, b"", ())]))
+    assert second.timestamp == 1
 
 
 def test_type_errors_in_the_first_record() -> None:

@@ -1,13 +1,19 @@
-"""Property tests of record batches: round trips, truncation, and garbage in."""
+"""Property tests of record batches: round trips, truncation, and garbage in.
+
+Each runs with the C record codec and with the pure-Python one (the ``codec`` fixture of
+test_records.py); test_speedups.py compares the two directly.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_records import codec  # noqa: F401 (a fixture)
 from trio_brod.protocol.errors import DecodeError
 from trio_brod.protocol.records import (
     BATCH_OVERHEAD,
@@ -24,6 +30,8 @@ from trio_brod.protocol.records import (
 )
 
 InputRecord = tuple[int, bytes | None, bytes | None, Sequence[Header]]
+
+pytestmark = pytest.mark.usefixtures("codec")
 
 keys = st.none() | st.binary(max_size=40)
 # Values over 8 KiB take the encoder's slow path; built from a size so they cost hypothesis

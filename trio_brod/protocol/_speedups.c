@@ -203,10 +203,12 @@ arg_ssize(PyObject *arg, const char *name, Py_ssize_t *out)
 
 /* -- decoding ---------------------------------------------------------------------------------
  *
- * Every read is bounded by `end`, the end of the batch's records. (The Python decoder reads
- * up to the end of its buffer and checks `end` afterwards, so for a record that runs past the
- * batch it may report "runs past the end of the batch" where this says "the records end
- * early"; both are CorruptRecordError, and a batch one decodes the other decodes the same.)
+ * No read passes `end`, the end of the batch's records. The Python decoder reads first and
+ * checks afterwards (a slice past the end of its buffer is just shorter), so to report the
+ * same error for the same bytes this code checks in the same order, as the comments say.
+ * (One difference remains, for a batch followed by more data in the same buffer: Python may
+ * read a corrupt record's fields on into the next batch, so its message can differ from this
+ * one; both are CorruptRecordError.)
  */
 
 /* Raise the ValueError that records.py turns into CorruptRecordError; returns NULL. */
@@ -220,6 +222,12 @@ corrupt(const char *format, ...)
     return NULL;
 }
 
+static PyObject *
+corrupt_read(ReadStatus status)
+{
+    return corrupt("%s", read_errors[status]);
+}
+
 /* A length-prefixed byte string: a new bytes object, or None for a negative length. */
 static PyObject *
 read_bytes(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos, int64_t length)
@@ -229,7 +237,8 @@ read_bytes(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos, int64_t l
         Py_RETURN_NONE;
     }
     if (length > end - *pos) {
-        return corrupt("%s", read_errors[READ_SHORT]);
+        /* Python slices what there is, and fails on the next read: there always is one. */
+        return corrupt_read(READ_SHORT);
     }
     PyObject *bytes = PyBytes_FromStringAndSize((const char *)data + *pos, (Py_ssize_t)length);
     *pos += (Py_ssize_t)length;
@@ -237,44 +246,48 @@ read_bytes(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos, int64_t l
 }
 
 /* The headers of a record whose header count is not the single byte 0: a tuple of
-   (str, bytes | None) pairs. */
+ * (str, bytes | None) pairs.
+ *
+ * If the value of the last header runs past `end`, the Python decoder does not notice until
+ * it compares the record's length with the bytes its fields took, counting the missing ones
+ * too. So in that case this returns the headers (that value as None), moves *pos to `end` and
+ * sets *overrun to the number of missing bytes, for the caller to make the same comparison.
+ */
 static PyObject *
-read_headers(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos)
+read_headers(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos, uint64_t *overrun)
 {
     int64_t count;
     ReadStatus status = read_varint(data, end, pos, &count);
     if (status != READ_OK) {
-        return corrupt("%s", read_errors[status]);
+        return corrupt_read(status);
     }
     if (count < 0) {
         return corrupt("a record has an invalid header count %lld", (long long)count);
     }
-    /* Every header takes at least two bytes: checking first bounds the tuple a corrupt count
-       can make us allocate. */
-    if (count > (end - *pos) / 2) {
-        return corrupt("%s", read_errors[READ_SHORT]);
-    }
-    PyObject *headers = PyTuple_New((Py_ssize_t)count);
+    /* Every header takes at least two bytes. A count larger than that allows cannot be read,
+       but Python reads on until it fails, and the error it meets first (a bad key length, bad
+       UTF-8, the end) is the one it reports. So such headers are read the same way and
+       dropped, and the tuple is only made as large as the bytes allow. */
+    Py_ssize_t kept = count <= (end - *pos) / 2 ? (Py_ssize_t)count : 0;
+    PyObject *headers = PyTuple_New(kept);
     if (headers == NULL) {
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < (Py_ssize_t)count; i++) {
+    for (int64_t i = 0; i < count; i++) {
         int64_t key_length, value_length;
-        status = read_varint(data, end, pos, &key_length);
-        if (status != READ_OK) {
-            corrupt("%s", read_errors[status]);
+        if ((status = read_varint(data, end, pos, &key_length)) != READ_OK) {
+            corrupt_read(status);
             goto error;
         }
         if (key_length < 0) {
             corrupt("a header has an invalid key length %lld", (long long)key_length);
             goto error;
         }
-        if (key_length > end - *pos) {
-            corrupt("%s", read_errors[READ_SHORT]);
-            goto error;
-        }
-        PyObject *key = PyUnicode_DecodeUTF8((const char *)data + *pos, (Py_ssize_t)key_length,
-                                             "strict");
+        /* Python decodes what there is of the key before it finds out that it is cut. */
+        Py_ssize_t available = end - *pos;
+        Py_ssize_t key_size = key_length < available ? (Py_ssize_t)key_length : available;
+        PyObject *key =
+            PyUnicode_DecodeUTF8((const char *)data + *pos, key_size, "strict");
         if (key == NULL) {
             if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
                 PyErr_Clear();
@@ -282,17 +295,31 @@ read_headers(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos)
             }
             goto error;
         }
-        *pos += (Py_ssize_t)key_length;
-        status = read_varint(data, end, pos, &value_length);
-        if (status != READ_OK) {
+        if (key_length > available) {
             Py_DECREF(key);
-            corrupt("%s", read_errors[status]);
+            corrupt_read(READ_SHORT);
             goto error;
         }
-        PyObject *value = read_bytes(data, end, pos, value_length);
-        if (value == NULL) {
+        *pos += key_size;
+        if ((status = read_varint(data, end, pos, &value_length)) != READ_OK) {
+            Py_DECREF(key);
+            corrupt_read(status);
+            goto error;
+        }
+        PyObject *value;
+        if (value_length > end - *pos && i == count - 1) {
+            *overrun = (uint64_t)value_length - (uint64_t)(end - *pos);
+            *pos = end;
+            value = Py_NewRef(Py_None);
+        }
+        else if ((value = read_bytes(data, end, pos, value_length)) == NULL) {
             Py_DECREF(key);
             goto error;
+        }
+        if (i >= kept) { /* an impossible count: read, checked, dropped */
+            Py_DECREF(key);
+            Py_DECREF(value);
+            continue;
         }
         PyObject *header = PyTuple_New(2);
         if (header == NULL) {
@@ -302,7 +329,12 @@ read_headers(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos)
         }
         PyTuple_SET_ITEM(header, 0, key); /* steals */
         PyTuple_SET_ITEM(header, 1, value);
-        PyTuple_SET_ITEM(headers, i, header);
+        PyTuple_SET_ITEM(headers, (Py_ssize_t)i, header);
+    }
+    if (kept != count) {
+        /* Unreachable (see above); kept for the reader's peace of mind. */
+        corrupt_read(READ_SHORT);
+        goto error;
     }
     return headers;
 
@@ -400,7 +432,7 @@ decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         int64_t length, timestamp_delta, offset_delta, key_length, value_length;
         ReadStatus status = read_varint(data, end, &pos, &length);
         if (status != READ_OK) {
-            corrupt("%s", read_errors[status]);
+            corrupt_read(status);
             goto error;
         }
         Py_ssize_t record_start = pos;
@@ -408,7 +440,7 @@ decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if ((status = read_varint(data, end, &pos, &timestamp_delta)) != READ_OK ||
             (status = read_varint(data, end, &pos, &offset_delta)) != READ_OK ||
             (status = read_varint(data, end, &pos, &key_length)) != READ_OK) {
-            corrupt("%s", read_errors[status]);
+            corrupt_read(status);
             goto error;
         }
 
@@ -427,7 +459,7 @@ decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyTuple_SET_ITEM(record, 3, key);
         status = read_varint(data, end, &pos, &value_length);
         if (status != READ_OK) {
-            corrupt("%s", read_errors[status]);
+            corrupt_read(status);
             goto error;
         }
         PyObject *value = read_bytes(data, end, &pos, value_length);
@@ -437,22 +469,30 @@ decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyTuple_SET_ITEM(record, 4, value);
 
         PyObject *headers;
+        uint64_t overrun = 0; /* see read_headers() */
         if (pos >= end) {
-            corrupt("%s", read_errors[READ_SHORT]);
+            corrupt_read(READ_SHORT);
             goto error;
         }
         if (data[pos] == 0) { /* no headers: the usual case */
             headers = Py_NewRef(empty_headers);
             pos += 1;
         }
-        else if ((headers = read_headers(data, end, &pos)) == NULL) {
+        else if ((headers = read_headers(data, end, &pos, &overrun)) == NULL) {
             goto error;
         }
         PyTuple_SET_ITEM(record, 5, headers);
 
-        if (pos - record_start != length) {
-            corrupt("a record's length says %lld bytes but its fields take %zd",
-                    (long long)length, pos - record_start);
+        /* Fewer than 2^62 bytes before `end`, fewer than 2^63 missing: no overflow. */
+        uint64_t fields_size = (uint64_t)(pos - record_start) + overrun;
+        if (length < 0 || fields_size != (uint64_t)length) {
+            corrupt("a record's length says %lld bytes but its fields take %llu",
+                    (long long)length, (unsigned long long)fields_size);
+            goto error;
+        }
+        if (overrun) {
+            corrupt("%s", i == count - 1 ? "the last record runs past the end of the batch"
+                                         : read_errors[READ_SHORT]);
             goto error;
         }
 

@@ -7,7 +7,7 @@ _R = TypeVar("_R", bound=tuple[Any, ...])
 
 def decode_records(
     record_class: type[_R],
-    buf: bytes,
+    buf: bytes | bytearray | memoryview,
     pos: int,
     end: int,
     count: int,

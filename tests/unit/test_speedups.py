@@ -1,0 +1,502 @@
+"""The C record codec (trio_brod.protocol._speedups) against the pure-Python one.
+
+The record tests in test_records*.py run with both codecs. Here the two are compared directly,
+on random and mutated input: the same records, the same bytes, or the same exception class and
+message. Then come what only C code can get wrong: references leaked or dropped, on success
+and on every error path, and arguments that records.py never passes.
+
+If TRIO_BROD_REQUIRE_SPEEDUPS is set (the noxfile's test session sets it), the extension must
+be in use; otherwise the C tests are skipped where it is not built.
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import importlib.util
+import os
+import pickle
+import subprocess
+import sys
+import tracemalloc
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.unit.test_records import batch_of, pure_python_codec
+from trio_brod.protocol import records
+from trio_brod.protocol.errors import DecodeError
+from trio_brod.protocol.records import (
+    BATCH_OVERHEAD,
+    Compression,
+    Record,
+    TimestampType,
+    decode_batches,
+    encode_batch,
+)
+
+REQUIRED = os.environ.get("TRIO_BROD_REQUIRE_SPEEDUPS", "") not in ("", "0")
+BUILT = importlib.util.find_spec("trio_brod.protocol._speedups") is not None
+
+if records.IMPLEMENTATION == "c":
+    from trio_brod.protocol import _speedups
+else:  # the tests that need it are skipped below
+    _speedups = None  # type: ignore[assignment]
+
+needs_c = pytest.mark.skipif(
+    records.IMPLEMENTATION != "c", reason="the C record codec is not in use"
+)
+
+
+# -- which codec is in use -----------------------------------------------------------------------
+
+
+def test_the_c_codec_is_in_use_where_required() -> None:
+    if not REQUIRED:
+        pytest.skip("TRIO_BROD_REQUIRE_SPEEDUPS is not set")
+    assert records.IMPLEMENTATION == "c", (
+        "TRIO_BROD_REQUIRE_SPEEDUPS is set but trio_brod.protocol._speedups is not in use: "
+        "was the C extension built? (pip install -e . with a C compiler and Python headers)"
+    )
+
+
+@pytest.mark.parametrize("pure_python", [None, "", "0", "1", "yes"])
+def test_implementation_follows_the_extension_and_the_environment(pure_python: str | None) -> None:
+    env = dict(os.environ)
+    env.pop("TRIO_BROD_PURE_PYTHON", None)
+    if pure_python is not None:
+        env["TRIO_BROD_PURE_PYTHON"] = pure_python
+    answer = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from trio_brod.protocol import records; print(records.IMPLEMENTATION)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    wants_python = pure_python not in (None, "", "0")
+    assert answer == ("c" if BUILT and not wants_python else "python")
+
+
+# -- the two codecs compared ---------------------------------------------------------------------
+
+
+def decode_outcome(data: bytes) -> str:
+    """What decoding every batch in ``data`` gives: the records, or the error (as text, so
+    that the types of every field are compared too)."""
+    try:
+        return repr([batch.records() for batch in decode_batches(data, verify_crc=False).batches])
+    except DecodeError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def assert_same_decoding(data: bytes) -> str:
+    with_c = decode_outcome(data)
+    with pure_python_codec():
+        with_python = decode_outcome(data)
+    assert with_c == with_python
+    return with_c
+
+
+def encode_outcome(input_records: Sequence[Any]) -> str:
+    try:
+        return repr(encode_batch(input_records))
+    except Exception as exc:  # TypeError, EncodeError, UnicodeEncodeError ...: all compared
+        return f"{type(exc).__name__}: {exc}"
+
+
+def assert_same_encoding(input_records: Sequence[Any]) -> str:
+    with_c = encode_outcome(input_records)
+    with pure_python_codec():
+        with_python = encode_outcome(input_records)
+    assert with_c == with_python
+    return with_c
+
+
+keys = st.none() | st.binary(max_size=20)
+values = st.none() | st.binary(max_size=100)
+header_lists = st.lists(
+    st.tuples(st.text(max_size=6), st.none() | st.binary(max_size=10)), max_size=3
+)
+# Within 2**62 of 0, so that the difference of any two is an int64 (a valid batch).
+timestamps = st.integers(0, 2**41) | st.integers(-(2**62), 2**62)
+
+
+@st.composite
+def valid_record_lists(draw: st.DrawFn) -> list[tuple[int, Any, Any, Any]]:
+    base = draw(timestamps)
+    near = st.integers(-10_000, 10_000).map(lambda delta: base + delta)
+    return [
+        (draw(near | timestamps), draw(keys), draw(values), draw(header_lists | st.just(())))
+        for _ in range(draw(st.integers(1, 12)))
+    ]
+
+
+LOG_APPEND_TIME = 0x08
+
+
+@needs_c
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.binary(max_size=120),
+    st.integers(0, 20),
+    st.sampled_from([0, LOG_APPEND_TIME]),
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(-(2**63), 2**63 - 1),
+)
+def test_same_decoding_of_random_records(
+    section: bytes, count: int, attributes: int, base_offset: int, base_timestamp: int
+) -> None:
+    assert_same_decoding(
+        batch_of(
+            section,
+            count,
+            base_offset=base_offset,
+            base_timestamp=base_timestamp,
+            max_timestamp=base_timestamp // 2,
+            attributes=attributes,
+        )
+    )
+
+
+@needs_c
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    valid_record_lists(),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
+    st.integers(0, 10_000),
+    st.integers(0, 3),
+    st.integers(-2, 2),
+    st.sampled_from([0, LOG_APPEND_TIME]),
+)
+def test_same_decoding_of_mutated_records(
+    input_records: list[tuple[int, Any, Any, Any]],
+    changes: list[tuple[int, int]],
+    cut: int,
+    inserted: int,
+    count_change: int,
+    attributes: int,
+) -> None:
+    """Valid records with bytes changed, cut off, inserted, or a wrong record count: close
+    enough to valid that the decoders get deep into them."""
+    section = bytearray(encode_batch(input_records)[BATCH_OVERHEAD:])
+    for position, value in changes:
+        section[position % len(section)] = value
+    if inserted:
+        at = cut % (len(section) + 1)
+        section[at:at] = b"\x00\x80\x01"[:inserted]
+    elif cut % 3 == 0:
+        del section[len(section) - 1 - cut % len(section) :]
+    count = max(0, len(input_records) + count_change)
+    assert_same_decoding(
+        batch_of(
+            bytes(section),
+            count,
+            base_timestamp=input_records[0][0],
+            max_timestamp=2**40,
+            attributes=attributes,
+        )
+    )
+
+
+@needs_c
+@given(valid_record_lists())
+def test_same_decoding_of_valid_batches(input_records: list[tuple[int, Any, Any, Any]]) -> None:
+    data = encode_batch(input_records, base_offset=5)
+    decoded = assert_same_decoding(data)
+    assert decoded == repr(
+        [
+            [
+                Record(5 + i, ts, TimestampType.CREATE_TIME, key, value, tuple(headers))
+                for i, (ts, key, value, headers) in enumerate(input_records)
+            ]
+        ]
+    )
+
+
+@needs_c
+@given(st.binary(max_size=100), st.integers(0, 20))
+def test_same_decoding_of_decompressed_records(section: bytes, count: int) -> None:
+    # A compressed batch's records are decoded from the decompressed buffer, not the batch.
+    assert_same_decoding(batch_of(gzip.compress(section), count, attributes=int(Compression.GZIP)))
+
+
+@needs_c
+@settings(max_examples=300)
+@given(valid_record_lists())
+def test_same_encoding_of_valid_records(input_records: list[tuple[int, Any, Any, Any]]) -> None:
+    encoded = assert_same_encoding(input_records)
+    if input_records[0][0] <= max(ts for ts, _, _, _ in input_records) < 2**63:
+        assert not encoded.startswith(("TypeError", "EncodeError"))
+
+
+class Bytes(bytes):
+    pass
+
+
+class Timestamp(int):
+    pass
+
+
+# Anything a caller might pass: valid in unusual ways (bytearray, memoryview, subclasses, lists
+# for tuples, bool timestamps), or invalid (wrong types, lone surrogates, bad shapes).
+odd_data = st.one_of(
+    st.none(),
+    st.binary(max_size=10),
+    st.binary(max_size=10).map(bytearray),
+    st.binary(max_size=10).map(lambda data: memoryview(data)),
+    st.binary(max_size=10).map(Bytes),
+    st.text(max_size=3),
+    st.integers(),
+)
+odd_timestamps = st.one_of(
+    st.integers(-(2**64), 2**64),
+    st.integers(-100, 100),
+    st.booleans(),
+    st.integers(-100, 100).map(Timestamp),
+    st.sampled_from([2.0, 1.5, "7", None]),
+)
+odd_header_keys = st.one_of(st.text(max_size=4), st.just("\ud800"), st.binary(max_size=3))
+odd_headers = st.one_of(
+    st.lists(st.tuples(odd_header_keys, odd_data), max_size=3),
+    st.lists(st.tuples(odd_header_keys, odd_data), max_size=3).map(tuple),
+    st.lists(st.lists(odd_data, min_size=2, max_size=2), max_size=2),
+    st.lists(st.tuples(st.text(max_size=2)), min_size=1, max_size=2),
+    st.sampled_from([None, (), [], 0, "", "h", b"h", frozenset({("a", b"b")})]),
+)
+odd_records = st.one_of(
+    st.tuples(odd_timestamps, odd_data, odd_data, odd_headers),
+    st.tuples(odd_timestamps, odd_data, odd_data, odd_headers).map(list),
+    st.tuples(odd_timestamps, odd_data, odd_data),
+    st.sampled_from([None, "abcd", b"abcd", 5]),
+)
+
+
+@needs_c
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(odd_records, min_size=1, max_size=4), valid_record_lists())
+def test_same_encoding_of_odd_records(
+    odd: list[Any], valid: list[tuple[int, Any, Any, Any]]
+) -> None:
+    assert_same_encoding(odd)
+    assert_same_encoding(valid + odd)  # the odd ones after a fast start
+
+
+# -- references and memory -----------------------------------------------------------------------
+
+
+def malformed_sections() -> list[tuple[bytes, int]]:
+    """Records sections that fail at each of the decoder's checks, with their record counts."""
+    good = bytes.fromhex("18 00 00 00 02 6b 02 76 02 02 68 02 78")  # key, value, one header
+    return [
+        (good + b"\x81", 2),  # a varint cut short
+        (good + b"\xff" * 11 + b"\x00" * 4, 2),  # a varint too long
+        (good + bytes.fromhex("1c 00") + b"\xff" * 9 + b"\x02" + b"\x00\x01\x00\x00", 2),
+        (good + bytes.fromhex("0c 00 00 00 40 00 00"), 2),  # a key past the end
+        (good + bytes.fromhex("0e 00 00 00 01 00 02 01 00"), 2),  # a bad header key length
+        (good + bytes.fromhex("0e 00 00 00 01 00 02 02 ff 00"), 2),  # a header key not UTF-8
+        (good + bytes.fromhex("0e 00 00 00 01 00 01"), 2),  # a negative header count
+        (good + bytes.fromhex("0e 00 00 00 01 00 00"), 2),  # a wrong record length
+        (good + bytes.fromhex("0e 00 00 00 01 00 02 02 61 c8 01"), 2),  # a header value overrun
+        (good + b"\x00" * 7, 1),  # left over
+    ]
+
+
+def run_decodes(times: int) -> None:
+    # One good batch with a LOG_APPEND_TIME, then every malformed one.
+    good = batch_of(bytes.fromhex("18 00 00 00 02 6b 02 76 02 02 68 02 78"), 1, attributes=8)
+    for _ in range(times):
+        for batch in decode_batches(good).batches:
+            batch.records()
+        for section, count in malformed_sections():
+            for batch in decode_batches(batch_of(section, count), verify_crc=False).batches:
+                with pytest.raises(DecodeError):
+                    batch.records()
+
+
+def run_encodes(times: int) -> None:
+    good: list[Any] = [(1, b"k", b"v", [("h", b"x"), ("n", None)]), (2, None, bytearray(b"v"), ())]
+    bad = [*good, (3, b"k", "not bytes", ())]
+    for _ in range(times):
+        encode_batch(good)
+        with pytest.raises(TypeError):
+            encode_batch(bad)
+
+
+def memory_growth(run: Callable[[int], None], times: int) -> int:
+    """Bytes still allocated after ``run(times)``, beyond what a first short run left."""
+    run(20)  # caches, interned strings, hypothesis-free warm-up
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        run(times)
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+@needs_c
+@pytest.mark.parametrize("run", [run_decodes, run_encodes])
+def test_no_memory_leaks(run: Callable[[int], None]) -> None:
+    # A leaked bytes object or tuple per call would be tens of bytes x 11 cases x 2000.
+    assert memory_growth(run, 2000) < 20_000
+
+
+class Sentinel:
+    """An object whose reference count the tests watch."""
+
+
+@needs_c
+def test_decode_references() -> None:
+    timestamp_type = Sentinel()
+    append_time = 10**30  # an int of its own, not a cached small one
+    section = bytes.fromhex("18 00 00 00 02 6b 02 76 02 02 68 02 78") * 3
+    base = (sys.getrefcount(Record), sys.getrefcount(timestamp_type), sys.getrefcount(append_time))
+    made = _speedups.decode_records(
+        Record, section, 0, len(section), 3, 0, 0, timestamp_type, append_time
+    )
+    assert [type(record) for record in made] == [Record] * 3
+    assert (sys.getrefcount(timestamp_type), sys.getrefcount(append_time)) == (
+        base[1] + 3,
+        base[2] + 3,
+    )
+    del made
+    gc.collect()
+    after = (sys.getrefcount(Record), sys.getrefcount(timestamp_type), sys.getrefcount(append_time))
+    assert after == base
+    # On errors, whatever was made is released.
+    for section, count in malformed_sections():
+        with pytest.raises(ValueError, match=r"\w"):
+            _speedups.decode_records(
+                Record, section, 0, len(section), count, 0, 0, timestamp_type, append_time
+            )
+    after = (sys.getrefcount(Record), sys.getrefcount(timestamp_type), sys.getrefcount(append_time))
+    assert after == base
+
+
+@needs_c
+def test_encode_references() -> None:
+    key, value, header_value = b"k" * 10, b"v" * 10, b"h" * 10
+    slow_calls = []
+
+    def slow(index: int, record: object, base: int) -> tuple[bytes, int]:
+        slow_calls.append(index)
+        return records._encode_record_slow(index, record, base)
+
+    input_records = [(1, key, value, [("h", header_value)]), (2, key, bytearray(value), ())]
+    objects = (key, value, header_value, slow, input_records[0], input_records[1])
+    base = [sys.getrefcount(o) for o in objects]
+    payload, max_timestamp = _speedups.encode_records(input_records, 1, slow)
+    assert (max_timestamp, slow_calls) == (2, [1])
+    assert payload == records._encode_records(input_records)[0]
+    assert [sys.getrefcount(o) for o in objects] == base
+    with pytest.raises(TypeError, match="record 2 value"):
+        _speedups.encode_records([*input_records, (3, key, "v", ())], 1, slow)
+    assert [sys.getrefcount(o) for o in objects] == base
+
+
+# -- the C module's own edges --------------------------------------------------------------------
+
+
+@needs_c
+def test_records_made_in_c_are_real_records() -> None:
+    data = encode_batch([(7, b"k", b"v", [("h", None)])], base_offset=3)
+    (record,) = decode_batches(data).batches[0].records()
+    assert type(record) is Record
+    assert gc.is_tracked(record)
+    assert tuple(record) == (3, 7, TimestampType.CREATE_TIME, b"k", b"v", (("h", None),))
+    assert hash(record) == hash(tuple(record))
+    assert record.key == b"k"
+    assert record._replace(value=b"w").value == b"w"
+    assert pickle.loads(pickle.dumps(record)) == record
+    assert repr(record).startswith("Record(offset=3, timestamp=7,")
+
+
+class WithDict(tuple):  # type: ignore[type-arg]  # no __slots__: instances have a __dict__
+    pass
+
+
+class Pair(NamedTuple):
+    a: int
+    b: int
+
+
+@needs_c
+def test_decode_arguments() -> None:
+    decode: Any = _speedups.decode_records  # called with wrong arguments, too
+    section = bytes.fromhex("0c 00 00 00 01 00 00")
+    args: list[Any] = [Record, section, 0, 7, 1, 0, 0, TimestampType.CREATE_TIME, None]
+    assert decode(*args)[0].value == b""
+    for buffer in (bytearray(section), memoryview(b"xx" + section)[2:]):
+        assert decode(Record, buffer, *args[2:])[0].value == b""
+    with pytest.raises(TypeError, match="takes 9 arguments"):
+        decode(*args[:8])
+    for record_class in (tuple[int], WithDict, list, Pair(1, 2)):
+        with pytest.raises(TypeError, match="NamedTuple class"):
+            decode(record_class, *args[1:])
+    with pytest.raises(TypeError):
+        decode(Record, "text", *args[2:])
+    for pos, end in ((-1, 7), (3, 2), (0, 8)):
+        with pytest.raises(IndexError, match="pos <= end"):
+            decode(Record, section, pos, end, *args[4:])
+    with pytest.raises(ValueError, match="claims 2 records but has only 7 bytes"):
+        decode(Record, section, 0, 7, 2, *args[5:])
+    with pytest.raises(TypeError, match="base_offset must be an int"):
+        decode(*args[:5], 1.0, *args[6:])
+    with pytest.raises(OverflowError):
+        decode(*args[:6], 2**63, *args[7:])
+    with pytest.raises(TypeError, match="append_time"):
+        decode(*args[:8], "now")
+
+
+@needs_c
+def test_encode_arguments() -> None:
+    def slow(index: int, record: object, base: int) -> tuple[bytes, int]:
+        return records._encode_record_slow(index, record, base)
+
+    encode: Any = _speedups.encode_records  # called with wrong arguments, too
+    assert encode([], 0, slow) == (b"", 0)
+    assert encode(iter([(5, None, b"", ())]), 5, slow)[1] == 5
+    with pytest.raises(TypeError, match="takes 3 arguments"):
+        encode([], 0)
+    with pytest.raises(TypeError, match="slow must be callable"):
+        encode([], 0, None)
+    with pytest.raises(OverflowError):
+        encode([], 2**63, slow)
+    with pytest.raises(TypeError, match="not iterable"):
+        encode(5, 0, slow)
+    odd = [(0, b"k", bytearray(b"v"), ())]
+    with pytest.raises(TypeError, match=r"must return a \(bytes, int\) tuple"):
+        encode(odd, 0, lambda *_: b"x")
+    with pytest.raises(ZeroDivisionError):
+        encode(odd, 0, lambda *_: 1 // 0)
+
+    def failing() -> Any:
+        yield (0, None, b"", ())
+        raise RuntimeError("the records failed")
+
+    with pytest.raises(RuntimeError, match="the records failed"):
+        encode(failing(), 0, slow)
+
+
+@needs_c
+def test_encode_max_timestamp_beyond_int64() -> None:
+    # A slow-path timestamp above the int64 range is the largest, and encode_batch rejects it;
+    # one below it is never the largest (the base is an int64), and is encoded.
+    def slow(index: int, record: object, base: int) -> tuple[bytes, int]:
+        return records._encode_record_slow(index, record, base)
+
+    big = [(2**62, None, b"", ()), (2**63 + 5, None, b"", ()), (2**63 + 1, None, b"", ())]
+    assert _speedups.encode_records(big, 2**62, slow)[1] == 2**63 + 5
+    assert assert_same_encoding(big).startswith("EncodeError: a timestamp must be an int64")
+    low = [(-(2**62), None, b"", ()), (-(2**63) - 5, None, b"", ())]
+    assert _speedups.encode_records(low, -(2**62), slow)[1] == -(2**62)
+    assert not assert_same_encoding(low).startswith("EncodeError")
