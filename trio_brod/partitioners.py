@@ -51,9 +51,11 @@ import operator
 import random
 import struct
 import sys
+from collections.abc import Callable
 from typing import Final, Literal, Protocol, TypeAlias
 
 from trio_brod._exceptions import ConfigError
+from trio_brod.protocol import records as _records
 
 __all__ = [
     "DEFAULT_SWITCH_BYTES",
@@ -130,8 +132,10 @@ def _lane_mask_pair(lanes: int) -> tuple[int, int]:
     return masks
 
 
-def _murmur2_u32(data: bytes) -> int:
+def _murmur2_u32_python(data: bytes) -> int:
     """murmur2 of ``data`` as an unsigned 32-bit int (Java's int bits, read unsigned).
+
+    The pure-Python version, used where the C one (below) is not.
 
     The arithmetic is Java's int arithmetic: Python ints do not wrap, so every product is
     masked back to 32 bits. A mask is only needed where the next step looks at high bits
@@ -175,13 +179,21 @@ def _murmur2_u32(data: bytes) -> int:
     return h ^ h >> 15
 
 
+# The same hash from the C extension that speeds up the record codec (about 0.05 us for a
+# 16-byte key instead of 0.9), when records.py uses that extension.
+_murmur2_u32: Callable[[bytes], int] = _murmur2_u32_python
+if _records.IMPLEMENTATION == "c":
+    from trio_brod.protocol._speedups import murmur2_u32 as _murmur2_u32
+
+
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 hash of ``data``, as ``org.apache.kafka.common.utils.Utils.murmur2``.
 
     MurmurHash2 (32-bit) with seed ``0x9747b28c``, read as little-endian 4-byte words, and
     the result a signed 32-bit int as Java returns it: ``murmur2(b"21") == -973932308``.
 
-    It is pure Python, about 0.9 us for a 16-byte key on CPython 3.11.
+    About 0.05 us for a 16-byte key with trio-brod's C extension, 0.9 us in pure Python
+    (CPython 3.11); see :data:`trio_brod.protocol.records.IMPLEMENTATION`.
     """
     h = _murmur2_u32(data)
     return h - 0x100000000 if h & 0x80000000 else h

@@ -3,7 +3,8 @@
 The record tests in test_records*.py run with both codecs. Here the two are compared directly,
 on random and mutated input: the same records, the same bytes, or the same exception class and
 message. Then come what only C code can get wrong: references leaked or dropped, on success
-and on every error path, and arguments that records.py never passes.
+and on every error path, and arguments that records.py never passes. Last, the extension's
+murmur2 against the Java client's answers and partitioners.py's pure-Python murmur2.
 
 If TRIO_BROD_REQUIRE_SPEEDUPS is set (the noxfile's test session sets it), the extension must
 be in use; otherwise the C tests are skipped where it is not built.
@@ -26,7 +27,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_partitioners import JAVA_VECTORS
 from tests.unit.test_records import batch_of, pure_python_codec
+from trio_brod import partitioners
 from trio_brod.protocol import records
 from trio_brod.protocol.errors import DecodeError
 from trio_brod.protocol.records import (
@@ -500,3 +503,40 @@ def test_encode_max_timestamp_beyond_int64() -> None:
     low = [(-(2**62), None, b"", ()), (-(2**63) - 5, None, b"", ())]
     assert _speedups.encode_records(low, -(2**62), slow)[1] == -(2**62)
     assert not assert_same_encoding(low).startswith("EncodeError")
+
+
+# -- murmur2 ------------------------------------------------------------------------------------
+
+
+def murmur2_implementations() -> list[Any]:
+    implementations = [pytest.param(partitioners._murmur2_u32_python, id="python")]
+    if records.IMPLEMENTATION == "c":
+        implementations.append(pytest.param(_speedups.murmur2_u32, id="c"))
+    return implementations
+
+
+@pytest.mark.parametrize("murmur2_u32", murmur2_implementations())
+@pytest.mark.parametrize(("key", "java_hash", "_partitions"), JAVA_VECTORS)
+def test_murmur2_matches_java(
+    murmur2_u32: Callable[[bytes], int], key: bytes, java_hash: int, _partitions: object
+) -> None:
+    assert murmur2_u32(key) == java_hash & 0xFFFFFFFF
+
+
+def test_partitioners_use_the_c_murmur2_with_the_c_codec() -> None:
+    expected = "murmur2_u32" if records.IMPLEMENTATION == "c" else "_murmur2_u32_python"
+    assert partitioners._murmur2_u32.__name__ == expected
+
+
+@needs_c
+@settings(max_examples=500)
+@given(st.binary(max_size=300))
+def test_same_murmur2(data: bytes) -> None:
+    assert _speedups.murmur2_u32(data) == partitioners._murmur2_u32_python(data)
+    assert _speedups.murmur2_u32(bytearray(data)) == _speedups.murmur2_u32(memoryview(data))
+
+
+@needs_c
+def test_murmur2_needs_bytes() -> None:
+    with pytest.raises(TypeError):
+        _speedups.murmur2_u32("text")  # type: ignore[arg-type]

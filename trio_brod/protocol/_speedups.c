@@ -1,5 +1,5 @@
 /*
- * trio_brod.protocol._speedups -- the two hot loops of records.py, in C.
+ * trio_brod.protocol._speedups -- the two hot loops of records.py, in C (and murmur2).
  *
  * Every consumed message passes through decode_records() and every produced one through
  * encode_records(). In pure Python those loops run at CPython's per-bytecode limit (about
@@ -932,6 +932,67 @@ error:
     return NULL;
 }
 
+/* -- murmur2 ----------------------------------------------------------------------------------
+ *
+ * Kafka's partitioner hash, as org.apache.kafka.common.utils.Utils.murmur2 computes it:
+ * MurmurHash2 (32-bit) with the seed 0x9747b28c, the key read as little-endian 4-byte words,
+ * then the 1 to 3 bytes left over. Java's int arithmetic wraps, as uint32_t's does. (The
+ * products are of uint32_t operands, which stay unsigned on every platform CPython supports,
+ * where int is 32 bits.) partitioners.py has the same in Python, used without this module.
+ */
+
+static uint32_t
+murmur2(const unsigned char *data, Py_ssize_t length)
+{
+    const uint32_t m = 0x5bd1e995;
+    uint32_t h = 0x9747b28cu ^ (uint32_t)length; /* Java: seed ^ length, an int */
+    Py_ssize_t body = length & ~(Py_ssize_t)3;
+    for (Py_ssize_t i = 0; i < body; i += 4) {
+        uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 |
+                     (uint32_t)data[i + 2] << 16 | (uint32_t)data[i + 3] << 24;
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    switch (length & 3) {
+    case 3:
+        h ^= (uint32_t)data[body + 2] << 16;
+        /* fall through */
+    case 2:
+        h ^= (uint32_t)data[body + 1] << 8;
+        /* fall through */
+    case 1:
+        h ^= (uint32_t)data[body];
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return h;
+}
+
+PyDoc_STRVAR(murmur2_u32_doc,
+"murmur2_u32(data, /)\n"
+"--\n"
+"\n"
+"Kafka's murmur2 hash of the bytes-like `data`, as an unsigned 32-bit int (Java's int\n"
+"bits). partitioners.murmur2 gives it as Java's signed int.");
+
+static PyObject *
+murmur2_u32(PyObject *module, PyObject *data)
+{
+    (void)module;
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    uint32_t h = murmur2(view.buf, view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong(h);
+}
+
 /* -- the module -------------------------------------------------------------------------------- */
 
 static PyMethodDef speedups_methods[] = {
@@ -939,6 +1000,7 @@ static PyMethodDef speedups_methods[] = {
      decode_records_doc},
     {"encode_records", (PyCFunction)(void (*)(void))encode_records, METH_FASTCALL,
      encode_records_doc},
+    {"murmur2_u32", murmur2_u32, METH_O, murmur2_u32_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -947,7 +1009,8 @@ static PyModuleDef_Slot speedups_slots[] = {
 };
 
 PyDoc_STRVAR(module_doc,
-"The record codec's hot loops in C, used by trio_brod.protocol.records when available.\n"
+"The record codec's hot loops (and murmur2) in C, used by trio_brod.protocol.records\n"
+"and trio_brod.partitioners when available.\n"
 "\n"
 "Private: call records.py's public functions, not these.");
 
