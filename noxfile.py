@@ -32,7 +32,8 @@ def tests(session: nox.Session) -> None:
     _ensure_kcat(session)
     # The C record codec must build and be used here (its fallback is tested either way).
     require_speedups = {"TRIO_BROD_REQUIRE_SPEEDUPS": "1"}
-    session.install("-e", ".[dev]", env=require_speedups)
+    # bench: the peers, for the benchmark runner's --quick check.
+    session.install("-e", ".[dev,bench]", env=require_speedups)
     session.run("pytest", *session.posargs, env=require_speedups)
 
 
