@@ -442,7 +442,7 @@ def test_decode_arguments() -> None:
         assert decode(Record, buffer, *args[2:])[0].value == b""
     with pytest.raises(TypeError, match="takes 9 arguments"):
         decode(*args[:8])
-    for record_class in (tuple[int], WithDict, list, Pair(1, 2)):
+    for record_class in (tuple, tuple[int], WithDict, list, Pair(1, 2)):
         with pytest.raises(TypeError, match="NamedTuple class"):
             decode(record_class, *args[1:])
     with pytest.raises(TypeError):

@@ -345,11 +345,13 @@ error:
 
 /* Is `type` a tuple subclass whose instances are plain tuples underneath (a NamedTuple)? Then
    an instance can be made by allocating it and filling its items, which is what
-   tuple.__new__(type, items) does, minus the temporary tuple. */
+   tuple.__new__(type, items) does, minus the temporary tuple. (Not tuple itself: its
+   instances come from its own allocator and free lists.) */
 static int
 is_plain_tuple_subclass(PyObject *type)
 {
-    return PyType_Check(type) && PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type) &&
+    return PyType_Check(type) && (PyTypeObject *)type != &PyTuple_Type &&
+           PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type) &&
            ((PyTypeObject *)type)->tp_basicsize == PyTuple_Type.tp_basicsize &&
            ((PyTypeObject *)type)->tp_itemsize == PyTuple_Type.tp_itemsize &&
            ((PyTypeObject *)type)->tp_dictoffset == 0;
