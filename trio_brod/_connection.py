@@ -14,7 +14,25 @@ started and becomes the parent of two children:
   by correlation id, decodes it, and wakes that caller.
 
 A caller of :meth:`Connection.request` never touches the socket: it encodes its frame, queues
-it, and waits for its own response. When anything goes wrong with the connection itself
+it, and waits for its own response.
+
+One-partition Produce and Fetch requests are queued unencoded instead, as *parts*: when the
+writer finds several of them waiting that agree on everything but their partition (the
+partition workers of a topic, woken by one response, each sending their next request), it
+writes them as one request, and the reader splits its response into one response per part
+(:mod:`trio_brod._merge`). Nothing waits for that to happen: a request sent to an idle
+connection is written alone, at once; merging only collects what queued up meanwhile. To
+every caller a part behaves as a request of its own, with these differences:
+
+* a part's caller that gives up before it is written (cancelled, :meth:`Connection.abandon`)
+  takes it out: it is never written;
+* responses arrive in order per partition, but a part may be written ahead of unrelated
+  requests queued before it (never ahead of an earlier request for its own partition);
+* a timeout is still the caller's: when the earliest deadline among a merged request's
+  parts passes, its caller aborts the connection, which fails every request on it, merged
+  or not (responses come in order, so nothing after a lost one could be trusted).
+
+When anything goes wrong with the connection itself
 (the broker went away, a frame is malformed, a response is overdue), every request still in
 flight fails with a :class:`~trio_brod.BrokerConnectionError` that says why, the connection
 closes, and the owner task returns normally: a broker going down is an everyday event that
@@ -26,6 +44,7 @@ from __future__ import annotations
 import math
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -42,6 +61,7 @@ from trio_brod._exceptions import (
     SaslFailed,
     UnsupportedVersion,
 )
+from trio_brod._merge import Part, merge, part_for, plan, split
 from trio_brod._sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
 from trio_brod.protocol import (
     ApiVersionsRequest,
@@ -74,6 +94,8 @@ _API_VERSIONS_KEY = 18
 _RECEIVE_SIZE = 256 * 1024
 #: Frames smaller than this are joined before writing, so many small requests cost one write.
 _COALESCE_LIMIT = 64 * 1024
+#: How many bytes of queued requests the writer takes in one go, to merge and write them.
+_DRAIN_LIMIT = 16 * 1024 * 1024
 #: Correlation ids are int32 on the wire; they wrap around well before that.
 _CORRELATION_WRAP = 1 << 30
 #: Seconds a broker insists on between two SASL (re-)authentications of one connection.
@@ -86,9 +108,26 @@ class PendingResponse:
     :meth:`Connection.send` returns one. Most callers use :meth:`Connection.request`, which
     sends and waits in one step; workers that keep several requests in flight hold these
     handles and look at them as responses arrive (they come back in order).
+
+    Attributes:
+        response: The decoded response, once done without error.
+        error: The request's error, once done with one.
+        done: Set when the request is done.
+        abandoned: True once the caller stopped waiting for the response.
+        parts: How many one-partition requests went out in the request that carried this
+            one (1 when it went alone, or has not been written yet).
     """
 
-    __slots__ = ("abandoned", "done", "error", "on_done", "response", "response_cls", "version")
+    __slots__ = (
+        "abandoned",
+        "done",
+        "error",
+        "on_done",
+        "parts",
+        "response",
+        "response_cls",
+        "version",
+    )
 
     def __init__(
         self, response_cls: Any, version: int, on_done: Callable[[], object] | None
@@ -101,6 +140,7 @@ class PendingResponse:
         self.error: BaseException | None = None
         # The caller gave up (timed out or was cancelled); drop the response when it comes.
         self.abandoned = False
+        self.parts = 1
 
     def _finish(self) -> None:
         self.done.set()
@@ -114,6 +154,29 @@ class PendingResponse:
         if self.error is not None:
             raise self.error
         return self.response
+
+    def _fail(self, error: BaseException) -> None:
+        if not self.abandoned and not self.done.is_set():
+            self.error = error
+            self._finish()
+
+
+class _MergedRequest:
+    """A request written for several parts, waiting for its response to be split."""
+
+    __slots__ = ("parts", "response_cls", "version")
+
+    def __init__(self, parts: list[Part], response_cls: Any, version: int) -> None:
+        self.parts = parts
+        self.response_cls = response_cls
+        self.version = version
+
+
+# What the writer's queue holds: an encoded frame with, for a request that gets no response,
+# the handle to complete once written; or a part, encoded by the writer.
+_Queued = tuple[bytes, PendingResponse | None] | Part
+# A frame to write, with what to complete once it is written (requests without a response).
+_Write = tuple[bytes, PendingResponse | list[PendingResponse] | None]
 
 
 class Connection:
@@ -131,6 +194,10 @@ class Connection:
         sasl_session_lifetime: Seconds the SASL session lasts (the broker's
             ``connections.max.reauth.ms``), counted from authentication; 0 without SASL or
             when the broker sets no limit.
+        merging: Whether one-partition Produce and Fetch requests waiting together are
+            merged (the default). Set it to False to write every request as it was sent.
+        requests_written: How many requests were written (a merged one counts once).
+        parts_merged: How many one-partition requests went out merged with others.
     """
 
     def __init__(self, host: str, port: int, config: ClientConfig) -> None:
@@ -145,11 +212,15 @@ class Connection:
         self._reauthenticate_at = math.inf
         self._config = config
         self._client_id = config.client_id
-        # (frame, handle of a request that gets no response, to complete once written)
-        self._send_channel, self._receive_channel = trio.open_memory_channel[
-            tuple[bytes, PendingResponse | None]
-        ](math.inf)
-        self._pending: dict[int, PendingResponse] = {}
+        # What the writer has to write, and the event it waits on while there is nothing.
+        # (A deque rather than a memory channel: a channel hands an item straight to a
+        # waiting receiver, where closing the connection could not find it.)
+        self._queue: deque[_Queued] = deque()
+        self._writer_wakeup: trio.Event | None = None
+        self.merging = True
+        self.requests_written = 0
+        self.parts_merged = 0
+        self._pending: dict[int, PendingResponse | _MergedRequest] = {}
         self._next_correlation_id = 0
         self._decoder = FrameDecoder(max_frame_size=config.max_frame_size)
         self._cancel_scope = trio.CancelScope()
@@ -219,6 +290,9 @@ class Connection:
         The caller owns the timeout: if it stops waiting, it calls :meth:`abandon` (or
         :meth:`abort`, which also closes the connection).
 
+        A one-partition Produce or Fetch request may be merged with others (see the module
+        docstring); it is encoded when written, so an error encoding it is the handle's.
+
         Raises:
             BrokerConnectionError: The connection is closed.
             trio_brod.protocol.EncodeError: The message cannot be written in that version.
@@ -226,16 +300,29 @@ class Connection:
         if version is None:
             version = self.best_version(type(message))
         self._raise_if_closed()
+        if self.merging:
+            pending = PendingResponse(message.RESPONSE, version, on_done)
+            part = part_for(message, version, expect_response, pending)
+            if part is not None:
+                self._enqueue(part)
+                return pending
         correlation_id = self._next_correlation_id
         frame = encode_request(message, version, correlation_id, self._client_id)
         self._next_correlation_id = (correlation_id + 1) % _CORRELATION_WRAP
         pending = PendingResponse(message.RESPONSE, version, on_done)
         if expect_response:
             self._pending[correlation_id] = pending
-            self._send_channel.send_nowait((frame, None))
+            self._enqueue((frame, None))
         else:
-            self._send_channel.send_nowait((frame, pending))
+            self._enqueue((frame, pending))
         return pending
+
+    def _enqueue(self, item: _Queued) -> None:
+        self._queue.append(item)
+        wakeup = self._writer_wakeup
+        if wakeup is not None:
+            self._writer_wakeup = None
+            wakeup.set()
 
     def best_version(self, api: Any, min_version: int | None = None) -> int:
         """The version to send of a request class: the highest both sides support.
@@ -291,7 +378,10 @@ class Connection:
         return pending.result()
 
     def abandon(self, pending: PendingResponse) -> None:
-        """Stop caring about a response: it is dropped when it arrives."""
+        """Stop caring about a response: it is dropped when it arrives.
+
+        A merged part not written yet is not written at all.
+        """
         pending.abandoned = True
 
     def abort(self, reason: str) -> None:
@@ -544,9 +634,13 @@ class Connection:
     # ---------------------------------------------------------------- the task pair
 
     async def _writer(self, stream: trio.abc.Stream) -> None:
-        receive = self._receive_channel
+        queue = self._queue
         try:
-            async for frame, written in receive:
+            while True:
+                if not queue:
+                    wakeup = self._writer_wakeup = trio.Event()
+                    await wakeup.wait()
+                    continue
                 # Only connections whose broker limits the SASL session ever look at the clock.
                 if self._reauthenticate_at < math.inf and (
                     trio.current_time() >= self._reauthenticate_at
@@ -554,41 +648,124 @@ class Connection:
                     try:
                         await self._reauthenticate(stream)
                     except BrokerConnectionError as exc:
-                        self._shut(exc)
-                        # Taken off the channel already, so _shut did not see it.
-                        if written is not None:
-                            written.error = _again(exc)
-                            written._finish()
+                        self._shut(exc)  # fails what is queued too
                         return
-                batch = [(frame, written)]
-                size = len(frame)
-                # Whatever else is queued goes out in the same write.
-                while size < _COALESCE_LIMIT:
-                    try:
-                        item = receive.receive_nowait()
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                    batch.append(item)
-                    size += len(item[0])
-                try:
-                    if len(batch) == 1:
-                        await stream.send_all(frame)
+                # Whatever is queued goes out together: merged where it can be, and small
+                # frames joined into one write. Everything taken off the queue is, before the
+                # next checkpoint, either in _pending or in ``writes``, where closing the
+                # connection finds it.
+                items: list[_Queued] = []
+                has_parts = False
+                size = 0
+                while queue and size < _DRAIN_LIMIT:
+                    item = queue.popleft()
+                    items.append(item)
+                    if isinstance(item, Part):
+                        has_parts = True
+                        size += item.size
                     else:
-                        await stream.send_all(b"".join(f for f, _ in batch))
-                except BaseException as exc:
-                    # Taken off the channel, so closing the connection would not see them:
-                    # requests that get no response learn here that they were not written.
-                    reason = ConnectionLost(self.address, f"write failed: {_describe(exc)}")
-                    for _, unanswered in batch:
-                        if unanswered is not None and not unanswered.done.is_set():
-                            unanswered.error = _again(reason)
-                            unanswered._finish()
-                    raise
-                for _, unanswered in batch:
-                    if unanswered is not None:
-                        unanswered._finish()
+                        size += len(item[0])
+                writes: list[_Write]
+                if has_parts:
+                    writes = self._encode_parts(items)
+                else:
+                    writes = items  # type: ignore[assignment]  # no parts: all frames
+                    self.requests_written += len(writes)
+                if writes:
+                    await self._write(stream, writes)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._shut(ConnectionLost(self.address, f"write failed: {_describe(exc)}"), exc)
+
+    async def _write(self, stream: trio.abc.Stream, writes: list[_Write]) -> None:
+        """Write frames, small ones joined; complete the requests that get no response."""
+        try:
+            if len(writes) == 1:
+                await stream.send_all(writes[0][0])
+            else:
+                chunk: list[bytes] = []
+                size = 0
+                for frame, _ in writes:
+                    if chunk and size + len(frame) > _COALESCE_LIMIT:
+                        await stream.send_all(b"".join(chunk))
+                        chunk = []
+                        size = 0
+                    chunk.append(frame)
+                    size += len(frame)
+                await stream.send_all(b"".join(chunk))
+        except BaseException as exc:
+            # Taken off the channel, so closing the connection would not see them: requests
+            # that get no response learn here that they were not (all) written.
+            reason = ConnectionLost(self.address, f"write failed: {_describe(exc)}")
+            for _, unanswered in writes:
+                if isinstance(unanswered, list):
+                    for handle in unanswered:
+                        handle._fail(_again(reason))
+                elif unanswered is not None:
+                    unanswered._fail(_again(reason))
+            raise
+        for _, unanswered in writes:
+            if unanswered is not None:
+                if isinstance(unanswered, list):
+                    for handle in unanswered:
+                        handle._finish()
+                else:
+                    unanswered._finish()
+
+    def _encode_parts(self, items: list[_Queued]) -> list[_Write]:
+        """Turn queued items into frames to write: parts merged and encoded, in order."""
+        writes: list[_Write] = []
+        for entry in plan(items):
+            if isinstance(entry, tuple):
+                writes.append(entry)
+                self.requests_written += 1
+            elif isinstance(entry, Part):
+                write = self._encode_alone(entry)
+                if write is not None:
+                    writes.append(write)
+            else:
+                writes.extend(self._encode_merged(entry))
+        return writes
+
+    def _take_correlation_id(self) -> int:
+        correlation_id = self._next_correlation_id
+        self._next_correlation_id = (correlation_id + 1) % _CORRELATION_WRAP
+        return correlation_id
+
+    def _encode_alone(self, part: Part) -> _Write | None:
+        """A part that goes out as it was sent; None if it cannot be encoded."""
+        pending = part.pending
+        correlation_id = self._take_correlation_id()
+        try:
+            frame = encode_request(part.message, pending.version, correlation_id, self._client_id)
+        except Exception as exc:
+            # The caller's request is at fault, not the connection: it is the caller's error.
+            pending._fail(exc)
+            return None
+        self.requests_written += 1
+        if part.expect_response:
+            self._pending[correlation_id] = pending
+            return frame, None
+        return frame, pending
+
+    def _encode_merged(self, parts: list[Part]) -> list[_Write]:
+        """Parts that go out as one request (or each alone, if one of them cannot)."""
+        first = parts[0].pending
+        correlation_id = self._take_correlation_id()
+        try:
+            message = merge(parts, self._config.max_frame_size)
+            frame = encode_request(message, first.version, correlation_id, self._client_id)
+        except Exception:
+            # One part cannot be encoded: send them one by one, so that only it fails.
+            alone = (self._encode_alone(part) for part in parts)
+            return [write for write in alone if write is not None]
+        self.requests_written += 1
+        self.parts_merged += len(parts)
+        for part in parts:
+            part.pending.parts = len(parts)
+        if parts[0].expect_response:
+            self._pending[correlation_id] = _MergedRequest(parts, first.response_cls, first.version)
+            return [(frame, None)]
+        return [(frame, [part.pending for part in parts])]
 
     async def _reader(self, stream: trio.abc.Stream) -> None:
         decoder = self._decoder
@@ -605,6 +782,9 @@ class Connection:
                     request = pending.pop(correlation_id, None)
                     if request is None:
                         raise DecodeError(f"response with unknown correlation id {correlation_id}")
+                    if isinstance(request, _MergedRequest):
+                        _answer_parts(request, frame)
+                        continue
                     if request.abandoned:
                         continue
                     try:
@@ -641,19 +821,44 @@ class Connection:
         assert reason is not None
         pending, self._pending = self._pending, {}
         for request in pending.values():
-            if not request.abandoned:
+            if isinstance(request, _MergedRequest):
+                for part in request.parts:
+                    part.pending._fail(_again(reason))
+            elif not request.abandoned:
                 request.error = _again(reason)
                 request._finish()
-        # Frames never written: fail the requests among them that expect no response.
-        self._send_channel.close()
-        while True:
-            try:
-                _frame, unanswered = self._receive_channel.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-            if unanswered is not None and not unanswered.done.is_set():
-                unanswered.error = _again(reason)
-                unanswered._finish()
+        # Never written: frames of requests that expect no response, and parts (which are
+        # not in _pending until written).
+        queue = self._queue
+        while queue:
+            _fail_queued(queue.popleft(), reason)
+
+
+def _fail_queued(item: _Queued, reason: BrokerConnectionError) -> None:
+    """Fail a request taken off the writer's queue that will never be written."""
+    handle = item.pending if isinstance(item, Part) else item[1]
+    if handle is not None:
+        handle._fail(_again(reason))
+
+
+def _answer_parts(request: _MergedRequest, frame: bytes) -> None:
+    """Decode a merged request's response and give each part its share."""
+    parts = [part for part in request.parts if not part.pending.abandoned]
+    if not parts:
+        return
+    try:
+        response = decode_response(frame, request.response_cls, request.version)
+    except DecodeError as exc:
+        # The frame boundary is intact, so only this request failed: each part gets its
+        # own exception object, as they are raised in different tasks.
+        for part in parts:
+            error = DecodeError(str(exc))
+            error.__cause__ = exc
+            part.pending._fail(error)
+        return
+    for part, answer in zip(parts, split(response, parts, request.version), strict=True):
+        part.pending.response = answer
+        part.pending._finish()
 
 
 def _again(reason: BrokerConnectionError) -> BrokerConnectionError:

@@ -87,8 +87,10 @@ class FakeCluster:
         leaders: The leader of each partition; change it to move leadership (the old
             leader then answers NOT_LEADER_OR_FOLLOWER, as a real one would).
         logs: Each partition's log: the values, by offset.
-        sent: Every Produce request received, in order.
-        actions: What to do with the next Produce requests, one action each: an error code
+        sent: Every partition's batch received, in order (a Produce request may carry
+            several: a connection merges the requests of partitions that wait together).
+        produce_requests: How many Produce requests arrived.
+        actions: What to do with the next partition batches, one action each: an error code
             (answered without appending), ``"hang_up"`` (close the connection, nothing
             appended), ``"append_then_hang_up"``, ``"ignore"`` (never answer), or None
             (answer as usual).
@@ -99,6 +101,8 @@ class FakeCluster:
         self.leaders = {p: 1 + p % brokers for p in range(partitions)}
         self.logs: dict[int, list[bytes | None]] = {p: [] for p in range(partitions)}
         self.sent: list[Sent] = []
+        # Produce requests received (one may carry several partitions' batches).
+        self.produce_requests = 0
         self.actions: deque[int | str | None] = deque()
         self.max_records_per_batch = math.inf
         self.idempotence: dict[tuple[int, int], ProducerEntry] = {}
@@ -185,49 +189,22 @@ class FakeCluster:
 
     def _produce_handler(self, node: int) -> Callable[[trio.SocketStream, Request], Any]:
         async def handle(stream: trio.SocketStream, request: Request) -> None:
+            """Answer a Produce request, for each of its partitions in turn (a connection
+            may merge several partitions' requests into one)."""
             if id(stream) in self._hung_up:
                 return
             body: ProduceRequest = request.body
-            data = body.topic_data[0].partition_data[0]
-            partition = data.index
-            assert data.records is not None
-            (batch,) = decode_batches(data.records).batches
-            values = [record.value for record in batch.records()]
-            self.sent.append(
-                Sent(
-                    node,
-                    partition,
-                    batch.producer_id,
-                    batch.producer_epoch,
-                    batch.base_sequence,
-                    values,
-                    body.acks,
-                    batch.compression,
-                )
-            )
-            if self._gate is not None:
-                await self._gate.wait()
-            action = self.actions.popleft() if self.actions else None
-            if action in _CONTENT_ERRORS and self._written(partition, batch, len(values)):
-                # A broker checks a batch's content the same way each time: one it wrote
-                # before is not refused for its content when it comes again.
-                action = None
-            if action == "ignore":
-                return
-            if action == "hang_up":
-                await self._hang_up(stream)
-                return
-            if isinstance(action, int):
-                code, offset = action, -1
-            elif self.leaders[partition] != node:
-                code, offset = NOT_LEADER, -1
-            elif len(values) > self.max_records_per_batch:
-                code, offset = MESSAGE_TOO_LARGE, -1
-            else:
-                code, offset = self._append(partition, batch, values)
-            if action == "append_then_hang_up":
-                await self._hang_up(stream)
-                return
+            self.produce_requests += 1
+            results = []
+            for topic in body.topic_data:
+                for data in topic.partition_data:
+                    outcome = await self._produce_partition(node, body, data)
+                    if outcome is None:  # no answer at all
+                        return
+                    if outcome == "hang_up":
+                        await self._hang_up(stream)
+                        return
+                    results.append(outcome)
             if body.acks == 0:
                 return
             await answer(
@@ -241,6 +218,7 @@ class FakeCluster:
                                 ProduceResponse.PartitionProduceResponse(
                                     index=partition, error_code=code, base_offset=offset
                                 )
+                                for partition, code, offset in results
                             ],
                         )
                     ]
@@ -248,6 +226,50 @@ class FakeCluster:
             )
 
         return handle
+
+    async def _produce_partition(
+        self, node: int, body: ProduceRequest, data: Any
+    ) -> tuple[int, int, int] | str | None:
+        """Take one partition's batch: its (partition, error code, base offset), or
+        ``"hang_up"``, or None when the request must go unanswered."""
+        partition = data.index
+        assert data.records is not None
+        (batch,) = decode_batches(data.records).batches
+        values = [record.value for record in batch.records()]
+        self.sent.append(
+            Sent(
+                node,
+                partition,
+                batch.producer_id,
+                batch.producer_epoch,
+                batch.base_sequence,
+                values,
+                body.acks,
+                batch.compression,
+            )
+        )
+        if self._gate is not None:
+            await self._gate.wait()
+        action = self.actions.popleft() if self.actions else None
+        if action in _CONTENT_ERRORS and self._written(partition, batch, len(values)):
+            # A broker checks a batch's content the same way each time: one it wrote
+            # before is not refused for its content when it comes again.
+            action = None
+        if action == "ignore":
+            return None
+        if action == "hang_up":
+            return "hang_up"
+        if isinstance(action, int):
+            code, offset = action, -1
+        elif self.leaders[partition] != node:
+            code, offset = NOT_LEADER, -1
+        elif len(values) > self.max_records_per_batch:
+            code, offset = MESSAGE_TOO_LARGE, -1
+        else:
+            code, offset = self._append(partition, batch, values)
+        if action == "append_then_hang_up":
+            return "hang_up"
+        return partition, code, offset
 
     async def _hang_up(self, stream: trio.SocketStream) -> None:
         self._hung_up.add(id(stream))
