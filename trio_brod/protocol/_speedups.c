@@ -329,6 +329,11 @@ read_headers(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos, uint64_
         }
         PyTuple_SET_ITEM(header, 0, key); /* steals */
         PyTuple_SET_ITEM(header, 1, value);
+        /* A tuple of a str and bytes (or None) can be in no reference cycle, so the cycle
+           collector need not look at it: CPython would untrack it itself, but only after
+           traversing it once in a collection, which thousands of headers per batch trigger.
+           Measured: a third of the time to decode records with two headers. */
+        PyObject_GC_UnTrack(header);
         PyTuple_SET_ITEM(headers, (Py_ssize_t)i, header);
     }
     if (kept != count) {
@@ -336,6 +341,7 @@ read_headers(const unsigned char *data, Py_ssize_t end, Py_ssize_t *pos, uint64_
         corrupt_read(READ_SHORT);
         goto error;
     }
+    PyObject_GC_UnTrack(headers); /* a tuple of such tuples: the same */
     return headers;
 
 error:
@@ -369,7 +375,9 @@ PyDoc_STRVAR(decode_records_doc,
 "record_class is a NamedTuple class of six fields (offset, timestamp, timestamp_type, key,\n"
 "value, headers). Offsets are base_offset + offsetDelta; timestamps base_timestamp +\n"
 "timestampDelta, or append_time for every record if it is not None (LOG_APPEND_TIME).\n"
-"Raises ValueError with records.py's message if the records are malformed.");
+"The records are not tracked by the cycle collector, so timestamp_type must outlive them\n"
+"(records.py passes an enum member). Raises ValueError with records.py's message if the\n"
+"records are malformed.");
 
 static PyObject *
 decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -521,6 +529,13 @@ decode_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         PyTuple_SET_ITEM(record, 1, timestamp);
         PyTuple_SET_ITEM(record, 2, Py_NewRef(timestamp_type));
+        /* The cycle collector need not look at the record either: of its items only
+           timestamp_type is not immutable, and it is an enum member, which outlives any
+           record, so no record can be part of a cycle that becomes garbage. Left tracked,
+           the records of a batch (alive together, in the list) are traversed by the
+           collections their own allocation triggers: measured, that doubled the time to
+           decode records without headers. */
+        PyObject_GC_UnTrack(record);
     }
     if (pos != end) {
         /* Reads never pass `end`, so the records can only stop short of it. */
@@ -542,11 +557,13 @@ error:
 
 /* -- encoding ---------------------------------------------------------------------------------
  *
- * The fast path takes a record that is a tuple (or list) of four whose timestamp is an int in
- * the int64 range, whose key is bytes or None, whose value is bytes or None, and whose headers
- * are None or a tuple or list of (str, bytes | None) tuples, with exact types throughout (no
- * subclasses, so no Python code can run while it holds borrowed references). It first measures
- * the record, then writes it, so a record it gives up on has written nothing.
+ * The fast path takes a record that is a tuple (a NamedTuple too) or a list of four items,
+ * whose timestamp is an int in the int64 range, whose key is bytes or None, whose value is
+ * bytes or None, and whose headers are None or a tuple or list of (str, bytes | None) tuples.
+ * Apart from the record itself, the types must be exact (no subclasses), and it reads the
+ * items of tuples and lists directly: so no Python code runs while it holds borrowed
+ * references. It first measures the record, then writes it, so a record it gives up on has
+ * written nothing.
  *
  * Everything else goes to records.py's slow path, record by record, in order: it encodes what
  * is valid (bytearray, memoryview, bytes subclasses, big deltas) and raises the TypeError or
