@@ -126,12 +126,12 @@ def pure_python_codec() -> Iterator[None]:
         records._c_decode_records, records._c_encode_records = saved
 
 
-def trio_brod_codecs() -> dict[str, contextlib.AbstractContextManager[None]]:
-    """name -> a context in which trio-brod uses that record codec."""
-    codecs: dict[str, contextlib.AbstractContextManager[None]] = {}
+def trio_brod_codecs() -> dict[str, Callable[[], contextlib.AbstractContextManager[None]]]:
+    """name -> a context manager factory: in its context trio-brod uses that record codec."""
+    codecs: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {}
     if records.IMPLEMENTATION == "c":
-        codecs["trio-brod (C)"] = contextlib.nullcontext()
-    codecs["trio-brod (py)"] = pure_python_codec()
+        codecs["trio-brod (C)"] = contextlib.nullcontext
+    codecs["trio-brod (py)"] = pure_python_codec
     return codecs
 
 
@@ -232,7 +232,7 @@ def main() -> None:
     for name, workload in workloads.items():
         times: dict[str, tuple[float, float]] = {}  # column -> (encode, decode) seconds
         for codec_name, context in codecs.items():
-            with context:
+            with context():
                 data = encode_batch(workload)
                 times[codec_name] = (
                     timed(lambda w=workload: encode_batch(w)),
