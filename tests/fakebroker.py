@@ -21,13 +21,17 @@ _PEEK = struct.Struct(">hhi")
 
 
 class Request:
-    """A request as the fake broker received it."""
+    """A request as the fake broker received it.
+
+    ``connection`` numbers the connection it came on (1 for the first accepted).
+    """
 
     def __init__(self, api_key: int, version: int, correlation_id: int, body: Any) -> None:
         self.api_key = api_key
         self.version = version
         self.correlation_id = correlation_id
         self.body = body
+        self.connection = 0
 
 
 def response_frame(api_key: int, version: int, correlation_id: int, body: Any) -> bytes:
@@ -95,6 +99,7 @@ class FakeBroker:
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         self.connections += 1
+        number = self.connections
         self._streams.append(stream)
         decoder = FrameDecoder(max_frame_size=1 << 30)
         try:
@@ -105,6 +110,7 @@ class FakeBroker:
                 decoder.feed(data)
                 while (frame := decoder.next_frame()) is not None:
                     request = self._parse(frame)
+                    request.connection = number
                     self.received.append(request)
                     handler = self.handlers.get(request.api_key)
                     if handler is None and request.api_key == 18:

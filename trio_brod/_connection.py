@@ -693,7 +693,7 @@ class Connection:
                     size += len(frame)
                 await stream.send_all(b"".join(chunk))
         except BaseException as exc:
-            # Taken off the channel, so closing the connection would not see them: requests
+            # Taken off the queue, so closing the connection would not see them: requests
             # that get no response learn here that they were not (all) written.
             reason = ConnectionLost(self.address, f"write failed: {_describe(exc)}")
             for _, unanswered in writes:

@@ -28,9 +28,42 @@ Offsets
     never loses the position: the worker fetches again from the exact next offset.
 
 Connections
-    By default each partition worker has its own connection to the leader (brod's
-    ``share_leader_conn = false``): a broker answers the requests of one connection one at a
-    time, so a long-polling fetch would otherwise hold up every other request to that broker.
+    A broker answers the requests of one connection one at a time, in order, so a fetch that
+    waits for data (a *long poll*, up to ``max_wait_time``) holds up every request behind it
+    on its connection. brod therefore gives each partition worker a connection of its own
+    (``share_leader_conn = false``): nothing waits behind anything, but a topic with 1,000
+    partitions makes 1,000 connections, and 1,000 small Fetch requests where the Java
+    consumer sends one per broker.
+
+    That is trio-brod's default too (``fetch_connection="partition"``): a message is
+    delivered as soon as it is written, whatever the other partitions do.
+
+    For topics with many partitions, ``fetch_connection="topic"`` keeps brod's workers and
+    shares connections among the workers of a topic instead: two per broker, which the connection
+    turns into few requests, as one-partition Fetch requests waiting together on a
+    connection go out as one (:mod:`trio_brod._merge`). The two are *lanes*:
+
+    * the **data** lane carries fetches from an offset below the high watermark the
+      partition's last answer reported: the broker answers them at once;
+    * the **poll** lane carries the others, which may wait for new data.
+
+    So a fetch that long-polls never holds up a fetch that has data waiting: a busy partition
+    is never slowed by idle ones. The poll lane has two costs, both bounded by
+    ``max_wait_time``, which is why that is short there, 0.5 s (the Java consumer's
+    ``fetch.max.wait.ms``):
+
+    * a partition that has just caught up may wait behind the long poll of others already
+      waiting there, so its next message may be late by up to that much;
+    * once any partition of a long poll gets data, the broker answers the whole request.
+      The others, answered early with nothing, count it as their long poll and poll again
+      when it would have ended: otherwise each message to one partition would send every
+      idle partition's fetch round again. Here too a message may be late by up to
+      ``max_wait_time``; in exchange, idle partitions cost one merged request per broker
+      per ``max_wait_time``, however busy the others are.
+
+    So ``"topic"`` trades latency (up to ``max_wait_time``) for connections and requests.
+    ``"shared"`` (brod's ``share_leader_conn = true``) fetches on the client's own
+    connection to the leader, where producing and metadata requests wait behind long polls.
 """
 
 from __future__ import annotations
@@ -79,6 +112,8 @@ __all__ = [
 
 OffsetResetPolicy = Literal["reset_by_subscriber", "reset_to_earliest", "reset_to_latest"]
 IsolationLevel = Literal["read_committed", "read_uncommitted"]
+FetchConnection = Literal["topic", "partition", "shared"]
+_FETCH_CONNECTIONS = ("topic", "partition", "shared")
 
 #: ListOffsets' special timestamps.
 _LATEST = -1
@@ -87,6 +122,15 @@ _EARLIEST = -2
 FETCH_MIN_VERSION = 4
 #: Fetch v13 names topics by id instead of by name.
 FETCH_TOPIC_ID_VERSION = 13
+#: Defaults of ``max_wait_time`` and ``sleep_timeout``: brod's for a worker's own connection;
+#: on a shared one, a long poll holds up others, and the long poll is all the waiting needed.
+_PRIVATE_MAX_WAIT = 10.0
+_SHARED_MAX_WAIT = 0.5
+_PRIVATE_SLEEP = 1.0
+_SHARED_SLEEP = 0.0
+#: The two lanes of a topic's fetch connections to a broker (see the module docstring).
+_DATA_LANE = 0
+_POLL_LANE = 1
 _MAX_INT32 = 2**31 - 1
 _RETRY_BACKOFF_START = 0.1
 _RETRY_BACKOFF_MAX = 5.0
@@ -137,13 +181,20 @@ class ConsumerConfig:
             :class:`~trio_brod.protocol.errors.OffsetOutOfRangeError` in the subscriber,
             ``"reset_to_earliest"`` and ``"reset_to_latest"`` move on by themselves.
         min_bytes: The broker answers a fetch once it has this many bytes (or ``max_wait_time``
-            passed).
+            passed). On a shared connection, the bytes of every partition in the request
+            count.
         max_bytes: Bytes to fetch per request. Brokers return a first batch larger than this
             anyway (Kafka's KIP-74); should one not, the limit is raised to fit that batch,
             and returns to this value later (see ``size_stat_window``).
-        max_wait_time: Seconds the broker may hold a fetch waiting for ``min_bytes``.
+        max_wait_time: Seconds the broker may hold a fetch waiting for ``min_bytes``. None
+            (the default): 0.5 s when workers share connections (``fetch_connection``
+            ``"topic"`` or ``"shared"``), where a fetch waiting for data holds up those queued
+            behind it, as in the Java consumer; 10 s (brod's) on a worker's own connection.
         sleep_timeout: Seconds to wait before fetching again after an answer with nothing
-            new.
+            new. None (the default): 1 s (brod's) on a worker's own connection; 0 on a
+            shared one, where the long poll is the wait. (Either way, an empty answer that
+            came early, because another partition of a merged request got data, is
+            followed by a wait until ``max_wait_time`` has passed since the fetch.)
         prefetch_count: How many messages may be delivered to the subscriber and not yet
             acknowledged; delivery stops at this count until acks come.
         prefetch_bytes: The same limit in bytes (of the fetched batches; a batch split at
@@ -156,22 +207,29 @@ class ConsumerConfig:
         size_stat_window: After ``max_bytes`` was raised, it follows the largest of the last
             this many batches, never going below the configured value; 0 returns to the
             configured value right after the large batch.
-        share_leader_conn: Fetch over the client's shared connection to the leader instead
-            of a connection of the worker's own. A fetch waiting for data (up to
-            ``max_wait_time``) then delays every other request on that connection.
+        share_leader_conn: brod's name for ``fetch_connection="shared"``.
+        fetch_connection: Which connections the partition workers fetch over (see
+            :mod:`trio_brod.consumer`, "Connections"): ``"partition"`` (the default, as in
+            brod) gives each worker a connection of its own; ``"topic"`` shares two
+            connections to each broker among the topic's workers, which merge their fetches
+            into few requests, at the cost of latency (a message may wait up to
+            ``max_wait_time``); ``"shared"`` uses the client's connection to the leader, where
+            other requests (producing, metadata) wait behind fetches waiting for data. None
+            means ``"shared"`` with ``share_leader_conn``, otherwise ``"partition"``.
     """
 
     begin_offset: BeginOffset = "latest"
     offset_reset_policy: OffsetResetPolicy = "reset_by_subscriber"
     min_bytes: int = 1
     max_bytes: int = 1024 * 1024
-    max_wait_time: float = 10.0
-    sleep_timeout: float = 1.0
+    max_wait_time: float | None = None
+    sleep_timeout: float | None = None
     prefetch_count: int = 1000
     prefetch_bytes: int = 1024 * 1024
     isolation_level: IsolationLevel = "read_committed"
     size_stat_window: int = 5
     share_leader_conn: bool = False
+    fetch_connection: FetchConnection | None = None
 
     def __post_init__(self) -> None:
         if not _begin_offset_ok(self.begin_offset):
@@ -195,12 +253,45 @@ class ConsumerConfig:
             )
         check_number(self, "min_bytes", minimum=0, integer=True, maximum=_MAX_INT32)
         check_number(self, "max_bytes", minimum=1, integer=True, maximum=_MAX_INT32)
-        check_number(self, "max_wait_time", minimum=0, maximum=_MAX_INT32 / 1000)
-        check_number(self, "sleep_timeout", minimum=0)
+        if self.max_wait_time is not None:
+            check_number(self, "max_wait_time", minimum=0, maximum=_MAX_INT32 / 1000)
+        if self.sleep_timeout is not None:
+            check_number(self, "sleep_timeout", minimum=0)
         check_number(self, "prefetch_count", minimum=1, integer=True)
         check_number(self, "prefetch_bytes", minimum=1, integer=True)
         check_number(self, "size_stat_window", minimum=0, integer=True)
         check_type(self, "share_leader_conn", bool, "a bool")
+        if self.fetch_connection is not None and self.fetch_connection not in _FETCH_CONNECTIONS:
+            raise ConfigError(
+                f"ConsumerConfig.fetch_connection={self.fetch_connection!r}: expected "
+                "'topic', 'partition', 'shared' or None"
+            )
+        if self.share_leader_conn and self.fetch_connection not in (None, "shared"):
+            raise ConfigError(
+                f"ConsumerConfig.share_leader_conn=True contradicts "
+                f"fetch_connection={self.fetch_connection!r}"
+            )
+
+    @property
+    def connection_mode(self) -> FetchConnection:
+        """``fetch_connection`` with None resolved (see there)."""
+        if self.fetch_connection is not None:
+            return self.fetch_connection
+        return "shared" if self.share_leader_conn else "partition"
+
+    @property
+    def effective_max_wait_time(self) -> float:
+        """``max_wait_time`` with None resolved for the connection mode."""
+        if self.max_wait_time is not None:
+            return self.max_wait_time
+        return _PRIVATE_MAX_WAIT if self.connection_mode == "partition" else _SHARED_MAX_WAIT
+
+    @property
+    def effective_sleep_timeout(self) -> float:
+        """``sleep_timeout`` with None resolved for the connection mode."""
+        if self.sleep_timeout is not None:
+            return self.sleep_timeout
+        return _PRIVATE_SLEEP if self.connection_mode == "partition" else _SHARED_SLEEP
 
     def replace(self, **changes: Any) -> ConsumerConfig:
         """A copy with some options changed (validated again).
@@ -570,17 +661,28 @@ class PartitionConsumer:
     :meth:`Client.get_consumer <trio_brod.Client.get_consumer>`.
     """
 
-    def __init__(self, client: Client, topic: str, partition: int, config: ConsumerConfig) -> None:
+    def __init__(
+        self,
+        client: Client,
+        topic: str,
+        partition: int,
+        config: ConsumerConfig,
+        topic_consumer: TopicConsumer | None = None,
+    ) -> None:
         self.client = client
         self.topic = topic
         self.partition = partition
         self.config = config
+        self._topic_consumer = topic_consumer
         self._session: _Session | None = None
         self._changed = trio.Event()
         # Where a subscriber without begin_offset starts: where the last one left off.
         self._resume_offset: int | None = None
+        # The connection fetched over, its mode, and with fetch_connection="topic" the
+        # topic's lanes to the leader (the connection is then the one last used).
         self._connection: Connection | None = None
-        self._private_connection = False
+        self._mode: FetchConnection | None = None
+        self._lanes: _FetchLanes | None = None
         self._finished = trio.Event()
 
     def __repr__(self) -> str:
@@ -680,7 +782,7 @@ class PartitionConsumer:
                     session.offset = session.resume = await self._resolve_begin(config)
                 connection = await self._leader_connection(nursery, refresh, config)
                 refresh = False
-                await self._fetch_loop(session, connection)
+                await self._fetch_loop(session, connection, self._lanes)
             except OffsetOutOfRangeError:
                 policy = config.offset_reset_policy
                 if policy == "reset_by_subscriber":
@@ -717,36 +819,42 @@ class PartitionConsumer:
     async def _leader_connection(
         self, nursery: trio.Nursery, refresh: bool, config: ConsumerConfig
     ) -> Connection:
+        """A connection to the partition's leader, in the subscription's mode; with
+        ``fetch_connection="topic"`` also sets ``self._lanes``."""
+        mode = config.connection_mode
         connection = self._connection
-        if (
-            connection is not None
-            and not connection.closed
-            and not refresh
-            and self._private_connection != config.share_leader_conn
-        ):
+        if connection is not None and not connection.closed and not refresh and self._mode == mode:
             return connection
         self._close_connection()
-        if config.share_leader_conn:
+        if mode == "shared":
             connection = await self.client.get_leader_connection(
                 self.topic, self.partition, refresh=refresh
             )
-            self._private_connection = False
         else:
             leader = await self.client._leader_for(self.topic, self.partition, refresh=refresh)
-            connection = await self.client._open_private_connection(
-                leader.host, leader.port, nursery
-            )
-            self._private_connection = True
+            if mode == "partition" or self._topic_consumer is None:
+                connection = await self.client._open_private_connection(
+                    leader.host, leader.port, nursery
+                )
+                mode = "partition"
+            else:
+                self._lanes = self._topic_consumer.lanes_to(leader.host, leader.port)
+                connection = await self._lanes.connection(_POLL_LANE)
         self._connection = connection
+        self._mode = mode
         return connection
 
     def _close_connection(self) -> None:
-        if self._connection is not None and self._private_connection:
+        """Forget the connection; close it if it is the worker's own."""
+        if self._connection is not None and self._mode == "partition":
             self._connection.close()
         self._connection = None
+        self._lanes = None
 
-    async def _fetch_loop(self, session: _Session, connection: Connection) -> None:
-        """Fetch and deliver, for as long as the connection serves."""
+    async def _fetch_loop(
+        self, session: _Session, connection: Connection, lanes: _FetchLanes | None
+    ) -> None:
+        """Fetch and deliver, for as long as the connection (or lanes) serve."""
         config = session.config
         version = connection.best_version(FetchRequest, min_version=FETCH_MIN_VERSION)
         topic_id = None
@@ -755,7 +863,11 @@ class PartitionConsumer:
             if topic_id is None:
                 version = FETCH_TOPIC_ID_VERSION - 1
         isolation = 1 if config.isolation_level == "read_committed" else 0
-        timeout = config.max_wait_time + self.client.config.request_timeout
+        wait_time = config.effective_max_wait_time
+        timeout = wait_time + self.client.config.request_timeout
+        sleep_timeout = config.effective_sleep_timeout
+        # Asked to accumulate min_bytes, every fetch should wait, so all go to the poll lane.
+        data_lane = lanes is not None and config.min_bytes <= 1
         while True:
             # Deliver what the window allows, and wait for acks while fetched data is left.
             # Once all of it is delivered, fetch the next response at once, even with a full
@@ -766,9 +878,27 @@ class PartitionConsumer:
                 self._deliver(session)
             offset = session.offset
             assert offset is not None
+            max_wait = None
+            if lanes is not None:
+                # Data known to be waiting (or, first, not known whether): a fetch that does
+                # not wait, so that it need not queue behind the long polls of caught-up
+                # partitions, nor hold up anything itself.
+                lane = _POLL_LANE
+                if data_lane and (offset < session.high_watermark or session.high_watermark < 0):
+                    lane, max_wait = _DATA_LANE, 0.0
+                connection = await lanes.connection(lane)
+                self._connection = connection
             request = fetch_request(
-                self.topic, topic_id, self.partition, offset, session.max_bytes, config, isolation
+                self.topic,
+                topic_id,
+                self.partition,
+                offset,
+                session.max_bytes,
+                config,
+                isolation,
+                max_wait=max_wait,
             )
+            polled_at = trio.current_time()
             response = await connection.request(request, version, timeout=timeout)
             data = fetched_partition(response, self.topic, self.partition, offset)
             session.failures = 0
@@ -777,17 +907,27 @@ class PartitionConsumer:
                 self.topic, self.partition, offset, data, config.isolation_level
             )
             if selected.needed_bytes is not None:
-                # Only the start of a batch larger than max_bytes came (a broker without
-                # Kafka's KIP-74): ask for enough to get it whole.
-                session.max_bytes = min(
-                    max(selected.needed_bytes, session.max_bytes * 2), _MAX_INT32
-                )
+                # Only the start of a batch came. Larger than max_bytes (a broker without
+                # Kafka's KIP-74): ask for enough to get it whole. Not larger: the request's
+                # max_bytes ran out, shared with other partitions: just fetch it again.
+                if selected.needed_bytes > session.max_bytes:
+                    session.max_bytes = min(
+                        max(selected.needed_bytes, session.max_bytes * 2), _MAX_INT32
+                    )
                 continue
             self._follow_batch_sizes(session, selected.batches)
             session.offset = selected.next_offset
             session.undelivered.extend(selected.parts)
-            if not selected.parts and selected.next_offset == offset and config.sleep_timeout:
-                await trio.sleep(config.sleep_timeout)  # brod: sleep after an empty answer
+            if not selected.parts and selected.next_offset == offset and max_wait is None:
+                # Nothing new, after a fetch that could wait. Merged with others, it may
+                # have been answered early because another partition got data: it counts
+                # as a long poll all the same, so poll again no sooner than a lone long
+                # poll would have ended. Otherwise every message to one partition would
+                # send every idle partition of the request round again (and on a busy
+                # topic, keep them all busy).
+                await trio.sleep_until(polled_at + wait_time)
+                if sleep_timeout:
+                    await trio.sleep(sleep_timeout)  # brod: sleep after an empty answer
 
     @staticmethod
     def _follow_batch_sizes(session: _Session, batches: list[RecordBatch]) -> None:
@@ -979,10 +1119,13 @@ def fetch_request(
     max_bytes: int,
     config: ConsumerConfig,
     isolation: int,
+    *,
+    max_wait: float | None = None,
 ) -> FetchRequest:
     """A Fetch request for one partition, without a fetch session.
 
     The topic is named both ways; each version encodes the one it has (v13+: the id).
+    ``max_wait`` overrides the config's ``max_wait_time``.
     """
     fetch_partition = FetchRequest.FetchPartition(
         partition=partition, fetch_offset=offset, partition_max_bytes=max_bytes
@@ -991,12 +1134,74 @@ def fetch_request(
     if topic_id is not None:
         fetch_topic.topic_id = topic_id
     return FetchRequest(
-        max_wait_ms=int(config.max_wait_time * 1000),
+        max_wait_ms=int((config.effective_max_wait_time if max_wait is None else max_wait) * 1000),
         min_bytes=config.min_bytes,
         max_bytes=max_bytes,
         isolation_level=isolation,
         topics=[fetch_topic],
     )
+
+
+class _FetchLanes:
+    """A topic's fetch connections to one broker, one per lane, opened on first use.
+
+    They live in the topic's nursery and are shared by its partition workers. A connection
+    that closed is opened again by the next worker that needs it; one that failed to open
+    is not tried again within the client's ``reconnect_cool_down``: the workers waiting for
+    it get its error (and back off), rather than each trying in turn.
+    """
+
+    def __init__(self, client: Client, host: str, port: int, nursery: trio.Nursery) -> None:
+        self._client = client
+        self.host = host
+        self.port = port
+        self._nursery = nursery
+        self._connections: list[Connection | None] = [None, None]
+        self._opening: list[trio.Event | None] = [None, None]
+        self._failures: list[tuple[BrokerConnectionError, float] | None] = [None, None]
+
+    async def connection(self, lane: int) -> Connection:
+        """The lane's open connection, opening it if needed.
+
+        Raises:
+            BrokerConnectionError: The broker cannot be reached.
+        """
+        connection = self._connections[lane]
+        if connection is not None and not connection.closed:
+            # No checkpoint on the way to a fetch: the request is the next one.
+            return connection
+        while True:
+            opening = self._opening[lane]
+            if opening is None:
+                break
+            await opening.wait()
+            connection = self._connections[lane]
+            if connection is not None and not connection.closed:
+                return connection
+        failure = self._failures[lane]
+        if failure is not None and trio.current_time() - failure[1] < (
+            self._client.config.reconnect_cool_down
+        ):
+            raise failure[0]
+        opening = self._opening[lane] = trio.Event()
+        try:
+            connection = await self._client._open_private_connection(
+                self.host, self.port, self._nursery
+            )
+        except BrokerConnectionError as exc:
+            self._failures[lane] = (exc, trio.current_time())
+            raise
+        finally:
+            self._opening[lane] = None
+            opening.set()
+        self._connections[lane] = connection
+        self._failures[lane] = None
+        return connection
+
+    @property
+    def connections(self) -> list[Connection | None]:
+        """The data lane's and the poll lane's connections (None until first used)."""
+        return list(self._connections)
 
 
 class TopicConsumer:
@@ -1007,6 +1212,7 @@ class TopicConsumer:
         self.topic = topic
         self.config = config
         self.partitions: dict[int, PartitionConsumer] = {}
+        self._lanes: dict[tuple[str, int], _FetchLanes] = {}
         self._nursery: trio.Nursery | None = None
         self._done = trio.Event()
         #: Set once every worker of the topic has ended.
@@ -1026,9 +1232,17 @@ class TopicConsumer:
         finally:
             self.finished.set()
 
+    def lanes_to(self, host: str, port: int) -> _FetchLanes:
+        """The topic's fetch connections to a broker (``fetch_connection="topic"``)."""
+        lanes = self._lanes.get((host, port))
+        if lanes is None:
+            assert self._nursery is not None
+            lanes = self._lanes[host, port] = _FetchLanes(self.client, host, port, self._nursery)
+        return lanes
+
     def _start_partition(self, partition: int) -> PartitionConsumer:
         assert self._nursery is not None
-        consumer = PartitionConsumer(self.client, self.topic, partition, self.config)
+        consumer = PartitionConsumer(self.client, self.topic, partition, self.config, self)
         self.partitions[partition] = consumer
         self._nursery.start_soon(
             consumer.run, self._nursery, name=f"trio_brod consumer {self.topic}[{partition}]"

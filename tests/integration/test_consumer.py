@@ -166,7 +166,13 @@ async def test_read_committed_hides_aborted_transactions(
     await in_thread(transaction, [b"last-%d" % i for i in range(3)], True)
     # 88 data records and 4 markers.
     async with open_client(bootstrap_servers) as client:
-        end = await client.resolve_offset(topic, 0, "latest")
+        # commit_transaction returns once the coordinator decided; it writes the markers
+        # to the partition after that, so the last one may still be on its way.
+        with trio.fail_after(30):
+            end = await client.resolve_offset(topic, 0, "latest")
+            while end < 92:
+                await trio.sleep(0.05)
+                end = await client.resolve_offset(topic, 0, "latest")
         assert end == 92
         async with client.subscribe(topic, 0, begin_offset="earliest") as sub:
             committed = await consume(sub, end - 1)  # the last offset is a marker
@@ -424,7 +430,9 @@ async def test_subscriptions_stop_their_fetchers_and_leak_no_task(
     await in_thread(produce, bootstrap_servers, topic, 0, [Message(b"a"), Message(b"b")])
     before_client = count_tasks()
     async with open_client(bootstrap_servers) as client:
-        await client.start_consumer(topic)
+        # brod's design: each worker has a connection of its own, closed with its
+        # subscription (the default, shared lanes, is in test_merging.py).
+        await client.start_consumer(topic, ConsumerConfig(fetch_connection="partition"))
         await trio.testing.wait_all_tasks_blocked()
         idle = count_tasks()
         async with client.subscribe(topic, 0, begin_offset="earliest") as sub:

@@ -7,6 +7,8 @@ broker; the producer's and consumer's use of it against fakes that serve many pa
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import struct
 import uuid
 from typing import Any
@@ -18,7 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fakebroker import FakeBroker, Request, answer
-from trio_brod import ClientConfig
+from tests.unit.test_producer import TOPIC, FakeCluster
+from trio_brod import Client, ClientConfig, ConfigError, ConsumerConfig, ProducerConfig, open_client
 from trio_brod._connection import Connection, PendingResponse
 from trio_brod._exceptions import BrokerConnectionError, ConnectionLost, RequestTimedOut
 from trio_brod._merge import (
@@ -35,6 +38,7 @@ from trio_brod.protocol import (
     EncodeError,
     FetchRequest,
     FetchResponse,
+    ListOffsetsResponse,
     MetadataRequest,
     MetadataResponse,
     ProduceRequest,
@@ -42,10 +46,11 @@ from trio_brod.protocol import (
 )
 from trio_brod.protocol.records import encode_batch
 
-PRODUCE, FETCH, METADATA = 0, 1, 3
+PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 PRODUCE_VERSION = 9
 FETCH_VERSION = 12
 TOPIC_IDS = {"a": uuid.UUID(int=1), "b": uuid.UUID(int=2)}
+TOPIC_ID = uuid.UUID(int=3)  # of TOPIC
 
 
 def records(value: bytes) -> bytes:
@@ -219,7 +224,8 @@ def test_plan_keeps_each_partitions_requests_in_order() -> None:
         [("a", 0), ("a", 1), ("a", 2)],
         ("a", 0),
     ]
-    values = [[p.message.topic_data[0].partition_data[0].records for p in e] for e in planned[:2]]
+    groups = [entry for entry in planned if isinstance(entry, list)]
+    values = [[p.message.topic_data[0].partition_data[0].records for p in e] for e in groups]
     assert values[0] == [records(b"1"), records(b"1")]
     assert values[1] == [records(b"2"), records(b"2"), records(b"1")]
 
@@ -592,3 +598,340 @@ async def test_merging_can_be_turned_off(nursery: trio.Nursery, broker: FakeBrok
             await handle.done.wait()
     assert len(requests_of(broker, PRODUCE)) == 3
     assert connection.parts_merged == 0
+
+
+# ------------------------------------------------------------------------------ producer
+
+
+async def test_partition_producers_share_requests(nursery: trio.Nursery) -> None:
+    cluster = await FakeCluster(partitions=8).start(nursery)
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(partition_onwire_limit=2))
+        receipts = [await client.produce(TOPIC, b"m%d" % i, partition=i % 8) for i in range(400)]
+        with trio.fail_after(10):
+            offsets = [await receipt for receipt in receipts]
+    assert offsets == [i // 8 for i in range(400)]
+    for partition in range(8):
+        assert cluster.values(partition) == [b"m%d" % i for i in range(partition, 400, 8)]
+    # All eight workers' first batches were ready together: they went out as one request.
+    assert cluster.produce_requests < len(cluster.sent)
+    assert {s.partition for s in cluster.sent[:8]} == set(range(8))
+
+
+# ------------------------------------------------------------------------------ consumer
+
+
+class TopicLogs:
+    """A topic of several partitions behind a fake broker, answering Fetch requests for any
+    number of its partitions as Kafka does: partition by partition, each up to its
+    ``partition_max_bytes``, all together up to the request's ``max_bytes`` (the first batch
+    found always whole, KIP-74; later ones cut where the request's bytes run out), and
+    holding the request until one partition has data or ``max_wait_ms`` passed.
+
+    Attributes:
+        logs: Each partition's log, as encoded batches of five records, by base offset.
+        fetches: Every Fetch request received.
+        fetched_at: When each arrived (trio time).
+    """
+
+    def __init__(self, broker: FakeBroker, partitions: int) -> None:
+        self.broker = broker
+        self.partitions = partitions
+        self.logs: list[list[tuple[int, bytes]]] = [[] for _ in range(partitions)]
+        self.fetches: list[Request] = []
+        self.fetched_at: list[float] = []  # when each arrived
+        self._changed = trio.Event()
+        broker.handlers[METADATA] = self._metadata
+        broker.handlers[LIST_OFFSETS] = self._list_offsets
+        broker.handlers[FETCH] = self._fetch
+
+    def end(self, partition: int) -> int:
+        log = self.logs[partition]
+        return log[-1][0] + 5 if log else 0
+
+    def append(self, partition: int, batches: int = 1) -> None:
+        for _ in range(batches):
+            base = self.end(partition)
+            batch = encode_batch(
+                [(0, None, b"%d:%d" % (partition, base + i), ()) for i in range(5)],
+                base_offset=base,
+            )
+            self.logs[partition].append((base, batch))
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _metadata(self, stream: trio.SocketStream, request: Request) -> None:
+        partitions = [
+            MetadataResponse.MetadataResponsePartition(
+                partition_index=p, leader_id=1, replica_nodes=[1], isr_nodes=[1]
+            )
+            for p in range(self.partitions)
+        ]
+        body = MetadataResponse(
+            cluster_id="fake",
+            controller_id=1,
+            brokers=[
+                MetadataResponse.MetadataResponseBroker(
+                    node_id=1, host="127.0.0.1", port=self.broker.port
+                )
+            ],
+            topics=[
+                MetadataResponse.MetadataResponseTopic(
+                    name=TOPIC, topic_id=TOPIC_ID, partitions=partitions
+                )
+            ],
+        )
+        await answer(stream, request, body)
+
+    async def _list_offsets(self, stream: trio.SocketStream, request: Request) -> None:
+        wanted = request.body.topics[0].partitions[0]
+        offset = 0 if wanted.timestamp == -2 else self.end(wanted.partition_index)
+        body = ListOffsetsResponse(
+            topics=[
+                ListOffsetsResponse.ListOffsetsTopicResponse(
+                    name=TOPIC,
+                    partitions=[
+                        ListOffsetsResponse.ListOffsetsPartitionResponse(
+                            partition_index=wanted.partition_index, offset=offset, timestamp=-1
+                        )
+                    ],
+                )
+            ]
+        )
+        await answer(stream, request, body)
+
+    async def _fetch(self, stream: trio.SocketStream, request: Request) -> None:
+        self.fetches.append(request)
+        self.fetched_at.append(trio.current_time())
+        body = request.body
+        wanted = [(t, p) for t in body.topics for p in t.partitions]
+        if all(p.fetch_offset >= self.end(p.partition) for _, p in wanted):
+            with trio.move_on_after(body.max_wait_ms / 1000):
+                while all(p.fetch_offset >= self.end(p.partition) for _, p in wanted):
+                    await self._changed.wait()
+        room = body.max_bytes
+        first = True
+        topics = []
+        for fetch_topic in body.topics:
+            answered = []
+            for p in fetch_topic.partitions:
+                data = b"".join(
+                    b for base, b in self.logs[p.partition] if base + 5 > p.fetch_offset
+                )
+                limit = min(p.partition_max_bytes, room)
+                if first and data:
+                    limit = max(limit, len(self.logs[p.partition][-1][1]))
+                data = data[:limit]
+                room = max(0, room - len(data))
+                first = first and not data
+                answered.append(
+                    FetchResponse.PartitionData(
+                        partition_index=p.partition,
+                        high_watermark=self.end(p.partition),
+                        last_stable_offset=self.end(p.partition),
+                        records=data,
+                    )
+                )
+            topics.append(
+                FetchResponse.FetchableTopicResponse(
+                    topic=fetch_topic.topic, topic_id=fetch_topic.topic_id, partitions=answered
+                )
+            )
+        await answer(stream, request, FetchResponse(responses=topics))
+
+    def fetched(self, partition: int) -> list[tuple[Request, Any]]:
+        """The fetches that asked for a partition: (request, its FetchPartition)."""
+        return [
+            (r, p)
+            for r in self.fetches
+            for t in r.body.topics
+            for p in t.partitions
+            if p.partition == partition
+        ]
+
+
+@pytest.fixture
+async def logs(broker: FakeBroker) -> TopicLogs:
+    return TopicLogs(broker, partitions=6)
+
+
+async def consume(client: Client, partition: int, until: int, **options: Any) -> list[bytes]:
+    values: list[bytes] = []
+    async with client.subscribe(TOPIC, partition, begin_offset="earliest", **options) as sub:
+        async for message_set in sub:
+            values += [m.value for m in message_set if m.value is not None]
+            sub.ack(message_set.high_offset)
+            if message_set.high_offset >= until - 1:
+                break
+    return values
+
+
+async def test_partition_consumers_share_fetch_requests(
+    broker: FakeBroker, logs: TopicLogs
+) -> None:
+    for partition in range(6):
+        logs.append(partition, batches=4)
+    results: dict[int, list[bytes]] = {}
+    async with open_client([broker.address]) as client:
+        await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection="topic"))
+
+        async def one(partition: int) -> None:
+            results[partition] = await consume(client, partition, 20, max_bytes=300)
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for partition in range(6):
+                    nursery.start_soon(one, partition)
+    assert results == {p: [b"%d:%d" % (p, i) for i in range(20)] for p in range(6)}
+    assert max(len(r.body.topics[0].partitions) for r in logs.fetches) > 1
+    # Fetches with data waiting went out on one connection without waiting (max_wait 0)...
+    data_lane = {r.connection for r in logs.fetches if r.body.max_wait_ms == 0}
+    assert len(data_lane) == 1
+    for partition in range(6):
+        for request, wanted in logs.fetched(partition):
+            if wanted.fetch_offset < 20:
+                assert request.connection in data_lane
+                assert wanted.partition_max_bytes == 300  # never grown for a cut batch
+
+
+async def test_idle_partitions_long_polls_do_not_hold_up_a_busy_one(
+    broker: FakeBroker, logs: TopicLogs
+) -> None:
+    logs.append(0, batches=10)
+    async with open_client([broker.address]) as client:
+        await client.start_consumer(
+            TOPIC, ConsumerConfig(fetch_connection="topic", max_wait_time=60)
+        )
+        async with trio.open_nursery() as nursery:
+            for partition in range(1, 6):  # caught up: they wait for data, a minute each
+                nursery.start_soon(consume, client, partition, 1)
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            # One fetch at a time (max_bytes=1: a batch each), with a window of five.
+            with trio.fail_after(30):  # far less than the idle partitions' long polls
+                values = await consume(client, 0, 50, max_bytes=1, prefetch_count=5)
+            nursery.cancel_scope.cancel()
+    assert values == [b"0:%d" % i for i in range(50)]
+    polls = {r.connection for r in logs.fetches if r.body.max_wait_ms == 60_000}
+    assert polls
+    for request, _wanted in logs.fetched(0):
+        assert request.connection not in polls
+
+
+async def test_idle_partitions_poll_once_per_max_wait_however_busy_the_others(
+    broker: FakeBroker, logs: TopicLogs
+) -> None:
+    wait = 0.3
+    async with open_client([broker.address]) as client:
+        await client.start_consumer(
+            TOPIC, ConsumerConfig(fetch_connection="topic", max_wait_time=wait)
+        )
+        async with trio.open_nursery() as nursery:
+            for partition in range(1, 6):  # idle all along
+                nursery.start_soon(consume, client, partition, 1)
+            got = []
+            all_in = trio.Event()
+
+            async def busy() -> None:
+                async with client.subscribe(TOPIC, 0) as sub:
+                    async for message_set in sub:
+                        got.extend(m.value for m in message_set)
+                        sub.ack(message_set.high_offset)
+                        if len(got) == 200:
+                            all_in.set()
+
+            nursery.start_soon(busy)
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            # Each batch for partition 0 ends the long poll the idle partitions share.
+            for _ in range(40):
+                logs.append(0)
+                await trio.sleep(0.025)
+            with trio.fail_after(10):
+                await all_in.wait()
+            nursery.cancel_scope.cancel()
+    for partition in range(1, 6):
+        times = [
+            at
+            for at, request in zip(logs.fetched_at, logs.fetches, strict=True)
+            if request.body.max_wait_ms
+            and any(p.partition == partition for t in request.body.topics for p in t.partitions)
+        ]
+        # Answered early with nothing, each time: it polled again only once its own long
+        # poll would have ended, not for each of the 40 batches.
+        assert 2 <= len(times) <= 40 / 3
+        assert statistics.median(b - a for a, b in itertools.pairwise(times)) >= 0.9 * wait
+
+
+async def test_shared_leader_connection_merges_fetches(broker: FakeBroker, logs: TopicLogs) -> None:
+    for partition in range(6):
+        logs.append(partition, batches=2)
+    async with open_client([broker.address]) as client:
+        await client.start_consumer(TOPIC, ConsumerConfig(share_leader_conn=True))
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for partition in range(6):
+                    nursery.start_soon(consume, client, partition, 10)
+    assert broker.connections == 1
+    assert max(len(r.body.topics[0].partitions) for r in logs.fetches) > 1
+
+
+async def test_private_connections_stay_available(broker: FakeBroker, logs: TopicLogs) -> None:
+    for partition in range(3):
+        logs.append(partition, batches=2)
+    async with open_client([broker.address]) as client:
+        await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection="partition"))
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for partition in range(3):
+                    nursery.start_soon(consume, client, partition, 10)
+        assert broker.connections == 4  # the client's, and one per partition
+    assert all(len(r.body.topics[0].partitions) == 1 for r in logs.fetches)
+    assert {r.body.max_wait_ms for r in logs.fetches} == {10_000}
+
+
+def test_consumer_config_connection_modes() -> None:
+    assert ConsumerConfig().connection_mode == "partition"
+    assert ConsumerConfig(fetch_connection="topic").connection_mode == "topic"
+    assert ConsumerConfig(share_leader_conn=True).connection_mode == "shared"
+    assert ConsumerConfig(fetch_connection="partition").connection_mode == "partition"
+    # Shared connections: short long polls, no sleeping after an empty answer.
+    topic = ConsumerConfig(fetch_connection="topic")
+    assert (topic.effective_max_wait_time, topic.effective_sleep_timeout) == (0.5, 0)
+    assert ConsumerConfig(share_leader_conn=True).effective_max_wait_time == 0.5
+    # A connection of each worker's own (the default): brod's defaults.
+    private = ConsumerConfig()
+    assert (private.effective_max_wait_time, private.effective_sleep_timeout) == (10.0, 1.0)
+    given_ = ConsumerConfig(max_wait_time=2, sleep_timeout=0.5)
+    assert (given_.effective_max_wait_time, given_.effective_sleep_timeout) == (2, 0.5)
+    with pytest.raises(ConfigError, match="fetch_connection='broker'"):
+        ConsumerConfig(fetch_connection="broker")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="share_leader_conn=True contradicts"):
+        ConsumerConfig(share_leader_conn=True, fetch_connection="partition")
+    with pytest.raises(ConfigError, match="max_wait_time"):
+        ConsumerConfig(max_wait_time=-1)
+
+
+async def test_a_batch_cut_by_the_requests_limit_does_not_grow_max_bytes(
+    broker: FakeBroker, logs: TopicLogs
+) -> None:
+    for partition in range(6):
+        logs.append(partition, batches=6)
+    results: dict[int, list[bytes]] = {}
+    # A merged fetch asks for at most half the frame limit, 1 KiB: with three partitions or
+    # more of 480 bytes each, the third is cut short within its first batch (116 bytes).
+    # That is no reason to ask for more bytes next time.
+    async with open_client([broker.address], max_frame_size=2048) as client:
+        await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection="topic"))
+
+        async def one(partition: int) -> None:
+            results[partition] = await consume(client, partition, 30, max_bytes=480)
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for partition in range(6):
+                    nursery.start_soon(one, partition)
+    assert results == {p: [b"%d:%d" % (p, i) for i in range(30)] for p in range(6)}
+    assert 1024 in {r.body.max_bytes for r in logs.fetches}
+    wanted = {
+        p.partition_max_bytes for r in logs.fetches for t in r.body.topics for p in t.partitions
+    }
+    assert wanted == {480}

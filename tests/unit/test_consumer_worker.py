@@ -215,13 +215,16 @@ async def test_unsubscribing_cancels_the_fetch_in_flight(
     client: Client, broker: FakeBroker, log: FakeLog
 ) -> None:
     fill(log, 2, 5)
-    async with client.subscribe(TOPIC, 0, begin_offset="earliest", prefetch_count=5) as sub:
+    private = {"fetch_connection": "partition"}  # brod's: a connection per worker
+    async with client.subscribe(
+        TOPIC, 0, begin_offset="earliest", prefetch_count=5, **private
+    ) as sub:
         sub.ack((await sub.receive()).high_offset)
         await sub.receive()
     await trio.testing.wait_all_tasks_blocked()
     before = count_tasks()  # the worker's connection closed with the subscription
     log.hold_fetches = True
-    async with client.subscribe(TOPIC, 0) as sub:
+    async with client.subscribe(TOPIC, 0, **private) as sub:
         with trio.fail_after(5):
             await log.wait_for_fetch(count=3)
         # A fetch is held by the broker; the worker's private connection adds tasks.
@@ -230,7 +233,7 @@ async def test_unsubscribing_cancels_the_fetch_in_flight(
     await trio.testing.wait_all_tasks_blocked()
     assert count_tasks() == before
     log.release()
-    async with client.subscribe(TOPIC, 0) as sub:
+    async with client.subscribe(TOPIC, 0, **private) as sub:
         assert await take(sub, 5) == list(range(5, 10))
 
 

@@ -195,13 +195,13 @@ class FakeCluster:
                 return
             body: ProduceRequest = request.body
             self.produce_requests += 1
-            results = []
+            results: list[tuple[int, int, int]] = []
             for topic in body.topic_data:
                 for data in topic.partition_data:
                     outcome = await self._produce_partition(node, body, data)
                     if outcome is None:  # no answer at all
                         return
-                    if outcome == "hang_up":
+                    if isinstance(outcome, str):  # "hang_up"
                         await self._hang_up(stream)
                         return
                     results.append(outcome)
