@@ -59,10 +59,11 @@ nitpick_ignore_regex = [
     # Private names in signatures (type variables, helpers of private modules) that the
     # resolver in docs/_ext could not map to a public name: implementation details.
     (r"py:.*", r"(.+\.)?_\w+(\..+)?"),
-    # The base class of the generated structures, and a constructor argument of partition
-    # producers (which the client makes, never the user).
+    # The base class of the generated structures, and constructor arguments of partition
+    # producers and consumers (which the client makes, never the user).
     (r"py:class", r"trio_brod\.protocol\._primitives\.Struct"),
     (r"py:class", r"ProducerIdentity"),
+    (r"py:class", r"TopicConsumer"),
 ]
 
 # -- autodoc --------------------------------------------------------------------------------

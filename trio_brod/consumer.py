@@ -209,7 +209,7 @@ class ConsumerConfig:
             configured value right after the large batch.
         share_leader_conn: brod's name for ``fetch_connection="shared"``.
         fetch_connection: Which connections the partition workers fetch over (see
-            :mod:`trio_brod.consumer`, "Connections"): ``"partition"`` (the default, as in
+            the consumer guide, "Connections"): ``"partition"`` (the default, as in
             brod) gives each worker a connection of its own; ``"topic"`` shares two
             connections to each broker among the topic's workers, which merge their fetches
             into few requests, at the cost of latency (a message may wait up to
