@@ -95,9 +95,7 @@ BROD_NAMES: dict[str, dict[str, str | None]] = {
         "isolation_level": "``isolation_level`` (read_committed)",
         "size_stat_window": "``size_stat_window`` (5)",
         "share_leader_conn": "``share_leader_conn`` (false)",
-        "fetch_connection": (
-            "``share_leader_conn``: false is ``\"partition\"``, true ``\"shared\"``"
-        ),
+        "fetch_connection": ('``share_leader_conn``: false is ``"partition"``, true ``"shared"``'),
     },
 }
 
