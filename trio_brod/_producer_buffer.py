@@ -33,11 +33,16 @@ RecordTuple = tuple[int, bytes | None, bytes | None, Sequence[tuple[str, bytes |
 
 
 class Call:
-    """One accepted ``produce`` call: one message, or a batch that must stay together."""
+    """One accepted ``produce`` call: one message, or a batch that must stay together.
+
+    ``records`` is a tuple for a single message: the garbage collector stops tracking a
+    tuple of atoms (and a tuple of such tuples), and a busy producer holds thousands of
+    calls, every tracked object among them making each collection longer.
+    """
 
     __slots__ = ("receipt", "records", "size")
 
-    def __init__(self, records: list[RecordTuple], size: int, receipt: DeliveryReceipt) -> None:
+    def __init__(self, records: Sequence[RecordTuple], size: int, receipt: DeliveryReceipt) -> None:
         self.records = records
         self.size = size
         self.receipt = receipt
@@ -69,7 +74,7 @@ class WireBatch:
         self,
         calls: list[Call],
         size: int | None = None,
-        records: list[RecordTuple] | None = None,
+        records: Sequence[RecordTuple] | None = None,
     ) -> None:
         self.calls = calls
         # take_batch() passes what it already counted; the rest is worked out here.
@@ -86,7 +91,7 @@ class WireBatch:
         self.pending: Any = None
         self.deadline = 0.0
 
-    def records(self) -> list[RecordTuple]:
+    def records(self) -> Sequence[RecordTuple]:
         """All records of the batch, in order."""
         return self._records
 
@@ -195,12 +200,13 @@ class ProducerBuffer:
         size = first.size
         limit = self.max_batch_size
         if queued and size + queued[0].size <= limit:
-            records = records.copy()  # the call's own list stays as it is
+            gathered = list(records)  # the call's own records stay as they are
             while queued and size + queued[0].size <= limit:
                 call = queued.popleft()
                 calls.append(call)
-                records += call.records
+                gathered += call.records
                 size += call.size
+            records = gathered
         self.queued_bytes -= size
         return WireBatch(calls, size, records)
 

@@ -17,6 +17,7 @@ import trio
 __all__ = ["DeliveryReceipt", "raise_callback_errors"]
 
 _UNSET = object()
+_Callback = Callable[["DeliveryReceipt"], object]
 
 
 class DeliveryReceipt:
@@ -51,7 +52,9 @@ class DeliveryReceipt:
         self._offset: Any = _UNSET
         self._error: BaseException | None = None
         self._event: trio.Event | None = None
-        self._callbacks: list[Callable[[DeliveryReceipt], object]] | None = None
+        # One callback as itself (the common case, and no list to allocate), several in
+        # a list.
+        self._callbacks: _Callback | list[_Callback] | None = None
 
     def __repr__(self) -> str:
         if self._error is not None:
@@ -100,9 +103,11 @@ class DeliveryReceipt:
         if self.done():
             callback(self)
         elif self._callbacks is None:
-            self._callbacks = [callback]
-        else:
+            self._callbacks = callback
+        elif isinstance(self._callbacks, list):
             self._callbacks.append(callback)
+        else:
+            self._callbacks = [self._callbacks, callback]
 
     async def wait(self) -> int:
         """Wait for the outcome and return the offset (raising the error, if it failed)."""
@@ -137,14 +142,18 @@ class DeliveryReceipt:
         if self._event is not None:
             self._event.set()
         callbacks, self._callbacks = self._callbacks, None
-        if callbacks:
-            errors: list[Exception] = []
-            for callback in callbacks:
-                try:
-                    callback(self)
-                except Exception as exc:
-                    errors.append(exc)
-            raise_callback_errors(errors)
+        if callbacks is None:
+            return
+        if not isinstance(callbacks, list):
+            callbacks(self)  # what it raises is the only error
+            return
+        errors: list[Exception] = []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception as exc:
+                errors.append(exc)
+        raise_callback_errors(errors)
 
 
 def raise_callback_errors(errors: list[Exception]) -> None:

@@ -523,7 +523,7 @@ class PartitionProducer:
             value if value is None or type(value) is bytes else bytes(value),
             headers if type(headers) is tuple else tuple(headers),
         )
-        call = Call([record], size, DeliveryReceipt(self.topic, self.partition))
+        call = Call((record,), size, DeliveryReceipt(self.topic, self.partition))
         try:
             self._send_channel.send_nowait(call)
         except trio.WouldBlock:
