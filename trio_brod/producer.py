@@ -523,7 +523,7 @@ class PartitionProducer:
             value if value is None or type(value) is bytes else bytes(value),
             headers if type(headers) is tuple else tuple(headers),
         )
-        call = Call((record,), size, DeliveryReceipt(self.topic, self.partition))
+        call = Call(self.topic, self.partition, (record,), size)
         try:
             self._send_channel.send_nowait(call)
         except trio.WouldBlock:
@@ -531,7 +531,7 @@ class PartitionProducer:
         except trio.ClosedResourceError:
             raise self._closed() from None
         self._wakeup.set()
-        return call.receipt
+        return call
 
     async def produce_batch(self, messages: Iterable[Message | tuple[Any, ...]]) -> DeliveryReceipt:
         """Accept many messages as one call: they stay together, in order, in one batch.
@@ -571,7 +571,7 @@ class PartitionProducer:
             raise ValueError("produce_batch needs at least one message")
         if size > self._max_records_size:
             raise self._too_large(size)
-        call = Call(records, size, DeliveryReceipt(self.topic, self.partition))
+        call = Call(self.topic, self.partition, records, size)
         try:
             self._send_channel.send_nowait(call)
         except trio.WouldBlock:
@@ -579,7 +579,7 @@ class PartitionProducer:
         except trio.ClosedResourceError:
             raise self._closed() from None
         self._wakeup.set()
-        return call.receipt
+        return call
 
     async def _submit_waiting(self, call: Call) -> None:
         """Back-pressure: wait for room in the channel (cancellable; nothing is sent then)."""
@@ -608,10 +608,10 @@ class PartitionProducer:
         the receipts' owners to see.
         """
         self._pull(math.inf)
-        receipts = [call.receipt for call in self._buffer.queued]
+        receipts: list[DeliveryReceipt] = list(self._buffer.queued)
         batches = (*self._buffer.onwire, *(b for b, _ in self._round.failed), *self._buffer.retry)
         for batch in batches:
-            receipts.extend(call.receipt for call in batch.calls)
+            receipts.extend(batch.calls)
         self._flushing += 1
         self._wakeup.set()
         try:
@@ -659,7 +659,7 @@ class PartitionProducer:
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
             try:
-                call.receipt._fail(error)
+                call._fail(error)
             except Exception as exc:
                 errors.append(exc)
         raise_callback_errors(errors)

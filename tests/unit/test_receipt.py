@@ -134,28 +134,30 @@ def test_several_raising_callbacks_come_out_together() -> None:
     assert {type(e) for e in info.value.exceptions} == {KeyError, ValueError}
 
 
-def make_call(value: bytes, receipt: DeliveryReceipt) -> Call:
-    return Call([(0, None, value, ())], 40, receipt)
+def make_call(value: bytes) -> Call:
+    return Call("t", 0, [(0, None, value, ())], 40)
 
 
 def test_a_batch_resolves_every_receipt_before_raising() -> None:
-    receipts = [DeliveryReceipt("t", 0) for _ in range(3)]
+    receipts = [make_call(b"v") for _ in range(3)]
 
     def explode(receipt: DeliveryReceipt) -> None:
         raise KeyError("boom")
 
     receipts[0].add_done_callback(explode)
-    batch = WireBatch([make_call(b"v", r) for r in receipts])
+    batch = WireBatch(list(receipts))
     with pytest.raises(KeyError):
         batch.resolve(10)
     assert [r.result() for r in receipts] == [10, 11, 12]
+    # Done calls keep no messages for whoever keeps their receipts.
+    assert [r.records for r in receipts] == [(), (), ()]
 
 
 def test_fail_all_fails_every_receipt_before_raising() -> None:
     buffer = ProducerBuffer(max_batch_size=50, onwire_limit=2)
-    receipts = [DeliveryReceipt("t", 0) for _ in range(4)]
+    receipts = [make_call(b"v") for _ in range(4)]
     for receipt in receipts:
-        buffer.add(make_call(b"v", receipt))
+        buffer.add(receipt)
     buffer.sent(buffer.take_batch())
 
     def explode(receipt: DeliveryReceipt) -> None:
@@ -168,3 +170,4 @@ def test_fail_all_fails_every_receipt_before_raising() -> None:
     assert buffer.is_empty()
     for receipt in receipts:
         assert isinstance(receipt.exception(), RuntimeError)
+        assert receipt.records == ()
