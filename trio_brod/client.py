@@ -71,6 +71,8 @@ _COORDINATOR_RETRY_CODES = frozenset({14, 15, 16})  # LOAD_IN_PROGRESS, NOT_AVAI
 #: Backoff between metadata retries while a leader is elected or a topic created.
 _RETRY_BACKOFF_START = 0.05
 _RETRY_BACKOFF_MAX = 1.0
+#: Private connections opened to one broker at a time (see Client._open_private_connection).
+_MAX_OPENING = 8
 
 
 def parse_bootstrap(servers: str | Iterable[str | tuple[str, int]]) -> list[tuple[str, int]]:
@@ -159,6 +161,8 @@ class Client:
         self._consumers_nursery_obj: trio.Nursery | None = None
         self._consumers_stopped = trio.Event()
         self._closed = False
+        # Private connections being opened to each broker (see _open_private_connection).
+        self._opening: dict[tuple[str, int], trio.Semaphore] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._slots)} connections"
@@ -771,10 +775,20 @@ class Client:
     async def _open_private_connection(
         self, host: str, port: int, nursery: trio.Nursery
     ) -> Connection:
-        """A connection of the caller's own (not shared), living in ``nursery``."""
+        """A connection of the caller's own (not shared), living in ``nursery``.
+
+        At most ``_MAX_OPENING`` are opened to one broker at a time. The consumers of a
+        topic with hundreds of partitions each open one at once, and a broker's listen
+        backlog (Kafka's ``socket.listen.backlog.size``, 50) drops the connection attempts
+        that do not fit: the kernel tries them again only a second later, then three.
+        """
         self._raise_if_closed()
+        limit = self._opening.get((host, port))
+        if limit is None:
+            limit = self._opening[host, port] = trio.Semaphore(_MAX_OPENING)
         connection = Connection(host, port, self.config)
-        await nursery.start(self._run_connection, connection)
+        async with limit:
+            await nursery.start(self._run_connection, connection)
         return connection
 
     async def _topic_id(self, topic: str) -> uuid.UUID | None:

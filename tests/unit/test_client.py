@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from tests.fakebroker import FakeBroker, Request, answer
+from tests.fakebroker import FakeBroker, Request, answer, api_versions_body
 from trio_brod import (
     ClientClosed,
     ClientConfig,
@@ -218,3 +218,44 @@ def test_an_interrupt_is_not_buried_under_its_consequences() -> None:
     two = ExceptionGroup("x", [ValueError("a"), KeyError("b")])
     with pytest.raises(ExceptionGroup), unwrap_single_exception():
         raise two
+
+
+async def test_private_connections_open_a_few_at_a_time(nursery: trio.Nursery) -> None:
+    # A topic's consumers each open a connection at once; a broker's listen backlog drops
+    # what does not fit (and the kernel retries only a second later), so the client opens
+    # a few to one broker at a time.
+    broker = await nursery.start(FakeBroker().serve)
+    release = trio.Event()
+    handshaking = 0
+    most = 0
+
+    async def slow_api_versions(stream: trio.SocketStream, request: Request) -> None:
+        nonlocal handshaking, most
+        handshaking += 1
+        most = max(most, handshaking)
+        await release.wait()
+        handshaking -= 1
+        await answer(stream, request, api_versions_body())
+
+    async with open_client([broker.address]) as client:
+        await client.get_connection("127.0.0.1", broker.port)  # the shared one, first
+        broker.handlers[18] = slow_api_versions
+        opened = []
+
+        async def open_one(connections: trio.Nursery) -> None:
+            opened.append(
+                await client._open_private_connection("127.0.0.1", broker.port, connections)
+            )
+
+        async with trio.open_nursery() as connections:
+            with trio.fail_after(10):
+                async with trio.open_nursery() as openers:
+                    for _ in range(30):
+                        openers.start_soon(open_one, connections)
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert handshaking == 8
+                    release.set()
+            assert (len(opened), most) == (30, 8)
+            for connection in opened:
+                connection.close()
+    assert broker.connections == 31
