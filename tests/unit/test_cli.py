@@ -30,12 +30,20 @@ def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
 
 
 @pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections (the kernel does) but never answers."""
+def silent_listener() -> Iterator[socket.socket]:
+    """A listening socket whose connections are accepted (the kernel does) but never
+    answered."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
-        yield listener.getsockname()[1]
+        yield listener
+
+
+@pytest.fixture
+def silent_port(silent_listener: socket.socket) -> int:
+    """The port of :func:`silent_listener`."""
+    port: int = silent_listener.getsockname()[1]
+    return port
 
 
 @pytest.fixture
@@ -237,16 +245,23 @@ def test_debug_shows_the_traceback(closed_port: int) -> None:
     assert result.stderr.splitlines()[-1].startswith("trio-brod: error: ")
 
 
-def test_ctrl_c_exits_130_without_a_traceback(silent_port: int) -> None:
+def test_ctrl_c_exits_130_without_a_traceback(silent_listener: socket.socket) -> None:
     # Stuck connecting: the "broker" never answers ApiVersions.
+    port = silent_listener.getsockname()[1]
     process = subprocess.Popen(
-        [*CLI, "meta", "-b", f"127.0.0.1:{silent_port}", "--timeout", "60"],
+        [*CLI, "meta", "-b", f"127.0.0.1:{port}", "--timeout", "60"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    connection: socket.socket | None = None
     try:
-        time.sleep(1.5)  # Python started, trio is running, the command is waiting
+        # Once it has connected, Python has started and trio runs the command, which
+        # waits for an answer (however long start-up took on a busy machine).
+        silent_listener.settimeout(60)
+        connection, _ = silent_listener.accept()
+        connection.settimeout(60)
+        connection.recv(1)  # the ApiVersions request is on its way: it waits for the answer
         assert process.poll() is None
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
@@ -255,6 +270,8 @@ def test_ctrl_c_exits_130_without_a_traceback(silent_port: int) -> None:
         if process.poll() is None:
             process.kill()
             process.communicate()
+        if connection is not None:
+            connection.close()
     assert process.returncode == 130
     assert time.monotonic() - started < 5
     assert "Traceback" not in err
