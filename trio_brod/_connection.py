@@ -78,7 +78,7 @@ from trio_brod.protocol import (
 )
 from trio_brod.protocol.errors import for_code
 
-__all__ = ["Connection", "PendingResponse"]
+__all__ = ["Connection", "ConnectionSlot", "PendingResponse"]
 
 _Response = TypeVar("_Response")
 
@@ -947,6 +947,25 @@ def mechanism_factory(config: ClientConfig) -> Callable[[], Awaitable[Mechanism]
         return Scram(sasl.mechanism, sasl.username, sasl.password)
 
     return make
+
+
+class ConnectionSlot:
+    """A place for one connection to a broker that its users open when needed, and what
+    the last attempt to open it left behind (for the client's ``reconnect_cool_down``).
+
+    The client keeps one per broker address for its shared connections; a topic's
+    consumers keep one per fetch lane (``fetch_connection="topic"``).
+    """
+
+    __slots__ = ("connecting", "connection", "error", "failed_at")
+
+    def __init__(self) -> None:
+        self.connection: Connection | None = None
+        #: Set while one caller opens the connection; the others wait for it.
+        self.connecting: trio.Event | None = None
+        #: The last failure, and when (``time.monotonic()``).
+        self.error: BrokerConnectionError | None = None
+        self.failed_at = -math.inf
 
 
 class _TokenUnavailable(Exception):

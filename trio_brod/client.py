@@ -24,7 +24,7 @@ from typing import Any, Literal
 import trio
 
 from trio_brod._config import ClientConfig
-from trio_brod._connection import Connection, mechanism_factory
+from trio_brod._connection import Connection, ConnectionSlot, mechanism_factory
 from trio_brod._exceptions import (
     BrokerConnectionError,
     ClientClosed,
@@ -104,18 +104,6 @@ def parse_bootstrap(servers: str | Iterable[str | tuple[str, int]]) -> list[tupl
     return result
 
 
-class _Slot:
-    """What the client knows about its connection to one address."""
-
-    __slots__ = ("connecting", "connection", "error", "failed_at")
-
-    def __init__(self) -> None:
-        self.connection: Connection | None = None
-        self.connecting: trio.Event | None = None
-        self.error: BrokerConnectionError | None = None
-        self.failed_at = -math.inf
-
-
 class _CachedTopic:
     __slots__ = ("fetched_at", "metadata")
 
@@ -140,7 +128,7 @@ class Client:
         self.config = config
         self.bootstrap_servers = list(bootstrap_servers)
         self._nursery = nursery
-        self._slots: dict[tuple[str, int], _Slot] = {}
+        self._slots: dict[tuple[str, int], ConnectionSlot] = {}
         self._sasl = mechanism_factory(config)
         self._brokers: dict[int, BrokerMetadata] = {}
         self._topics: dict[str, _CachedTopic] = {}
@@ -179,12 +167,26 @@ class Client:
                 attempt, so a dead broker does not slow every caller down.
             ClientClosed: The client is closed.
         """
-        key = (host, port)
+        slot = self._slots.get((host, port))
+        if slot is None:
+            slot = self._slots[host, port] = ConnectionSlot()
+        return await self._slot_connection(slot, host, port, self._nursery)
+
+    async def _slot_connection(
+        self, slot: ConnectionSlot, host: str, port: int, nursery: trio.Nursery
+    ) -> Connection:
+        """The slot's connection, opened (in ``nursery``) if it has none that works.
+
+        The rules of :meth:`get_connection`: one caller opens, the others wait for it; within
+        ``reconnect_cool_down`` of a failure, the failure comes back at once. Returns
+        without a checkpoint when the connection is there.
+
+        Raises:
+            ConnectionFailed: The broker cannot be reached (now, or within the cool-down).
+            ClientClosed: The client is closed.
+        """
         while True:
             self._raise_if_closed()
-            slot = self._slots.get(key)
-            if slot is None:
-                slot = self._slots[key] = _Slot()
             connection = slot.connection
             if connection is not None:
                 if not connection.closed:
@@ -207,13 +209,14 @@ class Client:
                     f"{slot.error.reason} ({age:.2f}s ago; no new attempt within "
                     f"reconnect_cool_down={self.config.reconnect_cool_down}s)",
                 ) from slot.error
-            return await self._connect(slot, host, port)
+            return await self._connect(slot, host, port, nursery)
 
-    async def _connect(self, slot: _Slot, host: str, port: int) -> Connection:
+    async def _connect(
+        self, slot: ConnectionSlot, host: str, port: int, nursery: trio.Nursery
+    ) -> Connection:
         slot.connecting = trio.Event()
         try:
-            connection = Connection(host, port, self.config)
-            await self._nursery.start(self._run_connection, connection)
+            connection = await self._open_private_connection(host, port, nursery)
         except BrokerConnectionError as exc:
             slot.error, slot.failed_at = exc, time.monotonic()
             raise
@@ -775,7 +778,7 @@ class Client:
     async def _open_private_connection(
         self, host: str, port: int, nursery: trio.Nursery
     ) -> Connection:
-        """A connection of the caller's own (not shared), living in ``nursery``.
+        """A new connection, living in ``nursery``, that nothing else shares.
 
         At most ``_MAX_OPENING`` are opened to one broker at a time. The consumers of a
         topic with hundreds of partitions each open one at once, and a broker's listen

@@ -81,7 +81,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import trio
 
 from trio_brod._config import check_number, check_type
-from trio_brod._connection import Connection
+from trio_brod._connection import Connection, ConnectionSlot
 from trio_brod._exceptions import BrokerConnectionError, ConfigError, NoLeader, NotFound
 from trio_brod.protocol import FetchRequest, ListOffsetsRequest
 from trio_brod.protocol.errors import (
@@ -1145,10 +1145,12 @@ def fetch_request(
 class _FetchLanes:
     """A topic's fetch connections to one broker, one per lane, opened on first use.
 
-    They live in the topic's nursery and are shared by its partition workers. A connection
-    that closed is opened again by the next worker that needs it; one that failed to open
-    is not tried again within the client's ``reconnect_cool_down``: the workers waiting for
-    it get its error (and back off), rather than each trying in turn.
+    They live in the topic's nursery and are shared by its partition workers. They follow
+    the rules of the client's own connections (:meth:`Client.get_connection
+    <trio_brod.Client.get_connection>`): a connection that closed is opened again by the
+    next worker that needs it, and after a failure none is tried within the client's
+    ``reconnect_cool_down``: the workers waiting for it get its error (and back off),
+    rather than each trying in turn.
     """
 
     def __init__(self, client: Client, host: str, port: int, nursery: trio.Nursery) -> None:
@@ -1156,52 +1158,22 @@ class _FetchLanes:
         self.host = host
         self.port = port
         self._nursery = nursery
-        self._connections: list[Connection | None] = [None, None]
-        self._opening: list[trio.Event | None] = [None, None]
-        self._failures: list[tuple[BrokerConnectionError, float] | None] = [None, None]
+        self._slots = (ConnectionSlot(), ConnectionSlot())
 
     async def connection(self, lane: int) -> Connection:
-        """The lane's open connection, opening it if needed.
+        """The lane's open connection, opening it if needed (without a checkpoint when it
+        is open: the fetch is the next request).
 
         Raises:
             BrokerConnectionError: The broker cannot be reached.
         """
-        connection = self._connections[lane]
-        if connection is not None and not connection.closed:
-            # No checkpoint on the way to a fetch: the request is the next one.
-            return connection
-        while True:
-            opening = self._opening[lane]
-            if opening is None:
-                break
-            await opening.wait()
-            connection = self._connections[lane]
-            if connection is not None and not connection.closed:
-                return connection
-        failure = self._failures[lane]
-        if failure is not None and trio.current_time() - failure[1] < (
-            self._client.config.reconnect_cool_down
-        ):
-            raise failure[0]
-        opening = self._opening[lane] = trio.Event()
-        try:
-            connection = await self._client._open_private_connection(
-                self.host, self.port, self._nursery
-            )
-        except BrokerConnectionError as exc:
-            self._failures[lane] = (exc, trio.current_time())
-            raise
-        finally:
-            self._opening[lane] = None
-            opening.set()
-        self._connections[lane] = connection
-        self._failures[lane] = None
-        return connection
+        slot = self._slots[lane]
+        return await self._client._slot_connection(slot, self.host, self.port, self._nursery)
 
     @property
     def connections(self) -> list[Connection | None]:
         """The data lane's and the poll lane's connections (None until first used)."""
-        return list(self._connections)
+        return [slot.connection for slot in self._slots]
 
 
 class TopicConsumer:
