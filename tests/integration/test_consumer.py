@@ -24,6 +24,7 @@ from tests.consumer_peers import (
     random_messages,
     transactional_producer,
 )
+from tests.task_tree import count_tasks
 from trio_brod import ConsumerConfig, MessageSet, Subscription, Timestamp, open_client
 from trio_brod.consumer import fetch_request
 from trio_brod.protocol import FetchRequest
@@ -58,18 +59,6 @@ def check_same(sets: Sequence[MessageSet], sent: Sequence[Sent]) -> None:
     assert [r.offset for r in records] == [s.offset for s in sent]
     mismatched = [(r, s) for r, s in zip(records, sent, strict=True) if not s.matches(r)]
     assert not mismatched, mismatched[:3]
-
-
-def count_tasks() -> int:
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    count, stack = 0, [root]
-    while stack:
-        task = stack.pop()
-        count += 1
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return count
 
 
 # ------------------------------------------------------------------ exactly what was written

@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests.task_tree import count_tasks
 from trio_brod import Client, ConsumerConfig, ProducerConfig, open_client
 from trio_brod.testing.pytest_plugin import MakeTopic
 
@@ -141,15 +142,3 @@ async def test_topic_fetch_connections_live_with_the_consumer(
         await client.stop_consumer(topic)
         await trio.testing.wait_all_tasks_blocked(cushion=0.05)
         assert count_tasks() == before + 1
-
-
-def count_tasks() -> int:
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    count, stack = 0, [root]
-    while stack:
-        task = stack.pop()
-        count += 1
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return count

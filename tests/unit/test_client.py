@@ -6,6 +6,7 @@ import pytest
 import trio
 
 from tests.fakebroker import FakeBroker, Request, answer, api_versions_body
+from tests.task_tree import count_tasks
 from trio_brod import (
     ClientClosed,
     ClientConfig,
@@ -23,24 +24,6 @@ async def free_port() -> int:
     port: int = listeners[0].socket.getsockname()[1]
     await listeners[0].aclose()
     return port
-
-
-def count_tasks() -> int:
-    """Every task alive in this trio run, found by walking the task tree from the root.
-
-    The fake broker's own per-connection tasks are left out: they end when they notice the
-    client hung up, which is the fake's business, not the client's.
-    """
-    count = 0
-    stack = [trio.lowlevel.current_root_task()]
-    while stack:
-        task = stack.pop()
-        if "FakeBroker" in task.name:
-            continue  # the fake broker and its per-connection tasks
-        count += 1
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return count
 
 
 def metadata_of(broker: FakeBroker) -> MetadataResponse:

@@ -11,26 +11,11 @@ import trio.testing
 
 from tests.consumer_fakes import FakeLog
 from tests.fakebroker import FakeBroker
+from tests.task_tree import count_tasks
 from trio_brod import Client, NotFound, Subscription, Timestamp, open_client
 from trio_brod.protocol.errors import OffsetOutOfRangeError, TopicAuthorizationFailedError
 
 TOPIC = "fake-topic"
-
-
-def count_tasks() -> int:
-    """Every task alive in this trio run but the fake broker's, from the task tree."""
-    count = 0
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    stack = [root]
-    while stack:
-        task = stack.pop()
-        if "FakeBroker" in task.name:
-            continue
-        count += 1
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return count
 
 
 @pytest.fixture

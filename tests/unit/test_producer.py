@@ -21,6 +21,7 @@ import trio
 import trio.testing
 
 from tests.fakebroker import FakeBroker, Request, answer
+from tests.task_tree import count_tasks
 from trio_brod import (
     ClientClosed,
     ClientConfig,
@@ -312,22 +313,6 @@ class FakeCluster:
 @pytest.fixture
 async def cluster(nursery: trio.Nursery) -> FakeCluster:
     return await FakeCluster().start(nursery)
-
-
-def count_tasks() -> int:
-    """Every task in this run except the fake brokers' own."""
-    count = 0
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    stack = [root]
-    while stack:
-        task = stack.pop()
-        if "FakeBroker" in task.name:
-            continue
-        count += 1
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return count
 
 
 def numbered(count: int, start: int = 0) -> list[bytes]:

@@ -1,0 +1,24 @@
+"""Counting the tasks of a trio run, for tests that prove nothing is left running."""
+
+from __future__ import annotations
+
+import trio
+
+
+def count_tasks() -> int:
+    """Every task alive in this trio run, found by walking the task tree from the root.
+
+    The fake broker's own tasks (tests/fakebroker.py) are left out: its per-connection tasks
+    end when they notice the client hung up, which is the fake's business, not the client's.
+    """
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    count, stack = 0, [root]
+    while stack:
+        task = stack.pop()
+        if "FakeBroker" in task.name:
+            continue
+        count += 1
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return count
