@@ -29,7 +29,7 @@ from tests.unit.test_producer import (
     TOPIC,
     FakeCluster,
 )
-from trio_brod import DeliveryReceipt, ProducerConfig, open_client
+from trio_brod import Client, DeliveryReceipt, ProducerConfig, open_client
 from trio_brod.protocol.errors import KafkaError
 
 ACTIONS = st.sampled_from(
@@ -43,6 +43,23 @@ ACTIONS = st.sampled_from(
         "append_then_hang_up",
     ]
 )
+
+
+async def produce_bursts(
+    client: Client, bursts: list[int], receipts: list[DeliveryReceipt], values: list[bytes]
+) -> None:
+    """Produce numbered messages to partition 0 in bursts (a checkpoint after each), keeping
+    their values and receipts, then wait until every receipt is done, either way."""
+    for burst in bursts:
+        for _ in range(burst):
+            value = b"m%d" % len(values)
+            values.append(value)
+            receipts.append(await client.produce(TOPIC, value, partition=0))
+        await trio.lowlevel.checkpoint()
+    with trio.fail_after(20):
+        for receipt in receipts:
+            with contextlib.suppress(KafkaError):
+                await receipt
 
 
 async def run_scenario(
@@ -66,16 +83,7 @@ async def run_scenario(
             # accepts any first sequence number, which no client can protect against).
             await client.produce_sync(TOPIC, b"first", partition=0)
             cluster.actions.extend(script)  # None: answer that request normally
-            for burst in bursts:
-                for _ in range(burst):
-                    value = b"m%d" % len(values)
-                    values.append(value)
-                    receipts.append(await client.produce(TOPIC, value, partition=0))
-                await trio.lowlevel.checkpoint()
-            with trio.fail_after(20):
-                for receipt in receipts:
-                    with contextlib.suppress(KafkaError):
-                        await receipt
+            await produce_bursts(client, bursts, receipts, values)
         nursery.cancel_scope.cancel()
     return receipts, values, cluster
 
@@ -132,16 +140,7 @@ async def run_without_idempotence(
         async with open_client(cluster.bootstrap, reconnect_cool_down=0) as client:
             await client.start_producer(TOPIC, config)
             cluster.actions.extend(script)
-            for burst in bursts:
-                for _ in range(burst):
-                    value = b"m%d" % len(values)
-                    values.append(value)
-                    receipts.append(await client.produce(TOPIC, value, partition=0))
-                await trio.lowlevel.checkpoint()
-            with trio.fail_after(20):
-                for receipt in receipts:
-                    with contextlib.suppress(KafkaError):
-                        await receipt
+            await produce_bursts(client, bursts, receipts, values)
         nursery.cancel_scope.cancel()
     return receipts, values, cluster
 
