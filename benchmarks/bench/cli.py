@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument("--heap", default="1g", help="the broker's JVM heap (default 1g)")
     parser.add_argument(
+        "--broker-data",
+        default="auto",
+        help="where the launched broker keeps its data (default auto: /dev/shm when it has "
+        "6 GiB free, so that the disk is not measured; else the system temporary directory)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         help="runs of each produce/consume case per client, best kept (default: 1; "
@@ -343,6 +349,8 @@ class Runner:
                 self.timeout_for(mode.messages),
                 check_log=True,
             )
+            # Counted: the records need not stay (in memory, when the broker's data is).
+            self.broker.delete_topics(list(names.values()))
 
     def produce_spec(
         self, row: Row, *, names: dict[str, str], partitions: int, acks: int, compression: str
@@ -555,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"trio-brod benchmarks, mode {mode.name}: {mode.messages:,} messages per run", flush=True)
     with tempfile.TemporaryDirectory(prefix="trio-brod-bench-") as tmp:
-        with open_broker(args.bootstrap, heap=args.heap) as broker:
+        with open_broker(args.bootstrap, heap=args.heap, data_dir=args.broker_data) as broker:
             print(
                 f"broker at {broker.bootstrap} (Kafka {broker.kafka_version}), "
                 f"up after {time.perf_counter() - started:.1f} s",

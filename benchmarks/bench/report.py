@@ -71,7 +71,7 @@ def machine_info(broker: Broker, mode: Mode, command: str, stamp: str) -> Data:
             "java": broker.java_version(),
             "kafka": broker.kafka_version,
             "broker": "1 broker, KRaft, launched by trio_brod.testing (heap 1g), on the same "
-            "cores as the clients"
+            f"cores as the clients, data in {broker.data_dir or 'the system temporary directory'}"
             if broker.cluster is not None
             else broker.bootstrap,
         },
