@@ -13,7 +13,8 @@ inside the client's producers nursery, and in it one worker task per partition::
 
 ``produce`` puts the message into the partition's channel and returns a
 :class:`~trio_brod.DeliveryReceipt` at once; when the channel is full
-(``partition_buffer_limit`` calls waiting), it waits: that is the back-pressure. The worker
+(``partition_buffer_limit`` calls or ``partition_buffer_bytes`` of messages waiting), it
+waits: that is the back-pressure. The worker
 takes calls from the channel as it can send them, groups them into record batches, keeps up
 to ``partition_onwire_limit`` Produce requests in flight, and resolves receipts in order as
 acknowledgements arrive.
@@ -39,6 +40,7 @@ data structure; this module only drives it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import math
@@ -137,6 +139,10 @@ class ProducerConfig:
             before ``produce`` blocks (a batch call counts as one). The worker also holds up
             to about two ``max_batch_size`` worth of messages it is batching, and what is on
             the wire.
+        partition_buffer_bytes: How many bytes of messages (as records, uncompressed) may
+            wait in a partition's channel before ``produce`` blocks, whatever the number of
+            calls: this is what bounds memory when calls are large (``produce_batch``). A
+            call larger than this is still accepted, alone, once the channel is empty.
         partition_onwire_limit: How many Produce requests per partition may await their
             acknowledgement at once. With idempotence at most 5. Above 1 without
             idempotence, a retry can put a batch after one sent later than it.
@@ -181,6 +187,7 @@ class ProducerConfig:
     required_acks: Literal[-1, 0, 1] = -1
     ack_timeout: float = 10.0
     partition_buffer_limit: int = 512
+    partition_buffer_bytes: int = 8 * 1024 * 1024
     partition_onwire_limit: int = 1
     max_batch_size: int = 1024 * 1024
     max_retries: int = 3
@@ -202,6 +209,7 @@ class ProducerConfig:
             )
         check_number(self, "ack_timeout", minimum=0, exclusive_minimum=True, maximum=2**31 / 1000)
         check_number(self, "partition_buffer_limit", minimum=1, integer=True)
+        check_number(self, "partition_buffer_bytes", minimum=1, integer=True)
         check_number(self, "partition_onwire_limit", minimum=1, integer=True)
         check_number(self, "max_batch_size", minimum=1, integer=True)
         check_number(self, "max_retries", minimum=-1, integer=True)
@@ -404,6 +412,13 @@ _NEW_EPOCH: Final = 1
 _NEW_ID: Final = 2
 
 
+class _RoomWaiter(NamedTuple):
+    """A produce call waiting for ``partition_buffer_bytes`` to have room for ``size``."""
+
+    task: trio.lowlevel.Task
+    size: int
+
+
 class _Round:
     """What went wrong in one round of sending (see the module docstring).
 
@@ -458,6 +473,13 @@ class PartitionProducer:
         self._send_channel, self._receive_channel = trio.open_memory_channel[Call](
             config.partition_buffer_limit
         )
+        # The channel counts calls; bytes are counted here. ``_channel_bytes`` is the size of
+        # the calls in the channel plus those admitted on their way into it; callers that
+        # would go over ``partition_buffer_bytes`` wait in ``_room_waiters``, first come
+        # first served, until the worker has taken enough out (see ``_admit``).
+        self._channel_bytes = 0
+        self._channel_bytes_limit = config.partition_buffer_bytes
+        self._room_waiters: collections.deque[_RoomWaiter] = collections.deque()
         # Records go into a batch up to the smaller of the two limits.
         self._max_records_size = config.max_request_size - BATCH_OVERHEAD
         self._buffer = ProducerBuffer(
@@ -502,7 +524,8 @@ class PartitionProducer:
     ) -> DeliveryReceipt:
         """Accept one message into the buffer and return its receipt.
 
-        Waits (cancellably) while ``partition_buffer_limit`` calls are already waiting.
+        Waits (cancellably) while ``partition_buffer_limit`` calls or ``partition_buffer_bytes``
+        of messages are already waiting.
         Otherwise it returns without letting other tasks run (it is still a cancellation
         point): a loop of ``produce`` calls fills the channel in one go, and the worker
         then sends all of it in a few big batches. That is most of the speed.
@@ -524,11 +547,16 @@ class PartitionProducer:
             headers if type(headers) is tuple else tuple(headers),
         )
         call = Call(self.topic, self.partition, (record,), size)
+        if self._room_waiters or self._channel_bytes + size > self._channel_bytes_limit:
+            await self._wait_for_room(size)
+        else:
+            self._channel_bytes += size
         try:
             self._send_channel.send_nowait(call)
         except trio.WouldBlock:
             await self._submit_waiting(call)
         except trio.ClosedResourceError:
+            self._give_back(size)
             raise self._closed() from None
         self._wakeup.set()
         return call
@@ -572,11 +600,16 @@ class PartitionProducer:
         if size > self._max_records_size:
             raise self._too_large(size)
         call = Call(self.topic, self.partition, records, size)
+        if self._room_waiters or self._channel_bytes + size > self._channel_bytes_limit:
+            await self._wait_for_room(size)
+        else:
+            self._channel_bytes += size
         try:
             self._send_channel.send_nowait(call)
         except trio.WouldBlock:
             await self._submit_waiting(call)
         except trio.ClosedResourceError:
+            self._give_back(size)
             raise self._closed() from None
         self._wakeup.set()
         return call
@@ -585,8 +618,53 @@ class PartitionProducer:
         """Back-pressure: wait for room in the channel (cancellable; nothing is sent then)."""
         try:
             await self._send_channel.send(call)
-        except trio.ClosedResourceError:
-            raise self._closed() from None
+        except BaseException as exc:
+            self._give_back(call.size)
+            if isinstance(exc, trio.ClosedResourceError):
+                raise self._closed() from None
+            raise
+
+    async def _wait_for_room(self, size: int) -> None:
+        """Back-pressure by bytes: wait until ``_admit`` counts ``size`` in (cancellable).
+
+        A call larger than the whole limit is admitted once the channel is empty, so it
+        waits but never forever. Closing the producer admits every waiter, and the closed
+        channel then refuses their calls.
+        """
+        if not self._room_waiters and self._channel_bytes == 0:
+            self._channel_bytes += size  # too large, but alone: it goes
+            return
+        waiter = _RoomWaiter(trio.lowlevel.current_task(), size)
+        self._room_waiters.append(waiter)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self._room_waiters.remove(waiter)
+            # A large waiter at the front may have held back smaller ones behind it.
+            self._admit()
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _give_back(self, size: int) -> None:
+        """Uncount an admitted call that did not go into the channel after all."""
+        self._channel_bytes -= size
+        if self._room_waiters:
+            self._admit()
+
+    def _admit(self, everyone: bool = False) -> None:
+        """Let waiting callers in, in order, while their calls fit (or all, when closing)."""
+        waiters = self._room_waiters
+        while waiters:
+            waiter = waiters[0]
+            if (
+                not everyone
+                and self._channel_bytes
+                and self._channel_bytes + waiter.size > self._channel_bytes_limit
+            ):
+                return
+            waiters.popleft()
+            self._channel_bytes += waiter.size
+            trio.lowlevel.reschedule(waiter.task)
 
     def _too_large(self, records_size: int) -> MessageTooLarge:
         return MessageTooLarge(
@@ -630,6 +708,7 @@ class PartitionProducer:
         if not self._closing:
             self._closing = True
             self._send_channel.close()
+            self._admit(everyone=True)  # to find the channel closed
             self._wakeup.set()
 
     def abort(self, error: BaseException) -> None:
@@ -658,6 +737,7 @@ class PartitionProducer:
                 call = self._receive_channel.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
+            self._channel_bytes -= call.size
             try:
                 call._fail(error)
             except Exception as exc:
@@ -858,14 +938,20 @@ class PartitionProducer:
         receive = self._receive_channel.receive_nowait
         if limit is None:
             limit = self._pull_limit
+        taken = 0
         while buffer.queued_bytes < limit:
             try:
                 call = receive()
             except (trio.WouldBlock, trio.EndOfChannel):
-                return
+                break
             if not buffer.queued:
                 self._oldest_queued_at = trio.current_time()
             buffer.add(call)
+            taken += call.size
+        if taken:
+            self._channel_bytes -= taken
+            if self._room_waiters:
+                self._admit()
 
     def _ready_to_send(self) -> bool:
         """Linger rules: send now unless asked to wait for more messages."""

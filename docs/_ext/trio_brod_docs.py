@@ -69,6 +69,7 @@ BROD_NAMES: dict[str, dict[str, str | None]] = {
         "required_acks": "``required_acks`` (-1)",
         "ack_timeout": "``ack_timeout`` (ms, 10000)",
         "partition_buffer_limit": "``partition_buffer_limit`` (256)",
+        "partition_buffer_bytes": None,
         "partition_onwire_limit": "``partition_onwire_limit`` (1)",
         "max_batch_size": "``max_batch_size`` (1 MB)",
         "max_retries": "``max_retries`` (3)",

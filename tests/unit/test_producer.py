@@ -41,7 +41,7 @@ from trio_brod.protocol import (
     ProduceResponse,
 )
 from trio_brod.protocol.errors import InvalidRecordError, KafkaError, NotEnoughReplicasError
-from trio_brod.protocol.records import Compression, decode_batches
+from trio_brod.protocol.records import Compression, decode_batches, estimate_record_size
 
 PRODUCE, METADATA, INIT_PRODUCER_ID = 0, 3, 22
 TOPIC = "orders"
@@ -329,6 +329,7 @@ def numbered(count: int, start: int = 0) -> list[bytes]:
         ({"required_acks": True}, "required_acks=True"),
         ({"ack_timeout": 0}, "ack_timeout=0"),
         ({"partition_buffer_limit": 0}, "partition_buffer_limit=0"),
+        ({"partition_buffer_bytes": 0}, "partition_buffer_bytes=0"),
         ({"partition_onwire_limit": 1.5}, "partition_onwire_limit=1.5"),
         ({"max_batch_size": 0}, "max_batch_size=0"),
         ({"max_retries": -2}, "max_retries=-2"),
@@ -487,6 +488,162 @@ async def test_back_pressure_blocks_and_is_cancellable(cluster: FakeCluster) -> 
         offsets = [await receipt for receipt in receipts]
     assert offsets == list(range(len(accepted)))
     assert cluster.values() == accepted
+
+
+def _record_size(value: bytes) -> int:
+    """What one keyless, headerless message counts against ``partition_buffer_bytes``."""
+    return estimate_record_size(None, value, ())
+
+
+def _byte_bound_config(limit_in_messages: int) -> ProducerConfig:
+    """One message per batch, one request on the wire, and room in the channel for
+    ``limit_in_messages`` 100-byte messages: easy to count where each message is."""
+    size = _record_size(b"x" * 100)
+    return ProducerConfig(
+        required_acks=1,
+        max_batch_size=size,
+        partition_onwire_limit=1,
+        partition_buffer_bytes=limit_in_messages * size,
+        flush_timeout=0.2,
+    )
+
+
+async def _fill_until_blocked(client: Any, values: list[bytes]) -> list[DeliveryReceipt]:
+    """Produce ``values`` one by one, letting the worker take what it takes after each."""
+    receipts = []
+    for value in values:
+        receipts.append(await client.produce(TOPIC, value, partition=0))
+        await trio.testing.wait_all_tasks_blocked()
+    return receipts
+
+
+async def test_back_pressure_counts_bytes(cluster: FakeCluster) -> None:
+    # Many calls fit the call limit; the byte limit is what stops them.
+    config = _byte_bound_config(limit_in_messages=4)
+    cluster.hold()
+    accepted: list[bytes] = []
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, config)
+        receipts: list[DeliveryReceipt] = []
+
+        async def produce_forever() -> None:
+            for value in numbered(1000):
+                receipts.append(await client.produce(TOPIC, value.ljust(100, b"."), partition=0))
+                accepted.append(value.ljust(100, b"."))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce_forever)
+            await trio.testing.wait_all_tasks_blocked(0.2)
+            # 1 on the wire (held) + 2 in the worker's batches + 4 in the channel.
+            assert len(accepted) == 7
+            nursery.cancel_scope.cancel()
+        cluster.release()
+        offsets = [await receipt for receipt in receipts]
+    assert offsets == list(range(7))
+    assert cluster.values() == accepted
+
+
+async def test_a_call_larger_than_the_byte_limit_goes_alone(cluster: FakeCluster) -> None:
+    config = ProducerConfig(required_acks=1, partition_buffer_bytes=1000)
+    big = [(None, b"%03d" % i + b"y" * 97) for i in range(50)]  # about 6 KB of records
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, config)
+        assert await (await client.produce_batch(TOPIC, big, partition=0)) == 0
+        assert await (await client.produce_batch(TOPIC, big, partition=0)) == 50
+    assert cluster.values() == [value for _, value in big] * 2
+
+
+async def test_byte_waiters_go_first_come_first_served(cluster: FakeCluster) -> None:
+    value = b"v" * 100
+    cluster.hold()
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, _byte_bound_config(limit_in_messages=5))
+        # 1 on the wire, 2 in the worker's batches, 3 of the channel's 5 messages of room.
+        earlier = await _fill_until_blocked(client, [b"%d" % i + value for i in range(6)])
+        order: list[str] = []
+
+        async def produce_batch_of_three() -> None:
+            messages = [(None, b"a%d" % i + value) for i in range(3)]
+            await client.produce_batch(TOPIC, messages, partition=0)
+            order.append("batch")
+
+        async def produce_one() -> None:
+            await client.produce(TOPIC, b"b" + value, partition=0)
+            order.append("one")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce_batch_of_three)  # 3 + 3 > 5: waits
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(produce_one)  # 3 + 1 would fit, but it came second
+            await trio.testing.wait_all_tasks_blocked()
+            assert order == []
+            cluster.release()
+        assert order == ["batch", "one"]
+        assert [await receipt for receipt in earlier] == list(range(6))
+    assert cluster.values()[6:] == [b"a0" + value, b"a1" + value, b"a2" + value, b"b" + value]
+
+
+async def test_a_cancelled_byte_waiter_lets_the_next_one_in(cluster: FakeCluster) -> None:
+    value = b"v" * 100
+    cluster.hold()
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, _byte_bound_config(limit_in_messages=5))
+        await _fill_until_blocked(client, [b"%d" % i + value for i in range(6)])
+        accepted: list[str] = []
+
+        async def produce_batch_of_three() -> None:
+            await client.produce_batch(TOPIC, [(None, value)] * 3, partition=0)
+            accepted.append("batch")
+
+        async def produce_one() -> None:
+            await client.produce(TOPIC, b"b" + value, partition=0)
+            accepted.append("one")
+
+        async with trio.open_nursery() as nursery:
+            big_scope = trio.CancelScope()
+            nursery.start_soon(_run_in, big_scope, produce_batch_of_three)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(produce_one)
+            await trio.testing.wait_all_tasks_blocked()
+            assert accepted == []  # behind the batch
+            big_scope.cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            # The batch was never accepted; the message behind it now fits, with the broker
+            # still holding everything.
+            assert accepted == ["one"]
+        cluster.release()
+    assert cluster.values()[6:] == [b"b" + value]
+
+
+async def _run_in(scope: trio.CancelScope, function: Callable[[], Any]) -> None:
+    with scope:
+        await function()
+
+
+async def test_closing_wakes_byte_waiters_with_producer_closed(cluster: FakeCluster) -> None:
+    value = b"v" * 100
+    cluster.hold()
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, _byte_bound_config(limit_in_messages=2))
+        earlier = await _fill_until_blocked(client, [value] * 5)
+        outcome: list[BaseException] = []
+
+        async def produce_one() -> None:
+            try:
+                await client.produce(TOPIC, value, partition=0)
+            except ProducerClosed as exc:
+                outcome.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce_one)
+            await trio.testing.wait_all_tasks_blocked()
+            assert outcome == []
+            await client.stop_producer(TOPIC)  # the broker never answers: gives up after 0.2 s
+        assert len(outcome) == 1
+        for receipt in earlier:
+            with pytest.raises(ProducerClosed):
+                await receipt
+        cluster.release()
 
 
 # ------------------------------------------------------------------------------ closing
