@@ -129,6 +129,7 @@ class Runner:
             "call_size": plan.CALL_SIZE,
             "tb_prefetch_count": plan.TB_PREFETCH_COUNT,
             "tb_prefetch_bytes": plan.TB_PREFETCH_BYTES,
+            **dict(row.settings),
         }
 
     def run_worker(self, spec: dict[str, Any], timeout: float, label: str) -> dict[str, Any]:

@@ -20,6 +20,8 @@ class Row:
     workloads: frozenset[str]
     module: str | None  # what must be importable; None for Java
     how: str
+    #: Entries added to the worker's spec, for a row that is a client with other settings.
+    settings: tuple[tuple[str, Any], ...] = ()
 
     def available(self) -> str | None:
         """None if it can run here, else why not."""
@@ -39,6 +41,15 @@ ROWS: dict[str, Row] = {
             frozenset({"produce"}),
             "trio_brod",
             "client.produce_batch(), 1,000 messages a call",
+        ),
+        Row(
+            "trio-brod-topic",
+            "trio-brod",
+            "single",
+            frozenset({"consume", "partitions"}),
+            "trio_brod",
+            'subscribe() per partition, ConsumerConfig(fetch_connection="topic")',
+            (("fetch_connection", "topic"),),
         ),
         Row("aiokafka", "aiokafka", "single", ALL, "aiokafka", "send() per message"),
         Row(

@@ -173,7 +173,7 @@ def ratios(records: list[Data]) -> Data:
             "met": ours_p99 <= theirs_p99,
         }
     memory: Data = {}
-    ours_m = _ok(records, workload="partitions", family="trio-brod")
+    ours_m = _ok(records, workload="partitions", row="trio-brod")  # the default settings
     if ours_m:
         largest = max(ours_m, key=lambda r: int(r["case"].split()[1].rstrip("p")))
         per_partition = largest["idle"]["per_partition"]

@@ -56,6 +56,15 @@ def settings(spec: Spec) -> str:
     )
 
 
+def _fetch_connection(spec: Spec) -> dict[str, str]:
+    """The row's ``fetch_connection`` (brod's per-partition connections unless it says)."""
+    return {"fetch_connection": spec.get("fetch_connection", "partition")}
+
+
+def consumer_config(spec: Spec) -> trio_brod.ConsumerConfig:
+    return trio_brod.ConsumerConfig(**consume_options(spec), **_fetch_connection(spec))
+
+
 def consume_options(spec: Spec) -> dict[str, Any]:
     return {
         "prefetch_count": spec["tb_prefetch_count"],
@@ -176,7 +185,7 @@ async def _consume_all(client: trio_brod.Client, spec: Spec, topic: str, expecte
                 for record in message_set:
                     n += 1
                     # Every benchmark record has both (no `or b""`: same work as the peers).
-                    size += len(record.value) + len(record.key)  # type: ignore[arg-type]
+                    size += len(record.value) + len(record.key)
                 sub.ack(message_set.high_offset)
                 if message_set.high_offset >= end - 1:
                     break
@@ -194,14 +203,15 @@ async def _consume_all(client: trio_brod.Client, spec: Spec, topic: str, expecte
 
 async def _consume(spec: Spec) -> Result:
     async with trio_brod.open_client([spec["bootstrap"]], client_id="bench") as client:
-        await client.start_consumer(spec["topic"])
+        await client.start_consumer(spec["topic"], consumer_config(spec))
         result = await _consume_all(client, spec, spec["topic"], spec["messages"])
         # Leave at once: the fetchers need not finish their long polls.
         await client.stop_consumer(spec["topic"])
     options = consume_options(spec)
     result["settings"] = (
         "subscribe() per partition, prefetch_count={prefetch_count} "
-        "prefetch_bytes={prefetch_bytes}, max_bytes=1MiB (default)".format(**options)
+        "prefetch_bytes={prefetch_bytes}, max_bytes=1MiB (default), "
+        "fetch_connection={fetch_connection}".format(**options, **_fetch_connection(spec))
     )
     return result
 
@@ -229,7 +239,7 @@ async def _latency(spec: Spec) -> Result:
                 subscribed.set()
                 async for message_set in sub:
                     for record in message_set:
-                        elapsed = latency_ns(record.value)  # type: ignore[arg-type]
+                        elapsed = latency_ns(record.value)
                         if record.offset - start >= warm:
                             samples.append(elapsed)
                         received += 1
@@ -271,7 +281,7 @@ async def _partitions(spec: Spec) -> Result:
         await trio.sleep(0.2)
         rss_idle_before = rss_bytes()
         await client.start_producer(topic, producer_config(spec))
-        await client.start_consumer(topic, trio_brod.ConsumerConfig(**consume_options(spec)))
+        await client.start_consumer(topic, consumer_config(spec))
         await trio.sleep(spec["settle"])
         gc.collect()
         rss_idle_after = rss_bytes()
@@ -289,5 +299,7 @@ async def _partitions(spec: Spec) -> Result:
         },
         "produce": produced,
         "consume": consumed,
-        "settings": settings(spec) + ", round-robin partition=i % P; subscribe() per partition",
+        "settings": settings(spec)
+        + ", round-robin partition=i % P; subscribe() per partition, "
+        "fetch_connection={fetch_connection}".format(**_fetch_connection(spec)),
     }
