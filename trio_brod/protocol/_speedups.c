@@ -1082,10 +1082,11 @@ prepare_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto error;
         }
         PyList_SET_ITEM(records, i, record); /* the list owns it, and releases it on failure */
-        /* Read the message only now. Allocating the record may have run a garbage collection,
-           and with it finalizers: Python code, which could even have changed `messages` (a
-           list). From here to the next allocation no Python code runs, so the references
-           borrowed from the message stay valid. */
+        /* Read the message only now. Allocating the record may have run a garbage collection
+           (CPython 3.11 collects inside the allocation that passes the threshold; later
+           versions wait for the interpreter loop), and with it finalizers: Python code, which
+           could even have changed `messages` (a list). From here to the next allocation no
+           Python code runs, so the references borrowed from the message stay valid. */
         if (PySequence_Fast_GET_SIZE(messages) != count) {
             goto fall_back;
         }
