@@ -46,7 +46,7 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 import trio
@@ -72,6 +72,7 @@ from trio_brod.protocol import InitProducerIdRequest, ProduceRequest
 from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError, ProtocolError, for_code
 from trio_brod.protocol.records import (
     BATCH_OVERHEAD,
+    IMPLEMENTATION,
     Compression,
     encode_batch,
     estimate_record_size,
@@ -286,6 +287,22 @@ class Message(NamedTuple):
     headers: Sequence[Header] = ()
     #: CreateTime in milliseconds since the epoch; None for now.
     timestamp: int | None = None
+
+
+# produce_batch's loop over its messages, for plain messages, in C (see there), when
+# records.py uses the C extension. Its argument ``overhead`` is the estimate of a record with
+# no key, value or headers: the C code adds the lengths of key and value to it, as
+# estimate_record_size does, and the constant stays in records.py.
+_c_prepare_records: (
+    Callable[
+        [Iterable[Message | tuple[Any, ...]], int, int, type[Message]],
+        tuple[list[RecordTuple], int] | None,
+    ]
+    | None
+) = None
+if IMPLEMENTATION == "c":
+    from trio_brod.protocol._speedups import prepare_records as _c_prepare_records
+_EMPTY_RECORD_SIZE: Final = estimate_record_size(None, None, ())
 
 
 def _now_ms() -> int:
@@ -576,25 +593,35 @@ class PartitionProducer:
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         now = _now_ms()
-        records: list[RecordTuple] = []
-        size = 0
-        for index, message in enumerate(messages):
-            try:
-                if isinstance(message, Message):
-                    value, key, headers, timestamp = message
-                    timestamp = now if timestamp is None else _checked_timestamp(timestamp)
-                    headers = headers if type(headers) is tuple else tuple(headers)
-                elif isinstance(message, tuple) and len(message) == 2:
-                    key, value = message
-                    headers, timestamp = (), now
-                else:
-                    raise TypeError(
-                        f"expected a Message or a (key, value) tuple, not {message!r:.100}"
-                    )
-                size += estimate_record_size(key, value, headers)
-            except TypeError as exc:
-                raise TypeError(f"message {index}: {exc}") from None
-            records.append((timestamp, _as_bytes(key), _as_bytes(value), headers))
+        # Two paths to the same records and size. The loop below is the reference, and takes
+        # anything. The C extension takes the common case -- a list or tuple of (key, value)
+        # tuples and Messages without headers or timestamp, keys and values bytes or None --
+        # in one call, about ten times faster; for anything else it returns None having
+        # consumed nothing (it never iterates ``messages``), and the loop starts from scratch.
+        prepared = None
+        if _c_prepare_records is not None:
+            prepared = _c_prepare_records(messages, now, _EMPTY_RECORD_SIZE, Message)
+        if prepared is not None:
+            records, size = prepared
+        else:
+            records, size = [], 0
+            for index, message in enumerate(messages):
+                try:
+                    if isinstance(message, Message):
+                        value, key, headers, timestamp = message
+                        timestamp = now if timestamp is None else _checked_timestamp(timestamp)
+                        headers = headers if type(headers) is tuple else tuple(headers)
+                    elif isinstance(message, tuple) and len(message) == 2:
+                        key, value = message
+                        headers, timestamp = (), now
+                    else:
+                        raise TypeError(
+                            f"expected a Message or a (key, value) tuple, not {message!r:.100}"
+                        )
+                    size += estimate_record_size(key, value, headers)
+                except TypeError as exc:
+                    raise TypeError(f"message {index}: {exc}") from None
+                records.append((timestamp, _as_bytes(key), _as_bytes(value), headers))
         if not records:
             raise ValueError("produce_batch needs at least one message")
         if size > self._max_records_size:

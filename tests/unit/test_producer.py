@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import pytest
 import trio
 import trio.testing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.fakebroker import FakeBroker, Request, answer
 from tests.task_tree import count_tasks
@@ -33,6 +35,8 @@ from trio_brod import (
     ProducerConfig,
     open_client,
 )
+from trio_brod import producer as producer_module
+from trio_brod.producer import PartitionProducer
 from trio_brod.protocol import (
     InitProducerIdResponse,
     MetadataRequest,
@@ -1075,6 +1079,173 @@ async def test_produce_batch_messages_keep_their_fields(cluster: FakeCluster) ->
         assert await receipt == 0
     assert cluster.values() == [b"v1", b"v2", None]
     assert [len(s.values) for s in cluster.sent] == [3]
+
+
+# ------------------------------------------------------------------- produce_batch's two paths
+#
+# produce_batch prepares its records in C (trio_brod.protocol._speedups.prepare_records) when
+# every message is a plain one, and with its Python loop otherwise (or without the extension).
+# The two must give the same records and size, and anything the C path gives up on must get
+# exactly the Python loop's result or error. test_speedups.py tests the C function itself.
+
+NOW = 1_700_000_000_000
+
+
+def describe_call(records: Sequence[Any], size: int) -> str:
+    """Records and their size as text, with the type of the list and of every field, so that
+    bytes and a bytearray, or () and [], count as different."""
+    fields = [[type(field).__name__ for field in record] for record in records]
+    return f"{type(records).__name__} {records!r} {fields} size {size}"
+
+
+def batch_outcome(messages: Any, *, c_path: bool, max_request_size: int = 1_048_576) -> str:
+    """What produce_batch makes of ``messages``: the records and size of the call it queues
+    (:func:`describe_call`), or the exception it raises, as text.
+
+    ``c_path=False`` takes the C path away (there is none without the extension). The clock
+    is stopped at NOW, so that the two paths' timestamps match. The producer has no client
+    and no worker: produce_batch only puts its call in the channel, and it is read from there.
+    """
+
+    async def produce() -> str:
+        config = ProducerConfig(max_request_size=max_request_size)
+        producer = PartitionProducer(cast(Any, None), TOPIC, 0, config, None)
+        try:
+            await producer.produce_batch(messages)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        call = producer._receive_channel.receive_nowait()
+        return describe_call(call.records, call.size)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(producer_module, "_now_ms", lambda: NOW)
+        if not c_path:
+            patch.setattr(producer_module, "_c_prepare_records", None)
+        return trio.run(produce)
+
+
+class BytesSubclass(bytes):
+    __slots__ = ()
+
+
+class TupleSubclass(tuple):  # type: ignore[type-arg]
+    __slots__ = ()
+
+
+class KeyValue(NamedTuple):
+    key: bytes | None
+    value: bytes | None
+
+
+class MessageSubclass(Message):
+    __slots__ = ()
+
+
+plain_data = st.none() | st.binary(max_size=20)
+# (Messages are made with explicit fields: st.builds would invent headers and timestamps.)
+plain_pairs = st.tuples(plain_data, plain_data)
+#: What the C path takes: (key, value) tuples and Messages with neither headers nor a
+#: timestamp, their keys and values bytes or None.
+plain_messages = plain_pairs | plain_pairs.map(lambda kv: Message(kv[1], kv[0]))
+odd_data = st.one_of(
+    plain_data,
+    st.binary(max_size=5).map(bytearray),
+    st.binary(max_size=5).map(lambda data: memoryview(data)),
+    st.binary(max_size=5).map(BytesSubclass),
+    st.text(max_size=3),
+    st.integers(-1, 1),
+)
+# Any: they are odd, and Message's type hints say otherwise.
+odd_headers: st.SearchStrategy[Any] = st.lists(
+    st.tuples(st.text(max_size=3), plain_data), min_size=1, max_size=2
+)
+odd_timestamps: st.SearchStrategy[Any] = st.integers(-1, 2**41) | st.sampled_from(
+    [1.5, True, 2**64]
+)
+#: What it leaves to the Python loop: valid in other ways (which the loop converts) or
+#: invalid (a TypeError naming the message).
+odd_messages = st.one_of(
+    st.tuples(odd_data, odd_data),
+    st.tuples(odd_data, odd_data).map(lambda kv: Message(kv[1], kv[0])),
+    st.tuples(plain_data, odd_headers | st.sampled_from([[], [("h", "text")], "", None])).map(
+        lambda vh: Message(vh[0], headers=vh[1])
+    ),
+    st.tuples(plain_data, odd_timestamps).map(lambda vt: Message(vt[0], timestamp=vt[1])),
+    st.tuples(plain_data) | st.tuples(plain_data, plain_data, plain_data) | st.just(()),
+    plain_pairs.map(list),
+    plain_pairs.map(lambda kv: KeyValue(*kv)),
+    plain_pairs.map(TupleSubclass),
+    plain_pairs.map(lambda kv: MessageSubclass(kv[1], kv[0])),
+    st.sampled_from([None, b"kv", "kv", 5, {b"k": b"v"}]),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(plain_messages, max_size=8),
+    st.lists(odd_messages, max_size=3),
+    st.integers(0, 8),
+    st.sampled_from([list, tuple]),
+)
+def test_produce_batch_is_the_same_with_and_without_the_c_path(
+    plain: list[Any], odd: list[Any], at: int, container: Callable[[list[Any]], Sequence[Any]]
+) -> None:
+    messages = container(plain[:at] + odd + plain[at:])  # the odd ones anywhere, or none
+    with_c = batch_outcome(messages, c_path=True)
+    assert with_c == batch_outcome(messages, c_path=False)
+    if plain and not odd:
+        assert with_c.startswith("list ")  # records, not an error
+
+
+@pytest.mark.parametrize("c_path", [True, False])
+def test_produce_batch_takes_any_iterable(c_path: bool) -> None:
+    messages = [(b"k", b"v"), Message(b"w"), (None, None)]
+    expected = batch_outcome(messages, c_path=False)
+    assert f"[({NOW}, b'k', b'v', ()), ({NOW}, None, b'w', ())," in expected
+    assert expected.endswith(f"size {3 * producer_module._EMPTY_RECORD_SIZE + 3}")
+    for given_messages in (iter(messages), (m for m in messages), deque(messages)):
+        assert batch_outcome(given_messages, c_path=c_path) == expected
+
+
+@pytest.mark.parametrize("c_path", [True, False])
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ([b"k", b"v"], "expected a Message or a (key, value) tuple, not [b'k', b'v']"),
+        ((b"k",), "expected a Message or a (key, value) tuple, not (b'k',)"),
+        ((b"k", b"v", b"x"), "expected a Message or a (key, value) tuple, not (b'k', b'v', b'x')"),
+        (None, "expected a Message or a (key, value) tuple, not None"),
+        ((b"k", "text"), "value must be bytes, bytearray, memoryview or None, not str"),
+        (("k", b"v"), "key must be bytes, bytearray, memoryview or None, not str"),
+        (Message(5), "value must be bytes, bytearray, memoryview or None, not int"),  # type: ignore[arg-type]
+        (
+            Message(b"v", timestamp=-1),
+            "timestamp must be an int of milliseconds since the epoch, >= 0, not -1",
+        ),
+        (Message(b"v", headers=[(b"h", None)]), "header 0 key must be a str, not bytes"),  # type: ignore[list-item]
+    ],
+)
+def test_produce_batch_names_the_bad_message(bad: Any, error: str, c_path: bool) -> None:
+    messages = [(b"k", b"v"), bad, (b"k", b"v")]
+    assert batch_outcome(messages, c_path=c_path) == f"TypeError: message 1: {error}"
+
+
+@pytest.mark.parametrize("c_path", [True, False])
+def test_produce_batch_checks_emptiness_and_size_on_both_paths(c_path: bool) -> None:
+    empty = "ValueError: produce_batch needs at least one message"
+    empties: list[Any] = [[], (), iter([])]
+    for messages in empties:
+        assert batch_outcome(messages, c_path=c_path) == empty
+    limit = 1000
+    fits = [(None, b"x" * 300)] * 2
+    too_large = [(None, b"x" * 300)] * 3
+    assert batch_outcome(fits, c_path=c_path, max_request_size=limit).startswith("list")
+    assert batch_outcome(too_large, c_path=c_path, max_request_size=limit).startswith(
+        "MessageTooLarge: "
+    )
+    assert batch_outcome(too_large, c_path=c_path, max_request_size=limit) == batch_outcome(
+        too_large, c_path=False, max_request_size=limit
+    )
 
 
 @pytest.mark.parametrize("failure", ["hang_up", "append_then_hang_up", NOT_ENOUGH_REPLICAS])

@@ -3,8 +3,9 @@
 The record tests in test_records*.py run with both codecs. Here the two are compared directly,
 on random and mutated input: the same records, the same bytes, or the same exception class and
 message. Then come what only C code can get wrong: references leaked or dropped, on success
-and on every error path, and arguments that records.py never passes. Last, the extension's
-murmur2 against the Java client's answers and partitioners.py's pure-Python murmur2.
+and on every error path, and arguments that records.py never passes. Then the producer's
+prepare_records against produce_batch's Python loop, and last, the extension's murmur2 against
+the Java client's answers and partitioners.py's pure-Python murmur2.
 
 If TRIO_BROD_REQUIRE_SPEEDUPS is set (the noxfile's test session sets it), the extension must
 be in use; otherwise the C tests are skipped where it is not built.
@@ -36,7 +37,8 @@ import pickle
 import subprocess
 import sys
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import pytest
@@ -44,8 +46,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_partitioners import JAVA_VECTORS
+from tests.unit.test_producer import (
+    NOW,
+    BytesSubclass,
+    KeyValue,
+    MessageSubclass,
+    TupleSubclass,
+    batch_outcome,
+    describe_call,
+    plain_messages,
+)
 from tests.unit.test_records import batch_of, pure_python_codec
-from trio_brod import partitioners
+from trio_brod import Message, partitioners, producer
 from trio_brod.protocol import records
 from trio_brod.protocol.errors import DecodeError
 from trio_brod.protocol.records import (
@@ -92,7 +104,8 @@ def test_implementation_follows_the_extension_and_the_environment(pure_python: s
         [
             sys.executable,
             "-c",
-            "from trio_brod.protocol import records; print(records.IMPLEMENTATION)",
+            "from trio_brod import producer; from trio_brod.protocol import records; "
+            "print(records.IMPLEMENTATION, producer._c_prepare_records is not None)",
         ],
         env=env,
         capture_output=True,
@@ -100,7 +113,8 @@ def test_implementation_follows_the_extension_and_the_environment(pure_python: s
         check=True,
     ).stdout.strip()
     wants_python = pure_python not in (None, "", "0")
-    assert answer == ("c" if BUILT and not wants_python else "python")
+    # produce_batch's C path comes and goes with the C codec.
+    assert answer == ("c True" if BUILT and not wants_python else "python False")
 
 
 # -- the two codecs compared ---------------------------------------------------------------------
@@ -349,6 +363,15 @@ def run_encodes(times: int) -> None:
             encode_batch(bad)
 
 
+def run_prepares(times: int) -> None:
+    good: list[Any] = [(b"k" * 16, b"v" * 100), Message(b"v"), (None, None)] * 10
+    bad = [*good, (b"k", bytearray(b"v"))]
+    for _ in range(times):
+        _speedups.prepare_records(good, 10**15, 36, Message)
+        _speedups.prepare_records(tuple(good), 10**15, 36, Message)
+        _speedups.prepare_records(bad, 10**15, 36, Message)
+
+
 def memory_growth(run: Callable[[int], None], times: int) -> int:
     """Bytes still allocated after ``run(times)``, beyond what a first short run left."""
     run(20)  # caches, interned strings, hypothesis-free warm-up
@@ -364,7 +387,7 @@ def memory_growth(run: Callable[[int], None], times: int) -> int:
 
 
 @needs_c
-@pytest.mark.parametrize("run", [run_decodes, run_encodes])
+@pytest.mark.parametrize("run", [run_decodes, run_encodes, run_prepares])
 def test_no_memory_leaks(run: Callable[[int], None]) -> None:
     # A leaked bytes object or tuple per call would be tens of bytes x 11 cases x 2000.
     assert memory_growth(run, 2000) < 20_000
@@ -523,6 +546,233 @@ def test_encode_max_timestamp_beyond_int64() -> None:
     low = [(-(2**62), None, b"", ()), (-(2**63) - 5, None, b"", ())]
     assert _speedups.encode_records(low, -(2**62), slow)[1] == -(2**62)
     assert not assert_same_encoding(low).startswith("EncodeError")
+
+
+# -- the producer's messages --------------------------------------------------------------------
+#
+# prepare_records() against produce_batch's Python loop (batch_outcome with c_path=False, from
+# test_producer.py, which also compares produce_batch's results with and without the C path).
+
+
+def prepare(messages: Any, now: int = NOW) -> tuple[list[Any], int] | None:
+    return _speedups.prepare_records(messages, now, producer._EMPTY_RECORD_SIZE, Message)
+
+
+@needs_c
+@settings(max_examples=500, deadline=None)
+@given(st.lists(plain_messages, min_size=1, max_size=20), st.sampled_from([list, tuple]))
+def test_prepare_records_is_the_python_loop(
+    messages: list[Any], container: Callable[[list[Any]], Sequence[Any]]
+) -> None:
+    given_messages = container(messages)
+    prepared = prepare(given_messages)
+    assert prepared is not None, "the C path gave up on plain messages"
+    assert describe_call(*prepared) == batch_outcome(given_messages, c_path=False)
+
+
+class ListSubclass(list):  # type: ignore[type-arg]
+    pass
+
+
+# Messages the C path leaves to the Python loop, valid or not.
+ODD_MESSAGES = [
+    pytest.param((bytearray(b"k"), b"v"), id="bytearray-key"),
+    pytest.param((b"k", bytearray(b"v")), id="bytearray-value"),
+    pytest.param((memoryview(b"k"), b"v"), id="memoryview-key"),
+    pytest.param(Message(memoryview(b"v")), id="memoryview-value"),  # type: ignore[arg-type]
+    pytest.param((BytesSubclass(b"k"), b"v"), id="bytes-subclass-key"),
+    pytest.param(Message(BytesSubclass(b"v")), id="bytes-subclass-value"),
+    pytest.param((b"k", "text"), id="str-value"),
+    pytest.param(Message(b"v", headers=[("h", b"x")]), id="headers"),
+    pytest.param(Message(b"v", headers=(("h", None),)), id="headers-tuple"),
+    pytest.param(Message(b"v", headers=[]), id="headers-empty-list"),
+    pytest.param(Message(b"v", timestamp=5), id="timestamp"),
+    pytest.param(Message(b"v", timestamp=-1), id="bad-timestamp"),
+    pytest.param((b"k",), id="1-tuple"),
+    pytest.param((b"k", b"v", b"x"), id="3-tuple"),
+    pytest.param((), id="0-tuple"),
+    pytest.param([b"k", b"v"], id="list"),
+    pytest.param(KeyValue(b"k", b"v"), id="namedtuple"),
+    pytest.param(TupleSubclass((b"k", b"v")), id="tuple-subclass"),
+    pytest.param(MessageSubclass(b"v"), id="message-subclass"),
+    pytest.param(tuple.__new__(Message, (b"v", None)), id="message-of-2"),
+    pytest.param(None, id="none"),
+    pytest.param(b"kv", id="bytes"),
+]
+
+
+@needs_c
+@pytest.mark.parametrize("odd", ODD_MESSAGES)
+@pytest.mark.parametrize("container", [list, tuple])
+def test_prepare_records_leaves_anything_else_to_python(
+    odd: Any, container: Callable[[list[Any]], Sequence[Any]]
+) -> None:
+    plain = [(b"k", b"v"), Message(b"v")]
+    for messages in ([odd], [*plain, odd], [odd, *plain]):
+        assert prepare(container(messages)) is None
+        # ... and produce_batch then gives what its loop gives, error or records.
+        expected = batch_outcome(container(messages), c_path=False)
+        assert batch_outcome(container(messages), c_path=True) == expected
+
+
+@needs_c
+def test_prepare_records_never_iterates_its_messages() -> None:
+    taken: list[object] = []
+
+    def generate() -> Iterator[tuple[bytes, bytes]]:
+        taken.append("first")
+        yield (b"k", b"v")
+
+    messages = [(b"k", b"v")]
+    others = (iter(messages), deque(messages), ListSubclass(messages), {(b"k", b"v")})
+    for given_messages in (generate(), *others):
+        assert prepare(given_messages) is None
+    assert taken == []  # the generator still has its message: the Python loop gets it
+
+
+@needs_c
+def test_prepare_records_references() -> None:
+    key, value = b"k" * 10, b"v" * 10
+    now = 10**30  # an int of its own, not a cached small one
+    messages = [(key, value), Message(value, key), (None, value)]
+    objects = (key, value, now, Message, *messages)
+    base = [sys.getrefcount(o) for o in objects]
+    made, size = _speedups.prepare_records(messages, now, 36, Message) or ([], 0)
+    assert made == [(now, key, value, ()), (now, key, value, ()), (now, None, value, ())]
+    assert size == 3 * 36 + 5 * 10
+    # The records hold the key twice, the value and the timestamp three times.
+    expected = [base[0] + 2, base[1] + 3, base[2] + 3, *base[3:]]
+    assert [sys.getrefcount(o) for o in objects] == expected
+    del made
+    assert [sys.getrefcount(o) for o in objects] == base
+    # Giving up half-way releases what was made.
+    for odd in ((key, bytearray(value)), [key, value], Message(value, timestamp=now)):
+        for at in range(4):
+            given_messages = [*messages[:at], odd, *messages[at:]]
+            assert _speedups.prepare_records(given_messages, now, 36, Message) is None
+    del odd, given_messages
+    assert [sys.getrefcount(o) for o in objects] == base
+
+
+@needs_c
+def test_prepared_records_are_left_to_reference_counting() -> None:
+    made, _ = prepare([(b"k", b"v"), Message(b"v"), (None, None)]) or ([], 0)
+    assert len(made) == 3
+    # Atoms and (): no record can be in a cycle, so the collector does not track them (see
+    # _speedups.c); the list is an ordinary one.
+    assert not any(gc.is_tracked(record) for record in made)
+    assert gc.is_tracked(made)
+
+
+class ClearsWhenCollected:
+    """Garbage in a reference cycle whose finalizer empties a list, as a finalizer run by a
+    garbage collection in the middle of prepare_records() could."""
+
+    def __init__(self, victim: list[Any]) -> None:
+        self.victim = victim
+        self.cycle = self
+
+    def __del__(self) -> None:
+        self.victim.clear()
+
+
+@needs_c
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12),
+    reason="from Python 3.12 a garbage collection waits for the interpreter's next check "
+    "between bytecodes: no finalizer can run inside prepare_records()",
+)
+def test_prepare_records_notices_a_finalizer_changing_the_messages() -> None:
+    # More messages than CPython keeps spare 4-tuples (2,000), so that prepare_records()
+    # allocates new ones, and with a threshold of 1 each allocation starts a collection.
+    messages: list[Any] = [(b"k", bytes([i % 256]) * 3) for i in range(5000)]
+    enabled, threshold = gc.isenabled(), gc.get_threshold()
+    gc.collect()
+    gc.enable()
+    gc.set_threshold(1)
+    try:
+        ClearsWhenCollected(messages)  # garbage at once
+        prepared = prepare(messages)
+    finally:
+        gc.set_threshold(*threshold)
+        if not enabled:
+            gc.disable()
+    assert messages == []  # the finalizer ran, in the call
+    assert prepared is None
+
+
+NO_MEMORY_SCRIPT = """
+import sys, _testcapi
+from trio_brod.producer import Message, _EMPTY_RECORD_SIZE
+from trio_brod.protocol._speedups import prepare_records
+
+def attempt(start):
+    # From the start-th allocation on, every one fails (nothing here allocates but the call).
+    _testcapi.set_nomemory(start)
+    try:
+        return len(prepare_records(messages, now, _EMPTY_RECORD_SIZE, Message)[0])
+    except MemoryError:
+        return "MemoryError"
+    finally:
+        _testcapi.remove_mem_hooks()
+
+now = int("1" * 30)
+messages = [(bytes([i % 256]) * 5, b"v" * 5) for i in range(3000)]
+objects = (now, *messages[:3], *(key for key, _ in messages[:3]))
+before = [sys.getrefcount(o) for o in objects]
+outcomes = {attempt(start) for start in range(0, 3100, 7)}
+assert [sys.getrefcount(o) for o in objects] == before, "references leaked"
+print(sorted(outcomes, key=str))
+"""
+
+
+@needs_c
+def test_prepare_records_without_memory_raises_and_releases() -> None:
+    if importlib.util.find_spec("_testcapi") is None:
+        pytest.skip("this Python has no _testcapi")
+    answer = subprocess.run(
+        [sys.executable, "-c", NO_MEMORY_SCRIPT], capture_output=True, text=True, check=True
+    )
+    # Allocations failed at every stage of the call, and succeeded.
+    assert answer.stdout.strip() == "[3000, 'MemoryError']"
+
+
+@needs_c
+def test_prepare_records_arguments() -> None:
+    prepare_records: Any = _speedups.prepare_records  # called with wrong arguments, too
+    assert prepare_records([], 0, 36, Message) == ([], 0)
+    assert prepare_records((), 0, 36, Message) == ([], 0)
+    with pytest.raises(TypeError, match="takes 4 arguments"):
+        prepare_records([], 0, 36)
+    for now in (1.5, True, None):
+        with pytest.raises(TypeError, match="now must be an int"):
+            prepare_records([], now, 36, Message)
+    with pytest.raises(TypeError, match="overhead must be an int"):
+        prepare_records([], 0, "36", Message)
+    with pytest.raises(ValueError, match="overhead must not be negative"):
+        prepare_records([], 0, -1, Message)
+    with pytest.raises(OverflowError):
+        prepare_records([], 0, 2**64, Message)
+    for message_type in (tuple, list, Message(b"v"), 4):
+        with pytest.raises(TypeError, match="message_type must be a subclass of tuple"):
+            prepare_records([], 0, 36, message_type)
+    # Which tuple class is Message is the caller's to say.
+    assert prepare_records([Message(b"v")], 0, 36, Pair) is None
+
+
+@needs_c
+def test_prepare_records_leaves_a_huge_size_to_python() -> None:
+    huge = sys.maxsize // 2
+    assert _speedups.prepare_records([(None, b"ab")], 7, huge, Message) == (
+        [(7, None, b"ab", ())],
+        huge + 2,
+    )
+    assert _speedups.prepare_records([(None, None)] * 3, 7, huge, Message) is None
+
+
+def test_the_producer_uses_the_c_prepare_records_with_the_c_codec() -> None:
+    expected = _speedups.prepare_records if records.IMPLEMENTATION == "c" else None
+    assert producer._c_prepare_records is expected
 
 
 # -- murmur2 ------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 /*
- * trio_brod.protocol._speedups -- the two hot loops of records.py, in C (and murmur2).
+ * trio_brod.protocol._speedups -- the two hot loops of records.py, in C (and murmur2, and
+ * the producer's loop over a batch of messages).
  *
  * Every consumed message passes through decode_records() and every produced one through
  * encode_records(). In pure Python those loops run at CPython's per-bytecode limit (about
@@ -21,6 +22,10 @@
  *       bytearray value, a huge timestamp, anything invalid) goes to the Python function
  *       slow(index, record, base_timestamp) -> (body, timestamp), records.py's own slow path,
  *       which encodes it or raises the TypeError / EncodeError naming what is wrong.
+ *
+ *   prepare_records(messages, now, overhead, message_type) -> (records, size) | None
+ *       producer.py's produce_batch loop for the common case of plain messages; None for
+ *       anything else, and the Python loop takes over (see "the producer's messages").
  *
  * No function here releases the GIL or keeps a borrowed reference across a call that may
  * run Python code.
@@ -951,6 +956,177 @@ error:
     return NULL;
 }
 
+/* -- the producer's messages --------------------------------------------------------------------
+ *
+ * PartitionProducer.produce_batch (producer.py) turns the messages it is given into record
+ * tuples (timestamp, key, value, headers) and adds up estimate_record_size() of each. Its loop
+ * is the reference; prepare_records() does the same for the common case only, and returns
+ * None for anything else, so that the loop then runs from the start and raises its own
+ * TypeErrors. It reads the messages by index and never iterates them through Python, so
+ * giving up has consumed nothing.
+ *
+ * The common case: `messages` is an exact list or tuple, and each of them is either an exact
+ * tuple (key, value) or an instance of exactly `message_type` (producer.Message: value, key,
+ * headers, timestamp) whose headers are the empty tuple and whose timestamp is None; keys and
+ * values are exact bytes or None. The record of each is (now, key, value, ()), and its size
+ * estimate is `overhead` (estimate_record_size(None, None, ()), passed in by the caller so
+ * that the constant lives in records.py only) plus the lengths of its key and value.
+ */
+
+/* The key and value (borrowed) of a message prepare_records() takes; 0 if it does not. */
+static int
+fast_message(PyObject *message, PyObject *message_type, PyObject **key, PyObject **value)
+{
+    if (PyTuple_CheckExact(message)) {
+        if (PyTuple_GET_SIZE(message) != 2) {
+            return 0;
+        }
+        *key = PyTuple_GET_ITEM(message, 0);
+        *value = PyTuple_GET_ITEM(message, 1);
+    }
+    else if ((PyObject *)Py_TYPE(message) == message_type) {
+        /* A tuple subclass (checked by the caller): value, key, headers, timestamp. (Its
+           length can only differ from 4 if it was made with tuple.__new__.) */
+        if (PyTuple_GET_SIZE(message) != 4) {
+            return 0;
+        }
+        PyObject *headers = PyTuple_GET_ITEM(message, 2);
+        if (!PyTuple_CheckExact(headers) || PyTuple_GET_SIZE(headers) != 0 ||
+            PyTuple_GET_ITEM(message, 3) != Py_None) {
+            return 0;
+        }
+        *value = PyTuple_GET_ITEM(message, 0);
+        *key = PyTuple_GET_ITEM(message, 1);
+    }
+    else {
+        return 0;
+    }
+    return (*key == Py_None || PyBytes_CheckExact(*key)) &&
+           (*value == Py_None || PyBytes_CheckExact(*value));
+}
+
+/* *total += n for n >= 0, or 0 if the sum would pass PY_SSIZE_T_MAX. */
+static inline int
+add_size(Py_ssize_t *total, Py_ssize_t n)
+{
+    if (n > PY_SSIZE_T_MAX - *total) {
+        return 0;
+    }
+    *total += n;
+    return 1;
+}
+
+static inline Py_ssize_t
+length_or_zero(PyObject *data)
+{
+    return data == Py_None ? 0 : PyBytes_GET_SIZE(data);
+}
+
+PyDoc_STRVAR(prepare_records_doc,
+"prepare_records(messages, now, overhead, message_type, /)\n"
+"--\n"
+"\n"
+"produce_batch's loop over its messages, for the common case: a list or tuple of (key,\n"
+"value) tuples and message_type instances without headers or timestamp, keys and values\n"
+"bytes or None. Returns ([(now, key, value, ()), ...], the sum of overhead + len(key) +\n"
+"len(value)), or None, having consumed nothing, if any message is not of that kind.");
+
+static PyObject *
+prepare_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "prepare_records() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *messages = args[0];
+    PyObject *now = args[1];
+    PyObject *message_type = args[3];
+    Py_ssize_t overhead;
+    /* An int: then, like the other items of a record, it cannot be part of a cycle (below). */
+    if (!PyLong_CheckExact(now)) {
+        PyErr_Format(PyExc_TypeError, "now must be an int, not %.100s", Py_TYPE(now)->tp_name);
+        return NULL;
+    }
+    if (arg_ssize(args[2], "overhead", &overhead) < 0) {
+        return NULL;
+    }
+    if (overhead < 0) {
+        PyErr_SetString(PyExc_ValueError, "overhead must not be negative");
+        return NULL;
+    }
+    /* A strict subclass: its instances are tuples underneath, and a plain 4-tuple is not one. */
+    if (!PyType_Check(message_type) || (PyTypeObject *)message_type == &PyTuple_Type ||
+        !PyType_IsSubtype((PyTypeObject *)message_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "message_type must be a subclass of tuple");
+        return NULL;
+    }
+    if (!PyList_CheckExact(messages) && !PyTuple_CheckExact(messages)) {
+        Py_RETURN_NONE; /* not even looked at: a generator stays unconsumed */
+    }
+
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(messages);
+    PyObject *no_headers = PyTuple_New(0); /* the () singleton, as in the Python loop */
+    if (no_headers == NULL) {
+        return NULL;
+    }
+    PyObject *records = PyList_New(count);
+    if (records == NULL) {
+        Py_DECREF(no_headers);
+        return NULL;
+    }
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *record = PyTuple_New(4);
+        if (record == NULL) {
+            goto error;
+        }
+        PyList_SET_ITEM(records, i, record); /* the list owns it, and releases it on failure */
+        /* Read the message only now. Allocating the record may have run a garbage collection
+           (CPython 3.11 collects inside the allocation that passes the threshold; later
+           versions wait for the interpreter loop), and with it finalizers: Python code, which
+           could even have changed `messages` (a list). From here to the next allocation no
+           Python code runs, so the references borrowed from the message stay valid. */
+        if (PySequence_Fast_GET_SIZE(messages) != count) {
+            goto fall_back;
+        }
+        PyObject *message = PySequence_Fast_GET_ITEM(messages, i);
+        PyObject *key, *value;
+        if (!fast_message(message, message_type, &key, &value) || !add_size(&size, overhead) ||
+            !add_size(&size, length_or_zero(key)) || !add_size(&size, length_or_zero(value))) {
+            goto fall_back;
+        }
+        PyTuple_SET_ITEM(record, 0, Py_NewRef(now));
+        PyTuple_SET_ITEM(record, 1, Py_NewRef(key));
+        PyTuple_SET_ITEM(record, 2, Py_NewRef(value));
+        PyTuple_SET_ITEM(record, 3, Py_NewRef(no_headers));
+        /* An int, bytes or None, and (): the record can be in no cycle, so the collector need
+           not track it (it would stop, but only after traversing it once; a producer keeps
+           thousands of records alive until they are sent). */
+        PyObject_GC_UnTrack(record);
+    }
+    Py_DECREF(no_headers);
+    PyObject *total = PyLong_FromSsize_t(size);
+    if (total == NULL) {
+        Py_DECREF(records);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, records, total);
+    Py_DECREF(records);
+    Py_DECREF(total);
+    return result;
+
+fall_back:
+    Py_DECREF(records);
+    Py_DECREF(no_headers);
+    Py_RETURN_NONE;
+
+error:
+    Py_DECREF(records);
+    Py_DECREF(no_headers);
+    return NULL;
+}
+
 /* -- murmur2 ----------------------------------------------------------------------------------
  *
  * Kafka's partitioner hash, as org.apache.kafka.common.utils.Utils.murmur2 computes it:
@@ -1019,6 +1195,8 @@ static PyMethodDef speedups_methods[] = {
      decode_records_doc},
     {"encode_records", (PyCFunction)(void (*)(void))encode_records, METH_FASTCALL,
      encode_records_doc},
+    {"prepare_records", (PyCFunction)(void (*)(void))prepare_records, METH_FASTCALL,
+     prepare_records_doc},
     {"murmur2_u32", murmur2_u32, METH_O, murmur2_u32_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -1028,8 +1206,8 @@ static PyModuleDef_Slot speedups_slots[] = {
 };
 
 PyDoc_STRVAR(module_doc,
-"The record codec's hot loops (and murmur2) in C, used by trio_brod.protocol.records\n"
-"and trio_brod.partitioners when available.\n"
+"The record codec's hot loops (and murmur2, and the producer's message loop) in C, used by\n"
+"trio_brod.protocol.records, trio_brod.partitioners and trio_brod.producer when available.\n"
 "\n"
 "Private: call records.py's public functions, not these.");
 

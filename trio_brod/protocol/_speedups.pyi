@@ -1,9 +1,11 @@
 """Type stub of the C extension ``trio_brod.protocol._speedups`` (see _speedups.c)."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 _R = TypeVar("_R", bound=tuple[Any, ...])
+# The producer's RecordTuple (trio_brod._producer_buffer); prepare_records' have no headers.
+_ProducerRecord = tuple[int, bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]]
 
 def decode_records(
     record_class: type[_R],
@@ -24,3 +26,10 @@ def encode_records(
     /,
 ) -> tuple[bytes, int]: ...
 def murmur2_u32(data: bytes | bytearray | memoryview, /) -> int: ...
+def prepare_records(
+    messages: object,
+    now: int,
+    overhead: int,
+    message_type: type[tuple[Any, ...]],
+    /,
+) -> tuple[list[_ProducerRecord], int] | None: ...
