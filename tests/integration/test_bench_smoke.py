@@ -52,8 +52,10 @@ def test_quick_run_covers_every_workload(kafka: KafkaCluster, tmp_path: Path) ->
         ("produce", "trio-brod"),
         ("produce", "trio-brod-batch"),
         ("consume", "trio-brod"),
+        ("consume", "trio-brod-topic"),
         ("latency", "trio-brod"),
         ("partitions", "trio-brod"),
+        ("partitions", "trio-brod-topic"),
     }
     # With the bench extra installed (as in CI) every peer ran too.
     families = {r["family"] for r in ran}
