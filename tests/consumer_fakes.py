@@ -57,6 +57,8 @@ class FakeLog:
         hold_fetches: While set, fetches wait (until cleared and :meth:`release` is called).
         strict_max_bytes: Cut even the first batch at ``max_bytes`` (a broker without
             Kafka's KIP-74), so that a consumer must grow its fetch size.
+        early_answers: Answer long polls at once, with nothing, as the broker answers a
+            merged long poll as soon as another partition in it has data.
     """
 
     topic: str = "fake-topic"
@@ -69,6 +71,7 @@ class FakeLog:
     hang_up_fetches: int = 0
     hold_fetches: bool = False
     strict_max_bytes: bool = False
+    early_answers: bool = False
     fetches: list[Any] = field(default_factory=list)
     #: (fetch offset, error code) of every fetch answered.
     answers: list[tuple[int, int]] = field(default_factory=list)
@@ -236,7 +239,7 @@ class FakeLog:
         if not error and not self.log_start <= offset <= self.end:
             error = 1  # OFFSET_OUT_OF_RANGE
         end = self.stable_end(body.isolation_level)
-        if not error and offset >= end and body.max_wait_ms > 0:
+        if not error and offset >= end and body.max_wait_ms > 0 and not self.early_answers:
             # Long poll: wait for data, or max_wait_ms.
             with trio.move_on_after(body.max_wait_ms / 1000):
                 while offset >= self.stable_end(body.isolation_level):

@@ -12,7 +12,7 @@ import trio.testing
 from tests.consumer_fakes import FakeLog
 from tests.fakebroker import FakeBroker
 from tests.task_tree import count_tasks
-from trio_brod import Client, NotFound, Subscription, Timestamp, open_client
+from trio_brod import Client, ConsumerConfig, NotFound, Subscription, Timestamp, open_client
 from trio_brod.protocol.errors import OffsetOutOfRangeError, TopicAuthorizationFailedError
 
 TOPIC = "fake-topic"
@@ -302,6 +302,21 @@ async def test_sleep_timeout_spaces_empty_fetches(client: Client, log: FakeLog) 
         assert 2 <= len(log.fetches) <= 5
         log.append([b"wake"])
         assert await take(sub, 1) == [0]
+
+
+async def test_a_long_poll_answered_early_counts_as_a_whole_one(
+    client: Client, log: FakeLog
+) -> None:
+    # With fetch_connection="topic", a partition's long poll is merged with others' and
+    # ends as soon as one of them has data. An idle partition answered early with nothing
+    # polls again only when its own long poll would have ended: no busy loop.
+    log.early_answers = True
+    wait = 0.2
+    await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection="topic", max_wait_time=wait))
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest"):
+        await trio.sleep(1.0)
+    polls = [f for f in log.fetches if f.max_wait_ms > 0]
+    assert 2 <= len(polls) <= 1.0 / wait + 2
 
 
 async def test_one_off_fetch(client: Client, log: FakeLog) -> None:
