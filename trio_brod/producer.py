@@ -60,7 +60,13 @@ from trio_brod._exceptions import (
     NoLeader,
     ProducerClosed,
 )
-from trio_brod._producer_buffer import Call, ProducerBuffer, RecordTuple, WireBatch
+from trio_brod._producer_buffer import (
+    Call,
+    ProducerBuffer,
+    RecordTuple,
+    WireBatch,
+    hold_in_flight,
+)
 from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
 from trio_brod.partitioners import (
     Partitioner,
@@ -575,6 +581,7 @@ class PartitionProducer:
         except trio.ClosedResourceError:
             self._give_back(size)
             raise self._closed() from None
+        hold_in_flight(call)
         self._wakeup.set()
         return call
 
@@ -638,6 +645,7 @@ class PartitionProducer:
         except trio.ClosedResourceError:
             self._give_back(size)
             raise self._closed() from None
+        hold_in_flight(call)
         self._wakeup.set()
         return call
 

@@ -10,6 +10,7 @@ breaks before or after the append, a leader that moves.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ from trio_brod.protocol import (
     ProduceRequest,
     ProduceResponse,
 )
+from trio_brod.protocol import records as records_module
 from trio_brod.protocol.errors import InvalidRecordError, KafkaError, NotEnoughReplicasError
 from trio_brod.protocol.records import Compression, decode_batches, estimate_record_size
 
@@ -647,6 +649,40 @@ async def test_closing_wakes_byte_waiters_with_producer_closed(cluster: FakeClus
         for receipt in earlier:
             with pytest.raises(ProducerClosed):
                 await receipt
+        cluster.release()
+
+
+async def test_calls_in_flight_are_hidden_from_the_collector(cluster: FakeCluster) -> None:
+    # With the C extension, the cycle collector does not walk calls the producer holds.
+    in_flight_tracked = records_module.IMPLEMENTATION != "c"
+    cluster.hold()
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(required_acks=1))
+        receipts = [await client.produce(TOPIC, b"%d" % i, partition=0) for i in range(3)]
+        batch = await client.produce_batch(TOPIC, [(None, b"a"), (None, b"b")], partition=0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert [gc.is_tracked(r) for r in [*receipts, batch]] == [in_flight_tracked] * 4
+        cluster.release()
+        assert [await r for r in receipts] == [0, 1, 2]
+        assert await batch == 3
+        # Resolved: ordinary objects again.
+        assert all(gc.is_tracked(r) for r in [*receipts, batch])
+
+
+async def test_failed_calls_are_left_to_the_collector_again(cluster: FakeCluster) -> None:
+    # A failed receipt holds its error, whose traceback may lead back to it: the collector
+    # must see it again.
+    cluster.hold()
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(required_acks=1, flush_timeout=0.05))
+        sent = await client.produce(TOPIC, b"on the wire", partition=0)
+        await trio.testing.wait_all_tasks_blocked()
+        queued = await client.produce(TOPIC, b"still in the buffer", partition=0)
+        await client.stop_producer(TOPIC)  # never acknowledged: both fail
+        for receipt in (sent, queued):
+            with pytest.raises(ProducerClosed):
+                await receipt
+            assert gc.is_tracked(receipt)
         cluster.release()
 
 

@@ -810,3 +810,34 @@ def test_same_murmur2(data: bytes) -> None:
 def test_murmur2_needs_bytes() -> None:
     with pytest.raises(TypeError):
         _speedups.murmur2_u32("text")  # type: ignore[arg-type]
+
+
+class _Slotted:
+    __slots__ = ("other",)
+
+
+@needs_c
+def test_gc_untrack_and_track() -> None:
+    obj = _Slotted()
+    refs = sys.getrefcount(obj)
+    assert gc.is_tracked(obj)
+    _speedups.gc_untrack(obj)
+    _speedups.gc_untrack(obj)  # twice is harmless
+    assert not gc.is_tracked(obj)
+    _speedups.gc_track(obj)
+    _speedups.gc_track(obj)  # twice is harmless
+    assert gc.is_tracked(obj)
+    # Objects the collector never tracks stay as they are.
+    for atom in (1, b"bytes", "str", None):
+        _speedups.gc_track(atom)
+        _speedups.gc_untrack(atom)
+        assert not gc.is_tracked(atom)
+    assert sys.getrefcount(obj) == refs
+    # Tracked again, an object in a garbage cycle is collected.
+    obj.other = _Slotted()
+    obj.other.other = obj
+    _speedups.gc_untrack(obj)
+    _speedups.gc_track(obj)
+    del obj
+    gc.collect()
+    assert not [o for o in gc.get_objects() if type(o) is _Slotted]
