@@ -570,19 +570,8 @@ class PartitionProducer:
             headers if type(headers) is tuple else tuple(headers),
         )
         call = Call(self.topic, self.partition, (record,), size)
-        if self._room_waiters or self._channel_bytes + size > self._channel_bytes_limit:
-            await self._wait_for_room(size)
-        else:
-            self._channel_bytes += size
-        try:
-            self._send_channel.send_nowait(call)
-        except trio.WouldBlock:
-            await self._submit_waiting(call)
-        except trio.ClosedResourceError:
-            self._give_back(size)
-            raise self._closed() from None
-        hold_in_flight(call)
-        self._wakeup.set()
+        if not self._hand_over_now(call):
+            await self._hand_over_waiting(call)
         return call
 
     async def produce_batch(self, messages: Iterable[Message | tuple[Any, ...]]) -> DeliveryReceipt:
@@ -634,23 +623,51 @@ class PartitionProducer:
         if size > self._max_records_size:
             raise self._too_large(size)
         call = Call(self.topic, self.partition, records, size)
+        if not self._hand_over_now(call):
+            await self._hand_over_waiting(call)
+        return call
+
+    def _hand_over_now(self, call: Call) -> bool:
+        """Put ``call`` in the channel if there is room for it now, in bytes and in calls,
+        and nobody is waiting before it; False if not (then ``_hand_over_waiting``).
+
+        Raises:
+            ProducerClosed: The producer is closed.
+        """
+        size = call.size
         if self._room_waiters or self._channel_bytes + size > self._channel_bytes_limit:
-            await self._wait_for_room(size)
-        else:
-            self._channel_bytes += size
+            return False
+        try:
+            self._send_channel.send_nowait(call)
+        except trio.WouldBlock:
+            return False
+        except trio.ClosedResourceError:
+            raise self._closed() from None
+        self._channel_bytes += size
+        self._handed_over(call)
+        return True
+
+    async def _hand_over_waiting(self, call: Call) -> None:
+        """Back-pressure: wait for room in bytes, then in calls (cancellable; nothing is
+        sent then), and put ``call`` in the channel."""
+        await self._wait_for_room(call.size)
         try:
             self._send_channel.send_nowait(call)
         except trio.WouldBlock:
             await self._submit_waiting(call)
         except trio.ClosedResourceError:
-            self._give_back(size)
+            self._give_back(call.size)
             raise self._closed() from None
+        self._handed_over(call)
+
+    def _handed_over(self, call: Call) -> None:
+        """``call`` is in the channel: the producer holds it, and the worker has work."""
         hold_in_flight(call)
         self._wakeup.set()
-        return call
 
     async def _submit_waiting(self, call: Call) -> None:
-        """Back-pressure: wait for room in the channel (cancellable; nothing is sent then)."""
+        """Wait for room in the channel, the call's bytes counted (cancellable; nothing is
+        sent then)."""
         try:
             await self._send_channel.send(call)
         except BaseException as exc:
@@ -666,8 +683,11 @@ class PartitionProducer:
         waits but never forever. Closing the producer admits every waiter, and the closed
         channel then refuses their calls.
         """
-        if not self._room_waiters and self._channel_bytes == 0:
-            self._channel_bytes += size  # too large, but alone: it goes
+        if not self._room_waiters and (
+            self._channel_bytes == 0  # even a call larger than the limit goes, alone
+            or self._channel_bytes + size <= self._channel_bytes_limit
+        ):
+            self._channel_bytes += size
             return
         waiter = _RoomWaiter(trio.lowlevel.current_task(), size)
         self._room_waiters.append(waiter)
