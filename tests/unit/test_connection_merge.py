@@ -764,22 +764,30 @@ async def consume(client: Client, partition: int, until: int, **options: Any) ->
     return values
 
 
+async def consume_all(
+    client: Client, partitions: int, until: int, **options: Any
+) -> dict[int, list[bytes]]:
+    """``consume`` partitions 0 .. ``partitions - 1`` at once (within 10 s); values by partition."""
+    results: dict[int, list[bytes]] = {}
+
+    async def one(partition: int) -> None:
+        results[partition] = await consume(client, partition, until, **options)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            for partition in range(partitions):
+                nursery.start_soon(one, partition)
+    return results
+
+
 async def test_partition_consumers_share_fetch_requests(
     broker: FakeBroker, logs: TopicLogs
 ) -> None:
     for partition in range(6):
         logs.append(partition, batches=4)
-    results: dict[int, list[bytes]] = {}
     async with open_client([broker.address]) as client:
         await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection="topic"))
-
-        async def one(partition: int) -> None:
-            results[partition] = await consume(client, partition, 20, max_bytes=300)
-
-        with trio.fail_after(10):
-            async with trio.open_nursery() as nursery:
-                for partition in range(6):
-                    nursery.start_soon(one, partition)
+        results = await consume_all(client, 6, 20, max_bytes=300)
     assert results == {p: [b"%d:%d" % (p, i) for i in range(20)] for p in range(6)}
     assert max(len(r.body.topics[0].partitions) for r in logs.fetches) > 1
     # Fetches with data waiting went out on one connection without waiting (max_wait 0)...
@@ -916,20 +924,12 @@ async def test_a_batch_cut_by_the_requests_limit_does_not_grow_max_bytes(
 ) -> None:
     for partition in range(6):
         logs.append(partition, batches=6)
-    results: dict[int, list[bytes]] = {}
     # A merged fetch asks for at most half the frame limit, 1 KiB: with three partitions or
     # more of 480 bytes each, the third is cut short within its first batch (116 bytes).
     # That is no reason to ask for more bytes next time.
     async with open_client([broker.address], max_frame_size=2048) as client:
         await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection="topic"))
-
-        async def one(partition: int) -> None:
-            results[partition] = await consume(client, partition, 30, max_bytes=480)
-
-        with trio.fail_after(10):
-            async with trio.open_nursery() as nursery:
-                for partition in range(6):
-                    nursery.start_soon(one, partition)
+        results = await consume_all(client, 6, 30, max_bytes=480)
     assert results == {p: [b"%d:%d" % (p, i) for i in range(30)] for p in range(6)}
     assert 1024 in {r.body.max_bytes for r in logs.fetches}
     wanted = {

@@ -467,29 +467,40 @@ async def test_message_too_large_names_size_and_limit(cluster: FakeCluster) -> N
 # ------------------------------------------------------------------------------ back-pressure
 
 
+async def produce_until_stuck(
+    client: Any, values: list[bytes]
+) -> tuple[list[bytes], list[DeliveryReceipt]]:
+    """Produce ``values`` to partition 0 until a call waits and stays waiting; cancel it.
+
+    Returns the values accepted and their receipts (the cancelled call accepted nothing).
+    """
+    accepted: list[bytes] = []
+    receipts: list[DeliveryReceipt] = []
+
+    async def produce_forever() -> None:
+        for value in values:
+            receipts.append(await client.produce(TOPIC, value, partition=0))
+            accepted.append(value)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(produce_forever)
+        await trio.testing.wait_all_tasks_blocked(0.2)
+        stuck_at = len(accepted)
+        await trio.sleep(0.1)
+        assert len(accepted) == stuck_at
+        nursery.cancel_scope.cancel()
+    return accepted, receipts
+
+
 async def test_back_pressure_blocks_and_is_cancellable(cluster: FakeCluster) -> None:
     config = ProducerConfig(partition_buffer_limit=3, max_batch_size=100, required_acks=1)
     cluster.hold()
-    accepted: list[bytes] = []
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, config)
-        receipts: list[DeliveryReceipt] = []
-
-        async def produce_forever() -> None:
-            for value in numbered(1000):
-                receipts.append(await client.produce(TOPIC, value, partition=0))
-                accepted.append(value)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(produce_forever)
-            await trio.testing.wait_all_tasks_blocked(0.2)
-            # The broker holds the first request: the channel fills, the producer waits.
-            stuck_at = len(accepted)
-            assert 3 <= stuck_at < 20
-            await trio.sleep(0.1)
-            assert len(accepted) == stuck_at
-            nursery.cancel_scope.cancel()
-        # The cancelled call accepted nothing; everything accepted is delivered, in order.
+        accepted, receipts = await produce_until_stuck(client, numbered(1000))
+        # The broker holds the first request: the channel fills, the producer waits.
+        assert 3 <= len(accepted) < 20
+        # Everything accepted is delivered, in order.
         cluster.release()
         offsets = [await receipt for receipt in receipts]
     assert offsets == list(range(len(accepted)))
@@ -527,22 +538,12 @@ async def test_back_pressure_counts_bytes(cluster: FakeCluster) -> None:
     # Many calls fit the call limit; the byte limit is what stops them.
     config = _byte_bound_config(limit_in_messages=4)
     cluster.hold()
-    accepted: list[bytes] = []
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, config)
-        receipts: list[DeliveryReceipt] = []
-
-        async def produce_forever() -> None:
-            for value in numbered(1000):
-                receipts.append(await client.produce(TOPIC, value.ljust(100, b"."), partition=0))
-                accepted.append(value.ljust(100, b"."))
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(produce_forever)
-            await trio.testing.wait_all_tasks_blocked(0.2)
-            # 1 on the wire (held) + 2 in the worker's batches + 4 in the channel.
-            assert len(accepted) == 7
-            nursery.cancel_scope.cancel()
+        values = [value.ljust(100, b".") for value in numbered(1000)]
+        accepted, receipts = await produce_until_stuck(client, values)
+        # 1 on the wire (held) + 2 in the worker's batches + 4 in the channel.
+        assert len(accepted) == 7
         cluster.release()
         offsets = [await receipt for receipt in receipts]
     assert offsets == list(range(7))
