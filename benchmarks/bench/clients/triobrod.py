@@ -62,6 +62,7 @@ def _fetch_connection(spec: Spec) -> dict[str, str]:
 
 
 def consumer_config(spec: Spec) -> trio_brod.ConsumerConfig:
+    """The consumer config of the row: the prefetch window and ``fetch_connection``."""
     return trio_brod.ConsumerConfig(**consume_options(spec), **_fetch_connection(spec))
 
 
@@ -185,7 +186,7 @@ async def _consume_all(client: trio_brod.Client, spec: Spec, topic: str, expecte
                 for record in message_set:
                     n += 1
                     # Every benchmark record has both (no `or b""`: same work as the peers).
-                    size += len(record.value) + len(record.key)
+                    size += len(record.value) + len(record.key)  # type: ignore[arg-type]
                 sub.ack(message_set.high_offset)
                 if message_set.high_offset >= end - 1:
                     break
@@ -239,7 +240,7 @@ async def _latency(spec: Spec) -> Result:
                 subscribed.set()
                 async for message_set in sub:
                     for record in message_set:
-                        elapsed = latency_ns(record.value)
+                        elapsed = latency_ns(record.value)  # type: ignore[arg-type]
                         if record.offset - start >= warm:
                             samples.append(elapsed)
                         received += 1
