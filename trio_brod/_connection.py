@@ -650,31 +650,40 @@ class Connection:
                     except BrokerConnectionError as exc:
                         self._shut(exc)  # fails what is queued too
                         return
-                # Whatever is queued goes out together: merged where it can be, and small
-                # frames joined into one write. Everything taken off the queue is, before the
-                # next checkpoint, either in _pending or in ``writes``, where closing the
-                # connection finds it.
-                items: list[_Queued] = []
-                has_parts = False
-                size = 0
-                while queue and size < _DRAIN_LIMIT:
-                    item = queue.popleft()
-                    items.append(item)
-                    if isinstance(item, Part):
-                        has_parts = True
-                        size += item.size
-                    else:
-                        size += len(item[0])
-                writes: list[_Write]
-                if has_parts:
-                    writes = self._encode_parts(items)
-                else:
-                    writes = items  # type: ignore[assignment]  # no parts: all frames
-                    self.requests_written += len(writes)
-                if writes:
-                    await self._write(stream, writes)
+                await self._write_queued(stream)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._shut(ConnectionLost(self.address, f"write failed: {_describe(exc)}"), exc)
+
+    async def _write_queued(self, stream: trio.abc.Stream) -> None:
+        """Write what is queued (up to ``_DRAIN_LIMIT`` bytes of it) in as few writes as may be.
+
+        A method of its own so that what it wrote is let go when it returns: the writer then
+        sleeps until more is queued, and an idle connection must not keep its last requests
+        (and their frames) alive.
+        """
+        queue = self._queue
+        # Whatever is queued goes out together: merged where it can be, and small frames
+        # joined into one write. Everything taken off the queue is, before the next
+        # checkpoint, either in _pending or in ``writes``, where closing the connection finds it.
+        items: list[_Queued] = []
+        has_parts = False
+        size = 0
+        while queue and size < _DRAIN_LIMIT:
+            item = queue.popleft()
+            items.append(item)
+            if isinstance(item, Part):
+                has_parts = True
+                size += item.size
+            else:
+                size += len(item[0])
+        writes: list[_Write]
+        if has_parts:
+            writes = self._encode_parts(items)
+        else:
+            writes = items  # type: ignore[assignment]  # no parts: all frames
+            self.requests_written += len(writes)
+        if writes:
+            await self._write(stream, writes)
 
     async def _write(self, stream: trio.abc.Stream, writes: list[_Write]) -> None:
         """Write frames, small ones joined; complete the requests that get no response."""
@@ -769,36 +778,47 @@ class Connection:
 
     async def _reader(self, stream: trio.abc.Stream) -> None:
         decoder = self._decoder
-        pending = self._pending
         try:
             while True:
-                data = await stream.receive_some(_RECEIVE_SIZE)
-                if not data:
+                # Nothing received stays named while the reader waits for more: an idle
+                # connection must not keep its last chunk or answer alive.
+                if not await self._receive(stream):
                     self._shut(ConnectionLost(self.address, "the broker closed the connection"))
                     return
-                decoder.feed(data)
                 while (frame := decoder.next_frame()) is not None:
-                    correlation_id = peek_correlation_id(frame)
-                    request = pending.pop(correlation_id, None)
-                    if request is None:
-                        raise DecodeError(f"response with unknown correlation id {correlation_id}")
-                    if isinstance(request, _MergedRequest):
-                        _answer_parts(request, frame)
-                        continue
-                    if request.abandoned:
-                        continue
-                    try:
-                        request.response = decode_response(
-                            frame, request.response_cls, request.version
-                        )
-                    except DecodeError as exc:
-                        # The frame boundary is intact, so only this request failed.
-                        request.error = exc
-                    request._finish()
+                    self._answer(frame)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._shut(ConnectionLost(self.address, f"read failed: {_describe(exc)}"), exc)
         except ProtocolError as exc:
             self._shut(ConnectionLost(self.address, f"protocol error: {exc}"), exc)
+
+    async def _receive(self, stream: trio.abc.Stream) -> bool:
+        """Feed the next bytes from the broker to the frame decoder; False at end of stream."""
+        data = await stream.receive_some(_RECEIVE_SIZE)
+        self._decoder.feed(data)
+        return bool(data)
+
+    def _answer(self, frame: bytes) -> None:
+        """Give a response frame to the request waiting for it.
+
+        Raises:
+            DecodeError: No request waits for the frame's correlation id.
+        """
+        correlation_id = peek_correlation_id(frame)
+        request = self._pending.pop(correlation_id, None)
+        if request is None:
+            raise DecodeError(f"response with unknown correlation id {correlation_id}")
+        if isinstance(request, _MergedRequest):
+            _answer_parts(request, frame)
+            return
+        if request.abandoned:
+            return
+        try:
+            request.response = decode_response(frame, request.response_cls, request.version)
+        except DecodeError as exc:
+            # The frame boundary is intact, so only this request failed.
+            request.error = exc
+        request._finish()
 
     # ---------------------------------------------------------------- closing
 

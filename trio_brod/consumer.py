@@ -899,26 +899,15 @@ class PartitionConsumer:
                 max_wait=max_wait,
             )
             polled_at = trio.current_time()
-            response = await connection.request(request, version, timeout=timeout)
-            data = fetched_partition(response, self.topic, self.partition, offset)
-            session.failures = 0
-            session.high_watermark = visible_end(data, isolation)
-            selected = select_parts(
-                self.topic, self.partition, offset, data, config.isolation_level
+            # The response is not given a name here: this loop sleeps (for acks, for the next
+            # long poll), and an idle worker must not keep its last answer alive meanwhile.
+            nothing_new = self._take_answer(
+                session,
+                offset,
+                isolation,
+                await connection.request(request, version, timeout=timeout),
             )
-            if selected.needed_bytes is not None:
-                # Only the start of a batch came. Larger than max_bytes (a broker without
-                # Kafka's KIP-74): ask for enough to get it whole. Not larger: the request's
-                # max_bytes ran out, shared with other partitions: just fetch it again.
-                if selected.needed_bytes > session.max_bytes:
-                    session.max_bytes = min(
-                        max(selected.needed_bytes, session.max_bytes * 2), _MAX_INT32
-                    )
-                continue
-            self._follow_batch_sizes(session, selected.batches)
-            session.offset = selected.next_offset
-            session.undelivered.extend(selected.parts)
-            if not selected.parts and selected.next_offset == offset and max_wait is None:
+            if nothing_new and max_wait is None:
                 # Nothing new, after a fetch that could wait. Merged with others, it may
                 # have been answered early because another partition got data: it counts
                 # as a long poll all the same, so poll again no sooner than a lone long
@@ -928,6 +917,33 @@ class PartitionConsumer:
                 await trio.sleep_until(polled_at + wait_time)
                 if sleep_timeout:
                     await trio.sleep(sleep_timeout)  # brod: sleep after an empty answer
+
+    def _take_answer(self, session: _Session, offset: int, isolation: int, response: Any) -> bool:
+        """Add a Fetch response's records (from ``offset``) to what waits for delivery.
+
+        Returns True when the answer brought nothing new.
+
+        Raises:
+            KafkaError: The broker answered with an error for the partition.
+        """
+        config = session.config
+        data = fetched_partition(response, self.topic, self.partition, offset)
+        session.failures = 0
+        session.high_watermark = visible_end(data, isolation)
+        selected = select_parts(self.topic, self.partition, offset, data, config.isolation_level)
+        if selected.needed_bytes is not None:
+            # Only the start of a batch came. Larger than max_bytes (a broker without Kafka's
+            # KIP-74): ask for enough to get it whole. Not larger: the request's max_bytes ran
+            # out, shared with other partitions: just fetch it again.
+            if selected.needed_bytes > session.max_bytes:
+                session.max_bytes = min(
+                    max(selected.needed_bytes, session.max_bytes * 2), _MAX_INT32
+                )
+            return False
+        self._follow_batch_sizes(session, selected.batches)
+        session.offset = selected.next_offset
+        session.undelivered.extend(selected.parts)
+        return not selected.parts and selected.next_offset == offset
 
     @staticmethod
     def _follow_batch_sizes(session: _Session, batches: list[RecordBatch]) -> None:

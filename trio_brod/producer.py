@@ -945,11 +945,12 @@ class PartitionProducer:
                     return False
             deadline = math.inf
             if buffer.onwire:
-                oldest = buffer.onwire[0]
-                if trio.current_time() >= oldest.deadline:
+                # No name for the oldest batch: this frame sleeps below, and an idle worker
+                # would keep its last batch (calls, records and bytes) alive until it wakes.
+                deadline = buffer.onwire[0].deadline
+                if trio.current_time() >= deadline:
                     self._time_out(connection, round_, backoff)
                     continue
-                deadline = oldest.deadline
             if round_.error is None and buffer.queued and buffer.can_send():
                 deadline = min(deadline, self._oldest_queued_at + self._linger)
             await self._wait(deadline)

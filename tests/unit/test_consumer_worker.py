@@ -11,8 +11,12 @@ import trio.testing
 
 from tests.consumer_fakes import FakeLog
 from tests.fakebroker import FakeBroker
+from tests.heap import alive
 from tests.task_tree import count_tasks
 from trio_brod import Client, ConsumerConfig, NotFound, Subscription, Timestamp, open_client
+from trio_brod._connection import PendingResponse
+from trio_brod.consumer import FetchConnection, MessageSet
+from trio_brod.protocol import FetchResponse
 from trio_brod.protocol.errors import OffsetOutOfRangeError, TopicAuthorizationFailedError
 
 TOPIC = "fake-topic"
@@ -317,6 +321,25 @@ async def test_a_long_poll_answered_early_counts_as_a_whole_one(
         await trio.sleep(1.0)
     polls = [f for f in log.fetches if f.max_wait_ms > 0]
     assert 2 <= len(polls) <= 1.0 / wait + 2
+
+
+@pytest.mark.parametrize("fetch_connection", ["partition", "topic", "shared"])
+async def test_a_caught_up_worker_keeps_no_old_answer(
+    client: Client, log: FakeLog, fetch_connection: FetchConnection
+) -> None:
+    # Waiting in a long poll after everything was delivered and acknowledged, neither the
+    # worker nor its connection's reader may keep the last answer (and its records) alive.
+    kinds = (FetchResponse, FetchResponse.PartitionData, PendingResponse, MessageSet)
+    await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection=fetch_connection))
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest") as sub:
+        await trio.testing.wait_all_tasks_blocked()
+        before = alive(*kinds)
+        fill(log, 2, 5)
+        assert await take(sub, 10) == list(range(10))
+        with trio.fail_after(5):
+            await log.wait_for_fetch(offset=10)  # the next long poll, waiting for data
+        await trio.testing.wait_all_tasks_blocked()
+        assert alive(*kinds) == before
 
 
 async def test_one_off_fetch(client: Client, log: FakeLog) -> None:

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakebroker import FakeBroker, Request, answer
+from tests.heap import alive
 from tests.task_tree import count_tasks
 from trio_brod import (
     ClientClosed,
@@ -37,6 +38,9 @@ from trio_brod import (
     open_client,
 )
 from trio_brod import producer as producer_module
+from trio_brod._connection import PendingResponse
+from trio_brod._merge import Part
+from trio_brod._producer_buffer import Call, WireBatch
 from trio_brod.producer import PartitionProducer
 from trio_brod.protocol import (
     InitProducerIdResponse,
@@ -685,6 +689,24 @@ async def test_failed_calls_are_left_to_the_collector_again(cluster: FakeCluster
                 await receipt
             assert gc.is_tracked(receipt)
         cluster.release()
+
+
+async def test_an_idle_producer_keeps_nothing_it_sent(cluster: FakeCluster) -> None:
+    # Once acknowledged, a batch is the receipts' business only: an idle partition worker,
+    # its connection's writer and reader must not keep the last batch, request or response
+    # (with their records and bytes) alive until the next message comes. (Not counted:
+    # ProduceRequest, which the fake broker keeps its own decoded copies of.)
+    kinds = (Call, WireBatch, Part, PendingResponse, ProduceResponse)
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(required_acks=1))
+        await trio.testing.wait_all_tasks_blocked()
+        before = alive(*kinds)
+        receipts = [await client.produce(TOPIC, b"%d" % i, partition=0) for i in range(3)]
+        receipts.append(await client.produce_batch(TOPIC, [(None, b"a")], partition=0))
+        assert [await r for r in receipts] == [0, 1, 2, 3]
+        del receipts
+        await trio.testing.wait_all_tasks_blocked()
+        assert alive(*kinds) == before
 
 
 # ------------------------------------------------------------------------------ closing
