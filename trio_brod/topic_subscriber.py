@@ -169,21 +169,40 @@ async def _handle_partition(
     handle: Any,
     message_type: str,
 ) -> None:
+    # Not ``async for message_set in subscription``: the loop variable would keep the last
+    # message set (its records and the fetched bytes they point into) alive while the task
+    # waits for the next one, in every quiet partition. Each set is handled in a call whose
+    # frame ends before the next wait.
+    while await _handle_next(subscriber, subscription, handle, message_type):
+        pass
+
+
+async def _handle_next(
+    subscriber: TopicSubscriber,
+    subscription: Subscription,
+    handle: Any,
+    message_type: str,
+) -> bool:
+    """Receive the next message set and handle it; False once the subscription ended."""
+    try:
+        message_set = await subscription.receive()
+    except StopAsyncIteration:
+        return False
     partition = subscription.partition
     handled = subscriber._handled
-    async for message_set in subscription:
-        if message_type == "message_set":
-            if await handle(partition, message_set) is not False:
-                subscription.ack(message_set.high_offset)
-            handled[partition] = message_set.high_offset
-            continue
-        all_acked = True
-        for message in message_set:
-            acked = await handle(partition, message) is not False
-            if acked:
-                subscription.ack(message.offset)
-            all_acked = all_acked and acked
-            handled[partition] = message.offset
-        if all_acked:
-            # Compaction can leave offsets without messages at the end of a set: ack past them.
+    if message_type == "message_set":
+        if await handle(partition, message_set) is not False:
             subscription.ack(message_set.high_offset)
+        handled[partition] = message_set.high_offset
+        return True
+    all_acked = True
+    for message in message_set:
+        acked = await handle(partition, message) is not False
+        if acked:
+            subscription.ack(message.offset)
+        all_acked = all_acked and acked
+        handled[partition] = message.offset
+    if all_acked:
+        # Compaction can leave offsets without messages at the end of a set: ack past them.
+        subscription.ack(message_set.high_offset)
+    return True
