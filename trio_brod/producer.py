@@ -850,6 +850,10 @@ class PartitionProducer:
             if error is None:
                 return
             refresh = _needs_refresh(error)
+            # Let go of the error before the next session, which may idle for hours: its
+            # traceback keeps the frames it was raised through alive, with the batch they
+            # were sending (sent again and acknowledged since).
+            del error
             await trio.sleep(backoff.next_delay())
 
     async def _session(self, refresh: bool, backoff: _Backoff) -> BaseException | None:

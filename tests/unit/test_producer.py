@@ -709,6 +709,26 @@ async def test_an_idle_producer_keeps_nothing_it_sent(cluster: FakeCluster) -> N
         assert alive(*kinds) == before
 
 
+async def test_a_producer_idle_after_a_retry_keeps_nothing_it_sent(cluster: FakeCluster) -> None:
+    # The broker closed the idle connection (as Kafka does after connections.max.idle.ms),
+    # so the next batch could not be sent and went again over a new one. The error that
+    # made the worker reconnect, and through its traceback the batch it was raised over,
+    # must not stay alive while the worker then idles.
+    kinds = (Call, WireBatch, Part, PendingResponse, ProduceResponse)
+    async with open_client(cluster.bootstrap, reconnect_cool_down=0) as client:
+        await client.start_producer(TOPIC, quick(required_acks=1))
+        await trio.testing.wait_all_tasks_blocked()
+        before = alive(*kinds)
+        assert await (await client.produce(TOPIC, b"a", partition=0)) == 0
+        await cluster.brokers[0].hang_up_all()
+        await trio.testing.wait_all_tasks_blocked()
+        connections = cluster.brokers[0].connections
+        assert await (await client.produce(TOPIC, b"b", partition=0)) == 1
+        assert cluster.brokers[0].connections > connections  # it did go again
+        await trio.testing.wait_all_tasks_blocked()
+        assert alive(*kinds) == before
+
+
 # ------------------------------------------------------------------------------ closing
 
 
