@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import ssl
 import time
+import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -831,6 +832,12 @@ class Connection:
         if self._close_reason is None:
             if cause is not None:
                 reason.__cause__ = cause
+            # The reason is kept as long as the connection, and the client keeps the last
+            # one per broker: its traceback keeps where things went wrong, but not the locals
+            # of the frames it went through (a failed write's requests, a response frame).
+            for error in (reason, cause):
+                if error is not None:
+                    traceback.clear_frames(error.__traceback__)
             self._close_reason = reason
             self.closed_at = time.monotonic()
         self._fail_pending()

@@ -138,6 +138,32 @@ async def test_broker_hanging_up_fails_requests_in_flight(
     assert connection.closed
 
 
+async def test_the_error_that_broke_a_connection_keeps_no_locals(
+    nursery: trio.Nursery, broker: FakeBroker
+) -> None:
+    # The error that closed a connection lives on as the cause of its requests' failures
+    # (and as the client's last error for that broker): its traceback must not keep the
+    # locals of the frames it passed through alive, here the response frame being read.
+    async def wrong_correlation_id(stream: trio.SocketStream, request: Request) -> None:
+        frame = response_frame(3, request.version, request.correlation_id + 7, metadata_answer("c"))
+        await stream.send_all(frame)
+
+    broker.handlers[3] = wrong_correlation_id
+    connection = await connect(nursery, broker)
+    with pytest.raises(ConnectionLost, match="protocol error") as info:
+        await connection.request(MetadataRequest(topics=None))
+    cause = info.value.__cause__
+    assert isinstance(cause, DecodeError)
+    frames = []
+    tb = cause.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    answer_frames = [f for f in frames if f.f_code.co_name == "_answer"]
+    assert answer_frames, "the traceback goes through Connection._answer"
+    assert [f.f_locals for f in answer_frames] == [{}]
+
+
 async def test_oversized_frame_is_refused(nursery: trio.Nursery, broker: FakeBroker) -> None:
     async def huge(stream: trio.SocketStream, request: Request) -> None:
         await stream.send_all(struct.pack(">ii", 50_000_000, request.correlation_id))
