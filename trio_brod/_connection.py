@@ -41,7 +41,10 @@ the caller handles, never a crash of the client. Only a bug in trio-brod escapes
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import math
+import socket
 import ssl
 import time
 import traceback
@@ -451,7 +454,7 @@ class Connection:
     async def _open_stream(self) -> trio.abc.Stream:
         context = self._config.ssl_context
         if context is None:
-            return await trio.open_tcp_stream(self.host, self.port)
+            return await _open_tcp_stream(self.host, self.port)
         stream = await trio.open_ssl_over_tcp_stream(
             self.host, self.port, ssl_context=context, https_compatible=False
         )
@@ -515,19 +518,17 @@ class Connection:
         version = ApiVersionsRequest.MAX_VERSION
         for _attempt in range(2):
             frame = await self._exchange(stream, request, version)
-            response = _decode_api_versions(frame, version)
-            if response.error_code == _UNSUPPORTED_VERSION:
+            error_code, ranges = _version_ranges(frame, version)
+            if error_code == _UNSUPPORTED_VERSION:
                 # The broker answers in v0 with its own range for ApiVersions: retry with it.
-                theirs = {k.api_key: k.max_version for k in response.api_keys}
-                version = min(theirs.get(_API_VERSIONS_KEY, 0), ApiVersionsRequest.MAX_VERSION)
+                theirs = ranges.get(_API_VERSIONS_KEY, (0, 0))[1]
+                version = min(theirs, ApiVersionsRequest.MAX_VERSION)
                 continue
-            if response.error_code:
+            if error_code:
                 raise ConnectionFailed(
-                    self.address, f"ApiVersions failed: {for_code(response.error_code).name}"
+                    self.address, f"ApiVersions failed: {for_code(error_code).name}"
                 )
-            self.api_versions = {
-                k.api_key: (k.min_version, k.max_version) for k in response.api_keys
-            }
+            self.api_versions = dict(ranges)  # a copy: the cached one is shared
             return
         raise ConnectionFailed(self.address, "the broker rejected every ApiVersions version")
 
@@ -888,6 +889,30 @@ def _answer_parts(request: _MergedRequest, frame: bytes) -> None:
         part.pending._finish()
 
 
+async def _open_tcp_stream(host: str, port: int) -> trio.SocketStream:
+    """A TCP stream to ``host``, connected directly when it is an IP address.
+
+    :func:`trio.open_tcp_stream` looks the name up and races the addresses it finds (happy
+    eyeballs), which costs about three times the CPU of a plain connect even for a literal
+    address; that adds up for consumers opening a connection per partition.
+
+    Raises:
+        OSError: The connection could not be made.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a name (or an address with a scope): the general way
+        return await trio.open_tcp_stream(host, port)
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
 def _again(reason: BrokerConnectionError) -> BrokerConnectionError:
     """A fresh copy of a connection error, so each caller raises its own exception object."""
     error = type(reason)(reason.address, reason.reason)
@@ -930,6 +955,23 @@ def _describe_tls_failure(exc: BaseException) -> str:
 def _software_version() -> str:
     # Kafka requires [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])? for this field.
     return __version__.replace("+", "-")
+
+
+@functools.lru_cache(maxsize=16)
+def _version_ranges(frame: bytes, version: int) -> tuple[int, dict[int, tuple[int, int]]]:
+    """The error code and the version range per API key of an ApiVersions response frame.
+
+    Cached, as every connection to a broker gets the same frame (the first response on
+    each, so with the same correlation id): a consumer that opens a connection per
+    partition would otherwise decode it once per partition. Callers must not change the
+    dict they get.
+
+    Raises:
+        DecodeError: The frame is not an ApiVersions response of that version (or v0).
+    """
+    response = _decode_api_versions(frame, version)
+    ranges = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
+    return response.error_code, ranges
 
 
 def _decode_api_versions(frame: bytes, version: int) -> Any:

@@ -13,6 +13,7 @@ import trio
 
 from tests.fakebroker import FakeBroker, Request, answer, api_versions_body, response_frame
 from trio_brod import ClientConfig
+from trio_brod import _connection as connection_module
 from trio_brod._connection import Connection
 from trio_brod._exceptions import (
     ConnectionClosed,
@@ -76,6 +77,57 @@ async def test_api_versions_falls_back_when_the_broker_is_older(
     connection = await connect(nursery, broker)
     assert seen == [4, 2]
     assert connection.api_versions[18] == (0, 2)
+
+
+async def test_each_broker_answer_to_api_versions_is_decoded_once(
+    nursery: trio.Nursery, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every connection to a broker gets the same ApiVersions frame: a consumer opening a
+    # connection per partition decodes it once. Each connection still has its own ranges.
+    decoded: list[int] = []
+    decode = connection_module._decode_api_versions
+
+    def counting(frame: bytes, version: int) -> object:
+        decoded.append(version)
+        return decode(frame, version)
+
+    monkeypatch.setattr(connection_module, "_decode_api_versions", counting)
+    connection_module._version_ranges.cache_clear()
+    first, second = await connect(nursery, broker), await connect(nursery, broker)
+    assert len(decoded) == 1
+    assert first.api_versions == second.api_versions
+    first.api_versions[18] = (0, 0)  # as a test may do to play an older broker
+    assert second.api_versions[18] != (0, 0)
+    third = await connect(nursery, broker)
+    assert third.api_versions == second.api_versions
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+async def test_addresses_are_connected_to_directly_and_names_resolved(
+    host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # trio.open_tcp_stream (name lookup, happy eyeballs) is only for names: for an IP
+    # address a plain connect does, at a third of the CPU.
+    resolved: list[str] = []
+    open_by_name = trio.open_tcp_stream
+
+    async def recording(name: str, port: int) -> trio.SocketStream:
+        resolved.append(name)
+        return await open_by_name(name, port)
+
+    monkeypatch.setattr(trio, "open_tcp_stream", recording)
+    listeners = await trio.open_tcp_listeners(0, host="::1" if host == "::1" else "127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with listeners[0]:
+        stream = await connection_module._open_tcp_stream(host, port)
+        async with stream:
+            accepted = await listeners[0].accept()
+            await stream.send_all(b"ping")
+            assert await accepted.receive_some(4) == b"ping"
+            await accepted.aclose()
+    assert resolved == ([host] if host == "localhost" else [])
+    with pytest.raises(OSError, match=r"refused|all attempts"):
+        await connection_module._open_tcp_stream(host, port)  # nobody listens any more
 
 
 async def test_pipelined_requests_get_their_own_responses(
