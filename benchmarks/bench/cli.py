@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     size.add_argument("--quick", action="store_true", help="100k messages, fewer cases (<3 min)")
     size.add_argument("--smoke", action="store_true", help="a few thousand messages (CI check)")
     parser.add_argument("--messages", type=int, help="records per produce/consume run")
+    parser.add_argument(
+        "--partition-messages",
+        type=int,
+        help="records spread over the partitions workload's topics (default 100,000: mostly "
+        "the cost of starting a subscription per partition; more shows the steady state)",
+    )
     parser.add_argument("--bootstrap", help="use this broker (host:port) instead of starting one")
     parser.add_argument(
         "--clients",
@@ -557,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = plan.MODES["smoke" if args.smoke else "quick" if args.quick else "full"]
     if args.messages:
         mode = Mode(**{**mode.__dict__, "messages": args.messages})
+    if args.partition_messages:
+        mode = Mode(**{**mode.__dict__, "partition_messages": args.partition_messages})
     rows = plan.select_rows(_split(args.clients))
     workloads = plan.select_workloads(_split(args.workloads))
     started = time.perf_counter()
