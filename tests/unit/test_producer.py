@@ -667,6 +667,10 @@ async def test_calls_in_flight_are_hidden_from_the_collector(cluster: FakeCluste
         batch = await client.produce_batch(TOPIC, [(None, b"a"), (None, b"b")], partition=0)
         await trio.testing.wait_all_tasks_blocked()
         assert [gc.is_tracked(r) for r in [*receipts, batch]] == [in_flight_tracked] * 4
+        if not in_flight_tracked:  # and their records (a list for the batch)
+            held = [cast(Any, r).records for r in [*receipts, batch]]
+            assert [len(records) for records in held] == [1, 1, 1, 2]
+            assert not any(gc.is_tracked(records) for records in held)
         cluster.release()
         assert [await r for r in receipts] == [0, 1, 2]
         assert await batch == 3
