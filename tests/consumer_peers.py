@@ -8,6 +8,7 @@ producers are blocking; call these helpers through :func:`trio.to_thread.run_syn
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,10 +52,20 @@ class Message:
     timestamp: int = 0  # 0: the producer's clock
 
 
+def recent_timestamp_ms() -> int:
+    """A timestamp six hours ago: messages from a test must be recent.
+
+    Older than the topic's ``retention.ms`` (a week by default), the broker deletes them at its
+    next retention check, which comes every five minutes and may well come between
+    producing and consuming them; more than an hour ahead, it refuses them.
+    """
+    return int(time.time() * 1000) - 6 * 3600 * 1000
+
+
 def random_messages(count: int, seed: int, *, max_size: int = 300) -> list[Message]:
     """Messages with random keys (or none), values (some empty, some None) and headers."""
     rng = random.Random(seed)
-    base = 1_700_000_000_000 + seed * 10_000_000
+    base = recent_timestamp_ms() + seed * 100_000
     messages = []
     for i in range(count):
         key = None if rng.random() < 0.2 else rng.randbytes(rng.randint(0, 20))

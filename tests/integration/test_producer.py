@@ -117,6 +117,7 @@ async def auto_created(client: Client, what: str) -> str:
 def sample_messages(rng: random.Random, count: int) -> list[Message]:
     """Messages worth compressing (repeated text) mixed with incompressible random bytes."""
     messages = []
+    base = int(time.time() * 1000) - 3_600_000  # recent: retention deletes old messages
     for i in range(count):
         if i % 3:
             value = (b"order %d for customer %d; " % (i, i % 17)) * (1 + i % 9)
@@ -124,7 +125,7 @@ def sample_messages(rng: random.Random, count: int) -> list[Message]:
             value = rng.randbytes(rng.randrange(0, 300))
         key = None if i % 5 == 0 else b"key-%d" % (i % 11)
         headers = [("seq", b"%d" % i)] if i % 2 else []
-        messages.append(Message(value, key=key, headers=headers, timestamp=1_700_000_000_000 + i))
+        messages.append(Message(value, key=key, headers=headers, timestamp=base + i))
     return messages
 
 
