@@ -30,12 +30,6 @@ from trio_brod.protocol import (
 )
 
 
-@pytest.fixture
-async def broker(nursery: trio.Nursery) -> FakeBroker:
-    fake: FakeBroker = await nursery.start(FakeBroker().serve)
-    return fake
-
-
 async def connect(nursery: trio.Nursery, broker: FakeBroker, **config: object) -> Connection:
     connection = Connection("127.0.0.1", broker.port, ClientConfig(**config))  # type: ignore[arg-type]
     await nursery.start(connection.run)

@@ -3,8 +3,6 @@ moves, lost connections, unsubscribing with a fetch in flight, max_bytes, tasks.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import trio
 import trio.testing
@@ -19,26 +17,7 @@ from trio_brod.consumer import FetchConnection, MessageSet
 from trio_brod.protocol import FetchResponse
 from trio_brod.protocol.errors import OffsetOutOfRangeError, TopicAuthorizationFailedError
 
-TOPIC = "fake-topic"
-
-
-@pytest.fixture
-async def broker(nursery: trio.Nursery) -> FakeBroker:
-    started: FakeBroker = await nursery.start(FakeBroker().serve)
-    return started
-
-
-@pytest.fixture
-def log(broker: FakeBroker) -> FakeLog:
-    fake = FakeLog(topic=TOPIC)
-    fake.serve(broker)
-    return fake
-
-
-@pytest.fixture
-async def client(broker: FakeBroker, log: FakeLog) -> AsyncIterator[Client]:
-    async with open_client([broker.address], request_timeout=5.0) as opened:
-        yield opened
+TOPIC = FakeLog.topic  # the topic of the log the conftest serves
 
 
 def fill(log: FakeLog, batches: int, per_batch: int) -> None:

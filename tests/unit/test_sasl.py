@@ -198,12 +198,6 @@ def test_tls_failure_descriptions() -> None:
 # ---- the SASL conversation with a scripted broker -----------------------------------------
 
 
-@pytest.fixture
-async def broker(nursery: trio.Nursery) -> FakeBroker:
-    fake: FakeBroker = await nursery.start(FakeBroker().serve)
-    return fake
-
-
 def sasl_broker(broker: FakeBroker, *, lifetime_ms: int = 0, handshake_error: int = 0) -> None:
     """Script SaslHandshake (offering PLAIN), SaslAuthenticate and Metadata answers."""
 

@@ -3,7 +3,6 @@ tests/integration/test_topic_subscriber.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Literal
 
 import pytest
@@ -11,32 +10,12 @@ import trio
 import trio.testing
 
 from tests.consumer_fakes import FakeLog
-from tests.fakebroker import FakeBroker
 from tests.heap import alive
-from trio_brod import Client, open_client, open_topic_subscriber
+from trio_brod import Client, open_topic_subscriber
 from trio_brod.consumer import MessageSet
 from trio_brod.protocol.records import Record, RecordBatch
 
-TOPIC = "fake-topic"
-
-
-@pytest.fixture
-async def broker(nursery: trio.Nursery) -> FakeBroker:
-    started: FakeBroker = await nursery.start(FakeBroker().serve)
-    return started
-
-
-@pytest.fixture
-def log(broker: FakeBroker) -> FakeLog:
-    fake = FakeLog(topic=TOPIC)
-    fake.serve(broker)
-    return fake
-
-
-@pytest.fixture
-async def client(broker: FakeBroker, log: FakeLog) -> AsyncIterator[Client]:
-    async with open_client([broker.address], request_timeout=5.0) as opened:
-        yield opened
+TOPIC = FakeLog.topic  # the topic of the log the conftest serves
 
 
 @pytest.mark.parametrize("message_type", ["message", "message_set"])
