@@ -46,7 +46,6 @@ import ipaddress
 import math
 import socket
 import ssl
-import time
 import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -82,7 +81,7 @@ from trio_brod.protocol import (
 )
 from trio_brod.protocol.errors import for_code
 
-__all__ = ["Connection", "ConnectionSlot", "PendingResponse"]
+__all__ = ["Connection", "PendingResponse"]
 
 _Response = TypeVar("_Response")
 
@@ -230,8 +229,8 @@ class Connection:
         self._cancel_scope = trio.CancelScope()
         # Why the connection closed, once it has; every later request fails with it.
         self._close_reason: BrokerConnectionError | None = None
-        self.created_at = time.monotonic()
-        #: When the connection closed (``time.monotonic()``), or None while open.
+        self.created_at = trio.current_time()
+        #: When the connection closed (on Trio's clock), or None while open.
         self.closed_at: float | None = None
 
     def __repr__(self) -> str:
@@ -446,7 +445,7 @@ class Connection:
             if self._close_reason is None:
                 # Cancelled from outside: the client is shutting down.
                 self._close_reason = ConnectionClosed(self.address, "the client closed")
-                self.closed_at = time.monotonic()
+                self.closed_at = trio.current_time()
             self._fail_pending()
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
@@ -840,7 +839,7 @@ class Connection:
                 if error is not None:
                     traceback.clear_frames(error.__traceback__)
             self._close_reason = reason
-            self.closed_at = time.monotonic()
+            self.closed_at = trio.current_time()
         self._fail_pending()
         self._cancel_scope.cancel()
 
@@ -1016,25 +1015,6 @@ def mechanism_factory(config: ClientConfig) -> Callable[[], Awaitable[Mechanism]
         return Scram(sasl.mechanism, sasl.username, sasl.password)
 
     return make
-
-
-class ConnectionSlot:
-    """A place for one connection to a broker that its users open when needed, and what
-    the last attempt to open it left behind (for the client's ``reconnect_cool_down``).
-
-    The client keeps one per broker address for its shared connections; a topic's
-    consumers keep one per fetch lane (``fetch_connection="topic"``).
-    """
-
-    __slots__ = ("connecting", "connection", "error", "failed_at")
-
-    def __init__(self) -> None:
-        self.connection: Connection | None = None
-        #: Set while one caller opens the connection; the others wait for it.
-        self.connecting: trio.Event | None = None
-        #: The last failure, and when (``time.monotonic()``).
-        self.error: BrokerConnectionError | None = None
-        self.failed_at = -math.inf
 
 
 class _TokenUnavailable(Exception):

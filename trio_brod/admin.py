@@ -278,7 +278,7 @@ async def _controller_connection(client: Client) -> Connection:
     metadata = await client.get_metadata([])
     broker = metadata.brokers.get(metadata.controller_id)
     if broker is None:
-        return await client._any_connection()
+        return await client.pool.any_connection()
     return await client.get_connection(broker.host, broker.port)
 
 
@@ -546,7 +546,7 @@ async def _refresh_cache(client: Client, names: list[str]) -> None:
     Never with auto-creation: asking about a topic just deleted must not create it again.
     """
     if names:
-        await client._fetch_metadata(names, auto_create=False)
+        await client.metadata.fetch(names, auto_create=False)
 
 
 async def _wait_for_topics(
@@ -793,7 +793,7 @@ async def _resource_connection(client: Client, resource: ConfigResource) -> Conn
             known = ", ".join(str(n) for n in sorted(metadata.brokers))
             raise ValueError(f"broker {node_id} is not in the cluster (its brokers: {known})")
         return await client.get_connection(broker.host, broker.port)
-    return await client._any_connection()
+    return await client.pool.any_connection()
 
 
 async def _per_destination(
@@ -1609,7 +1609,7 @@ async def describe_cluster(client: Client) -> ClusterDescription:
     Brokers older than 2.8 do not have DescribeCluster; then the answer comes from a
     Metadata request, which carries the same facts.
     """
-    connection = await client._any_connection()
+    connection = await client.pool.any_connection()
     try:
         version = connection.best_version(DescribeClusterRequest)
     except UnsupportedVersion:

@@ -14,27 +14,18 @@ consumer nurseries. Leaving the block stops all of them; no task outlives it.
 from __future__ import annotations
 
 import datetime
-import math
-import time
-import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import trio
 
+from trio_brod._cluster import ConnectionPool, CoordinatorType, MetadataCache
+from trio_brod._cluster.requests import leader_request, list_offset
 from trio_brod._config import ClientConfig
-from trio_brod._connection import Connection, ConnectionSlot, mechanism_factory
-from trio_brod._exceptions import (
-    BrokerConnectionError,
-    ClientClosed,
-    ConfigError,
-    ConnectionFailed,
-    NoLeader,
-    NotFound,
-    ProducerClosed,
-)
-from trio_brod._metadata import BrokerMetadata, ClusterMetadata, TopicMetadata
+from trio_brod._connection import Connection
+from trio_brod._exceptions import ClientClosed, ConfigError, NotFound, ProducerClosed
+from trio_brod._metadata import BrokerMetadata, ClusterMetadata
 from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
 from trio_brod._util import unwrap_single_exception
 from trio_brod.consumer import (
@@ -49,7 +40,7 @@ from trio_brod.consumer import (
     TopicConsumer,
     fetch_request,
     fetched_partition,
-    list_offsets_request,
+    offset_time_ms,
     select_parts,
     visible_end,
 )
@@ -61,18 +52,8 @@ from trio_brod.producer import (
     ProducerIdentity,
     TopicProducer,
 )
-from trio_brod.protocol import FindCoordinatorRequest, MetadataRequest
-from trio_brod.protocol.errors import KafkaError, UnknownTopicOrPartitionError, for_code
 
 __all__ = ["Client", "open_client"]
-
-#: Error codes after which a coordinator lookup is simply tried again.
-_COORDINATOR_RETRY_CODES = frozenset({14, 15, 16})  # LOAD_IN_PROGRESS, NOT_AVAILABLE, NOT_COORD.
-#: Backoff between metadata retries while a leader is elected or a topic created.
-_RETRY_BACKOFF_START = 0.05
-_RETRY_BACKOFF_MAX = 1.0
-#: Private connections opened to one broker at a time (see Client._open_private_connection).
-_MAX_OPENING = 8
 
 
 def parse_bootstrap(servers: str | Iterable[str | tuple[str, int]]) -> list[tuple[str, int]]:
@@ -104,19 +85,16 @@ def parse_bootstrap(servers: str | Iterable[str | tuple[str, int]]) -> list[tupl
     return result
 
 
-class _CachedTopic:
-    __slots__ = ("fetched_at", "metadata")
-
-    def __init__(self, metadata: TopicMetadata, fetched_at: float) -> None:
-        self.metadata = metadata
-        self.fetched_at = fetched_at
-
-
 class Client:
-    """A connection pool, metadata cache and worker registry for one Kafka cluster.
+    """A Kafka cluster as one application sees it: connections, metadata, and the workers.
 
     Create it with :func:`open_client`; it is only usable inside that ``async with`` block.
     Every method is safe to call from many tasks at once.
+
+    The client composes two parts that the workers (producers, consumers, group members,
+    transactions) depend on directly: :attr:`pool`, the connections to brokers, and
+    :attr:`metadata`, the cache of topics, leaders and coordinators. It adds the registry
+    of running workers, the user-facing calls, and the order in which everything stops.
     """
 
     def __init__(
@@ -128,13 +106,11 @@ class Client:
         self.config = config
         self.bootstrap_servers = list(bootstrap_servers)
         self._nursery = nursery
-        self._slots: dict[tuple[str, int], ConnectionSlot] = {}
-        self._sasl = mechanism_factory(config)
-        self._brokers: dict[int, BrokerMetadata] = {}
-        self._topics: dict[str, _CachedTopic] = {}
-        self._cluster_id: str | None = None
-        self._metadata_lock = trio.Lock()
-        self._metadata_address: tuple[str, int] | None = None
+        #: The client's connections (:class:`~trio_brod._cluster.ConnectionPool`): what
+        #: workers and admin calls send through.
+        self.pool = ConnectionPool(self.bootstrap_servers, config, nursery)
+        #: The client's metadata cache (:class:`~trio_brod._cluster.MetadataCache`).
+        self.metadata = MetadataCache(self.pool, config)
         self._topic_producers: dict[str, TopicProducer] = {}
         self._producers_lock = trio.Lock()
         self._producers_scope: trio.CancelScope | None = None
@@ -148,12 +124,9 @@ class Client:
         self._consumers_lock = trio.Lock()
         self._consumers_nursery_obj: trio.Nursery | None = None
         self._consumers_stopped = trio.Event()
-        self._closed = False
-        # Private connections being opened to each broker (see _open_private_connection).
-        self._opening: dict[tuple[str, int], trio.Semaphore] = {}
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._slots)} connections"
+        state = "closed" if self.pool.closed else f"{len(self.pool)} connections"
         return f"<trio_brod.Client {self.config.client_id!r} {state}>"
 
     # ------------------------------------------------------------ connections
@@ -167,100 +140,7 @@ class Client:
                 attempt, so a dead broker does not slow every caller down.
             ClientClosed: The client is closed.
         """
-        slot = self._slots.get((host, port))
-        if slot is None:
-            slot = self._slots[host, port] = ConnectionSlot()
-        return await self._slot_connection(slot, host, port, self._nursery)
-
-    async def _slot_connection(
-        self, slot: ConnectionSlot, host: str, port: int, nursery: trio.Nursery
-    ) -> Connection:
-        """The slot's connection, opened (in ``nursery``) if it has none that works.
-
-        The rules of :meth:`get_connection`: one caller opens, the others wait for it; within
-        ``reconnect_cool_down`` of a failure, the failure comes back at once. Returns
-        without a checkpoint when the connection is there.
-
-        Raises:
-            ConnectionFailed: The broker cannot be reached (now, or within the cool-down).
-            ClientClosed: The client is closed.
-        """
-        while True:
-            self._raise_if_closed()
-            connection = slot.connection
-            if connection is not None:
-                if not connection.closed:
-                    return connection
-                slot.connection = None
-                reason = connection.close_reason
-                if reason is not None and reason.retriable:
-                    slot.error = reason
-                    slot.failed_at = connection.closed_at or time.monotonic()
-            if slot.connecting is not None:
-                await slot.connecting.wait()
-                continue
-            age = time.monotonic() - slot.failed_at
-            if slot.error is not None and age < self.config.reconnect_cool_down:
-                # brod's cool-down: the last error again, at once, without a new attempt
-                # (as a ConnectionFailed, or the kind of ConnectionFailed it was: SaslFailed).
-                kind = type(slot.error) if isinstance(slot.error, ConnectionFailed) else None
-                raise (kind or ConnectionFailed)(
-                    slot.error.address,
-                    f"{slot.error.reason} ({age:.2f}s ago; no new attempt within "
-                    f"reconnect_cool_down={self.config.reconnect_cool_down}s)",
-                ) from slot.error
-            return await self._connect(slot, host, port, nursery)
-
-    async def _connect(
-        self, slot: ConnectionSlot, host: str, port: int, nursery: trio.Nursery
-    ) -> Connection:
-        slot.connecting = trio.Event()
-        try:
-            connection = await self._open_private_connection(host, port, nursery)
-        except BrokerConnectionError as exc:
-            slot.error, slot.failed_at = exc, time.monotonic()
-            raise
-        finally:
-            slot.connecting.set()
-            slot.connecting = None
-        slot.connection, slot.error = connection, None
-        return connection
-
-    async def _run_connection(
-        self, connection: Connection, *, task_status: trio.TaskStatus[Connection]
-    ) -> None:
-        await connection.run(sasl_mechanism=self._sasl, task_status=task_status)
-
-    async def _any_connection(self) -> Connection:
-        """A connection to some broker, for requests any broker can answer (metadata).
-
-        The previous choice is reused while it works; otherwise the bootstrap servers are
-        tried in turn, then the brokers learnt from metadata.
-        """
-        candidates = list(self.bootstrap_servers)
-        candidates += [(b.host, b.port) for b in self._brokers.values()]
-        if self._metadata_address is not None:
-            candidates.insert(0, self._metadata_address)
-        errors: list[BrokerConnectionError] = []
-        seen = set()
-        for address in candidates:
-            if address in seen:
-                continue
-            seen.add(address)
-            try:
-                connection = await self.get_connection(*address)
-            except BrokerConnectionError as exc:
-                errors.append(exc)
-                continue
-            self._metadata_address = address
-            return connection
-        bootstrap = ",".join(f"{h}:{p}" for h, p in self.bootstrap_servers)
-        # Of the same kind everywhere (a wrong password on every broker): keep that kind.
-        kind = type(errors[0]) if len({type(e) for e in errors}) == 1 else ConnectionFailed
-        if not issubclass(kind, ConnectionFailed):
-            kind = ConnectionFailed
-        reasons = "; ".join(str(e) for e in errors)
-        raise kind(bootstrap, f"no broker reachable: {reasons}") from errors[-1]
+        return await self.pool.get(host, port)
 
     # ------------------------------------------------------------ metadata
 
@@ -276,93 +156,10 @@ class Client:
         """
         if isinstance(topics, str):
             raise TypeError("topics must be a sequence of names, not a str")
-        return await self._fetch_metadata(
-            None if topics is None else list(topics), self.config.allow_topic_auto_creation
+        return await self.metadata.fetch(
+            None if topics is None else list(topics),
+            auto_create=self.config.allow_topic_auto_creation,
         )
-
-    async def _fetch_metadata(self, topics: list[str] | None, auto_create: bool) -> ClusterMetadata:
-        last_error: BrokerConnectionError | None = None
-        for _attempt in range(3):
-            connection = await self._any_connection()
-            version = connection.best_version(MetadataRequest, min_version=1)
-            request = MetadataRequest(
-                topics=None
-                if topics is None
-                else [MetadataRequest.MetadataRequestTopic(name=t) for t in topics],
-                allow_auto_topic_creation=auto_create,
-            )
-            try:
-                response = await connection.request(request, version)
-            except BrokerConnectionError as exc:
-                # That broker just went away: another one can answer.
-                last_error = exc
-                continue
-            metadata = ClusterMetadata.from_response(response)
-            self._store_metadata(metadata)
-            return metadata
-        assert last_error is not None
-        raise last_error
-
-    def _store_metadata(self, metadata: ClusterMetadata) -> None:
-        now = time.monotonic()
-        self._brokers = dict(metadata.brokers)
-        self._cluster_id = metadata.cluster_id
-        for name, topic in metadata.topics.items():
-            if topic.error_code == 0:
-                self._topics[name] = _CachedTopic(topic, now)
-            else:
-                self._topics.pop(name, None)
-
-    async def _topic_metadata(
-        self, topic: str, *, auto_create: bool, newer_than: float = -math.inf
-    ) -> TopicMetadata:
-        """The topic's metadata from cache if fresh enough, else from a metadata request.
-
-        ``newer_than`` is a ``time.monotonic()`` reading: callers that saw a stale leader pass
-        the time they saw it, and get metadata fetched after that.
-        """
-        entry = self._fresh_entry(topic, newer_than)
-        if entry is not None:
-            return entry.metadata
-        async with self._metadata_lock:
-            # Another task may have refreshed it while we waited for the lock.
-            entry = self._fresh_entry(topic, newer_than)
-            if entry is not None:
-                return entry.metadata
-            metadata = await self._fetch_metadata([topic], auto_create)
-        found = metadata.topics.get(topic)
-        if found is None:
-            raise UnknownTopicOrPartitionError("topic missing from the metadata", topic=topic)
-        return found
-
-    def _fresh_entry(self, topic: str, newer_than: float) -> _CachedTopic | None:
-        entry = self._topics.get(topic)
-        if entry is None:
-            return None
-        if entry.fetched_at <= newer_than:
-            return None
-        if time.monotonic() - entry.fetched_at > self.config.metadata_max_age:
-            return None
-        return entry
-
-    async def _retry_topic(self, topic: str, *, auto_create: bool) -> TopicMetadata:
-        """Topic metadata without an error, retrying retriable errors (a topic being created)
-        until ``get_metadata_timeout``."""
-        deadline = time.monotonic() + self.config.get_metadata_timeout
-        backoff = _RETRY_BACKOFF_START
-        newer_than = -math.inf
-        while True:
-            metadata = await self._topic_metadata(
-                topic, auto_create=auto_create, newer_than=newer_than
-            )
-            error = metadata.error
-            if error is None:
-                return metadata
-            if not _retry_topic_error(error, auto_create) or time.monotonic() >= deadline:
-                raise error
-            newer_than = time.monotonic()
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, _RETRY_BACKOFF_MAX)
 
     async def get_partitions_count(self, topic: str) -> int:
         """How many partitions a topic has (from cache when fresh).
@@ -373,13 +170,13 @@ class Client:
         Raises:
             UnknownTopicOrPartitionError: The topic does not exist.
         """
-        metadata = await self._retry_topic(topic, auto_create=self.config.allow_topic_auto_creation)
-        return metadata.partition_count
+        return await self.metadata.partitions_count(
+            topic, auto_create=self.config.allow_topic_auto_creation
+        )
 
     async def get_partitions_count_safe(self, topic: str) -> int:
         """Like :meth:`get_partitions_count`, but never creates the topic."""
-        metadata = await self._retry_topic(topic, auto_create=False)
-        return metadata.partition_count
+        return await self.metadata.partitions_count(topic, auto_create=False)
 
     async def get_leader(self, topic: str, partition: int) -> BrokerMetadata:
         """The broker leading a partition, refreshing metadata while there is none.
@@ -388,35 +185,7 @@ class Client:
             NoLeader: No leader appeared within ``get_metadata_timeout``.
             UnknownTopicOrPartitionError: No such topic, or no such partition in it.
         """
-        return await self._leader(topic, partition, newer_than=-math.inf)
-
-    async def _leader(self, topic: str, partition: int, *, newer_than: float) -> BrokerMetadata:
-        deadline = time.monotonic() + self.config.get_metadata_timeout
-        backoff = _RETRY_BACKOFF_START
-        auto_create = self.config.allow_topic_auto_creation
-        while True:
-            metadata = await self._topic_metadata(
-                topic, auto_create=auto_create, newer_than=newer_than
-            )
-            error = metadata.error
-            if error is not None and not _retry_topic_error(error, auto_create):
-                raise error
-            if error is None:
-                found = metadata.partitions.get(partition)
-                if found is None:
-                    raise UnknownTopicOrPartitionError(
-                        f"the topic has {metadata.partition_count} partitions",
-                        topic=topic,
-                        partition=partition,
-                    )
-                broker = self._brokers.get(found.leader)
-                if found.leader >= 0 and broker is not None:
-                    return broker
-            if time.monotonic() >= deadline:
-                raise error if error is not None else NoLeader(topic, partition)
-            newer_than = time.monotonic()
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, _RETRY_BACKOFF_MAX)
+        return await self.metadata.leader(topic, partition)
 
     async def get_leader_connection(
         self, topic: str, partition: int, *, refresh: bool = False
@@ -433,9 +202,7 @@ class Client:
             NoLeader, UnknownTopicOrPartitionError: As for :meth:`get_leader`.
             ConnectionFailed: The leader is unreachable.
         """
-        newer_than = time.monotonic() if refresh else -math.inf
-        broker = await self._leader(topic, partition, newer_than=newer_than)
-        return await self.get_connection(broker.host, broker.port)
+        return await self.metadata.leader_connection(topic, partition, refresh=refresh)
 
     # ------------------------------------------------------------ coordinators
 
@@ -445,34 +212,11 @@ class Client:
         Retries while the coordinator is being elected or loaded (right after a cluster
         starts this takes a few seconds), for up to ``request_timeout``.
         """
-        return await self._find_coordinator(group_id, key_type=0)
+        return await self.metadata.find_coordinator(group_id, CoordinatorType.GROUP)
 
     async def get_transactional_coordinator(self, transactional_id: str) -> BrokerMetadata:
         """The broker coordinating a transactional id (FindCoordinator, key type 1)."""
-        return await self._find_coordinator(transactional_id, key_type=1)
-
-    async def _find_coordinator(self, key: str, key_type: int) -> BrokerMetadata:
-        deadline = time.monotonic() + self.config.request_timeout
-        backoff = _RETRY_BACKOFF_START
-        what = "group_id" if key_type == 0 else "transactional_id"
-        while True:
-            connection = await self._any_connection()
-            api = FindCoordinatorRequest
-            version = connection.best_version(api, min_version=1 if key_type else 0)
-            if version >= 4:
-                response = await connection.request(
-                    api(key_type=key_type, coordinator_keys=[key]), version
-                )
-                found: Any = response.coordinators[0]
-            else:
-                found = await connection.request(api(key=key, key_type=key_type), version)
-            if found.error_code == 0:
-                return BrokerMetadata(found.node_id, found.host, found.port)
-            error = for_code(found.error_code)(found.error_message, **{what: key})
-            if found.error_code not in _COORDINATOR_RETRY_CODES or time.monotonic() >= deadline:
-                raise error
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, _RETRY_BACKOFF_MAX)
+        return await self.metadata.find_coordinator(transactional_id, CoordinatorType.TRANSACTION)
 
     # ------------------------------------------------------------ producers
 
@@ -511,10 +255,10 @@ class Client:
             identity = None
             if config.idempotent:
                 if self._identity is None:
-                    self._identity = ProducerIdentity(self)
+                    self._identity = ProducerIdentity(self.pool)
                 identity = self._identity
             nursery = await self._producers_nursery()
-            producer = TopicProducer(self, topic, config, identity)
+            producer = TopicProducer(self.metadata, topic, config, identity)
             await nursery.start(producer.run, name=f"trio_brod producers {topic}")
             self._topic_producers[topic] = producer
 
@@ -715,7 +459,7 @@ class Client:
             if topic in self._topic_consumers:
                 return
             nursery = await self._consumers_nursery()
-            consumer = TopicConsumer(self, topic, config or ConsumerConfig())
+            consumer = TopicConsumer(self.pool, self.metadata, topic, config or ConsumerConfig())
             await nursery.start(consumer.run, name=f"trio_brod consumers {topic}")
             self._topic_consumers[topic] = consumer
 
@@ -771,33 +515,6 @@ class Client:
         async with consumer.subscribe(**options) as subscription:
             yield subscription
 
-    async def _leader_for(self, topic: str, partition: int, *, refresh: bool) -> BrokerMetadata:
-        newer_than = time.monotonic() if refresh else -math.inf
-        return await self._leader(topic, partition, newer_than=newer_than)
-
-    async def _open_private_connection(
-        self, host: str, port: int, nursery: trio.Nursery
-    ) -> Connection:
-        """A new connection, living in ``nursery``, that nothing else shares.
-
-        At most ``_MAX_OPENING`` are opened to one broker at a time. The consumers of a
-        topic with hundreds of partitions each open one at once, and a broker's listen
-        backlog (Kafka's ``socket.listen.backlog.size``, 50) drops the connection attempts
-        that do not fit: the kernel tries them again only a second later, then three.
-        """
-        self._raise_if_closed()
-        limit = self._opening.get((host, port))
-        if limit is None:
-            limit = self._opening[host, port] = trio.Semaphore(_MAX_OPENING)
-        connection = Connection(host, port, self.config)
-        async with limit:
-            await nursery.start(self._run_connection, connection)
-        return connection
-
-    async def _topic_id(self, topic: str) -> uuid.UUID | None:
-        metadata = await self._retry_topic(topic, auto_create=False)
-        return None if metadata.topic_id.int == 0 else metadata.topic_id
-
     async def resolve_offset(
         self,
         topic: str,
@@ -826,75 +543,9 @@ class Client:
             TypeError, ValueError: ``time`` is none of those.
             KafkaError: The broker refused (e.g. the topic or partition does not exist).
         """
-        if time == "earliest":
-            timestamp = _LIST_OFFSETS_EARLIEST
-        elif time == "latest":
-            timestamp = _LIST_OFFSETS_LATEST
-        elif isinstance(time, Timestamp):
-            timestamp = time.ms
-        elif isinstance(time, datetime.datetime):
-            timestamp = Timestamp.from_datetime(time).ms
-        elif isinstance(time, int) and not isinstance(time, bool):
-            timestamp = time
-        else:
-            raise TypeError(f"time must be 'earliest', 'latest' or a timestamp, not {time!r}")
-        if timestamp < 0 and timestamp not in (_LIST_OFFSETS_EARLIEST, _LIST_OFFSETS_LATEST):
-            raise ValueError(f"time={time!r}: a timestamp must be >= 0 (or -1, -2)")
+        timestamp = offset_time_ms(time)
         isolation = 1 if isolation_level == "read_committed" else 0
-        request = list_offsets_request(topic, partition, timestamp, isolation)
-        result = await self._leader_request(topic, partition, request, min_version=1)
-        answer = result.topics[0].partitions[0]
-        if answer.error_code:
-            raise for_code(answer.error_code)(topic=topic, partition=partition)
-        if answer.offset < 0 and timestamp >= 0:
-            # No message at or after that time: the end of the log.
-            return await self.resolve_offset(
-                topic, partition, "latest", isolation_level=isolation_level
-            )
-        offset: int = answer.offset
-        return offset
-
-    async def _leader_request(
-        self,
-        topic: str,
-        partition: int,
-        request: Any,
-        *,
-        min_version: int | None = None,
-        max_version: int | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (a per-request timeout, not a deadline)
-    ) -> Any:
-        """Send a one-partition request to the partition's leader; return the response.
-
-        Retriable errors (of the connection, or the partition's error code) are retried
-        until ``get_metadata_timeout``, with metadata refreshed first when they mean the
-        leader moved. Any other partition error is left in the response for the caller.
-        """
-        deadline = time.monotonic() + self.config.get_metadata_timeout
-        refresh = False
-        backoff = _RETRY_BACKOFF_START
-        api = type(request)
-        highest = api.MAX_STABLE_VERSION if max_version is None else max_version
-        while True:
-            try:
-                connection = await self.get_leader_connection(topic, partition, refresh=refresh)
-                version = connection.version_for(
-                    api.API_KEY, highest, api.MIN_VERSION if min_version is None else min_version
-                )
-                response = await connection.request(request, version, timeout=timeout)
-                code = _first_partition_error(response)
-                if code:
-                    error = for_code(code)(topic=topic, partition=partition)
-                    if not error.retriable:
-                        return response
-                    raise error
-                return response
-            except (BrokerConnectionError, NoLeader, KafkaError) as exc:
-                if not exc.retriable or time.monotonic() >= deadline:
-                    raise
-                refresh = not isinstance(exc, KafkaError) or exc.invalid_metadata
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, _RETRY_BACKOFF_MAX)
+        return await list_offset(self.metadata, topic, partition, timestamp, isolation)
 
     async def fetch(
         self,
@@ -936,12 +587,13 @@ class Client:
             isolation_level=isolation_level,
         )
         isolation = 1 if isolation_level == "read_committed" else 0
-        topic_id = await self._topic_id(topic)
+        topic_id = await self.metadata.topic_id(topic)
         while True:
             request = fetch_request(
                 topic, topic_id, partition, offset, max_bytes, config, isolation
             )
-            response = await self._leader_request(
+            response = await leader_request(
+                self.metadata,
                 topic,
                 partition,
                 request,
@@ -965,15 +617,21 @@ class Client:
     # ------------------------------------------------------------ closing
 
     def _raise_if_closed(self) -> None:
-        if self._closed:
-            raise ClientClosed(f"client {self.config.client_id!r} is closed")
+        self.pool.raise_if_closed()
 
-    async def _aclose(self, *, cancelled: bool) -> None:
+    async def aclose(self, *, cancelled: bool = False) -> None:
         """Stop everything the client started, in order, then close its connections.
 
+        Leaving the client's block calls this; call it yourself to close the client sooner
+        (leaving the block afterwards then has nothing left to do).
+
+        Args:
+            cancelled: Fail what producers still hold at once instead of letting them
+                deliver it. The block passes True when it was cancelled.
+
         Producers first deliver what they hold, for up to their ``flush_timeout``, unless
-        the block was cancelled: then pending messages fail at once. Safe to call twice
-        (the second call can only make things fail sooner).
+        ``cancelled``: then pending messages fail at once. Safe to call twice (the second
+        call can only make things fail sooner).
         """
         # No new producers; but `_closed`, which refuses new connections, waits until the
         # producers are done: while they flush they may need a leader lookup or a reconnect.
@@ -996,10 +654,7 @@ class Client:
                 "not delivered within flush_timeout as the client closed"
             )
         self._producers_stopped.set()
-        self._closed = True
-        for slot in self._slots.values():
-            if slot.connection is not None:
-                slot.connection.close()
+        self.pool.close()
         # Receipts' done-callbacks that raised while their receipts failed: not swallowed.
         raise_callback_errors(errors)
 
@@ -1013,33 +668,6 @@ class Client:
                 except Exception as exc:
                     errors.append(exc)
         return errors
-
-
-#: ListOffsets' special timestamps.
-_LIST_OFFSETS_LATEST = -1
-_LIST_OFFSETS_EARLIEST = -2
-
-
-def _first_partition_error(response: Any) -> int:
-    """The error code of the first partition of a one-partition response (0 if none)."""
-    topics: Any = getattr(response, "topics", None) or getattr(response, "responses", ())
-    for topic in topics:
-        for partition in topic.partitions:
-            code: int = partition.error_code
-            return code
-    return 0
-
-
-def _retry_topic_error(error: KafkaError, auto_create: bool) -> bool:
-    """Whether a topic-level metadata error may go away if we ask again shortly.
-
-    An unknown topic is worth waiting for only if our request may have created it (a KRaft
-    broker answers UNKNOWN_TOPIC_OR_PARTITION while the creation it started is under way);
-    otherwise brod's behaviour is kept: report it at once.
-    """
-    if isinstance(error, UnknownTopicOrPartitionError):
-        return auto_create
-    return error.retriable
 
 
 @asynccontextmanager
@@ -1076,7 +704,7 @@ async def open_client(
                 await _close_after(client, exc)
                 raise
             else:
-                await client._aclose(cancelled=False)
+                await client.aclose(cancelled=False)
             finally:
                 nursery.cancel_scope.cancel()
 
@@ -1091,12 +719,12 @@ async def _close_after(client: Client, exc: BaseException) -> None:
     )
     with trio.CancelScope(shield=True):
         if cancelled:
-            await client._aclose(cancelled=True)
+            await client.aclose(cancelled=True)
             return
     # An error in the block: still deliver what was produced, but let a cancel stop it.
     try:
-        await client._aclose(cancelled=False)
+        await client.aclose(cancelled=False)
     except trio.Cancelled:
         with trio.CancelScope(shield=True):
-            await client._aclose(cancelled=True)
+            await client.aclose(cancelled=True)
         raise

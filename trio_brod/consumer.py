@@ -80,10 +80,12 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import trio
 
+from trio_brod._cluster.pool import ConnectionSlot
+from trio_brod._cluster.requests import EARLIEST, LATEST, list_offset
 from trio_brod._config import check_number, check_type
-from trio_brod._connection import Connection, ConnectionSlot
+from trio_brod._connection import Connection
 from trio_brod._exceptions import BrokerConnectionError, ConfigError, NoLeader, NotFound
-from trio_brod.protocol import FetchRequest, ListOffsetsRequest
+from trio_brod.protocol import FetchRequest
 from trio_brod.protocol.errors import (
     KafkaError,
     OffsetOutOfRangeError,
@@ -99,7 +101,7 @@ from trio_brod.protocol.records import (
 )
 
 if TYPE_CHECKING:
-    from trio_brod.client import Client
+    from trio_brod._cluster import ConnectionPool, MetadataCache
 
 __all__ = [
     "ConsumerConfig",
@@ -115,9 +117,6 @@ IsolationLevel = Literal["read_committed", "read_uncommitted"]
 FetchConnection = Literal["topic", "partition", "shared"]
 _FETCH_CONNECTIONS = ("topic", "partition", "shared")
 
-#: ListOffsets' special timestamps.
-_LATEST = -1
-_EARLIEST = -2
 #: Fetch v4 is the oldest Kafka 4 brokers accept, and the first with isolation levels.
 FETCH_MIN_VERSION = 4
 #: Fetch v13 names topics by id instead of by name.
@@ -165,6 +164,31 @@ def _begin_offset_ok(value: object) -> bool:
     if isinstance(value, datetime.datetime):
         return value.tzinfo is not None
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def offset_time_ms(time: object) -> int:
+    """ListOffsets' timestamp for ``"earliest"``, ``"latest"``, a :class:`Timestamp`, an
+    aware datetime or an int of milliseconds (-1 and -2 mean latest and earliest, as in brod).
+
+    Raises:
+        TypeError: ``time`` is none of those.
+        ValueError: A negative timestamp other than -1 and -2.
+    """
+    if time == "earliest":
+        timestamp = EARLIEST
+    elif time == "latest":
+        timestamp = LATEST
+    elif isinstance(time, Timestamp):
+        timestamp = time.ms
+    elif isinstance(time, datetime.datetime):
+        timestamp = Timestamp.from_datetime(time).ms
+    elif isinstance(time, int) and not isinstance(time, bool):
+        timestamp = time
+    else:
+        raise TypeError(f"time must be 'earliest', 'latest' or a timestamp, not {time!r}")
+    if timestamp < 0 and timestamp not in (EARLIEST, LATEST):
+        raise ValueError(f"time={time!r}: a timestamp must be >= 0 (or -1, -2)")
+    return timestamp
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -663,13 +687,15 @@ class PartitionConsumer:
 
     def __init__(
         self,
-        client: Client,
+        pool: ConnectionPool,
+        metadata: MetadataCache,
         topic: str,
         partition: int,
         config: ConsumerConfig,
         topic_consumer: TopicConsumer | None = None,
     ) -> None:
-        self.client = client
+        self._pool = pool
+        self._metadata = metadata
         self.topic = topic
         self.partition = partition
         self.config = config
@@ -790,10 +816,8 @@ class PartitionConsumer:
                 if session.failures:  # reset again at once: the log is changing under us
                     await trio.sleep(_backoff(session.failures))
                 session.failures += 1
-                timestamp = _EARLIEST if policy == "reset_to_earliest" else _LATEST
-                session.offset = await self.client.resolve_offset(
-                    self.topic, self.partition, timestamp, isolation_level=config.isolation_level
-                )
+                timestamp = EARLIEST if policy == "reset_to_earliest" else LATEST
+                session.offset = await self._list_offset(timestamp, config)
                 if session.acked is None:
                     session.resume = session.offset
             except (BrokerConnectionError, NoLeader, KafkaError) as exc:
@@ -812,9 +836,11 @@ class PartitionConsumer:
         begin = config.begin_offset
         if isinstance(begin, int):
             return begin
-        return await self.client.resolve_offset(
-            self.topic, self.partition, begin, isolation_level=config.isolation_level
-        )
+        return await self._list_offset(offset_time_ms(begin), config)
+
+    async def _list_offset(self, timestamp: int, config: ConsumerConfig) -> int:
+        isolation = 1 if config.isolation_level == "read_committed" else 0
+        return await list_offset(self._metadata, self.topic, self.partition, timestamp, isolation)
 
     async def _leader_connection(
         self, nursery: trio.Nursery, refresh: bool, config: ConsumerConfig
@@ -827,15 +853,13 @@ class PartitionConsumer:
             return connection
         self._close_connection()
         if mode == "shared":
-            connection = await self.client.get_leader_connection(
+            connection = await self._metadata.leader_connection(
                 self.topic, self.partition, refresh=refresh
             )
         else:
-            leader = await self.client._leader_for(self.topic, self.partition, refresh=refresh)
+            leader = await self._metadata.leader(self.topic, self.partition, refresh=refresh)
             if mode == "partition" or self._topic_consumer is None:
-                connection = await self.client._open_private_connection(
-                    leader.host, leader.port, nursery
-                )
+                connection = await self._pool.open_private(leader.host, leader.port, nursery)
                 mode = "partition"
             else:
                 self._lanes = self._topic_consumer.lanes_to(leader.host, leader.port)
@@ -859,12 +883,12 @@ class PartitionConsumer:
         version = connection.best_version(FetchRequest, min_version=FETCH_MIN_VERSION)
         topic_id = None
         if version >= FETCH_TOPIC_ID_VERSION:
-            topic_id = await self.client._topic_id(self.topic)
+            topic_id = await self._metadata.topic_id(self.topic)
             if topic_id is None:
                 version = FETCH_TOPIC_ID_VERSION - 1
         isolation = 1 if config.isolation_level == "read_committed" else 0
         wait_time = config.effective_max_wait_time
-        timeout = wait_time + self.client.config.request_timeout
+        timeout = wait_time + self._metadata.config.request_timeout
         sleep_timeout = config.effective_sleep_timeout
         # Asked to accumulate min_bytes, every fetch should wait, so all go to the poll lane.
         data_lane = lanes is not None and config.min_bytes <= 1
@@ -1169,8 +1193,8 @@ class _FetchLanes:
     rather than each trying in turn.
     """
 
-    def __init__(self, client: Client, host: str, port: int, nursery: trio.Nursery) -> None:
-        self._client = client
+    def __init__(self, pool: ConnectionPool, host: str, port: int, nursery: trio.Nursery) -> None:
+        self._pool = pool
         self.host = host
         self.port = port
         self._nursery = nursery
@@ -1184,7 +1208,7 @@ class _FetchLanes:
             BrokerConnectionError: The broker cannot be reached.
         """
         slot = self._slots[lane]
-        return await self._client._slot_connection(slot, self.host, self.port, self._nursery)
+        return await self._pool.connect_slot(slot, self.host, self.port, self._nursery)
 
     @property
     def connections(self) -> list[Connection | None]:
@@ -1195,8 +1219,12 @@ class _FetchLanes:
 class TopicConsumer:
     """The consumers of one topic, in their own nursery; one worker per partition."""
 
-    def __init__(self, client: Client, topic: str, config: ConsumerConfig) -> None:
-        self.client = client
+    def __init__(
+        self, pool: ConnectionPool, metadata: MetadataCache, topic: str, config: ConsumerConfig
+    ) -> None:
+        self._pool = pool
+        self._metadata = metadata
+        self._auto_create = metadata.config.allow_topic_auto_creation
         self.topic = topic
         self.config = config
         self.partitions: dict[int, PartitionConsumer] = {}
@@ -1209,7 +1237,7 @@ class TopicConsumer:
     async def run(self, *, task_status: trio.TaskStatus[TopicConsumer]) -> None:
         """The topic's nursery: a worker per partition, until closed."""
         try:
-            count = await self.client.get_partitions_count(self.topic)
+            count = await self._metadata.partitions_count(self.topic, auto_create=self._auto_create)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 for partition in range(count):
@@ -1225,12 +1253,14 @@ class TopicConsumer:
         lanes = self._lanes.get((host, port))
         if lanes is None:
             assert self._nursery is not None
-            lanes = self._lanes[host, port] = _FetchLanes(self.client, host, port, self._nursery)
+            lanes = self._lanes[host, port] = _FetchLanes(self._pool, host, port, self._nursery)
         return lanes
 
     def _start_partition(self, partition: int) -> PartitionConsumer:
         assert self._nursery is not None
-        consumer = PartitionConsumer(self.client, self.topic, partition, self.config, self)
+        consumer = PartitionConsumer(
+            self._pool, self._metadata, self.topic, partition, self.config, self
+        )
         self.partitions[partition] = consumer
         self._nursery.start_soon(
             consumer.run, self._nursery, name=f"trio_brod consumer {self.topic}[{partition}]"
@@ -1248,7 +1278,7 @@ class TopicConsumer:
         if consumer is not None:
             await trio.lowlevel.checkpoint()
             return consumer
-        count = await self.client.get_partitions_count(self.topic)
+        count = await self._metadata.partitions_count(self.topic, auto_create=self._auto_create)
         if not 0 <= partition < count:
             raise ValueError(f"{self.topic} has {count} partitions, no partition {partition}")
         if self._done.is_set():
@@ -1259,23 +1289,3 @@ class TopicConsumer:
     def close(self) -> None:
         """Stop every worker; subscriptions end."""
         self._done.set()
-
-
-def list_offsets_request(
-    topic: str, partition: int, timestamp: int, isolation: int
-) -> ListOffsetsRequest:
-    """A ListOffsets request for one partition."""
-    return ListOffsetsRequest(
-        replica_id=-1,
-        isolation_level=isolation,
-        topics=[
-            ListOffsetsRequest.ListOffsetsTopic(
-                name=topic,
-                partitions=[
-                    ListOffsetsRequest.ListOffsetsPartition(
-                        partition_index=partition, timestamp=timestamp
-                    )
-                ],
-            )
-        ],
-    )

@@ -86,7 +86,7 @@ from trio_brod.protocol.records import (
 )
 
 if TYPE_CHECKING:
-    from trio_brod.client import Client
+    from trio_brod._cluster import ConnectionPool, MetadataCache
 
 __all__ = ["Message", "PartitionProducer", "ProducerConfig", "TopicProducer"]
 
@@ -377,8 +377,8 @@ class ProducerIdentity:
     would call stale.
     """
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
         self.producer_id = -1
         self.epoch = -1
         self._lock = trio.Lock()
@@ -400,7 +400,7 @@ class ProducerIdentity:
         ``request_timeout``: they are not the messages' fault, so they should not use up
         the messages' retries.
         """
-        deadline = trio.current_time() + self._client.config.request_timeout
+        deadline = trio.current_time() + self._pool.config.request_timeout
         backoff = _INIT_BACKOFF_START
         while True:
             try:
@@ -412,7 +412,7 @@ class ProducerIdentity:
             backoff = min(backoff * 2, _INIT_BACKOFF_MAX)
 
     async def _init_producer_id(self) -> tuple[int, int]:
-        connection = await self._client._any_connection()
+        connection = await self._pool.any_connection()
         version = connection.best_version(InitProducerIdRequest)
         request = InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=2**31 - 1)
         response = await connection.request(request, version)
@@ -482,7 +482,7 @@ class PartitionProducer:
 
     def __init__(
         self,
-        client: Client,
+        metadata: MetadataCache,
         topic: str,
         partition: int,
         config: ProducerConfig,
@@ -491,7 +491,7 @@ class PartitionProducer:
         self.topic = topic
         self.partition = partition
         self.config = config
-        self._client = client
+        self._metadata = metadata
         self._identity = identity
         self._send_channel, self._receive_channel = trio.open_memory_channel[Call](
             config.partition_buffer_limit
@@ -872,7 +872,7 @@ class PartitionProducer:
             await self._wait(math.inf)
             self._pull()
         try:
-            connection = await self._client.get_leader_connection(
+            connection = await self._metadata.leader_connection(
                 self.topic, self.partition, refresh=refresh
             )
             version = connection.best_version(ProduceRequest, min_version=_PRODUCE_MIN_VERSION)
@@ -967,7 +967,7 @@ class PartitionProducer:
     def _time_out(self, connection: Connection, round_: _Round, backoff: _Backoff) -> None:
         """The oldest request is overdue: close its connection, which fails every request
         on it (responses come in order, so nothing after a lost one can be trusted)."""
-        timeout = self.config.ack_timeout + self._client.config.request_timeout
+        timeout = self.config.ack_timeout + self._metadata.config.request_timeout
         connection.abort(f"a Produce request got no response within {timeout:.1f}s")
         oldest = self._buffer.onwire[0]
         if not oldest.pending.done.is_set():
@@ -1056,7 +1056,7 @@ class PartitionProducer:
             return
         batch.pending = pending
         batch.deadline = (
-            trio.current_time() + self.config.ack_timeout + self._client.config.request_timeout
+            trio.current_time() + self.config.ack_timeout + self._metadata.config.request_timeout
         )
         buffer.sent(batch)
 
@@ -1176,12 +1176,13 @@ class TopicProducer:
 
     def __init__(
         self,
-        client: Client,
+        metadata: MetadataCache,
         topic: str,
         config: ProducerConfig,
         identity: ProducerIdentity | None,
     ) -> None:
-        self.client = client
+        self._metadata = metadata
+        self._auto_create = metadata.config.allow_topic_auto_creation
         self.topic = topic
         self.config = config
         self.partitioner: Partitioner = resolve_partitioner(config.partitioner)
@@ -1199,7 +1200,9 @@ class TopicProducer:
     async def run(self, *, task_status: trio.TaskStatus[TopicProducer]) -> None:
         """The topic's nursery: start a worker per partition, then run until closed."""
         try:
-            self.partition_count = await self.client.get_partitions_count(self.topic)
+            self.partition_count = await self._metadata.partitions_count(
+                self.topic, auto_create=self._auto_create
+            )
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 for partition in range(self.partition_count):
@@ -1223,9 +1226,9 @@ class TopicProducer:
         """
         with scope:
             while True:
-                await trio.sleep(self.client.config.metadata_max_age)
+                await trio.sleep(self._metadata.config.metadata_max_age)
                 try:
-                    count = await self.client.get_partitions_count_safe(self.topic)
+                    count = await self._metadata.partitions_count(self.topic, auto_create=False)
                 except BrodError:
                     continue  # the workers report what matters; try again next time
                 for partition in range(self.partition_count, count):
@@ -1236,7 +1239,7 @@ class TopicProducer:
     def _start_partition(self, partition: int) -> PartitionProducer:
         assert self._nursery is not None
         producer = PartitionProducer(
-            self.client, self.topic, partition, self.config, self._identity
+            self._metadata, self.topic, partition, self.config, self._identity
         )
         self.partitions[partition] = producer
         self._nursery.start_soon(producer.run, name=f"trio_brod producer {self.topic}[{partition}]")
@@ -1256,7 +1259,7 @@ class TopicProducer:
         if producer is not None:
             await trio.lowlevel.checkpoint_if_cancelled()
             return producer
-        count = await self.client.get_partitions_count(self.topic)
+        count = await self._metadata.partitions_count(self.topic, auto_create=self._auto_create)
         if not 0 <= partition < count:
             raise ValueError(f"{self.topic} has {count} partitions, no partition {partition}")
         producer = self.partitions.get(partition)

@@ -474,7 +474,7 @@ async def test_older_request_versions_against_the_real_broker(
             await client.get_connection(b.host, b.port)
             for b in (await client.get_metadata([])).brokers.values()
         ]
-        connections.append(await client._any_connection())
+        connections.append(await client.pool.any_connection())
         for connection in set(connections):
             for api, highest in (
                 (OffsetFetchRequest, 7),

@@ -292,7 +292,7 @@ async def test_fetch_responses_that_cut_the_last_batch(
     async with open_client(bootstrap_servers) as client:
         # The broker does cut batches with this max_bytes (seen on the wire).
         connection = await client.get_leader_connection(topic, 0)
-        topic_id = await client._topic_id(topic)
+        topic_id = await client.metadata.topic_id(topic)
         request = fetch_request(topic, topic_id, 0, 0, max_bytes, ConsumerConfig(), 0)
         version = connection.best_version(FetchRequest, min_version=4)
         response = await connection.request(request, version)

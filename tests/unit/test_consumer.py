@@ -254,7 +254,7 @@ def test_splitting_a_compacted_batch_uses_its_records() -> None:
 
 
 def make_session(config: ConsumerConfig) -> tuple[PartitionConsumer, _Session, Any]:
-    consumer = PartitionConsumer(cast(Any, None), "t", 0, config)
+    consumer = PartitionConsumer(cast(Any, None), cast(Any, None), "t", 0, config)
     send, receive = trio.open_memory_channel[Any](math.inf)
     return consumer, _Session(config, send, 0), receive
 
