@@ -1,0 +1,262 @@
+"""The connection pool, the metadata cache and the backoff helper, on Trio's mock clock.
+
+Everything here runs under ``MockClock(autojump_threshold=0)`` (pytest-trio's
+``autojump_clock`` fixture): the retries and cool-downs under test wait tens of seconds of
+Trio time and no wall time. The broker side is an in-memory stand-in with no sockets, since
+the clock jumps whenever every task waits, and a real socket wait would let it jump over a
+request's timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import uuid
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
+
+import trio_brod._connection as connection_module
+from trio_brod import ClientConfig, ConnectionFailed, NoLeader
+from trio_brod._backoff import Backoff, Retry
+from trio_brod._cluster import ConnectionPool, CoordinatorType, MetadataCache
+from trio_brod.protocol import (
+    FindCoordinatorRequest,
+    FindCoordinatorResponse,
+    MetadataRequest,
+    MetadataResponse,
+)
+from trio_brod.protocol.errors import (
+    CoordinatorLoadInProgressError,
+    GroupAuthorizationFailedError,
+)
+
+# ------------------------------------------------------------------ Backoff and Retry
+
+
+@given(
+    base=st.floats(0.001, 5.0),
+    cap=st.floats(0.001, 60.0),
+    jitter=st.floats(0.0, 0.99),
+    failures=st.integers(0, 200),
+    seed=st.integers(0, 2**32),
+)
+def test_backoff_doubles_within_jitter_and_never_exceeds_its_cap(
+    base: float, cap: float, jitter: float, failures: int, seed: int
+) -> None:
+    backoff = Backoff(base, cap, jitter=jitter, rng=random.Random(seed))
+    for n in range(failures + 1):
+        delay = backoff.next_delay()
+        nominal = min(cap, base * 2.0**n)
+        assert 0 <= delay <= cap
+        assert nominal * (1 - jitter) - 1e-9 <= delay <= nominal * (1 + jitter) + 1e-9
+    assert backoff.failures == failures + 1
+    backoff.reset()
+    assert backoff.failures == 0
+    assert backoff.next_delay() <= min(cap, base) * (1 + jitter) + 1e-9
+
+
+def test_backoff_jitter_spreads_workers_apart() -> None:
+    delays = {Backoff(1.0, 10.0).next_delay() for _ in range(50)}
+    assert len(delays) > 40  # the same failure at the same moment: different waits
+    assert all(0.8 <= d <= 1.2 for d in delays)
+
+
+def test_backoff_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="jitter"):
+        Backoff(1.0, 2.0, jitter=1.5)
+    with pytest.raises(ValueError, match="base"):
+        Backoff(-1.0, 2.0)
+
+
+async def test_retry_never_sleeps_past_its_deadline(autojump_clock: trio.testing.MockClock) -> None:
+    start = trio.current_time()
+    retry = Retry(10.0, base=3.0, cap=100.0, jitter=0.0)
+    waits = 0
+    while not retry.expired:
+        await retry.wait()
+        waits += 1
+    # 3 + 6 would reach 9; the third wait is cut to the 1 s left, not 12.
+    assert waits == 3
+    assert trio.current_time() - start == pytest.approx(10.0)
+    assert retry.remaining() == 0.0
+    assert Retry(math.inf).remaining() == math.inf
+
+
+# ------------------------------------------------------------------ an in-memory cluster
+
+
+class FakeConnection:
+    """Answers Metadata and FindCoordinator from ``answers`` (callables), with no socket."""
+
+    def __init__(self, answers: dict[type, Any]) -> None:
+        self.answers = answers
+        self.requests: list[Any] = []
+        self.closed = False
+
+    def best_version(self, api: Any, min_version: int | None = None) -> int:
+        return int(api.MAX_STABLE_VERSION)
+
+    async def request(self, request: Any, version: int, **_: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        self.requests.append((request, trio.current_time()))
+        return self.answers[type(request)]()
+
+
+class FakePool:
+    """What MetadataCache needs of a ConnectionPool."""
+
+    def __init__(self, connection: FakeConnection) -> None:
+        self.connection = connection
+        self.known: list[tuple[str, int]] = []
+
+    async def any_connection(self) -> FakeConnection:
+        await trio.lowlevel.checkpoint()
+        return self.connection
+
+    def learn_brokers(self, addresses: Any) -> None:
+        self.known = list(addresses)
+
+
+def metadata_answer(leader: int) -> MetadataResponse:
+    partition = MetadataResponse.MetadataResponsePartition(
+        error_code=0,
+        partition_index=0,
+        leader_id=leader,
+        leader_epoch=1,
+        replica_nodes=[1],
+        isr_nodes=[1],
+        offline_replicas=[],
+    )
+    topic = MetadataResponse.MetadataResponseTopic(
+        error_code=0,
+        name="orders",
+        topic_id=uuid.UUID(int=7),
+        is_internal=False,
+        partitions=[partition],
+    )
+    broker = MetadataResponse.MetadataResponseBroker(node_id=1, host="b1", port=9092, rack=None)
+    return MetadataResponse(
+        brokers=[broker], cluster_id="c", controller_id=1, topics=[topic], throttle_time_ms=0
+    )
+
+
+def cache_with(answers: dict[type, Any], **config: Any) -> tuple[MetadataCache, FakeConnection]:
+    connection = FakeConnection(answers)
+    pool: Any = FakePool(connection)
+    return MetadataCache(pool, ClientConfig(**config)), connection
+
+
+async def test_leader_election_is_waited_out_with_backoff_on_trios_clock(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    leaders = iter([-1] * 6 + [1])
+    cache, connection = cache_with({MetadataRequest: lambda: metadata_answer(next(leaders))})
+    start = trio.current_time()
+    broker = await cache.leader("orders", 0)
+    assert (broker.node_id, broker.host, broker.port) == (1, "b1", 9092)
+    asked_at = [at - start for _, at in connection.requests]
+    assert len(asked_at) == 7
+    gaps = [b - a for a, b in itertools.pairwise(asked_at)]
+    # 50 ms doubling, with jitter, capped at 1 s.
+    assert gaps[0] == pytest.approx(0.05, rel=0.25)
+    assert gaps[3] == pytest.approx(0.05 * 2**3, rel=0.25)
+    assert 0.8 <= gaps[-1] <= 1.0
+    # The cache now answers without asking.
+    await cache.leader("orders", 0)
+    assert len(connection.requests) == 7
+
+
+async def test_no_leader_is_reported_after_get_metadata_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cache, connection = cache_with(
+        {MetadataRequest: lambda: metadata_answer(-1)}, get_metadata_timeout=30.0
+    )
+    start = trio.current_time()
+    with pytest.raises(NoLeader):
+        await cache.leader("orders", 0)
+    assert trio.current_time() - start == pytest.approx(30.0, abs=0.01)
+    # Backoff caps at 1 s: about 30 requests over 30 s, not thousands, not one.
+    assert 25 <= len(connection.requests) <= 45
+
+
+async def test_refresh_asks_again_even_when_the_cache_is_fresh(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cache, connection = cache_with({MetadataRequest: lambda: metadata_answer(1)})
+    await cache.leader("orders", 0)
+    await cache.leader("orders", 0)
+    assert len(connection.requests) == 1
+    await cache.leader("orders", 0, refresh=True)
+    assert len(connection.requests) == 2
+    await trio.sleep(ClientConfig().metadata_max_age + 1)
+    await cache.leader("orders", 0)
+    assert len(connection.requests) == 3
+    assert await cache.topic_id("orders") == uuid.UUID(int=7)
+
+
+def coordinator_answer(error: type[Exception] | None) -> FindCoordinatorResponse:
+    code = 0 if error is None else error.code  # type: ignore[attr-defined]
+    found = FindCoordinatorResponse.Coordinator(
+        key="billing", node_id=2, host="b2", port=9093, error_code=code, error_message=None
+    )
+    return FindCoordinatorResponse(throttle_time_ms=0, coordinators=[found])
+
+
+async def test_coordinator_lookup_retries_a_loading_coordinator_only(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    errors = iter([CoordinatorLoadInProgressError] * 3 + [None])
+    cache, connection = cache_with(
+        {FindCoordinatorRequest: lambda: coordinator_answer(next(errors))}
+    )
+    found = await cache.find_coordinator("billing", CoordinatorType.GROUP)
+    assert (found.node_id, found.host, found.port) == (2, "b2", 9093)
+    assert len(connection.requests) == 4
+
+    cache, connection = cache_with(
+        {FindCoordinatorRequest: lambda: coordinator_answer(GroupAuthorizationFailedError)}
+    )
+    with pytest.raises(GroupAuthorizationFailedError):
+        await cache.find_coordinator("billing", CoordinatorType.GROUP)
+    assert len(connection.requests) == 1
+
+
+# ------------------------------------------------------------------ the reconnect cool-down
+
+
+async def test_reconnect_cool_down_runs_on_trios_clock(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[float] = []
+
+    async def refuse(host: str, port: int) -> trio.SocketStream:
+        attempts.append(trio.current_time())
+        await trio.lowlevel.checkpoint()
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(connection_module, "_open_tcp_stream", refuse)
+    config = ClientConfig(reconnect_cool_down=30.0)
+    async with trio.open_nursery() as nursery:
+        pool = ConnectionPool([("127.0.0.1", 1)], config, nursery)
+        start = trio.current_time()
+        with pytest.raises(ConnectionFailed, match="refused"):
+            await pool.get("127.0.0.1", 1)
+        assert len(attempts) == 1
+        # Within the cool-down: the same error at once, no new attempt.
+        await trio.sleep(29.0)
+        with pytest.raises(ConnectionFailed, match="no new attempt within reconnect_cool_down"):
+            await pool.get("127.0.0.1", 1)
+        assert len(attempts) == 1
+        await trio.sleep(1.5)
+        with pytest.raises(ConnectionFailed, match="refused"):
+            await pool.get("127.0.0.1", 1)
+        assert len(attempts) == 2
+        assert attempts[1] - start == pytest.approx(30.5)
+        pool.close()
