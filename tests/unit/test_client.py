@@ -226,9 +226,7 @@ async def test_private_connections_open_a_few_at_a_time(nursery: trio.Nursery) -
         opened = []
 
         async def open_one(connections: trio.Nursery) -> None:
-            opened.append(
-                await client.pool.open_private("127.0.0.1", broker.port, connections)
-            )
+            opened.append(await client.pool.open_private("127.0.0.1", broker.port, connections))
 
         async with trio.open_nursery() as connections:
             with trio.fail_after(10):
