@@ -1,0 +1,117 @@
+"""TopicWorkers: the per-topic nursery shared by producers and consumers, on a mock clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from trio_brod import ClientConfig, NotFound
+from trio_brod._topic_workers import TopicWorkers
+
+
+class FakeMetadata:
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.config = ClientConfig(metadata_max_age=10.0)
+        self.asked: list[bool] = []
+
+    async def partitions_count(self, topic: str, *, auto_create: bool) -> int:
+        await trio.lowlevel.checkpoint()
+        self.asked.append(auto_create)
+        return self.count
+
+
+class FakeWorker:
+    def __init__(self, partition: int, nursery: trio.Nursery, *, drains: bool) -> None:
+        self.partition = partition
+        self.nursery = nursery
+        self.drains = drains
+        self.closed = trio.Event()
+        self.ended = False
+        self.cancelled = False
+
+    async def run(self) -> None:
+        try:
+            await self.closed.wait()
+            if self.drains:
+                await trio.sleep(1.0)  # delivering what it holds
+            self.ended = True
+        except trio.Cancelled:
+            self.cancelled = True
+            raise
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def workers(metadata: FakeMetadata, **options: Any) -> TopicWorkers[FakeWorker]:
+    drains = not options.get("cancel_on_close", False)
+    return TopicWorkers(
+        metadata,  # type: ignore[arg-type]
+        "orders",
+        "producer",
+        lambda p, n: FakeWorker(p, n, drains=drains),
+        auto_create=True,
+        **options,
+    )
+
+
+async def test_a_worker_per_partition_and_new_partitions_are_picked_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    metadata = FakeMetadata(2)
+    topic = workers(metadata)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(topic.run)
+        assert sorted(topic.partitions) == [0, 1]
+        assert metadata.asked == [True]
+        metadata.count = 4
+        await trio.sleep(10.5)  # one metadata_max_age: the watcher looked, never creating
+        assert sorted(topic.partitions) == [0, 1, 2, 3]
+        assert metadata.asked[1:] == [False]
+        assert topic.partition_count == 4
+        topic.close()
+    assert topic.finished.is_set()
+    assert all(w.ended and not w.cancelled for w in topic.partitions.values())
+
+
+async def test_asking_for_a_new_partition_starts_it_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    metadata = FakeMetadata(1)
+    topic = workers(metadata)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(topic.run)
+        with pytest.raises(ValueError, match="orders has 1 partitions, no partition 1"):
+            await topic.worker(1)
+        with pytest.raises(TypeError, match="partition must be an int"):
+            await topic.worker(True)
+        metadata.count = 2
+        worker = await topic.worker(1)
+        assert worker.partition == 1
+        assert await topic.worker(1) is worker
+        topic.close()
+        with pytest.raises(NotFound, match="the producers of orders were stopped"):
+            await topic.worker(5)
+
+
+async def test_closing_waits_for_draining_workers_or_cancels_them(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    draining = workers(FakeMetadata(3))
+    cancelled = workers(FakeMetadata(3), cancel_on_close=True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(draining.run)
+        await nursery.start(cancelled.run)
+        started = trio.current_time()
+        draining.close()
+        cancelled.close()
+        await cancelled.finished.wait()
+        assert trio.current_time() == started
+        await draining.finished.wait()
+        assert trio.current_time() - started == pytest.approx(1.0)
+    assert all(w.ended for w in draining.partitions.values())
+    assert all(w.cancelled for w in cancelled.partitions.values())
