@@ -60,6 +60,9 @@ from trio_brod.producer import (
     ProducerConfig,
     ProducerIdentity,
     TopicProducer,
+    checked_bytes,
+    checked_headers,
+    checked_timestamp,
 )
 from trio_brod.protocol import FindCoordinatorRequest, MetadataRequest
 from trio_brod.protocol.errors import KafkaError, UnknownTopicOrPartitionError, for_code
@@ -580,8 +583,13 @@ class Client:
                 go to the same partition, in order.
             partition: Send to this partition instead of asking the partitioner.
             partitioner: Override the producer's partitioner for this call.
-            headers: ``(name, value)`` pairs.
+            headers: ``(name, value)`` tuples, the name a str, the value bytes or None.
             timestamp: The CreateTime in milliseconds since the epoch; None for now.
+
+        Keys, values and header values may also be a ``bytearray`` or ``memoryview``: they
+        are copied before this returns, so what is sent is what they held at the call, even
+        if the caller reuses the buffer at once (as the Java producer serialises at
+        ``send()``).
 
         ``await receipt`` (or ``receipt.add_done_callback``) gives the offset once the broker
         acknowledges the message. Waits (cancellably) while the partition's buffer is full;
@@ -593,11 +601,23 @@ class Client:
             MessageTooLarge: The message cannot fit in the producer's ``max_request_size``.
             ProducerClosed: The producer is closed (the client is closing, or the producer
                 was stopped).
-            TypeError: key, value, headers or timestamp have the wrong type.
-            ValueError: ``partition`` is not a partition of the topic.
+            TypeError: key, value, headers, timestamp or partition have the wrong type (the
+                message names which); checked before the partitioner is asked.
+            ValueError: ``timestamp`` is negative or too large, or ``partition`` is not a
+                partition of the topic.
             ConfigError: ``partitioner`` is not a partitioner, or it returned a partition
                 the topic does not have.
         """
+        # Checked (and copied, if mutable) before anything else: the partitioner sees what
+        # is sent, and bad input is named here, not inside the partitioner.
+        if key is not None and type(key) is not bytes:
+            key = checked_bytes(key, "key")
+        if value is not None and type(value) is not bytes:
+            value = checked_bytes(value, "value")
+        if headers:
+            headers = checked_headers(headers)
+        if timestamp is not None:
+            timestamp = checked_timestamp(timestamp)
         # The common case runs without awaiting anything until the message is handed over.
         producer = self._topic_producers.get(topic)
         if producer is None:
@@ -676,6 +696,8 @@ class Client:
         The messages stay together and in order, in one record batch; the receipt gives the
         first one's offset. Raises as :meth:`produce` does, and ValueError for no messages.
         """
+        if key is not None and type(key) is not bytes:
+            key = checked_bytes(key, "key")
         producer = self._topic_producers.get(topic)
         if producer is None:
             producer = await self._topic_producer(topic)
