@@ -836,7 +836,9 @@ class Client:
             time: ``"earliest"`` (the first offset still in the log), ``"latest"`` (the
                 offset the next message will get), or a :class:`~trio_brod.Timestamp`,
                 aware ``datetime`` or plain int of milliseconds since the epoch: the first
-                offset whose message is at or after that time (``"latest"`` if none is).
+                offset whose message is at or after that time (``"latest"`` if none is). A
+                ``datetime`` is rounded up to the next whole millisecond
+                (:meth:`Timestamp.from_datetime <trio_brod.Timestamp.from_datetime>`).
                 The ints -1 and -2 mean ``"latest"`` and ``"earliest"``, as in brod.
             isolation_level: With ``"read_committed"``, ``"latest"`` is the last stable
                 offset (before the first open transaction).
@@ -853,7 +855,13 @@ class Client:
         elif time == "latest":
             timestamp = _LIST_OFFSETS_LATEST
         elif isinstance(time, Timestamp):
+            # -1 and -2 mean "latest" and "earliest" only as plain ints (brod's); a Timestamp
+            # is a time, and must not turn into one of them.
             timestamp = time.ms
+            if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+                raise TypeError(f"time={time!r}: a Timestamp holds int milliseconds")
+            if timestamp < 0:
+                raise ValueError(f"time={time!r}: a timestamp must be >= 0")
         elif isinstance(time, datetime.datetime):
             timestamp = Timestamp.from_datetime(time).ms
         elif isinstance(time, int) and not isinstance(time, bool):
