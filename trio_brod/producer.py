@@ -394,6 +394,15 @@ def checked_headers(headers: object) -> tuple[Header, ...]:
     return headers if type(headers) is tuple else tuple(headers)
 
 
+def ack_timeout_ms(seconds: float) -> int:
+    """``ack_timeout`` in seconds as the Produce request's ``timeout_ms``.
+
+    The nearest millisecond, and at least 1, as the setting is positive. (Truncating made
+    1.001 s 1000 ms, through the float, and 0.0004 s 0 ms: no wait for the replicas at all.)
+    """
+    return max(1, round(seconds * 1000))
+
+
 def _check_messages_container(messages: object) -> None:
     """A TypeError for what ``produce_batch`` would otherwise take apart by mistake: one
     message, or bytes, given instead of a collection of messages."""
@@ -589,7 +598,7 @@ class PartitionProducer:
         self._pull_limit = 2 * self._buffer.max_batch_size
         self._codec = config.codec
         self._acks = config.required_acks
-        self._ack_timeout_ms = int(config.ack_timeout * 1000)
+        self._ack_timeout_ms = ack_timeout_ms(config.ack_timeout)
         self._linger = config.max_linger
         self._wakeup = trio.Event()
         self._cancel_scope = trio.CancelScope()

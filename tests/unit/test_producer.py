@@ -85,6 +85,7 @@ class Sent:
     values: list[bytes | None]
     acks: int
     compression: Compression = Compression.NONE
+    timeout_ms: int = -1
     #: The batch's records as decoded: (key, value, headers) of each.
     records: list[tuple[bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]] = field(
         default_factory=list
@@ -267,6 +268,7 @@ class FakeCluster:
                 values,
                 body.acks,
                 batch.compression,
+                body.timeout_ms,
                 [(record.key, record.value, record.headers) for record in batch.records()],
             )
         )
@@ -566,6 +568,25 @@ async def test_buffers_changed_after_the_call_do_not_change_what_is_sent(
         (None, b"v4", (("d", b"h4"),)),
         (None, b"v5", (("e", b"h5"),)),
     ]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "ms"), [(1.001, 1001), (2.007, 2007), (0.0004, 1), (10, 10000)]
+)
+async def test_ack_timeout_goes_on_the_wire_to_the_nearest_ms(
+    cluster: FakeCluster, seconds: float, ms: int
+) -> None:
+    # Truncated, 1.001 s was 1000 ms (the float product is 1000.9999999999999) and
+    # 0.0004 s was 0 ms, which asks the broker not to wait for the replicas at all.
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(ack_timeout=seconds))
+        await client.produce_sync(TOPIC, b"v", partition=0)
+    assert [sent.timeout_ms for sent in cluster.sent] == [ms]
+
+
+@given(st.integers(1, 2**31 - 1))
+def test_ack_timeout_in_whole_ms_is_kept_exactly(ms: int) -> None:
+    assert producer_module.ack_timeout_ms(ms / 1000) == ms
 
 
 async def test_message_too_large_names_size_and_limit(cluster: FakeCluster) -> None:
