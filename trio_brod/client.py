@@ -498,9 +498,11 @@ class Client:
         ``default_producer_config`` is used (brod's ``start_producer``).
 
         Raises:
+            TypeError: ``topic`` is not a str.
             UnknownTopicOrPartitionError: The topic does not exist (and was not created).
             ClientClosed: The client is closing or closed.
         """
+        _check_topic(topic)
         self._raise_if_producers_closed()
         if topic in self._topic_producers:
             await trio.lowlevel.checkpoint()
@@ -544,6 +546,7 @@ class Client:
         producer = self._topic_producers.get(topic)
         if producer is not None:
             return producer
+        _check_topic(topic)  # not a str: say so, not "no producer" or an encoding error
         self._raise_if_producers_closed()
         if not self.config.auto_start_producers:
             raise NotFound(
@@ -1048,6 +1051,12 @@ class Client:
 #: ListOffsets' special timestamps.
 _LIST_OFFSETS_LATEST = -1
 _LIST_OFFSETS_EARLIEST = -2
+
+
+def _check_topic(topic: object) -> None:
+    """A TypeError for a topic that is not a str (bytes, say), before it reaches a request."""
+    if not isinstance(topic, str):
+        raise TypeError(f"topic must be a str, not {type(topic).__name__}: {topic!r:.100}")
 
 
 def _first_partition_error(response: Any) -> int:

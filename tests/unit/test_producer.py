@@ -500,6 +500,14 @@ async def test_bad_input_is_named_before_the_partitioner_runs(cluster: FakeClust
             await client.produce_batch(TOPIC, b"kv", partition=0)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match=r"messages must be an iterable .* not int"):
             await client.produce_batch(TOPIC, 5, partition=0)  # type: ignore[arg-type]
+        for topic in (b"orders", 5):
+            with pytest.raises(TypeError, match=r"^topic must be a str"):
+                await client.produce(topic, b"v")  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match=r"^topic must be a str"):
+                await client.start_producer(topic)  # type: ignore[arg-type]
+    async with open_client(cluster.bootstrap, auto_start_producers=True) as client:
+        with pytest.raises(TypeError, match=r"^topic must be a str, not bytes"):
+            await client.produce(b"orders", b"v")  # type: ignore[arg-type]
     assert asked == []
     assert cluster.sent == []
 
