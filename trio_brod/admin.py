@@ -622,7 +622,9 @@ def _topic_problem(metadata: ClusterMetadata, name: str, count: int | None) -> s
 def _ms(seconds: float) -> int:
     if not isinstance(seconds, (int, float)) or not 0 <= seconds < 2**31 / 1000:
         raise ValueError(f"timeout must be seconds between 0 and 2147483, not {seconds!r}")
-    return math.ceil(seconds * 1000)
+    # Up, so that a short positive timeout is never 0 (do not wait); but not past a whole
+    # millisecond that the float product misses by a hair (2.007 * 1000 = 2007.0000000000002).
+    return math.ceil(round(seconds * 1000, 6))
 
 
 # ---------------------------------------------------------------------------------- configs

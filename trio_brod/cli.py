@@ -98,14 +98,24 @@ def _text(data: bytes | None) -> str:
     return "" if data is None else data.decode("utf-8", "backslashreplace")
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def _record_time(timestamp: int) -> str:
+    """A record's timestamp as ISO 8601 UTC, exact to the millisecond (integer arithmetic,
+    not a float); "" for none (-1) or one past what ``datetime`` can show (year 9999): any
+    int64 is a valid timestamp on the wire, and showing one must not stop a consumer."""
+    if timestamp < 0:
+        return ""
+    try:
+        moment = _EPOCH + datetime.timedelta(milliseconds=timestamp)
+    except OverflowError:
+        return ""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _record_fields(record: Record, topic: str, partition: int) -> dict[str, Any]:
-    moment = ""
-    if record.timestamp >= 0:
-        moment = (
-            datetime.datetime.fromtimestamp(record.timestamp / 1000, datetime.UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+    moment = _record_time(record.timestamp)
     return {
         "offset": record.offset,
         "key": _text(record.key),

@@ -51,6 +51,9 @@ from trio_brod.producer import (
     ProducerConfig,
     ProducerIdentity,
     TopicProducer,
+    checked_bytes,
+    checked_headers,
+    checked_timestamp,
 )
 
 __all__ = ["Client", "open_client"]
@@ -239,9 +242,11 @@ class Client:
         ``default_producer_config`` is used (brod's ``start_producer``).
 
         Raises:
+            TypeError: ``topic`` is not a str.
             UnknownTopicOrPartitionError: The topic does not exist (and was not created).
             ClientClosed: The client is closing or closed.
         """
+        _check_topic(topic)
         self._raise_if_producers_closed()
         if topic in self._topic_producers:
             await trio.lowlevel.checkpoint()
@@ -285,6 +290,7 @@ class Client:
         producer = self._topic_producers.get(topic)
         if producer is not None:
             return producer
+        _check_topic(topic)  # not a str: say so, not "no producer" or an encoding error
         self._raise_if_producers_closed()
         if not self.config.auto_start_producers:
             raise NotFound(
@@ -324,8 +330,13 @@ class Client:
                 go to the same partition, in order.
             partition: Send to this partition instead of asking the partitioner.
             partitioner: Override the producer's partitioner for this call.
-            headers: ``(name, value)`` pairs.
+            headers: ``(name, value)`` tuples, the name a str, the value bytes or None.
             timestamp: The CreateTime in milliseconds since the epoch; None for now.
+
+        Keys, values and header values may also be a ``bytearray`` or ``memoryview``: they
+        are copied before this returns, so what is sent is what they held at the call, even
+        if the caller reuses the buffer at once (as the Java producer serialises at
+        ``send()``).
 
         ``await receipt`` (or ``receipt.add_done_callback``) gives the offset once the broker
         acknowledges the message. Waits (cancellably) while the partition's buffer is full;
@@ -337,11 +348,23 @@ class Client:
             MessageTooLarge: The message cannot fit in the producer's ``max_request_size``.
             ProducerClosed: The producer is closed (the client is closing, or the producer
                 was stopped).
-            TypeError: key, value, headers or timestamp have the wrong type.
-            ValueError: ``partition`` is not a partition of the topic.
+            TypeError: key, value, headers, timestamp or partition have the wrong type (the
+                message names which); checked before the partitioner is asked.
+            ValueError: ``timestamp`` is negative or too large, or ``partition`` is not a
+                partition of the topic.
             ConfigError: ``partitioner`` is not a partitioner, or it returned a partition
                 the topic does not have.
         """
+        # Checked (and copied, if mutable) before anything else: the partitioner sees what
+        # is sent, and bad input is named here, not inside the partitioner.
+        if key is not None and type(key) is not bytes:
+            key = checked_bytes(key, "key")
+        if value is not None and type(value) is not bytes:
+            value = checked_bytes(value, "value")
+        if headers:
+            headers = checked_headers(headers)
+        if timestamp is not None:
+            timestamp = checked_timestamp(timestamp)
         # The common case runs without awaiting anything until the message is handed over.
         producer = self._topic_producers.get(topic)
         if producer is None:
@@ -420,6 +443,8 @@ class Client:
         The messages stay together and in order, in one record batch; the receipt gives the
         first one's offset. Raises as :meth:`produce` does, and ValueError for no messages.
         """
+        if key is not None and type(key) is not bytes:
+            key = checked_bytes(key, "key")
         producer = self._topic_producers.get(topic)
         if producer is None:
             producer = await self._topic_producer(topic)
@@ -531,7 +556,9 @@ class Client:
             time: ``"earliest"`` (the first offset still in the log), ``"latest"`` (the
                 offset the next message will get), or a :class:`~trio_brod.Timestamp`,
                 aware ``datetime`` or plain int of milliseconds since the epoch: the first
-                offset whose message is at or after that time (``"latest"`` if none is).
+                offset whose message is at or after that time (``"latest"`` if none is). A
+                ``datetime`` is rounded up to the next whole millisecond
+                (:meth:`Timestamp.from_datetime <trio_brod.Timestamp.from_datetime>`).
                 The ints -1 and -2 mean ``"latest"`` and ``"earliest"``, as in brod.
             isolation_level: With ``"read_committed"``, ``"latest"`` is the last stable
                 offset (before the first open transaction).
@@ -668,6 +695,12 @@ class Client:
                 except Exception as exc:
                     errors.append(exc)
         return errors
+
+
+def _check_topic(topic: object) -> None:
+    """A TypeError for a topic that is not a str (bytes, say), before it reaches a request."""
+    if not isinstance(topic, str):
+        raise TypeError(f"topic must be a str, not {type(topic).__name__}: {topic!r:.100}")
 
 
 @asynccontextmanager

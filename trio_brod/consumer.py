@@ -135,11 +135,16 @@ _RETRY_BACKOFF_START = 0.1
 _RETRY_BACKOFF_MAX = 5.0
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
 class Timestamp(NamedTuple):
     """A point in time to start consuming from: the first offset at or after it.
 
     ``ConsumerConfig(begin_offset=Timestamp(ms))``; a timezone-aware :class:`datetime.datetime`
-    is accepted as well.
+    is accepted as well, and converted with :meth:`from_datetime` (rounded up to the next
+    whole millisecond).
     """
 
     #: Milliseconds since the epoch.
@@ -147,10 +152,22 @@ class Timestamp(NamedTuple):
 
     @classmethod
     def from_datetime(cls, moment: datetime.datetime) -> Timestamp:
-        """The timestamp of an aware datetime."""
-        if moment.tzinfo is None:
+        """The timestamp of an aware datetime, rounded *up* to a whole millisecond.
+
+        Kafka timestamps are whole milliseconds, and a Timestamp means "the first message at
+        or after this time". A message stamped in the same millisecond but before a
+        sub-millisecond ``moment`` is before it, so the time is rounded up to the next
+        millisecond (truncating would start at a message before the requested time). A
+        time before 1970 gives ``Timestamp(0)``: no message is stamped before that. The
+        arithmetic is exact (integer microseconds), not through a float.
+
+        Raises:
+            ConfigError: ``moment`` is naive (has no time zone).
+        """
+        if moment.utcoffset() is None:
             raise ConfigError(f"{moment!r} has no time zone; use an aware datetime")
-        return cls(int(moment.timestamp() * 1000))
+        microseconds = (moment - _EPOCH) // _MICROSECOND
+        return cls(max(0, -(-microseconds // 1000)))
 
 
 BeginOffset = Literal["earliest", "latest"] | int | Timestamp | datetime.datetime
@@ -162,7 +179,7 @@ def _begin_offset_ok(value: object) -> bool:
     if isinstance(value, Timestamp):
         return isinstance(value.ms, int) and not isinstance(value.ms, bool) and value.ms >= 0
     if isinstance(value, datetime.datetime):
-        return value.tzinfo is not None
+        return value.utcoffset() is not None
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
@@ -179,7 +196,13 @@ def offset_time_ms(time: object) -> int:
     elif time == "latest":
         timestamp = LATEST
     elif isinstance(time, Timestamp):
+        # -1 and -2 mean "latest" and "earliest" only as plain ints (brod's); a Timestamp
+        # is a time, and must not turn into one of them.
         timestamp = time.ms
+        if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+            raise TypeError(f"time={time!r}: a Timestamp holds int milliseconds")
+        if timestamp < 0:
+            raise ValueError(f"time={time!r}: a timestamp must be >= 0")
     elif isinstance(time, datetime.datetime):
         timestamp = Timestamp.from_datetime(time).ms
     elif isinstance(time, int) and not isinstance(time, bool):

@@ -285,13 +285,18 @@ class ProducerConfig:
 class Message(NamedTuple):
     """One message for :meth:`Client.produce_batch <trio_brod.Client.produce_batch>`.
 
-    A plain ``(key, value)`` tuple is accepted there too.
+    A plain ``(key, value)`` tuple is accepted there too. Note the order of the fields:
+    ``Message(value, key)``. Nothing is checked when a Message is made; ``produce_batch``
+    checks each one, naming the message and the field at fault, and copies a ``bytearray``
+    or ``memoryview`` key, value or header value then, so that the Message's buffers may be
+    reused once ``produce_batch`` has returned.
     """
 
     value: bytes | None
     key: bytes | None = None
+    #: ``(name, value)`` tuples, the name a str, the value bytes or None.
     headers: Sequence[Header] = ()
-    #: CreateTime in milliseconds since the epoch; None for now.
+    #: CreateTime in milliseconds since the epoch (an int >= 0); None for now.
     timestamp: int | None = None
 
 
@@ -315,21 +320,102 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _checked_timestamp(timestamp: object) -> int:
-    """A record timestamp given by the caller, checked: int milliseconds, not negative."""
-    if type(timestamp) is not int or not 0 <= timestamp <= _MAX_TIMESTAMP:
-        raise TypeError(
-            f"timestamp must be an int of milliseconds since the epoch, >= 0, not {timestamp!r}"
+def checked_timestamp(timestamp: object) -> int:
+    """A record timestamp given by the caller, checked: int milliseconds, not negative.
+
+    A wrong type is a TypeError and a number out of range a ValueError, each naming the
+    field, so that a caller who passed ``-1`` (Kafka's "no timestamp") or seconds as a float
+    sees at once which argument is wrong.
+    """
+    if type(timestamp) is not int:
+        if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+            raise TypeError(
+                "timestamp must be an int of milliseconds since the epoch (or None for now), "
+                f"not {type(timestamp).__name__}"
+            )
+        timestamp = int(timestamp)  # an IntEnum or other subclass: its plain value
+    if not 0 <= timestamp <= _MAX_TIMESTAMP:
+        raise ValueError(
+            f"timestamp must be milliseconds since the epoch, from 0 to 2**63-1, not {timestamp}"
         )
     return timestamp
 
 
-def _as_bytes(data: bytes | None) -> bytes | None:
-    """``data`` as immutable bytes: a bytearray changed after ``produce`` must not change
-    what is sent later."""
+def checked_bytes(data: object, what: str) -> bytes | None:
+    """``data`` as immutable ``bytes`` (or None), or a TypeError naming ``what``.
+
+    A ``bytearray`` or ``memoryview`` is copied: what the caller passed at the moment of the
+    call is what is sent, even if the caller changes the buffer afterwards (as the Java
+    producer serialises at ``send()``).
+    """
     if data is None or type(data) is bytes:
         return data
-    return bytes(data)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(
+        f"{what} must be bytes, bytearray, memoryview or None, not {type(data).__name__}"
+    )
+
+
+def checked_headers(headers: object) -> tuple[Header, ...]:
+    """``headers`` as a tuple of ``(str, bytes | None)`` tuples, or a TypeError naming the
+    header at fault.
+
+    Header values that the caller could change later (``bytearray``, ``memoryview``) are
+    copied, as keys and values are (see :func:`checked_bytes`); names that are a ``str``
+    subclass become plain ``str``. Headers that are already plain come back as they are.
+    """
+    if not isinstance(headers, Sequence) or isinstance(
+        headers, (str, bytes, bytearray, memoryview)
+    ):
+        hint = " (for a dict, pass list(headers.items()))" if isinstance(headers, dict) else ""
+        raise TypeError(
+            "headers must be a sequence of (name, value) pairs, name a str and value bytes "
+            f"or None, not {type(headers).__name__}{hint}"
+        )
+    frozen: list[Header] | None = None
+    for number, header in enumerate(headers):
+        if type(header) is tuple and len(header) == 2:
+            name, value = header
+            if type(name) is str and (value is None or type(value) is bytes):
+                if frozen is not None:
+                    frozen.append(header)
+                continue
+        if not isinstance(header, tuple) or len(header) != 2:
+            raise TypeError(f"header {number} must be a (name, value) tuple, not {header!r:.100}")
+        name, value = header
+        if not isinstance(name, str):
+            raise TypeError(f"header {number} name must be a str, not {type(name).__name__}")
+        if frozen is None:
+            frozen = list(headers)[:number]
+        frozen.append((str.__str__(name), checked_bytes(value, f"header {name!r} value")))
+    if frozen is not None:
+        return tuple(frozen)
+    return headers if type(headers) is tuple else tuple(headers)
+
+
+def ack_timeout_ms(seconds: float) -> int:
+    """``ack_timeout`` in seconds as the Produce request's ``timeout_ms``.
+
+    The nearest millisecond, and at least 1, as the setting is positive. (Truncating made
+    1.001 s 1000 ms, through the float, and 0.0004 s 0 ms: no wait for the replicas at all.)
+    """
+    return max(1, round(seconds * 1000))
+
+
+def _check_messages_container(messages: object) -> None:
+    """A TypeError for what ``produce_batch`` would otherwise take apart by mistake: one
+    message, or bytes, given instead of a collection of messages."""
+    if isinstance(messages, (Message, str, bytes, bytearray, memoryview)):
+        raise TypeError(
+            "messages must be an iterable of Message objects or (key, value) tuples, "
+            f"not {type(messages).__name__} (for one message, pass [message])"
+        )
+    if not isinstance(messages, Iterable):
+        raise TypeError(
+            "messages must be an iterable of Message objects or (key, value) tuples, "
+            f"not {type(messages).__name__}"
+        )
 
 
 def _needs_refresh(error: BaseException) -> bool:
@@ -512,7 +598,7 @@ class PartitionProducer:
         self._pull_limit = 2 * self._buffer.max_batch_size
         self._codec = config.codec
         self._acks = config.required_acks
-        self._ack_timeout_ms = int(config.ack_timeout * 1000)
+        self._ack_timeout_ms = ack_timeout_ms(config.ack_timeout)
         self._linger = config.max_linger
         self._wakeup = trio.Event()
         self._cancel_scope = trio.CancelScope()
@@ -553,22 +639,32 @@ class PartitionProducer:
         point): a loop of ``produce`` calls fills the channel in one go, and the worker
         then sends all of it in a few big batches. That is most of the speed.
 
+        A ``bytearray`` or ``memoryview`` key, value or header value is copied before this
+        returns: changing it afterwards does not change what is sent.
+
         Raises:
             MessageTooLarge: The message cannot fit in ``max_request_size``.
             ProducerClosed: The producer is closed.
             TypeError: key, value, headers or timestamp have the wrong type (the message
                 names which).
+            ValueError: ``timestamp`` is negative or past 2**63-1.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        size = estimate_record_size(key, value, headers)  # also checks the types
+        # Checked and copied now: the record holds only immutable data from here on.
+        if key is not None and type(key) is not bytes:
+            key = checked_bytes(key, "key")
+        if value is not None and type(value) is not bytes:
+            value = checked_bytes(value, "value")
+        headers = checked_headers(headers) if headers else ()
+        record = (
+            _now_ms() if timestamp is None else checked_timestamp(timestamp),
+            key,
+            value,
+            headers,
+        )
+        size = estimate_record_size(key, value, headers)
         if size > self._max_records_size:
             raise self._too_large(size)
-        record = (
-            _now_ms() if timestamp is None else _checked_timestamp(timestamp),
-            key if key is None or type(key) is bytes else bytes(key),
-            value if value is None or type(value) is bytes else bytes(value),
-            headers if type(headers) is tuple else tuple(headers),
-        )
         call = Call(self.topic, self.partition, (record,), size)
         if not self._hand_over_now(call):
             await self._hand_over_waiting(call)
@@ -585,7 +681,12 @@ class PartitionProducer:
             ValueError: ``messages`` is empty.
             MessageTooLarge: The messages together cannot fit in ``max_request_size``.
             ProducerClosed: The producer is closed.
-            TypeError: A message has the wrong shape or types (the message says which).
+            TypeError: ``messages`` is not a collection of messages, or a message has the
+                wrong shape or types (the error names the message and the field).
+            ValueError: A message's timestamp is negative or past 2**63-1 (likewise named).
+
+        As in :meth:`produce`, mutable keys, values and header values are copied before
+        this returns.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         now = _now_ms()
@@ -600,13 +701,14 @@ class PartitionProducer:
         if prepared is not None:
             records, size = prepared
         else:
+            _check_messages_container(messages)
             records, size = [], 0
             for index, message in enumerate(messages):
                 try:
                     if isinstance(message, Message):
                         value, key, headers, timestamp = message
-                        timestamp = now if timestamp is None else _checked_timestamp(timestamp)
-                        headers = headers if type(headers) is tuple else tuple(headers)
+                        timestamp = now if timestamp is None else checked_timestamp(timestamp)
+                        headers = checked_headers(headers) if headers else ()
                     elif isinstance(message, tuple) and len(message) == 2:
                         key, value = message
                         headers, timestamp = (), now
@@ -614,10 +716,12 @@ class PartitionProducer:
                         raise TypeError(
                             f"expected a Message or a (key, value) tuple, not {message!r:.100}"
                         )
-                    size += estimate_record_size(key, value, headers)
-                except TypeError as exc:
-                    raise TypeError(f"message {index}: {exc}") from None
-                records.append((timestamp, _as_bytes(key), _as_bytes(value), headers))
+                    key = checked_bytes(key, "key")
+                    value = checked_bytes(value, "value")
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"message {index}: {exc}") from None
+                size += estimate_record_size(key, value, headers)
+                records.append((timestamp, key, value, headers))
         if not records:
             raise ValueError("produce_batch needs at least one message")
         if size > self._max_records_size:

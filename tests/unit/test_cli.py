@@ -190,6 +190,10 @@ def test_record_formats() -> None:
     assert record_formatter("kv")(tombstone, "o", 0) == ":"
     assert record_formatter("{time}|{value}")(tombstone, "o", 0) == "|"
     assert json.loads(record_formatter("json")(tombstone, "o", 0))["value"] is None
+    # Any int64 is a timestamp on the wire; past year 9999 there is no time to show.
+    for timestamp, shown in [(2**63 - 1, ""), (253402300799999, "9999-12-31T23:59:59.999Z")]:
+        far = RECORD._replace(timestamp=timestamp)
+        assert record_formatter("{ts}|{time}")(far, "o", 0) == f"{timestamp}|{shown}"
 
 
 @pytest.mark.parametrize("fmt", ["", "vk", "plain text", "{0}", "{}", "{key.upper}", "{nope}"])

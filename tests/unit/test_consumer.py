@@ -3,6 +3,7 @@ prefetch window, and how little a counting consumer decodes."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any, cast
 
@@ -101,6 +102,52 @@ def test_config_replace_names_unknown_options() -> None:
     with pytest.raises(ConfigError, match="'prefetch_cont'"):
         ConsumerConfig().replace(prefetch_cont=5)
     assert ConsumerConfig().replace(begin_offset=Timestamp(5)).begin_offset == Timestamp(5)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MS = dt.timedelta(milliseconds=1)
+PLUS_ONE_HOUR = dt.timezone(dt.timedelta(hours=1))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.datetimes(
+        min_value=dt.datetime(1969, 12, 30),
+        max_value=dt.datetime(9999, 12, 30),
+        timezones=st.integers(-1439, 1439).map(lambda m: dt.timezone(dt.timedelta(minutes=m))),
+    )
+)
+def test_from_datetime_rounds_up_to_the_next_millisecond(moment: dt.datetime) -> None:
+    # "The first message at or after the time": a message stamped ms is at or after
+    # ``moment`` exactly when ms >= from_datetime(moment).ms.
+    ms = Timestamp.from_datetime(moment).ms
+    assert type(ms) is int
+    if moment <= EPOCH:
+        assert ms == 0  # nothing is stamped before 1970
+    else:
+        assert EPOCH + (ms - 1) * MS < moment <= EPOCH + ms * MS
+
+
+@pytest.mark.parametrize(
+    ("moment", "ms"),
+    [
+        (EPOCH + dt.timedelta(milliseconds=1_700_000_000_123, microseconds=600), 1_700_000_000_124),
+        (EPOCH + dt.timedelta(milliseconds=1_700_000_000_123, microseconds=1), 1_700_000_000_124),
+        (EPOCH + dt.timedelta(milliseconds=1_700_000_000_123), 1_700_000_000_123),
+        (dt.datetime(2023, 11, 14, 23, 13, 20, 1000, tzinfo=PLUS_ONE_HOUR), 1_700_000_000_001),
+        (dt.datetime(2023, 11, 14, 23, 13, 20, 1001, tzinfo=PLUS_ONE_HOUR), 1_700_000_000_002),
+        (EPOCH - dt.timedelta(microseconds=999), 0),
+        (EPOCH - dt.timedelta(milliseconds=1), 0),
+        (EPOCH - dt.timedelta(milliseconds=2), 0),
+    ],
+)
+def test_from_datetime_examples(moment: dt.datetime, ms: int) -> None:
+    assert Timestamp.from_datetime(moment) == Timestamp(ms)
+
+
+def test_from_datetime_wants_a_time_zone() -> None:
+    with pytest.raises(ConfigError, match="no time zone"):
+        Timestamp.from_datetime(dt.datetime(2024, 1, 1))
 
 
 # ------------------------------------------------------------------ select_parts

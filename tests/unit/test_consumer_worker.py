@@ -3,6 +3,8 @@ moves, lost connections, unsubscribing with a fetch in flight, max_bytes, tasks.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import trio
 import trio.testing
@@ -69,6 +71,24 @@ async def test_begin_offsets(client: Client, log: FakeLog) -> None:
     assert await client.resolve_offset(TOPIC, 0, 9_999_999_999) == 31
     with pytest.raises(ValueError, match="timestamp must be >= 0"):
         await client.resolve_offset(TOPIC, 0, -7)
+
+
+async def test_a_datetime_begin_offset_starts_at_or_after_it(client: Client, log: FakeLog) -> None:
+    fill(log, 1, 10)  # offsets 0-9 stamped 1_000_000-1_000_009 ms
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    # 0.4 ms after the message at offset 4: the first at or after that is offset 5.
+    moment = epoch + dt.timedelta(milliseconds=1_000_004, microseconds=400)
+    async with client.subscribe(TOPIC, 0, begin_offset=moment) as sub:
+        assert (await take(sub, 1))[0] == 5
+    assert await client.resolve_offset(TOPIC, 0, moment) == 5
+    assert await client.resolve_offset(TOPIC, 0, epoch + dt.timedelta(seconds=1000.004)) == 4
+    # Before 1970 is before every message (truncated, it was -1 ms: "latest").
+    before_1970 = epoch - dt.timedelta(microseconds=1500)
+    assert await client.resolve_offset(TOPIC, 0, before_1970) == 0
+    # -1 and -2 are "latest" and "earliest" as plain ints only, never as a Timestamp.
+    for ms in (-1, -2, -3):
+        with pytest.raises(ValueError, match="timestamp must be >= 0"):
+            await client.resolve_offset(TOPIC, 0, Timestamp(ms))
 
 
 async def test_resubscribing_continues_after_the_last_ack(client: Client, log: FakeLog) -> None:

@@ -11,6 +11,7 @@ breaks before or after the append, a leader that moves.
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -51,7 +52,12 @@ from trio_brod.protocol import (
 )
 from trio_brod.protocol import records as records_module
 from trio_brod.protocol.errors import InvalidRecordError, KafkaError, NotEnoughReplicasError
-from trio_brod.protocol.records import Compression, decode_batches, estimate_record_size
+from trio_brod.protocol.records import (
+    Compression,
+    decode_batches,
+    encode_batch,
+    estimate_record_size,
+)
 
 PRODUCE, METADATA, INIT_PRODUCER_ID = 0, 3, 22
 TOPIC = "orders"
@@ -79,6 +85,11 @@ class Sent:
     values: list[bytes | None]
     acks: int
     compression: Compression = Compression.NONE
+    timeout_ms: int = -1
+    #: The batch's records as decoded: (key, value, headers) of each.
+    records: list[tuple[bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]] = field(
+        default_factory=list
+    )
 
 
 @dataclass
@@ -257,6 +268,8 @@ class FakeCluster:
                 values,
                 body.acks,
                 batch.compression,
+                body.timeout_ms,
+                [(record.key, record.value, record.headers) for record in batch.records()],
             )
         )
         if self._gate is not None:
@@ -432,7 +445,7 @@ async def test_bad_input_is_refused_at_once(cluster: FakeCluster) -> None:
         await client.start_producer(TOPIC)
         with pytest.raises(TypeError, match="value"):
             await client.produce(TOPIC, "text", partition=0)  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match="timestamp"):
+        with pytest.raises(ValueError, match="timestamp"):
             await client.produce(TOPIC, b"v", partition=0, timestamp=-5)
         with pytest.raises(TypeError, match="timestamp"):
             await client.produce(TOPIC, b"v", partition=0, timestamp=1.5)  # type: ignore[arg-type]
@@ -451,6 +464,137 @@ async def test_bad_input_is_refused_at_once(cluster: FakeCluster) -> None:
         with pytest.raises(ConfigError, match="partitioner='nope'"):
             await client.produce(TOPIC, b"v", partitioner="nope")  # type: ignore[arg-type]
     assert cluster.sent == []
+
+
+async def test_bad_input_is_named_before_the_partitioner_runs(cluster: FakeCluster) -> None:
+    # A bad key used to fail inside murmur2 ("a bytes-like object is required, not 'int'").
+    asked: list[object] = []
+
+    def partitioner(topic: str, count: int, key: bytes | None, value: bytes | None) -> int:
+        asked.append(key)
+        return 0
+
+    key_error = "key must be bytes, bytearray, memoryview or None, not int"
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(partitioner=partitioner))
+        for produce in (client.produce, client.produce_sync, client.produce_no_ack):
+            with pytest.raises(TypeError, match=key_error):
+                await produce(TOPIC, b"v", 5)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match=key_error):
+                await produce(TOPIC, b"v", 5, partitioner="hash")  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match=r"^value must be bytes.*not str"):
+                await produce(TOPIC, "text")  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match=r"^timestamp must be .* not -1$"):
+                await produce(TOPIC, b"v", timestamp=-1)
+            with pytest.raises(TypeError, match=r"^timestamp must be an int .* not float"):
+                await produce(TOPIC, b"v", timestamp=1.5)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match=r"^header 0 name must be a str, not bytes"):
+                await produce(TOPIC, b"v", headers=[(b"h", b"x")])  # type: ignore[list-item]
+            with pytest.raises(TypeError, match=r"^header 'h' value must be bytes"):
+                await produce(TOPIC, b"v", headers=[("h", 1)])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match=key_error):
+            await client.produce_batch(TOPIC, [(None, b"v")], key=5)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"for one message, pass \[message\]"):
+            await client.produce_batch(TOPIC, Message(b"v"), partition=0)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="not bytes"):
+            await client.produce_batch(TOPIC, b"kv", partition=0)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"messages must be an iterable .* not int"):
+            await client.produce_batch(TOPIC, 5, partition=0)  # type: ignore[arg-type]
+        for topic in (b"orders", 5):
+            with pytest.raises(TypeError, match=r"^topic must be a str"):
+                await client.produce(topic, b"v")  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match=r"^topic must be a str"):
+                await client.start_producer(topic)  # type: ignore[arg-type]
+    async with open_client(cluster.bootstrap, auto_start_producers=True) as client:
+        with pytest.raises(TypeError, match=r"^topic must be a str, not bytes"):
+            await client.produce(b"orders", b"v")  # type: ignore[arg-type]
+    assert asked == []
+    assert cluster.sent == []
+
+
+async def test_int_subclass_timestamps_are_taken_as_plain_ints(cluster: FakeCluster) -> None:
+    class Millis(int):
+        pass
+
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        assert await client.produce_sync(TOPIC, b"v", partition=0, timestamp=Millis(7)) == 0
+        with pytest.raises(TypeError, match="timestamp must be an int"):
+            await client.produce(TOPIC, b"v", partition=0, timestamp=True)
+    assert cluster.values() == [b"v"]
+
+
+async def test_buffers_changed_after_the_call_do_not_change_what_is_sent(
+    cluster: FakeCluster,
+) -> None:
+    # What the caller passed at the moment of the call is what is sent (as Java serialises
+    # at send()): keys, values and header values given as bytearray or memoryview are
+    # copied. The worker encodes the batch only after produce() has returned.
+    class Name(str):
+        __slots__ = ()
+
+    buffers: list[bytearray] = []
+
+    def buffer(data: bytes) -> bytearray:
+        buffers.append(bytearray(data))
+        return buffers[-1]
+
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC)
+        receipts = [
+            await client.produce(
+                TOPIC,
+                buffer(b"v1"),
+                memoryview(buffer(b"k1")),
+                partition=0,
+                headers=[("a", buffer(b"h1")), (Name("b"), memoryview(buffer(b"h2")))],
+            ),
+            await client.produce_batch(
+                TOPIC,
+                [
+                    Message(buffer(b"v2"), buffer(b"k2"), headers=[("c", buffer(b"h3"))]),
+                    (buffer(b"k3"), memoryview(buffer(b"v3"))),
+                ],
+                partition=0,
+            ),
+        ]
+        await client.produce_no_ack(
+            TOPIC, buffer(b"v4"), partition=0, headers=(("d", buffer(b"h4")),)
+        )
+        producer = await client.get_producer(TOPIC, 0)
+        receipts.append(await producer.produce(b"v5", headers=[("e", buffer(b"h5"))]))
+        for data in buffers:
+            data[:] = b"XX"
+        for receipt in receipts:
+            await receipt
+        await client.stop_producer(TOPIC)
+    records = [record for sent in cluster.sent for record in sent.records]
+    assert records == [
+        (b"k1", b"v1", (("a", b"h1"), ("b", b"h2"))),
+        (b"k2", b"v2", (("c", b"h3"),)),
+        (b"k3", b"v3", ()),
+        (None, b"v4", (("d", b"h4"),)),
+        (None, b"v5", (("e", b"h5"),)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "ms"), [(1.001, 1001), (2.007, 2007), (0.0004, 1), (10, 10000)]
+)
+async def test_ack_timeout_goes_on_the_wire_to_the_nearest_ms(
+    cluster: FakeCluster, seconds: float, ms: int
+) -> None:
+    # Truncated, 1.001 s was 1000 ms (the float product is 1000.9999999999999) and
+    # 0.0004 s was 0 ms, which asks the broker not to wait for the replicas at all.
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, ProducerConfig(ack_timeout=seconds))
+        await client.produce_sync(TOPIC, b"v", partition=0)
+    assert [sent.timeout_ms for sent in cluster.sent] == [ms]
+
+
+@given(st.integers(1, 2**31 - 1))
+def test_ack_timeout_in_whole_ms_is_kept_exactly(ms: int) -> None:
+    assert producer_module.ack_timeout_ms(ms / 1000) == ms
 
 
 async def test_message_too_large_names_size_and_limit(cluster: FakeCluster) -> None:
@@ -1303,14 +1447,116 @@ def test_produce_batch_takes_any_iterable(c_path: bool) -> None:
         (Message(5), "value must be bytes, bytearray, memoryview or None, not int"),  # type: ignore[arg-type]
         (
             Message(b"v", timestamp=-1),
-            "timestamp must be an int of milliseconds since the epoch, >= 0, not -1",
+            "ValueError: timestamp must be milliseconds since the epoch, from 0 to 2**63-1, not -1",
         ),
-        (Message(b"v", headers=[(b"h", None)]), "header 0 key must be a str, not bytes"),  # type: ignore[list-item]
+        (
+            Message(b"v", timestamp=2**63),
+            "ValueError: timestamp must be milliseconds since the epoch, from 0 to 2**63-1, "
+            f"not {2**63}",
+        ),
+        (
+            Message(b"v", timestamp=1.5),  # type: ignore[arg-type]
+            "timestamp must be an int of milliseconds since the epoch (or None for now), not float",
+        ),
+        (Message(b"v", headers=[(b"h", None)]), "header 0 name must be a str, not bytes"),  # type: ignore[list-item]
+        (
+            Message(b"v", headers=[("a", None), ["h", None]]),  # type: ignore[list-item]
+            "header 1 must be a (name, value) tuple, not ['h', None]",
+        ),
+        (
+            Message(b"v", headers=[("a", b""), ("h", "text")]),  # type: ignore[list-item]
+            "header 'h' value must be bytes, bytearray, memoryview or None, not str",
+        ),
+        (
+            Message(b"v", headers={"h": b"x"}),  # type: ignore[arg-type]
+            "headers must be a sequence of (name, value) pairs, name a str and value bytes "
+            "or None, not dict (for a dict, pass list(headers.items()))",
+        ),
     ],
 )
 def test_produce_batch_names_the_bad_message(bad: Any, error: str, c_path: bool) -> None:
     messages = [(b"k", b"v"), bad, (b"k", b"v")]
-    assert batch_outcome(messages, c_path=c_path) == f"TypeError: message 1: {error}"
+    if error.startswith("ValueError: "):
+        kind, text = "ValueError", error.removeprefix("ValueError: ")
+    else:
+        kind, text = "TypeError", error
+    assert batch_outcome(messages, c_path=c_path) == f"{kind}: message 1: {text}"
+
+
+Fields = tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]
+
+
+def sent_despite_changes(
+    messages: list[Fields], *, wrap: list[int], batch: bool, c_path: bool
+) -> list[Fields]:
+    """What a producer sends for ``messages`` (key, value, headers) when every bytes field is
+    given as bytes, a bytearray or a memoryview of one (``wrap``, cycled: 0, 1, 2), and every
+    bytearray is overwritten right after the call has returned.
+
+    The queued records are encoded and decoded as the worker and the broker would.
+    """
+    kinds = itertools.cycle(wrap)
+    buffers: list[bytearray] = []
+
+    def given(data: bytes | None) -> Any:
+        kind = next(kinds)
+        if data is None or kind == 0:
+            return data
+        buffers.append(bytearray(data))
+        return buffers[-1] if kind == 1 else memoryview(buffers[-1])
+
+    async def produce() -> list[Fields]:
+        producer = PartitionProducer(cast(Any, None), TOPIC, 0, ProducerConfig(), None)
+        given_messages = [
+            (given(key), given(value), [(name, given(data)) for name, data in headers])
+            for key, value, headers in messages
+        ]
+        if batch:
+            await producer.produce_batch(
+                [Message(value, key, headers) for key, value, headers in given_messages]
+            )
+        else:
+            for key, value, headers in given_messages:
+                await producer.produce(value, key, headers=headers)
+        for data in buffers:  # the same length: a viewed bytearray cannot be resized
+            data[:] = bytes(255 - byte for byte in data)
+        records: list[Any] = []
+        while True:
+            try:
+                records.extend(producer._receive_channel.receive_nowait().records)
+            except trio.WouldBlock:
+                break
+        (decoded,) = decode_batches(encode_batch(records)).batches
+        return [(r.key, r.value, list(r.headers)) for r in decoded.records()]
+
+    with pytest.MonkeyPatch.context() as patch:
+        if not c_path:
+            patch.setattr(producer_module, "_c_prepare_records", None)
+        return trio.run(produce)
+
+
+nonempty_data = st.binary(min_size=1, max_size=6)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.none() | nonempty_data,
+            st.none() | nonempty_data,
+            st.lists(st.tuples(st.text(max_size=3), st.none() | nonempty_data), max_size=3),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.lists(st.integers(0, 2), min_size=1, max_size=8),
+    st.booleans(),
+    st.booleans(),
+)
+def test_what_is_sent_is_what_was_passed_at_the_call(
+    messages: list[Fields], wrap: list[int], batch: bool, c_path: bool
+) -> None:
+    assert sent_despite_changes(messages, wrap=wrap, batch=batch, c_path=c_path) == messages
 
 
 @pytest.mark.parametrize("c_path", [True, False])
