@@ -18,8 +18,6 @@ real local Kafka for tests and experiments in :mod:`trio_brod.testing`.
 
 from __future__ import annotations
 
-__version__ = "0.1.0.dev0"
-
 from trio_brod._config import ClientConfig, SaslConfig
 from trio_brod._connection import Connection
 from trio_brod._exceptions import (
@@ -39,6 +37,7 @@ from trio_brod._exceptions import (
 )
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata
 from trio_brod._receipt import DeliveryReceipt
+from trio_brod._version import __version__ as __version__
 from trio_brod.admin import (
     AlterConfigOp,
     ClusterDescription,
