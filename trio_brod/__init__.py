@@ -12,13 +12,12 @@ Everything a user needs is importable from here::
 
     trio.run(main)
 
-The wire protocol lives in :mod:`trio_brod.protocol` (sans-IO, usable without Trio), and a
-real local Kafka for tests and experiments in :mod:`trio_brod.testing`.
+Administration (topics, configs, records, groups and their offsets) lives in
+:mod:`trio_brod.admin`, the wire protocol in :mod:`trio_brod.protocol` (sans-IO, usable
+without Trio), and a real local Kafka for tests and experiments in :mod:`trio_brod.testing`.
 """
 
 from __future__ import annotations
-
-__version__ = "0.1.0.dev0"
 
 from trio_brod._config import ClientConfig, SaslConfig
 from trio_brod._connection import Connection
@@ -39,31 +38,7 @@ from trio_brod._exceptions import (
 )
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata
 from trio_brod._receipt import DeliveryReceipt
-from trio_brod.admin import (
-    AlterConfigOp,
-    ClusterDescription,
-    CommittedOffset,
-    ConfigEntry,
-    ConfigResource,
-    ConfigSynonym,
-    GroupDescription,
-    GroupListing,
-    MemberDescription,
-    NewTopic,
-    TopicsNotReady,
-    alter_configs,
-    commit_offsets,
-    create_partitions,
-    create_topics,
-    delete_groups,
-    delete_records,
-    delete_topics,
-    describe_cluster,
-    describe_configs,
-    describe_groups,
-    fetch_committed_offsets,
-    list_groups,
-)
+from trio_brod._version import __version__ as __version__
 from trio_brod.client import Client, open_client
 from trio_brod.consumer import (
     ConsumerConfig,
@@ -78,20 +53,14 @@ from trio_brod.protocol.records import Record
 from trio_brod.topic_subscriber import TopicSubscriber, open_topic_subscriber
 
 __all__ = [
-    "AlterConfigOp",
     "BrodError",
     "BrokerConnectionError",
     "BrokerMetadata",
     "Client",
     "ClientClosed",
     "ClientConfig",
-    "ClusterDescription",
     "ClusterMetadata",
-    "CommittedOffset",
-    "ConfigEntry",
     "ConfigError",
-    "ConfigResource",
-    "ConfigSynonym",
     "Connection",
     "ConnectionClosed",
     "ConnectionFailed",
@@ -99,14 +68,10 @@ __all__ = [
     "ConsumerConfig",
     "DecodeError",
     "DeliveryReceipt",
-    "GroupDescription",
-    "GroupListing",
     "KafkaError",
-    "MemberDescription",
     "Message",
     "MessageSet",
     "MessageTooLarge",
-    "NewTopic",
     "NoLeader",
     "NotFound",
     "PartitionConsumer",
@@ -122,20 +87,7 @@ __all__ = [
     "Timestamp",
     "TopicMetadata",
     "TopicSubscriber",
-    "TopicsNotReady",
     "UnsupportedVersion",
-    "alter_configs",
-    "commit_offsets",
-    "create_partitions",
-    "create_topics",
-    "delete_groups",
-    "delete_records",
-    "delete_topics",
-    "describe_cluster",
-    "describe_configs",
-    "describe_groups",
-    "fetch_committed_offsets",
-    "list_groups",
     "open_client",
     "open_topic_subscriber",
 ]

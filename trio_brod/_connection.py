@@ -53,7 +53,6 @@ from typing import Any, TypeVar
 
 import trio
 
-from trio_brod import __version__
 from trio_brod._config import ClientConfig
 from trio_brod._exceptions import (
     BrokerConnectionError,
@@ -66,6 +65,7 @@ from trio_brod._exceptions import (
 )
 from trio_brod._merge import Part, merge, part_for, plan, split
 from trio_brod._sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
+from trio_brod._version import __version__
 from trio_brod.protocol import (
     ApiVersionsRequest,
     ApiVersionsResponse,

@@ -287,6 +287,7 @@ class ProtocolMessageClasses(_TableDirective):
 #: Where a name that is not found as written is looked for next, in order.
 _PUBLIC_HOMES = (
     "trio_brod",
+    "trio_brod.admin",
     "trio_brod.protocol",
     "trio_brod.protocol.errors",
     "trio_brod.protocol.records",

@@ -321,7 +321,13 @@ async def test_fetch_into_a_closed_pipe(
     assert process.stderr is not None
     try:
         with trio.fail_after(60):
-            first = await process.stdout.receive_some(2)
+            # The first line's two bytes, however the child's writes arrive (with
+            # PYTHONUNBUFFERED set, print writes "x" and "\n" separately).
+            first = b""
+            while len(first) < 2:
+                chunk = await process.stdout.receive_some(2 - len(first))
+                assert chunk, f"the output ended after {first!r}"
+                first += chunk
             await process.stdout.aclose()  # as `| head -1` does
             status = await process.wait()
             err = b""

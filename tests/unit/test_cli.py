@@ -13,7 +13,10 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from trio_brod.cli import _build_parser, _split_lines, main, record_formatter
+from trio_brod._version import __version__
+from trio_brod.cli import main, record_formatter
+from trio_brod.cli._args import build_parser
+from trio_brod.cli._produce import split_lines
 from trio_brod.protocol.records import Record, TimestampType
 
 CLI = [sys.executable, "-m", "trio_brod.cli"]
@@ -117,7 +120,7 @@ def test_bad_command_lines_exit_2_with_a_clear_message(
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KAFKA_BOOTSTRAP", raising=False)
-    args = _build_parser().parse_args(["fetch", "-t", "orders"])
+    args = build_parser().parse_args(["fetch", "-t", "orders"])
     assert args.brokers == "localhost:9092"
     assert (args.partition, args.offset, args.count, args.wait, args.fmt) == (
         0,
@@ -128,21 +131,21 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setenv("KAFKA_BOOTSTRAP", "k1:9093,k2:9093")
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", "secret")
-    args = _build_parser().parse_args(["meta", "--sasl-user", "alice"])
+    args = build_parser().parse_args(["meta", "--sasl-user", "alice"])
     assert args.brokers == "k1:9093,k2:9093"
     assert args.sasl_password == "secret"
-    args = _build_parser().parse_args(["commits", "-g", "g", "-t", "a", "-o", "0:5,2:7"])
+    args = build_parser().parse_args(["commits", "-g", "g", "-t", "a", "-o", "0:5,2:7"])
     assert args.offsets == {0: 5, 2: 7}
-    args = _build_parser().parse_args(["offset", "-t", "a", "-T", "-2", "-p", "all"])
+    args = build_parser().parse_args(["offset", "-t", "a", "-T", "-2", "-p", "all"])
     assert (args.time, args.partition) == ("earliest", None)
-    args = _build_parser().parse_args(["send", "-t", "a", "-v", "x", "--acks", "all"])
+    args = build_parser().parse_args(["send", "-t", "a", "-v", "x", "--acks", "all"])
     assert args.acks == -1
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run_main(["--version"], capsys)
     assert status == 0
-    assert out.startswith("trio-brod ")
+    assert out == f"trio-brod {__version__}\n"
     status, out, _ = run_main(["fetch", "--help"], capsys)
     assert status == 0
     for option in ("--topic", "--offset", "--count", "--wait", "--fmt", "--brokers", "--ssl"):
@@ -209,7 +212,7 @@ async def test_lines_are_split_across_chunks() -> None:
     async def read() -> bytes:
         return chunks_left.pop(0) if chunks_left else b""
 
-    lines = [line async for line in _split_lines(read)]
+    lines = [line async for line in split_lines(read)]
     assert lines == [b"one", b"two", b"", b"three and more"]
 
     empty: list[bytes] = []
@@ -217,7 +220,7 @@ async def test_lines_are_split_across_chunks() -> None:
     async def nothing() -> bytes:
         return empty.pop() if empty else b""
 
-    assert [line async for line in _split_lines(nothing)] == []
+    assert [line async for line in split_lines(nothing)] == []
 
 
 # ------------------------------------------------------------------------------ failures
