@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 from tests.consumer_fakes import FakeLog
-from tests.fakebroker import FakeBroker
+from tests.fakebroker import FakeBroker, Request
 from tests.heap import alive
 from tests.task_tree import count_tasks
 from trio_brod import Client, ConsumerConfig, NotFound, Subscription, Timestamp, open_client
@@ -84,6 +84,72 @@ async def test_resubscribing_continues_after_the_last_ack(client: Client, log: F
         await sub.receive()
     async with client.subscribe(TOPIC, 0) as sub:
         assert (await take(sub, 1))[0] == 33
+
+
+async def first_offset(client: Client, log: FakeLog, **options: object) -> int:
+    """The offset of the first message a new subscription gets. A message is appended once
+    it waits, so that a subscription that starts at the end of the log shows that too."""
+    async with client.subscribe(TOPIC, 0, **options) as sub:
+        await trio.testing.wait_all_tasks_blocked()
+        log.append([b"new"])
+        return (await take(sub, 1))[0]
+
+
+@pytest.mark.parametrize(
+    ("begin_offset", "expected"), [("earliest", 0), (12, 12), (Timestamp(1_000_005), 5)]
+)
+async def test_a_subscriber_that_leaves_before_its_start_is_resolved_hands_it_on(
+    client: Client, log: FakeLog, begin_offset: str | int | Timestamp, expected: int
+) -> None:
+    # The consumer config's begin_offset is "latest": the next subscriber must not fall back
+    # to it, which would skip what the previous one asked for without a word.
+    fill(log, 3, 10)
+    async with client.subscribe(TOPIC, 0, begin_offset=begin_offset):
+        pass  # left at once: the worker never resolved (nor even looked at) the start
+    async with client.subscribe(TOPIC, 0):
+        pass  # acknowledged nothing either: the same start is handed on again
+    assert await first_offset(client, log) == expected
+
+
+async def test_a_subscriber_cancelled_while_its_start_is_looked_up_hands_it_on(
+    client: Client, broker: FakeBroker, log: FakeLog
+) -> None:
+    fill(log, 3, 10)
+    answer_offsets = broker.handlers[2]  # ListOffsets
+    looked_up = trio.Event()
+    let_go = trio.Event()
+
+    async def held(stream: trio.SocketStream, request: Request) -> None:
+        looked_up.set()
+        await let_go.wait()
+        await answer_offsets(stream, request)
+
+    broker.handlers[2] = held
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest"):
+        with trio.fail_after(5):
+            await looked_up.wait()
+    broker.handlers[2] = answer_offsets
+    let_go.set()
+    assert await first_offset(client, log) == 0
+
+
+async def test_a_begin_offset_replaces_older_acks_even_unresolved(
+    client: Client, log: FakeLog
+) -> None:
+    fill(log, 3, 10)
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest") as sub:
+        with trio.fail_after(5):
+            await sub.receive()
+        sub.ack(9)
+    async with client.subscribe(TOPIC, 0, begin_offset="latest"):
+        pass  # left before resolving "latest" (30): the next one resolves it anew
+    assert await first_offset(client, log) == 30
+    # Resolved before leaving, "latest" is where that subscriber found the end (31): what
+    # was written after it is delivered to the next one.
+    async with client.subscribe(TOPIC, 0, begin_offset="latest") as sub:
+        assert await nothing_more(sub, 0.1)
+    log.append([b"after"])
+    assert await first_offset(client, log) == 31
 
 
 async def test_one_subscriber_at_a_time(client: Client, log: FakeLog) -> None:
