@@ -55,7 +55,9 @@ Connections
     ``fetch.max.wait.ms``):
 
     * a partition that has just caught up may wait behind the long poll of others already
-      waiting there, so its next message may be late by up to that much;
+      waiting there, so its next message may be late by up to that much (a connection
+      keeps one fetch in flight, as the Java consumer does: the fetches sent meanwhile wait
+      in it, and go out together once it is answered);
     * once any partition of a long poll gets data, the broker answers the whole request.
       The others, answered early with nothing, count it as their long poll and poll again
       when it would have ended: otherwise each message to one partition would send every
@@ -65,7 +67,12 @@ Connections
 
     So ``"topic"`` trades latency (up to ``max_wait_time``) for connections and requests.
     ``"shared"`` (brod's ``share_leader_conn = true``) fetches on the client's own
-    connection to the leader, where producing and metadata requests wait behind long polls.
+    connection to the leader, where producing and metadata requests wait behind a long poll.
+
+    With either shared kind, a subscriber that leaves while its fetch long-polls cannot take
+    that fetch back from the broker, but it is the only one: fetches wait in the connection
+    while one is in flight, and those whose subscriber left are never written. However many
+    subscriptions come and go, what follows waits behind at most one long poll.
 """
 
 from __future__ import annotations
@@ -217,7 +224,7 @@ class ConsumerConfig:
             connections to each broker among the topic's workers, which merge their fetches
             into few requests, at the cost of latency (a message may wait up to
             ``max_wait_time``); ``"shared"`` uses the client's connection to the leader, where
-            other requests (producing, metadata) wait behind fetches waiting for data. None
+            other requests (producing, metadata) wait behind a fetch waiting for data. None
             means ``"shared"`` with ``share_leader_conn``, otherwise ``"partition"``.
     """
 

@@ -387,6 +387,43 @@ async def test_a_caught_up_worker_keeps_no_old_answer(
         assert alive(*kinds) == before
 
 
+@pytest.mark.parametrize("fetch_connection", ["shared", "topic"])
+async def test_subscriptions_cancelled_in_a_long_poll_leave_no_pile_of_polls(
+    client: Client, broker: FakeBroker, log: FakeLog, fetch_connection: FetchConnection
+) -> None:
+    # Each subscription left while caught up leaves its long poll at the broker. On a shared
+    # connection, which the broker answers in order, later requests must wait behind at
+    # most one of them, not behind one per subscription: the polls of the subscriptions
+    # that left while it was in flight are never written.
+    fill(log, 1, 3)
+    end = log.end
+    await client.start_consumer(
+        TOPIC, ConsumerConfig(fetch_connection=fetch_connection, max_wait_time=5)
+    )
+    since = len(broker.received)
+    for cycle in range(10):  # each cycle's fetches are marked by their max_bytes
+        async with client.subscribe(TOPIC, 0, begin_offset=end, max_bytes=10_000 + cycle):
+            await trio.testing.wait_all_tasks_blocked()  # in its long poll (or queued for it)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.resolve_offset, TOPIC, 0)
+            await trio.testing.wait_all_tasks_blocked()
+            log.append([b"new"])  # ends the long poll in flight, so nothing waits 5 s
+    async with client.subscribe(TOPIC, 0, begin_offset=end, max_bytes=99_999) as sub:
+        assert await take(sub, 1) == [end]
+    await trio.testing.wait_all_tasks_blocked(cushion=0.05)  # the broker read everything
+    polls = [
+        f.topics[0].partitions[0].partition_max_bytes for f in log.fetches if f.max_wait_ms > 0
+    ]
+    assert polls[0] == 10_000
+    assert set(polls) <= {10_000, 99_999}  # no other cycle's poll was ever written
+    # The ListOffsets came right after the one long poll on its connection, if any.
+    received = broker.received[since:]
+    (offsets,) = [r for r in received if r.api_key == 2]
+    before = received[: received.index(offsets)]
+    assert sum(1 for r in before if r.api_key == 1 and r.connection == offsets.connection) <= 1
+
+
 async def test_one_off_fetch(client: Client, log: FakeLog) -> None:
     fill(log, 3, 4)
     message_set = await client.fetch(TOPIC, 0, 5, max_bytes=1)
