@@ -32,6 +32,17 @@ every caller a part behaves as a request of its own, with these differences:
   parts passes, its caller aborts the connection, which fails every request on it, merged
   or not (responses come in order, so nothing after a lost one could be trusted).
 
+Fetch requests, merged or not, go out **one at a time**, as the Java consumer keeps at most
+one fetch in flight per broker connection. A fetch may wait at the broker for data (a *long
+poll*, up to its ``max_wait_ms``), and the broker answers a connection's requests in order, so
+every request written after it waits too. While one fetch is in flight, the fetches sent
+meanwhile are held back by the connection, not written; once it is answered they go out
+together, merged where they can be. Everything else (metadata, offsets, produce) is written
+at once, and so waits behind at most one long poll. A held fetch whose caller gives up
+(cancelled, :meth:`Connection.abandon`) is never written: a consumer that subscribes and
+leaves again and again leaves at most one long poll behind on the connection, not one per
+subscription.
+
 When anything goes wrong with the connection itself
 (the broker went away, a frame is malformed, a response is overdue), every request still in
 flight fails with a :class:`~trio_brod.BrokerConnectionError` that says why, the connection
@@ -63,13 +74,14 @@ from trio_brod._exceptions import (
     SaslFailed,
     UnsupportedVersion,
 )
-from trio_brod._merge import Part, merge, part_for, plan, split
+from trio_brod._merge import Part, lone_part, merge, part_for, plan, split
 from trio_brod._sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
 from trio_brod._version import __version__
 from trio_brod.protocol import (
     ApiVersionsRequest,
     ApiVersionsResponse,
     DecodeError,
+    FetchRequest,
     FrameDecoder,
     FrameTooLarge,
     ProtocolError,
@@ -224,6 +236,11 @@ class Connection:
         self.requests_written = 0
         self.parts_merged = 0
         self._pending: dict[int, PendingResponse | _MergedRequest] = {}
+        # The Fetch requests written and not answered yet, by correlation id: one (more only
+        # when a merged fetch fell apart because one of its parts could not be encoded).
+        # While there is one, the fetches taken off the queue wait in _held_fetches.
+        self._fetches_in_flight: set[int] = set()
+        self._held_fetches: list[Part] = []
         self._next_correlation_id = 0
         self._decoder = FrameDecoder(max_frame_size=config.max_frame_size)
         self._cancel_scope = trio.CancelScope()
@@ -294,7 +311,9 @@ class Connection:
         :meth:`abort`, which also closes the connection).
 
         A one-partition Produce or Fetch request may be merged with others (see the module
-        docstring); it is encoded when written, so an error encoding it is the handle's.
+        docstring); it is encoded when written, so an error encoding it is the handle's. So
+        is an error encoding any Fetch request: fetches wait to be written while another
+        is in flight, and are encoded then.
 
         Raises:
             BrokerConnectionError: The connection is closed.
@@ -303,16 +322,16 @@ class Connection:
         if version is None:
             version = self.best_version(type(message))
         self._raise_if_closed()
-        if self.merging:
-            pending = PendingResponse(message.RESPONSE, version, on_done)
-            part = part_for(message, version, expect_response, pending)
-            if part is not None:
-                self._enqueue(part)
-                return pending
+        pending = PendingResponse(message.RESPONSE, version, on_done)
+        part = part_for(message, version, expect_response, pending) if self.merging else None
+        if part is None and type(message) is FetchRequest:
+            part = lone_part(message, version, expect_response, pending)
+        if part is not None:
+            self._enqueue(part)
+            return pending
         correlation_id = self._next_correlation_id
         frame = encode_request(message, version, correlation_id, self._client_id)
         self._next_correlation_id = (correlation_id + 1) % _CORRELATION_WRAP
-        pending = PendingResponse(message.RESPONSE, version, on_done)
         if expect_response:
             self._pending[correlation_id] = pending
             self._enqueue((frame, None))
@@ -322,6 +341,9 @@ class Connection:
 
     def _enqueue(self, item: _Queued) -> None:
         self._queue.append(item)
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
         wakeup = self._writer_wakeup
         if wakeup is not None:
             self._writer_wakeup = None
@@ -383,7 +405,8 @@ class Connection:
     def abandon(self, pending: PendingResponse) -> None:
         """Stop caring about a response: it is dropped when it arrives.
 
-        A merged part not written yet is not written at all.
+        A part (a one-partition request, or any fetch) not written yet is not written at
+        all; a fetch already written still holds back the next fetch until it is answered.
         """
         pending.abandoned = True
 
@@ -665,7 +688,8 @@ class Connection:
         queue = self._queue
         # Whatever is queued goes out together: merged where it can be, and small frames
         # joined into one write. Everything taken off the queue is, before the next
-        # checkpoint, either in _pending or in ``writes``, where closing the connection finds it.
+        # checkpoint, in _pending, in _held_fetches or in ``writes``, where closing the
+        # connection finds it.
         items: list[_Queued] = []
         has_parts = False
         size = 0
@@ -722,13 +746,26 @@ class Connection:
                     unanswered._finish()
 
     def _encode_parts(self, items: list[_Queued]) -> list[_Write]:
-        """Turn queued items into frames to write: parts merged and encoded, in order."""
+        """Turn queued items into frames to write: parts merged and encoded, in order.
+
+        Only one fetch goes out while none is in flight; the others are held back until
+        it is answered (see the module docstring).
+        """
         writes: list[_Write] = []
         for entry in plan(items):
             if isinstance(entry, tuple):
                 writes.append(entry)
                 self.requests_written += 1
-            elif isinstance(entry, Part):
+                continue
+            if self._fetches_in_flight:
+                if isinstance(entry, Part):
+                    if entry.is_fetch:
+                        self._held_fetches.append(entry)
+                        continue
+                elif entry[0].is_fetch:
+                    self._held_fetches.extend(entry)
+                    continue
+            if isinstance(entry, Part):
                 write = self._encode_alone(entry)
                 if write is not None:
                     writes.append(write)
@@ -754,6 +791,8 @@ class Connection:
         self.requests_written += 1
         if part.expect_response:
             self._pending[correlation_id] = pending
+            if part.is_fetch:
+                self._fetches_in_flight.add(correlation_id)
             return frame, None
         return frame, pending
 
@@ -774,6 +813,8 @@ class Connection:
             part.pending.parts = len(parts)
         if parts[0].expect_response:
             self._pending[correlation_id] = _MergedRequest(parts, first.response_cls, first.version)
+            if parts[0].is_fetch:
+                self._fetches_in_flight.add(correlation_id)
             return [(frame, None)]
         return [(frame, [part.pending for part in parts])]
 
@@ -809,6 +850,8 @@ class Connection:
         request = self._pending.pop(correlation_id, None)
         if request is None:
             raise DecodeError(f"response with unknown correlation id {correlation_id}")
+        if correlation_id in self._fetches_in_flight:
+            self._fetch_answered(correlation_id)
         if isinstance(request, _MergedRequest):
             _answer_parts(request, frame)
             return
@@ -820,6 +863,17 @@ class Connection:
             # The frame boundary is intact, so only this request failed.
             request.error = exc
         request._finish()
+
+    def _fetch_answered(self, correlation_id: int) -> None:
+        """A fetch in flight was answered (or abandoned, its answer arriving all the same):
+        the fetches held back go out next, ahead of fetches queued since, abandoned ones
+        left out (:func:`~trio_brod._merge.plan` drops them)."""
+        in_flight = self._fetches_in_flight
+        in_flight.discard(correlation_id)
+        if not in_flight and self._held_fetches:
+            held, self._held_fetches = self._held_fetches, []
+            self._queue.extendleft(reversed(held))
+            self._wake_writer()
 
     # ---------------------------------------------------------------- closing
 
@@ -855,7 +909,11 @@ class Connection:
                 request.error = _again(reason)
                 request._finish()
         # Never written: frames of requests that expect no response, and parts (which are
-        # not in _pending until written).
+        # not in _pending until written), held back fetches included.
+        self._fetches_in_flight.clear()
+        held, self._held_fetches = self._held_fetches, []
+        for part in held:
+            _fail_queued(part, reason)
         queue = self._queue
         while queue:
             _fail_queued(queue.popleft(), reason)

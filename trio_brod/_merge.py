@@ -32,7 +32,16 @@ from trio_brod.protocol import FetchRequest, ProduceRequest, ProduceResponse
 if TYPE_CHECKING:
     from trio_brod._connection import PendingResponse
 
-__all__ = ["FETCH_MAX_BYTES", "PRODUCE_MERGE_LIMIT", "Part", "merge", "part_for", "plan", "split"]
+__all__ = [
+    "FETCH_MAX_BYTES",
+    "PRODUCE_MERGE_LIMIT",
+    "Part",
+    "lone_part",
+    "merge",
+    "part_for",
+    "plan",
+    "split",
+]
 
 _PRODUCE: Final = ProduceRequest.API_KEY
 _FETCH: Final = FetchRequest.API_KEY
@@ -89,6 +98,12 @@ class Part:
 
     def __repr__(self) -> str:
         return f"<Part {type(self.message).__name__} {self.address}>"
+
+    @property
+    def is_fetch(self) -> bool:
+        """Whether the part is a Fetch request (which a connection keeps one at a time in
+        flight: see :class:`~trio_brod._connection.Connection`)."""
+        return self.key[0] == _FETCH
 
 
 def part_for(
@@ -148,6 +163,19 @@ def part_for(
         address = (name, fetch_topic.partitions[0].partition)
         return Part(key, address, message, pending, expect_response, _FETCH_PART_SIZE)
     return None
+
+
+def lone_part(message: Any, version: int, expect_response: bool, pending: PendingResponse) -> Part:
+    """A request that goes out exactly as it was sent, as a part all the same.
+
+    A connection queues every Fetch request as a part, mergeable or not (several
+    partitions, a fetch session, merging turned off), so that it can hold it back while
+    another fetch is in flight. The key and the address of a lone part are its own, shared
+    with no other part: :func:`plan` never merges it, and orders it only as queued.
+    """
+    own = object()
+    key = (type(message).API_KEY, own)
+    return Part(key, (own, -1), message, pending, expect_response, _FETCH_PART_SIZE)
 
 
 class _Group:

@@ -522,7 +522,9 @@ class Client:
             **options: :class:`~trio_brod.ConsumerConfig` fields for this subscription
                 (``begin_offset="earliest"``, ``prefetch_count=100``...). Without
                 ``begin_offset``, the subscription continues after the previous subscriber's
-                last acknowledged offset (the first subscriber uses the consumer's config).
+                last acknowledged offset, or where that subscriber started if it
+                acknowledged nothing (the first subscriber uses the consumer's config); see
+                :meth:`PartitionConsumer.subscribe <trio_brod.PartitionConsumer.subscribe>`.
 
         The topic's consumers are started with the default config if they are not running.
         Leaving the block unsubscribes at once: a fetch in flight is abandoned (with its

@@ -23,9 +23,11 @@ The prefetch window
 
 Offsets
     A subscription starts at ``begin_offset``; a later subscription to the same partition
-    without a ``begin_offset`` continues after the last acknowledged offset (or where the
-    previous one started, if it acknowledged nothing). A leader move or a lost connection
-    never loses the position: the worker fetches again from the exact next offset.
+    without a ``begin_offset`` continues after the last acknowledged offset, or where the
+    previous one started if it acknowledged nothing: its ``begin_offset`` as resolved, or
+    resolved anew if it left before it was (see :meth:`PartitionConsumer.subscribe`). A
+    leader move or a lost connection never loses the position: the worker fetches again
+    from the exact next offset.
 
 Connections
     A broker answers the requests of one connection one at a time, in order, so a fetch that
@@ -53,7 +55,9 @@ Connections
     ``fetch.max.wait.ms``):
 
     * a partition that has just caught up may wait behind the long poll of others already
-      waiting there, so its next message may be late by up to that much;
+      waiting there, so its next message may be late by up to that much (a connection
+      keeps one fetch in flight, as the Java consumer does: the fetches sent meanwhile wait
+      in it, and go out together once it is answered);
     * once any partition of a long poll gets data, the broker answers the whole request.
       The others, answered early with nothing, count it as their long poll and poll again
       when it would have ended: otherwise each message to one partition would send every
@@ -63,7 +67,12 @@ Connections
 
     So ``"topic"`` trades latency (up to ``max_wait_time``) for connections and requests.
     ``"shared"`` (brod's ``share_leader_conn = true``) fetches on the client's own
-    connection to the leader, where producing and metadata requests wait behind long polls.
+    connection to the leader, where producing and metadata requests wait behind a long poll.
+
+    With either shared kind, a subscriber that leaves while its fetch long-polls cannot take
+    that fetch back from the broker, but it is the only one: fetches wait in the connection
+    while one is in flight, and those whose subscriber left are never written. However many
+    subscriptions come and go, what follows waits behind at most one long poll.
 """
 
 from __future__ import annotations
@@ -222,7 +231,8 @@ class ConsumerConfig:
         begin_offset: Where a new subscription starts: ``"earliest"``, ``"latest"`` (the
             default: only new messages), an offset, or a :class:`Timestamp` / aware
             ``datetime`` (the first message at or after it). A subscription that does not
-            name one continues after the previous subscriber's last acknowledged offset.
+            name one continues after the previous subscriber's last acknowledged offset, or
+            where that subscriber started if it acknowledged nothing.
         offset_reset_policy: What to do when the offset is out of range (the data was deleted,
             or the offset is past the end): ``"reset_by_subscriber"`` (the default) raises
             :class:`~trio_brod.protocol.errors.OffsetOutOfRangeError` in the subscriber,
@@ -261,7 +271,7 @@ class ConsumerConfig:
             connections to each broker among the topic's workers, which merge their fetches
             into few requests, at the cost of latency (a message may wait up to
             ``max_wait_time``); ``"shared"`` uses the client's connection to the leader, where
-            other requests (producing, metadata) wait behind fetches waiting for data. None
+            other requests (producing, metadata) wait behind a fetch waiting for data. None
             means ``"shared"`` with ``share_leader_conn``, otherwise ``"partition"``.
     """
 
@@ -550,16 +560,21 @@ class _Session:
     """
 
     def __init__(
-        self, config: ConsumerConfig, send: trio.MemorySendChannel[Any], offset: int | None
+        self, config: ConsumerConfig, send: trio.MemorySendChannel[Any], begin: BeginOffset
     ) -> None:
         self.config = config
         self.send = send
         #: False once the subscriber left (or the consumer stopped).
         self.active = True
-        #: The next offset to fetch; None until ``begin_offset`` is resolved.
-        self.offset = offset
-        #: Where a later subscriber without ``begin_offset`` continues.
-        self.resume = offset
+        #: Where the subscription starts: its ``begin_offset``, or the position a previous
+        #: subscriber left (see :meth:`PartitionConsumer.subscribe`).
+        self.begin = begin
+        #: The next offset to fetch; None until ``begin`` is resolved.
+        self.offset: int | None = begin if isinstance(begin, int) else None
+        #: Where a later subscriber without ``begin_offset`` continues: after the last ack,
+        #: or else where this one started. None while that is not resolved yet: the later
+        #: subscriber then starts at ``begin`` (resolved anew).
+        self.resume = self.offset
         self.acked: int | None = None
         self.last_delivered = -1
         self.delivered: deque[_Delivered] = deque()
@@ -725,8 +740,10 @@ class PartitionConsumer:
         self._topic_consumer = topic_consumer
         self._session: _Session | None = None
         self._changed = trio.Event()
-        # Where a subscriber without begin_offset starts: where the last one left off.
-        self._resume_offset: int | None = None
+        # Where a subscriber without begin_offset starts: after the last ack, or where the
+        # previous subscriber started (an offset, or its begin_offset if it left before
+        # that was resolved). None: the config's begin_offset.
+        self._resume_from: BeginOffset | None = None
         # The connection fetched over, its mode, and with fetch_connection="topic" the
         # topic's lanes to the leader (the connection is then the one last used).
         self._connection: Connection | None = None
@@ -748,7 +765,17 @@ class PartitionConsumer:
         Args:
             **options: :class:`ConsumerConfig` fields that apply to this subscription only
                 (``begin_offset=...``, ``prefetch_count=...``). Without ``begin_offset``,
-                the subscription continues after the previous subscriber's last ack.
+                the subscription continues where the previous subscriber left off: after
+                its last ack, or, if it acknowledged nothing, where it started.
+
+        Where the previous subscriber started is its own ``begin_offset`` as it was
+        resolved, or, if it left before that was resolved, the same ``begin_offset``
+        resolved now: a subscriber that leaves at once (or is cancelled while its start is
+        being looked up) hands on what it asked for, never the config's default, so
+        nothing is skipped without anyone asking for it. A subscription that names a
+        ``begin_offset`` replaces the position: after a ``"latest"`` subscriber that acked
+        nothing, the next one starts at the end of the log as that subscriber saw it (or
+        as it is now, if it never looked), not after older acks.
 
         Raises:
             trio.BusyResourceError: Someone else is subscribed to this partition.
@@ -765,17 +792,19 @@ class PartitionConsumer:
                 "consumer serves one subscriber at a time"
             )
         config = self.config.replace(**options) if options else self.config
-        start = None if "begin_offset" in options else self._resume_offset
+        begin = config.begin_offset
+        if "begin_offset" not in options and self._resume_from is not None:
+            begin = self._resume_from
         send, receive = trio.open_memory_channel[MessageSet | _Failure](math.inf)
-        session = _Session(config, send, start)
+        session = _Session(config, send, begin)
         subscription = Subscription(self, session, receive)
         self._set_session(session)
         try:
             yield subscription
         finally:
             session.end()  # also cancels a fetch in flight for this subscriber
-            if session.resume is not None:
-                self._resume_offset = session.resume
+            # Unresolved, the start is handed on as it was asked for, to be resolved anew.
+            self._resume_from = session.begin if session.resume is None else session.resume
             if self._session is session:
                 self._set_session(None)
 
@@ -828,7 +857,7 @@ class PartitionConsumer:
         while True:
             try:
                 if session.offset is None:
-                    session.offset = session.resume = await self._resolve_begin(config)
+                    session.offset = session.resume = await self._resolve_begin(session)
                 connection = await self._leader_connection(nursery, refresh, config)
                 refresh = False
                 await self._fetch_loop(session, connection, self._lanes)
@@ -855,11 +884,12 @@ class PartitionConsumer:
                 await trio.sleep(_backoff(session.failures))
                 session.failures += 1
 
-    async def _resolve_begin(self, config: ConsumerConfig) -> int:
-        begin = config.begin_offset
+    async def _resolve_begin(self, session: _Session) -> int:
+        """The offset where the session starts (ListOffsets for anything but an offset)."""
+        begin = session.begin
         if isinstance(begin, int):
             return begin
-        return await self._list_offset(offset_time_ms(begin), config)
+        return await self._list_offset(offset_time_ms(begin), session.config)
 
     async def _list_offset(self, timestamp: int, config: ConsumerConfig) -> int:
         isolation = 1 if config.isolation_level == "read_committed" else 0

@@ -26,7 +26,7 @@ from tests.consumer_peers import (
 )
 from tests.task_tree import count_tasks
 from trio_brod import ConsumerConfig, MessageSet, Subscription, Timestamp, open_client
-from trio_brod.consumer import fetch_request
+from trio_brod.consumer import FetchConnection, fetch_request
 from trio_brod.protocol import FetchRequest
 from trio_brod.protocol.errors import OffsetOutOfRangeError
 from trio_brod.protocol.records import Compression, RecordBatch, decode_batches
@@ -441,6 +441,57 @@ async def test_subscriptions_stop_their_fetchers_and_leak_no_task(
             with trio.fail_after(10):
                 assert [m.value for m in await sub.receive()] == [b"c"]
     assert count_tasks() == before_client
+
+
+async def test_subscribers_that_leave_at_once_hand_their_start_on(
+    make_topic: MakeTopic, bootstrap_servers: list[str]
+) -> None:
+    topic = make_topic()
+    base = int(time.time() * 1000) - 3_600_000
+    messages = [Message(b"%d" % i, timestamp=base + 1000 * i) for i in range(20)]
+    await in_thread(produce, bootstrap_servers, topic, 0, messages)
+    async with open_client(bootstrap_servers) as client:
+        for begin, expected in (("earliest", 0), (13, 13), (Timestamp(base + 8001), 9)):
+            await client.stop_consumer(topic)  # a fresh consumer: its default is "latest"
+            for _ in range(5):  # subscribe/cancel loop, nothing acknowledged
+                async with client.subscribe(topic, 0, begin_offset=begin):
+                    pass  # left before the worker resolved the start
+                async with client.subscribe(topic, 0) as sub:
+                    with trio.move_on_after(0.001):  # left while it is (maybe) resolved
+                        await sub.receive()
+            async with client.subscribe(topic, 0) as sub:
+                with trio.fail_after(10):
+                    assert (await sub.receive()).messages[0].offset == expected
+
+
+@pytest.mark.parametrize("fetch_connection", ["shared", "topic", "partition"])
+async def test_subscribe_and_cancel_loops_leave_no_pile_of_long_polls(
+    make_topic: MakeTopic, bootstrap_servers: list[str], fetch_connection: FetchConnection
+) -> None:
+    topic = make_topic()
+    await in_thread(produce, bootstrap_servers, topic, 0, [Message(b"%d" % i) for i in range(10)])
+    async with open_client(bootstrap_servers) as client:
+        await client.start_consumer(
+            topic,
+            ConsumerConfig(fetch_connection=fetch_connection, max_wait_time=5),
+        )
+        shared = await client.get_leader_connection(topic, 0)
+        written = shared.requests_written
+        cycles = 20
+        for _ in range(cycles):  # caught up: each is cancelled in a 5 s long poll
+            async with client.subscribe(topic, 0, begin_offset=10) as sub:
+                with trio.move_on_after(0.01):
+                    await sub.receive()
+                    pytest.fail("nothing was written after offset 10")
+        if fetch_connection == "shared":
+            # The first long poll went out; those of the subscriptions that left while it
+            # was in flight were never written, so nothing waits behind 20 of them.
+            assert shared.requests_written - written <= 3
+        await in_thread(produce, bootstrap_servers, topic, 0, [Message(b"new")])
+        with trio.fail_after(30):
+            assert await client.resolve_offset(topic, 0, "latest") == 11
+            async with client.subscribe(topic, 0) as sub:  # where the last one started
+                assert [(m.offset, m.value) for m in await sub.receive()] == [(10, b"new")]
 
 
 async def test_stop_consumer_ends_a_running_subscription(

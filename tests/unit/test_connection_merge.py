@@ -487,6 +487,88 @@ async def test_a_part_abandoned_after_it_was_written_leaves_the_others_alone(
     assert not connection.closed
 
 
+def hold_fetches(broker: FakeBroker) -> tuple[trio.Event, trio.Event]:
+    """Make the broker hold each fetch until the returned gate is set (a long poll that
+    gets no data); the other event is set once a fetch arrived."""
+    gate = trio.Event()
+    arrived = trio.Event()
+
+    async def long_poll(stream: trio.SocketStream, request: Request) -> None:
+        arrived.set()
+        await gate.wait()
+        await answer(stream, request, fetch_answer(request.body, request.version))
+
+    async def metadata(stream: trio.SocketStream, request: Request) -> None:
+        await answer(stream, request, MetadataResponse(cluster_id="c"))
+
+    broker.handlers[FETCH] = long_poll
+    broker.handlers[METADATA] = metadata
+    return gate, arrived
+
+
+def fetched_partitions(broker: FakeBroker) -> list[Any]:
+    """What reached the broker, in order: a fetch as its partitions, others by API key."""
+    return [
+        [p.partition for t in r.body.topics for p in t.partitions]
+        if r.api_key == FETCH
+        else r.api_key
+        for r in broker.received[1:]  # after ApiVersions
+    ]
+
+
+async def test_one_fetch_in_flight_and_abandoned_ones_are_never_written(
+    nursery: trio.Nursery, broker: FakeBroker
+) -> None:
+    # A broker answers a connection's requests in order: each long poll written holds up
+    # everything after it. Fetches sent while one is in flight wait in the connection,
+    # where those whose caller gives up are dropped; other requests are written at once.
+    gate, arrived = hold_fetches(broker)
+    connection = await connect(nursery, broker)
+    first = connection.send(fetch("a", 0, max_wait_ms=500), FETCH_VERSION)
+    with trio.fail_after(5):
+        await arrived.wait()
+    given_up = [connection.send(fetch("a", p, max_wait_ms=500), FETCH_VERSION) for p in (1, 2)]
+    kept = connection.send(fetch("a", 3, max_wait_ms=500), FETCH_VERSION)
+    await trio.testing.wait_all_tasks_blocked()  # the writer had every chance to write them
+    for handle in given_up:
+        connection.abandon(handle)
+    other = connection.send(MetadataRequest(topics=None))
+    await trio.testing.wait_all_tasks_blocked()
+    gate.set()
+    with trio.fail_after(5):
+        await other.done.wait()
+        await kept.done.wait()
+    assert fetched_partitions(broker) == [[0], METADATA, [3]]
+    assert first.done.is_set()
+    assert not any(handle.done.is_set() for handle in given_up)
+    assert not connection.closed
+
+
+async def test_fetches_that_cannot_be_merged_go_one_at_a_time_too(
+    nursery: trio.Nursery, broker: FakeBroker
+) -> None:
+    gate, arrived = hold_fetches(broker)
+    connection = await connect(nursery, broker)
+    connection.merging = False
+    first = connection.send(fetch("a", 0, max_wait_ms=500), FETCH_VERSION)
+    with trio.fail_after(5):
+        await arrived.wait()
+    given_up = connection.send(fetch("a", 1, max_wait_ms=500), FETCH_VERSION)
+    two = fetch("a", 2, max_wait_ms=500)  # two partitions: never a mergeable part
+    two.topics[0].partitions.append(
+        FetchRequest.FetchPartition(partition=3, fetch_offset=0, partition_max_bytes=1000)
+    )
+    kept = connection.send(two, FETCH_VERSION)
+    await trio.testing.wait_all_tasks_blocked()
+    connection.abandon(given_up)
+    gate.set()
+    with trio.fail_after(5):
+        await first.done.wait()
+        await kept.done.wait()
+    assert fetched_partitions(broker) == [[0], [2, 3]]
+    assert len(kept.result().responses[0].partitions) == 2
+
+
 async def test_a_timeout_fails_every_part_of_the_request(
     nursery: trio.Nursery, broker: FakeBroker
 ) -> None:

@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from tests.consumer_fakes import FakeLog
-from tests.fakebroker import FakeBroker
+from tests.fakebroker import FakeBroker, Request
 from tests.heap import alive
 from tests.task_tree import count_tasks
 from trio_brod import Client, ConsumerConfig, NotFound, Subscription, Timestamp, open_client
@@ -104,6 +104,72 @@ async def test_resubscribing_continues_after_the_last_ack(client: Client, log: F
         await sub.receive()
     async with client.subscribe(TOPIC, 0) as sub:
         assert (await take(sub, 1))[0] == 33
+
+
+async def first_offset(client: Client, log: FakeLog, **options: object) -> int:
+    """The offset of the first message a new subscription gets. A message is appended once
+    it waits, so that a subscription that starts at the end of the log shows that too."""
+    async with client.subscribe(TOPIC, 0, **options) as sub:
+        await trio.testing.wait_all_tasks_blocked()
+        log.append([b"new"])
+        return (await take(sub, 1))[0]
+
+
+@pytest.mark.parametrize(
+    ("begin_offset", "expected"), [("earliest", 0), (12, 12), (Timestamp(1_000_005), 5)]
+)
+async def test_a_subscriber_that_leaves_before_its_start_is_resolved_hands_it_on(
+    client: Client, log: FakeLog, begin_offset: str | int | Timestamp, expected: int
+) -> None:
+    # The consumer config's begin_offset is "latest": the next subscriber must not fall back
+    # to it, which would skip what the previous one asked for without a word.
+    fill(log, 3, 10)
+    async with client.subscribe(TOPIC, 0, begin_offset=begin_offset):
+        pass  # left at once: the worker never resolved (nor even looked at) the start
+    async with client.subscribe(TOPIC, 0):
+        pass  # acknowledged nothing either: the same start is handed on again
+    assert await first_offset(client, log) == expected
+
+
+async def test_a_subscriber_cancelled_while_its_start_is_looked_up_hands_it_on(
+    client: Client, broker: FakeBroker, log: FakeLog
+) -> None:
+    fill(log, 3, 10)
+    answer_offsets = broker.handlers[2]  # ListOffsets
+    looked_up = trio.Event()
+    let_go = trio.Event()
+
+    async def held(stream: trio.SocketStream, request: Request) -> None:
+        looked_up.set()
+        await let_go.wait()
+        await answer_offsets(stream, request)
+
+    broker.handlers[2] = held
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest"):
+        with trio.fail_after(5):
+            await looked_up.wait()
+    broker.handlers[2] = answer_offsets
+    let_go.set()
+    assert await first_offset(client, log) == 0
+
+
+async def test_a_begin_offset_replaces_older_acks_even_unresolved(
+    client: Client, log: FakeLog
+) -> None:
+    fill(log, 3, 10)
+    async with client.subscribe(TOPIC, 0, begin_offset="earliest") as sub:
+        with trio.fail_after(5):
+            await sub.receive()
+        sub.ack(9)
+    async with client.subscribe(TOPIC, 0, begin_offset="latest"):
+        pass  # left before resolving "latest" (30): the next one resolves it anew
+    assert await first_offset(client, log) == 30
+    # Resolved before leaving, "latest" is where that subscriber found the end (31): what
+    # was written after it is delivered to the next one.
+    async with client.subscribe(TOPIC, 0, begin_offset="latest") as sub:
+        assert await nothing_more(sub, 0.1)
+    log.append([b"after"])
+    assert await first_offset(client, log) == 31
 
 
 async def test_one_subscriber_at_a_time(client: Client, log: FakeLog) -> None:
@@ -339,6 +405,43 @@ async def test_a_caught_up_worker_keeps_no_old_answer(
             await log.wait_for_fetch(offset=10)  # the next long poll, waiting for data
         await trio.testing.wait_all_tasks_blocked()
         assert alive(*kinds) == before
+
+
+@pytest.mark.parametrize("fetch_connection", ["shared", "topic"])
+async def test_subscriptions_cancelled_in_a_long_poll_leave_no_pile_of_polls(
+    client: Client, broker: FakeBroker, log: FakeLog, fetch_connection: FetchConnection
+) -> None:
+    # Each subscription left while caught up leaves its long poll at the broker. On a shared
+    # connection, which the broker answers in order, later requests must wait behind at
+    # most one of them, not behind one per subscription: the polls of the subscriptions
+    # that left while it was in flight are never written.
+    fill(log, 1, 3)
+    end = log.end
+    await client.start_consumer(
+        TOPIC, ConsumerConfig(fetch_connection=fetch_connection, max_wait_time=5)
+    )
+    since = len(broker.received)
+    for cycle in range(10):  # each cycle's fetches are marked by their max_bytes
+        async with client.subscribe(TOPIC, 0, begin_offset=end, max_bytes=10_000 + cycle):
+            await trio.testing.wait_all_tasks_blocked()  # in its long poll (or queued for it)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.resolve_offset, TOPIC, 0)
+            await trio.testing.wait_all_tasks_blocked()
+            log.append([b"new"])  # ends the long poll in flight, so nothing waits 5 s
+    async with client.subscribe(TOPIC, 0, begin_offset=end, max_bytes=99_999) as sub:
+        assert await take(sub, 1) == [end]
+    await trio.testing.wait_all_tasks_blocked(cushion=0.05)  # the broker read everything
+    polls = [
+        f.topics[0].partitions[0].partition_max_bytes for f in log.fetches if f.max_wait_ms > 0
+    ]
+    assert polls[0] == 10_000
+    assert set(polls) <= {10_000, 99_999}  # no other cycle's poll was ever written
+    # The ListOffsets came right after the one long poll on its connection, if any.
+    received = broker.received[since:]
+    (offsets,) = [r for r in received if r.api_key == 2]
+    before = received[: received.index(offsets)]
+    assert sum(1 for r in before if r.api_key == 1 and r.connection == offsets.connection) <= 1
 
 
 async def test_one_off_fetch(client: Client, log: FakeLog) -> None:
