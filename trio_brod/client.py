@@ -204,11 +204,13 @@ class Client:
                 # brod's cool-down: the last error again, at once, without a new attempt
                 # (as a ConnectionFailed, or the kind of ConnectionFailed it was: SaslFailed).
                 kind = type(slot.error) if isinstance(slot.error, ConnectionFailed) else None
-                raise (kind or ConnectionFailed)(
+                refusal = (kind or ConnectionFailed)(
                     slot.error.address,
                     f"{slot.error.reason} ({age:.2f}s ago; no new attempt within "
                     f"reconnect_cool_down={self.config.reconnect_cool_down}s)",
-                ) from slot.error
+                )
+                refusal.cool_down_left = self.config.reconnect_cool_down - age
+                raise refusal from slot.error
             return await self._connect(slot, host, port, nursery)
 
     async def _connect(
@@ -260,7 +262,13 @@ class Client:
         if not issubclass(kind, ConnectionFailed):
             kind = ConnectionFailed
         reasons = "; ".join(str(e) for e in errors)
-        raise kind(bootstrap, f"no broker reachable: {reasons}") from errors[-1]
+        error = kind(bootstrap, f"no broker reachable: {reasons}")
+        # Every broker in its cool-down: nothing was tried, and a caller may wait for the
+        # first to end rather than count a failed attempt.
+        waits = [e.cool_down_left if isinstance(e, ConnectionFailed) else 0.0 for e in errors]
+        if waits and min(waits) > 0:
+            error.cool_down_left = min(waits)
+        raise error from errors[-1]
 
     # ------------------------------------------------------------ metadata
 

@@ -56,6 +56,7 @@ from trio_brod._connection import Connection
 from trio_brod._exceptions import (
     BrokerConnectionError,
     ConfigError,
+    ConnectionFailed,
     MessageTooLarge,
     NoLeader,
     ProducerClosed,
@@ -872,9 +873,7 @@ class PartitionProducer:
             await self._wait(math.inf)
             self._pull()
         try:
-            connection = await self._client.get_leader_connection(
-                self.topic, self.partition, refresh=refresh
-            )
+            connection = await self._leader_connection(refresh)
             version = connection.best_version(ProduceRequest, min_version=_PRODUCE_MIN_VERSION)
         except BrodError as exc:
             self._could_not_send(exc)
@@ -891,6 +890,25 @@ class PartitionProducer:
             error = self._end_round()
             if error is not None:
                 return error
+
+    async def _leader_connection(self, refresh: bool) -> Connection:
+        """The connection to the partition's leader, waiting out a reconnect cool-down.
+
+        Within the client's ``reconnect_cool_down`` of a failed connection the client
+        answers with that failure again, without trying. That is not an attempt to send, so
+        it must not use up a retry: wait until the cool-down is over and ask again (a real
+        attempt then, which counts if it fails).
+        """
+        while True:
+            try:
+                return await self._client.get_leader_connection(
+                    self.topic, self.partition, refresh=refresh
+                )
+            except ConnectionFailed as exc:
+                wait = exc.cool_down_left
+                if wait <= 0:
+                    raise
+            await trio.sleep(wait)
 
     def _could_not_send(self, error: BrodError) -> None:
         """The leader could not be reached (or the producer id not had): count that as a

@@ -899,6 +899,22 @@ async def test_non_retriable_error_fails_at_once(cluster: FakeCluster) -> None:
     ]
 
 
+async def test_waiting_out_the_reconnect_cool_down_is_not_a_retry(
+    cluster: FakeCluster,
+) -> None:
+    # The request times out, so its connection is closed and the broker is in the client's
+    # reconnect cool-down when the retry is due (its backoff is shorter). Waiting that out
+    # is not an attempt: with one retry allowed, the retry is really sent, and succeeds.
+    cluster.actions.append("ignore")
+    async with open_client(
+        cluster.bootstrap, request_timeout=0.2, reconnect_cool_down=0.5
+    ) as client:
+        await client.start_producer(TOPIC, quick(ack_timeout=0.1, max_retries=1))
+        assert await client.produce_sync(TOPIC, b"v", partition=0) == 0
+    assert cluster.values() == [b"v"]
+    assert [s.values for s in cluster.sent] == [[b"v"], [b"v"]]
+
+
 async def test_not_leader_moves_to_the_new_leader_in_order(nursery: trio.Nursery) -> None:
     cluster = await FakeCluster(brokers=2).start(nursery)
     config = quick(partition_onwire_limit=5, max_batch_size=30)
