@@ -64,7 +64,14 @@ class ConnectionFailed(BrokerConnectionError):
 
     While the broker is in its cool-down (``reconnect_cool_down``) after such a failure,
     callers get this error at once, without a new connection attempt.
+
+    Attributes:
+        cool_down_left: 0 after a real attempt. For the cool-down's answer, where nothing
+            was tried, the seconds until a new attempt will be made: a caller that counts
+            its attempts (the producer's retries) waits that long instead of counting one.
     """
+
+    cool_down_left: float = 0.0
 
 
 class ConnectionLost(BrokerConnectionError):

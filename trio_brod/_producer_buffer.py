@@ -9,6 +9,10 @@ state and to test (a hypothesis state machine does, in ``tests/unit/test_produce
 3. At most ``onwire_limit`` batches are on the wire at once.
 4. A batch holds whole calls; it stays under ``max_batch_size`` bytes unless a single call
    is larger (that call then travels alone).
+5. No batch is sent more than ``max_retries + 1`` times (:meth:`ProducerBuffer.end_round`).
+6. With idempotence, giving up on a batch that carries sequence numbers leaves a gap the
+   broker would refuse; :func:`sequence_gap` says whether the batches still pending may be
+   renumbered under a new epoch without risking a duplicate.
 
 ::
 
@@ -20,14 +24,45 @@ state and to test (a hypothesis state machine does, in ``tests/unit/test_produce
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
+from trio_brod.protocol.errors import (
+    ClusterAuthorizationFailedError,
+    CorruptMessageError,
+    InvalidProducerEpochError,
+    InvalidRecordError,
+    InvalidRequiredAcksError,
+    InvalidTimestampError,
+    InvalidTopicError,
+    MessageTooLargeError,
+    NotEnoughReplicasError,
+    NotLeaderOrFollowerError,
+    OutOfOrderSequenceNumberError,
+    ProducerFencedError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownProducerIdError,
+    UnknownTopicOrPartitionError,
+    UnsupportedForMessageFormatError,
+)
 from trio_brod.protocol.records import IMPLEMENTATION
 
-__all__ = ["Call", "ProducerBuffer", "RecordTuple", "WireBatch", "hold_in_flight"]
+__all__ = [
+    "Call",
+    "Failure",
+    "ProducerBuffer",
+    "RecordTuple",
+    "RoundEnd",
+    "SequenceGap",
+    "WireBatch",
+    "hold_in_flight",
+    "refused_unwritten",
+    "sequence_gap",
+]
 
 
 def _leave_to_the_collector(obj: object) -> None:
@@ -85,6 +120,13 @@ class WireBatch:
     The worker fills in the wire details: the encoded bytes (kept across retries, so a retry
     sends exactly the same batch), the producer id, epoch and first sequence number it was
     encoded with, and the in-flight request.
+
+    Two more things are remembered across attempts, for the idempotence rules:
+    ``maybe_written`` is set once an attempt ended in a way that does not rule out that the
+    broker wrote the batch under its current sequence numbers (a lost response, or an error
+    the broker gives after appending, see :func:`refused_unwritten`); ``cause`` is the error
+    of its last real failure, which is what its receipts fail with if it is given up after
+    an attempt the producer itself spoiled (a sequence gap it made).
     """
 
     __slots__ = (
@@ -92,8 +134,10 @@ class WireBatch:
         "attempts",
         "base_sequence",
         "calls",
+        "cause",
         "deadline",
         "encoded",
+        "maybe_written",
         "pending",
         "producer_epoch",
         "producer_id",
@@ -115,6 +159,8 @@ class WireBatch:
         self._records = records
         self.record_count = len(records)
         self.attempts = 0
+        self.maybe_written = False
+        self.cause: BaseException | None = None
         self.encoded: bytes | None = None
         self.producer_id = -1
         self.producer_epoch = -1
@@ -157,11 +203,16 @@ class WireBatch:
         keep its producer id, epoch and sequence numbers: the first starts at this batch's
         base sequence and the second right after the first's records, so together they
         cover exactly the sequence numbers this batch had, and later batches stay valid.
+        They inherit whether the batch may have been written (and its last error); not its
+        attempts: the halves are new batches, and being too large was not a retry.
         """
         if len(self.calls) < 2:
             raise ValueError("a batch of one call cannot be split")
         middle = len(self.calls) // 2
         first, second = WireBatch(self.calls[:middle]), WireBatch(self.calls[middle:])
+        for half in (first, second):
+            half.maybe_written = self.maybe_written
+            half.cause = self.cause
         if self.base_sequence >= 0:
             for half in (first, second):
                 half.producer_id = self.producer_id
@@ -169,6 +220,106 @@ class WireBatch:
             first.base_sequence = self.base_sequence
             second.base_sequence = (self.base_sequence + first.record_count) & 0x7FFFFFFF
         return first, second
+
+
+#: Errors a broker answers a Produce request with before it appends anything: an attempt
+#: that ends with one of these wrote nothing.
+_REFUSED_BEFORE_APPEND: tuple[type[BaseException], ...] = (
+    ClusterAuthorizationFailedError,
+    CorruptMessageError,
+    InvalidProducerEpochError,
+    InvalidRecordError,
+    InvalidRequiredAcksError,
+    InvalidTimestampError,
+    InvalidTopicError,
+    MessageTooLargeError,
+    NotEnoughReplicasError,
+    NotLeaderOrFollowerError,
+    OutOfOrderSequenceNumberError,
+    ProducerFencedError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownProducerIdError,
+    UnknownTopicOrPartitionError,
+    UnsupportedForMessageFormatError,
+)
+
+
+def refused_unwritten(error: BaseException) -> bool:
+    """Whether a Produce attempt that failed with ``error`` certainly wrote nothing.
+
+    True for the errors a broker checks before it appends (not the leader, too few in-sync
+    replicas, a bad batch, a sequence or epoch problem). False for a lost or late response,
+    for errors that come after the append (``NOT_ENOUGH_REPLICAS_AFTER_APPEND``,
+    ``REQUEST_TIMED_OUT`` while waiting for replicas) and for anything unknown: there the
+    batch may be in the log, and only its sequence numbers can keep a retry from writing it
+    twice.
+    """
+    return isinstance(error, _REFUSED_BEFORE_APPEND)
+
+
+class SequenceGap(enum.Enum):
+    """What giving up on batches did to an idempotent partition's sequence numbers."""
+
+    #: Nothing given up carried sequence numbers: they still follow on.
+    NONE = "none"
+    #: A batch given up left a gap (or may have): start a new epoch and renumber the
+    #: pending batches from 0 before sending anything. None of them can be in the log.
+    RENUMBER = "renumber"
+    #: A batch given up may be in the log, and so may a pending batch: renumbering could
+    #: write that one twice. Keep the numbers; the broker's answer to the next batch tells
+    #: (accepted: there was no gap; ``OUT_OF_ORDER_SEQUENCE_NUMBER``: there was, and
+    #: nothing pending is in the log, so a new epoch may renumber it).
+    UNRESOLVED = "unresolved"
+
+
+def sequence_gap(batches: Iterable[tuple[WireBatch, bool]]) -> SequenceGap:
+    """Whether the batches given up leave a gap, and whether renumbering is safe.
+
+    ``batches`` are the failed and pending batches of a partition in sequence order, each
+    with whether it is being given up. A broker writes a producer's batches in sequence
+    order, so a batch that certainly was not written (``maybe_written`` false) proves that
+    none after it was either. Renumbering is safe when every pending batch that may have
+    been written comes after such a batch. Batches without sequence numbers (not sent yet
+    in this epoch) take no part.
+    """
+    gave_up = unsafe = unwritten = False
+    for batch, given_up in batches:
+        if batch.base_sequence < 0:
+            continue
+        if given_up:
+            gave_up = True
+        elif batch.maybe_written and not unwritten:
+            unsafe = True
+        if not batch.maybe_written:
+            unwritten = True
+    if not gave_up:
+        return SequenceGap.NONE
+    return SequenceGap.UNRESOLVED if unsafe else SequenceGap.RENUMBER
+
+
+class Failure(NamedTuple):
+    """A batch whose request failed in the current round.
+
+    ``error`` is the real cause (for a batch refused only because one ahead of it failed,
+    that one's error); ``final`` is set when it must not be sent again, whatever its
+    attempts (the broker refused it for good).
+    """
+
+    batch: WireBatch
+    error: BaseException
+    final: bool = False
+
+
+class RoundEnd(NamedTuple):
+    """What :meth:`ProducerBuffer.end_round` decided: the batches given up, each with the
+    error to fail it with, and what that did to the sequence numbers."""
+
+    given_up: list[tuple[WireBatch, BaseException]]
+    gap: SequenceGap
+
+
+_NOTHING_GIVEN_UP = RoundEnd([], SequenceGap.NONE)
 
 
 def _collect(errors: list[Exception] | None, error: Exception) -> list[Exception]:
@@ -268,6 +419,53 @@ class ProducerBuffer:
     def requeue_failed(self, batches: Iterable[WireBatch]) -> None:
         """Put failed batches, given oldest first, at the front of the retry queue."""
         self.retry.extendleft(reversed(list(batches)))
+
+    def end_round(self, failures: Sequence[Failure], max_retries: int) -> RoundEnd:
+        """Settle a round's failed batches, given in the order they were sent.
+
+        Each goes back to the front of the retry queue, in order, unless it is given up:
+        because it failed for good (``final``) or because it has been sent ``max_retries +
+        1`` times already (``max_retries`` -1: never). *Every* batch out of attempts is
+        given up, not only the first: one left behind would be sent again past its limit.
+        The caller fails the batches given up (their receipts are not touched here) and
+        acts on the :class:`SequenceGap`.
+        """
+        kept: list[WireBatch] = []
+        given_up: list[tuple[WireBatch, BaseException]] = []
+        order: list[tuple[WireBatch, bool]] = []
+        for batch, error, final in failures:
+            out = final or 0 <= max_retries < batch.attempts
+            if out:
+                given_up.append((batch, error))
+            else:
+                batch.cause = error
+                kept.append(batch)
+            order.append((batch, out))
+        if not given_up:
+            self.retry.extendleft(reversed(kept))
+            return _NOTHING_GIVEN_UP
+        order.extend((batch, False) for batch in self.retry)
+        self.retry.extendleft(reversed(kept))
+        return RoundEnd(given_up, sequence_gap(order))
+
+    def attempt_failed(self, error: BaseException, max_retries: int) -> RoundEnd:
+        """The first waiting batch could not be sent because its leader could not be
+        reached: a real attempt to send it that failed, so it counts as one. Gives the
+        batch up (see :meth:`end_round`) if that was its last."""
+        if self.retry:
+            batch = self.retry[0]
+        elif self.queued:
+            batch = self.take_batch()
+            self.retry.appendleft(batch)
+        else:
+            return _NOTHING_GIVEN_UP
+        batch.attempts += 1
+        if not 0 <= max_retries < batch.attempts:
+            batch.cause = error
+            return _NOTHING_GIVEN_UP
+        self.retry.popleft()
+        order = [(batch, True), *((pending, False) for pending in self.retry)]
+        return RoundEnd([(batch, error)], sequence_gap(order))
 
     def fail_all(self, error: BaseException) -> None:
         """Fail every call in the buffer with ``error`` and empty it.

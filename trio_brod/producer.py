@@ -34,6 +34,17 @@ broker's error and the worker goes on with the next one. With idempotence (the d
 broker uses the producer id, epoch and sequence numbers in each batch to drop the duplicates
 that a retry could otherwise write, and to refuse a batch that would leave a gap.
 
+Giving up on a batch (out of retries, or refused for good) therefore leaves a gap in the
+sequence numbers, which the broker would refuse the next batch for. As the Java producer
+does since KIP-360, the partition then sends nothing more until its requests on the wire are
+back, starts a new epoch of its producer id (a fresh producer id after the last epoch), and
+renumbers the batches still pending from 0. Nothing is renumbered that the broker may hold
+already: if a batch given up and a batch still pending may both have been written (their
+responses were lost), the numbers stay, and the broker's answer to the next one decides
+(see :func:`~trio_brod._producer_buffer.sequence_gap`). Either way no batch is sent more
+than ``max_retries + 1`` times, and receipts fail with the real cause, never with a
+sequence error that the producer made itself.
+
 The batching and ordering rules themselves live in :mod:`trio_brod._producer_buffer`, a plain
 data structure; this module only drives it.
 """
@@ -56,16 +67,20 @@ from trio_brod._connection import Connection
 from trio_brod._exceptions import (
     BrokerConnectionError,
     ConfigError,
+    ConnectionFailed,
     MessageTooLarge,
     NoLeader,
     ProducerClosed,
 )
 from trio_brod._producer_buffer import (
     Call,
+    Failure,
     ProducerBuffer,
     RecordTuple,
+    SequenceGap,
     WireBatch,
     hold_in_flight,
+    refused_unwritten,
 )
 from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
 from trio_brod.partitioners import (
@@ -533,7 +548,8 @@ class _Round:
 
     Attributes:
         failed: The batches whose requests failed, in the order they were sent, each with
-            its error; split batches appear as their two halves.
+            its real cause (see :class:`~trio_brod._producer_buffer.Failure`); split
+            batches appear as their two halves.
         error: The first error of the round; once set, nothing more is sent.
         reconnect: The first error that calls for a backoff and a new leader lookup, if
             any (a split or a sequence reset alone is followed at once).
@@ -542,12 +558,19 @@ class _Round:
     __slots__ = ("error", "failed", "reconnect")
 
     def __init__(self) -> None:
-        self.failed: list[tuple[WireBatch, BaseException]] = []
+        self.failed: list[Failure] = []
         self.error: BaseException | None = None
         self.reconnect: BaseException | None = None
 
-    def add(self, batches: Iterable[WireBatch], error: BaseException, *, reconnect: bool) -> None:
-        self.failed.extend((batch, error) for batch in batches)
+    def add(
+        self,
+        batches: Iterable[WireBatch],
+        error: BaseException,
+        *,
+        reconnect: bool,
+        final: bool = False,
+    ) -> None:
+        self.failed.extend(Failure(batch, error, final) for batch in batches)
         if self.error is None:
             self.error = error
         if reconnect and self.reconnect is None:
@@ -615,6 +638,10 @@ class PartitionProducer:
         self._epoch = -1
         self._next_sequence = 0
         self._reset = _KEEP
+        # Set when batches were given up that may be in the log, while batches that may be
+        # in the log too are pending: their numbers stay, and an OUT_OF_ORDER_SEQUENCE_NUMBER
+        # for the next one is the gap the producer made, not the batch's fault.
+        self._unresolved = False
         #: Set when the worker task has ended.
         self.finished = trio.Event()
 
@@ -851,7 +878,11 @@ class PartitionProducer:
         """
         self._pull(math.inf)
         receipts: list[DeliveryReceipt] = list(self._buffer.queued)
-        batches = (*self._buffer.onwire, *(b for b, _ in self._round.failed), *self._buffer.retry)
+        batches = (
+            *self._buffer.onwire,
+            *(f.batch for f in self._round.failed),
+            *self._buffer.retry,
+        )
         for batch in batches:
             receipts.extend(batch.calls)
         self._flushing += 1
@@ -885,11 +916,15 @@ class PartitionProducer:
         if self._closed_error is None:
             self._closed_error = error
         self._cancel_scope.cancel()
+        if self._identity is not None and self._holds_sequenced_batches():
+            # Their sequence numbers will never reach the broker: a gap, which the next
+            # producer of this partition must not continue from (see _state_to_leave).
+            self._reset = max(self._reset, _NEW_EPOCH)
         errors: list[Exception] = []
         failed, self._round.failed = self._round.failed, []
-        for batch, _ in failed:
+        for failure in failed:
             try:
-                batch.fail(error)
+                failure.batch.fail(error)
             except Exception as exc:
                 errors.append(exc)
         try:
@@ -935,12 +970,34 @@ class PartitionProducer:
 
     def _end(self, error: ProducerClosed) -> None:
         if self._identity is not None and self._producer_id >= 0:
-            state = (self._producer_id, self._epoch, self._next_sequence)
-            self._identity.leave(self.topic, self.partition, state)
+            self._identity.leave(self.topic, self.partition, self._state_to_leave())
         try:
             self.abort(self._closed_error or error)
         finally:
             self.finished.set()
+
+    def _state_to_leave(self) -> ProducerState:
+        """Where a producer for this partition started later should go on from.
+
+        If batches with sequence numbers are about to be failed unsent or unacknowledged (or
+        a gap is already known), the next producer must not continue the numbers: it starts
+        a new epoch at 0 (or, past the last epoch or when a fresh id was due, gets a fresh
+        producer id: a negative id says so). The broker then also refuses any request of
+        this producer's that it has not handled yet, as it is of an older epoch.
+        """
+        gap = self._unresolved or self._holds_sequenced_batches()
+        if self._reset == _KEEP and not gap:
+            return (self._producer_id, self._epoch, self._next_sequence)
+        if self._reset == _NEW_ID or self._epoch >= _MAX_EPOCH:
+            return (-1, -1, 0)
+        return (self._producer_id, self._epoch + 1, 0)
+
+    def _holds_sequenced_batches(self) -> bool:
+        """Whether batches with sequence numbers are still waiting for their answer or a
+        retry (and would leave a gap if failed now)."""
+        buffer = self._buffer
+        batches = (*buffer.onwire, *buffer.retry, *(f.batch for f in self._round.failed))
+        return any(batch.base_sequence >= 0 for batch in batches)
 
     def _wake(self) -> None:
         self._wakeup.set()
@@ -976,9 +1033,7 @@ class PartitionProducer:
             await self._wait(math.inf)
             self._pull()
         try:
-            connection = await self._metadata.leader_connection(
-                self.topic, self.partition, refresh=refresh
-            )
+            connection = await self._leader_connection(refresh)
             version = connection.best_version(ProduceRequest, min_version=_PRODUCE_MIN_VERSION)
         except BrodError as exc:
             self._could_not_send(exc)
@@ -996,23 +1051,55 @@ class PartitionProducer:
             if error is not None:
                 return error
 
+    async def _leader_connection(self, refresh: bool) -> Connection:
+        """The connection to the partition's leader, waiting out a reconnect cool-down.
+
+        Within the client's ``reconnect_cool_down`` of a failed connection the client
+        answers with that failure again, without trying. That is not an attempt to send, so
+        it must not use up a retry: wait until the cool-down is over and ask again (a real
+        attempt then, which counts if it fails).
+        """
+        while True:
+            try:
+                return await self._metadata.leader_connection(
+                    self.topic, self.partition, refresh=refresh
+                )
+            except ConnectionFailed as exc:
+                wait = exc.cool_down_left
+                if wait <= 0:
+                    raise
+            await trio.sleep(wait)
+
     def _could_not_send(self, error: BrodError) -> None:
         """The leader could not be reached (or the producer id not had): count that as a
         failed attempt of the first waiting batch; a non-retriable error fails them all."""
         buffer = self._buffer
         if not error.retriable:
+            if self._identity is not None and any(b.base_sequence >= 0 for b in buffer.retry):
+                # Their sequence numbers will not reach the broker: a gap (nothing pending
+                # remains, so a new epoch is safe).
+                self._reset = max(self._reset, _NEW_EPOCH)
             buffer.fail_all(error)
             return
-        if buffer.retry:
-            batch = buffer.retry[0]
-        elif buffer.queued:
-            batch = buffer.take_batch()
-            buffer.requeue_failed([batch])
-        else:
-            return
-        batch.attempts += 1
-        if 0 <= self.config.max_retries < batch.attempts:
-            buffer.retry.popleft().fail(error)
+        given_up, gap = buffer.attempt_failed(error, self.config.max_retries)
+        self._give_up(given_up, gap)
+
+    def _give_up(self, given_up: list[tuple[WireBatch, BaseException]], gap: SequenceGap) -> None:
+        """Fail the batches given up, after deciding what their gap asks for (see the
+        module docstring): a new epoch before anything more is sent, or, when that could
+        write a pending batch twice, the old numbers until the broker's answer tells."""
+        if self._identity is not None:
+            if gap is SequenceGap.RENUMBER:
+                self._reset = max(self._reset, _NEW_EPOCH)
+            elif gap is SequenceGap.UNRESOLVED:
+                self._unresolved = True
+        errors: list[Exception] = []
+        for batch, error in given_up:
+            try:
+                batch.fail(error)
+            except Exception as exc:
+                errors.append(exc)
+        raise_callback_errors(errors)
 
     async def _update_producer_state(self) -> None:
         """Get the producer id to send with, or change it as the last round asked."""
@@ -1020,20 +1107,26 @@ class PartitionProducer:
         assert identity is not None
         if self._producer_id < 0:
             left = identity.take(self.topic, self.partition)
-            if left is not None:
+            if left is not None and left[0] >= 0:
                 self._producer_id, self._epoch, self._next_sequence = left
                 return
-            producer_id, epoch = await identity.initial()
+            if left is not None:  # the previous producer left a gap and no epoch to bump
+                producer_id, epoch = await identity.fresh()
+            else:
+                producer_id, epoch = await identity.initial()
         elif self._reset == _NEW_EPOCH and self._epoch < _MAX_EPOCH:
             producer_id, epoch = self._producer_id, self._epoch + 1
         else:
             producer_id, epoch = await identity.fresh()
         self._producer_id, self._epoch, self._next_sequence = producer_id, epoch, 0
         self._reset = _KEEP
+        self._unresolved = False
         # Nothing is on the wire between rounds; what waits to be sent again gets new
-        # sequence numbers (its bytes stay; only the producer fields are rewritten).
+        # sequence numbers (its bytes stay; only the producer fields are rewritten). Under
+        # them the broker has never seen it.
         for batch in self._buffer.retry:
             batch.base_sequence = -1
+            batch.maybe_written = False
 
     async def _send_round(self, connection: Connection, version: int, backoff: _Backoff) -> bool:
         """One round: send until a failure, then let the wire drain.
@@ -1082,23 +1175,13 @@ class PartitionProducer:
             self._settle_oldest(round_, backoff, lost=reason)
 
     def _end_round(self) -> BaseException | None:
-        """Put the round's failed batches back in front, in order, giving up on the first
-        if it is out of retries. Returns the error to back off for, if any."""
+        """Put the round's failed batches back in front, in order, giving up on those out
+        of retries or refused for good. Returns the error to back off for, if any."""
         round_ = self._round
-        failed = round_.failed
         self._round = _Round()
-        given_up: tuple[WireBatch, BaseException] | None = None
-        if failed:
-            first, error = failed[0]
-            if 0 <= self.config.max_retries < first.attempts:
-                given_up = failed.pop(0)
-            self._buffer.requeue_failed(batch for batch, _ in failed)
-        if given_up is not None:
-            # With idempotence, what follows it is sent with its sequence numbers as they
-            # are: if the broker has this batch after all, they fit; if not, the broker
-            # answers OUT_OF_ORDER_SEQUENCE_NUMBER and a new epoch begins (as in Java).
-            batch, error = given_up
-            batch.fail(error)
+        if round_.failed:
+            given_up, gap = self._buffer.end_round(round_.failed, self.config.max_retries)
+            self._give_up(given_up, gap)
         return round_.reconnect
 
     def _pull(self, limit: float | None = None) -> None:
@@ -1254,16 +1337,37 @@ class PartitionProducer:
                     round_.add(batch.split(), error, reconnect=False)
                     return
                 if code in _SEQUENCE_CODES and self._identity is not None:
-                    if round_.error is None:
-                        # The first failure of the round: a real gap, or a broker that forgot
-                        # us. (After an earlier failure it only means that batch is missing.)
-                        self._reset = _NEW_ID if code in _NEW_ID_CODES else _NEW_EPOCH
-                    round_.add([buffer.fail_first()], error, reconnect=False)
+                    cause = self._sequence_error(round_, batch, code, error)
+                    round_.add([buffer.fail_first()], cause, reconnect=False)
                     return
+        if not refused_unwritten(error):
+            batch.maybe_written = True  # a lost response, or an error after the append
         if getattr(error, "retriable", False):
             round_.add([buffer.fail_first()], error, reconnect=True)
+        elif self._identity is not None and batch.base_sequence >= 0:
+            # Given up for good. It leaves a gap in the sequence numbers: send nothing more
+            # this round; at its end the batches behind it are renumbered (end_round).
+            round_.add([buffer.fail_first()], error, reconnect=False, final=True)
         else:
             buffer.fail_first().fail(error)
+
+    def _sequence_error(
+        self, round_: _Round, batch: WireBatch, code: int, error: BaseException
+    ) -> BaseException:
+        """Note what a sequence or epoch error asks for; return the batch's real cause."""
+        if code in _NEW_ID_CODES:
+            # The broker knows a newer epoch of our producer id: only a fresh id will do.
+            self._reset = _NEW_ID
+            return error
+        if round_.error is not None:
+            # Refused only because a batch ahead of it failed this round: that is the cause.
+            return round_.error
+        # The first failure of the round: a real gap, or a broker that forgot us.
+        self._reset = max(self._reset, _NEW_EPOCH)
+        if self._unresolved and batch.cause is not None:
+            # The gap a batch given up left (see _give_up): the producer made it.
+            return batch.cause
+        return error
 
 
 class TopicProducer:

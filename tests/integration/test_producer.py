@@ -11,6 +11,8 @@ possible, binary data included.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import itertools
 import json
 import random
@@ -18,6 +20,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import trio
@@ -30,9 +33,13 @@ from trio_brod import (
     ProducerConfig,
     open_client,
 )
+from trio_brod._connection import Connection
+from trio_brod.admin import ConfigResource, alter_configs
 from trio_brod.partitioners import kafka_partition
 from trio_brod.producer import CompressionName
-from trio_brod.protocol.errors import MessageTooLargeError
+from trio_brod.protocol import ProduceRequest
+from trio_brod.protocol.errors import MessageTooLargeError, NotEnoughReplicasError
+from trio_brod.protocol.records import decode_batches
 from trio_brod.testing import AsyncKafkaCluster, KafkaCluster, resolve_kafka_jars
 from trio_brod.testing.pytest_plugin import MakeTopic
 
@@ -443,3 +450,72 @@ async def test_leader_stopped_while_producing_loses_and_duplicates_nothing(
         assert indexes == list(range(partition, count, partitions))
         # The receipts told the truth about where each message went.
         assert [m.offset for m in messages] == [offsets[i] for i in indexes]
+
+
+def count_produced_values(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[bytes | None]:
+    """Count, from now on, how many times each record value is sent in a Produce request."""
+    sends: collections.Counter[bytes | None] = collections.Counter()
+    send = Connection.send
+
+    def counting(self: Connection, message: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(message, ProduceRequest):
+            for topic_data in message.topic_data:
+                for data in topic_data.partition_data:
+                    for batch in decode_batches(data.records).batches:
+                        sends.update(record.value for record in batch.records())
+        return send(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send", counting)
+    return sends
+
+
+@pytest.mark.cluster
+async def test_isr_shortfall_then_recovery_gives_up_without_sequence_errors(
+    make_topic: MakeTopic, kafka_cluster3: KafkaCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # min.insync.replicas 3 with a follower stopped: every write is refused
+    # (NOT_ENOUGH_REPLICAS), so batches run out of retries while others are in flight and
+    # pending; then the shortfall ends (min.insync.replicas 2). Each message is delivered
+    # once, in order, or fails with the broker's error; none fails with an
+    # OUT_OF_ORDER_SEQUENCE_NUMBER that the producer caused by giving up the batches ahead
+    # of it, and none is sent more than max_retries + 1 times.
+    topic = make_topic(
+        replication_factor=3, cluster=kafka_cluster3, config={"min.insync.replicas": "3"}
+    )
+    bootstrap = kafka_cluster3.bootstrap_servers
+    resource = ConfigResource.topic(topic)
+    max_retries = 3
+    config = ProducerConfig(
+        partition_onwire_limit=5,
+        max_retries=max_retries,
+        retry_backoff=0.1,
+        retry_backoff_max=0.2,
+        max_batch_size=64,  # one message per batch
+    )
+    async with open_client(bootstrap) as client:
+        await client.start_producer(topic, config)
+        assert await client.produce_sync(topic, b"pre", partition=0) == 0  # the broker knows us
+        leader = (await client.get_leader(topic, 0)).node_id
+        follower = next(node for node in (1, 2, 3) if node != leader)
+        await AsyncKafkaCluster(kafka_cluster3).stop_broker(follower)  # started again after
+        sends = count_produced_values(monkeypatch)
+        values = [b"m%d" % i for i in range(25)]
+        receipts = [await client.produce(topic, value, partition=0) for value in values]
+        await trio.sleep(2)
+        await alter_configs(client, {resource: {"min.insync.replicas": "2"}})
+        with trio.fail_after(30):
+            for receipt in receipts:
+                with contextlib.suppress(NotEnoughReplicasError):
+                    await receipt
+    delivered = [v for v, r in zip(values, receipts, strict=True) if r.exception() is None]
+    failed = [r.exception() for r in receipts if r.exception() is not None]
+    assert failed, "the shortfall made no batch run out of retries"
+    assert delivered, "nothing went through after the shortfall"
+    assert all(isinstance(error, NotEnoughReplicasError) for error in failed), failed
+    consumed = await kcat_consume(bootstrap, topic)
+    assert [m.value for m in consumed] == [b"pre", *delivered]  # once each, in order
+    offsets = {m.value: m.offset for m in consumed}
+    for value, receipt in zip(values, receipts, strict=True):
+        if value in offsets:
+            assert receipt.result() == offsets[value]
+    assert max(sends[value] for value in values) <= max_retries + 1, sends

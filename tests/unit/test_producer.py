@@ -10,6 +10,7 @@ breaks before or after the append, a leader that moves.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import math
@@ -954,6 +955,34 @@ async def test_stop_then_start_again_continues_the_sequence(cluster: FakeCluster
     assert cluster.init_producer_id_calls == 1
 
 
+async def test_a_producer_stopped_with_a_batch_unanswered_leaves_a_new_epoch(
+    cluster: FakeCluster,
+) -> None:
+    # The flush times out with a batch on the wire, which the broker then refuses: its
+    # sequence numbers are a gap. The next producer of the partition starts a new epoch at
+    # 0 rather than continue after the gap into an OUT_OF_ORDER_SEQUENCE_NUMBER (with no
+    # retries, that error would be what its first message fails with).
+    config = ProducerConfig(flush_timeout=0.1, max_retries=0)
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, config)
+        await client.produce_sync(TOPIC, b"a", partition=0)
+        cluster.hold()
+        lost = await client.produce(TOPIC, b"lost", partition=0)
+        await trio.testing.wait_all_tasks_blocked(0.1)
+        await client.stop_producer(TOPIC)
+        assert isinstance(lost.exception(), ProducerClosed)
+        cluster.actions.append(NOT_ENOUGH_REPLICAS)
+        cluster.release()
+        await client.start_producer(TOPIC, config)
+        assert await client.produce_sync(TOPIC, b"b", partition=0) == 1
+    assert [(s.epoch, s.base_sequence, s.values) for s in cluster.sent] == [
+        (0, 0, [b"a"]),
+        (0, 1, [b"lost"]),
+        (1, 0, [b"b"]),
+    ]
+    assert cluster.values() == [b"a", b"b"]
+
+
 # ------------------------------------------------------------------------------ receipts
 
 
@@ -1032,15 +1061,65 @@ async def test_non_retriable_error_fails_at_once(cluster: FakeCluster) -> None:
         cluster.actions.append(INVALID_RECORD)
         with pytest.raises(InvalidRecordError):
             await client.produce_sync(TOPIC, b"bad", partition=0)
-        # The gap it left in the sequence numbers costs one OUT_OF_ORDER round trip and a
-        # new epoch, then the next message goes through.
+        # Giving it up leaves a gap in the sequence numbers: the next message starts a new
+        # epoch at 0 instead of running into an OUT_OF_ORDER_SEQUENCE_NUMBER.
         assert await client.produce_sync(TOPIC, b"good", partition=0) == 1
     assert [(s.epoch, s.base_sequence, s.values) for s in cluster.sent] == [
         (0, 0, [b"first"]),
         (0, 1, [b"bad"]),
-        (0, 2, [b"good"]),
         (1, 0, [b"good"]),
     ]
+
+
+async def test_batches_behind_one_given_up_are_renumbered_not_refused(
+    cluster: FakeCluster,
+) -> None:
+    # Too few in-sync replicas for a while (the broker refuses before appending), with five
+    # one-message batches in flight. Those out of retries fail with the broker's error, all
+    # of them (not only the first): none is sent more than max_retries + 1 times. The rest
+    # start a new epoch at sequence 0 instead of the numbers after the gap, and go through
+    # once the replicas are back: no OUT_OF_ORDER_SEQUENCE_NUMBER the producer made itself.
+    max_retries = 3
+    config = quick(partition_onwire_limit=5, max_batch_size=10, max_retries=max_retries)
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, config)
+        assert await client.produce_sync(TOPIC, b"pre", partition=0) == 0
+        cluster.hold()
+        receipts = [await client.produce(TOPIC, v, partition=0) for v in numbered(10)]
+        await trio.testing.wait_all_tasks_blocked(0.1)
+        cluster.actions.extend([NOT_ENOUGH_REPLICAS] * 22)
+        cluster.release()
+        outcomes = []
+        for receipt in receipts:
+            with contextlib.suppress(NotEnoughReplicasError):
+                await receipt
+            outcomes.append(receipt.exception() or receipt.result())
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert all(isinstance(error, NotEnoughReplicasError) for error in failed)
+    assert len(failed) == 5  # m0-m4: four rounds of five refusals, then m5, m6 once more
+    assert outcomes[5:] == [1, 2, 3, 4, 5]
+    assert cluster.values() == [b"pre", *numbered(5, 5)]
+    for value in numbered(10):
+        assert sum(value in s.values for s in cluster.sent) <= max_retries + 1
+    # What was pending when m0-m4 were given up went out in a new epoch, from 0.
+    first_of_rest = next(s for s in cluster.sent if s.values == [b"m5"])
+    assert (first_of_rest.epoch, first_of_rest.base_sequence) == (1, 0)
+
+
+async def test_waiting_out_the_reconnect_cool_down_is_not_a_retry(
+    cluster: FakeCluster,
+) -> None:
+    # The request times out, so its connection is closed and the broker is in the client's
+    # reconnect cool-down when the retry is due (its backoff is shorter). Waiting that out
+    # is not an attempt: with one retry allowed, the retry is really sent, and succeeds.
+    cluster.actions.append("ignore")
+    async with open_client(
+        cluster.bootstrap, request_timeout=0.2, reconnect_cool_down=0.5
+    ) as client:
+        await client.start_producer(TOPIC, quick(ack_timeout=0.1, max_retries=1))
+        assert await client.produce_sync(TOPIC, b"v", partition=0) == 0
+    assert cluster.values() == [b"v"]
+    assert [s.values for s in cluster.sent] == [[b"v"], [b"v"]]
 
 
 async def test_not_leader_moves_to_the_new_leader_in_order(nursery: trio.Nursery) -> None:

@@ -9,11 +9,18 @@ order they were accepted, minus those given up on, each exactly once.
 from __future__ import annotations
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from trio_brod._producer_buffer import Call, ProducerBuffer, WireBatch
+from trio_brod._producer_buffer import (
+    Call,
+    Failure,
+    ProducerBuffer,
+    SequenceGap,
+    WireBatch,
+    sequence_gap,
+)
 
 
 def make_call(index: int, records: int, size: int) -> Call:
@@ -24,6 +31,7 @@ class BufferMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.buffer: ProducerBuffer | None = None
+        self.max_retries = -1
         self.accepted: list[Call] = []
         # Records per call (a done call drops its records).
         self.counts: dict[int, int] = {}
@@ -36,10 +44,12 @@ class BufferMachine(RuleBasedStateMachine):
     @rule(
         max_batch_size=st.integers(min_value=1, max_value=50),
         onwire_limit=st.integers(min_value=1, max_value=5),
+        max_retries=st.integers(min_value=-1, max_value=3),
     )
     @precondition(lambda self: self.buffer is None)
-    def configure(self, max_batch_size: int, onwire_limit: int) -> None:
+    def configure(self, max_batch_size: int, onwire_limit: int, max_retries: int) -> None:
         self.buffer = ProducerBuffer(max_batch_size=max_batch_size, onwire_limit=onwire_limit)
+        self.max_retries = max_retries
 
     @rule(
         records=st.integers(min_value=1, max_value=4), size=st.integers(min_value=1, max_value=60)
@@ -85,19 +95,28 @@ class BufferMachine(RuleBasedStateMachine):
         assert self.buffer is not None
         self.failed_this_round.append(self.buffer.fail_first())
 
-    @rule(give_up=st.booleans())
+    @rule(refused=st.booleans())
     @precondition(
         lambda self: self.buffer is not None and self.failed_this_round and not self.buffer.onwire
     )
-    def end_round(self, give_up: bool) -> None:
+    def end_round(self, refused: bool) -> None:
+        # The first batch of the round may have been refused for good; the others fail
+        # with a retriable error. Every batch out of attempts is given up, none other.
         assert self.buffer is not None
         failed = self.failed_this_round
         self.failed_this_round = []
-        if give_up:
-            first = failed.pop(0)
-            first.fail(RuntimeError("gave up"))
-            self.given_up.update(id(call) for call in first.calls)
-        self.buffer.requeue_failed(failed)
+        failures = [Failure(batch, RuntimeError("failed")) for batch in failed]
+        failures[0] = Failure(failed[0], failures[0].error, refused)
+        given_up, _ = self.buffer.end_round(failures, self.max_retries)
+        expected = [
+            f.batch for f in failures if f.final or 0 <= self.max_retries < f.batch.attempts
+        ]
+        assert [batch for batch, _ in given_up] == expected
+        for batch, error in given_up:
+            batch.fail(error)
+            self.given_up.update(id(call) for call in batch.calls)
+        back = [batch for batch in failed if batch not in expected]
+        assert list(self.buffer.retry)[: len(back)] == back
 
     @rule()
     @precondition(
@@ -124,6 +143,13 @@ class BufferMachine(RuleBasedStateMachine):
             return
         assert len(self.buffer.onwire) <= self.buffer.onwire_limit
         assert self.buffer.queued_bytes == sum(call.size for call in self.buffer.queued)
+
+    @invariant()
+    def no_batch_is_sent_more_than_max_retries_plus_one_times(self) -> None:
+        if self.buffer is None or self.max_retries < 0:
+            return
+        for batch in self.buffer.onwire:
+            assert batch.attempts <= self.max_retries + 1
 
     @invariant()
     def log_is_the_accepted_order(self) -> None:
@@ -210,3 +236,64 @@ def test_split_sequence_wraps_around() -> None:
     batch.producer_id, batch.producer_epoch, batch.base_sequence = 7, 0, 2**31 - 2
     _, second = batch.split()
     assert second.base_sequence == 1
+
+
+@st.composite
+def sequenced_history(draw: st.DrawFn) -> tuple[list[tuple[WireBatch, bool]], list[bool]]:
+    """Failed and pending batches of a partition in sequence order, each with whether it
+    is given up, and a ground truth the flags allow: which of them the broker wrote. A
+    broker writes in sequence order, so the written ones are a prefix of the sequenced
+    ones; a batch written is always ``maybe_written``."""
+    count = draw(st.integers(0, 8))
+    batches: list[tuple[WireBatch, bool]] = []
+    written: list[bool] = []
+    writing = True
+    for index in range(count):
+        batch = WireBatch([make_call(index, 1, 1)])
+        sequenced = draw(st.booleans()) or index == 0
+        if sequenced:
+            batch.base_sequence = index
+            writing = writing and draw(st.booleans())
+            batch.maybe_written = writing or draw(st.booleans())
+        written.append(sequenced and writing)
+        batches.append((batch, draw(st.booleans())))
+    return batches, written
+
+
+@given(sequenced_history())
+def test_renumbering_never_rewrites_a_batch_the_broker_may_hold(
+    history: tuple[list[tuple[WireBatch, bool]], list[bool]],
+) -> None:
+    batches, written = history
+    gap = sequence_gap(batches)
+    sequenced = [(batch, out) for batch, out in batches if batch.base_sequence >= 0]
+    # A gap exactly when a batch with sequence numbers is given up.
+    assert (gap is SequenceGap.NONE) == (not any(out for _, out in sequenced))
+    if gap is SequenceGap.RENUMBER:
+        # Whatever the truth, no pending batch is in the log: renumbering writes nothing
+        # twice.
+        assert not any(w for (_, out), w in zip(batches, written, strict=True) if not out)
+    if gap is SequenceGap.UNRESOLVED:
+        # Renumbering is refused only when the flags allow a pending batch in the log:
+        # everything up to it may have been written.
+        for index, (_, out) in enumerate(sequenced):
+            if not out and all(b.maybe_written for b, _ in sequenced[: index + 1]):
+                break
+        else:
+            raise AssertionError("renumbering refused without a pending batch at risk")
+
+
+def test_end_round_gives_up_every_batch_out_of_attempts() -> None:
+    # Five batches sent four times each, all refused: with max_retries=3 all five are given
+    # up, not only the first (one left behind would be sent a fifth time).
+    buffer = ProducerBuffer(max_batch_size=1, onwire_limit=5)
+    batches = [WireBatch([make_call(i, 1, 1)]) for i in range(6)]
+    for number, batch in enumerate(batches):
+        batch.base_sequence = number
+        batch.attempts = 4 if number < 5 else 1
+    error = RuntimeError("too few replicas")
+    given_up, gap = buffer.end_round([Failure(batch, error) for batch in batches], 3)
+    assert [batch for batch, _ in given_up] == batches[:5]
+    assert list(buffer.retry) == batches[5:]
+    assert batches[5].cause is error
+    assert gap is SequenceGap.RENUMBER

@@ -29,8 +29,8 @@ from tests.unit.test_producer import (
     TOPIC,
     FakeCluster,
 )
-from trio_brod import Client, DeliveryReceipt, ProducerConfig, open_client
-from trio_brod.protocol.errors import KafkaError
+from trio_brod import BrokerConnectionError, Client, DeliveryReceipt, ProducerConfig, open_client
+from trio_brod.protocol.errors import BrodError, KafkaError
 
 ACTIONS = st.sampled_from(
     [
@@ -58,7 +58,7 @@ async def produce_bursts(
         await trio.lowlevel.checkpoint()
     with trio.fail_after(20):
         for receipt in receipts:
-            with contextlib.suppress(KafkaError):
+            with contextlib.suppress(BrodError):
                 await receipt
 
 
@@ -166,3 +166,72 @@ def test_without_idempotence_delivery_is_at_least_once_in_order(
     assert [index[value] for value in first_copies] == sorted(index[v] for v in first_copies)
     delivered = {value for value, r in zip(values, receipts, strict=True) if not r.exception()}
     assert delivered <= set(log)
+
+
+# Without splits (a split batch's halves are new batches, with attempts of their own), so
+# that every send of a message is an attempt of one batch.
+FINITE_ACTIONS = st.sampled_from(
+    [None, NOT_ENOUGH_REPLICAS, NOT_LEADER, INVALID_RECORD, "hang_up", "append_then_hang_up"]
+)
+
+
+async def run_with_retries(
+    onwire: int, batch_size: int, max_retries: int, bursts: list[int], script: list[Any]
+) -> tuple[list[DeliveryReceipt], list[bytes], FakeCluster]:
+    """As run_scenario, with a finite ``max_retries``: batches are given up on."""
+    async with trio.open_nursery() as nursery:
+        cluster = await FakeCluster().start(nursery)
+        config = ProducerConfig(
+            partition_onwire_limit=onwire,
+            max_batch_size=batch_size,
+            max_retries=max_retries,
+            retry_backoff=0.001,
+            retry_backoff_max=0.002,
+        )
+        receipts: list[DeliveryReceipt] = []
+        values: list[bytes] = []
+        async with open_client(cluster.bootstrap, reconnect_cool_down=0) as client:
+            await client.start_producer(TOPIC, config)
+            await client.produce_sync(TOPIC, b"first", partition=0)
+            cluster.actions.extend(script)
+            await produce_bursts(client, bursts, receipts, values)
+        nursery.cancel_scope.cancel()
+    return receipts, values, cluster
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    onwire=st.integers(1, 5),
+    batch_size=st.sampled_from([10, 100]),
+    max_retries=st.integers(0, 3),
+    bursts=st.lists(st.integers(1, 12), min_size=1, max_size=6),
+    script=st.lists(FINITE_ACTIONS, max_size=20),
+)
+def test_given_up_batches_leave_no_sequence_errors(
+    onwire: int, batch_size: int, max_retries: int, bursts: list[int], script: list[Any]
+) -> None:
+    # Batches run out of retries while others are in flight and pending. Whatever fails
+    # fails with what the broker or the connection did to it, never with a sequence error
+    # the producer caused by giving up a batch; nothing is written twice or out of order;
+    # no message is sent more than max_retries + 1 times.
+    receipts, values, cluster = trio.run(
+        run_with_retries, onwire, batch_size, max_retries, bursts, script
+    )
+    log = cluster.values()
+    assert log[0] == b"first"
+    assert len(set(log)) == len(log)  # nothing twice
+    index = {value: i for i, value in enumerate(values)}
+    assert [index[value] for value in log[1:]] == sorted(index[value] for value in log[1:])
+    for value, receipt in zip(values, receipts, strict=True):
+        assert receipt.done()
+        error = receipt.exception()
+        if error is None:
+            assert log[receipt.result()] == value
+        elif isinstance(error, KafkaError):
+            # (In the log all the same if an earlier attempt's response was lost: a broker
+            # checks the in-sync replicas before it looks for a duplicate.)
+            assert error.code in (NOT_ENOUGH_REPLICAS, NOT_LEADER, INVALID_RECORD), error
+        else:
+            # The connection broke: the batch may or may not be in the log.
+            assert isinstance(error, BrokerConnectionError), error
+        assert sum(value in sent.values for sent in cluster.sent) <= max_retries + 1

@@ -145,18 +145,14 @@ class ConnectionPool:
                 # brod's cool-down: the last error again, at once, without a new attempt
                 # (as a ConnectionFailed, or the kind of ConnectionFailed it was: SaslFailed).
                 kind = type(slot.error) if isinstance(slot.error, ConnectionFailed) else None
-                raise (kind or ConnectionFailed)(
+                refusal = (kind or ConnectionFailed)(
                     slot.error.address,
                     f"{slot.error.reason} ({age:.2f}s ago; no new attempt within "
                     f"reconnect_cool_down={self.config.reconnect_cool_down}s)",
-                ) from slot.error
+                )
+                refusal.cool_down_left = self.config.reconnect_cool_down - age
+                raise refusal from slot.error
             return await self._connect(slot, host, port, nursery)
-
-    def cool_down_left(self, slot: ConnectionSlot) -> float:
-        """Seconds until the slot may be opened again after its last failure (0 if now)."""
-        if slot.error is None:
-            return 0.0
-        return max(0.0, slot.failed_at + self.config.reconnect_cool_down - now())
 
     async def _connect(
         self, slot: ConnectionSlot, host: str, port: int, nursery: trio.Nursery
@@ -226,7 +222,13 @@ class ConnectionPool:
         if not issubclass(kind, ConnectionFailed):
             kind = ConnectionFailed
         reasons = "; ".join(str(e) for e in errors)
-        raise kind(bootstrap, f"no broker reachable: {reasons}") from errors[-1]
+        error = kind(bootstrap, f"no broker reachable: {reasons}")
+        # Every broker in its cool-down: nothing was tried, and a caller may wait for the
+        # first to end rather than count a failed attempt.
+        waits = [e.cool_down_left if isinstance(e, ConnectionFailed) else 0.0 for e in errors]
+        if waits and min(waits) > 0:
+            error.cool_down_left = min(waits)
+        raise error from errors[-1]
 
     def close(self) -> None:
         """Refuse new connections and close the shared ones (their tasks then end)."""
