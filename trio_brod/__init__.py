@@ -19,7 +19,13 @@ without Trio), and a real local Kafka for tests and experiments in :mod:`trio_br
 
 from __future__ import annotations
 
-from trio_brod._config import ClientConfig, SaslConfig
+from trio_brod._config import (
+    ClientConfig,
+    ConsumerConfig,
+    ProducerConfig,
+    SaslConfig,
+    Timestamp,
+)
 from trio_brod._connection import Connection
 from trio_brod._exceptions import (
     BrokerConnectionError,
@@ -40,14 +46,8 @@ from trio_brod._metadata import BrokerMetadata, ClusterMetadata, PartitionMetada
 from trio_brod._receipt import DeliveryReceipt
 from trio_brod._version import __version__ as __version__
 from trio_brod.client import Client, open_client
-from trio_brod.consumer import (
-    ConsumerConfig,
-    MessageSet,
-    PartitionConsumer,
-    Subscription,
-    Timestamp,
-)
-from trio_brod.producer import Message, PartitionProducer, ProducerConfig
+from trio_brod.consumer import MessageSet, PartitionConsumer, Subscription
+from trio_brod.producer import Message, PartitionProducer
 from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError
 from trio_brod.protocol.records import Record
 from trio_brod.topic_subscriber import TopicSubscriber, open_topic_subscriber

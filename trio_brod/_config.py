@@ -10,17 +10,29 @@ ours drop it.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from trio_brod._exceptions import ConfigError
+from trio_brod.partitioners import Partitioner, PartitionerName, resolve_partitioner
+from trio_brod.protocol.errors import ProtocolError
+from trio_brod.protocol.records import BATCH_OVERHEAD, Compression, encode_batch
 
-if TYPE_CHECKING:
-    from trio_brod.producer import ProducerConfig
-
-__all__ = ["ClientConfig", "SaslConfig"]
+__all__ = [
+    "BeginOffset",
+    "ClientConfig",
+    "CompressionName",
+    "ConsumerConfig",
+    "FetchConnection",
+    "IsolationLevel",
+    "OffsetResetPolicy",
+    "ProducerConfig",
+    "SaslConfig",
+    "Timestamp",
+]
 
 
 def _fail(owner: object, field: str, value: object, expected: str) -> ConfigError:
@@ -147,8 +159,6 @@ class ClientConfig:
     default_producer_config: ProducerConfig | None = None
 
     def __post_init__(self) -> None:
-        from trio_brod.producer import ProducerConfig
-
         check_type(self, "client_id", str, "a str")
         check_type(self, "auto_start_producers", bool, "a bool")
         if self.default_producer_config is not None:
@@ -167,3 +177,375 @@ class ClientConfig:
             check_type(self, "ssl_context", ssl.SSLContext, "an ssl.SSLContext or None")
         if self.sasl is not None:
             check_type(self, "sasl", SaslConfig, "a SaslConfig or None")
+
+
+# ---------------------------------------------------------------------------- producers
+
+CompressionName = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+
+_COMPRESSION_NAMES: dict[str, Compression] = {
+    "none": Compression.NONE,
+    "gzip": Compression.GZIP,
+    "snappy": Compression.SNAPPY,
+    "lz4": Compression.LZ4,
+    "zstd": Compression.ZSTD,
+}
+
+#: The broker remembers the last five batches of each producer; more in flight would let a
+#: retry be mistaken for a gap.
+IDEMPOTENT_ONWIRE_MAX: Final = 5
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProducerConfig:
+    """How a topic's partition producers batch, send and retry (brod's producer options).
+
+    Args:
+        required_acks: ``-1`` (all in-sync replicas, the default), ``1`` (the leader only) or
+            ``0`` (no acknowledgement: receipts complete when the request is written, with
+            offset ``-1``; only a failed write is retried, as the broker reports nothing).
+        ack_timeout: Seconds the broker may wait for replicas before answering. A request
+            gets ``ack_timeout`` plus the client's ``request_timeout`` to be answered; after
+            that its connection is closed and the request retried.
+        partition_buffer_limit: How many produce calls may wait in a partition's channel
+            before ``produce`` blocks (a batch call counts as one). The worker also holds up
+            to about two ``max_batch_size`` worth of messages it is batching, and what is on
+            the wire.
+        partition_buffer_bytes: How many bytes of messages (as records, uncompressed) may
+            wait in a partition's channel before ``produce`` blocks, whatever the number of
+            calls: this is what bounds memory when calls are large (``produce_batch``). A
+            call larger than this is still accepted, alone, once the channel is empty.
+        partition_onwire_limit: How many Produce requests per partition may await their
+            acknowledgement at once. With idempotence at most 5. Above 1 without
+            idempotence, a retry can put a batch after one sent later than it.
+        max_batch_size: Bytes of messages (uncompressed) gathered into one request; a single
+            call larger than that is sent alone.
+        max_retries: How many times a batch is sent again after a retriable failure (failing
+            to reach the partition's leader counts too) before its messages fail with the
+            error; ``-1`` retries forever.
+        retry_backoff: Seconds before the first retry; it doubles per retry, with jitter,
+            up to ``retry_backoff_max``.
+        retry_backoff_max: The longest wait between retries.
+        compression: ``"none"``, ``"gzip"``, ``"snappy"``, ``"lz4"`` or ``"zstd"`` (the
+            last three need ``pip install trio-brod[compression]``).
+        compression_level: The codec's level, or None for its fast default.
+        max_linger: Seconds a message may wait for others to join its batch. 0 (the
+            default) sends at once; batches still form while earlier requests are on the
+            wire, which is where most batching comes from.
+        max_linger_count: With ``max_linger``, a batch goes as soon as this many produce
+            calls are waiting, however young; 0 for no such limit. A full
+            ``max_batch_size`` always goes at once.
+        enable_idempotence: Let the broker drop duplicates caused by retries. None (the
+            default) turns it on when ``required_acks`` is ``-1``, as the Java client does;
+            True with other acks is an error.
+        max_request_size: The largest record batch sent, in bytes. A message (or a
+            ``produce_batch`` call) that cannot fit is refused at once with
+            :class:`~trio_brod.MessageTooLarge`. Keep it at or below the broker's
+            ``message.max.bytes`` (1 MiB + 12 by default).
+        partitioner: How ``produce`` picks a partition when none is given: ``"default"``
+            (murmur2 of the key as the Java client does, sticky for keyless messages),
+            ``"hash"`` (or ``"murmur2"``), ``"random"``, ``"sticky"``, an instance from
+            :mod:`trio_brod.partitioners`, or any callable
+            ``(topic, partition_count, key, value) -> int``. Named ones are made anew for
+            each topic producer.
+        flush_timeout: When the client closes (or ``stop_producer`` is called), seconds to
+            wait for buffered messages to be acknowledged; what is left after that fails
+            with :class:`~trio_brod.ProducerClosed`.
+
+    Raises:
+        ConfigError: A field has a bad value; the message names the field.
+    """
+
+    required_acks: Literal[-1, 0, 1] = -1
+    ack_timeout: float = 10.0
+    partition_buffer_limit: int = 512
+    partition_buffer_bytes: int = 8 * 1024 * 1024
+    partition_onwire_limit: int = 1
+    max_batch_size: int = 1024 * 1024
+    max_retries: int = 3
+    retry_backoff: float = 0.5
+    retry_backoff_max: float = 10.0
+    compression: CompressionName | Compression = "none"
+    compression_level: int | None = None
+    max_linger: float = 0.0
+    max_linger_count: int = 0
+    enable_idempotence: bool | None = None
+    max_request_size: int = 1024 * 1024
+    partitioner: PartitionerName | Partitioner = "default"
+    flush_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.required_acks, bool) or self.required_acks not in (-1, 0, 1):
+            raise ConfigError(
+                f"ProducerConfig.required_acks={self.required_acks!r}: expected -1, 0 or 1"
+            )
+        check_number(self, "ack_timeout", minimum=0, exclusive_minimum=True, maximum=2**31 / 1000)
+        check_number(self, "partition_buffer_limit", minimum=1, integer=True)
+        check_number(self, "partition_buffer_bytes", minimum=1, integer=True)
+        check_number(self, "partition_onwire_limit", minimum=1, integer=True)
+        check_number(self, "max_batch_size", minimum=1, integer=True)
+        check_number(self, "max_retries", minimum=-1, integer=True)
+        check_number(self, "retry_backoff", minimum=0)
+        check_number(self, "retry_backoff_max", minimum=0)
+        check_number(self, "max_linger", minimum=0)
+        check_number(self, "max_linger_count", minimum=0, integer=True)
+        check_number(self, "max_request_size", minimum=BATCH_OVERHEAD + 1, integer=True)
+        check_number(self, "flush_timeout", minimum=0)
+        if self.compression_level is not None:
+            check_number(self, "compression_level", minimum=-(2**31), integer=True)
+        if not isinstance(self.compression, Compression) and (
+            self.compression not in _COMPRESSION_NAMES
+        ):
+            raise ConfigError(
+                f"ProducerConfig.compression={self.compression!r}: expected one of "
+                + ", ".join(_COMPRESSION_NAMES)
+            )
+        if self.enable_idempotence is not None:
+            check_type(self, "enable_idempotence", bool, "a bool or None")
+        if self.enable_idempotence and self.required_acks != -1:
+            raise ConfigError(
+                f"ProducerConfig.enable_idempotence=True needs required_acks=-1, "
+                f"not {self.required_acks}"
+            )
+        if self.idempotent and self.partition_onwire_limit > IDEMPOTENT_ONWIRE_MAX:
+            raise ConfigError(
+                f"ProducerConfig.partition_onwire_limit={self.partition_onwire_limit}: "
+                f"at most {IDEMPOTENT_ONWIRE_MAX} with idempotence"
+            )
+        resolve_partitioner(self.partitioner)  # raises ConfigError for a bad spec
+        self._check_codec()
+
+    def _check_codec(self) -> None:
+        """Encode a tiny batch, so that a missing codec or a bad level is found here."""
+        if self.codec is Compression.NONE and self.compression_level is None:
+            return
+        try:
+            encode_batch(
+                [(0, None, b"x", ())],
+                compression=self.codec,
+                compression_level=self.compression_level,
+            )
+        except ProtocolError as exc:
+            field = "compression" if self.compression_level is None else "compression_level"
+            raise ConfigError(
+                f"ProducerConfig.{field}={getattr(self, field)!r} "
+                f"(compression={self.compression!r}): {exc}"
+            ) from exc
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether idempotence is in effect (``enable_idempotence`` resolved)."""
+        if self.enable_idempotence is None:
+            return self.required_acks == -1
+        return self.enable_idempotence
+
+    @property
+    def codec(self) -> Compression:
+        """The compression as a :class:`~trio_brod.protocol.records.Compression`."""
+        if isinstance(self.compression, Compression):
+            return self.compression
+        return _COMPRESSION_NAMES[self.compression]
+
+
+# ---------------------------------------------------------------------------- consumers
+
+_MAX_INT32: Final = 2**31 - 1
+
+OffsetResetPolicy = Literal["reset_by_subscriber", "reset_to_earliest", "reset_to_latest"]
+IsolationLevel = Literal["read_committed", "read_uncommitted"]
+FetchConnection = Literal["topic", "partition", "shared"]
+_FETCH_CONNECTIONS = ("topic", "partition", "shared")
+
+#: Defaults of ``max_wait_time`` and ``sleep_timeout``: brod's for a worker's own connection;
+#: on a shared one, a long poll holds up others, and the long poll is all the waiting needed.
+_PRIVATE_MAX_WAIT = 10.0
+_SHARED_MAX_WAIT = 0.5
+_PRIVATE_SLEEP = 1.0
+_SHARED_SLEEP = 0.0
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
+class Timestamp(NamedTuple):
+    """A point in time to start consuming from: the first offset at or after it.
+
+    ``ConsumerConfig(begin_offset=Timestamp(ms))``; a timezone-aware :class:`datetime.datetime`
+    is accepted as well, and converted with :meth:`from_datetime` (rounded up to the next
+    whole millisecond).
+    """
+
+    #: Milliseconds since the epoch.
+    ms: int
+
+    @classmethod
+    def from_datetime(cls, moment: datetime.datetime) -> Timestamp:
+        """The timestamp of an aware datetime, rounded *up* to a whole millisecond.
+
+        Kafka timestamps are whole milliseconds, and a Timestamp means "the first message at
+        or after this time". A message stamped in the same millisecond but before a
+        sub-millisecond ``moment`` is before it, so the time is rounded up to the next
+        millisecond (truncating would start at a message before the requested time). A
+        time before 1970 gives ``Timestamp(0)``: no message is stamped before that. The
+        arithmetic is exact (integer microseconds), not through a float.
+
+        Raises:
+            ConfigError: ``moment`` is naive (has no time zone).
+        """
+        if moment.utcoffset() is None:
+            raise ConfigError(f"{moment!r} has no time zone; use an aware datetime")
+        microseconds = (moment - _EPOCH) // _MICROSECOND
+        return cls(max(0, -(-microseconds // 1000)))
+
+
+BeginOffset = Literal["earliest", "latest"] | int | Timestamp | datetime.datetime
+
+
+def _begin_offset_ok(value: object) -> bool:
+    if value in ("earliest", "latest"):
+        return True
+    if isinstance(value, Timestamp):
+        return isinstance(value.ms, int) and not isinstance(value.ms, bool) and value.ms >= 0
+    if isinstance(value, datetime.datetime):
+        return value.utcoffset() is not None
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    """How a topic's partition consumers fetch and deliver (brod's consumer options).
+
+    Args:
+        begin_offset: Where a new subscription starts: ``"earliest"``, ``"latest"`` (the
+            default: only new messages), an offset, or a :class:`Timestamp` / aware
+            ``datetime`` (the first message at or after it). A subscription that does not
+            name one continues after the previous subscriber's last acknowledged offset, or
+            where that subscriber started if it acknowledged nothing.
+        offset_reset_policy: What to do when the offset is out of range (the data was deleted,
+            or the offset is past the end): ``"reset_by_subscriber"`` (the default) raises
+            :class:`~trio_brod.protocol.errors.OffsetOutOfRangeError` in the subscriber,
+            ``"reset_to_earliest"`` and ``"reset_to_latest"`` move on by themselves.
+        min_bytes: The broker answers a fetch once it has this many bytes (or ``max_wait_time``
+            passed). On a shared connection, the bytes of every partition in the request
+            count.
+        max_bytes: Bytes to fetch per request. Brokers return a first batch larger than this
+            anyway (Kafka's KIP-74); should one not, the limit is raised to fit that batch,
+            and returns to this value later (see ``size_stat_window``).
+        max_wait_time: Seconds the broker may hold a fetch waiting for ``min_bytes``. None
+            (the default): 0.5 s when workers share connections (``fetch_connection``
+            ``"topic"`` or ``"shared"``), where a fetch waiting for data holds up those queued
+            behind it, as in the Java consumer; 10 s (brod's) on a worker's own connection.
+        sleep_timeout: Seconds to wait before fetching again after an answer with nothing
+            new. None (the default): 1 s (brod's) on a worker's own connection; 0 on a
+            shared one, where the long poll is the wait. (Either way, an empty answer that
+            came early, because another partition of a merged request got data, is
+            followed by a wait until ``max_wait_time`` has passed since the fetch.)
+        prefetch_count: How many messages may be delivered to the subscriber and not yet
+            acknowledged; delivery stops at this count until acks come.
+        prefetch_bytes: The same limit in bytes (of the fetched batches; a batch split at
+            the window's edge counts pro rata). A single message larger than this is
+            delivered alone, once everything before it is acknowledged.
+        isolation_level: ``"read_committed"`` (the default, as brod's) hides messages of
+            aborted transactions and stops at the last stable offset; ``"read_uncommitted"``
+            shows aborted messages too. Transaction markers (control batches) are never
+            delivered as messages.
+        size_stat_window: After ``max_bytes`` was raised, it follows the largest of the last
+            this many batches, never going below the configured value; 0 returns to the
+            configured value right after the large batch.
+        share_leader_conn: brod's name for ``fetch_connection="shared"``.
+        fetch_connection: Which connections the partition workers fetch over (see
+            the consumer guide, "Connections"): ``"partition"`` (the default, as in
+            brod) gives each worker a connection of its own; ``"topic"`` shares two
+            connections to each broker among the topic's workers, which merge their fetches
+            into few requests, at the cost of latency (a message may wait up to
+            ``max_wait_time``); ``"shared"`` uses the client's connection to the leader, where
+            other requests (producing, metadata) wait behind a fetch waiting for data. None
+            means ``"shared"`` with ``share_leader_conn``, otherwise ``"partition"``.
+    """
+
+    begin_offset: BeginOffset = "latest"
+    offset_reset_policy: OffsetResetPolicy = "reset_by_subscriber"
+    min_bytes: int = 1
+    max_bytes: int = 1024 * 1024
+    max_wait_time: float | None = None
+    sleep_timeout: float | None = None
+    prefetch_count: int = 1000
+    prefetch_bytes: int = 1024 * 1024
+    isolation_level: IsolationLevel = "read_committed"
+    size_stat_window: int = 5
+    share_leader_conn: bool = False
+    fetch_connection: FetchConnection | None = None
+
+    def __post_init__(self) -> None:
+        if not _begin_offset_ok(self.begin_offset):
+            raise ConfigError(
+                f"ConsumerConfig.begin_offset={self.begin_offset!r}: expected 'earliest', "
+                "'latest', an offset >= 0, a Timestamp or an aware datetime"
+            )
+        if self.offset_reset_policy not in (
+            "reset_by_subscriber",
+            "reset_to_earliest",
+            "reset_to_latest",
+        ):
+            raise ConfigError(
+                f"ConsumerConfig.offset_reset_policy={self.offset_reset_policy!r}: expected "
+                "'reset_by_subscriber', 'reset_to_earliest' or 'reset_to_latest'"
+            )
+        if self.isolation_level not in ("read_committed", "read_uncommitted"):
+            raise ConfigError(
+                f"ConsumerConfig.isolation_level={self.isolation_level!r}: expected "
+                "'read_committed' or 'read_uncommitted'"
+            )
+        check_number(self, "min_bytes", minimum=0, integer=True, maximum=_MAX_INT32)
+        check_number(self, "max_bytes", minimum=1, integer=True, maximum=_MAX_INT32)
+        if self.max_wait_time is not None:
+            check_number(self, "max_wait_time", minimum=0, maximum=_MAX_INT32 / 1000)
+        if self.sleep_timeout is not None:
+            check_number(self, "sleep_timeout", minimum=0)
+        check_number(self, "prefetch_count", minimum=1, integer=True)
+        check_number(self, "prefetch_bytes", minimum=1, integer=True)
+        check_number(self, "size_stat_window", minimum=0, integer=True)
+        check_type(self, "share_leader_conn", bool, "a bool")
+        if self.fetch_connection is not None and self.fetch_connection not in _FETCH_CONNECTIONS:
+            raise ConfigError(
+                f"ConsumerConfig.fetch_connection={self.fetch_connection!r}: expected "
+                "'topic', 'partition', 'shared' or None"
+            )
+        if self.share_leader_conn and self.fetch_connection not in (None, "shared"):
+            raise ConfigError(
+                f"ConsumerConfig.share_leader_conn=True contradicts "
+                f"fetch_connection={self.fetch_connection!r}"
+            )
+
+    @property
+    def connection_mode(self) -> FetchConnection:
+        """``fetch_connection`` with None resolved (see there)."""
+        if self.fetch_connection is not None:
+            return self.fetch_connection
+        return "shared" if self.share_leader_conn else "partition"
+
+    @property
+    def effective_max_wait_time(self) -> float:
+        """``max_wait_time`` with None resolved for the connection mode."""
+        if self.max_wait_time is not None:
+            return self.max_wait_time
+        return _PRIVATE_MAX_WAIT if self.connection_mode == "partition" else _SHARED_MAX_WAIT
+
+    @property
+    def effective_sleep_timeout(self) -> float:
+        """``sleep_timeout`` with None resolved for the connection mode."""
+        if self.sleep_timeout is not None:
+            return self.sleep_timeout
+        return _PRIVATE_SLEEP if self.connection_mode == "partition" else _SHARED_SLEEP
+
+    def replace(self, **changes: Any) -> ConsumerConfig:
+        """A copy with some options changed (validated again).
+
+        Raises:
+            ConfigError: An option does not exist or has a bad value.
+        """
+        unknown = sorted(set(changes) - {field.name for field in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"ConsumerConfig has no option {', '.join(map(repr, unknown))}")
+        return dataclasses.replace(self, **changes)

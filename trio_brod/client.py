@@ -21,8 +21,14 @@ from typing import Any, Literal
 import trio
 
 from trio_brod._cluster import ConnectionPool, CoordinatorType, MetadataCache
-from trio_brod._cluster.requests import leader_request, list_offset
-from trio_brod._config import ClientConfig
+from trio_brod._cluster.requests import leader_request, list_offset, offset_time_ms
+from trio_brod._config import (
+    ClientConfig,
+    ConsumerConfig,
+    IsolationLevel,
+    ProducerConfig,
+    Timestamp,
+)
 from trio_brod._connection import Connection
 from trio_brod._exceptions import ClientClosed, ConfigError, NotFound, ProducerClosed
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata
@@ -31,16 +37,12 @@ from trio_brod._util import unwrap_single_exception
 from trio_brod.consumer import (
     FETCH_MIN_VERSION,
     FETCH_TOPIC_ID_VERSION,
-    ConsumerConfig,
-    IsolationLevel,
     MessageSet,
     PartitionConsumer,
     Subscription,
-    Timestamp,
     TopicConsumer,
     fetch_request,
     fetched_partition,
-    offset_time_ms,
     select_parts,
     visible_end,
 )
@@ -48,7 +50,6 @@ from trio_brod.partitioners import Partitioner, PartitionerName
 from trio_brod.producer import (
     Message,
     PartitionProducer,
-    ProducerConfig,
     ProducerIdentity,
     TopicProducer,
     checked_bytes,

@@ -79,21 +79,25 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import datetime
 import math
 import operator
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trio
 
 from trio_brod._cluster.pool import ConnectionSlot
-from trio_brod._cluster.requests import EARLIEST, LATEST, list_offset
-from trio_brod._config import check_number, check_type
+from trio_brod._cluster.requests import EARLIEST, LATEST, list_offset, offset_time_ms
+from trio_brod._config import (
+    BeginOffset,
+    ConsumerConfig,
+    FetchConnection,
+    IsolationLevel,
+)
 from trio_brod._connection import Connection
-from trio_brod._exceptions import BrokerConnectionError, ConfigError, NoLeader, NotFound
+from trio_brod._exceptions import BrokerConnectionError, NoLeader, NotFound
 from trio_brod.protocol import FetchRequest
 from trio_brod.protocol.errors import (
     KafkaError,
@@ -112,254 +116,18 @@ from trio_brod.protocol.records import (
 if TYPE_CHECKING:
     from trio_brod._cluster import ConnectionPool, MetadataCache
 
-__all__ = [
-    "ConsumerConfig",
-    "MessageSet",
-    "PartitionConsumer",
-    "Subscription",
-    "Timestamp",
-    "TopicConsumer",
-]
-
-OffsetResetPolicy = Literal["reset_by_subscriber", "reset_to_earliest", "reset_to_latest"]
-IsolationLevel = Literal["read_committed", "read_uncommitted"]
-FetchConnection = Literal["topic", "partition", "shared"]
-_FETCH_CONNECTIONS = ("topic", "partition", "shared")
+__all__ = ["MessageSet", "PartitionConsumer", "Subscription", "TopicConsumer"]
 
 #: Fetch v4 is the oldest Kafka 4 brokers accept, and the first with isolation levels.
 FETCH_MIN_VERSION = 4
 #: Fetch v13 names topics by id instead of by name.
 FETCH_TOPIC_ID_VERSION = 13
-#: Defaults of ``max_wait_time`` and ``sleep_timeout``: brod's for a worker's own connection;
-#: on a shared one, a long poll holds up others, and the long poll is all the waiting needed.
-_PRIVATE_MAX_WAIT = 10.0
-_SHARED_MAX_WAIT = 0.5
-_PRIVATE_SLEEP = 1.0
-_SHARED_SLEEP = 0.0
 #: The two lanes of a topic's fetch connections to a broker (see the module docstring).
 _DATA_LANE = 0
 _POLL_LANE = 1
 _MAX_INT32 = 2**31 - 1
 _RETRY_BACKOFF_START = 0.1
 _RETRY_BACKOFF_MAX = 5.0
-
-
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-_MICROSECOND = datetime.timedelta(microseconds=1)
-
-
-class Timestamp(NamedTuple):
-    """A point in time to start consuming from: the first offset at or after it.
-
-    ``ConsumerConfig(begin_offset=Timestamp(ms))``; a timezone-aware :class:`datetime.datetime`
-    is accepted as well, and converted with :meth:`from_datetime` (rounded up to the next
-    whole millisecond).
-    """
-
-    #: Milliseconds since the epoch.
-    ms: int
-
-    @classmethod
-    def from_datetime(cls, moment: datetime.datetime) -> Timestamp:
-        """The timestamp of an aware datetime, rounded *up* to a whole millisecond.
-
-        Kafka timestamps are whole milliseconds, and a Timestamp means "the first message at
-        or after this time". A message stamped in the same millisecond but before a
-        sub-millisecond ``moment`` is before it, so the time is rounded up to the next
-        millisecond (truncating would start at a message before the requested time). A
-        time before 1970 gives ``Timestamp(0)``: no message is stamped before that. The
-        arithmetic is exact (integer microseconds), not through a float.
-
-        Raises:
-            ConfigError: ``moment`` is naive (has no time zone).
-        """
-        if moment.utcoffset() is None:
-            raise ConfigError(f"{moment!r} has no time zone; use an aware datetime")
-        microseconds = (moment - _EPOCH) // _MICROSECOND
-        return cls(max(0, -(-microseconds // 1000)))
-
-
-BeginOffset = Literal["earliest", "latest"] | int | Timestamp | datetime.datetime
-
-
-def _begin_offset_ok(value: object) -> bool:
-    if value in ("earliest", "latest"):
-        return True
-    if isinstance(value, Timestamp):
-        return isinstance(value.ms, int) and not isinstance(value.ms, bool) and value.ms >= 0
-    if isinstance(value, datetime.datetime):
-        return value.utcoffset() is not None
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def offset_time_ms(time: object) -> int:
-    """ListOffsets' timestamp for ``"earliest"``, ``"latest"``, a :class:`Timestamp`, an
-    aware datetime or an int of milliseconds (-1 and -2 mean latest and earliest, as in brod).
-
-    Raises:
-        TypeError: ``time`` is none of those.
-        ValueError: A negative timestamp other than -1 and -2.
-    """
-    if time == "earliest":
-        timestamp = EARLIEST
-    elif time == "latest":
-        timestamp = LATEST
-    elif isinstance(time, Timestamp):
-        # -1 and -2 mean "latest" and "earliest" only as plain ints (brod's); a Timestamp
-        # is a time, and must not turn into one of them.
-        timestamp = time.ms
-        if isinstance(timestamp, bool) or not isinstance(timestamp, int):
-            raise TypeError(f"time={time!r}: a Timestamp holds int milliseconds")
-        if timestamp < 0:
-            raise ValueError(f"time={time!r}: a timestamp must be >= 0")
-    elif isinstance(time, datetime.datetime):
-        timestamp = Timestamp.from_datetime(time).ms
-    elif isinstance(time, int) and not isinstance(time, bool):
-        timestamp = time
-    else:
-        raise TypeError(f"time must be 'earliest', 'latest' or a timestamp, not {time!r}")
-    if timestamp < 0 and timestamp not in (EARLIEST, LATEST):
-        raise ValueError(f"time={time!r}: a timestamp must be >= 0 (or -1, -2)")
-    return timestamp
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConsumerConfig:
-    """How a topic's partition consumers fetch and deliver (brod's consumer options).
-
-    Args:
-        begin_offset: Where a new subscription starts: ``"earliest"``, ``"latest"`` (the
-            default: only new messages), an offset, or a :class:`Timestamp` / aware
-            ``datetime`` (the first message at or after it). A subscription that does not
-            name one continues after the previous subscriber's last acknowledged offset, or
-            where that subscriber started if it acknowledged nothing.
-        offset_reset_policy: What to do when the offset is out of range (the data was deleted,
-            or the offset is past the end): ``"reset_by_subscriber"`` (the default) raises
-            :class:`~trio_brod.protocol.errors.OffsetOutOfRangeError` in the subscriber,
-            ``"reset_to_earliest"`` and ``"reset_to_latest"`` move on by themselves.
-        min_bytes: The broker answers a fetch once it has this many bytes (or ``max_wait_time``
-            passed). On a shared connection, the bytes of every partition in the request
-            count.
-        max_bytes: Bytes to fetch per request. Brokers return a first batch larger than this
-            anyway (Kafka's KIP-74); should one not, the limit is raised to fit that batch,
-            and returns to this value later (see ``size_stat_window``).
-        max_wait_time: Seconds the broker may hold a fetch waiting for ``min_bytes``. None
-            (the default): 0.5 s when workers share connections (``fetch_connection``
-            ``"topic"`` or ``"shared"``), where a fetch waiting for data holds up those queued
-            behind it, as in the Java consumer; 10 s (brod's) on a worker's own connection.
-        sleep_timeout: Seconds to wait before fetching again after an answer with nothing
-            new. None (the default): 1 s (brod's) on a worker's own connection; 0 on a
-            shared one, where the long poll is the wait. (Either way, an empty answer that
-            came early, because another partition of a merged request got data, is
-            followed by a wait until ``max_wait_time`` has passed since the fetch.)
-        prefetch_count: How many messages may be delivered to the subscriber and not yet
-            acknowledged; delivery stops at this count until acks come.
-        prefetch_bytes: The same limit in bytes (of the fetched batches; a batch split at
-            the window's edge counts pro rata). A single message larger than this is
-            delivered alone, once everything before it is acknowledged.
-        isolation_level: ``"read_committed"`` (the default, as brod's) hides messages of
-            aborted transactions and stops at the last stable offset; ``"read_uncommitted"``
-            shows aborted messages too. Transaction markers (control batches) are never
-            delivered as messages.
-        size_stat_window: After ``max_bytes`` was raised, it follows the largest of the last
-            this many batches, never going below the configured value; 0 returns to the
-            configured value right after the large batch.
-        share_leader_conn: brod's name for ``fetch_connection="shared"``.
-        fetch_connection: Which connections the partition workers fetch over (see
-            the consumer guide, "Connections"): ``"partition"`` (the default, as in
-            brod) gives each worker a connection of its own; ``"topic"`` shares two
-            connections to each broker among the topic's workers, which merge their fetches
-            into few requests, at the cost of latency (a message may wait up to
-            ``max_wait_time``); ``"shared"`` uses the client's connection to the leader, where
-            other requests (producing, metadata) wait behind a fetch waiting for data. None
-            means ``"shared"`` with ``share_leader_conn``, otherwise ``"partition"``.
-    """
-
-    begin_offset: BeginOffset = "latest"
-    offset_reset_policy: OffsetResetPolicy = "reset_by_subscriber"
-    min_bytes: int = 1
-    max_bytes: int = 1024 * 1024
-    max_wait_time: float | None = None
-    sleep_timeout: float | None = None
-    prefetch_count: int = 1000
-    prefetch_bytes: int = 1024 * 1024
-    isolation_level: IsolationLevel = "read_committed"
-    size_stat_window: int = 5
-    share_leader_conn: bool = False
-    fetch_connection: FetchConnection | None = None
-
-    def __post_init__(self) -> None:
-        if not _begin_offset_ok(self.begin_offset):
-            raise ConfigError(
-                f"ConsumerConfig.begin_offset={self.begin_offset!r}: expected 'earliest', "
-                "'latest', an offset >= 0, a Timestamp or an aware datetime"
-            )
-        if self.offset_reset_policy not in (
-            "reset_by_subscriber",
-            "reset_to_earliest",
-            "reset_to_latest",
-        ):
-            raise ConfigError(
-                f"ConsumerConfig.offset_reset_policy={self.offset_reset_policy!r}: expected "
-                "'reset_by_subscriber', 'reset_to_earliest' or 'reset_to_latest'"
-            )
-        if self.isolation_level not in ("read_committed", "read_uncommitted"):
-            raise ConfigError(
-                f"ConsumerConfig.isolation_level={self.isolation_level!r}: expected "
-                "'read_committed' or 'read_uncommitted'"
-            )
-        check_number(self, "min_bytes", minimum=0, integer=True, maximum=_MAX_INT32)
-        check_number(self, "max_bytes", minimum=1, integer=True, maximum=_MAX_INT32)
-        if self.max_wait_time is not None:
-            check_number(self, "max_wait_time", minimum=0, maximum=_MAX_INT32 / 1000)
-        if self.sleep_timeout is not None:
-            check_number(self, "sleep_timeout", minimum=0)
-        check_number(self, "prefetch_count", minimum=1, integer=True)
-        check_number(self, "prefetch_bytes", minimum=1, integer=True)
-        check_number(self, "size_stat_window", minimum=0, integer=True)
-        check_type(self, "share_leader_conn", bool, "a bool")
-        if self.fetch_connection is not None and self.fetch_connection not in _FETCH_CONNECTIONS:
-            raise ConfigError(
-                f"ConsumerConfig.fetch_connection={self.fetch_connection!r}: expected "
-                "'topic', 'partition', 'shared' or None"
-            )
-        if self.share_leader_conn and self.fetch_connection not in (None, "shared"):
-            raise ConfigError(
-                f"ConsumerConfig.share_leader_conn=True contradicts "
-                f"fetch_connection={self.fetch_connection!r}"
-            )
-
-    @property
-    def connection_mode(self) -> FetchConnection:
-        """``fetch_connection`` with None resolved (see there)."""
-        if self.fetch_connection is not None:
-            return self.fetch_connection
-        return "shared" if self.share_leader_conn else "partition"
-
-    @property
-    def effective_max_wait_time(self) -> float:
-        """``max_wait_time`` with None resolved for the connection mode."""
-        if self.max_wait_time is not None:
-            return self.max_wait_time
-        return _PRIVATE_MAX_WAIT if self.connection_mode == "partition" else _SHARED_MAX_WAIT
-
-    @property
-    def effective_sleep_timeout(self) -> float:
-        """``sleep_timeout`` with None resolved for the connection mode."""
-        if self.sleep_timeout is not None:
-            return self.sleep_timeout
-        return _PRIVATE_SLEEP if self.connection_mode == "partition" else _SHARED_SLEEP
-
-    def replace(self, **changes: Any) -> ConsumerConfig:
-        """A copy with some options changed (validated again).
-
-        Raises:
-            ConfigError: An option does not exist or has a bad value.
-        """
-        unknown = sorted(set(changes) - {field.name for field in dataclasses.fields(self)})
-        if unknown:
-            raise ConfigError(f"ConsumerConfig has no option {', '.join(map(repr, unknown))}")
-        return dataclasses.replace(self, **changes)
 
 
 _record_offset = operator.itemgetter(0)  # Record.offset, as a bisect key

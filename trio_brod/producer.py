@@ -53,20 +53,18 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import math
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import trio
 
-from trio_brod._config import check_number, check_type
+from trio_brod._config import ProducerConfig
 from trio_brod._connection import Connection
 from trio_brod._exceptions import (
     BrokerConnectionError,
-    ConfigError,
     ConnectionFailed,
     MessageTooLarge,
     NoLeader,
@@ -94,7 +92,6 @@ from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError, Protoc
 from trio_brod.protocol.records import (
     BATCH_OVERHEAD,
     IMPLEMENTATION,
-    Compression,
     encode_batch,
     estimate_record_size,
     with_producer_state,
@@ -103,19 +100,9 @@ from trio_brod.protocol.records import (
 if TYPE_CHECKING:
     from trio_brod._cluster import ConnectionPool, MetadataCache
 
-__all__ = ["Message", "PartitionProducer", "ProducerConfig", "TopicProducer"]
+__all__ = ["Message", "PartitionProducer", "TopicProducer"]
 
 Header = tuple[str, bytes | None]
-CompressionName = Literal["none", "gzip", "snappy", "lz4", "zstd"]
-
-_COMPRESSION_NAMES: dict[str, Compression] = {
-    "none": Compression.NONE,
-    "gzip": Compression.GZIP,
-    "snappy": Compression.SNAPPY,
-    "lz4": Compression.LZ4,
-    "zstd": Compression.ZSTD,
-}
-
 # Error codes with their own handling (the rest go by their ``retriable`` flag).
 _MESSAGE_TOO_LARGE: Final = 10
 _RECORD_LIST_TOO_LARGE: Final = 18
@@ -132,9 +119,6 @@ _NEW_ID_CODES: Final = frozenset({_INVALID_PRODUCER_EPOCH, _PRODUCER_FENCED})
 _SEQUENCE_CODES: Final = _NEW_EPOCH_CODES | _NEW_ID_CODES
 #: Produce v3 is the first to carry v2 record batches, which trio-brod writes.
 _PRODUCE_MIN_VERSION: Final = 3
-#: The broker remembers the last five batches of each producer; more in flight would let a
-#: retry be mistaken for a gap.
-_IDEMPOTENT_ONWIRE_MAX: Final = 5
 #: Epochs are int16 on the wire; past the last one a partition needs a fresh producer id.
 _MAX_EPOCH: Final = 32767
 #: Sequence numbers are int32 and wrap around to 0 after the largest.
@@ -144,157 +128,6 @@ _MAX_TIMESTAMP: Final = 2**63 - 1
 #: Backoff between InitProducerId attempts (the broker may still be loading its state).
 _INIT_BACKOFF_START: Final = 0.05
 _INIT_BACKOFF_MAX: Final = 1.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ProducerConfig:
-    """How a topic's partition producers batch, send and retry (brod's producer options).
-
-    Args:
-        required_acks: ``-1`` (all in-sync replicas, the default), ``1`` (the leader only) or
-            ``0`` (no acknowledgement: receipts complete when the request is written, with
-            offset ``-1``; only a failed write is retried, as the broker reports nothing).
-        ack_timeout: Seconds the broker may wait for replicas before answering. A request
-            gets ``ack_timeout`` plus the client's ``request_timeout`` to be answered; after
-            that its connection is closed and the request retried.
-        partition_buffer_limit: How many produce calls may wait in a partition's channel
-            before ``produce`` blocks (a batch call counts as one). The worker also holds up
-            to about two ``max_batch_size`` worth of messages it is batching, and what is on
-            the wire.
-        partition_buffer_bytes: How many bytes of messages (as records, uncompressed) may
-            wait in a partition's channel before ``produce`` blocks, whatever the number of
-            calls: this is what bounds memory when calls are large (``produce_batch``). A
-            call larger than this is still accepted, alone, once the channel is empty.
-        partition_onwire_limit: How many Produce requests per partition may await their
-            acknowledgement at once. With idempotence at most 5. Above 1 without
-            idempotence, a retry can put a batch after one sent later than it.
-        max_batch_size: Bytes of messages (uncompressed) gathered into one request; a single
-            call larger than that is sent alone.
-        max_retries: How many times a batch is sent again after a retriable failure (failing
-            to reach the partition's leader counts too) before its messages fail with the
-            error; ``-1`` retries forever.
-        retry_backoff: Seconds before the first retry; it doubles per retry, with jitter,
-            up to ``retry_backoff_max``.
-        retry_backoff_max: The longest wait between retries.
-        compression: ``"none"``, ``"gzip"``, ``"snappy"``, ``"lz4"`` or ``"zstd"`` (the
-            last three need ``pip install trio-brod[compression]``).
-        compression_level: The codec's level, or None for its fast default.
-        max_linger: Seconds a message may wait for others to join its batch. 0 (the
-            default) sends at once; batches still form while earlier requests are on the
-            wire, which is where most batching comes from.
-        max_linger_count: With ``max_linger``, a batch goes as soon as this many produce
-            calls are waiting, however young; 0 for no such limit. A full
-            ``max_batch_size`` always goes at once.
-        enable_idempotence: Let the broker drop duplicates caused by retries. None (the
-            default) turns it on when ``required_acks`` is ``-1``, as the Java client does;
-            True with other acks is an error.
-        max_request_size: The largest record batch sent, in bytes. A message (or a
-            ``produce_batch`` call) that cannot fit is refused at once with
-            :class:`~trio_brod.MessageTooLarge`. Keep it at or below the broker's
-            ``message.max.bytes`` (1 MiB + 12 by default).
-        partitioner: How ``produce`` picks a partition when none is given: ``"default"``
-            (murmur2 of the key as the Java client does, sticky for keyless messages),
-            ``"hash"`` (or ``"murmur2"``), ``"random"``, ``"sticky"``, an instance from
-            :mod:`trio_brod.partitioners`, or any callable
-            ``(topic, partition_count, key, value) -> int``. Named ones are made anew for
-            each topic producer.
-        flush_timeout: When the client closes (or ``stop_producer`` is called), seconds to
-            wait for buffered messages to be acknowledged; what is left after that fails
-            with :class:`~trio_brod.ProducerClosed`.
-
-    Raises:
-        ConfigError: A field has a bad value; the message names the field.
-    """
-
-    required_acks: Literal[-1, 0, 1] = -1
-    ack_timeout: float = 10.0
-    partition_buffer_limit: int = 512
-    partition_buffer_bytes: int = 8 * 1024 * 1024
-    partition_onwire_limit: int = 1
-    max_batch_size: int = 1024 * 1024
-    max_retries: int = 3
-    retry_backoff: float = 0.5
-    retry_backoff_max: float = 10.0
-    compression: CompressionName | Compression = "none"
-    compression_level: int | None = None
-    max_linger: float = 0.0
-    max_linger_count: int = 0
-    enable_idempotence: bool | None = None
-    max_request_size: int = 1024 * 1024
-    partitioner: PartitionerName | Partitioner = "default"
-    flush_timeout: float = 30.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.required_acks, bool) or self.required_acks not in (-1, 0, 1):
-            raise ConfigError(
-                f"ProducerConfig.required_acks={self.required_acks!r}: expected -1, 0 or 1"
-            )
-        check_number(self, "ack_timeout", minimum=0, exclusive_minimum=True, maximum=2**31 / 1000)
-        check_number(self, "partition_buffer_limit", minimum=1, integer=True)
-        check_number(self, "partition_buffer_bytes", minimum=1, integer=True)
-        check_number(self, "partition_onwire_limit", minimum=1, integer=True)
-        check_number(self, "max_batch_size", minimum=1, integer=True)
-        check_number(self, "max_retries", minimum=-1, integer=True)
-        check_number(self, "retry_backoff", minimum=0)
-        check_number(self, "retry_backoff_max", minimum=0)
-        check_number(self, "max_linger", minimum=0)
-        check_number(self, "max_linger_count", minimum=0, integer=True)
-        check_number(self, "max_request_size", minimum=BATCH_OVERHEAD + 1, integer=True)
-        check_number(self, "flush_timeout", minimum=0)
-        if self.compression_level is not None:
-            check_number(self, "compression_level", minimum=-(2**31), integer=True)
-        if not isinstance(self.compression, Compression) and (
-            self.compression not in _COMPRESSION_NAMES
-        ):
-            raise ConfigError(
-                f"ProducerConfig.compression={self.compression!r}: expected one of "
-                + ", ".join(_COMPRESSION_NAMES)
-            )
-        if self.enable_idempotence is not None:
-            check_type(self, "enable_idempotence", bool, "a bool or None")
-        if self.enable_idempotence and self.required_acks != -1:
-            raise ConfigError(
-                f"ProducerConfig.enable_idempotence=True needs required_acks=-1, "
-                f"not {self.required_acks}"
-            )
-        if self.idempotent and self.partition_onwire_limit > _IDEMPOTENT_ONWIRE_MAX:
-            raise ConfigError(
-                f"ProducerConfig.partition_onwire_limit={self.partition_onwire_limit}: "
-                f"at most {_IDEMPOTENT_ONWIRE_MAX} with idempotence"
-            )
-        resolve_partitioner(self.partitioner)  # raises ConfigError for a bad spec
-        self._check_codec()
-
-    def _check_codec(self) -> None:
-        """Encode a tiny batch, so that a missing codec or a bad level is found here."""
-        if self.codec is Compression.NONE and self.compression_level is None:
-            return
-        try:
-            encode_batch(
-                [(0, None, b"x", ())],
-                compression=self.codec,
-                compression_level=self.compression_level,
-            )
-        except ProtocolError as exc:
-            field = "compression" if self.compression_level is None else "compression_level"
-            raise ConfigError(
-                f"ProducerConfig.{field}={getattr(self, field)!r} "
-                f"(compression={self.compression!r}): {exc}"
-            ) from exc
-
-    @property
-    def idempotent(self) -> bool:
-        """Whether idempotence is in effect (``enable_idempotence`` resolved)."""
-        if self.enable_idempotence is None:
-            return self.required_acks == -1
-        return self.enable_idempotence
-
-    @property
-    def codec(self) -> Compression:
-        """The compression as a :class:`~trio_brod.protocol.records.Compression`."""
-        if isinstance(self.compression, Compression):
-            return self.compression
-        return _COMPRESSION_NAMES[self.compression]
 
 
 class Message(NamedTuple):

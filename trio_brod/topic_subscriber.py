@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
+from trio_brod._config import ConsumerConfig
 from trio_brod._util import unwrap_single_exception
-from trio_brod.consumer import ConsumerConfig, MessageSet, Subscription
+from trio_brod.consumer import MessageSet, Subscription
 from trio_brod.protocol.records import Record
 
 if TYPE_CHECKING:

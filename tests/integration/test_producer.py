@@ -33,10 +33,10 @@ from trio_brod import (
     ProducerConfig,
     open_client,
 )
+from trio_brod._config import CompressionName
 from trio_brod._connection import Connection
 from trio_brod.admin import ConfigResource, alter_configs
 from trio_brod.partitioners import kafka_partition
-from trio_brod.producer import CompressionName
 from trio_brod.protocol import ProduceRequest
 from trio_brod.protocol.errors import MessageTooLargeError, NotEnoughReplicasError
 from trio_brod.protocol.records import decode_batches

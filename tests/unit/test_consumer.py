@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from tests.consumer_fakes import compacted_batch
 from trio_brod import ConfigError, ConsumerConfig, MessageSet, Timestamp
+from trio_brod._config import IsolationLevel
 from trio_brod.consumer import (
-    IsolationLevel,
     PartitionConsumer,
     _Part,
     _Session,

@@ -9,10 +9,12 @@ refreshing metadata first when the error says the cache is stale.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from trio_brod._backoff import Retry
 from trio_brod._cluster.metadata import MetadataCache
+from trio_brod._config import Timestamp
 from trio_brod._exceptions import BrokerConnectionError, NoLeader
 from trio_brod.protocol import ListOffsetsRequest
 from trio_brod.protocol.errors import KafkaError, for_code
@@ -116,3 +118,34 @@ async def list_offset(
         return await list_offset(metadata, topic, partition, LATEST, isolation)
     offset: int = answer.offset
     return offset
+
+
+def offset_time_ms(time: object) -> int:
+    """ListOffsets' timestamp for ``"earliest"``, ``"latest"``, a :class:`Timestamp`, an
+    aware datetime or an int of milliseconds (-1 and -2 mean latest and earliest, as in brod).
+
+    Raises:
+        TypeError: ``time`` is none of those.
+        ValueError: A negative timestamp other than -1 and -2.
+    """
+    if time == "earliest":
+        timestamp = EARLIEST
+    elif time == "latest":
+        timestamp = LATEST
+    elif isinstance(time, Timestamp):
+        # -1 and -2 mean "latest" and "earliest" only as plain ints (brod's); a Timestamp
+        # is a time, and must not turn into one of them.
+        timestamp = time.ms
+        if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+            raise TypeError(f"time={time!r}: a Timestamp holds int milliseconds")
+        if timestamp < 0:
+            raise ValueError(f"time={time!r}: a timestamp must be >= 0")
+    elif isinstance(time, datetime.datetime):
+        timestamp = Timestamp.from_datetime(time).ms
+    elif isinstance(time, int) and not isinstance(time, bool):
+        timestamp = time
+    else:
+        raise TypeError(f"time must be 'earliest', 'latest' or a timestamp, not {time!r}")
+    if timestamp < 0 and timestamp not in (EARLIEST, LATEST):
+        raise ValueError(f"time={time!r}: a timestamp must be >= 0 (or -1, -2)")
+    return timestamp
