@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from trio_brod.protocol import _crc32c, records
+from trio_brod.protocol import _crc32c, _records_batch, _records_encode, records
 from trio_brod.protocol.records import (
     Compression,
     Header,
@@ -118,12 +118,13 @@ def trio_brod_count(data: bytes) -> int:
 @contextlib.contextmanager
 def pure_python_codec() -> Iterator[None]:
     """Use trio-brod's pure-Python record loops, as if the C extension were not built."""
-    saved = records._c_decode_records, records._c_encode_records
-    records._c_decode_records = records._c_encode_records = None
+    # The hot loops read the C functions from globals of their own modules.
+    saved = _records_batch.c_decode_records, _records_encode.c_encode_records
+    _records_batch.c_decode_records = _records_encode.c_encode_records = None
     try:
         yield
     finally:
-        records._c_decode_records, records._c_encode_records = saved
+        _records_batch.c_decode_records, _records_encode.c_encode_records = saved
 
 
 def trio_brod_codecs() -> dict[str, Callable[[], contextlib.AbstractContextManager[None]]]:

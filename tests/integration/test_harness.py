@@ -27,8 +27,8 @@ from trio_brod.testing import (
     KafkaStartError,
     KafkaTool,
     KafkaToolError,
-    _cluster,
     _jars,
+    _layout,
     kafka_cluster,
     resolve_kafka_jars,
 )
@@ -372,7 +372,7 @@ def test_broker_that_cannot_bind_is_reported_at_once(tmp_path: Path, held_port: 
 def test_start_retries_when_a_chosen_port_is_taken(
     tmp_path: Path, held_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_free_ports = _cluster._free_ports
+    real_free_ports = _layout.free_ports
     calls = []
 
     def first_choice_taken(count: int) -> list[int]:
@@ -382,7 +382,7 @@ def test_start_retries_when_a_chosen_port_is_taken(
             ports[0] = held_port
         return ports
 
-    monkeypatch.setattr(_cluster, "_free_ports", first_choice_taken)
+    monkeypatch.setattr(_layout, "free_ports", first_choice_taken)
     with KafkaCluster(data_dir=tmp_path, keep_data=False) as cluster:
         assert len(calls) == 2
         assert cluster.bootstrap_servers != [f"127.0.0.1:{held_port}"]

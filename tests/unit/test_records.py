@@ -20,7 +20,9 @@ from collections.abc import Iterator
 import google_crc32c
 import pytest
 
-from trio_brod.protocol import _compression, records
+from trio_brod.protocol import _compression, _records_batch, _records_encode, records
+from trio_brod.protocol._records_batch import _decode_varint
+from trio_brod.protocol._records_encode import _encode_varint
 from trio_brod.protocol.errors import DecodeError, EncodeError
 from trio_brod.protocol.records import (
     BATCH_OVERHEAD,
@@ -30,8 +32,6 @@ from trio_brod.protocol.records import (
     Record,
     RecordBatch,
     TimestampType,
-    _decode_varint,
-    _encode_varint,
     decode_batches,
     encode_batch,
     encode_control_batch,
@@ -44,10 +44,14 @@ CREATE = TimestampType.CREATE_TIME
 
 @contextlib.contextmanager
 def pure_python_codec() -> Iterator[None]:
-    """Make records.py use its pure-Python record loops, as without the C extension."""
+    """Make the record codec use its pure-Python record loops, as without the C extension.
+
+    The hot loops read the C functions from globals of their own modules (see
+    ``trio_brod.protocol._records_speedups``), so those are what is patched.
+    """
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(records, "_c_decode_records", None)
-        patch.setattr(records, "_c_encode_records", None)
+        patch.setattr(_records_batch, "c_decode_records", None)
+        patch.setattr(_records_encode, "c_encode_records", None)
         patch.setattr(records, "IMPLEMENTATION", "python")
         yield
 

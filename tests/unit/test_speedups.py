@@ -58,7 +58,7 @@ from tests.unit.test_producer import (
 )
 from tests.unit.test_records import batch_of, pure_python_codec
 from trio_brod import Message, partitioners, producer
-from trio_brod.protocol import records
+from trio_brod.protocol import _records_batch, _records_encode, records
 from trio_brod.protocol.errors import DecodeError
 from trio_brod.protocol.records import (
     BATCH_OVERHEAD,
@@ -115,6 +115,37 @@ def test_implementation_follows_the_extension_and_the_environment(pure_python: s
     wants_python = pure_python not in (None, "", "0")
     # produce_batch's C path comes and goes with the C codec.
     assert answer == ("c True" if BUILT and not wants_python else "python False")
+
+
+@needs_c
+def test_pure_python_codec_runs_the_python_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every comparison below leans on pure_python_codec(): if it patched globals the hot loops
+    # do not read, C would be compared with C and every test here would pass regardless.
+    calls: list[str] = []
+    python_decode = _records_batch._decode_v2_records
+    python_headers = _records_encode._encode_headers_fast
+
+    def spy_decode(*args: Any) -> list[Record]:
+        calls.append("decode")
+        return python_decode(*args)
+
+    def spy_headers(headers: Any) -> bytes:
+        calls.append("encode")
+        return python_headers(headers)
+
+    monkeypatch.setattr(_records_batch, "_decode_v2_records", spy_decode)
+    monkeypatch.setattr(_records_encode, "_encode_headers_fast", spy_headers)
+
+    def round_trip() -> None:
+        data = encode_batch([(NOW, b"k", b"v", [("h", b"x")])])
+        (batch,) = decode_batches(data).batches
+        batch.records()
+
+    round_trip()
+    assert calls == []  # the C loops, which do not call back for these records
+    with pure_python_codec():
+        round_trip()
+    assert calls == ["encode", "decode"]
 
 
 # -- the two codecs compared ---------------------------------------------------------------------
@@ -432,14 +463,14 @@ def test_encode_references() -> None:
 
     def slow(index: int, record: object, base: int) -> tuple[bytes, int]:
         slow_calls.append(index)
-        return records._encode_record_slow(index, record, base)
+        return _records_encode.encode_record_slow(index, record, base)
 
     input_records = [(1, key, value, [("h", header_value)]), (2, key, bytearray(value), ())]
     objects = (key, value, header_value, slow, input_records[0], input_records[1])
     base = [sys.getrefcount(o) for o in objects]
     payload, max_timestamp = _speedups.encode_records(input_records, 1, slow)
     assert (max_timestamp, slow_calls) == (2, [1])
-    assert payload == records._encode_records(input_records)[0]
+    assert payload == _records_encode.encode_records(input_records)[0]
     assert [sys.getrefcount(o) for o in objects] == base
     with pytest.raises(TypeError, match="record 2 value"):
         _speedups.encode_records([*input_records, (3, key, "v", ())], 1, slow)
@@ -506,7 +537,7 @@ def test_decode_arguments() -> None:
 @needs_c
 def test_encode_arguments() -> None:
     def slow(index: int, record: object, base: int) -> tuple[bytes, int]:
-        return records._encode_record_slow(index, record, base)
+        return _records_encode.encode_record_slow(index, record, base)
 
     encode: Any = _speedups.encode_records  # called with wrong arguments, too
     assert encode([], 0, slow) == (b"", 0)
@@ -538,7 +569,7 @@ def test_encode_max_timestamp_beyond_int64() -> None:
     # A slow-path timestamp above the int64 range is the largest, and encode_batch rejects it;
     # one below it is never the largest (the base is an int64), and is encoded.
     def slow(index: int, record: object, base: int) -> tuple[bytes, int]:
-        return records._encode_record_slow(index, record, base)
+        return _records_encode.encode_record_slow(index, record, base)
 
     big = [(2**62, None, b"", ()), (2**63 + 5, None, b"", ()), (2**63 + 1, None, b"", ())]
     assert _speedups.encode_records(big, 2**62, slow)[1] == 2**63 + 5

@@ -45,13 +45,15 @@ Environment variables:
 from __future__ import annotations
 
 from trio_brod.testing._async import AsyncKafkaCluster, kafka_cluster
-from trio_brod.testing._cluster import KafkaCluster, KafkaStartError, KafkaTool, KafkaToolError
+from trio_brod.testing._cluster import KafkaCluster
+from trio_brod.testing._errors import KafkaStartError, KafkaToolError
 from trio_brod.testing._jars import (
     DEFAULT_KAFKA_VERSION,
     KafkaJars,
     KafkaNotAvailable,
     resolve_kafka_jars,
 )
+from trio_brod.testing._jvm import KafkaTool
 from trio_brod.testing._probe import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
 from trio_brod.testing._security import unsecured_oauth_token
 

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from trio_brod.testing._cluster import KafkaCluster, KafkaStartError
+from trio_brod.testing._cluster import KafkaCluster
+from trio_brod.testing._errors import KafkaStartError
 from trio_brod.testing._jars import KafkaNotAvailable, resolve_kafka_jars
 from trio_brod.testing._security import SASL_MECHANISMS
 
