@@ -21,7 +21,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-import trio_brod._connection as connection_module
+import trio_brod._net.connection as connection_module
 from trio_brod import ClientConfig, ConnectionFailed, NoLeader
 from trio_brod._backoff import Backoff, Retry
 from trio_brod._cluster import ConnectionPool, CoordinatorType, MetadataCache

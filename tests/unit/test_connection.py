@@ -13,8 +13,6 @@ import trio
 
 from tests.fakebroker import FakeBroker, Request, answer, api_versions_body, response_frame
 from trio_brod import ClientConfig
-from trio_brod import _connection as connection_module
-from trio_brod._connection import Connection
 from trio_brod._exceptions import (
     ConnectionClosed,
     ConnectionFailed,
@@ -22,6 +20,8 @@ from trio_brod._exceptions import (
     RequestTimedOut,
     UnsupportedVersion,
 )
+from trio_brod._net import connection as connection_module
+from trio_brod._net.connection import Connection
 from trio_brod.protocol import (
     ApiVersionsResponse,
     DecodeError,

@@ -14,14 +14,14 @@ import trio.testing
 
 from tests.fakebroker import FakeBroker, Request, answer
 from trio_brod import ClientConfig, SaslConfig, SaslFailed
-from trio_brod._connection import (
+from trio_brod._net.connection import (
     Connection,
     _describe_tls_failure,
     _looks_like_tls,
     _TokenUnavailable,
     mechanism_factory,
 )
-from trio_brod._sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
+from trio_brod._net.sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
 from trio_brod.protocol import (
     MetadataRequest,
     MetadataResponse,

@@ -20,7 +20,7 @@ One-partition Produce and Fetch requests are queued unencoded instead, as *parts
 writer finds several of them waiting that agree on everything but their partition (the
 partition workers of a topic, woken by one response, each sending their next request), it
 writes them as one request, and the reader splits its response into one response per part
-(:mod:`trio_brod._merge`). Nothing waits for that to happen: a request sent to an idle
+(:mod:`trio_brod._net.merge`). Nothing waits for that to happen: a request sent to an idle
 connection is written alone, at once; merging only collects what queued up meanwhile. To
 every caller a part behaves as a request of its own, with these differences:
 
@@ -74,8 +74,8 @@ from trio_brod._exceptions import (
     SaslFailed,
     UnsupportedVersion,
 )
-from trio_brod._merge import Part, lone_part, merge, part_for, plan, split
-from trio_brod._sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
+from trio_brod._net.merge import Part, lone_part, merge, part_for, plan, split
+from trio_brod._net.sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
 from trio_brod._version import __version__
 from trio_brod.protocol import (
     ApiVersionsRequest,
@@ -867,7 +867,7 @@ class Connection:
     def _fetch_answered(self, correlation_id: int) -> None:
         """A fetch in flight was answered (or abandoned, its answer arriving all the same):
         the fetches held back go out next, ahead of fetches queued since, abandoned ones
-        left out (:func:`~trio_brod._merge.plan` drops them)."""
+        left out (:func:`~trio_brod._net.merge.plan` drops them)."""
         in_flight = self._fetches_in_flight
         in_flight.discard(correlation_id)
         if not in_flight and self._held_fetches:

@@ -4,7 +4,7 @@ trio-brod keeps brod's design: a worker per partition, each sending the Produce 
 requests of its own partition. With many partitions led by one broker that makes many
 small requests, where the Java client sends one Produce request per broker carrying every
 partition's batch, and one Fetch for all of the broker's partitions. A
-:class:`~trio_brod._connection.Connection` closes that gap without changing the workers:
+:class:`~trio_brod._net.connection.Connection` closes that gap without changing the workers:
 one-partition requests that wait in its queue at the same moment, and that agree on
 everything but their partition, are written as one request; its response is split into one
 one-partition response per part, each as if its request had been sent alone.
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from trio_brod.protocol import FetchRequest, ProduceRequest, ProduceResponse
 
 if TYPE_CHECKING:
-    from trio_brod._connection import PendingResponse
+    from trio_brod._net.connection import PendingResponse
 
 __all__ = [
     "FETCH_MAX_BYTES",
@@ -102,7 +102,7 @@ class Part:
     @property
     def is_fetch(self) -> bool:
         """Whether the part is a Fetch request (which a connection keeps one at a time in
-        flight: see :class:`~trio_brod._connection.Connection`)."""
+        flight: see :class:`~trio_brod._net.connection.Connection`)."""
         return self.key[0] == _FETCH
 
 
