@@ -42,7 +42,7 @@ from trio_brod._exceptions import (
     UnsupportedVersion,
 )
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata
-from trio_brod._net.connection import Connection
+from trio_brod._net import Connection
 from trio_brod._receipt import DeliveryReceipt
 from trio_brod._version import __version__ as __version__
 from trio_brod.client import Client, open_client

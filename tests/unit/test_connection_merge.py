@@ -21,16 +21,16 @@ from tests.fakebroker import FakeBroker, Request, answer
 from tests.unit.test_producer import TOPIC, FakeCluster
 from trio_brod import Client, ClientConfig, ConfigError, ConsumerConfig, ProducerConfig, open_client
 from trio_brod._exceptions import BrokerConnectionError, ConnectionLost, RequestTimedOut
-from trio_brod._net.connection import Connection, PendingResponse
+from trio_brod._net import Connection, PendingResponse
 from trio_brod._net.merge import (
     FETCH_MAX_BYTES,
     PRODUCE_MERGE_LIMIT,
-    Part,
     merge,
     part_for,
     plan,
     split,
 )
+from trio_brod._net.pending import Part
 from trio_brod.protocol import (
     DecodeError,
     EncodeError,

@@ -13,3 +13,11 @@ Everything that talks to a broker goes through a :class:`Connection`; the pool i
 * :mod:`~trio_brod._net.merge`: merging one-partition Produce and Fetch requests into one
   request, and splitting its response, sans-IO.
 """
+
+from __future__ import annotations
+
+from trio_brod._net.connection import Connection
+from trio_brod._net.handshake import mechanism_factory
+from trio_brod._net.pending import PendingResponse
+
+__all__ = ["Connection", "PendingResponse", "mechanism_factory"]

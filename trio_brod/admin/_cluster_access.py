@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from trio_brod._metadata import ClusterMetadata
-    from trio_brod._net.connection import Connection
+    from trio_brod._net import Connection
     from trio_brod.client import Client
 
 __all__ = ["any_connection", "refresh_metadata"]

@@ -16,7 +16,7 @@ import trio
 from trio_brod._backoff import Retry
 from trio_brod._exceptions import BrokerConnectionError
 from trio_brod._metadata import BrokerMetadata
-from trio_brod._net.connection import Connection
+from trio_brod._net import Connection
 from trio_brod.admin._common import (
     check_names,
     check_partition_key,
