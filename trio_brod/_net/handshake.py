@@ -5,7 +5,7 @@ The handshake is a short sequential conversation on the bare stream
 API versions (:func:`negotiate_versions`), then, with SASL configured, authenticates
 (:func:`authenticate`). Re-authentication, when the broker limits the SASL session's
 lifetime, runs the same :func:`authenticate` through the connection's pipeline instead (see
-:meth:`Connection._reauthenticate <trio_brod._net.connection.Connection>`).
+``Connection._reauthenticate``).
 
 Failures here are :class:`~trio_brod.ConnectionFailed` or :class:`~trio_brod.SaslFailed`
 naming the broker: ``nursery.start(connection.run)`` raises them to whoever opened the
