@@ -173,8 +173,8 @@ def isolated_layers() -> list[dict[str, Any]]:
     )
     fetch_version = 12
     parts: list[bytes] = [b"\x00\x00\x00\x07", b"\x00"]  # correlation id, header tags
-    response._encode_into(fetch_version, parts)
-    frame = response._join(fetch_version, parts)
+    response.encode_into(fetch_version, parts)
+    frame = b"".join(parts)
     add(
         "consume",
         f"Fetch response frame decode (v{fetch_version}, 8,000 records)",
@@ -221,7 +221,7 @@ LAYERS: list[tuple[str, str]] = [
     ("trio_brod/protocol/_gen", "message encode/decode (generated)"),
     ("trio_brod/protocol/_primitives", "message encode/decode (generated)"),
     ("trio_brod/protocol/frames", "frames"),
-    ("trio_brod/_connection", "connection reader/writer tasks"),
+    ("trio_brod/_net", "connection reader/writer tasks"),
     ("trio_brod/consumer", "consumer worker, MessageSet, subscription"),
     ("trio/_channel", "trio memory channels"),
     ("trio/_highlevel_socket", "sockets (trio + kernel)"),

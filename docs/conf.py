@@ -64,6 +64,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"trio_brod\.protocol\._primitives\.Struct"),
     (r"py:class", r"ProducerIdentity"),
     (r"py:class", r"TopicConsumer"),
+    (r"py:class", r"ConnectionPool|MetadataCache"),
 ]
 
 # -- autodoc --------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from trio_brod._config import (
     SaslConfig,
     Timestamp,
 )
-from trio_brod._connection import Connection
 from trio_brod._exceptions import (
     BrokerConnectionError,
     ClientClosed,
@@ -43,6 +42,7 @@ from trio_brod._exceptions import (
     UnsupportedVersion,
 )
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata
+from trio_brod._net import Connection
 from trio_brod._receipt import DeliveryReceipt
 from trio_brod._version import __version__ as __version__
 from trio_brod.client import Client, open_client

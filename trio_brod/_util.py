@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["single_exception", "unwrap_single_exception"]
+__all__ = ["describe", "single_exception", "unwrap_single_exception"]
 
 
 def single_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
@@ -44,3 +44,10 @@ def unwrap_single_exception() -> Iterator[None]:
         if exc is None:
             raise
         raise exc from exc.__cause__
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as ``Type: message`` (or just ``Type``), for the reason a connection
+    closed or failed: ``str()`` of an OSError or a trio error alone often says too little."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -29,9 +29,9 @@ from trio_brod._config import (
     ProducerConfig,
     Timestamp,
 )
-from trio_brod._connection import Connection
 from trio_brod._exceptions import ClientClosed, ConfigError, NotFound, ProducerClosed
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata
+from trio_brod._net import Connection
 from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
 from trio_brod._util import unwrap_single_exception
 from trio_brod.consumer import (

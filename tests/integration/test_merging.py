@@ -1,7 +1,7 @@
 """Merged requests against a real broker.
 
 200 partitions' workers share connections, which merge their one-partition Produce and
-Fetch requests (trio_brod._merge): every message must still arrive exactly once, in order
+Fetch requests (trio_brod._net.merge): every message must still arrive exactly once, in order
 within its partition, and the requests must really have been merged.
 """
 

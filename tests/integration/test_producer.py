@@ -34,7 +34,7 @@ from trio_brod import (
     open_client,
 )
 from trio_brod._config import CompressionName
-from trio_brod._connection import Connection
+from trio_brod._net import Connection
 from trio_brod.admin import ConfigResource, alter_configs
 from trio_brod.partitioners import kafka_partition
 from trio_brod.protocol import ProduceRequest

@@ -21,7 +21,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-import trio_brod._connection as connection_module
+import trio_brod._net.handshake as handshake_module
 from trio_brod import ClientConfig, ConnectionFailed, NoLeader
 from trio_brod._backoff import Backoff, Retry
 from trio_brod._cluster import ConnectionPool, CoordinatorType, MetadataCache
@@ -241,7 +241,7 @@ async def test_reconnect_cool_down_runs_on_trios_clock(
         await trio.lowlevel.checkpoint()
         raise ConnectionRefusedError(111, "Connection refused")
 
-    monkeypatch.setattr(connection_module, "_open_tcp_stream", refuse)
+    monkeypatch.setattr(handshake_module, "open_tcp_stream", refuse)
     config = ClientConfig(reconnect_cool_down=30.0)
     async with trio.open_nursery() as nursery:
         pool = ConnectionPool([("127.0.0.1", 1)], config, nursery)

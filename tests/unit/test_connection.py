@@ -13,8 +13,6 @@ import trio
 
 from tests.fakebroker import FakeBroker, Request, answer, api_versions_body, response_frame
 from trio_brod import ClientConfig
-from trio_brod import _connection as connection_module
-from trio_brod._connection import Connection
 from trio_brod._exceptions import (
     ConnectionClosed,
     ConnectionFailed,
@@ -22,6 +20,8 @@ from trio_brod._exceptions import (
     RequestTimedOut,
     UnsupportedVersion,
 )
+from trio_brod._net import Connection
+from trio_brod._net import handshake as handshake_module
 from trio_brod.protocol import (
     ApiVersionsResponse,
     DecodeError,
@@ -79,14 +79,14 @@ async def test_each_broker_answer_to_api_versions_is_decoded_once(
     # Every connection to a broker gets the same ApiVersions frame: a consumer opening a
     # connection per partition decodes it once. Each connection still has its own ranges.
     decoded: list[int] = []
-    decode = connection_module._decode_api_versions
+    decode = handshake_module._decode_api_versions
 
     def counting(frame: bytes, version: int) -> object:
         decoded.append(version)
         return decode(frame, version)
 
-    monkeypatch.setattr(connection_module, "_decode_api_versions", counting)
-    connection_module._version_ranges.cache_clear()
+    monkeypatch.setattr(handshake_module, "_decode_api_versions", counting)
+    handshake_module._version_ranges.cache_clear()
     first, second = await connect(nursery, broker), await connect(nursery, broker)
     assert len(decoded) == 1
     assert first.api_versions == second.api_versions
@@ -113,7 +113,7 @@ async def test_addresses_are_connected_to_directly_and_names_resolved(
     listeners = await trio.open_tcp_listeners(0, host="::1" if host == "::1" else "127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     async with listeners[0]:
-        stream = await connection_module._open_tcp_stream(host, port)
+        stream = await handshake_module.open_tcp_stream(host, port)
         async with stream:
             accepted = await listeners[0].accept()
             await stream.send_all(b"ping")
@@ -121,7 +121,7 @@ async def test_addresses_are_connected_to_directly_and_names_resolved(
             await accepted.aclose()
     assert resolved == ([host] if host == "localhost" else [])
     with pytest.raises(OSError, match=r"refused|all attempts"):
-        await connection_module._open_tcp_stream(host, port)  # nobody listens any more
+        await handshake_module.open_tcp_stream(host, port)  # nobody listens any more
 
 
 async def test_pipelined_requests_get_their_own_responses(

@@ -1,4 +1,4 @@
-"""Merging one-partition Produce and Fetch requests on a connection (trio_brod._merge).
+"""Merging one-partition Produce and Fetch requests on a connection (trio_brod._net.merge).
 
 The planning rules and the merge/split round trip are tested without I/O; the connection's
 side (what reaches the wire, who gets which answer, failures) against the scripted fake
@@ -20,17 +20,17 @@ from hypothesis import strategies as st
 from tests.fakebroker import FakeBroker, Request, answer
 from tests.unit.test_producer import TOPIC, FakeCluster
 from trio_brod import Client, ClientConfig, ConfigError, ConsumerConfig, ProducerConfig, open_client
-from trio_brod._connection import Connection, PendingResponse
 from trio_brod._exceptions import BrokerConnectionError, ConnectionLost, RequestTimedOut
-from trio_brod._merge import (
+from trio_brod._net import Connection, PendingResponse
+from trio_brod._net.merge import (
     FETCH_MAX_BYTES,
     PRODUCE_MERGE_LIMIT,
-    Part,
     merge,
     part_for,
     plan,
     split,
 )
+from trio_brod._net.pending import Part
 from trio_brod.protocol import (
     DecodeError,
     EncodeError,

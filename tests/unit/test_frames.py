@@ -23,6 +23,7 @@ from trio_brod.protocol import (
     MetadataResponse,
     ProduceRequest,
     ProtocolError,
+    SaslAuthenticateRequest,
     decode_response,
     encode_request,
     peek_correlation_id,
@@ -66,6 +67,14 @@ def test_encode_request_copies_a_large_blob_once_and_keeps_it_whole() -> None:
 def test_encode_request_rejects_bad_header_values(correlation_id: int, client_id: str) -> None:
     with pytest.raises(EncodeError, match="request header of MetadataRequest"):
         encode_request(MetadataRequest(), 9, correlation_id, client_id)
+
+
+def test_encode_request_names_a_bytes_field_holding_a_str() -> None:
+    # A str has a length, so it gets as far as joining the frame: the error must still
+    # name the field, not be a bare TypeError from bytes.join.
+    request = SaslAuthenticateRequest(auth_bytes="not bytes")  # type: ignore[arg-type]
+    with pytest.raises(EncodeError, match=r"SaslAuthenticateRequest.auth_bytes must be bytes"):
+        encode_request(request, 2, 1, "c")
 
 
 def test_encode_request_rejects_unsupported_versions() -> None:

@@ -40,8 +40,7 @@ from trio_brod import (
     open_client,
 )
 from trio_brod import producer as producer_module
-from trio_brod._connection import PendingResponse
-from trio_brod._merge import Part
+from trio_brod._net.pending import Part, PendingResponse
 from trio_brod._producer_buffer import Call, WireBatch
 from trio_brod.producer import PartitionProducer
 from trio_brod.protocol import (

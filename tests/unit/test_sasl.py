@@ -14,14 +14,14 @@ import trio.testing
 
 from tests.fakebroker import FakeBroker, Request, answer
 from trio_brod import ClientConfig, SaslConfig, SaslFailed
-from trio_brod._connection import (
-    Connection,
-    _describe_tls_failure,
-    _looks_like_tls,
-    _TokenUnavailable,
+from trio_brod._net import Connection
+from trio_brod._net.handshake import (
+    TokenUnavailable,
+    describe_tls_failure,
+    looks_like_tls,
     mechanism_factory,
 )
-from trio_brod._sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
+from trio_brod._net.sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
 from trio_brod.protocol import (
     MetadataRequest,
     MetadataResponse,
@@ -147,7 +147,7 @@ async def test_mechanism_factory_token_provider_problems() -> None:
 
     for provider, error, message in [
         (not_a_str, SaslExchangeError, "returned int, not a str"),
-        (broken, _TokenUnavailable, "raised OSError: identity provider down"),
+        (broken, TokenUnavailable, "raised OSError: identity provider down"),
         (bad_token, SaslExchangeError, "printable ASCII"),
     ]:
         make = mechanism_factory(
@@ -171,9 +171,9 @@ async def test_mechanism_factory_token_provider_problems() -> None:
         (b"\x17\x03\x03\x00", False),  # application data would not come first
     ],
 )
-def test_looks_like_tls(first_bytes: bytes, tls: bool) -> None:
+def testlooks_like_tls(first_bytes: bytes, tls: bool) -> None:
     (size,) = struct.unpack(">i", first_bytes)
-    assert _looks_like_tls(size) is tls
+    assert looks_like_tls(size) is tls
 
 
 def wrapped(cause: BaseException) -> trio.BrokenResourceError:
@@ -186,13 +186,13 @@ def wrapped(cause: BaseException) -> trio.BrokenResourceError:
 def test_tls_failure_descriptions() -> None:
     verify = ssl.SSLCertVerificationError(1, "certificate verify failed")
     verify.verify_message = "unable to get local issuer certificate"
-    text = _describe_tls_failure(wrapped(verify))
+    text = describe_tls_failure(wrapped(verify))
     assert "certificate was rejected (unable to get local issuer certificate)" in text
-    assert "closed the connection" in _describe_tls_failure(wrapped(ssl.SSLEOFError()))
-    assert "closed the connection" in _describe_tls_failure(trio.BrokenResourceError())
-    other = _describe_tls_failure(wrapped(ssl.SSLError(1, "[SSL] wrong version number")))
+    assert "closed the connection" in describe_tls_failure(wrapped(ssl.SSLEOFError()))
+    assert "closed the connection" in describe_tls_failure(trio.BrokenResourceError())
+    other = describe_tls_failure(wrapped(ssl.SSLError(1, "[SSL] wrong version number")))
     assert other == "TLS handshake failed: SSLError: [SSL] wrong version number"
-    assert "Connection reset" in _describe_tls_failure(ConnectionResetError("Connection reset"))
+    assert "Connection reset" in describe_tls_failure(ConnectionResetError("Connection reset"))
 
 
 # ---- the SASL conversation with a scripted broker -----------------------------------------

@@ -23,9 +23,9 @@ import trio
 from trio_brod._backoff import Retry, now
 from trio_brod._cluster.pool import ConnectionPool
 from trio_brod._config import ClientConfig
-from trio_brod._connection import Connection
 from trio_brod._exceptions import BrokerConnectionError, NoLeader
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata, TopicMetadata
+from trio_brod._net import Connection
 from trio_brod.protocol import FindCoordinatorRequest, MetadataRequest
 from trio_brod.protocol.errors import (
     CoordinatorLoadInProgressError,

@@ -27,8 +27,8 @@ import trio
 
 from trio_brod._backoff import now
 from trio_brod._config import ClientConfig
-from trio_brod._connection import Connection, mechanism_factory
 from trio_brod._exceptions import BrokerConnectionError, ClientClosed, ConnectionFailed
+from trio_brod._net import Connection, mechanism_factory
 
 __all__ = ["ConnectionPool", "ConnectionSlot"]
 

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from trio_brod._connection import Connection
     from trio_brod._metadata import ClusterMetadata
+    from trio_brod._net import Connection
     from trio_brod.client import Client
 
 __all__ = ["any_connection", "refresh_metadata"]

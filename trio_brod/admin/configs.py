@@ -14,8 +14,8 @@ from typing import Any, Final, Literal, TypeVar
 import trio
 
 from trio_brod._backoff import Retry
-from trio_brod._connection import Connection
 from trio_brod._exceptions import BrokerConnectionError
+from trio_brod._net import Connection
 from trio_brod.admin._cluster_access import any_connection
 from trio_brod.admin._common import check_names, raise_collected
 from trio_brod.client import Client

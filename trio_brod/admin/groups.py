@@ -14,9 +14,9 @@ from typing import Any, Final, TypeVar
 import trio
 
 from trio_brod._backoff import Retry
-from trio_brod._connection import Connection
 from trio_brod._exceptions import BrokerConnectionError
 from trio_brod._metadata import BrokerMetadata
+from trio_brod._net import Connection
 from trio_brod.admin._common import (
     check_names,
     check_partition_key,

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Final
 
 from trio_brod._backoff import Retry
-from trio_brod._connection import Connection
 from trio_brod._exceptions import BrokerConnectionError, NoLeader
+from trio_brod._net import Connection
 from trio_brod.admin._common import (
     DEFAULT_TIMEOUT,
     check_partition_key,

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 import trio
 
 from trio_brod._backoff import Retry
-from trio_brod._connection import Connection
 from trio_brod._exceptions import BrokerConnectionError
 from trio_brod._metadata import ClusterMetadata
+from trio_brod._net import Connection
 from trio_brod.admin._cluster_access import any_connection, refresh_metadata
 from trio_brod.admin._common import (
     DEFAULT_TIMEOUT,

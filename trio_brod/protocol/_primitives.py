@@ -169,12 +169,20 @@ class Message(Struct):
                 non-default value in a non-ignorable field the version does not have).
         """
         out: list[bytes] = []
-        self._encode_into(version, out)
-        return self._join(version, out)
+        self.encode_into(version, out)
+        return join_encoded(self, version, out)
 
-    def _encode_into(self, version: int, out: list[bytes]) -> None:
-        """Append the encoded body to *out*, as parts to be joined (used by the framing code,
-        so that a large records blob is copied once, into the final frame)."""
+    def encode_into(self, version: int, out: list[bytes]) -> None:
+        """Append the encoded body to *out* as parts, to be joined by :func:`join_encoded`.
+
+        For framing code (:func:`~trio_brod.protocol.encode_request`): it puts the size
+        prefix and the header in front of the parts and joins everything once, so that a
+        large records blob is copied once, into the final frame.
+
+        Raises:
+            EncodeError: As :meth:`encode`, except for a bytes field holding something that
+                is not bytes (a ``str``, say): that only shows up when joining.
+        """
         cls = type(self)
         if not cls.MIN_VERSION <= version <= cls.MAX_VERSION:
             raise EncodeError(
@@ -193,14 +201,6 @@ class Message(Struct):
             ValueError,
             OverflowError,
         ) as exc:
-            raise explain_encode_failure(self, version, exc) from None
-
-    def _join(self, version: int, parts: list[bytes]) -> bytes:
-        """Join encoded parts; a bytes field holding something else (a ``str``, say) only
-        shows up here."""
-        try:
-            return b"".join(parts)
-        except TypeError as exc:
             raise explain_encode_failure(self, version, exc) from None
 
     @classmethod
@@ -256,6 +256,20 @@ class Message(Struct):
         except (ValueError, OverflowError) as exc:
             raise DecodeError(f"{cls.NAME} v{version}: malformed input ({exc})") from None
         return result
+
+
+def join_encoded(message: Message, version: int, parts: list[bytes]) -> bytes:
+    """Join the parts :meth:`Message.encode_into` wrote for *message* (and whatever the
+    caller put around them) into one bytes object.
+
+    Raises:
+        EncodeError: A bytes field of *message* holds something that is not bytes (a
+            ``str``, say): that only shows up here.
+    """
+    try:
+        return b"".join(parts)
+    except TypeError as exc:
+        raise explain_encode_failure(message, version, exc) from None
 
 
 def _as_byte_buffer(data: Buffer) -> bytes | memoryview:

@@ -28,6 +28,7 @@ from trio_brod.protocol._primitives import (
     DecodeFailure,
     Message,
     explain_encode_failure,
+    join_encoded,
     skip_tagged_fields,
 )
 from trio_brod.protocol.errors import DecodeError, EncodeError, ProtocolError
@@ -77,7 +78,7 @@ def encode_request(
     """
     cls = type(request)
     parts: list[bytes] = [b"", b""]  # size and header, filled in below
-    request._encode_into(version, parts)  # validates the version and the fields
+    request.encode_into(version, parts)  # validates the version and the fields
     flexible = cls.FLEXIBLE_VERSION is not None and version >= cls.FLEXIBLE_VERSION
     try:
         encoded_id = None if client_id is None else client_id.encode()
@@ -101,7 +102,7 @@ def encode_request(
     if size > _MAX_SIZE:
         raise EncodeError(f"{cls.NAME} v{version} request of {size} bytes is too large")
     parts[0] = _SIZE.pack(size)
-    return request._join(version, parts)
+    return join_encoded(request, version, parts)
 
 
 def response_header_version(api_key: int, version: int) -> int:

@@ -4,12 +4,13 @@ The life of a :class:`Connection`::
 
     connect (TCP, TLS)  ->  handshake (ApiVersions, SASL)  ->  pipelining  ->  closed
 
-The handshake is a short sequential conversation on the bare stream. Once it is done the task
+The handshake is a short sequential conversation on the bare stream
+(:mod:`trio_brod._net.handshake`). Once it is done the task
 that owns the connection (started in the client nursery with ``nursery.start``) reports itself
 started and becomes the parent of two children:
 
-* the **writer** takes encoded request frames from a memory channel and writes them, several
-  at a time when callers are quick, in one ``send_all``;
+* the **writer** takes encoded request frames from the connection's queue and writes them,
+  several at a time when callers are quick, in one ``send_all``;
 * the **reader** cuts the byte stream into frames, matches each to the request waiting for it
   by correlation id, decodes it, and wakes that caller.
 
@@ -20,7 +21,7 @@ One-partition Produce and Fetch requests are queued unencoded instead, as *parts
 writer finds several of them waiting that agree on everything but their partition (the
 partition workers of a topic, woken by one response, each sending their next request), it
 writes them as one request, and the reader splits its response into one response per part
-(:mod:`trio_brod._merge`). Nothing waits for that to happen: a request sent to an idle
+(:mod:`trio_brod._net.merge`). Nothing waits for that to happen: a request sent to an idle
 connection is written alone, at once; merging only collects what queued up meanwhile. To
 every caller a part behaves as a request of its own, with these differences:
 
@@ -52,15 +53,11 @@ the caller handles, never a crash of the client. Only a bug in trio-brod escapes
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import math
-import socket
-import ssl
 import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import trio
 
@@ -71,127 +68,39 @@ from trio_brod._exceptions import (
     ConnectionFailed,
     ConnectionLost,
     RequestTimedOut,
-    SaslFailed,
     UnsupportedVersion,
 )
-from trio_brod._merge import Part, lone_part, merge, part_for, plan, split
-from trio_brod._sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
-from trio_brod._version import __version__
+from trio_brod._net.handshake import (
+    RECEIVE_SIZE,
+    BareExchange,
+    MechanismFactory,
+    authenticate,
+    negotiate_versions,
+    new_mechanism,
+    open_stream,
+    reauthentication_time,
+)
+from trio_brod._net.merge import answer_parts, lone_part, merge, part_for, plan
+from trio_brod._net.pending import MergedRequest, Part, PendingResponse, Queued, Write
+from trio_brod._util import describe
 from trio_brod.protocol import (
-    ApiVersionsRequest,
-    ApiVersionsResponse,
     DecodeError,
     FetchRequest,
     FrameDecoder,
-    FrameTooLarge,
     ProtocolError,
-    SaslAuthenticateRequest,
-    SaslHandshakeRequest,
     decode_response,
     encode_request,
     peek_correlation_id,
 )
-from trio_brod.protocol.errors import for_code
 
-__all__ = ["Connection", "PendingResponse"]
+__all__ = ["Connection"]
 
-_Response = TypeVar("_Response")
-
-#: Kafka's error code for a request version the broker does not support.
-_UNSUPPORTED_VERSION = 35
-#: SaslHandshake errors: the mechanism is not enabled on the listener; the listener does not
-#: take SASL at all (PLAINTEXT, SSL), or authentication already happened.
-_UNSUPPORTED_SASL_MECHANISM = 33
-_ILLEGAL_SASL_STATE = 34
-#: The ApiVersions key; its response header is always v0 and an error reply is always v0.
-_API_VERSIONS_KEY = 18
-#: How much to ask the socket for at once. Large fetch responses arrive faster in big reads.
-_RECEIVE_SIZE = 256 * 1024
 #: Frames smaller than this are joined before writing, so many small requests cost one write.
 _COALESCE_LIMIT = 64 * 1024
 #: How many bytes of queued requests the writer takes in one go, to merge and write them.
 _DRAIN_LIMIT = 16 * 1024 * 1024
 #: Correlation ids are int32 on the wire; they wrap around well before that.
 _CORRELATION_WRAP = 1 << 30
-#: Seconds a broker insists on between two SASL (re-)authentications of one connection.
-_MIN_REAUTH_INTERVAL = 1.1
-
-
-class PendingResponse:
-    """A request on its way: written (or queued to be), its response not yet read.
-
-    :meth:`Connection.send` returns one. Most callers use :meth:`Connection.request`, which
-    sends and waits in one step; workers that keep several requests in flight hold these
-    handles and look at them as responses arrive (they come back in order).
-
-    Attributes:
-        response: The decoded response, once done without error.
-        error: The request's error, once done with one.
-        done: Set when the request is done.
-        abandoned: True once the caller stopped waiting for the response.
-        parts: How many one-partition requests went out in the request that carried this
-            one (1 when it went alone, or has not been written yet).
-    """
-
-    __slots__ = (
-        "abandoned",
-        "done",
-        "error",
-        "on_done",
-        "parts",
-        "response",
-        "response_cls",
-        "version",
-    )
-
-    def __init__(
-        self, response_cls: Any, version: int, on_done: Callable[[], object] | None
-    ) -> None:
-        self.response_cls = response_cls
-        self.version = version
-        self.on_done = on_done
-        self.done = trio.Event()
-        self.response: Any = None
-        self.error: BaseException | None = None
-        # The caller gave up (timed out or was cancelled); drop the response when it comes.
-        self.abandoned = False
-        self.parts = 1
-
-    def _finish(self) -> None:
-        self.done.set()
-        if self.on_done is not None:
-            self.on_done()
-
-    def result(self) -> Any:
-        """The decoded response; raises the request's error. Only call once done."""
-        if not self.done.is_set():
-            raise RuntimeError("the response has not arrived yet")
-        if self.error is not None:
-            raise self.error
-        return self.response
-
-    def _fail(self, error: BaseException) -> None:
-        if not self.abandoned and not self.done.is_set():
-            self.error = error
-            self._finish()
-
-
-class _MergedRequest:
-    """A request written for several parts, waiting for its response to be split."""
-
-    __slots__ = ("parts", "response_cls", "version")
-
-    def __init__(self, parts: list[Part], response_cls: Any, version: int) -> None:
-        self.parts = parts
-        self.response_cls = response_cls
-        self.version = version
-
-
-# What the writer's queue holds: an encoded frame with, for a request that gets no response,
-# the handle to complete once written; or a part, encoded by the writer.
-_Queued = tuple[bytes, PendingResponse | None] | Part
-# A frame to write, with what to complete once it is written (requests without a response).
-_Write = tuple[bytes, PendingResponse | list[PendingResponse] | None]
 
 
 class Connection:
@@ -221,7 +130,7 @@ class Connection:
         self.address = f"{host}:{port}"
         self.api_versions: dict[int, tuple[int, int]] = {}
         self.sasl_session_lifetime = 0.0
-        self._sasl_mechanism: Callable[[], Awaitable[Mechanism]] | None = None
+        self._sasl_mechanism: MechanismFactory | None = None
         # When the writer re-authenticates (trio time); never unless the broker limits the
         # SASL session's lifetime.
         self._reauthenticate_at = math.inf
@@ -230,12 +139,12 @@ class Connection:
         # What the writer has to write, and the event it waits on while there is nothing.
         # (A deque rather than a memory channel: a channel hands an item straight to a
         # waiting receiver, where closing the connection could not find it.)
-        self._queue: deque[_Queued] = deque()
+        self._queue: deque[Queued] = deque()
         self._writer_wakeup: trio.Event | None = None
         self.merging = True
         self.requests_written = 0
         self.parts_merged = 0
-        self._pending: dict[int, PendingResponse | _MergedRequest] = {}
+        self._pending: dict[int, PendingResponse | MergedRequest] = {}
         # The Fetch requests written and not answered yet, by correlation id: one (more only
         # when a merged fetch fell apart because one of its parts could not be encoded).
         # While there is one, the fetches taken off the queue wait in _held_fetches.
@@ -339,7 +248,7 @@ class Connection:
             self._enqueue((frame, pending))
         return pending
 
-    def _enqueue(self, item: _Queued) -> None:
+    def _enqueue(self, item: Queued) -> None:
         self._queue.append(item)
         self._wake_writer()
 
@@ -429,7 +338,7 @@ class Connection:
     async def run(
         self,
         *,
-        sasl_mechanism: Callable[[], Awaitable[Mechanism]] | None = None,
+        sasl_mechanism: MechanismFactory | None = None,
         task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Connect, handshake, then drive the connection until it closes.
@@ -441,7 +350,9 @@ class Connection:
         """
         try:
             with trio.fail_after(self._config.connect_timeout):
-                stream = await self._open_stream()
+                stream = await open_stream(
+                    self.host, self.port, self._config.ssl_context, self.address
+                )
                 try:
                     await self._handshake(stream, sasl_mechanism)
                 except BaseException:
@@ -456,7 +367,7 @@ class Connection:
             self._close_reason = exc
             raise
         except (OSError, trio.BrokenResourceError, ProtocolError) as exc:
-            self._close_reason = ConnectionFailed(self.address, _describe(exc))
+            self._close_reason = ConnectionFailed(self.address, describe(exc))
             raise self._close_reason from exc
         task_status.started(self)
         try:
@@ -473,153 +384,32 @@ class Connection:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
 
-    async def _open_stream(self) -> trio.abc.Stream:
-        context = self._config.ssl_context
-        if context is None:
-            return await _open_tcp_stream(self.host, self.port)
-        stream = await trio.open_ssl_over_tcp_stream(
-            self.host, self.port, ssl_context=context, https_compatible=False
-        )
-        try:
-            # Left to itself, the TLS handshake happens inside the first send_all, where a
-            # rejected certificate surfaces as a bare BrokenResourceError; done here, the
-            # error can say what went wrong.
-            await stream.do_handshake()
-        except (trio.BrokenResourceError, OSError) as exc:
-            with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(stream)
-            raise ConnectionFailed(self.address, _describe_tls_failure(exc)) from exc
-        return stream
-
     # ---------------------------------------------------------------- handshake
 
-    async def _exchange(self, stream: trio.abc.Stream, message: Any, version: int) -> bytes:
-        """One request and its response frame, on the bare stream, before pipelining."""
-        correlation_id = self._next_correlation_id
-        self._next_correlation_id += 1
-        await stream.send_all(encode_request(message, version, correlation_id, self._client_id))
-        try:
-            while (frame := self._decoder.next_frame()) is None:
-                data = await stream.receive_some(_RECEIVE_SIZE)
-                if not data:
-                    raise ConnectionFailed(self.address, "the broker closed the connection")
-                self._decoder.feed(data)
-        except FrameTooLarge as exc:
-            if self._config.ssl_context is None and _looks_like_tls(exc.size):
-                raise ConnectionFailed(
-                    self.address,
-                    "the broker answered with TLS: this listener is SSL or SASL_SSL; "
-                    "connect with ClientConfig(ssl_context=...)",
-                ) from exc
-            raise
-        if peek_correlation_id(frame) != correlation_id:
-            raise ConnectionFailed(self.address, "handshake response has a wrong correlation id")
-        return frame
-
     async def _handshake(
-        self,
-        stream: trio.abc.Stream,
-        sasl_mechanism: Callable[[], Awaitable[Mechanism]] | None,
+        self, stream: trio.abc.Stream, sasl_mechanism: MechanismFactory | None
     ) -> None:
-        await self._negotiate_versions(stream)
-        if sasl_mechanism is None:
-            return
-        # Kept for re-authentication, when the broker limits the session's lifetime.
-        self._sasl_mechanism = sasl_mechanism
-
-        async def exchange(message: Any, version: int) -> Any:
-            frame = await self._exchange(stream, message, version)
-            return decode_response(frame, message.RESPONSE, version)
-
-        await self._authenticate(exchange, await self._new_mechanism(sasl_mechanism))
-
-    async def _negotiate_versions(self, stream: trio.abc.Stream) -> None:
-        request = ApiVersionsRequest(
-            client_software_name="trio-brod", client_software_version=_software_version()
+        """ApiVersions, then SASL if configured, one request at a time on the bare stream."""
+        bare = BareExchange(
+            stream,
+            self._decoder,
+            self._client_id,
+            self.address,
+            tls=self._config.ssl_context is not None,
         )
-        version = ApiVersionsRequest.MAX_VERSION
-        for _attempt in range(2):
-            frame = await self._exchange(stream, request, version)
-            error_code, ranges = _version_ranges(frame, version)
-            if error_code == _UNSUPPORTED_VERSION:
-                # The broker answers in v0 with its own range for ApiVersions: retry with it.
-                theirs = ranges.get(_API_VERSIONS_KEY, (0, 0))[1]
-                version = min(theirs, ApiVersionsRequest.MAX_VERSION)
-                continue
-            if error_code:
-                raise ConnectionFailed(
-                    self.address, f"ApiVersions failed: {for_code(error_code).name}"
-                )
-            self.api_versions = dict(ranges)  # a copy: the cached one is shared
-            return
-        raise ConnectionFailed(self.address, "the broker rejected every ApiVersions version")
+        self.api_versions = await negotiate_versions(bare, self.address)
+        if sasl_mechanism is not None:
+            # Kept for re-authentication, when the broker limits the session's lifetime.
+            self._sasl_mechanism = sasl_mechanism
+            mechanism = await new_mechanism(sasl_mechanism, self.address)
+            lifetime = await authenticate(bare.request, mechanism, self.address, self.best_version)
+            self._authenticated(lifetime)
+        self._next_correlation_id = bare.next_correlation_id
 
-    async def _new_mechanism(self, factory: Callable[[], Awaitable[Mechanism]]) -> Mechanism:
-        try:
-            return await factory()
-        except _TokenUnavailable as exc:
-            raise ConnectionFailed(self.address, str(exc)) from exc.__cause__
-        except SaslExchangeError as exc:
-            raise SaslFailed(self.address, str(exc)) from exc
-
-    async def _authenticate(
-        self, exchange: Callable[[Any, int], Awaitable[Any]], mechanism: Mechanism
-    ) -> None:
-        """SaslHandshake, then the mechanism's rounds in SaslAuthenticate requests.
-
-        ``exchange(request, version)`` sends one request and returns its decoded response:
-        on the bare stream during the handshake, through the pipeline when re-authenticating.
-        A failure closes the connection (the broker closes it too).
-        """
-        # v0 of SaslHandshake sends the tokens raw, without Kafka framing; every broker
-        # since 1.0 speaks v1, so v0 is not supported.
-        version = self.best_version(SaslHandshakeRequest, min_version=1)
-        reply = await exchange(SaslHandshakeRequest(mechanism=mechanism.name), version)
-        if reply.error_code == _UNSUPPORTED_SASL_MECHANISM:
-            offered = ", ".join(reply.mechanisms) or "none"
-            raise SaslFailed(
-                self.address,
-                f"SASL mechanism {mechanism.name} is not enabled on this listener; "
-                f"it offers: {offered}",
-            )
-        if reply.error_code == _ILLEGAL_SASL_STATE:
-            raise SaslFailed(
-                self.address,
-                f"the listener does not take SASL ({mechanism.name} was asked for): "
-                "it is a PLAINTEXT or SSL listener",
-            )
-        if reply.error_code:
-            raise SaslFailed(
-                self.address,
-                f"SaslHandshake for {mechanism.name} failed: {for_code(reply.error_code).name}",
-            )
-        # v1+ reports the session lifetime, and only a client that authenticated with v1+
-        # may re-authenticate (KIP-368).
-        auth_version = self.best_version(SaslAuthenticateRequest)
-        lifetime = 0.0
-        try:
-            message: bytes | None = mechanism.start()
-            while message is not None:
-                answer = await exchange(SaslAuthenticateRequest(auth_bytes=message), auth_version)
-                if answer.error_code:
-                    why = answer.error_message or for_code(answer.error_code).name
-                    raise SaslFailed(self.address, f"{mechanism.name} authentication failed: {why}")
-                lifetime = answer.session_lifetime_ms / 1000
-                message = mechanism.respond(answer.auth_bytes)
-        except SaslExchangeError as exc:
-            raise SaslFailed(self.address, f"{mechanism.name}: {exc}") from exc
-        if not mechanism.done:
-            raise SaslFailed(
-                self.address, f"{mechanism.name}: the exchange ended before it was complete"
-            )
+    def _authenticated(self, lifetime: float) -> None:
+        """Note a SASL session that lasts ``lifetime`` seconds (0: no limit) from now."""
         self.sasl_session_lifetime = lifetime
-        if lifetime > 0:
-            # Like the Java client, re-authenticate at 85% of the lifetime. The broker
-            # refuses a re-authentication within 1 s of the previous one, hence the floor.
-            delay = max(0.85 * lifetime, _MIN_REAUTH_INTERVAL)
-            self._reauthenticate_at = trio.current_time() + delay
-        else:
-            self._reauthenticate_at = math.inf
+        self._reauthenticate_at = reauthentication_time(lifetime)
 
     async def _reauthenticate(self, stream: trio.abc.Stream) -> None:
         """Authenticate again on the open connection, before the broker's session expires.
@@ -649,11 +439,12 @@ class Connection:
                 )
             return pending.result()
 
-        mechanism = await self._new_mechanism(self._sasl_mechanism)
+        mechanism = await new_mechanism(self._sasl_mechanism, self.address)
         try:
-            await self._authenticate(exchange, mechanism)
+            lifetime = await authenticate(exchange, mechanism, self.address, self.best_version)
         except DecodeError as exc:
             raise ConnectionLost(self.address, f"SASL re-authentication: {exc}") from exc
+        self._authenticated(lifetime)
 
     # ---------------------------------------------------------------- the task pair
 
@@ -676,7 +467,7 @@ class Connection:
                         return
                 await self._write_queued(stream)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self._shut(ConnectionLost(self.address, f"write failed: {_describe(exc)}"), exc)
+            self._shut(ConnectionLost(self.address, f"write failed: {describe(exc)}"), exc)
 
     async def _write_queued(self, stream: trio.abc.Stream) -> None:
         """Write what is queued (up to ``_DRAIN_LIMIT`` bytes of it) in as few writes as may be.
@@ -690,7 +481,7 @@ class Connection:
         # joined into one write. Everything taken off the queue is, before the next
         # checkpoint, in _pending, in _held_fetches or in ``writes``, where closing the
         # connection finds it.
-        items: list[_Queued] = []
+        items: list[Queued] = []
         has_parts = False
         size = 0
         while queue and size < _DRAIN_LIMIT:
@@ -701,7 +492,7 @@ class Connection:
                 size += item.size
             else:
                 size += len(item[0])
-        writes: list[_Write]
+        writes: list[Write]
         if has_parts:
             writes = self._encode_parts(items)
         else:
@@ -710,7 +501,7 @@ class Connection:
         if writes:
             await self._write(stream, writes)
 
-    async def _write(self, stream: trio.abc.Stream, writes: list[_Write]) -> None:
+    async def _write(self, stream: trio.abc.Stream, writes: list[Write]) -> None:
         """Write frames, small ones joined; complete the requests that get no response."""
         try:
             if len(writes) == 1:
@@ -729,29 +520,29 @@ class Connection:
         except BaseException as exc:
             # Taken off the queue, so closing the connection would not see them: requests
             # that get no response learn here that they were not (all) written.
-            reason = ConnectionLost(self.address, f"write failed: {_describe(exc)}")
+            reason = ConnectionLost(self.address, f"write failed: {describe(exc)}")
             for _, unanswered in writes:
                 if isinstance(unanswered, list):
                     for handle in unanswered:
-                        handle._fail(_again(reason))
+                        handle.fail(_again(reason))
                 elif unanswered is not None:
-                    unanswered._fail(_again(reason))
+                    unanswered.fail(_again(reason))
             raise
         for _, unanswered in writes:
             if unanswered is not None:
                 if isinstance(unanswered, list):
                     for handle in unanswered:
-                        handle._finish()
+                        handle.finish()
                 else:
-                    unanswered._finish()
+                    unanswered.finish()
 
-    def _encode_parts(self, items: list[_Queued]) -> list[_Write]:
+    def _encode_parts(self, items: list[Queued]) -> list[Write]:
         """Turn queued items into frames to write: parts merged and encoded, in order.
 
         Only one fetch goes out while none is in flight; the others are held back until
         it is answered (see the module docstring).
         """
-        writes: list[_Write] = []
+        writes: list[Write] = []
         for entry in plan(items):
             if isinstance(entry, tuple):
                 writes.append(entry)
@@ -778,7 +569,7 @@ class Connection:
         self._next_correlation_id = (correlation_id + 1) % _CORRELATION_WRAP
         return correlation_id
 
-    def _encode_alone(self, part: Part) -> _Write | None:
+    def _encode_alone(self, part: Part) -> Write | None:
         """A part that goes out as it was sent; None if it cannot be encoded."""
         pending = part.pending
         correlation_id = self._take_correlation_id()
@@ -786,7 +577,7 @@ class Connection:
             frame = encode_request(part.message, pending.version, correlation_id, self._client_id)
         except Exception as exc:
             # The caller's request is at fault, not the connection: it is the caller's error.
-            pending._fail(exc)
+            pending.fail(exc)
             return None
         self.requests_written += 1
         if part.expect_response:
@@ -796,7 +587,7 @@ class Connection:
             return frame, None
         return frame, pending
 
-    def _encode_merged(self, parts: list[Part]) -> list[_Write]:
+    def _encode_merged(self, parts: list[Part]) -> list[Write]:
         """Parts that go out as one request (or each alone, if one of them cannot)."""
         first = parts[0].pending
         correlation_id = self._take_correlation_id()
@@ -812,7 +603,7 @@ class Connection:
         for part in parts:
             part.pending.parts = len(parts)
         if parts[0].expect_response:
-            self._pending[correlation_id] = _MergedRequest(parts, first.response_cls, first.version)
+            self._pending[correlation_id] = MergedRequest(parts, first.response_cls, first.version)
             if parts[0].is_fetch:
                 self._fetches_in_flight.add(correlation_id)
             return [(frame, None)]
@@ -830,13 +621,13 @@ class Connection:
                 while (frame := decoder.next_frame()) is not None:
                     self._answer(frame)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self._shut(ConnectionLost(self.address, f"read failed: {_describe(exc)}"), exc)
+            self._shut(ConnectionLost(self.address, f"read failed: {describe(exc)}"), exc)
         except ProtocolError as exc:
             self._shut(ConnectionLost(self.address, f"protocol error: {exc}"), exc)
 
     async def _receive(self, stream: trio.abc.Stream) -> bool:
         """Feed the next bytes from the broker to the frame decoder; False at end of stream."""
-        data = await stream.receive_some(_RECEIVE_SIZE)
+        data = await stream.receive_some(RECEIVE_SIZE)
         self._decoder.feed(data)
         return bool(data)
 
@@ -852,8 +643,8 @@ class Connection:
             raise DecodeError(f"response with unknown correlation id {correlation_id}")
         if correlation_id in self._fetches_in_flight:
             self._fetch_answered(correlation_id)
-        if isinstance(request, _MergedRequest):
-            _answer_parts(request, frame)
+        if isinstance(request, MergedRequest):
+            answer_parts(request, frame)
             return
         if request.abandoned:
             return
@@ -862,12 +653,12 @@ class Connection:
         except DecodeError as exc:
             # The frame boundary is intact, so only this request failed.
             request.error = exc
-        request._finish()
+        request.finish()
 
     def _fetch_answered(self, correlation_id: int) -> None:
         """A fetch in flight was answered (or abandoned, its answer arriving all the same):
         the fetches held back go out next, ahead of fetches queued since, abandoned ones
-        left out (:func:`~trio_brod._merge.plan` drops them)."""
+        left out (:func:`~trio_brod._net.merge.plan` drops them)."""
         in_flight = self._fetches_in_flight
         in_flight.discard(correlation_id)
         if not in_flight and self._held_fetches:
@@ -902,12 +693,12 @@ class Connection:
         assert reason is not None
         pending, self._pending = self._pending, {}
         for request in pending.values():
-            if isinstance(request, _MergedRequest):
+            if isinstance(request, MergedRequest):
                 for part in request.parts:
-                    part.pending._fail(_again(reason))
+                    part.pending.fail(_again(reason))
             elif not request.abandoned:
                 request.error = _again(reason)
-                request._finish()
+                request.finish()
         # Never written: frames of requests that expect no response, and parts (which are
         # not in _pending until written), held back fetches included.
         self._fetches_in_flight.clear()
@@ -919,55 +710,11 @@ class Connection:
             _fail_queued(queue.popleft(), reason)
 
 
-def _fail_queued(item: _Queued, reason: BrokerConnectionError) -> None:
+def _fail_queued(item: Queued, reason: BrokerConnectionError) -> None:
     """Fail a request taken off the writer's queue that will never be written."""
     handle = item.pending if isinstance(item, Part) else item[1]
     if handle is not None:
-        handle._fail(_again(reason))
-
-
-def _answer_parts(request: _MergedRequest, frame: bytes) -> None:
-    """Decode a merged request's response and give each part its share."""
-    parts = [part for part in request.parts if not part.pending.abandoned]
-    if not parts:
-        return
-    try:
-        response = decode_response(frame, request.response_cls, request.version)
-    except DecodeError as exc:
-        # The frame boundary is intact, so only this request failed: each part gets its
-        # own exception object, as they are raised in different tasks.
-        for part in parts:
-            error = DecodeError(str(exc))
-            error.__cause__ = exc
-            part.pending._fail(error)
-        return
-    for part, answer in zip(parts, split(response, parts, request.version), strict=True):
-        part.pending.response = answer
-        part.pending._finish()
-
-
-async def _open_tcp_stream(host: str, port: int) -> trio.SocketStream:
-    """A TCP stream to ``host``, connected directly when it is an IP address.
-
-    :func:`trio.open_tcp_stream` looks the name up and races the addresses it finds (happy
-    eyeballs), which costs about three times the CPU of a plain connect even for a literal
-    address; that adds up for consumers opening a connection per partition.
-
-    Raises:
-        OSError: The connection could not be made.
-    """
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:  # a name (or an address with a scope): the general way
-        return await trio.open_tcp_stream(host, port)
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    sock = trio.socket.socket(family, socket.SOCK_STREAM)
-    try:
-        await sock.connect((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return trio.SocketStream(sock)
+        handle.fail(_again(reason))
 
 
 def _again(reason: BrokerConnectionError) -> BrokerConnectionError:
@@ -975,105 +722,3 @@ def _again(reason: BrokerConnectionError) -> BrokerConnectionError:
     error = type(reason)(reason.address, reason.reason)
     error.__cause__ = reason.__cause__
     return error
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _looks_like_tls(size_prefix: int) -> bool:
-    """Whether a response's first four bytes (read as a frame size) start a TLS record.
-
-    A TLS server answers a plaintext request with an alert (content type 0x15) or, rarely,
-    a handshake record (0x16), then the protocol version 0x03xx: as a Kafka size prefix
-    that is ~350 MB, so it fails the frame size check before anything else looks at it.
-    """
-    return size_prefix >> 24 in (0x15, 0x16) and (size_prefix >> 16) & 0xFF == 0x03
-
-
-def _describe_tls_failure(exc: BaseException) -> str:
-    """What went wrong in a TLS handshake: trio wraps the ssl error in BrokenResourceError."""
-    cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return (
-            f"TLS handshake failed: the broker's certificate was rejected "
-            f"({cause.verify_message}); check ClientConfig.ssl_context's CA file and that "
-            f"the certificate names this host"
-        )
-    if isinstance(cause, ssl.SSLEOFError) or cause is None:
-        return (
-            "TLS handshake failed: the broker closed the connection "
-            "(is this a TLS listener, SSL or SASL_SSL?)"
-        )
-    return f"TLS handshake failed: {_describe(cause)}"
-
-
-def _software_version() -> str:
-    # Kafka requires [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])? for this field.
-    return __version__.replace("+", "-")
-
-
-@functools.lru_cache(maxsize=16)
-def _version_ranges(frame: bytes, version: int) -> tuple[int, dict[int, tuple[int, int]]]:
-    """The error code and the version range per API key of an ApiVersions response frame.
-
-    Cached, as every connection to a broker gets the same frame (the first response on
-    each, so with the same correlation id): a consumer that opens a connection per
-    partition would otherwise decode it once per partition. Callers must not change the
-    dict they get.
-
-    Raises:
-        DecodeError: The frame is not an ApiVersions response of that version (or v0).
-    """
-    response = _decode_api_versions(frame, version)
-    ranges = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
-    return response.error_code, ranges
-
-
-def _decode_api_versions(frame: bytes, version: int) -> Any:
-    """Decode an ApiVersions response; an UNSUPPORTED_VERSION reply is always in v0."""
-    try:
-        response = decode_response(frame, ApiVersionsResponse, version)
-    except DecodeError:
-        response = None
-    if response is None or response.error_code == _UNSUPPORTED_VERSION:
-        return decode_response(frame, ApiVersionsResponse, 0)
-    return response
-
-
-def mechanism_factory(config: ClientConfig) -> Callable[[], Awaitable[Mechanism]] | None:
-    """A function making a fresh SASL mechanism per connection, or None without SASL."""
-    sasl = config.sasl
-    if sasl is None:
-        return None
-
-    async def make() -> Mechanism:
-        assert sasl is not None
-        if sasl.mechanism == "PLAIN":
-            return Plain(sasl.username, sasl.password)
-        if sasl.mechanism == "OAUTHBEARER":
-            assert sasl.token_provider is not None
-            try:
-                token = await sasl.token_provider()
-            except Exception as exc:
-                # An identity provider that is down is like a broker that is down: this
-                # connection fails (retriable), the next attempt asks for a token again.
-                raise _TokenUnavailable(
-                    f"OAUTHBEARER token_provider raised {_describe(exc)}"
-                ) from exc
-            if not isinstance(token, str):
-                raise SaslExchangeError(
-                    f"OAUTHBEARER token_provider returned {type(token).__name__}, not a str"
-                )
-            try:
-                return OAuthBearer(token)
-            except ValueError as exc:
-                raise SaslExchangeError(str(exc)) from None
-        return Scram(sasl.mechanism, sasl.username, sasl.password)
-
-    return make
-
-
-class _TokenUnavailable(Exception):
-    """The OAUTHBEARER token provider failed; reported as a (retriable) ConnectionFailed."""

@@ -4,7 +4,7 @@ trio-brod keeps brod's design: a worker per partition, each sending the Produce 
 requests of its own partition. With many partitions led by one broker that makes many
 small requests, where the Java client sends one Produce request per broker carrying every
 partition's batch, and one Fetch for all of the broker's partitions. A
-:class:`~trio_brod._connection.Connection` closes that gap without changing the workers:
+:class:`~trio_brod._net.connection.Connection` closes that gap without changing the workers:
 one-partition requests that wait in its queue at the same moment, and that agree on
 everything but their partition, are written as one request; its response is split into one
 one-partition response per part, each as if its request had been sent alone.
@@ -15,7 +15,8 @@ This module is the sans-IO half:
   (its *merge key*: the API, the version and every request-level field);
 * :func:`plan` groups the queue's items into requests, keeping each partition's requests
   in the order they were sent;
-* :func:`merge` builds a group's request, :func:`split` takes its response apart.
+* :func:`merge` builds a group's request, :func:`split` takes its response apart, and
+  :func:`answer_parts` gives each part's caller its share.
 
 Merging never waits: what is queued while the connection's writer is busy merges, and a
 request sent to an idle connection is written alone, at once.
@@ -25,17 +26,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable, Iterable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
-from trio_brod.protocol import FetchRequest, ProduceRequest, ProduceResponse
-
-if TYPE_CHECKING:
-    from trio_brod._connection import PendingResponse
+from trio_brod._net.pending import MergedRequest, Part, PendingResponse
+from trio_brod.protocol import (
+    DecodeError,
+    FetchRequest,
+    ProduceRequest,
+    ProduceResponse,
+    decode_response,
+)
 
 __all__ = [
     "FETCH_MAX_BYTES",
     "PRODUCE_MERGE_LIMIT",
-    "Part",
+    "answer_parts",
     "lone_part",
     "merge",
     "part_for",
@@ -61,49 +66,6 @@ FETCH_MAX_BYTES: Final = 50 * 1024 * 1024
 _FETCH_PART_SIZE: Final = 40
 
 _Item = TypeVar("_Item")
-
-
-class Part:
-    """A one-partition request waiting in a connection's queue, not yet encoded.
-
-    Attributes:
-        key: What must be equal for two parts to share a request: the API key, the version,
-            whether a response is expected, and every request-level field.
-        address: The part's (topic, partition); a request holds each address at most once.
-            The topic is its name, or for Fetch v13+ its id (the name is not sent).
-        message: The one-partition request.
-        pending: The caller's handle, completed with this part's share of the response.
-        expect_response: False for a Produce with ``acks=0``.
-        size: About how many bytes the part adds to a request: its record batch for a
-            Produce (what :data:`PRODUCE_MERGE_LIMIT` counts), a nominal few for a Fetch.
-    """
-
-    __slots__ = ("address", "expect_response", "key", "message", "pending", "size")
-
-    def __init__(
-        self,
-        key: tuple[Hashable, ...],
-        address: tuple[Hashable, int],
-        message: Any,
-        pending: PendingResponse,
-        expect_response: bool,
-        size: int,
-    ) -> None:
-        self.key = key
-        self.address = address
-        self.message = message
-        self.pending = pending
-        self.expect_response = expect_response
-        self.size = size
-
-    def __repr__(self) -> str:
-        return f"<Part {type(self.message).__name__} {self.address}>"
-
-    @property
-    def is_fetch(self) -> bool:
-        """Whether the part is a Fetch request (which a connection keeps one at a time in
-        flight: see :class:`~trio_brod._connection.Connection`)."""
-        return self.key[0] == _FETCH
 
 
 def part_for(
@@ -310,3 +272,26 @@ def split(response: Any, parts: list[Part], version: int) -> list[Any]:
         alone = dataclasses.replace(topic, **{partitions_field: [data]})
         answers.append(dataclasses.replace(response, responses=[alone]))
     return answers
+
+
+def answer_parts(request: MergedRequest, frame: bytes) -> None:
+    """Decode a merged request's response frame and give each part its share.
+
+    Parts whose caller gave up are left out. A frame that cannot be decoded fails every
+    part (the frame boundary is intact, so only this request failed).
+    """
+    parts = [part for part in request.parts if not part.pending.abandoned]
+    if not parts:
+        return
+    try:
+        response = decode_response(frame, request.response_cls, request.version)
+    except DecodeError as exc:
+        # Each part gets its own exception object, as they are raised in different tasks.
+        for part in parts:
+            error = DecodeError(str(exc))
+            error.__cause__ = exc
+            part.pending.fail(error)
+        return
+    for part, answer in zip(parts, split(response, parts, request.version), strict=True):
+        part.pending.response = answer
+        part.pending.finish()
