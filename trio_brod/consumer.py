@@ -43,7 +43,7 @@ Connections
     For topics with many partitions, ``fetch_connection="topic"`` keeps brod's workers and
     shares connections among the workers of a topic instead: two per broker, which the connection
     turns into few requests, as one-partition Fetch requests waiting together on a
-    connection go out as one (:mod:`trio_brod._merge`). The two are *lanes*:
+    connection go out as one (:mod:`trio_brod._net.merge`). The two are *lanes*:
 
     * the **data** lane carries fetches from an offset below the high watermark the
       partition's last answer reported: the broker answers them at once;
@@ -96,8 +96,8 @@ from trio_brod._config import (
     FetchConnection,
     IsolationLevel,
 )
-from trio_brod._connection import Connection
 from trio_brod._exceptions import BrokerConnectionError, NoLeader, NotFound
+from trio_brod._net import Connection
 from trio_brod.protocol import FetchRequest
 from trio_brod.protocol.errors import (
     KafkaError,

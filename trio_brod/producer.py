@@ -62,7 +62,6 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import trio
 
 from trio_brod._config import ProducerConfig
-from trio_brod._connection import Connection
 from trio_brod._exceptions import (
     BrokerConnectionError,
     ConnectionFailed,
@@ -70,6 +69,7 @@ from trio_brod._exceptions import (
     NoLeader,
     ProducerClosed,
 )
+from trio_brod._net import Connection
 from trio_brod._producer_buffer import (
     Call,
     Failure,
