@@ -34,8 +34,8 @@ from bench.broker import Broker, TopicSpec, open_broker
 from bench.common import RECORD_PAYLOAD, payload_pool
 
 import trio_brod
-from trio_brod import partitioners
-from trio_brod._receipt import DeliveryReceipt
+from trio_brod.producer import partitioners
+from trio_brod.producer.receipt import DeliveryReceipt
 from trio_brod.protocol import FetchResponse, ProduceRequest
 from trio_brod.protocol.frames import decode_response, encode_request
 from trio_brod.protocol.records import (
