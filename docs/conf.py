@@ -63,6 +63,8 @@ nitpick_ignore_regex = [
     # producers and consumers (which the client makes, never the user).
     (r"py:class", r"trio_brod\.protocol\._primitives\.Struct"),
     (r"py:class", r"ProducerIdentity"),
+    (r"py:class", r"MetadataCache"),
+    (r"py:class", r"ConnectionPool"),
     (r"py:class", r"TopicConsumer"),
 ]
 

@@ -144,7 +144,8 @@ def _needs_refresh(error: BaseException) -> bool:
 
 
 class PartitionProducer(Intake):
-    """The producer of one partition: a bounded channel in (its :class:`Intake`), a worker
+    """The producer of one partition: a bounded channel in (its
+    :class:`~trio_brod.producer._intake.Intake`), a worker
     task out.
 
     Get one with :meth:`Client.get_producer <trio_brod.Client.get_producer>`. Its
