@@ -441,17 +441,17 @@ class PartitionProducer(Intake):
         backoff = Backoff(self.config.retry_backoff, self.config.retry_backoff_max)
         refresh = False
         while True:
-            error = await self._session(refresh, backoff)
+            error = await self._serve_leader(refresh, backoff)
             if error is None:
                 return
             refresh = _needs_refresh(error)
-            # Let go of the error before the next session, which may idle for hours: its
-            # traceback keeps the frames it was raised through alive, with the batch they
+            # Let go of the error before serving the leader again, which may idle for hours:
+            # its traceback keeps the frames it was raised through alive, with the batch they
             # were sending (sent again and acknowledged since).
             del error
-            await trio.sleep(backoff.next_delay())
+            await backoff.sleep()
 
-    async def _session(self, refresh: bool, backoff: Backoff) -> BaseException | None:
+    async def _serve_leader(self, refresh: bool, backoff: Backoff) -> BaseException | None:
         """Send to the partition's current leader until done (None) or a failure that
         needs a backoff and a new leader lookup (returned)."""
         buffer = self._buffer
