@@ -34,8 +34,8 @@ from bench.broker import Broker, TopicSpec, open_broker
 from bench.common import RECORD_PAYLOAD, payload_pool
 
 import trio_brod
-from trio_brod import partitioners
-from trio_brod._receipt import DeliveryReceipt
+from trio_brod.producer import partitioners
+from trio_brod.producer.receipt import DeliveryReceipt
 from trio_brod.protocol import FetchResponse, ProduceRequest
 from trio_brod.protocol.frames import decode_response, encode_request
 from trio_brod.protocol.records import (
@@ -210,9 +210,9 @@ def isolated_layers() -> list[dict[str, Any]]:
 #: Which layer a sampled frame belongs to, by the file it is in (first match wins).
 LAYERS: list[tuple[str, str]] = [
     ("benchmarks/profile_paths", "user code (the benchmark's loop)"),
-    ("trio_brod/partitioners", "partitioner"),
-    ("trio_brod/_receipt", "receipts and their callbacks"),
-    ("trio_brod/_producer_buffer", "producer buffer"),
+    ("trio_brod/producer/partitioners", "partitioner"),
+    ("trio_brod/producer/receipt", "receipts and their callbacks"),
+    ("trio_brod/producer/_buffer", "producer buffer"),
     ("trio_brod/producer", "producer worker and produce() itself"),
     ("trio_brod/client", "client.produce/subscribe dispatch"),
     ("trio_brod/protocol/records", "record batch encode/decode"),

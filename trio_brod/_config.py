@@ -14,14 +14,14 @@ import datetime
 import math
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, Protocol, TypeAlias
 
 from trio_brod._exceptions import ConfigError
-from trio_brod.partitioners import Partitioner, PartitionerName, resolve_partitioner
 from trio_brod.protocol.errors import ProtocolError
 from trio_brod.protocol.records import BATCH_OVERHEAD, Compression, encode_batch
 
 __all__ = [
+    "PARTITIONER_NAMES",
     "BeginOffset",
     "ClientConfig",
     "CompressionName",
@@ -29,9 +29,12 @@ __all__ = [
     "FetchConnection",
     "IsolationLevel",
     "OffsetResetPolicy",
+    "Partitioner",
+    "PartitionerName",
     "ProducerConfig",
     "SaslConfig",
     "Timestamp",
+    "check_partitioner",
 ]
 
 
@@ -181,6 +184,53 @@ class ClientConfig:
 
 # ---------------------------------------------------------------------------- producers
 
+
+class Partitioner(Protocol):
+    """The type of a partitioner: ``(topic, partition_count, key, value) -> partition``.
+
+    The arguments are positional, so any function with four parameters fits, whatever it
+    names them. It is called with ``partition_count >= 1`` and must return an ``int`` in
+    ``range(partition_count)``; the producer checks that with
+    :func:`~trio_brod.producer.partitioners.checked_partition`.
+    ``key`` and ``value`` are ``None`` when the message has none.
+    """
+
+    def __call__(
+        self, topic: str, partition_count: int, key: bytes | None, value: bytes | None, /
+    ) -> int:
+        """Return the partition, in ``range(partition_count)``, for this message."""
+        ...
+
+
+#: The names of the partitioners in :mod:`trio_brod.producer.partitioners`.
+PartitionerName: TypeAlias = Literal["default", "murmur2", "hash", "random", "sticky"]
+#: The same names, to check a setting against.
+PARTITIONER_NAMES: Final = ("default", "murmur2", "hash", "random", "sticky")
+
+
+def check_partitioner(spec: object) -> None:
+    """A ConfigError unless ``spec`` is a producer's ``partitioner`` setting: a name of
+    :data:`PartitionerName`, None (the default) or a callable partitioner.
+
+    Here rather than in :mod:`trio_brod.producer.partitioners`, which turns the setting into
+    a partitioner, so that the configs need nothing from the producer package.
+    """
+    if spec is None or spec in PARTITIONER_NAMES:
+        return
+    if isinstance(spec, type):
+        # Calling a class makes an instance, not a partition: a common slip.
+        raise ConfigError(
+            f"partitioner={spec.__qualname__}: that is a class; pass an instance, "
+            f"e.g. {spec.__qualname__}()"
+        )
+    if callable(spec) and not isinstance(spec, str):
+        return
+    raise ConfigError(
+        f"partitioner={spec!r}: expected one of {', '.join(map(repr, PARTITIONER_NAMES))}, "
+        "None, or a callable (topic, partition_count, key, value) -> int"
+    )
+
+
 CompressionName = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
 _COMPRESSION_NAMES: dict[str, Compression] = {
@@ -245,7 +295,7 @@ class ProducerConfig:
         partitioner: How ``produce`` picks a partition when none is given: ``"default"``
             (murmur2 of the key as the Java client does, sticky for keyless messages),
             ``"hash"`` (or ``"murmur2"``), ``"random"``, ``"sticky"``, an instance from
-            :mod:`trio_brod.partitioners`, or any callable
+            :mod:`trio_brod.producer.partitioners`, or any callable
             ``(topic, partition_count, key, value) -> int``. Named ones are made anew for
             each topic producer.
         flush_timeout: When the client closes (or ``stop_producer`` is called), seconds to
@@ -312,7 +362,7 @@ class ProducerConfig:
                 f"ProducerConfig.partition_onwire_limit={self.partition_onwire_limit}: "
                 f"at most {IDEMPOTENT_ONWIRE_MAX} with idempotence"
             )
-        resolve_partitioner(self.partitioner)  # raises ConfigError for a bad spec
+        check_partitioner(self.partitioner)
         self._check_codec()
 
     def _check_codec(self) -> None:

@@ -124,7 +124,7 @@ class TopicWorkers(Generic[W]):
 
         Partitions added to the topic get workers, as the Java client does when its
         metadata shows them. (For producers, keys then map to other partitions: see
-        :mod:`trio_brod.partitioners`.)
+        :mod:`trio_brod.producer.partitioners`.)
         """
         with scope:
             while True:

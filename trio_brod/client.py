@@ -32,7 +32,6 @@ from trio_brod._config import (
 from trio_brod._exceptions import ClientClosed, ConfigError, NotFound, ProducerClosed
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata
 from trio_brod._net import Connection
-from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
 from trio_brod._util import unwrap_single_exception
 from trio_brod.consumer import (
     FETCH_MIN_VERSION,
@@ -46,16 +45,16 @@ from trio_brod.consumer import (
     select_parts,
     visible_end,
 )
-from trio_brod.partitioners import Partitioner, PartitionerName
 from trio_brod.producer import (
+    DeliveryReceipt,
     Message,
     PartitionProducer,
     ProducerIdentity,
     TopicProducer,
-    checked_bytes,
-    checked_headers,
-    checked_timestamp,
 )
+from trio_brod.producer.message import checked_bytes, checked_headers, checked_timestamp
+from trio_brod.producer.partitioners import Partitioner, PartitionerName
+from trio_brod.producer.receipt import raise_callback_errors
 
 __all__ = ["Client", "open_client"]
 
@@ -306,10 +305,11 @@ class Client:
 
         Raises:
             NotFound: No producer was started for the topic (and ``auto_start_producers`` is
-                off).
+                off), or the topic's producers were stopped before this partition got one.
+            ValueError: The topic has no such partition.
         """
         producer = await self._topic_producer(topic)
-        return await producer.producer_for(partition)
+        return await producer.worker(partition)
 
     async def produce(
         self,
@@ -374,7 +374,7 @@ class Client:
             partition = producer.choose(key, value, partitioner)
         worker = producer.partitions.get(partition) if type(partition) is int else None
         if worker is None:
-            worker = await producer.producer_for(partition)
+            worker = await producer.worker(partition)
         return await worker.produce(value, key, headers=headers, timestamp=timestamp)
 
     async def produce_sync(
@@ -453,7 +453,7 @@ class Client:
             partition = producer.choose(key, None, partitioner)
         worker = producer.partitions.get(partition) if type(partition) is int else None
         if worker is None:
-            worker = await producer.producer_for(partition)
+            worker = await producer.worker(partition)
         return await worker.produce_batch(messages)
 
     # ------------------------------------------------------------ consumers

@@ -291,7 +291,7 @@ _PUBLIC_HOMES = (
     "trio_brod.protocol",
     "trio_brod.protocol.errors",
     "trio_brod.protocol.records",
-    "trio_brod.partitioners",
+    "trio_brod.producer.partitioners",
     "trio_brod.topic_subscriber",
     "trio_brod.testing",
 )

@@ -36,7 +36,7 @@ from trio_brod import (
 from trio_brod._config import CompressionName
 from trio_brod._net import Connection
 from trio_brod.admin import ConfigResource, alter_configs
-from trio_brod.partitioners import kafka_partition
+from trio_brod.producer.partitioners import kafka_partition
 from trio_brod.protocol import ProduceRequest
 from trio_brod.protocol.errors import MessageTooLargeError, NotEnoughReplicasError
 from trio_brod.protocol.records import decode_batches
@@ -381,13 +381,15 @@ async def test_the_broker_accepts_a_new_epoch_after_a_gap(bootstrap_servers: lis
         await client.start_producer(topic)
         assert await client.produce_sync(topic, b"a", partition=0) == 0
         producer = await client.get_producer(topic, 0)
-        epoch = producer._epoch
+        sequence = producer._sequence
+        assert sequence is not None
+        epoch = sequence.epoch
         # As if a batch of five had been given up: the next batch leaves a gap, which the
         # broker refuses (OUT_OF_ORDER_SEQUENCE_NUMBER); the producer starts a new epoch.
-        producer._next_sequence += 5
+        sequence.next_sequence += 5
         assert await client.produce_sync(topic, b"b", partition=0) == 1
-        assert producer._epoch == epoch + 1
-        assert producer._next_sequence == 1
+        assert sequence.epoch == epoch + 1
+        assert sequence.next_sequence == 1
         assert await client.produce_sync(topic, b"c", partition=0) == 2
     consumed = await kcat_consume(bootstrap_servers, topic)
     assert [m.value for m in consumed] == [b"a", b"b", b"c"]

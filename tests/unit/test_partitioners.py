@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_brod import partitioners
 from trio_brod._exceptions import ConfigError
-from trio_brod.partitioners import (
+from trio_brod.producer import partitioners
+from trio_brod.producer.partitioners import (
     DEFAULT_SWITCH_BYTES,
     DefaultPartitioner,
     Partitioner,

@@ -39,10 +39,10 @@ from trio_brod import (
     ProducerConfig,
     open_client,
 )
-from trio_brod import producer as producer_module
 from trio_brod._net.pending import Part, PendingResponse
-from trio_brod._producer_buffer import Call, WireBatch
 from trio_brod.producer import PartitionProducer
+from trio_brod.producer import worker as producer_module
+from trio_brod.producer._buffer import Call, WireBatch
 from trio_brod.protocol import (
     InitProducerIdResponse,
     MetadataRequest,
@@ -1245,7 +1245,8 @@ async def test_the_last_epoch_is_followed_by_a_fresh_producer_id(cluster: FakeCl
         await client.start_producer(TOPIC)
         await client.produce_sync(TOPIC, b"a", partition=0)
         producer = await client.get_producer(TOPIC, 0)
-        producer._epoch = 32767  # epochs are int16: there is no next one
+        assert producer._sequence is not None
+        producer._sequence.epoch = 32767  # epochs are int16: there is no next one
         cluster.actions.append(OUT_OF_ORDER)
         assert await client.produce_sync(TOPIC, b"b", partition=0) == 1
     assert [(s.producer_id, s.epoch, s.base_sequence) for s in cluster.sent] == [

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from trio_brod._producer_buffer import (
+from trio_brod.producer._buffer import (
     Call,
     Failure,
     ProducerBuffer,

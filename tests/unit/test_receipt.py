@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from trio_brod import DeliveryReceipt, NotFound
-from trio_brod._producer_buffer import Call, ProducerBuffer, WireBatch
+from trio_brod.producer._buffer import Call, ProducerBuffer, WireBatch
 from trio_brod.protocol.errors import NotEnoughReplicasError
 
 
@@ -32,7 +32,7 @@ async def test_await_gives_the_offset() -> None:
         nursery.start_soon(waiter)
         await trio.testing.wait_all_tasks_blocked()
         assert got == []
-        receipt._resolve(41)
+        receipt.resolve(41)
     assert got == [41, 41]
     assert receipt.result() == 41
     assert await receipt.wait() == 41
@@ -42,7 +42,7 @@ async def test_await_gives_the_offset() -> None:
 async def test_a_failed_receipt_raises_its_error_each_time() -> None:
     receipt = DeliveryReceipt("t", 1)
     error = NotEnoughReplicasError(topic="t", partition=1)
-    receipt._fail(error)
+    receipt.fail(error)
     assert receipt.done()
     assert receipt.exception() is error
     with pytest.raises(NotEnoughReplicasError, match=r"t\[1\]") as first:
@@ -57,9 +57,9 @@ async def test_a_failed_receipt_raises_its_error_each_time() -> None:
 
 def test_the_first_outcome_wins() -> None:
     receipt = DeliveryReceipt("t", 0)
-    receipt._resolve(5)
-    receipt._fail(ValueError("late"))
-    receipt._resolve(6)
+    receipt.resolve(5)
+    receipt.fail(ValueError("late"))
+    receipt.resolve(6)
     assert receipt.result() == 5
 
 
@@ -68,7 +68,7 @@ async def test_await_is_cancellable() -> None:
     with trio.move_on_after(0.05) as scope:
         await receipt
     assert scope.cancelled_caught
-    receipt._resolve(1)
+    receipt.resolve(1)
     assert await receipt == 1
 
 
@@ -78,15 +78,15 @@ def test_callbacks_run_in_order_once_done() -> None:
     receipt.add_done_callback(lambda r: seen.append(f"a{r.result()}"))
     receipt.add_done_callback(lambda r: seen.append(f"b{r.result()}"))
     assert seen == []
-    receipt._resolve(3)
+    receipt.resolve(3)
     assert seen == ["a3", "b3"]
-    receipt._resolve(4)  # no second run
+    receipt.resolve(4)  # no second run
     assert seen == ["a3", "b3"]
 
 
 def test_a_callback_added_when_done_runs_at_once() -> None:
     receipt = DeliveryReceipt("t", 0)
-    receipt._fail(NotFound("gone"))
+    receipt.fail(NotFound("gone"))
     seen: list[BaseException | None] = []
     receipt.add_done_callback(lambda r: seen.append(r.exception()))
     assert isinstance(seen[0], NotFound)
@@ -94,7 +94,7 @@ def test_a_callback_added_when_done_runs_at_once() -> None:
 
 def test_a_callback_added_when_done_raises_to_the_caller() -> None:
     receipt = DeliveryReceipt("t", 0)
-    receipt._resolve(1)
+    receipt.resolve(1)
 
     def explode(receipt: DeliveryReceipt) -> None:
         raise KeyError("boom")
@@ -113,7 +113,7 @@ def test_a_raising_callback_does_not_stop_the_others() -> None:
     receipt.add_done_callback(explode)
     receipt.add_done_callback(lambda r: seen.append(r.result()))
     with pytest.raises(KeyError, match="boom"):
-        receipt._resolve(7)
+        receipt.resolve(7)
     assert seen == [7]
     assert receipt.result() == 7
 
@@ -130,7 +130,7 @@ def test_several_raising_callbacks_come_out_together() -> None:
     receipt.add_done_callback(explode)
     receipt.add_done_callback(fail)
     with pytest.raises(ExceptionGroup) as info:
-        receipt._fail(RuntimeError("x"))
+        receipt.fail(RuntimeError("x"))
     assert {type(e) for e in info.value.exceptions} == {KeyError, ValueError}
 
 

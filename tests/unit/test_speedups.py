@@ -57,7 +57,9 @@ from tests.unit.test_producer import (
     plain_messages,
 )
 from tests.unit.test_records import batch_of, pure_python_codec
-from trio_brod import Message, partitioners, producer
+from trio_brod import Message
+from trio_brod.producer import partitioners
+from trio_brod.producer import worker as producer
 from trio_brod.protocol import _records_batch, _records_encode, records
 from trio_brod.protocol.errors import DecodeError
 from trio_brod.protocol.records import (
@@ -104,7 +106,8 @@ def test_implementation_follows_the_extension_and_the_environment(pure_python: s
         [
             sys.executable,
             "-c",
-            "from trio_brod import producer; from trio_brod.protocol import records; "
+            "from trio_brod.producer import worker as producer; "
+            "from trio_brod.protocol import records; "
             "print(records.IMPLEMENTATION, producer._c_prepare_records is not None)",
         ],
         env=env,
@@ -734,7 +737,8 @@ def test_prepare_records_notices_a_finalizer_changing_the_messages() -> None:
 
 NO_MEMORY_SCRIPT = """
 import sys, _testcapi
-from trio_brod.producer import Message, _EMPTY_RECORD_SIZE
+from trio_brod.producer import Message
+from trio_brod.producer.worker import _EMPTY_RECORD_SIZE
 from trio_brod.protocol._speedups import prepare_records
 
 def attempt(start):

@@ -8,8 +8,9 @@ import pytest
 import trio
 import trio.testing
 
-from trio_brod import ClientConfig, NotFound
+from trio_brod import ClientConfig, NotFound, ProducerClosed, ProducerConfig
 from trio_brod._topic_workers import TopicWorkers
+from trio_brod.producer import PartitionProducer, TopicProducer
 
 
 class FakeMetadata:
@@ -115,3 +116,33 @@ async def test_closing_waits_for_draining_workers_or_cancels_them(
         assert trio.current_time() - started == pytest.approx(1.0)
     assert all(w.ended for w in draining.partitions.values())
     assert all(w.cancelled for w in cancelled.partitions.values())
+
+
+async def test_the_topic_producer_is_topic_workers_with_its_lookup_and_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Producers and consumers share the nursery, so a partition asked for on stopped
+    # producers raises the same NotFound as on stopped consumers; a closed partition
+    # producer still refuses messages with ProducerClosed.
+    metadata = FakeMetadata(1)
+    producer = TopicProducer(
+        metadata,  # type: ignore[arg-type]
+        "orders",
+        ProducerConfig(),
+        None,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(producer.run)
+        first = await producer.worker(0)
+        assert isinstance(first, PartitionProducer)
+        metadata.count = 2
+        assert (await producer.worker(1)).partition == 1
+        assert producer.partition_count == 2  # what the partitioner spreads over
+        metadata.count = 3
+        producer.close()
+        with pytest.raises(NotFound, match="the producers of orders were stopped"):
+            await producer.worker(2)
+        with pytest.raises(ProducerClosed):
+            await first.produce(b"late")
+    assert producer.finished.is_set()
+    assert all(p.finished.is_set() for p in producer.partitions.values())

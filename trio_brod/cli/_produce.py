@@ -13,8 +13,8 @@ from typing import Any, TextIO
 import trio
 
 from trio_brod._config import ProducerConfig
-from trio_brod._receipt import DeliveryReceipt
 from trio_brod.client import Client
+from trio_brod.producer.receipt import DeliveryReceipt
 from trio_brod.protocol.errors import BrodError
 
 __all__ = ["pipe", "send", "split_lines"]

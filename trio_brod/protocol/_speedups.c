@@ -24,7 +24,7 @@
  *       which encodes it or raises the TypeError / EncodeError naming what is wrong.
  *
  *   prepare_records(messages, now, overhead, message_type) -> (records, size) | None
- *       producer.py's produce_batch loop for the common case of plain messages; None for
+ *       producer/worker.py's produce_batch loop for the common case of plain messages; None for
  *       anything else, and the Python loop takes over (see "the producer's messages").
  *
  * No function here releases the GIL or keeps a borrowed reference across a call that may
@@ -958,7 +958,7 @@ error:
 
 /* -- the producer's messages --------------------------------------------------------------------
  *
- * PartitionProducer.produce_batch (producer.py) turns the messages it is given into record
+ * PartitionProducer.produce_batch (producer/worker.py) turns the messages it is given into record
  * tuples (timestamp, key, value, headers) and adds up estimate_record_size() of each. Its loop
  * is the reference; prepare_records() does the same for the common case only, and returns
  * None for anything else, so that the loop then runs from the start and raises its own
@@ -1129,7 +1129,7 @@ error:
 
 /* -- the cycle collector and calls in flight -----------------------------------------------------
  *
- * A busy producer holds tens of thousands of produce calls (producer.py's Call, which is also
+ * A busy producer holds tens of thousands of produce calls (producer/_buffer.py's Call, which is also
  * the caller's DeliveryReceipt) between produce() and the broker's acknowledgement. Each is an
  * instance of a Python class, so the cycle collector tracks it, and every full collection
  * walks all of them; with calls living through several collections, full collections come
@@ -1137,9 +1137,10 @@ error:
  *
  * While in flight, a call is always reachable from its partition's producer (its channel,
  * buffer or wire queues), so it cannot be part of a garbage cycle then, and the collector
- * loses nothing by not looking at it. _producer_buffer.py untracks a call once the producer
- * holds it and tracks it again before it is resolved or failed, which is when the producer
- * lets go of it and when callbacks and errors, which could make cycles, come in.
+ * loses nothing by not looking at it. producer/_intake.py untracks a call once the producer
+ * holds it, and producer/_buffer.py tracks it again before it is resolved or failed, which is
+ * when the producer lets go of it and when callbacks and errors, which could make cycles,
+ * come in.
  */
 
 PyDoc_STRVAR(gc_untrack_doc,
@@ -1181,7 +1182,7 @@ gc_track(PyObject *module, PyObject *obj)
  * MurmurHash2 (32-bit) with the seed 0x9747b28c, the key read as little-endian 4-byte words,
  * then the 1 to 3 bytes left over. Java's int arithmetic wraps, as uint32_t's does. (The
  * products are of uint32_t operands, which stay unsigned on every platform CPython supports,
- * where int is 32 bits.) partitioners.py has the same in Python, used without this module.
+ * where int is 32 bits.) producer/partitioners.py has the same in Python, used without this module.
  */
 
 static uint32_t
@@ -1257,7 +1258,8 @@ static PyModuleDef_Slot speedups_slots[] = {
 
 PyDoc_STRVAR(module_doc,
 "The record codec's hot loops (and murmur2, and the producer's message loop) in C, used by\n"
-"trio_brod.protocol.records, trio_brod.partitioners and trio_brod.producer when available.\n"
+"trio_brod.protocol.records, trio_brod.producer.partitioners and trio_brod.producer when\n"
+"available.\n"
 "\n"
 "Private: call records.py's public functions, not these.");
 

@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 _R = TypeVar("_R", bound=tuple[Any, ...])
-# The producer's RecordTuple (trio_brod._producer_buffer); prepare_records' have no headers.
+# The producer's RecordTuple (trio_brod.producer._buffer); prepare_records' have no headers.
 _ProducerRecord = tuple[int, bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]]
 
 def decode_records(

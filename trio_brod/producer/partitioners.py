@@ -52,8 +52,9 @@ import random
 import struct
 import sys
 from collections.abc import Callable
-from typing import Final, Literal, Protocol, TypeAlias
+from typing import Final, TypeAlias
 
+from trio_brod._config import Partitioner, PartitionerName, check_partitioner
 from trio_brod._exceptions import ConfigError
 from trio_brod.protocol import records as _records
 
@@ -74,24 +75,6 @@ __all__ = [
 ]
 
 
-class Partitioner(Protocol):
-    """The type of a partitioner: ``(topic, partition_count, key, value) -> partition``.
-
-    The arguments are positional, so any function with four parameters fits, whatever it
-    names them. It is called with ``partition_count >= 1`` and must return an ``int`` in
-    ``range(partition_count)``; the producer checks that with :func:`checked_partition`.
-    ``key`` and ``value`` are ``None`` when the message has none.
-    """
-
-    def __call__(
-        self, topic: str, partition_count: int, key: bytes | None, value: bytes | None, /
-    ) -> int:
-        """Return the partition, in ``range(partition_count)``, for this message."""
-        ...
-
-
-#: The names :func:`resolve_partitioner` accepts.
-PartitionerName: TypeAlias = Literal["default", "murmur2", "hash", "random", "sticky"]
 #: What :func:`resolve_partitioner` accepts: a name, a partitioner, or ``None`` (default).
 PartitionerSpec: TypeAlias = PartitionerName | Partitioner | None
 
@@ -380,8 +363,6 @@ class DefaultPartitioner(_StickyChooser):
 # Choosing and checking
 # --------------------------------------------------------------------------------------------
 
-_NAMES: Final = ("default", "murmur2", "hash", "random", "sticky")
-
 
 def resolve_partitioner(spec: str | Partitioner | None) -> Partitioner:
     """Turn a producer's ``partitioner`` setting into a partitioner.
@@ -398,27 +379,17 @@ def resolve_partitioner(spec: str | Partitioner | None) -> Partitioner:
         ConfigError: ``spec`` is none of these; the message names it. A partitioner class
             (rather than an instance) is refused too, with a hint.
     """
+    check_partitioner(spec)  # the ConfigError, for anything but the cases below
     if spec is None or spec == "default":
         return DefaultPartitioner()
-    if isinstance(spec, str):
-        if spec in ("hash", "murmur2"):
-            return hash_partitioner
-        if spec == "random":
-            return random_partitioner
-        if spec == "sticky":
-            return StickyPartitioner()
-    elif isinstance(spec, type):
-        # Calling a class makes an instance, not a partition: a common slip.
-        raise ConfigError(
-            f"partitioner={spec.__qualname__}: that is a class; pass an instance, "
-            f"e.g. {spec.__qualname__}()"
-        )
-    elif callable(spec):
-        return spec
-    raise ConfigError(
-        f"partitioner={spec!r}: expected one of {', '.join(map(repr, _NAMES))}, None, or a "
-        "callable (topic, partition_count, key, value) -> int"
-    )
+    if spec in ("hash", "murmur2"):
+        return hash_partitioner
+    if spec == "random":
+        return random_partitioner
+    if spec == "sticky":
+        return StickyPartitioner()
+    assert callable(spec)
+    return spec
 
 
 def _describe(partitioner: object) -> str:

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from trio_brod._receipt import DeliveryReceipt, raise_callback_errors
+from trio_brod.producer.receipt import DeliveryReceipt, raise_callback_errors
 from trio_brod.protocol.errors import (
     ClusterAuthorizationFailedError,
     CorruptMessageError,
@@ -56,6 +56,7 @@ __all__ = [
     "Failure",
     "ProducerBuffer",
     "RecordTuple",
+    "Round",
     "RoundEnd",
     "SequenceGap",
     "WireBatch",
@@ -108,10 +109,11 @@ class Call(DeliveryReceipt):
         self.records = records
         self.size = size
 
-    def _fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> None:
+        """Fail the receipt, first giving the call back to the cycle collector."""
         _track(self)
         self.records = ()
-        DeliveryReceipt._fail(self, error)
+        DeliveryReceipt.fail(self, error)
 
 
 class WireBatch:
@@ -184,7 +186,7 @@ class WireBatch:
             call.records = ()
             _track(call)
             try:
-                call._resolve(offset)
+                call.resolve(offset)
             except Exception as exc:
                 errors = _collect(errors, exc)
             if offset >= 0:
@@ -311,6 +313,40 @@ class Failure(NamedTuple):
     final: bool = False
 
 
+class Round:
+    """What went wrong in one round of sending (see :mod:`trio_brod.producer.worker`).
+
+    Attributes:
+        failed: The batches whose requests failed, in the order they were sent, each with
+            its real cause (see :class:`Failure`); split batches appear as their two halves.
+        error: The first error of the round; once set, nothing more is sent.
+        reconnect: The first error that calls for a backoff and a new leader lookup, if
+            any (a split or a sequence reset alone is followed at once).
+    """
+
+    __slots__ = ("error", "failed", "reconnect")
+
+    def __init__(self) -> None:
+        self.failed: list[Failure] = []
+        self.error: BaseException | None = None
+        self.reconnect: BaseException | None = None
+
+    def add(
+        self,
+        batches: Iterable[WireBatch],
+        error: BaseException,
+        *,
+        reconnect: bool,
+        final: bool = False,
+    ) -> None:
+        """Note failed batches (each to be sent again, or given up if ``final``)."""
+        self.failed.extend(Failure(batch, error, final) for batch in batches)
+        if self.error is None:
+            self.error = error
+        if reconnect and self.reconnect is None:
+            self.reconnect = error
+
+
 class RoundEnd(NamedTuple):
     """What :meth:`ProducerBuffer.end_round` decided: the batches given up, each with the
     error to fail it with, and what that did to the sequence numbers."""
@@ -335,7 +371,7 @@ def _fail_calls(
     """Fail the calls' receipts, collecting (not raising) what their callbacks raise."""
     for call in calls:
         try:
-            call._fail(error)
+            call.fail(error)
         except Exception as exc:
             errors = _collect(errors, exc)
     return errors

@@ -124,7 +124,13 @@ class DeliveryReceipt:
 
     # ---------------------------------------------------------------- producer side
 
-    def _resolve(self, offset: int) -> None:
+    def resolve(self, offset: int) -> None:
+        """Record the offset and wake whoever waits: for the producer that owns the receipt.
+
+        Applications never call this (nor :meth:`fail`): the partition producer that handed
+        the receipt out completes it, once, when the broker answers. A second completion is
+        ignored. Done-callbacks run here, in the caller's task; what they raise comes out.
+        """
         # Called once per message by the worker: done() and _finish() inlined.
         if self._offset is not _UNSET or self._error is not None:
             return
@@ -132,7 +138,9 @@ class DeliveryReceipt:
         if self._event is not None or self._callbacks is not None:
             self._finish()
 
-    def _fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> None:
+        """Record why delivery failed and wake whoever waits: for the producer that owns
+        the receipt (see :meth:`resolve`)."""
         if self.done():
             return
         self._error = error
