@@ -27,7 +27,7 @@ from tests.consumer_peers import (
 from tests.task_tree import count_tasks
 from trio_brod import ConsumerConfig, MessageSet, Subscription, Timestamp, open_client
 from trio_brod._config import FetchConnection
-from trio_brod.consumer import fetch_request
+from trio_brod.consumer._fetch import fetch_request
 from trio_brod.protocol import FetchRequest
 from trio_brod.protocol.errors import OffsetOutOfRangeError
 from trio_brod.protocol.records import Compression, RecordBatch, decode_batches
