@@ -56,18 +56,13 @@ subscriptions come and go, what follows waits behind at most one long poll.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import trio
 
-from trio_brod._cluster.pool import ConnectionSlot
+from trio_brod._cluster import ConnectionPool, ConnectionSlot, MetadataCache
 from trio_brod._config import ConsumerConfig
 from trio_brod._connection import Connection
 from trio_brod._topic_workers import TopicWorkers
 from trio_brod.consumer.worker import PartitionConsumer
-
-if TYPE_CHECKING:
-    from trio_brod._cluster import ConnectionPool, MetadataCache
 
 __all__ = ["TopicConsumer"]
 

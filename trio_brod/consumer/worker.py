@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import trio
 
 from trio_brod._backoff import Backoff
+from trio_brod._cluster import ConnectionPool, MetadataCache
 from trio_brod._cluster.requests import (
     EARLIEST,
     LATEST,
@@ -46,9 +47,6 @@ from trio_brod.consumer._window import Window, begin_for
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.protocol import FetchRequest
 from trio_brod.protocol.errors import KafkaError, OffsetOutOfRangeError
-
-if TYPE_CHECKING:
-    from trio_brod._cluster import ConnectionPool, MetadataCache
 
 __all__ = [
     "DATA_LANE",
@@ -231,16 +229,10 @@ class PartitionConsumer:
     Made by :meth:`Client.start_consumer <trio_brod.Client.start_consumer>`; get it with
     :meth:`Client.get_consumer <trio_brod.Client.get_consumer>`.
 
-    Args:
-        pool: Where private connections come from.
-        metadata: Leaders, topic ids and the client's timeouts.
-        topic: The topic.
-        partition: The partition.
-        config: The consumer config (a subscription may override fields of it).
-        nursery: Where the worker's private connections run (the topic's nursery).
-        lanes_to: The topic's shared fetch connections to a broker, for
-            ``fetch_connection="topic"``; without it, such a worker uses a private
-            connection instead.
+    It is built on the client's connection pool and metadata cache, with the topic's nursery
+    for its private connections, and, for ``fetch_connection="topic"``, a way to reach the
+    topic's shared fetch connections to a broker (``lanes_to``; without it such a worker
+    uses a private connection instead).
     """
 
     def __init__(
