@@ -222,7 +222,7 @@ LAYERS: list[tuple[str, str]] = [
     ("trio_brod/protocol/_primitives", "message encode/decode (generated)"),
     ("trio_brod/protocol/frames", "frames"),
     ("trio_brod/_net", "connection reader/writer tasks"),
-    ("trio_brod/consumer", "consumer worker, MessageSet, subscription"),
+    ("trio_brod/consumer", "consumer worker, fetch parsing, window, MessageSet"),
     ("trio/_channel", "trio memory channels"),
     ("trio/_highlevel_socket", "sockets (trio + kernel)"),
     ("trio/_socket", "sockets (trio + kernel)"),

@@ -60,11 +60,13 @@ nitpick_ignore_regex = [
     # resolver in docs/_ext could not map to a public name: implementation details.
     (r"py:.*", r"(.+\.)?_\w+(\..+)?"),
     # The base class of the generated structures, and constructor arguments of partition
-    # producers and consumers (which the client makes, never the user).
+    # producers and consumers (which the client makes, never the user): the internal pool
+    # and metadata cache (named unqualified where imported for type checking only).
     (r"py:class", r"trio_brod\.protocol\._primitives\.Struct"),
     (r"py:class", r"ProducerIdentity"),
     (r"py:class", r"TopicConsumer"),
     (r"py:class", r"ConnectionPool|MetadataCache"),
+    (r"py:class", r"(trio_brod\.consumer\.worker\.)?FetchLanes"),
 ]
 
 # -- autodoc --------------------------------------------------------------------------------

@@ -45,11 +45,16 @@ from trio_brod._metadata import BrokerMetadata, ClusterMetadata, PartitionMetada
 from trio_brod._net import Connection
 from trio_brod._version import __version__ as __version__
 from trio_brod.client import Client, open_client
-from trio_brod.consumer import MessageSet, PartitionConsumer, Subscription
+from trio_brod.consumer import (
+    MessageSet,
+    PartitionConsumer,
+    Subscription,
+    TopicSubscriber,
+    open_topic_subscriber,
+)
 from trio_brod.producer import DeliveryReceipt, Message, PartitionProducer
 from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError
 from trio_brod.protocol.records import Record
-from trio_brod.topic_subscriber import TopicSubscriber, open_topic_subscriber
 
 __all__ = [
     "BrodError",

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import trio
 
 from trio_brod._cluster import ConnectionPool, CoordinatorType, MetadataCache
-from trio_brod._cluster.requests import leader_request, list_offset, offset_time_ms
+from trio_brod._cluster.requests import list_offset, offset_time_ms
 from trio_brod._config import (
     ClientConfig,
     ConsumerConfig,
@@ -33,18 +33,9 @@ from trio_brod._exceptions import ClientClosed, ConfigError, NotFound, ProducerC
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata
 from trio_brod._net import Connection
 from trio_brod._util import unwrap_single_exception
-from trio_brod.consumer import (
-    FETCH_MIN_VERSION,
-    FETCH_TOPIC_ID_VERSION,
-    MessageSet,
-    PartitionConsumer,
-    Subscription,
-    TopicConsumer,
-    fetch_request,
-    fetched_partition,
-    select_parts,
-    visible_end,
-)
+from trio_brod.consumer.message_set import MessageSet
+from trio_brod.consumer.topic import TopicConsumer
+from trio_brod.consumer.worker import PartitionConsumer, Subscription, fetch_once
 from trio_brod.producer import (
     DeliveryReceipt,
     Message,
@@ -616,33 +607,7 @@ class Client:
             max_bytes=max_bytes,
             isolation_level=isolation_level,
         )
-        isolation = 1 if isolation_level == "read_committed" else 0
-        topic_id = await self.metadata.topic_id(topic)
-        while True:
-            request = fetch_request(
-                topic, topic_id, partition, offset, max_bytes, config, isolation
-            )
-            response = await leader_request(
-                self.metadata,
-                topic,
-                partition,
-                request,
-                min_version=FETCH_MIN_VERSION,
-                max_version=None if topic_id is not None else FETCH_TOPIC_ID_VERSION - 1,
-                timeout=max_wait_time + self.config.request_timeout,
-            )
-            data = fetched_partition(response, topic, partition, offset)
-            selected = select_parts(topic, partition, offset, data, isolation_level)
-            if selected.needed_bytes is not None:
-                max_bytes = min(max(selected.needed_bytes, max_bytes * 2), 2**31 - 1)
-                continue
-            return MessageSet(
-                topic,
-                partition,
-                visible_end(data, isolation),
-                selected.parts,
-                selected.next_offset,
-            )
+        return await fetch_once(self.metadata, topic, partition, offset, config)
 
     # ------------------------------------------------------------ closing
 

@@ -292,7 +292,7 @@ _PUBLIC_HOMES = (
     "trio_brod.protocol.errors",
     "trio_brod.protocol.records",
     "trio_brod.producer.partitioners",
-    "trio_brod.topic_subscriber",
+    "trio_brod.consumer",
     "trio_brod.testing",
 )
 

@@ -27,7 +27,7 @@ from tests.consumer_peers import (
 from tests.task_tree import count_tasks
 from trio_brod import ConsumerConfig, MessageSet, Subscription, Timestamp, open_client
 from trio_brod._config import FetchConnection
-from trio_brod.consumer import fetch_request
+from trio_brod.consumer._fetch import fetch_request
 from trio_brod.protocol import FetchRequest
 from trio_brod.protocol.errors import OffsetOutOfRangeError
 from trio_brod.protocol.records import Compression, RecordBatch, decode_batches
@@ -89,7 +89,7 @@ async def test_100k_messages_of_every_codec_exactly(
     for partition, codec in enumerate(CODECS):
         sets = received[partition]
         # The batches are really compressed with that codec.
-        codecs = {part.batch.compression for s in sets for part in s._parts}
+        codecs = {run.batch.compression for s in sets for run in s._runs}
         assert codecs == {Compression[codec.upper()]}
         check_same(sets, sent[partition])
     assert sum(len(s) for sets in received.values() for s in sets) == 100_000
@@ -119,7 +119,7 @@ async def test_counting_decodes_no_records(
         with trio.fail_after(30):
             async for message_set in sub:
                 count += len(message_set)
-                batches += [part.batch for part in message_set._parts]
+                batches += [run.batch for run in message_set._runs]
                 sub.ack(message_set.high_offset)
                 if message_set.high_offset == 29_999:
                     break
@@ -532,4 +532,4 @@ async def test_what_kcat_writes(make_topic: MakeTopic, bootstrap_servers: list[s
         tuple(line.encode().split(b":", 1)) for line in lines
     ]
     assert {r.headers for r in records} == {(("trace", b"abc"), ("team", b"consumers"))}
-    assert {part.batch.compression for s in sets for part in s._parts} == {Compression.ZSTD}
+    assert {run.batch.compression for s in sets for run in s._runs} == {Compression.ZSTD}

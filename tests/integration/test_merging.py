@@ -136,7 +136,9 @@ async def test_topic_fetch_connections_live_with_the_consumer(
         # each), however many partitions come and go...
         await trio.testing.wait_all_tasks_blocked(cushion=0.05)
         # (the client's consumers nursery, started with its first consumer, stays too)
-        workers = 1 + 4 + 1  # the consumers nursery, a task per partition, the topic's
+        # The consumers nursery, a task per partition, the topic's nursery task and its
+        # watcher of new partitions (TopicWorkers).
+        workers = 1 + 4 + 1 + 1
         assert count_tasks() == before + workers + 2 * 3
         # ... and close with the consumer.
         await client.stop_consumer(topic)

@@ -1,84 +1,32 @@
-"""The consumer's bookkeeping without a broker: which records a fetch answer yields, the
-prefetch window, and how little a counting consumer decodes."""
+"""The consumer's fetch parsing without a broker: which records a fetch answer yields, and
+how little a counting consumer decodes. (The prefetch window: test_consumer_window.py.)"""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-from typing import Any, cast
 
 import pytest
-import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.consumer_fakes import compacted_batch
+from tests.fetch_data import (
+    batch_bytes,
+    marker,
+    offsets_of,
+    partition_data,
+    transactional,
+)
 from trio_brod import ConfigError, ConsumerConfig, MessageSet, Timestamp
 from trio_brod._config import IsolationLevel
-from trio_brod.consumer import (
-    PartitionConsumer,
-    _Part,
-    _Session,
-    select_parts,
-)
-from trio_brod.protocol import FetchResponse
+from trio_brod.consumer._fetch import Run, select_runs
 from trio_brod.protocol.records import (
     Compression,
     ControlRecordType,
     CorruptRecordError,
     RecordBatch,
     decode_batches,
-    encode_batch,
-    encode_control_batch,
 )
-
-# ------------------------------------------------------------------ helpers
-
-
-def batch_bytes(
-    base: int, count: int, *, size: int = 10, compression: Compression = Compression.NONE, **kw: Any
-) -> bytes:
-    records = [(1000 + base + i, None, b"%0*d" % (size, base + i), ()) for i in range(count)]
-    return encode_batch(records, base_offset=base, compression=compression, **kw)
-
-
-def marker(base: int, producer_id: int, control_type: ControlRecordType) -> bytes:
-    return encode_control_batch(
-        control_type,
-        producer_id=producer_id,
-        producer_epoch=0,
-        coordinator_epoch=0,
-        timestamp_ms=5,
-        base_offset=base,
-    )
-
-
-def partition_data(
-    records: bytes,
-    *,
-    aborted: list[tuple[int, int]] = (),  # type: ignore[assignment]
-    high_watermark: int = 10**6,
-    last_stable_offset: int = -1,
-) -> Any:
-    return FetchResponse.PartitionData(
-        partition_index=0,
-        high_watermark=high_watermark,
-        last_stable_offset=last_stable_offset,
-        aborted_transactions=[
-            FetchResponse.AbortedTransaction(producer_id=pid, first_offset=first)
-            for pid, first in aborted
-        ],
-        records=records,
-    )
-
-
-def offsets_of(parts: list[_Part]) -> list[int]:
-    return [record.offset for part in parts for record in part.records()]
-
-
-def values_of(parts: list[_Part]) -> list[bytes | None]:
-    return [record.value for part in parts for record in part.records()]
-
 
 # ------------------------------------------------------------------ config
 
@@ -150,13 +98,13 @@ def test_from_datetime_wants_a_time_zone() -> None:
         Timestamp.from_datetime(dt.datetime(2024, 1, 1))
 
 
-# ------------------------------------------------------------------ select_parts
+# ------------------------------------------------------------------ select_runs
 
 
 def test_records_before_the_fetch_offset_are_skipped() -> None:
     data = partition_data(batch_bytes(0, 5, compression=Compression.GZIP) + batch_bytes(5, 5))
-    selected = select_parts("t", 0, 3, data, "read_uncommitted")
-    assert offsets_of(selected.parts) == list(range(3, 10))
+    selected = select_runs("t", 0, 3, data, "read_uncommitted")
+    assert offsets_of(selected.runs) == list(range(3, 10))
     assert selected.next_offset == 10
     assert selected.needed_bytes is None
 
@@ -169,20 +117,9 @@ def test_control_batches_are_never_messages() -> None:
     )
     isolations: list[IsolationLevel] = ["read_committed", "read_uncommitted"]
     for isolation in isolations:
-        selected = select_parts("t", 0, 0, partition_data(log), isolation)
-        assert offsets_of(selected.parts) == [0, 1, 3]
+        selected = select_runs("t", 0, 0, partition_data(log), isolation)
+        assert offsets_of(selected.runs) == [0, 1, 3]
         assert selected.next_offset == 4
-
-
-def transactional(base: int, count: int, producer_id: int) -> bytes:
-    return batch_bytes(
-        base,
-        count,
-        producer_id=producer_id,
-        producer_epoch=0,
-        base_sequence=base,
-        is_transactional=True,
-    )
 
 
 def test_read_committed_hides_aborted_transactions_read_uncommitted_shows_them() -> None:
@@ -195,11 +132,11 @@ def test_read_committed_hides_aborted_transactions_read_uncommitted_shows_them()
         + marker(8, 2, ControlRecordType.COMMIT)
         + marker(9, 1, ControlRecordType.COMMIT)
     )
-    committed = select_parts("t", 0, 0, partition_data(log, aborted=[(1, 0)]), "read_committed")
-    assert offsets_of(committed.parts) == [3, 4, 6, 7]
+    committed = select_runs("t", 0, 0, partition_data(log, aborted=[(1, 0)]), "read_committed")
+    assert offsets_of(committed.runs) == [3, 4, 6, 7]
     assert committed.next_offset == 10
-    uncommitted = select_parts("t", 0, 0, partition_data(log), "read_uncommitted")
-    assert offsets_of(uncommitted.parts) == [0, 1, 2, 3, 4, 6, 7]
+    uncommitted = select_runs("t", 0, 0, partition_data(log), "read_uncommitted")
+    assert offsets_of(uncommitted.runs) == [0, 1, 2, 3, 4, 6, 7]
 
 
 def test_a_fetch_starting_at_an_abort_marker_closes_that_transaction() -> None:
@@ -211,34 +148,34 @@ def test_a_fetch_starting_at_an_abort_marker_closes_that_transaction() -> None:
         + transactional(4, 2, 1)
         + marker(6, 1, ControlRecordType.COMMIT)
     )
-    selected = select_parts("t", 0, 3, partition_data(log, aborted=[(1, 0)]), "read_committed")
-    assert offsets_of(selected.parts) == [4, 5]
+    selected = select_runs("t", 0, 3, partition_data(log, aborted=[(1, 0)]), "read_committed")
+    assert offsets_of(selected.runs) == [4, 5]
 
 
 def test_read_committed_never_goes_past_the_last_stable_offset() -> None:
     # As if a broker returned data past the LSO: an open transaction from offset 2 on.
     log = batch_bytes(0, 2) + transactional(2, 3, 9) + batch_bytes(5, 1)
     data = partition_data(log, last_stable_offset=2)
-    committed = select_parts("t", 0, 0, data, "read_committed")
-    assert offsets_of(committed.parts) == [0, 1]
+    committed = select_runs("t", 0, 0, data, "read_committed")
+    assert offsets_of(committed.runs) == [0, 1]
     assert committed.next_offset == 2
-    uncommitted = select_parts("t", 0, 0, data, "read_uncommitted")
-    assert offsets_of(uncommitted.parts) == list(range(6))
+    uncommitted = select_runs("t", 0, 0, data, "read_uncommitted")
+    assert offsets_of(uncommitted.runs) == list(range(6))
 
 
 def test_a_cut_last_batch_is_left_for_the_next_fetch() -> None:
     log = batch_bytes(0, 3) + batch_bytes(3, 3)
     cut = log[: len(log) - 7]
-    selected = select_parts("t", 0, 0, partition_data(cut), "read_uncommitted")
-    assert offsets_of(selected.parts) == [0, 1, 2]
+    selected = select_runs("t", 0, 0, partition_data(cut), "read_uncommitted")
+    assert offsets_of(selected.runs) == [0, 1, 2]
     assert selected.next_offset == 3
     assert selected.needed_bytes is None
 
 
 def test_only_part_of_one_batch_asks_for_a_larger_fetch() -> None:
     whole = batch_bytes(0, 50, size=100)
-    selected = select_parts("t", 0, 0, partition_data(whole[:500]), "read_uncommitted")
-    assert selected.parts == []
+    selected = select_runs("t", 0, 0, partition_data(whole[:500]), "read_uncommitted")
+    assert selected.runs == []
     assert selected.next_offset == 0
     assert selected.needed_bytes == len(whole)
 
@@ -247,14 +184,14 @@ def test_corrupt_data_names_the_partition() -> None:
     log = bytearray(batch_bytes(0, 3))
     log[-1] ^= 0xFF
     with pytest.raises(CorruptRecordError, match=r"topic\[4\] near offset 0"):
-        select_parts("topic", 4, 0, partition_data(bytes(log)), "read_uncommitted")
+        select_runs("topic", 4, 0, partition_data(bytes(log)), "read_uncommitted")
 
 
 def test_compacted_batches_keep_their_offsets() -> None:
     log = compacted_batch(0, [0, 3, 4], 6) + batch_bytes(7, 2)
-    selected = select_parts("t", 0, 2, partition_data(log), "read_uncommitted")
-    assert offsets_of(selected.parts) == [3, 4, 7, 8]
-    message_set = MessageSet("t", 0, 9, selected.parts)
+    selected = select_runs("t", 0, 2, partition_data(log), "read_uncommitted")
+    assert offsets_of(selected.runs) == [3, 4, 7, 8]
+    message_set = MessageSet("t", 0, 9, selected.runs)
     assert len(message_set) == 4
     assert message_set.high_offset == 8
     assert [m.value for m in message_set] == [b"v3", b"v4", b"0000000007", b"0000000008"]
@@ -274,13 +211,13 @@ def test_counting_decodes_no_records() -> None:
         for base, codec in zip(range(0, 500, 100), Compression, strict=True)
     )
     # Start inside the first batch, as a subscription at an offset does.
-    selected = select_parts("t", 0, 42, partition_data(log), "read_uncommitted")
-    message_set = MessageSet("t", 0, 500, selected.parts)
+    selected = select_runs("t", 0, 42, partition_data(log), "read_uncommitted")
+    message_set = MessageSet("t", 0, 500, selected.runs)
     assert len(message_set) == 458
     assert message_set.high_offset == 499
     assert not any(decoded(selected.batches))
     # Splitting at a window's edge is arithmetic too.
-    head, tail = selected.parts[1].split(30)
+    head, tail = selected.runs[1].split(30)
     assert (head.length(), tail.length()) == (30, 70)
     assert not any(decoded(selected.batches))
     # Iterating decodes, and gives the right records.
@@ -290,122 +227,8 @@ def test_counting_decodes_no_records() -> None:
 
 def test_splitting_a_compacted_batch_uses_its_records() -> None:
     (batch,) = decode_batches(compacted_batch(10, [0, 2, 3, 7], 9)).batches
-    head, tail = _Part(batch, 11, batch.last_offset).split(2)
+    head, tail = Run(batch, 11, batch.last_offset).split(2)
     assert [r.offset for r in head.records()] == [12, 13]
     assert [r.offset for r in tail.records()] == [17]
     assert head.last == 13
     assert tail.first == 14
-
-
-# ------------------------------------------------------------------ the prefetch window
-
-
-def make_session(config: ConsumerConfig) -> tuple[PartitionConsumer, _Session, Any]:
-    consumer = PartitionConsumer(cast(Any, None), cast(Any, None), "t", 0, config)
-    send, receive = trio.open_memory_channel[Any](math.inf)
-    return consumer, _Session(config, send, 0), receive
-
-
-def drain(receive: Any) -> list[MessageSet]:
-    sets = []
-    while True:
-        try:
-            sets.append(receive.receive_nowait())
-        except trio.WouldBlock:
-            return sets
-
-
-def test_window_stops_delivery_and_acks_resume_it() -> None:
-    config = ConsumerConfig(prefetch_count=25, prefetch_bytes=10**9)
-    consumer, session, receive = make_session(config)
-    log = batch_bytes(0, 40) + batch_bytes(40, 40)
-    session.undelivered.extend(select_parts("t", 0, 0, partition_data(log), "read_committed").parts)
-    consumer._deliver(session)
-    (first,) = drain(receive)
-    assert (first.first_offset, first.high_offset, len(first)) == (0, 24, 25)
-    consumer._deliver(session)
-    assert drain(receive) == []  # the window is full
-    session.ack(10)  # a set makes room only once acknowledged to its end
-    consumer._deliver(session)
-    assert drain(receive) == []
-    session.ack(24)
-    consumer._deliver(session)
-    (second,) = drain(receive)
-    assert (second.first_offset, second.high_offset) == (25, 49)
-    with pytest.raises(ValueError, match="only offsets up to 49"):
-        session.ack(50)
-
-
-def test_a_message_larger_than_the_window_goes_alone() -> None:
-    config = ConsumerConfig(prefetch_count=100, prefetch_bytes=50)
-    consumer, session, receive = make_session(config)
-    log = batch_bytes(0, 1, size=200) + batch_bytes(1, 1, size=200)
-    session.undelivered.extend(select_parts("t", 0, 0, partition_data(log), "read_committed").parts)
-    consumer._deliver(session)
-    (first,) = drain(receive)
-    assert len(first) == 1
-    consumer._deliver(session)
-    assert drain(receive) == []
-    session.ack(first.high_offset)
-    consumer._deliver(session)
-    assert [len(s) for s in drain(receive)] == [1]
-
-
-@st.composite
-def logs(draw: st.DrawFn) -> tuple[bytes, int, int]:
-    """A log of plain, compressed and compacted batches; a start offset; its end."""
-    chunks = []
-    offset = 0
-    for _ in range(draw(st.integers(1, 6))):
-        count = draw(st.integers(1, 30))
-        kind = draw(st.sampled_from(["plain", "zstd", "compacted"]))
-        if kind == "compacted":
-            span = count + draw(st.integers(0, 5))
-            deltas = sorted(draw(st.sets(st.integers(0, span - 1), min_size=1, max_size=count)))
-            chunks.append(compacted_batch(offset, deltas, span - 1))
-            offset += span
-        else:
-            size = draw(st.integers(1, 60))
-            codec = Compression.ZSTD if kind == "zstd" else Compression.NONE
-            chunks.append(batch_bytes(offset, count, size=size, compression=codec))
-            offset += count
-    start = draw(st.integers(0, offset - 1))
-    return b"".join(chunks), start, offset
-
-
-@settings(max_examples=150, deadline=None)
-@given(log=logs(), data=st.data())
-def test_window_invariants(log: tuple[bytes, int, int], data: st.DataObject) -> None:
-    records, start, _end = log
-    config = ConsumerConfig(
-        prefetch_count=data.draw(st.integers(1, 40), label="prefetch_count"),
-        prefetch_bytes=data.draw(st.integers(1, 3000), label="prefetch_bytes"),
-    )
-    consumer, session, receive = make_session(config)
-    selected = select_parts("t", 0, start, partition_data(records), "read_committed")
-    expected = offsets_of(selected.parts)
-    session.undelivered.extend(selected.parts)
-    pending: list[MessageSet] = []
-    seen: list[int] = []
-    for _ in range(10_000):
-        consumer._deliver(session)
-        new = drain(receive)
-        assert len(new) <= 1  # one set per delivery
-        pending += new
-        # The window's limits hold, except for one lone message larger than the window.
-        assert session.unacked_count == sum(len(s) for s in pending) <= config.prefetch_count
-        assert session.unacked_bytes == sum(s.size for s in pending)
-        lone_giant = len(pending) == 1 and len(pending[0]) == 1
-        assert session.unacked_bytes <= config.prefetch_bytes or lone_giant
-        # Progress: with nothing unacknowledged, something is always delivered.
-        assert pending or not session.undelivered
-        if not pending:
-            break
-        # Acknowledge the oldest set (or, sometimes, all of them at once).
-        done = pending if data.draw(st.booleans(), label="ack all") else pending[:1]
-        session.ack(done[-1].high_offset)
-        for message_set in done:
-            seen += [m.offset for m in message_set]
-        del pending[: len(done)]
-    assert seen == expected
-    assert session.unacked_count == session.unacked_bytes == 0

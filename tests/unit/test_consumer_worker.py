@@ -13,10 +13,17 @@ from tests.consumer_fakes import FakeLog
 from tests.fakebroker import FakeBroker, Request
 from tests.heap import alive
 from tests.task_tree import count_tasks
-from trio_brod import Client, ConsumerConfig, NotFound, Subscription, Timestamp, open_client
+from trio_brod import (
+    Client,
+    ConsumerConfig,
+    MessageSet,
+    NotFound,
+    Subscription,
+    Timestamp,
+    open_client,
+)
 from trio_brod._config import FetchConnection
 from trio_brod._net import PendingResponse
-from trio_brod.consumer import MessageSet
 from trio_brod.protocol import FetchResponse
 from trio_brod.protocol.errors import OffsetOutOfRangeError, TopicAuthorizationFailedError
 

@@ -11,8 +11,7 @@ import trio.testing
 
 from tests.consumer_fakes import FakeLog
 from tests.heap import alive
-from trio_brod import Client, open_topic_subscriber
-from trio_brod.consumer import MessageSet
+from trio_brod import Client, MessageSet, open_topic_subscriber
 from trio_brod.protocol.records import Record, RecordBatch
 
 TOPIC = FakeLog.topic  # the topic of the log the conftest serves

@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Literal, Protocol
 
 import trio
 
 from trio_brod._config import ConsumerConfig
 from trio_brod._util import unwrap_single_exception
-from trio_brod.consumer import MessageSet, Subscription
+from trio_brod.consumer.message_set import MessageSet
+from trio_brod.consumer.worker import Subscription
 from trio_brod.protocol.records import Record
-
-if TYPE_CHECKING:
-    from trio_brod.client import Client
 
 __all__ = ["MessageHandler", "MessageSetHandler", "TopicSubscriber", "open_topic_subscriber"]
 
@@ -47,6 +45,38 @@ __all__ = ["MessageHandler", "MessageSetHandler", "TopicSubscriber", "open_topic
 MessageHandler = Callable[[int, Record], Awaitable[bool | None]]
 #: ``handle(partition, message_set)`` with ``message_type="message_set"``.
 MessageSetHandler = Callable[[int, MessageSet], Awaitable[bool | None]]
+
+
+class _Client(Protocol):
+    """What a topic subscriber needs of a :class:`~trio_brod.Client`."""
+
+    async def start_consumer(self, topic: str, config: ConsumerConfig | None = None) -> None: ...
+
+    async def get_partitions_count(self, topic: str) -> int: ...
+
+    def subscribe(
+        self, topic: str, partition: int, **options: Any
+    ) -> AbstractAsyncContextManager[Subscription]: ...
+
+
+class _Progress:
+    """What the partition tasks share with the :class:`TopicSubscriber` they serve: the
+    live subscriptions, the last handled offsets, and whether all are subscribed."""
+
+    def __init__(self, partitions: int) -> None:
+        self.subscriptions: dict[int, Subscription] = {}
+        self.handled: dict[int, int] = {}
+        self.ready = trio.Event()
+        self._waiting = partitions
+        if not partitions:
+            self.ready.set()
+
+    def subscribed(self, subscription: Subscription) -> None:
+        """A partition's subscription started (once per partition)."""
+        self.subscriptions[subscription.partition] = subscription
+        self._waiting -= 1
+        if self._waiting == 0:
+            self.ready.set()
 
 
 class TopicSubscriber:
@@ -57,12 +87,12 @@ class TopicSubscriber:
         partitions: The partitions it subscribes to.
     """
 
-    def __init__(self, topic: str, partitions: list[int]) -> None:
+    def __init__(self, topic: str, partitions: list[int], progress: _Progress) -> None:
         self.topic = topic
         self.partitions = partitions
-        self._subscriptions: dict[int, Subscription] = {}
-        self._handled: dict[int, int] = {}
-        self._ready = trio.Event()
+        self._subscriptions = progress.subscriptions
+        self._handled = progress.handled
+        self._ready = progress.ready
 
     def __repr__(self) -> str:
         return f"<TopicSubscriber {self.topic} partitions={self.partitions}>"
@@ -88,7 +118,7 @@ class TopicSubscriber:
 
 @asynccontextmanager
 async def open_topic_subscriber(
-    client: Client,
+    client: _Client,
     topic: str,
     handle: MessageHandler | MessageSetHandler,
     *,
@@ -130,23 +160,19 @@ async def open_topic_subscriber(
     if unknown:
         raise ValueError(f"committed_offsets names partitions not subscribed: {sorted(unknown)}")
     options = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
-    subscriber = TopicSubscriber(topic, chosen)
-    subscribed = 0
+    progress = _Progress(len(chosen))
+    subscriber = TopicSubscriber(topic, chosen, progress)
 
     async def run_partition(partition: int) -> None:
-        nonlocal subscribed
         partition_options = dict(options)
         if partition in committed:
             partition_options["begin_offset"] = committed[partition] + 1
         async with client.subscribe(topic, partition, **partition_options) as subscription:
-            subscriber._subscriptions[partition] = subscription
-            subscribed += 1
-            if subscribed == len(chosen):
-                subscriber._ready.set()
+            progress.subscribed(subscription)
             try:
-                await _handle_partition(subscriber, subscription, handle, message_type)
+                await _handle_partition(progress.handled, subscription, handle, message_type)
             finally:
-                del subscriber._subscriptions[partition]
+                del progress.subscriptions[partition]
 
     with unwrap_single_exception():
         async with trio.open_nursery() as nursery:
@@ -156,8 +182,6 @@ async def open_topic_subscriber(
                     partition,
                     name=f"trio_brod topic subscriber {topic}[{partition}]",
                 )
-            if not chosen:
-                subscriber._ready.set()
             try:
                 yield subscriber
             finally:
@@ -165,7 +189,7 @@ async def open_topic_subscriber(
 
 
 async def _handle_partition(
-    subscriber: TopicSubscriber,
+    handled: dict[int, int],
     subscription: Subscription,
     handle: Any,
     message_type: str,
@@ -174,12 +198,12 @@ async def _handle_partition(
     # message set (its records and the fetched bytes they point into) alive while the task
     # waits for the next one, in every quiet partition. Each set is handled in a call whose
     # frame ends before the next wait.
-    while await _handle_next(subscriber, subscription, handle, message_type):
+    while await _handle_next(handled, subscription, handle, message_type):
         pass
 
 
 async def _handle_next(
-    subscriber: TopicSubscriber,
+    handled: dict[int, int],
     subscription: Subscription,
     handle: Any,
     message_type: str,
@@ -190,7 +214,6 @@ async def _handle_next(
     except StopAsyncIteration:
         return False
     partition = subscription.partition
-    handled = subscriber._handled
     if message_type == "message_set":
         if await handle(partition, message_set) is not False:
             subscription.ack(message_set.high_offset)

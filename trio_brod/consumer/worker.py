@@ -1,0 +1,570 @@
+"""The partition worker: fetches from the leader and delivers to one subscriber at a time.
+
+A :class:`PartitionConsumer` is idle until someone subscribes; then it fetches from the
+partition's leader and delivers :class:`~trio_brod.MessageSet` objects through the
+:class:`Subscription`. The decisions are not made here: what to fetch and how to read the
+answer is :mod:`trio_brod.consumer._fetch`, what may be delivered and where a later
+subscriber continues is :mod:`trio_brod.consumer._window`. This module only does the I/O
+around them: connections, the long poll, waiting for acks, retries.
+
+A leader move or a lost connection never loses the position: the worker asks again where
+the leader is and fetches again from the exact next offset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import trio
+
+from trio_brod._backoff import Backoff
+from trio_brod._cluster import ConnectionPool, MetadataCache
+from trio_brod._cluster.requests import (
+    EARLIEST,
+    LATEST,
+    leader_request,
+    list_offset,
+    offset_time_ms,
+)
+from trio_brod._config import BeginOffset, ConsumerConfig, FetchConnection
+from trio_brod._exceptions import BrokerConnectionError, NoLeader, NotFound
+from trio_brod._net import Connection
+from trio_brod.consumer._fetch import (
+    FETCH_MIN_VERSION,
+    FETCH_TOPIC_ID_VERSION,
+    MAX_FETCH_BYTES,
+    FetchSize,
+    fetch_request,
+    fetched_partition,
+    isolation_code,
+    select_runs,
+    visible_end,
+)
+from trio_brod.consumer._window import Window, begin_for
+from trio_brod.consumer.message_set import MessageSet
+from trio_brod.protocol import FetchRequest
+from trio_brod.protocol.errors import KafkaError, OffsetOutOfRangeError
+
+__all__ = [
+    "DATA_LANE",
+    "POLL_LANE",
+    "FetchLanes",
+    "PartitionConsumer",
+    "Subscription",
+    "fetch_once",
+]
+
+#: The two lanes of a topic's fetch connections to a broker (see :mod:`.topic`): fetches
+#: the broker answers at once, and fetches that may wait for data.
+DATA_LANE = 0
+POLL_LANE = 1
+#: Retrying after a lost connection, a moved leader or an offset reset: 0.1 s doubling to 5.
+RETRY_BACKOFF_BASE = 0.1
+RETRY_BACKOFF_CAP = 5.0
+
+
+class FetchLanes(Protocol):
+    """A topic's shared fetch connections to one broker (``fetch_connection="topic"``)."""
+
+    async def connection(self, lane: int) -> Connection:
+        """The lane's open connection, opened if needed.
+
+        Raises:
+            BrokerConnectionError: The broker cannot be reached.
+        """
+
+
+class _Failure:
+    """An error delivered through the subscription channel, raised by the subscriber."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _Session:
+    """The worker's state for one subscription: its window, fetch size, retries, channel.
+
+    Everything the worker changes while serving a subscriber lives here, not on the
+    :class:`PartitionConsumer`. When the subscriber leaves, the session ends; a worker that
+    has not yet noticed (its fetch answer arrived just before the cancellation) can only
+    touch a session nobody looks at any more.
+    """
+
+    def __init__(
+        self, config: ConsumerConfig, send: trio.MemorySendChannel[Any], begin: BeginOffset
+    ) -> None:
+        self.config = config
+        self.send = send
+        #: False once the subscriber left (or the consumer stopped).
+        self.active = True
+        self.window = Window(config.prefetch_count, config.prefetch_bytes, begin)
+        self.fetch_size = FetchSize(config.max_bytes, config.size_stat_window)
+        self.high_watermark = -1
+        self.backoff = Backoff(RETRY_BACKOFF_BASE, RETRY_BACKOFF_CAP)
+        self.scope: trio.CancelScope | None = None
+        self._wakeup = trio.Event()
+
+    def ack(self, offset: int) -> None:
+        """Pass the subscriber's ack to the window, and wake the worker waiting for room."""
+        if not self.active:
+            return  # nothing of an ended subscription is pending any more
+        self.window.ack(offset)
+        self._wakeup.set()
+
+    async def wait(self) -> None:
+        """Wait until an ack (or the end of the session) may have changed something."""
+        self._wakeup = trio.Event()
+        await self._wakeup.wait()
+
+    def deliver(self, topic: str, partition: int) -> None:
+        """Send what the window has room for, as one message set."""
+        if not self.active:
+            return
+        runs = self.window.take()
+        if runs:
+            self.send.send_nowait(MessageSet(topic, partition, self.high_watermark, runs))
+
+    def fail(self, error: BaseException) -> None:
+        """Hand an error the worker cannot recover from to the subscriber."""
+        if self.active:
+            self.send.send_nowait(_Failure(error))
+            self.send.close()
+
+    def end(self) -> None:
+        """The subscriber left, or the consumer stopped: the subscriber's iteration ends."""
+        if self.active:
+            self.active = False
+            self.send.close()
+            if self.scope is not None:
+                self.scope.cancel()
+            self._wakeup.set()
+
+
+class Subscription:
+    """A subscriber's end of one partition consumer.
+
+    Made by :meth:`Client.subscribe <trio_brod.Client.subscribe>`; ``async for`` gives
+    :class:`~trio_brod.MessageSet` objects, :meth:`ack` makes room in the prefetch window.
+    Iteration ends when the consumer is stopped (``stop_consumer``); an error the consumer
+    cannot recover from is raised by it.
+
+    Attributes:
+        consumer: The :class:`PartitionConsumer`.
+        config: The options of this subscription.
+        topic: The topic.
+        partition: The partition.
+    """
+
+    def __init__(
+        self,
+        consumer: PartitionConsumer,
+        session: _Session,
+        receive: trio.MemoryReceiveChannel[MessageSet | _Failure],
+    ) -> None:
+        self.consumer = consumer
+        self.config = session.config
+        self.topic = consumer.topic
+        self.partition = consumer.partition
+        self._session = session
+        self._receive = receive
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.topic}[{self.partition}]>"
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> MessageSet:
+        return await self.receive()
+
+    async def receive(self) -> MessageSet:
+        """Wait for the next message set.
+
+        Raises:
+            StopAsyncIteration: The consumer was stopped (or this subscription ended).
+            OffsetOutOfRangeError: With ``offset_reset_policy="reset_by_subscriber"``, the
+                offset is out of range; subscribe again with another ``begin_offset``.
+            BrodError: An error the worker cannot recover from (e.g. authorization, or
+                corrupt data); the subscription delivers nothing more.
+        """
+        try:
+            item = await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        if isinstance(item, _Failure):
+            raise item.error
+        return item
+
+    def ack(self, offset: int) -> None:
+        """Acknowledge every delivered message up to ``offset`` (brod's ``consume_ack``).
+
+        A message set makes room in the prefetch window once acknowledged up to its
+        :attr:`~trio_brod.MessageSet.high_offset`. Acknowledging after the subscription
+        ended does nothing.
+
+        Raises:
+            ValueError: ``offset`` was not delivered yet.
+        """
+        self._session.ack(offset)
+
+    @property
+    def unacked_count(self) -> int:
+        """Messages delivered and not acknowledged yet (whole message sets)."""
+        return self._session.window.unacked_count
+
+    @property
+    def unacked_bytes(self) -> int:
+        """Bytes delivered and not acknowledged yet, as charged to the prefetch window."""
+        return self._session.window.unacked_bytes
+
+
+class PartitionConsumer:
+    """The consumer of one partition: fetches from the leader, delivers to one subscriber.
+
+    Made by :meth:`Client.start_consumer <trio_brod.Client.start_consumer>`; get it with
+    :meth:`Client.get_consumer <trio_brod.Client.get_consumer>`.
+
+    It is built on the client's connection pool and metadata cache, with the topic's nursery
+    for its private connections, and, for ``fetch_connection="topic"``, a way to reach the
+    topic's shared fetch connections to a broker (``lanes_to``; without it such a worker
+    uses a private connection instead).
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        metadata: MetadataCache,
+        topic: str,
+        partition: int,
+        config: ConsumerConfig,
+        nursery: trio.Nursery,
+        lanes_to: Callable[[str, int], FetchLanes] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._metadata = metadata
+        self.topic = topic
+        self.partition = partition
+        self.config = config
+        self._nursery = nursery
+        self._lanes_to = lanes_to
+        self._session: _Session | None = None
+        self._changed = trio.Event()
+        self._closed = False
+        # What the last subscriber handed on (Window.hand_on); None before the first.
+        self._handed_on: BeginOffset | None = None
+        # The connection fetched over, its mode, and with fetch_connection="topic" the
+        # topic's lanes to the leader (the connection is then the one last used).
+        self._connection: Connection | None = None
+        self._mode: FetchConnection | None = None
+        self._lanes: FetchLanes | None = None
+        self._finished = trio.Event()
+
+    def __repr__(self) -> str:
+        session = self._session
+        state = "idle" if session is None else f"subscribed offset={session.window.offset}"
+        return f"<PartitionConsumer {self.topic}[{self.partition}] {state}>"
+
+    # ------------------------------------------------------------ subscriptions
+
+    @asynccontextmanager
+    async def subscribe(self, **options: Any) -> AsyncIterator[Subscription]:
+        """Subscribe to this partition (brod's ``subscribe``); one subscriber at a time.
+
+        Args:
+            **options: :class:`~trio_brod.ConsumerConfig` fields that apply to this
+                subscription only (``begin_offset=...``, ``prefetch_count=...``). Without
+                ``begin_offset``, the subscription continues where the previous subscriber
+                left off: after its last ack, or, if it acknowledged nothing, where it
+                started.
+
+        Where the previous subscriber started is its own ``begin_offset`` as it was
+        resolved, or, if it left before that was resolved, the same ``begin_offset``
+        resolved now: a subscriber that leaves at once (or is cancelled while its start is
+        being looked up) hands on what it asked for, never the config's default, so
+        nothing is skipped without anyone asking for it. A subscription that names a
+        ``begin_offset`` replaces the position: after a ``"latest"`` subscriber that acked
+        nothing, the next one starts at the end of the log as that subscriber saw it (or
+        as it is now, if it never looked), not after older acks.
+
+        Raises:
+            trio.BusyResourceError: Someone else is subscribed to this partition.
+            NotFound: The consumer was stopped.
+            ConfigError: An unknown option or a bad value.
+        """
+        await trio.lowlevel.checkpoint()
+        if self._finished.is_set() or self._closed:
+            raise NotFound(f"the consumer of {self.topic}[{self.partition}] was stopped")
+        busy = self._session is not None
+        if busy:
+            raise trio.BusyResourceError(
+                f"{self.topic}[{self.partition}] already has a subscriber; a partition "
+                "consumer serves one subscriber at a time"
+            )
+        config = self.config.replace(**options) if options else self.config
+        begin = begin_for(config.begin_offset, "begin_offset" in options, self._handed_on)
+        send, receive = trio.open_memory_channel[MessageSet | _Failure](math.inf)
+        session = _Session(config, send, begin)
+        subscription = Subscription(self, session, receive)
+        self._set_session(session)
+        try:
+            yield subscription
+        finally:
+            session.end()  # also cancels a fetch in flight for this subscriber
+            self._handed_on = session.window.hand_on()
+            if self._session is session:
+                self._set_session(None)
+
+    def _set_session(self, session: _Session | None) -> None:
+        self._session = session
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # ------------------------------------------------------------ the worker
+
+    async def run(self) -> None:
+        """The worker: idle until subscribed, then fetch and deliver until unsubscribed.
+
+        Returns once :meth:`close` was called; cancelling it stops it as well. Either way
+        the subscriber's iteration ends.
+        """
+        try:
+            while not self._closed:
+                session = self._session
+                if session is None or not session.active:
+                    await self._changed.wait()
+                    continue
+                await self._serve(session)
+                # The session failed: wait for that subscriber to leave before serving another.
+                while self._session is session and not self._closed:
+                    await self._changed.wait()
+        finally:
+            self._close_connection()
+            self._finished.set()
+            if self._session is not None:
+                self._session.end()  # the subscriber's iteration ends
+
+    def close(self) -> None:
+        """Stop the worker: the subscription ends, and :meth:`run` returns."""
+        self._closed = True
+        if self._session is not None:
+            self._session.end()
+        self._changed.set()
+
+    async def _serve(self, session: _Session) -> None:
+        with trio.CancelScope() as scope:
+            session.scope = scope
+            try:
+                await self._consume(session)
+            except Exception as exc:
+                # Whatever the worker cannot recover from goes to the subscriber: it must
+                # neither hang there nor take the client down with it.
+                session.fail(exc)
+        session.scope = None
+        if scope.cancelled_caught:
+            # A fetch may still be in flight on the connection, and the broker answers a
+            # connection's requests in order: the next subscriber gets a fresh one.
+            self._close_connection()
+
+    async def _consume(self, session: _Session) -> None:
+        config = session.config
+        window = session.window
+        backoff = session.backoff
+        refresh = False
+        while True:
+            try:
+                if window.offset is None:
+                    window.start_at(await self._resolve_begin(session))
+                connection = await self._leader_connection(refresh, config)
+                refresh = False
+                await self._fetch_loop(session, connection, self._lanes)
+            except OffsetOutOfRangeError:
+                policy = config.offset_reset_policy
+                if policy == "reset_by_subscriber":
+                    raise
+                delay = backoff.next_delay()
+                if backoff.failures > 1:  # reset again at once: the log is changing under us
+                    await trio.sleep(delay)
+                timestamp = EARLIEST if policy == "reset_to_earliest" else LATEST
+                window.reset_to(await self._list_offset(timestamp, config))
+            except (BrokerConnectionError, NoLeader, KafkaError) as exc:
+                if not exc.retriable:
+                    raise
+                # Leader moved, broker gone, topic metadata stale: ask again where the leader
+                # is, then go on from the exact same offset. Other retriable errors (a broker
+                # time-out) are just tried again.
+                if not isinstance(exc, KafkaError) or exc.invalid_metadata:
+                    self._close_connection()
+                    refresh = True
+                await backoff.sleep()
+
+    async def _resolve_begin(self, session: _Session) -> int:
+        """The offset where the session starts (ListOffsets for anything but an offset)."""
+        begin = session.window.begin
+        if isinstance(begin, int):
+            return begin
+        return await self._list_offset(offset_time_ms(begin), session.config)
+
+    async def _list_offset(self, timestamp: int, config: ConsumerConfig) -> int:
+        isolation = isolation_code(config.isolation_level)
+        return await list_offset(self._metadata, self.topic, self.partition, timestamp, isolation)
+
+    async def _leader_connection(self, refresh: bool, config: ConsumerConfig) -> Connection:
+        """A connection to the partition's leader, in the subscription's mode; with
+        ``fetch_connection="topic"`` also sets ``self._lanes``."""
+        mode = config.connection_mode
+        connection = self._connection
+        if connection is not None and not connection.closed and not refresh and self._mode == mode:
+            return connection
+        self._close_connection()
+        if mode == "shared":
+            connection = await self._metadata.leader_connection(
+                self.topic, self.partition, refresh=refresh
+            )
+        else:
+            leader = await self._metadata.leader(self.topic, self.partition, refresh=refresh)
+            if mode == "partition" or self._lanes_to is None:
+                connection = await self._pool.open_private(leader.host, leader.port, self._nursery)
+                mode = "partition"
+            else:
+                self._lanes = self._lanes_to(leader.host, leader.port)
+                connection = await self._lanes.connection(POLL_LANE)
+        self._connection = connection
+        self._mode = mode
+        return connection
+
+    def _close_connection(self) -> None:
+        """Forget the connection; close it if it is the worker's own."""
+        if self._connection is not None and self._mode == "partition":
+            self._connection.close()
+        self._connection = None
+        self._lanes = None
+
+    async def _fetch_loop(
+        self, session: _Session, connection: Connection, lanes: FetchLanes | None
+    ) -> None:
+        """Fetch and deliver, for as long as the connection (or lanes) serve."""
+        config = session.config
+        window = session.window
+        version = connection.best_version(FetchRequest, min_version=FETCH_MIN_VERSION)
+        topic_id = None
+        if version >= FETCH_TOPIC_ID_VERSION:
+            topic_id = await self._metadata.topic_id(self.topic)
+            if topic_id is None:
+                version = FETCH_TOPIC_ID_VERSION - 1
+        isolation = isolation_code(config.isolation_level)
+        wait_time = config.effective_max_wait_time
+        timeout = wait_time + self._metadata.config.request_timeout
+        sleep_timeout = config.effective_sleep_timeout
+        # Asked to accumulate min_bytes, every fetch should wait, so all go to the poll lane.
+        data_lane = lanes is not None and config.min_bytes <= 1
+        topic, partition = self.topic, self.partition
+        while True:
+            # Deliver what the window allows, and wait for acks while fetched data is left.
+            # Once all of it is delivered, fetch the next response at once, even with a full
+            # window: the subscriber has work, and the fetch overlaps with it.
+            session.deliver(topic, partition)
+            while window.undelivered:
+                await session.wait()
+                session.deliver(topic, partition)
+            offset = window.offset
+            assert offset is not None
+            max_wait = None
+            if lanes is not None:
+                # Data known to be waiting (or, first, not known whether): a fetch that does
+                # not wait, so that it need not queue behind the long polls of caught-up
+                # partitions, nor hold up anything itself.
+                lane = POLL_LANE
+                if data_lane and (offset < session.high_watermark or session.high_watermark < 0):
+                    lane, max_wait = DATA_LANE, 0.0
+                connection = await lanes.connection(lane)
+                self._connection = connection
+            request = fetch_request(
+                topic,
+                topic_id,
+                partition,
+                offset,
+                session.fetch_size.current,
+                config,
+                isolation,
+                max_wait=max_wait,
+            )
+            polled_at = trio.current_time()
+            # The response is not given a name here: this loop sleeps (for acks, for the next
+            # long poll), and an idle worker must not keep its last answer alive meanwhile.
+            nothing_new = self._take_answer(
+                session,
+                offset,
+                isolation,
+                await connection.request(request, version, timeout=timeout),
+            )
+            if nothing_new and max_wait is None:
+                # Nothing new, after a fetch that could wait. Merged with others, it may
+                # have been answered early because another partition got data: it counts
+                # as a long poll all the same, so poll again no sooner than a lone long
+                # poll would have ended. Otherwise every message to one partition would
+                # send every idle partition of the request round again (and on a busy
+                # topic, keep them all busy).
+                await trio.sleep_until(polled_at + wait_time)
+                if sleep_timeout:
+                    await trio.sleep(sleep_timeout)  # brod: sleep after an empty answer
+
+    def _take_answer(self, session: _Session, offset: int, isolation: int, response: Any) -> bool:
+        """Add a Fetch response's records (from ``offset``) to what waits for delivery.
+
+        Returns True when the answer brought nothing new.
+
+        Raises:
+            KafkaError: The broker answered with an error for the partition.
+        """
+        config = session.config
+        data = fetched_partition(response, self.topic, self.partition, offset)
+        session.backoff.reset()
+        session.high_watermark = visible_end(data, isolation)
+        selected = select_runs(self.topic, self.partition, offset, data, config.isolation_level)
+        if selected.needed_bytes is not None:
+            # Only the start of a batch came: the next fetch asks for enough to get it whole.
+            session.fetch_size.grow(selected.needed_bytes)
+            return False
+        session.fetch_size.follow(selected.batches)
+        session.window.add(selected.runs, selected.next_offset)
+        return not selected.runs and selected.next_offset == offset
+
+
+async def fetch_once(
+    metadata: MetadataCache, topic: str, partition: int, offset: int, config: ConsumerConfig
+) -> MessageSet:
+    """One fetch from a partition's leader, without a worker (:meth:`Client.fetch
+    <trio_brod.Client.fetch>`).
+
+    When only the start of a batch comes back, fetches again with a larger ``max_bytes``.
+
+    Raises:
+        KafkaError: The broker answered with an error (e.g. OffsetOutOfRangeError).
+    """
+    isolation = isolation_code(config.isolation_level)
+    topic_id = await metadata.topic_id(topic)
+    max_bytes = config.max_bytes
+    while True:
+        request = fetch_request(topic, topic_id, partition, offset, max_bytes, config, isolation)
+        response = await leader_request(
+            metadata,
+            topic,
+            partition,
+            request,
+            min_version=FETCH_MIN_VERSION,
+            max_version=None if topic_id is not None else FETCH_TOPIC_ID_VERSION - 1,
+            timeout=config.effective_max_wait_time + metadata.config.request_timeout,
+        )
+        data = fetched_partition(response, topic, partition, offset)
+        selected = select_runs(topic, partition, offset, data, config.isolation_level)
+        if selected.needed_bytes is not None:
+            max_bytes = min(max(selected.needed_bytes, max_bytes * 2), MAX_FETCH_BYTES)
+            continue
+        return MessageSet(
+            topic, partition, visible_end(data, isolation), selected.runs, selected.next_offset
+        )
