@@ -13,8 +13,10 @@ Everything a user needs is importable from here::
     trio.run(main)
 
 Administration (topics, configs, records, groups and their offsets) lives in
-:mod:`trio_brod.admin`, the wire protocol in :mod:`trio_brod.protocol` (sans-IO, usable
-without Trio), and a real local Kafka for tests and experiments in :mod:`trio_brod.testing`.
+:mod:`trio_brod.admin`; the objects behind the client's calls (a broker connection, one
+partition's producer or consumer) in :mod:`trio_brod.lowlevel`; the wire protocol in
+:mod:`trio_brod.protocol` (sans-IO, usable without Trio); and a real local Kafka for tests
+and experiments in :mod:`trio_brod.testing`.
 """
 
 from __future__ import annotations
@@ -42,17 +44,10 @@ from trio_brod._exceptions import (
     UnsupportedVersion,
 )
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata
-from trio_brod._net import Connection
 from trio_brod._version import __version__ as __version__
 from trio_brod.client import Client, open_client
-from trio_brod.consumer import (
-    MessageSet,
-    PartitionConsumer,
-    Subscription,
-    TopicSubscriber,
-    open_topic_subscriber,
-)
-from trio_brod.producer import DeliveryReceipt, Message, PartitionProducer
+from trio_brod.consumer import MessageSet, Subscription, TopicSubscriber, open_topic_subscriber
+from trio_brod.producer import DeliveryReceipt, Message
 from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError
 from trio_brod.protocol.records import Record
 
@@ -65,7 +60,6 @@ __all__ = [
     "ClientConfig",
     "ClusterMetadata",
     "ConfigError",
-    "Connection",
     "ConnectionClosed",
     "ConnectionFailed",
     "ConnectionLost",
@@ -78,9 +72,7 @@ __all__ = [
     "MessageTooLarge",
     "NoLeader",
     "NotFound",
-    "PartitionConsumer",
     "PartitionMetadata",
-    "PartitionProducer",
     "ProducerClosed",
     "ProducerConfig",
     "Record",

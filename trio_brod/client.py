@@ -516,7 +516,7 @@ class Client:
                 ``begin_offset``, the subscription continues after the previous subscriber's
                 last acknowledged offset, or where that subscriber started if it
                 acknowledged nothing (the first subscriber uses the consumer's config); see
-                :meth:`PartitionConsumer.subscribe <trio_brod.PartitionConsumer.subscribe>`.
+                :meth:`trio_brod.lowlevel.PartitionConsumer.subscribe`.
 
         The topic's consumers are started with the default config if they are not running.
         Leaving the block unsubscribes at once: a fetch in flight is abandoned (with its

@@ -288,6 +288,7 @@ class ProtocolMessageClasses(_TableDirective):
 _PUBLIC_HOMES = (
     "trio_brod",
     "trio_brod.admin",
+    "trio_brod.lowlevel",
     "trio_brod.protocol",
     "trio_brod.protocol.errors",
     "trio_brod.protocol.records",

@@ -17,12 +17,12 @@ import trio
 
 from trio_brod import (
     ClientConfig,
-    Connection,
     ConnectionFailed,
     SaslConfig,
     SaslFailed,
     open_client,
 )
+from trio_brod.lowlevel import Connection
 from trio_brod.testing import KafkaCluster, unsecured_oauth_token
 from trio_brod.testing.pytest_plugin import SECURE_REAUTH_SECONDS, SECURE_USERS
 

@@ -30,8 +30,8 @@ _FETCH: Final = FetchRequest.API_KEY
 class PendingResponse:
     """A request on its way: written (or queued to be), its response not yet read.
 
-    :meth:`Connection.send <trio_brod.Connection.send>` returns one. Most callers use
-    :meth:`Connection.request <trio_brod.Connection.request>`, which sends and waits in one
+    :meth:`Connection.send <trio_brod.lowlevel.Connection.send>` returns one. Most callers use
+    :meth:`Connection.request <trio_brod.lowlevel.Connection.request>`, which sends and waits in one
     step; workers that keep several requests in flight hold these handles and look at
     them as responses arrive (they come back in order).
 

@@ -25,7 +25,8 @@ Offsets
     A subscription starts at ``begin_offset``; a later subscription to the same partition
     without a ``begin_offset`` continues after the last acknowledged offset, or where the
     previous one started if it acknowledged nothing: its ``begin_offset`` as resolved, or
-    resolved anew if it left before it was (see :meth:`trio_brod.PartitionConsumer.subscribe`).
+    resolved anew if it left before it was (see
+    :meth:`trio_brod.lowlevel.PartitionConsumer.subscribe`).
     A leader move or a lost connection never loses the position: the worker fetches again
     from the exact next offset.
 
@@ -36,7 +37,7 @@ The package
     ``_window``                   sans-IO: the prefetch window, acks, where a later
                                   subscriber continues
     ``message_set``               :class:`~trio_brod.MessageSet`, what a subscriber receives
-    ``worker``                    :class:`~trio_brod.PartitionConsumer` (the I/O around the
+    ``worker``                    :class:`~trio_brod.lowlevel.PartitionConsumer` (the I/O around the
                                   two cores) and :class:`~trio_brod.Subscription`
     ``topic``                     a topic's workers and their shared fetch connections
     ``subscriber``                :func:`~trio_brod.open_topic_subscriber`: one handler over
