@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import trio
 
+from tests.java_members import java_consumer
 from trio_brod import BrokerMetadata, Client, open_client
 from trio_brod.admin import (
     AlterConfigOp,
@@ -391,40 +390,6 @@ async def test_commit_fetch_list_describe_delete_a_simple_group(
         with pytest.raises(GroupIdNotFoundError) as caught:
             await delete_groups(client, [group_id])
         assert caught.value.context == {"group_id": group_id}
-
-
-@contextmanager
-def java_consumer(
-    kafka: KafkaCluster, topic: str, group_id: str, log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Kafka's console consumer as a member of a classic group, for as long as the block.
-
-    Its output goes to ``log``, to read when something goes wrong.
-    """
-    command = kafka.tool_command(
-        KafkaTool.CONSOLE_CONSUMER,
-        "--topic",
-        topic,
-        "--group",
-        group_id,
-        "--consumer-property",
-        "group.protocol=classic",
-        "--consumer-property",
-        "client.id=java-member",
-    )
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def test_describe_groups_decodes_a_java_members_assignment(

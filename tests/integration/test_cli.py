@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.integration.test_admin import java_consumer
+from tests.java_members import java_consumer
 from trio_brod import open_client
 from trio_brod.admin import commit_offsets, fetch_committed_offsets
 from trio_brod.testing import KafkaCluster

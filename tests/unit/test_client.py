@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from tests.fakebroker import FakeBroker, Request, answer, api_versions_body
+from tests.fakes.broker import FakeBroker, Request, answer, api_versions_body
 from tests.task_tree import count_tasks
 from trio_brod import (
     ClientClosed,

@@ -11,7 +11,7 @@ import struct
 import pytest
 import trio
 
-from tests.fakebroker import FakeBroker, Request, answer, api_versions_body, response_frame
+from tests.fakes.broker import FakeBroker, Request, answer, api_versions_body, response_frame
 from trio_brod import ClientConfig
 from trio_brod._exceptions import (
     ConnectionClosed,

@@ -17,8 +17,8 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fakebroker import FakeBroker, Request, answer
-from tests.unit.test_producer import TOPIC, FakeCluster
+from tests.fakes.broker import FakeBroker, Request, answer
+from tests.fakes.cluster import TOPIC, FakeCluster
 from trio_brod import Client, ClientConfig, ConfigError, ConsumerConfig, ProducerConfig, open_client
 from trio_brod._exceptions import BrokerConnectionError, ConnectionLost, RequestTimedOut
 from trio_brod._net import Connection, PendingResponse

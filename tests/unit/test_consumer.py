@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.consumer_fakes import compacted_batch
-from tests.fetch_data import (
+from tests.fakes.batches import (
     batch_bytes,
     marker,
     offsets_of,
     partition_data,
     transactional,
 )
+from tests.fakes.log import compacted_batch
 from trio_brod import ConfigError, ConsumerConfig, MessageSet, Timestamp
 from trio_brod._config import IsolationLevel
 from trio_brod.consumer._fetch import Run, select_runs

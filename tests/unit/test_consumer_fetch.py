@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fetch_data import batch_bytes, marker, offsets_of, partition_data, transactional
+from tests.fakes.batches import batch_bytes, marker, offsets_of, partition_data, transactional
 from trio_brod import ConsumerConfig, MessageSet
 from trio_brod._config import IsolationLevel
 from trio_brod.consumer._fetch import (

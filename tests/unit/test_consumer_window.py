@@ -17,7 +17,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from tests.fetch_data import (
+from tests.fakes.batches import (
     Chunk,
     batch_bytes,
     build_log,

@@ -9,8 +9,8 @@ import pytest
 import trio
 import trio.testing
 
-from tests.consumer_fakes import FakeLog
-from tests.fakebroker import FakeBroker, Request
+from tests.fakes.broker import FakeBroker, Request
+from tests.fakes.log import FakeLog
 from tests.heap import alive
 from tests.task_tree import count_tasks
 from trio_brod import (

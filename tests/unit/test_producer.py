@@ -2,9 +2,9 @@
 
 What a real broker does on its own (compression, headers, partitioning, failover) is tested
 against real Kafka in ``tests/integration/test_producer*.py``. Here a small fake cluster
-answers Metadata, InitProducerId and Produce, keeps one shared log per partition (as if
-replicated), checks idempotent sequence numbers the way a broker does, and lets each test
-script what goes wrong: an error code, a response that never comes, a connection that
+(``tests/fakes/cluster.py``) answers Metadata, InitProducerId and Produce, keeps one shared
+log per partition, checks idempotent sequence numbers the way a broker does, and lets each
+test script what goes wrong: an error code, a response that never comes, a connection that
 breaks before or after the append, a leader that moves.
 """
 
@@ -16,8 +16,7 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import pytest
 import trio
@@ -25,8 +24,18 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fakebroker import FakeBroker, Request, answer
+from tests.fakes.cluster import (
+    INVALID_EPOCH,
+    INVALID_RECORD,
+    NOT_ENOUGH_REPLICAS,
+    OUT_OF_ORDER,
+    TOPIC,
+    UNKNOWN_PRODUCER,
+    FakeCluster,
+    quick,
+)
 from tests.heap import alive
+from tests.produce_batch_cases import NOW, batch_outcome, odd_messages, plain_messages
 from tests.task_tree import count_tasks
 from trio_brod import (
     ClientClosed,
@@ -44,10 +53,6 @@ from trio_brod.producer import PartitionProducer
 from trio_brod.producer import worker as producer_module
 from trio_brod.producer._buffer import Call, WireBatch
 from trio_brod.protocol import (
-    InitProducerIdResponse,
-    MetadataRequest,
-    MetadataResponse,
-    ProduceRequest,
     ProduceResponse,
 )
 from trio_brod.protocol import records as records_module
@@ -58,279 +63,6 @@ from trio_brod.protocol.records import (
     encode_batch,
     estimate_record_size,
 )
-
-PRODUCE, METADATA, INIT_PRODUCER_ID = 0, 3, 22
-TOPIC = "orders"
-# Error codes the fake answers with.
-NOT_LEADER, MESSAGE_TOO_LARGE, NOT_ENOUGH_REPLICAS = 6, 10, 19
-OUT_OF_ORDER, INVALID_EPOCH, UNKNOWN_PRODUCER, INVALID_RECORD = 45, 47, 59, 87
-# Errors about a batch's content, which a broker finds the same way every time.
-_CONTENT_ERRORS = frozenset({MESSAGE_TOO_LARGE, INVALID_RECORD})
-
-
-def quick(**options: Any) -> ProducerConfig:
-    """A config with fast retries, for tests that go through several."""
-    return ProducerConfig(retry_backoff=0.01, retry_backoff_max=0.05, **options)
-
-
-@dataclass
-class Sent:
-    """One Produce request as a fake broker saw it (for one partition)."""
-
-    node: int
-    partition: int
-    producer_id: int
-    epoch: int
-    base_sequence: int
-    values: list[bytes | None]
-    acks: int
-    compression: Compression = Compression.NONE
-    timeout_ms: int = -1
-    #: The batch's records as decoded: (key, value, headers) of each.
-    records: list[tuple[bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]] = field(
-        default_factory=list
-    )
-
-
-@dataclass
-class ProducerEntry:
-    """The broker's idempotence state for one producer id on one partition."""
-
-    epoch: int
-    next_sequence: int
-    # The last few batches: (base sequence, record count, base offset), to spot duplicates.
-    recent: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=5))
-
-
-class FakeCluster:
-    """Fake brokers 1..n serving one topic; see the module docstring.
-
-    Attributes:
-        leaders: The leader of each partition; change it to move leadership (the old
-            leader then answers NOT_LEADER_OR_FOLLOWER, as a real one would).
-        logs: Each partition's log: the values, by offset.
-        sent: Every partition's batch received, in order (a Produce request may carry
-            several: a connection merges the requests of partitions that wait together).
-        produce_requests: How many Produce requests arrived.
-        actions: What to do with the next partition batches, one action each: an error code
-            (answered without appending), ``"hang_up"`` (close the connection, nothing
-            appended), ``"append_then_hang_up"``, ``"ignore"`` (never answer), or None
-            (answer as usual).
-    """
-
-    def __init__(self, brokers: int = 1, partitions: int = 1) -> None:
-        self.brokers = [FakeBroker() for _ in range(brokers)]
-        self.leaders = {p: 1 + p % brokers for p in range(partitions)}
-        self.logs: dict[int, list[bytes | None]] = {p: [] for p in range(partitions)}
-        self.sent: list[Sent] = []
-        # Produce requests received (one may carry several partitions' batches).
-        self.produce_requests = 0
-        self.actions: deque[int | str | None] = deque()
-        self.max_records_per_batch = math.inf
-        self.idempotence: dict[tuple[int, int], ProducerEntry] = {}
-        self.next_producer_id = 1000
-        self.init_producer_id_calls = 0
-        # Error codes to answer the next InitProducerId requests with, one each.
-        self.init_producer_id_errors: deque[int] = deque()
-        self.metadata_calls = 0
-        self._gate: trio.Event | None = None
-        # Connections the fake hung up on: requests already read from them are dropped, as
-        # a real broker never gets to them.
-        self._hung_up: set[int] = set()
-
-    async def start(self, nursery: trio.Nursery) -> FakeCluster:
-        for node, broker in enumerate(self.brokers, start=1):
-            await nursery.start(broker.serve)
-            broker.handlers[METADATA] = self._metadata
-            broker.handlers[INIT_PRODUCER_ID] = self._init_producer_id
-            broker.handlers[PRODUCE] = self._produce_handler(node)
-        return self
-
-    @property
-    def bootstrap(self) -> list[str]:
-        return [broker.address for broker in self.brokers]
-
-    def hold(self) -> None:
-        """Keep Produce requests waiting (unanswered) until :meth:`release`."""
-        self._gate = trio.Event()
-
-    def release(self) -> None:
-        gate, self._gate = self._gate, None
-        if gate is not None:
-            gate.set()
-
-    def values(self, partition: int = 0) -> list[bytes | None]:
-        return self.logs[partition]
-
-    async def _metadata(self, stream: trio.SocketStream, request: Request) -> None:
-        self.metadata_calls += 1
-        body: MetadataRequest = request.body
-        wanted = None if body.topics is None else [t.name for t in body.topics]
-        topics = []
-        if wanted is None or TOPIC in wanted:
-            topics.append(
-                MetadataResponse.MetadataResponseTopic(
-                    name=TOPIC,
-                    partitions=[
-                        MetadataResponse.MetadataResponsePartition(
-                            partition_index=p, leader_id=leader, replica_nodes=[leader]
-                        )
-                        for p, leader in sorted(self.leaders.items())
-                    ],
-                )
-            )
-        for name in wanted or ():
-            if name != TOPIC:
-                topics.append(MetadataResponse.MetadataResponseTopic(name=name, error_code=3))
-        await answer(
-            stream,
-            request,
-            MetadataResponse(
-                cluster_id="fake",
-                controller_id=1,
-                brokers=[
-                    MetadataResponse.MetadataResponseBroker(
-                        node_id=node, host="127.0.0.1", port=broker.port
-                    )
-                    for node, broker in enumerate(self.brokers, start=1)
-                ],
-                topics=topics,
-            ),
-        )
-
-    async def _init_producer_id(self, stream: trio.SocketStream, request: Request) -> None:
-        self.init_producer_id_calls += 1
-        if self.init_producer_id_errors:
-            code = self.init_producer_id_errors.popleft()
-            await answer(stream, request, InitProducerIdResponse(error_code=code))
-            return
-        producer_id, self.next_producer_id = self.next_producer_id, self.next_producer_id + 1
-        await answer(
-            stream, request, InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
-        )
-
-    def _produce_handler(self, node: int) -> Callable[[trio.SocketStream, Request], Any]:
-        async def handle(stream: trio.SocketStream, request: Request) -> None:
-            """Answer a Produce request, for each of its partitions in turn (a connection
-            may merge several partitions' requests into one)."""
-            if id(stream) in self._hung_up:
-                return
-            body: ProduceRequest = request.body
-            self.produce_requests += 1
-            results: list[tuple[int, int, int]] = []
-            for topic in body.topic_data:
-                for data in topic.partition_data:
-                    outcome = await self._produce_partition(node, body, data)
-                    if outcome is None:  # no answer at all
-                        return
-                    if isinstance(outcome, str):  # "hang_up"
-                        await self._hang_up(stream)
-                        return
-                    results.append(outcome)
-            if body.acks == 0:
-                return
-            await answer(
-                stream,
-                request,
-                ProduceResponse(
-                    responses=[
-                        ProduceResponse.TopicProduceResponse(
-                            name=TOPIC,
-                            partition_responses=[
-                                ProduceResponse.PartitionProduceResponse(
-                                    index=partition, error_code=code, base_offset=offset
-                                )
-                                for partition, code, offset in results
-                            ],
-                        )
-                    ]
-                ),
-            )
-
-        return handle
-
-    async def _produce_partition(
-        self, node: int, body: ProduceRequest, data: Any
-    ) -> tuple[int, int, int] | str | None:
-        """Take one partition's batch: its (partition, error code, base offset), or
-        ``"hang_up"``, or None when the request must go unanswered."""
-        partition = data.index
-        assert data.records is not None
-        (batch,) = decode_batches(data.records).batches
-        values = [record.value for record in batch.records()]
-        self.sent.append(
-            Sent(
-                node,
-                partition,
-                batch.producer_id,
-                batch.producer_epoch,
-                batch.base_sequence,
-                values,
-                body.acks,
-                batch.compression,
-                body.timeout_ms,
-                [(record.key, record.value, record.headers) for record in batch.records()],
-            )
-        )
-        if self._gate is not None:
-            await self._gate.wait()
-        action = self.actions.popleft() if self.actions else None
-        if action in _CONTENT_ERRORS and self._written(partition, batch, len(values)):
-            # A broker checks a batch's content the same way each time: one it wrote
-            # before is not refused for its content when it comes again.
-            action = None
-        if action == "ignore":
-            return None
-        if action == "hang_up":
-            return "hang_up"
-        if isinstance(action, int):
-            code, offset = action, -1
-        elif self.leaders[partition] != node:
-            code, offset = NOT_LEADER, -1
-        elif len(values) > self.max_records_per_batch:
-            code, offset = MESSAGE_TOO_LARGE, -1
-        else:
-            code, offset = self._append(partition, batch, values)
-        if action == "append_then_hang_up":
-            return "hang_up"
-        return partition, code, offset
-
-    async def _hang_up(self, stream: trio.SocketStream) -> None:
-        self._hung_up.add(id(stream))
-        await trio.aclose_forcefully(stream)
-
-    def _written(self, partition: int, batch: Any, count: int) -> bool:
-        """Whether this batch (same producer, epoch and sequence numbers) is in the log."""
-        entry = self.idempotence.get((partition, batch.producer_id))
-        if batch.producer_id < 0 or entry is None or entry.epoch != batch.producer_epoch:
-            return False
-        return (batch.base_sequence, count) in {(first, n) for first, n, _ in entry.recent}
-
-    def _append(self, partition: int, batch: Any, values: list[bytes | None]) -> tuple[int, int]:
-        """Append like a broker: check idempotent sequence numbers first."""
-        log = self.logs[partition]
-        if batch.producer_id >= 0:
-            key = (partition, batch.producer_id)
-            entry = self.idempotence.get(key)
-            sequence = batch.base_sequence
-            if entry is not None:
-                if batch.producer_epoch < entry.epoch:
-                    return INVALID_EPOCH, -1
-                if batch.producer_epoch > entry.epoch:
-                    if sequence != 0:
-                        return OUT_OF_ORDER, -1
-                elif sequence != entry.next_sequence:
-                    for first, count, offset in entry.recent:
-                        if first == sequence and count == len(values):
-                            return 0, offset  # a duplicate: the offset it was written at
-                    return OUT_OF_ORDER, -1
-            if entry is None or batch.producer_epoch != entry.epoch:
-                entry = self.idempotence[key] = ProducerEntry(batch.producer_epoch, sequence)
-            entry.recent.append((sequence, len(values), len(log)))
-            entry.next_sequence = sequence + len(values)
-        offset = len(log)
-        log.extend(values)
-        return 0, offset
 
 
 @pytest.fixture
@@ -1385,105 +1117,6 @@ async def test_produce_batch_messages_keep_their_fields(cluster: FakeCluster) ->
         assert await receipt == 0
     assert cluster.values() == [b"v1", b"v2", None]
     assert [len(s.values) for s in cluster.sent] == [3]
-
-
-# ------------------------------------------------------------------- produce_batch's two paths
-#
-# produce_batch prepares its records in C (trio_brod.protocol._speedups.prepare_records) when
-# every message is a plain one, and with its Python loop otherwise (or without the extension).
-# The two must give the same records and size, and anything the C path gives up on must get
-# exactly the Python loop's result or error. test_speedups.py tests the C function itself.
-
-NOW = 1_700_000_000_000
-
-
-def describe_call(records: Sequence[Any], size: int) -> str:
-    """Records and their size as text, with the type of the list and of every field, so that
-    bytes and a bytearray, or () and [], count as different."""
-    fields = [[type(field).__name__ for field in record] for record in records]
-    return f"{type(records).__name__} {records!r} {fields} size {size}"
-
-
-def batch_outcome(messages: Any, *, c_path: bool, max_request_size: int = 1_048_576) -> str:
-    """What produce_batch makes of ``messages``: the records and size of the call it queues
-    (:func:`describe_call`), or the exception it raises, as text.
-
-    ``c_path=False`` takes the C path away (there is none without the extension). The clock
-    is stopped at NOW, so that the two paths' timestamps match. The producer has no client
-    and no worker: produce_batch only puts its call in the channel, and it is read from there.
-    """
-
-    async def produce() -> str:
-        config = ProducerConfig(max_request_size=max_request_size)
-        producer = PartitionProducer(cast(Any, None), TOPIC, 0, config, None)
-        try:
-            await producer.produce_batch(messages)
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        call = producer._receive_channel.receive_nowait()
-        return describe_call(call.records, call.size)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(producer_module, "_now_ms", lambda: NOW)
-        if not c_path:
-            patch.setattr(producer_module, "_c_prepare_records", None)
-        return trio.run(produce)
-
-
-class BytesSubclass(bytes):
-    __slots__ = ()
-
-
-class TupleSubclass(tuple):  # type: ignore[type-arg]
-    __slots__ = ()
-
-
-class KeyValue(NamedTuple):
-    key: bytes | None
-    value: bytes | None
-
-
-class MessageSubclass(Message):
-    __slots__ = ()
-
-
-plain_data = st.none() | st.binary(max_size=20)
-# (Messages are made with explicit fields: st.builds would invent headers and timestamps.)
-plain_pairs = st.tuples(plain_data, plain_data)
-#: What the C path takes: (key, value) tuples and Messages with neither headers nor a
-#: timestamp, their keys and values bytes or None.
-plain_messages = plain_pairs | plain_pairs.map(lambda kv: Message(kv[1], kv[0]))
-odd_data = st.one_of(
-    plain_data,
-    st.binary(max_size=5).map(bytearray),
-    st.binary(max_size=5).map(lambda data: memoryview(data)),
-    st.binary(max_size=5).map(BytesSubclass),
-    st.text(max_size=3),
-    st.integers(-1, 1),
-)
-# Any: they are odd, and Message's type hints say otherwise.
-odd_headers: st.SearchStrategy[Any] = st.lists(
-    st.tuples(st.text(max_size=3), plain_data), min_size=1, max_size=2
-)
-odd_timestamps: st.SearchStrategy[Any] = st.integers(-1, 2**41) | st.sampled_from(
-    [1.5, True, 2**64]
-)
-#: What it leaves to the Python loop: valid in other ways (which the loop converts) or
-#: invalid (a TypeError naming the message).
-odd_messages = st.one_of(
-    st.tuples(odd_data, odd_data),
-    st.tuples(odd_data, odd_data).map(lambda kv: Message(kv[1], kv[0])),
-    st.tuples(plain_data, odd_headers | st.sampled_from([[], [("h", "text")], "", None])).map(
-        lambda vh: Message(vh[0], headers=vh[1])
-    ),
-    st.tuples(plain_data, odd_timestamps).map(lambda vt: Message(vt[0], timestamp=vt[1])),
-    st.tuples(plain_data) | st.tuples(plain_data, plain_data, plain_data) | st.just(()),
-    plain_pairs.map(list),
-    plain_pairs.map(lambda kv: KeyValue(*kv)),
-    plain_pairs.map(TupleSubclass),
-    plain_pairs.map(lambda kv: MessageSubclass(kv[1], kv[0])),
-    st.sampled_from([None, b"kv", "kv", 5, {b"k": b"v"}]),
-)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

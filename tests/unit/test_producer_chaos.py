@@ -21,7 +21,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_producer import (
+from tests.fakes.cluster import (
     INVALID_RECORD,
     MESSAGE_TOO_LARGE,
     NOT_ENOUGH_REPLICAS,

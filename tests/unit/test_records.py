@@ -9,18 +9,17 @@ TRIO_BROD_REQUIRE_SPEEDUPS is set, as the noxfile's test session does.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import pickle
 import struct
 import zlib
 from array import array
-from collections.abc import Iterator
 
 import google_crc32c
 import pytest
 
-from trio_brod.protocol import _compression, _records_batch, _records_encode, records
+from tests.records_helpers import batch_of
+from trio_brod.protocol import _compression
 from trio_brod.protocol._records_batch import _decode_varint
 from trio_brod.protocol._records_encode import _encode_varint
 from trio_brod.protocol.errors import DecodeError, EncodeError
@@ -40,32 +39,6 @@ from trio_brod.protocol.records import (
 )
 
 CREATE = TimestampType.CREATE_TIME
-
-
-@contextlib.contextmanager
-def pure_python_codec() -> Iterator[None]:
-    """Make the record codec use its pure-Python record loops, as without the C extension.
-
-    The hot loops read the C functions from globals of their own modules (see
-    ``trio_brod.protocol._records_speedups``), so those are what is patched.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_records_batch, "c_decode_records", None)
-        patch.setattr(_records_encode, "c_encode_records", None)
-        patch.setattr(records, "IMPLEMENTATION", "python")
-        yield
-
-
-@pytest.fixture(scope="module", params=["c", "python"])
-def codec(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Run a test module's tests with each record codec: C (if built), then pure Python."""
-    if request.param == "python":
-        with pure_python_codec():
-            yield "python"
-    elif records.IMPLEMENTATION == "c":
-        yield "c"
-    else:
-        pytest.skip("the C record codec (trio_brod.protocol._speedups) is not in use")
 
 
 pytestmark = pytest.mark.usefixtures("codec")
@@ -334,24 +307,6 @@ def test_header_key_must_be_utf8() -> None:
     data[-2] = 0xFF  # the header key's one byte
     with pytest.raises(CorruptRecordError, match="UTF-8"):
         decode_batches(bytes(data), verify_crc=False).batches[0].records()
-
-
-def batch_of(
-    records_section: bytes,
-    count: int,
-    *,
-    base_offset: int = 0,
-    base_timestamp: int = 0,
-    max_timestamp: int = 0,
-    attributes: int = 0,
-) -> bytes:
-    """A v2 batch around a records section written by hand (with a correct CRC)."""
-    tail = struct.pack(
-        ">hiqqqhii", attributes, count - 1, base_timestamp, max_timestamp, -1, -1, -1, count
-    )
-    tail += records_section
-    head = struct.pack(">qiib", base_offset, len(tail) + 9, -1, 2)
-    return head + struct.pack(">I", google_crc32c.value(tail)) + tail
 
 
 def test_batch_of_matches_the_encoder() -> None:

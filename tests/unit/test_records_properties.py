@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_records import codec  # noqa: F401 (a fixture)
 from trio_brod.protocol.errors import DecodeError
 from trio_brod.protocol.records import (
     BATCH_OVERHEAD,

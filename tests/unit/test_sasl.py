@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from tests.fakebroker import FakeBroker, Request, answer
+from tests.fakes.broker import FakeBroker, Request, answer
 from trio_brod import ClientConfig, SaslConfig, SaslFailed
 from trio_brod._net import Connection
 from trio_brod._net.handshake import (

@@ -45,8 +45,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_partitioners import JAVA_VECTORS
-from tests.unit.test_producer import (
+from tests.java_vectors import JAVA_VECTORS
+from tests.produce_batch_cases import (
     NOW,
     BytesSubclass,
     KeyValue,
@@ -56,7 +56,7 @@ from tests.unit.test_producer import (
     describe_call,
     plain_messages,
 )
-from tests.unit.test_records import batch_of, pure_python_codec
+from tests.records_helpers import batch_of, pure_python_codec
 from trio_brod import Message
 from trio_brod.producer import partitioners
 from trio_brod.producer import worker as producer

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from tests.consumer_fakes import FakeLog
+from tests.fakes.log import FakeLog
 from tests.heap import alive
 from trio_brod import Client, MessageSet, open_topic_subscriber
 from trio_brod.protocol.records import Record, RecordBatch

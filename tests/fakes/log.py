@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from tests.fakebroker import FakeBroker, Request, answer
+from tests.fakes.broker import FakeBroker, Request, answer
 from trio_brod.protocol import FetchResponse, ListOffsetsResponse, MetadataResponse
 from trio_brod.protocol.records import (
     ControlRecordType,

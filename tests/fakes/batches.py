@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.consumer_fakes import compacted_batch
+from tests.fakes.log import compacted_batch
 from trio_brod.consumer._fetch import Run
 from trio_brod.protocol import FetchResponse
 from trio_brod.protocol.records import (
