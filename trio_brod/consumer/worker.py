@@ -86,13 +86,14 @@ class _Failure:
         self.error = error
 
 
-class _Session:
-    """The worker's state for one subscription: its window, fetch size, retries, channel.
+class _Serving:
+    """The worker serving one subscriber: its window, fetch size, retries and channel.
 
-    Everything the worker changes while serving a subscriber lives here, not on the
-    :class:`PartitionConsumer`. When the subscriber leaves, the session ends; a worker that
+    (Not a "session": that word is kept for Kafka's fetch sessions and SASL's.) Everything
+    the worker changes while serving a subscriber lives here, not on the
+    :class:`PartitionConsumer`. When the subscriber leaves, this object ends; a worker that
     has not yet noticed (its fetch answer arrived just before the cancellation) can only
-    touch a session nobody looks at any more.
+    touch an object nobody looks at any more.
     """
 
     def __init__(
@@ -117,7 +118,7 @@ class _Session:
         self._wakeup.set()
 
     async def wait(self) -> None:
-        """Wait until an ack (or the end of the session) may have changed something."""
+        """Wait until an ack (or the subscriber leaving) may have changed something."""
         self._wakeup = trio.Event()
         await self._wakeup.wait()
 
@@ -163,14 +164,14 @@ class Subscription:
     def __init__(
         self,
         consumer: PartitionConsumer,
-        session: _Session,
+        serving: _Serving,
         receive: trio.MemoryReceiveChannel[MessageSet | _Failure],
     ) -> None:
         self.consumer = consumer
-        self.config = session.config
+        self.config = serving.config
         self.topic = consumer.topic
         self.partition = consumer.partition
-        self._session = session
+        self._serving = serving
         self._receive = receive
 
     def __repr__(self) -> str:
@@ -210,17 +211,17 @@ class Subscription:
         Raises:
             ValueError: ``offset`` was not delivered yet.
         """
-        self._session.ack(offset)
+        self._serving.ack(offset)
 
     @property
     def unacked_count(self) -> int:
         """Messages delivered and not acknowledged yet (whole message sets)."""
-        return self._session.window.unacked_count
+        return self._serving.window.unacked_count
 
     @property
     def unacked_bytes(self) -> int:
         """Bytes delivered and not acknowledged yet, as charged to the prefetch window."""
-        return self._session.window.unacked_bytes
+        return self._serving.window.unacked_bytes
 
 
 class PartitionConsumer:
@@ -252,7 +253,7 @@ class PartitionConsumer:
         self.config = config
         self._nursery = nursery
         self._lanes_to = lanes_to
-        self._session: _Session | None = None
+        self._serving: _Serving | None = None
         self._changed = trio.Event()
         self._closed = False
         # What the last subscriber handed on (Window.hand_on); None before the first.
@@ -265,9 +266,9 @@ class PartitionConsumer:
         self._finished = trio.Event()
 
     def __repr__(self) -> str:
-        session = self._session
-        state = "idle" if session is None else f"subscribed offset={session.window.offset}"
-        return f"<PartitionConsumer {self.topic}[{self.partition}] {state}>"
+        serving = self._serving
+        what = "idle" if serving is None else f"subscribed offset={serving.window.offset}"
+        return f"<PartitionConsumer {self.topic}[{self.partition}] {what}>"
 
     # ------------------------------------------------------------ subscriptions
 
@@ -299,7 +300,7 @@ class PartitionConsumer:
         await trio.lowlevel.checkpoint()
         if self._finished.is_set() or self._closed:
             raise NotFound(f"the consumer of {self.topic}[{self.partition}] was stopped")
-        busy = self._session is not None
+        busy = self._serving is not None
         if busy:
             raise trio.BusyResourceError(
                 f"{self.topic}[{self.partition}] already has a subscriber; a partition "
@@ -308,19 +309,19 @@ class PartitionConsumer:
         config = self.config.replace(**options) if options else self.config
         begin = begin_for(config.begin_offset, "begin_offset" in options, self._handed_on)
         send, receive = trio.open_memory_channel[MessageSet | _Failure](math.inf)
-        session = _Session(config, send, begin)
-        subscription = Subscription(self, session, receive)
-        self._set_session(session)
+        serving = _Serving(config, send, begin)
+        subscription = Subscription(self, serving, receive)
+        self._set_serving(serving)
         try:
             yield subscription
         finally:
-            session.end()  # also cancels a fetch in flight for this subscriber
-            self._handed_on = session.window.hand_on()
-            if self._session is session:
-                self._set_session(None)
+            serving.end()  # also cancels a fetch in flight for this subscriber
+            self._handed_on = serving.window.hand_on()
+            if self._serving is serving:
+                self._set_serving(None)
 
-    def _set_session(self, session: _Session | None) -> None:
-        self._session = session
+    def _set_serving(self, serving: _Serving | None) -> None:
+        self._serving = serving
         self._changed.set()
         self._changed = trio.Event()
 
@@ -334,54 +335,54 @@ class PartitionConsumer:
         """
         try:
             while not self._closed:
-                session = self._session
-                if session is None or not session.active:
+                serving = self._serving
+                if serving is None or not serving.active:
                     await self._changed.wait()
                     continue
-                await self._serve(session)
-                # The session failed: wait for that subscriber to leave before serving another.
-                while self._session is session and not self._closed:
+                await self._serve(serving)
+                # The serving failed: wait for that subscriber to leave before serving another.
+                while self._serving is serving and not self._closed:
                     await self._changed.wait()
         finally:
             self._close_connection()
             self._finished.set()
-            if self._session is not None:
-                self._session.end()  # the subscriber's iteration ends
+            if self._serving is not None:
+                self._serving.end()  # the subscriber's iteration ends
 
     def close(self) -> None:
         """Stop the worker: the subscription ends, and :meth:`run` returns."""
         self._closed = True
-        if self._session is not None:
-            self._session.end()
+        if self._serving is not None:
+            self._serving.end()
         self._changed.set()
 
-    async def _serve(self, session: _Session) -> None:
+    async def _serve(self, serving: _Serving) -> None:
         with trio.CancelScope() as scope:
-            session.scope = scope
+            serving.scope = scope
             try:
-                await self._consume(session)
+                await self._consume(serving)
             except Exception as exc:
                 # Whatever the worker cannot recover from goes to the subscriber: it must
                 # neither hang there nor take the client down with it.
-                session.fail(exc)
-        session.scope = None
+                serving.fail(exc)
+        serving.scope = None
         if scope.cancelled_caught:
             # A fetch may still be in flight on the connection, and the broker answers a
             # connection's requests in order: the next subscriber gets a fresh one.
             self._close_connection()
 
-    async def _consume(self, session: _Session) -> None:
-        config = session.config
-        window = session.window
-        backoff = session.backoff
+    async def _consume(self, serving: _Serving) -> None:
+        config = serving.config
+        window = serving.window
+        backoff = serving.backoff
         refresh = False
         while True:
             try:
                 if window.offset is None:
-                    window.start_at(await self._resolve_begin(session))
+                    window.start_at(await self._resolve_begin(serving))
                 connection = await self._leader_connection(refresh, config)
                 refresh = False
-                await self._fetch_loop(session, connection, self._lanes)
+                await self._fetch_loop(serving, connection, self._lanes)
             except OffsetOutOfRangeError:
                 policy = config.offset_reset_policy
                 if policy == "reset_by_subscriber":
@@ -402,12 +403,12 @@ class PartitionConsumer:
                     refresh = True
                 await backoff.sleep()
 
-    async def _resolve_begin(self, session: _Session) -> int:
-        """The offset where the session starts (ListOffsets for anything but an offset)."""
-        begin = session.window.begin
+    async def _resolve_begin(self, serving: _Serving) -> int:
+        """Where serving the subscriber starts (ListOffsets for anything but an offset)."""
+        begin = serving.window.begin
         if isinstance(begin, int):
             return begin
-        return await self._list_offset(offset_time_ms(begin), session.config)
+        return await self._list_offset(offset_time_ms(begin), serving.config)
 
     async def _list_offset(self, timestamp: int, config: ConsumerConfig) -> int:
         isolation = isolation_code(config.isolation_level)
@@ -445,11 +446,11 @@ class PartitionConsumer:
         self._lanes = None
 
     async def _fetch_loop(
-        self, session: _Session, connection: Connection, lanes: FetchLanes | None
+        self, serving: _Serving, connection: Connection, lanes: FetchLanes | None
     ) -> None:
         """Fetch and deliver, for as long as the connection (or lanes) serve."""
-        config = session.config
-        window = session.window
+        config = serving.config
+        window = serving.window
         version = connection.best_version(FetchRequest, min_version=FETCH_MIN_VERSION)
         topic_id = None
         if version >= FETCH_TOPIC_ID_VERSION:
@@ -467,10 +468,10 @@ class PartitionConsumer:
             # Deliver what the window allows, and wait for acks while fetched data is left.
             # Once all of it is delivered, fetch the next response at once, even with a full
             # window: the subscriber has work, and the fetch overlaps with it.
-            session.deliver(topic, partition)
+            serving.deliver(topic, partition)
             while window.undelivered:
-                await session.wait()
-                session.deliver(topic, partition)
+                await serving.wait()
+                serving.deliver(topic, partition)
             offset = window.offset
             assert offset is not None
             max_wait = None
@@ -479,7 +480,7 @@ class PartitionConsumer:
                 # not wait, so that it need not queue behind the long polls of caught-up
                 # partitions, nor hold up anything itself.
                 lane = POLL_LANE
-                if data_lane and (offset < session.high_watermark or session.high_watermark < 0):
+                if data_lane and (offset < serving.high_watermark or serving.high_watermark < 0):
                     lane, max_wait = DATA_LANE, 0.0
                 connection = await lanes.connection(lane)
                 self._connection = connection
@@ -488,7 +489,7 @@ class PartitionConsumer:
                 topic_id,
                 partition,
                 offset,
-                session.fetch_size.current,
+                serving.fetch_size.current,
                 config,
                 isolation,
                 max_wait=max_wait,
@@ -497,7 +498,7 @@ class PartitionConsumer:
             # The response is not given a name here: this loop sleeps (for acks, for the next
             # long poll), and an idle worker must not keep its last answer alive meanwhile.
             nothing_new = self._take_answer(
-                session,
+                serving,
                 offset,
                 isolation,
                 await connection.request(request, version, timeout=timeout),
@@ -513,7 +514,7 @@ class PartitionConsumer:
                 if sleep_timeout:
                     await trio.sleep(sleep_timeout)  # brod: sleep after an empty answer
 
-    def _take_answer(self, session: _Session, offset: int, isolation: int, response: Any) -> bool:
+    def _take_answer(self, serving: _Serving, offset: int, isolation: int, response: Any) -> bool:
         """Add a Fetch response's records (from ``offset``) to what waits for delivery.
 
         Returns True when the answer brought nothing new.
@@ -521,17 +522,17 @@ class PartitionConsumer:
         Raises:
             KafkaError: The broker answered with an error for the partition.
         """
-        config = session.config
+        config = serving.config
         data = fetched_partition(response, self.topic, self.partition, offset)
-        session.backoff.reset()
-        session.high_watermark = visible_end(data, isolation)
+        serving.backoff.reset()
+        serving.high_watermark = visible_end(data, isolation)
         selected = select_runs(self.topic, self.partition, offset, data, config.isolation_level)
         if selected.needed_bytes is not None:
             # Only the start of a batch came: the next fetch asks for enough to get it whole.
-            session.fetch_size.grow(selected.needed_bytes)
+            serving.fetch_size.grow(selected.needed_bytes)
             return False
-        session.fetch_size.follow(selected.batches)
-        session.window.add(selected.runs, selected.next_offset)
+        serving.fetch_size.follow(selected.batches)
+        serving.window.add(selected.runs, selected.next_offset)
         return not selected.runs and selected.next_offset == offset
 
 
