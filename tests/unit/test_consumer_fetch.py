@@ -318,3 +318,12 @@ def test_fetch_size_grows_for_a_large_batch_and_follows_batches_back_down() -> N
     assert huge.current == MAX_FETCH_BYTES
     huge.follow(small)
     assert huge.current == MAX_FETCH_BYTES - 1  # size_stat_window=0: straight back
+
+
+@pytest.mark.parametrize(
+    ("seconds", "ms"), [(0, 0), (0.0004, 1), (1.001, 1001), (0.5, 500), (2.007, 2007)]
+)
+def test_max_wait_time_goes_on_the_wire_to_the_nearest_ms(seconds: float, ms: int) -> None:
+    config = ConsumerConfig(max_wait_time=seconds)
+    request = fetch_request("t", None, 0, 0, 1024, config, 0)
+    assert request.max_wait_ms == ms

@@ -284,12 +284,21 @@ def fetch_request(
     if topic_id is not None:
         fetch_topic.topic_id = topic_id
     return FetchRequest(
-        max_wait_ms=int((config.effective_max_wait_time if max_wait is None else max_wait) * 1000),
+        max_wait_ms=wait_ms(config.effective_max_wait_time if max_wait is None else max_wait),
         min_bytes=config.min_bytes,
         max_bytes=max_bytes,
         isolation_level=isolation,
         topics=[fetch_topic],
     )
+
+
+def wait_ms(seconds: float) -> int:
+    """``max_wait_time`` in seconds as Fetch's ``max_wait_ms``: the nearest millisecond, and at
+    least 1 if positive (truncating made 1.001 s 1000 ms through the float, and 0.0004 s 0 ms:
+    an answer at once, a busy poll). 0 stays 0: no waiting asked for."""
+    if seconds <= 0:
+        return 0
+    return max(1, round(seconds * 1000))
 
 
 class FetchSize:
