@@ -24,6 +24,7 @@ from __future__ import annotations
 from trio_brod._config import (
     ClientConfig,
     ConsumerConfig,
+    GroupConfig,
     ProducerConfig,
     SaslConfig,
     Timestamp,
@@ -66,6 +67,7 @@ __all__ = [
     "ConsumerConfig",
     "DecodeError",
     "DeliveryReceipt",
+    "GroupConfig",
     "KafkaError",
     "Message",
     "MessageSet",

@@ -21,19 +21,26 @@ from trio_brod.protocol.errors import ProtocolError
 from trio_brod.protocol.records import BATCH_OVERHEAD, Compression, encode_batch
 
 __all__ = [
+    "ASSIGNOR_NAMES",
     "PARTITIONER_NAMES",
+    "AssignorName",
+    "AssignorObject",
     "BeginOffset",
     "ClientConfig",
     "CompressionName",
     "ConsumerConfig",
     "FetchConnection",
+    "GroupConfig",
+    "GroupProtocol",
     "IsolationLevel",
+    "OffsetCommitPolicy",
     "OffsetResetPolicy",
     "Partitioner",
     "PartitionerName",
     "ProducerConfig",
     "SaslConfig",
     "Timestamp",
+    "check_assignor",
     "check_partitioner",
 ]
 
@@ -599,3 +606,168 @@ class ConsumerConfig:
         if unknown:
             raise ConfigError(f"ConsumerConfig has no option {', '.join(map(repr, unknown))}")
         return dataclasses.replace(self, **changes)
+
+
+# ---------------------------------------------------------------------------- consumer groups
+
+#: The assignors every Kafka client knows by these names (the Java protocol names).
+ASSIGNOR_NAMES: Final = ("range", "roundrobin", "cooperative-sticky")
+AssignorName: TypeAlias = Literal["range", "roundrobin", "cooperative-sticky"]
+OffsetCommitPolicy: TypeAlias = Literal["commit_to_kafka", "consumer_managed"]
+GroupProtocol: TypeAlias = Literal["classic"]
+
+#: Kafka's limits on a ``group.instance.id`` (JoinGroupRequest.validateGroupInstanceId).
+_INSTANCE_ID_MAX = 249
+_INSTANCE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+#: The longest duration that fits a request's int32 of milliseconds.
+_MAX_INT32_SECONDS = _MAX_INT32 / 1000
+
+
+class AssignorObject(Protocol):
+    """What the config requires of an assignor object: a protocol name and ``assign``.
+
+    :class:`trio_brod.groups.assignors.Assignor` is the whole protocol a member uses; this
+    is the part checked here, without importing the groups package.
+    """
+
+    @property
+    def name(self) -> str:
+        """The protocol name the member offers in JoinGroup."""
+        ...
+
+    def assign(self, partitions_per_topic: Any, subscriptions: Any, /) -> Any:
+        """The leader's assignment of partitions to members."""
+        ...
+
+
+def check_assignor(spec: object) -> None:
+    """A ConfigError unless ``spec`` is a ``partition_assignment_strategy``: one of
+    :data:`ASSIGNOR_NAMES`, or an assignor object (it has a ``name`` and an ``assign``).
+
+    Here, by name only, so that the configs need nothing from the groups package, which
+    turns the setting into an assignor.
+    """
+    if isinstance(spec, str):
+        if spec in ASSIGNOR_NAMES:
+            return
+    elif isinstance(spec, type):
+        # An assignor class has both attributes too; its instances are what assign.
+        raise ConfigError(
+            f"GroupConfig.partition_assignment_strategy={spec.__qualname__}: that is a class; "
+            f"pass an instance, e.g. {spec.__qualname__}()"
+        )
+    else:
+        name: object = getattr(spec, "name", None)
+        if isinstance(name, str) and name and callable(getattr(spec, "assign", None)):
+            return
+    raise ConfigError(
+        f"GroupConfig.partition_assignment_strategy={spec!r}: expected one of "
+        f"{', '.join(map(repr, ASSIGNOR_NAMES))} or an assignor object (with a name and "
+        "an assign method)"
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupConfig:
+    """How a consumer group member joins, stays in and commits for its group (brod's
+    group coordinator options, with the Java consumer's defaults where brod's are older).
+
+    Args:
+        partition_assignment_strategy: How the group's leader assigns partitions:
+            ``"range"``, ``"roundrobin"``, ``"cooperative-sticky"`` (the Java protocol
+            names, so Java and librdkafka members that list the same name share the
+            group), or an assignor object. The default, ``"cooperative-sticky"``, moves
+            only the partitions that must move at a rebalance, and the others keep being
+            consumed through it (KIP-429) instead of every member stopping everything.
+        session_timeout: Seconds without a heartbeat after which the coordinator evicts the
+            member and gives its partitions to others (45 s: Kafka 3.0+'s default). The
+            broker bounds it (``group.min.session.timeout.ms`` 6 s to
+            ``group.max.session.timeout.ms`` 30 min).
+        rebalance_timeout: Seconds the coordinator waits at a rebalance for every member to
+            rejoin, and so how long a member may take to finish and commit the partitions
+            it gives up (300 s, Java's ``max.poll.interval.ms`` default).
+        heartbeat_rate: Seconds between heartbeats (3 s, Java's
+            ``heartbeat.interval.ms``); below ``session_timeout``, at most a third of it
+            as a rule of thumb, so that a lost heartbeat or two do not evict the member.
+        max_rejoin_attempts: How many times in a row a failed join is retried before the
+            member gives up with the error.
+        rejoin_delay: Seconds before a failed join is tried again.
+        offset_commit_policy: ``"commit_to_kafka"``: offsets are committed to the group's
+            coordinator and read back from it at an assignment; ``"consumer_managed"``: the
+            application keeps its offsets and a callback of its gives the starting ones
+            (brod's ``get_committed_offset``).
+        offset_commit_interval: Seconds between the periodic commits of acknowledged
+            offsets.
+        offset_retention: Seconds the broker keeps the group's committed offsets once the
+            group is empty; None (the default) leaves it to the broker's
+            ``offsets.retention.minutes`` (7 days). Only OffsetCommit v2-v4 carry it, so
+            commits then use v4 at most (and cannot carry ``group_instance_id``).
+        group_instance_id: Makes the member static (KIP-345): restarted within
+            ``session_timeout`` with the same id, it gets its partitions back without a
+            rebalance. Unique in the group; Kafka's rules: at most 249 of
+            ``[a-zA-Z0-9._-]``.
+        group_protocol: ``"classic"``, the JoinGroup/SyncGroup protocol every broker
+            speaks. The KIP-848 ``"consumer"`` protocol is not supported yet.
+
+    Raises:
+        ConfigError: A field has a bad value; the message names the field.
+    """
+
+    partition_assignment_strategy: AssignorName | AssignorObject = "cooperative-sticky"
+    session_timeout: float = 45.0
+    rebalance_timeout: float = 300.0
+    heartbeat_rate: float = 3.0
+    max_rejoin_attempts: int = 5
+    rejoin_delay: float = 1.0
+    offset_commit_policy: OffsetCommitPolicy = "commit_to_kafka"
+    offset_commit_interval: float = 5.0
+    offset_retention: float | None = None
+    group_instance_id: str | None = None
+    group_protocol: GroupProtocol = "classic"
+
+    def __post_init__(self) -> None:
+        check_assignor(self.partition_assignment_strategy)
+        for name in ("session_timeout", "rebalance_timeout", "heartbeat_rate"):
+            check_number(self, name, minimum=0, exclusive_minimum=True, maximum=_MAX_INT32_SECONDS)
+        if self.heartbeat_rate >= self.session_timeout:
+            raise ConfigError(
+                f"GroupConfig.heartbeat_rate={self.heartbeat_rate!r}: expected less than "
+                f"session_timeout={self.session_timeout!r}"
+            )
+        check_number(self, "max_rejoin_attempts", minimum=0, integer=True)
+        check_number(self, "rejoin_delay", minimum=0)
+        if self.offset_commit_policy not in ("commit_to_kafka", "consumer_managed"):
+            raise _fail(
+                self,
+                "offset_commit_policy",
+                self.offset_commit_policy,
+                "'commit_to_kafka' or 'consumer_managed'",
+            )
+        check_number(self, "offset_commit_interval", minimum=0, exclusive_minimum=True)
+        if self.offset_retention is not None:
+            check_number(self, "offset_retention", minimum=0, exclusive_minimum=True)
+        if self.group_instance_id is not None:
+            check_type(self, "group_instance_id", str, "a str or None")
+            value = self.group_instance_id
+            if not value or len(value) > _INSTANCE_ID_MAX or not set(value) <= _INSTANCE_ID_CHARS:
+                raise _fail(
+                    self,
+                    "group_instance_id",
+                    value,
+                    f"1 to {_INSTANCE_ID_MAX} of the characters [a-zA-Z0-9._-]",
+                )
+        protocol: str = self.group_protocol
+        if protocol == "consumer":
+            raise ConfigError(
+                "GroupConfig.group_protocol='consumer': that group protocol comes with KIP-848 "
+                "support, which trio-brod does not have yet; use 'classic'"
+            )
+        if protocol != "classic":
+            raise _fail(self, "group_protocol", self.group_protocol, "'classic'")
+
+    @property
+    def offset_retention_ms(self) -> int:
+        """``offset_retention`` as OffsetCommit's ``retention_time_ms`` (-1: the broker's)."""
+        if self.offset_retention is None:
+            return -1
+        return math.ceil(round(self.offset_retention * 1000, 6))

@@ -98,6 +98,23 @@ BROD_NAMES: dict[str, dict[str, str | None]] = {
         "share_leader_conn": "``share_leader_conn`` (false)",
         "fetch_connection": ('``share_leader_conn``: false is ``"partition"``, true ``"shared"``'),
     },
+    "trio_brod.GroupConfig": {
+        "partition_assignment_strategy": (
+            "``partition_assignment_strategy`` (``roundrobin_v2``; or ``callback_implemented``)"
+        ),
+        "session_timeout": "``session_timeout_seconds`` (30)",
+        "rebalance_timeout": "``rebalance_timeout_seconds`` (30)",
+        "heartbeat_rate": "``heartbeat_rate_seconds`` (5)",
+        "max_rejoin_attempts": "``max_rejoin_attempts`` (5)",
+        "rejoin_delay": "``rejoin_delay_seconds`` (1)",
+        "offset_commit_policy": (
+            "``offset_commit_policy`` (``commit_to_kafka_v2``; or ``consumer_managed``)"
+        ),
+        "offset_commit_interval": "``offset_commit_interval_seconds`` (5)",
+        "offset_retention": "``offset_retention_seconds`` (-1: the broker's)",
+        "group_instance_id": None,
+        "group_protocol": None,
+    },
 }
 
 

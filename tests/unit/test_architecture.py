@@ -4,8 +4,8 @@
   means two modules are not layered, even when Python happens to import them.
 * Hand-written modules stay under 800 lines (generated code and the C source aside): a
   module that grows past that does two jobs and should be split.
-* Workers (producers, consumers) depend on the connection pool and the metadata cache, never
-  on the client that composes them.
+* Workers (producers, consumers, group members) depend on the connection pool and the
+  metadata cache, never on the client that composes them.
 
 Private reach-ins (ruff's SLF001) are checked by ``nox -s lint``, which selects that rule.
 """
@@ -131,7 +131,12 @@ def test_no_import_cycles_among_trio_brod_modules() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in modules() if n.startswith(("trio_brod.producer", "trio_brod.consumer"))]
+    "name",
+    [
+        n
+        for n in modules()
+        if n.startswith(("trio_brod.producer", "trio_brod.consumer", "trio_brod.groups"))
+    ],
 )
 def test_workers_do_not_depend_on_the_client(name: str) -> None:
     graph = import_graph()

@@ -23,6 +23,14 @@ from trio_brod.admin._common import (
     raise_collected,
 )
 from trio_brod.client import Client
+from trio_brod.groups.offsets import (
+    COMMIT_MIN_VERSION,
+    FETCH_ALL_TOPICS_MIN_VERSION,
+    FETCH_MIN_VERSION,
+    offset_commit_request,
+    offset_fetch_partitions,
+    offset_fetch_request,
+)
 from trio_brod.protocol import (
     ConsumerProtocolAssignment,
     ConsumerProtocolSubscription,
@@ -407,56 +415,27 @@ async def fetch_committed_offsets(
             wanted[topic] = list(range(await client.get_partitions_count_safe(topic)))
 
     async def send(connection: Connection, ids: list[str]) -> dict[str, Any]:
-        api = OffsetFetchRequest
         # v1 is the first that reads offsets from Kafka (v0: ZooKeeper); "all topics" is v2+.
-        version = connection.best_version(api, min_version=1 if wanted is not None else 2)
-        if version >= 8:
-            request = api(
-                groups=[
-                    api.OffsetFetchRequestGroup(
-                        group_id=group_id,
-                        topics=None
-                        if wanted is None
-                        else [
-                            api.OffsetFetchRequestTopics(name=t, partition_indexes=ps)
-                            for t, ps in wanted.items()
-                        ],
-                    )
-                ]
-            )
-        else:
-            request = api(
-                group_id=group_id,
-                topics=None
-                if wanted is None
-                else [
-                    api.OffsetFetchRequestTopic(name=t, partition_indexes=ps)
-                    for t, ps in wanted.items()
-                ],
-            )
-        response = await connection.request(request, version)
-        if version >= 8:
-            (group,) = response.groups
-            code, answer_topics = group.error_code, group.topics
-        else:
-            code, answer_topics = response.error_code, response.topics
+        version = connection.best_version(
+            OffsetFetchRequest,
+            min_version=FETCH_MIN_VERSION if wanted is not None else FETCH_ALL_TOPICS_MIN_VERSION,
+        )
+        request = offset_fetch_request(group_id, wanted, version)
+        code, answers = offset_fetch_partitions(await connection.request(request, version))
         if code:
             return {group_id: for_code(code)(group_id=group_id)}
         offsets: dict[tuple[str, int], CommittedOffset] = {}
-        for t in answer_topics:
-            for p in t.partitions:
-                if p.error_code:
-                    return {
-                        group_id: for_code(p.error_code)(
-                            group_id=group_id, topic=t.name, partition=p.partition_index
-                        )
-                    }
-                if p.committed_offset >= 0:
-                    offsets[t.name, p.partition_index] = CommittedOffset(
-                        p.committed_offset,
-                        p.metadata or "",
-                        p.committed_leader_epoch if p.committed_leader_epoch >= 0 else None,
+        for a in answers:
+            if a.error_code:
+                return {
+                    group_id: for_code(a.error_code)(
+                        group_id=group_id, topic=a.topic, partition=a.partition
                     )
+                }
+            if a.offset >= 0:
+                offsets[a.topic, a.partition] = CommittedOffset(
+                    a.offset, a.metadata or "", a.leader_epoch if a.leader_epoch >= 0 else None
+                )
         return {group_id: offsets}
 
     results, errors = await _per_group(client, [group_id], send)
@@ -493,37 +472,21 @@ async def commit_offsets(
     """
     if not isinstance(group_id, str) or not group_id:
         raise TypeError(f"group_id must be a non-empty str, not {group_id!r}")
-    by_topic: dict[str, dict[int, int]] = {}
+    by_topic: dict[str, dict[int, tuple[int, str | None]]] = {}
     for key, offset in offsets.items():
         check_partition_key(key, "commit_offsets")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise ValueError(f"commit_offsets: {key[0]}[{key[1]}]: bad offset {offset!r}")
-        by_topic.setdefault(key[0], {})[key[1]] = offset
+        by_topic.setdefault(key[0], {})[key[1]] = (offset, metadata)
     if not by_topic:
         await trio.lowlevel.checkpoint()
         return
 
     async def send(connection: Connection, ids: list[str]) -> dict[str, Any]:
-        api = OffsetCommitRequest
-        request = api(
-            group_id=group_id,
-            # generation -1 and no member id: a commit from outside the group's membership.
-            generation_id_or_member_epoch=-1,
-            member_id="",
-            topics=[
-                api.OffsetCommitRequestTopic(
-                    name=topic,
-                    partitions=[
-                        api.OffsetCommitRequestPartition(
-                            partition_index=p, committed_offset=o, committed_metadata=metadata
-                        )
-                        for p, o in partitions.items()
-                    ],
-                )
-                for topic, partitions in by_topic.items()
-            ],
-        )
-        response = await connection.request(request, connection.best_version(api, min_version=2))
+        version = connection.best_version(OffsetCommitRequest, min_version=COMMIT_MIN_VERSION)
+        # generation -1 and no member id (the defaults): a commit from outside the group.
+        request = offset_commit_request(group_id, by_topic, version)
+        response = await connection.request(request, version)
         failed = [
             for_code(p.error_code)(group_id=group_id, topic=t.name, partition=p.partition_index)
             for t in response.topics
