@@ -1,0 +1,3 @@
+"""Consumer groups: the coordinator protocol, assignors and the group member (issue 12)."""
+
+__all__: list[str] = []
