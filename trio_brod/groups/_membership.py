@@ -279,10 +279,11 @@ class SendSync:
 class Revoke:
     """Stop the workers of ``partitions``, then call :meth:`Membership.revoked` with this.
 
-    ``lost``: the member is no longer in the generation that owned them; another member may
-    have them already. Cancel the workers at once and commit nothing. Otherwise the workers
-    may finish their current message, and with ``commit_first`` their offsets are committed
-    with ``generation`` before the partitions are given up.
+    ``generation`` is the one they were owned in. ``lost``: the member is no longer in that
+    generation; another member may have them already. Cancel the workers at once and commit
+    nothing. Otherwise the workers may finish their current message, and with
+    ``commit_first`` their offsets are committed with ``generation`` before the partitions
+    are given up.
     """
 
     partitions: frozenset[TopicPartition]
@@ -499,6 +500,7 @@ class Membership:
         if self._state is not MemberState.PREPARING_REBALANCE:
             return ()
         self._state = MemberState.UNJOINED
+        self._rejoin_needed = error is not None
         if error is None:
             if protocol_type not in (None, CONSUMER_PROTOCOL_TYPE) or (
                 protocol_name not in self._protocols
@@ -538,6 +540,7 @@ class Membership:
         if self._state is not MemberState.COMPLETING_REBALANCE:
             return ()
         self._state = MemberState.UNJOINED
+        self._rejoin_needed = error is not None
         if error is None:
             if protocol_type not in (None, CONSUMER_PROTOCOL_TYPE) or (
                 protocol_name is not None and protocol_name != self._generation.protocol_name
@@ -653,18 +656,26 @@ class Membership:
 
     # -- the machinery -------------------------------------------------------------------------
 
-    def _revoke(self, partitions: frozenset[TopicPartition], *, lost: bool) -> Revoke:
+    def _revoke(
+        self,
+        partitions: frozenset[TopicPartition],
+        *,
+        lost: bool,
+        owner: Generation | None = None,
+    ) -> Revoke:
+        # A revocation pending still is folded into this one: one outstanding at a time.
         if self._pending is not None:
             partitions |= self._pending.partitions
         self._seq += 1
         self._pending = _PendingRevoke(self._seq, partitions)
         self._owned -= partitions
-        return Revoke(partitions, lost, not lost, self._generation, self._seq)
+        return Revoke(partitions, lost, not lost, owner or self._generation, self._seq)
 
     def _need_rejoin(self, reason: str, *, backoff: bool) -> None:
         self._rejoin_needed = True
         self._rejoin_reason = reason
         self._rejoin_backoff = backoff
+        self._join_go = False  # announce a Rejoin again, with this reason and backoff
 
     def _coordinator_unknown(self, reason: str) -> Actions:
         if self._state in (MemberState.LEFT, MemberState.FAILED):
@@ -676,25 +687,27 @@ class Membership:
         return self._proceed(reason)
 
     def _lose(self, reason: str, *, reset_member_id: bool) -> Actions:
-        member_id = "" if reset_member_id else self._generation.member_id
+        owner = self._generation
+        member_id = "" if reset_member_id else owner.member_id
         self._generation = Generation(-1, member_id)
         if not self._leaving:
             self._state = MemberState.UNJOINED
             self._need_rejoin(reason, backoff=False)
-        return self._lose_partitions()
+        return self._lose_partitions(owner)
 
-    def _lose_partitions(self) -> Actions:
+    def _lose_partitions(self, owner: Generation) -> Actions:
         pending = self._pending.partitions if self._pending is not None else frozenset()
         lost = self._owned | pending
         if lost:
-            return (self._revoke(lost, lost=True),)
+            return (self._revoke(lost, lost=True, owner=owner),)
         return self._proceed()
 
     def _fail(self, error: KafkaError) -> Actions:
+        owner = self._generation
         self._state = MemberState.FAILED
         self._fatal = error
-        self._generation = Generation(-1, self._generation.member_id)
-        return self._lose_partitions()
+        self._generation = Generation(-1, owner.member_id)
+        return self._lose_partitions(owner)
 
     def _proceed(self, reason: str | None = None) -> Actions:
         """What to do next, once nothing is pending: the single place that moves on."""
