@@ -490,3 +490,18 @@ def test_static_leader_rejoining_a_stable_group_may_skip_the_assignment() -> Non
         )
     )
     assert sync == SendSync(Generation(9, "m9", "range", "m9"), "host-1", True, True)
+
+
+def test_join_and_sync_answers_after_leave_are_ignored() -> None:
+    m = Membership([COOP])
+    joined(m, frozenset({P0}))
+    m.request_rejoin("x")
+    m.join()
+    m.on_join_response(
+        None, generation_id=2, member_id="m1", leader_id="m1", protocol_name=COOP.name
+    )
+    revoke = only(m.leave())
+    assert isinstance(revoke, Revoke)
+    assert m.on_sync_response(None, assignment=[P0, P1]) == ()
+    assert m.owned_partitions == frozenset()
+    assert m.revoked(revoke) == (SendLeave("m1", None, "the member is closing"), Left())

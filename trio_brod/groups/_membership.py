@@ -497,7 +497,7 @@ class Membership:
         skip_assignment: bool = False,
     ) -> Actions:
         """A JoinGroup response (its error, or None, and its fields)."""
-        if self._state is not MemberState.PREPARING_REBALANCE:
+        if self._state is not MemberState.PREPARING_REBALANCE or self._leaving:
             return ()
         self._state = MemberState.UNJOINED
         self._rejoin_needed = error is not None
@@ -537,7 +537,7 @@ class Membership:
 
         ``protocol_name``/``protocol_type`` are SyncGroup v5+'s (None before).
         """
-        if self._state is not MemberState.COMPLETING_REBALANCE:
+        if self._state is not MemberState.COMPLETING_REBALANCE or self._leaving:
             return ()
         self._state = MemberState.UNJOINED
         self._rejoin_needed = error is not None
