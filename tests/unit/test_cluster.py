@@ -13,7 +13,6 @@ import itertools
 import math
 import random
 import uuid
-from typing import Any
 
 import pytest
 import trio
@@ -22,14 +21,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import trio_brod._net.handshake as handshake_module
+from tests.fakes.metadata import cache_with, metadata_answer
 from trio_brod import ClientConfig, ConnectionFailed, NoLeader
 from trio_brod._backoff import Backoff, Retry
-from trio_brod._cluster import ConnectionPool, CoordinatorType, MetadataCache
+from trio_brod._cluster import ConnectionPool, CoordinatorType
 from trio_brod.protocol import (
     FindCoordinatorRequest,
     FindCoordinatorResponse,
     MetadataRequest,
-    MetadataResponse,
 )
 from trio_brod.protocol.errors import (
     CoordinatorLoadInProgressError,
@@ -86,70 +85,6 @@ async def test_retry_never_sleeps_past_its_deadline(autojump_clock: trio.testing
     assert trio.current_time() - start == pytest.approx(10.0)
     assert retry.remaining() == 0.0
     assert Retry(math.inf).remaining() == math.inf
-
-
-# ------------------------------------------------------------------ an in-memory cluster
-
-
-class FakeConnection:
-    """Answers Metadata and FindCoordinator from ``answers`` (callables), with no socket."""
-
-    def __init__(self, answers: dict[type, Any]) -> None:
-        self.answers = answers
-        self.requests: list[Any] = []
-        self.closed = False
-
-    def best_version(self, api: Any, min_version: int | None = None) -> int:
-        return int(api.MAX_STABLE_VERSION)
-
-    async def request(self, request: Any, version: int, **_: Any) -> Any:
-        await trio.lowlevel.checkpoint()
-        self.requests.append((request, trio.current_time()))
-        return self.answers[type(request)]()
-
-
-class FakePool:
-    """What MetadataCache needs of a ConnectionPool."""
-
-    def __init__(self, connection: FakeConnection) -> None:
-        self.connection = connection
-        self.known: list[tuple[str, int]] = []
-
-    async def any_connection(self) -> FakeConnection:
-        await trio.lowlevel.checkpoint()
-        return self.connection
-
-    def learn_brokers(self, addresses: Any) -> None:
-        self.known = list(addresses)
-
-
-def metadata_answer(leader: int) -> MetadataResponse:
-    partition = MetadataResponse.MetadataResponsePartition(
-        error_code=0,
-        partition_index=0,
-        leader_id=leader,
-        leader_epoch=1,
-        replica_nodes=[1],
-        isr_nodes=[1],
-        offline_replicas=[],
-    )
-    topic = MetadataResponse.MetadataResponseTopic(
-        error_code=0,
-        name="orders",
-        topic_id=uuid.UUID(int=7),
-        is_internal=False,
-        partitions=[partition],
-    )
-    broker = MetadataResponse.MetadataResponseBroker(node_id=1, host="b1", port=9092, rack=None)
-    return MetadataResponse(
-        brokers=[broker], cluster_id="c", controller_id=1, topics=[topic], throttle_time_ms=0
-    )
-
-
-def cache_with(answers: dict[type, Any], **config: Any) -> tuple[MetadataCache, FakeConnection]:
-    connection = FakeConnection(answers)
-    pool: Any = FakePool(connection)
-    return MetadataCache(pool, ClientConfig(**config)), connection
 
 
 async def test_leader_election_is_waited_out_with_backoff_on_trios_clock(

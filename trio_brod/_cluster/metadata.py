@@ -14,6 +14,7 @@ through :class:`~trio_brod._backoff.Retry` on Trio's clock, bounded by
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from typing import Any
@@ -24,6 +25,7 @@ from trio_brod._backoff import Retry, now
 from trio_brod._cluster.pool import ConnectionPool
 from trio_brod._config import ClientConfig
 from trio_brod._exceptions import BrokerConnectionError, NoLeader
+from trio_brod._log import metadata_log
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata, TopicMetadata
 from trio_brod._net import Connection
 from trio_brod.protocol import FindCoordinatorRequest, MetadataRequest
@@ -102,6 +104,9 @@ class MetadataCache:
                 response = await connection.request(request, version)
             except BrokerConnectionError as exc:
                 # That broker just went away: another one can answer.
+                self.pool.repeats.warning(
+                    metadata_log, ("metadata", exc.address), "metadata request failed: %s", exc
+                )
                 last_error = exc
                 continue
             metadata = ClusterMetadata.from_response(response)
@@ -117,6 +122,9 @@ class MetadataCache:
         self.cluster_id = metadata.cluster_id
         for name, topic in metadata.topics.items():
             if topic.error_code == 0:
+                previous = self._topics.get(name)
+                if previous is not None:
+                    _log_leader_moves(previous.metadata, topic)
                 self._topics[name] = _CachedTopic(topic, fetched_at)
             else:
                 self._topics.pop(name, None)
@@ -251,6 +259,23 @@ class MetadataCache:
             if not isinstance(error, _COORDINATOR_RETRY) or retry.expired:
                 raise error
             await retry.wait()
+
+
+def _log_leader_moves(before: TopicMetadata, after: TopicMetadata) -> None:
+    """INFO for each partition whose leader changed between two answers (-1: none)."""
+    if not metadata_log.isEnabledFor(logging.INFO):
+        return
+    for number, partition in after.partitions.items():
+        old = before.partitions.get(number)
+        if old is not None and old.leader != partition.leader:
+            metadata_log.info(
+                "leader of %s[%d] moved from broker %d to %d%s",
+                after.name,
+                number,
+                old.leader,
+                partition.leader,
+                f" (epoch {partition.leader_epoch})" if partition.leader_epoch >= 0 else "",
+            )
 
 
 def _retry_topic_error(error: KafkaError, auto_create: bool) -> bool:

@@ -27,7 +27,14 @@ import trio
 
 from trio_brod._backoff import now
 from trio_brod._config import ClientConfig
-from trio_brod._exceptions import BrokerConnectionError, ClientClosed, ConnectionFailed
+from trio_brod._exceptions import (
+    BrokerConnectionError,
+    ClientClosed,
+    ConnectionFailed,
+    ConnectionLost,
+    RequestTimedOut,
+)
+from trio_brod._log import Repeats, connection_log
 from trio_brod._net import Connection, mechanism_factory
 
 __all__ = ["ConnectionPool", "ConnectionSlot"]
@@ -80,6 +87,9 @@ class ConnectionPool:
         self._known: list[tuple[str, int]] = []
         self._last_any: tuple[str, int] | None = None
         self._closed = False
+        #: The client's guard against repeating the same failure in the log (shared by
+        #: its workers): see :mod:`trio_brod._log`.
+        self.repeats = Repeats()
 
     def __len__(self) -> int:
         """How many shared connections are open."""
@@ -162,11 +172,24 @@ class ConnectionPool:
             connection = await self.open_private(host, port, nursery)
         except BrokerConnectionError as exc:
             slot.error, slot.failed_at = exc, now()
+            self.repeats.warning(
+                connection_log,
+                ("connect", host, port),
+                "cannot connect to %s: %s",
+                exc.address,
+                exc.reason,
+            )
             raise
         finally:
             slot.connecting.set()
             slot.connecting = None
         slot.connection, slot.error = connection, None
+        if self.repeats.failing(("connect", host, port)):
+            self.repeats.recovered(
+                connection_log, ("connect", host, port), "connected to %s", connection.address
+            )
+        else:
+            connection_log.info("connected to %s", connection.address)
         return connection
 
     async def open_private(self, host: str, port: int, nursery: trio.Nursery) -> Connection:
@@ -190,6 +213,12 @@ class ConnectionPool:
         self, connection: Connection, *, task_status: trio.TaskStatus[Connection]
     ) -> None:
         await connection.run(sasl_mechanism=self._sasl, task_status=task_status)
+        reason = connection.close_reason
+        if isinstance(reason, (ConnectionLost, RequestTimedOut)):
+            # Every private connection to a broker that died closes at once: one line.
+            self.repeats.warning(
+                connection_log, ("lost", connection.address), "connection lost: %s", reason
+            )
 
     async def any_connection(self) -> Connection:
         """A connection to some broker, for requests any broker can answer (metadata).

@@ -53,6 +53,7 @@ the caller handles, never a crash of the client. Only a bug in trio-brod escapes
 
 from __future__ import annotations
 
+import logging
 import math
 import traceback
 from collections import deque
@@ -70,6 +71,7 @@ from trio_brod._exceptions import (
     RequestTimedOut,
     UnsupportedVersion,
 )
+from trio_brod._log import connection_log
 from trio_brod._net.handshake import (
     RECEIVE_SIZE,
     BareExchange,
@@ -231,6 +233,8 @@ class Connection:
         if version is None:
             version = self.best_version(type(message))
         self._raise_if_closed()
+        if connection_log.isEnabledFor(logging.DEBUG):
+            connection_log.debug("%s: %s v%d", self.address, type(message).__name__, version)
         pending = PendingResponse(message.RESPONSE, version, on_done)
         part = part_for(message, version, expect_response, pending) if self.merging else None
         if part is None and type(message) is FetchRequest:
@@ -445,6 +449,7 @@ class Connection:
         except DecodeError as exc:
             raise ConnectionLost(self.address, f"SASL re-authentication: {exc}") from exc
         self._authenticated(lifetime)
+        connection_log.info("%s: re-authenticated (SASL)", self.address)
 
     # ---------------------------------------------------------------- the task pair
 

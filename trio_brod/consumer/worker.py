@@ -31,6 +31,7 @@ from trio_brod._cluster.requests import (
 )
 from trio_brod._config import BeginOffset, ConsumerConfig, FetchConnection
 from trio_brod._exceptions import BrokerConnectionError, NoLeader, NotFound
+from trio_brod._log import consumer_log
 from trio_brod._net import Connection
 from trio_brod.consumer._fetch import (
     FETCH_MIN_VERSION,
@@ -107,6 +108,8 @@ class _Serving:
         self.fetch_size = FetchSize(config.max_bytes, config.size_stat_window)
         self.high_watermark = -1
         self.backoff = Backoff(RETRY_BACKOFF_BASE, RETRY_BACKOFF_CAP)
+        #: Whether a failed fetch was logged since the last answer (see trio_brod._log).
+        self.retrying = False
         self.scope: trio.CancelScope | None = None
         self._wakeup = trio.Event()
 
@@ -391,7 +394,16 @@ class PartitionConsumer:
                 if backoff.failures > 1:  # reset again at once: the log is changing under us
                     await trio.sleep(delay)
                 timestamp = EARLIEST if policy == "reset_to_earliest" else LATEST
+                was = window.offset
                 window.reset_to(await self._list_offset(timestamp, config))
+                consumer_log.warning(
+                    "%s[%d]: offset %s is out of range; reset to %d (%s)",
+                    self.topic,
+                    self.partition,
+                    was,
+                    window.offset,
+                    policy,
+                )
             except (BrokerConnectionError, NoLeader, KafkaError) as exc:
                 if not exc.retriable:
                     raise
@@ -401,7 +413,18 @@ class PartitionConsumer:
                 if not isinstance(exc, KafkaError) or exc.invalid_metadata:
                     self._close_connection()
                     refresh = True
-                await backoff.sleep()
+                delay = backoff.next_delay()
+                serving.retrying = True
+                self._pool.repeats.warning(
+                    consumer_log,
+                    ("fetch", self.topic, self.partition),
+                    "%s[%d]: %s; fetching again in %.2f s",
+                    self.topic,
+                    self.partition,
+                    exc,
+                    delay,
+                )
+                await trio.sleep(delay)
 
     async def _resolve_begin(self, serving: _Serving) -> int:
         """Where serving the subscriber starts (ListOffsets for anything but an offset)."""
@@ -525,6 +548,15 @@ class PartitionConsumer:
         config = serving.config
         data = fetched_partition(response, self.topic, self.partition, offset)
         serving.backoff.reset()
+        if serving.retrying:
+            serving.retrying = False
+            self._pool.repeats.recovered(
+                consumer_log,
+                ("fetch", self.topic, self.partition),
+                "%s[%d]: fetching again",
+                self.topic,
+                self.partition,
+            )
         serving.high_watermark = visible_end(data, isolation)
         selected = select_runs(self.topic, self.partition, offset, data, config.isolation_level)
         if selected.needed_bytes is not None:

@@ -17,6 +17,7 @@ import trio
 
 from trio_brod._backoff import Retry
 from trio_brod._exceptions import BrokerConnectionError
+from trio_brod._log import producer_log
 from trio_brod.producer._buffer import SequenceGap, WireBatch
 from trio_brod.protocol import InitProducerIdRequest
 from trio_brod.protocol.errors import (
@@ -236,8 +237,22 @@ class SequenceState:
                 producer_id, epoch = await identity.initial()
         elif self._reset == _NEW_EPOCH and self.epoch < MAX_EPOCH:
             producer_id, epoch = self.producer_id, self.epoch + 1
+            producer_log.info(
+                "%s[%d]: new epoch %d of producer id %d (its sequence numbers start again)",
+                self.topic,
+                self.partition,
+                epoch,
+                producer_id,
+            )
         else:
             producer_id, epoch = await identity.fresh()
+            producer_log.info(
+                "%s[%d]: new producer id %d (epoch %d)",
+                self.topic,
+                self.partition,
+                producer_id,
+                epoch,
+            )
         self.producer_id, self.epoch, self.next_sequence = producer_id, epoch, 0
         self._reset = _KEEP
         self._unresolved = False

@@ -55,6 +55,7 @@ from trio_brod._exceptions import (
     NoLeader,
     ProducerClosed,
 )
+from trio_brod._log import producer_log
 from trio_brod.producer._buffer import (
     Call,
     ProducerBuffer,
@@ -191,6 +192,8 @@ class PartitionProducer(Intake):
         # The batches that failed in the current round, until it ends and they go back
         # into the buffer's retry queue; kept here so that flush and abort can find them.
         self._round = Round()
+        # Whether a retry was logged since the last acknowledged batch (see _recovered).
+        self._retrying = False
         #: Set when the worker task has ended.
         self.finished = trio.Event()
 
@@ -445,11 +448,22 @@ class PartitionProducer(Intake):
             if error is None:
                 return
             refresh = _needs_refresh(error)
+            delay = backoff.next_delay()
+            self._retrying = True
+            self._metadata.pool.repeats.warning(
+                producer_log,
+                ("produce", self.topic, self.partition),
+                "%s[%d]: %s; trying again in %.2f s",
+                self.topic,
+                self.partition,
+                error,
+                delay,
+            )
             # Let go of the error before serving the leader again, which may idle for hours:
             # its traceback keeps the frames it was raised through alive, with the batch they
             # were sending (sent again and acknowledged since).
             del error
-            await backoff.sleep()
+            await trio.sleep(delay)
 
     async def _serve_leader(self, refresh: bool, backoff: Backoff) -> BaseException | None:
         """Send to the partition's current leader until done (None) or a failure that
@@ -513,12 +527,33 @@ class PartitionProducer(Intake):
         given_up, gap = buffer.attempt_failed(error, self.config.max_retries)
         self._give_up(given_up, gap)
 
+    def _recovered(self) -> None:
+        """A request went through after failures: say so once (see :mod:`trio_brod._log`)."""
+        self._retrying = False
+        self._metadata.pool.repeats.recovered(
+            producer_log,
+            ("produce", self.topic, self.partition),
+            "%s[%d]: producing again",
+            self.topic,
+            self.partition,
+        )
+
     def _give_up(self, given_up: list[tuple[WireBatch, BaseException]], gap: SequenceGap) -> None:
         """Fail the batches given up, after deciding what their gap asks for (see the
         module docstring): a new epoch before anything more is sent, or, when that could
         write a pending batch twice, the old numbers until the broker's answer tells."""
         if self._sequence is not None:
             self._sequence.note_gap(gap)
+        if given_up:
+            self._metadata.pool.repeats.warning(
+                producer_log,
+                ("give-up", self.topic, self.partition),
+                "%s[%d]: %d messages failed: %s",
+                self.topic,
+                self.partition,
+                sum(batch.record_count for batch, _ in given_up),
+                given_up[0][1],
+            )
         errors: list[Exception] = []
         for batch, error in given_up:
             try:
@@ -720,6 +755,8 @@ class PartitionProducer(Intake):
                 if code == 0:
                     backoff.reset()
                     buffer.acknowledge(result.base_offset)
+                    if self._retrying:
+                        self._recovered()
                     return
                 if code == _DUPLICATE_SEQUENCE_NUMBER:
                     # Written by an earlier attempt, too long ago for the broker to say at
