@@ -1,7 +1,8 @@
-"""Consumer groups: the member, its coordinator, assignors and committed offsets (issue 12).
+"""Kafka consumer groups (the classic protocol): membership, assignors, commits, subscribers.
 
-Group members reach the cluster through the connection pool and the metadata cache, never
-through the :class:`~trio_brod.Client`, as every worker does.
+The pure cores (the ConsumerProtocol bytes, the assignors, the membership state machine) are
+kept apart from the tasks that talk to the group coordinator, so that each can be tested
+without a broker.
 """
 
 from __future__ import annotations
