@@ -7,4 +7,16 @@ without a broker.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from trio_brod.groups._assigned import AssignedPartition
+from trio_brod.groups.member import GroupHealth, GroupMember, PartitionHealth, open_group_member
+from trio_brod.groups.subscriber import GroupSubscriber, open_group_subscriber
+
+__all__ = [
+    "AssignedPartition",
+    "GroupHealth",
+    "GroupMember",
+    "GroupSubscriber",
+    "PartitionHealth",
+    "open_group_member",
+    "open_group_subscriber",
+]
