@@ -106,7 +106,11 @@ async def test_one_member_consumes_and_commits_every_partition(
     assert await committed(kafka, group, topic, 4) == {(topic, p): 10 for p in range(4)}
 
 
-async def test_two_members_split_the_partitions(kafka: KafkaCluster, make_topic: MakeTopic) -> None:
+@pytest.mark.parametrize("assignor", ["test-range", "range", "roundrobin", "cooperative-sticky"])
+async def test_two_members_split_the_partitions(
+    kafka: KafkaCluster, make_topic: MakeTopic, assignor: str
+) -> None:
+    strategy: object = SimpleRange() if assignor == "test-range" else assignor
     topic = make_topic(partitions=12)
     group = f"g2-{topic}"
     owners: list[tuple[int, str, int]] = []  # (generation, member, partition)
@@ -118,13 +122,23 @@ async def test_two_members_split_the_partitions(kafka: KafkaCluster, make_topic:
     async with (
         open_client(kafka.bootstrap_servers) as c1,
         open_client(kafka.bootstrap_servers) as c2,
-        open_group_member(c1, group, [topic], config=fast(), on_assigned=on_assigned) as m1,
+        open_group_member(
+            c1,
+            group,
+            [topic],
+            config=fast(partition_assignment_strategy=strategy),
+            on_assigned=on_assigned,
+        ) as m1,
     ):
         with trio.fail_after(60):
             await m1.wait_stable()
         assert {a.partition for a in m1.assignments()} == set(range(12))
         async with open_group_member(
-            c2, group, [topic], config=fast(), on_assigned=on_assigned
+            c2,
+            group,
+            [topic],
+            config=fast(partition_assignment_strategy=strategy),
+            on_assigned=on_assigned,
         ) as m2:
             with trio.fail_after(60):
                 while not (  # noqa: ASYNC110 (two members' states)

@@ -3,7 +3,6 @@ types, what an assignor must offer, and the health report (:class:`GroupHealth`)
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Protocol
 from trio_brod.groups._assigned import AssignedPartition
 from trio_brod.groups._membership import TopicPartition
 from trio_brod.groups._protocol import MemberAssignment, MemberSubscription
+from trio_brod.groups.assignors import resolve_assignor
 
 __all__ = [
     "Assignor",
@@ -58,10 +58,7 @@ class Assignor(Protocol):
 
 def resolve_assignor_spec(spec: object) -> Assignor:
     if isinstance(spec, str):
-        # The assignors module is being written on another branch; imported by name until
-        # it lands, so that neither mypy nor the architecture check trips on its absence.
-        assignors = importlib.import_module("trio_brod.groups.assignors")
-        return assignors.resolve_assignor(spec)  # type: ignore[no-any-return]
+        return resolve_assignor(spec)
     return spec  # type: ignore[return-value]
 
 
