@@ -48,11 +48,19 @@ from trio_brod._metadata import BrokerMetadata, ClusterMetadata, PartitionMetada
 from trio_brod._version import __version__ as __version__
 from trio_brod.client import Client, open_client
 from trio_brod.consumer import MessageSet, Subscription, TopicSubscriber, open_topic_subscriber
+from trio_brod.groups import (
+    AssignedPartition,
+    GroupMember,
+    GroupSubscriber,
+    open_group_member,
+    open_group_subscriber,
+)
 from trio_brod.producer import DeliveryReceipt, Message
 from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError
 from trio_brod.protocol.records import Record
 
 __all__ = [
+    "AssignedPartition",
     "BrodError",
     "BrokerConnectionError",
     "BrokerMetadata",
@@ -68,6 +76,8 @@ __all__ = [
     "DecodeError",
     "DeliveryReceipt",
     "GroupConfig",
+    "GroupMember",
+    "GroupSubscriber",
     "KafkaError",
     "Message",
     "MessageSet",
@@ -87,5 +97,7 @@ __all__ = [
     "TopicSubscriber",
     "UnsupportedVersion",
     "open_client",
+    "open_group_member",
+    "open_group_subscriber",
     "open_topic_subscriber",
 ]

@@ -1,9 +1,22 @@
-"""Consumer groups: the member, its coordinator, assignors and committed offsets (issue 12).
+"""Kafka consumer groups (the classic protocol): membership, assignors, commits, subscribers.
 
-Group members reach the cluster through the connection pool and the metadata cache, never
-through the :class:`~trio_brod.Client`, as every worker does.
+The pure cores (the ConsumerProtocol bytes, the assignors, the membership state machine) are
+kept apart from the tasks that talk to the group coordinator, so that each can be tested
+without a broker.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from trio_brod.groups._assigned import AssignedPartition
+from trio_brod.groups.member import GroupHealth, GroupMember, PartitionHealth, open_group_member
+from trio_brod.groups.subscriber import GroupSubscriber, open_group_subscriber
+
+__all__ = [
+    "AssignedPartition",
+    "GroupHealth",
+    "GroupMember",
+    "GroupSubscriber",
+    "PartitionHealth",
+    "open_group_member",
+    "open_group_subscriber",
+]
