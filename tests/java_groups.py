@@ -141,8 +141,10 @@ class JavaGroups:
 
     def close(self) -> None:
         assert self._process.stdin is not None
+        assert self._process.stdout is not None
         self._process.stdin.close()
         self._process.wait(timeout=60)
+        self._process.stdout.close()
 
     def _ask(self, lines: Sequence[str], answers: int = 1) -> list[str]:
         stdin, stdout = self._process.stdin, self._process.stdout
@@ -324,7 +326,7 @@ def print_vectors(classpath: Classpath) -> None:
         print()
         print("# (value, version, Java's bytes as hex or 'ERR <exception>')")
         print("PROTOCOL_VECTORS: list[tuple[MemberSubscription | MemberAssignment, int, str]] = [")
-        for case in protocol_cases(rng, 60):
+        for case in protocol_cases(rng, 30):
             for version in range(4):
                 if isinstance(case, MemberSubscription):
                     answer = java.subscription_bytes(case, version)
@@ -336,7 +338,7 @@ def print_vectors(classpath: Classpath) -> None:
         print("# (assignor, partitions per topic, subscriptions, Java's assignment: sorted)")
         print("ASSIGN_VECTORS = [")
         for assignor in ("range", "roundrobin", "cooperative-sticky"):
-            for topics, members in assign_cases(rng, 60):
+            for topics, members in assign_cases(rng, 40):
                 answer = java.assign(assignor, topics, members)
                 print(f"    ({assignor!r}, {topics!r}, {members!r}, {answer!r}),")
         print("]")
