@@ -58,15 +58,19 @@ async def test_a_failed_consumer_is_resubscribed_where_it_left_off(
     ) as sub:
         await handled.wait_for(5)
         assert sub.resubscriptions() == {0: 1}
-        # Fail again once 0-14 are handled and acknowledged: the next subscription must go
-        # on at 15, not at the first subscription's "earliest".
+        # Fail again once 0-19 are handled and acknowledged: the next subscription must go
+        # on at 20, not at the first subscription's "earliest".
         fill(log, 10)
         await handled.wait_for(15)
-        log.fetch_errors.append(DENIED)
+        with trio.fail_after(10):
+            await log.wait_for_fetch(offset=15)  # waiting for data: its answer has no error
+        log.fetch_errors.append(DENIED)  # the fetch at 20 fails
         fill(log, 5)
         await handled.wait_for(20)
+        fill(log, 5)  # for the new subscription, after the fetch at 20 failed
+        await handled.wait_for(25)
         assert sub.resubscriptions() == {0: 2}
-    assert handled.offsets == list(range(20))
+    assert handled.offsets == list(range(25))
 
 
 async def test_only_a_handler_error_ends_the_block(client: Client, log: FakeLog) -> None:
