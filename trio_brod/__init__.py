@@ -45,9 +45,17 @@ from trio_brod._exceptions import (
     UnsupportedVersion,
 )
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata
+from trio_brod._oneshot import get_metadata
 from trio_brod._version import __version__ as __version__
 from trio_brod.client import Client, open_client
-from trio_brod.consumer import MessageSet, Subscription, TopicSubscriber, open_topic_subscriber
+from trio_brod.consumer import (
+    FoldResult,
+    FoldStop,
+    MessageSet,
+    Subscription,
+    TopicSubscriber,
+    open_topic_subscriber,
+)
 from trio_brod.groups import (
     AssignedPartition,
     GroupMember,
@@ -75,6 +83,8 @@ __all__ = [
     "ConsumerConfig",
     "DecodeError",
     "DeliveryReceipt",
+    "FoldResult",
+    "FoldStop",
     "GroupConfig",
     "GroupMember",
     "GroupSubscriber",
@@ -96,6 +106,7 @@ __all__ = [
     "TopicMetadata",
     "TopicSubscriber",
     "UnsupportedVersion",
+    "get_metadata",
     "open_client",
     "open_group_member",
     "open_group_subscriber",

@@ -145,6 +145,7 @@ class ClientConfig:
         metadata_max_age: Cached metadata older than this many seconds is refreshed before use.
         allow_topic_auto_creation: Let a metadata request for a missing topic create it, if the
             broker allows auto-creation (``auto.create.topics.enable``).
+            ``get_metadata_safe`` and ``get_partitions_count_safe`` never do.
         max_frame_size: The largest response frame accepted, in bytes; a larger size prefix
             closes the connection with :class:`~trio_brod.protocol.FrameTooLarge`.
         ssl_context: Connect with TLS using this context (``ssl.create_default_context()``
@@ -152,6 +153,7 @@ class ClientConfig:
         sasl: Authenticate every connection with SASL.
         auto_start_producers: Start a topic's producers on the first produce to it, with
             ``default_producer_config``, instead of raising NotFound (as brod's option).
+            ``find_producer`` only looks, whatever this says.
         default_producer_config: The ProducerConfig for producers started without one.
     """
 

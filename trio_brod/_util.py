@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["describe", "single_exception", "unwrap_single_exception"]
+from trio_brod._exceptions import ConfigError
+
+__all__ = ["describe", "parse_bootstrap", "single_exception", "unwrap_single_exception"]
 
 
 def single_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
@@ -51,3 +53,32 @@ def describe(exc: BaseException) -> str:
     closed or failed: ``str()`` of an OSError or a trio error alone often says too little."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def parse_bootstrap(servers: str | Iterable[str | tuple[str, int]]) -> list[tuple[str, int]]:
+    """Turn ``"h1:9092,h2:9092"``, ``["h1:9092"]`` or ``[("h1", 9092)]`` into (host, port)s.
+
+    Raises:
+        ConfigError: An entry has no port, a bad port, or the list is empty.
+    """
+    if isinstance(servers, str):
+        servers = [s for s in servers.split(",") if s.strip()]
+    result = []
+    for entry in servers:
+        if isinstance(entry, tuple):
+            host, port = entry
+        else:
+            host, sep, port_text = entry.strip().rpartition(":")
+            if not sep or not host:
+                raise ConfigError(f"bootstrap server {entry!r}: expected 'host:port'")
+            try:
+                port = int(port_text)
+            except ValueError:
+                raise ConfigError(f"bootstrap server {entry!r}: port is not a number") from None
+        host = host.strip("[]")  # "[::1]:9092"
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigError(f"bootstrap server {entry!r}: port out of range")
+        result.append((host, port))
+    if not result:
+        raise ConfigError("bootstrap_servers is empty")
+    return result

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import trio
 
@@ -32,7 +32,8 @@ from trio_brod._config import (
 from trio_brod._exceptions import ClientClosed, ConfigError, NotFound, ProducerClosed
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata
 from trio_brod._net import Connection
-from trio_brod._util import unwrap_single_exception
+from trio_brod._util import parse_bootstrap, unwrap_single_exception
+from trio_brod.consumer.fold import FoldFun, FoldResult, fold
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.consumer.topic import TopicConsumer
 from trio_brod.consumer.worker import PartitionConsumer, Subscription, fetch_once
@@ -47,36 +48,9 @@ from trio_brod.producer.message import checked_bytes, checked_headers, checked_t
 from trio_brod.producer.partitioners import Partitioner, PartitionerName
 from trio_brod.producer.receipt import raise_callback_errors
 
-__all__ = ["Client", "open_client"]
+__all__ = ["Client", "open_client", "parse_bootstrap"]
 
-
-def parse_bootstrap(servers: str | Iterable[str | tuple[str, int]]) -> list[tuple[str, int]]:
-    """Turn ``"h1:9092,h2:9092"``, ``["h1:9092"]`` or ``[("h1", 9092)]`` into (host, port)s.
-
-    Raises:
-        ConfigError: An entry has no port, a bad port, or the list is empty.
-    """
-    if isinstance(servers, str):
-        servers = [s for s in servers.split(",") if s.strip()]
-    result = []
-    for entry in servers:
-        if isinstance(entry, tuple):
-            host, port = entry
-        else:
-            host, sep, port_text = entry.strip().rpartition(":")
-            if not sep or not host:
-                raise ConfigError(f"bootstrap server {entry!r}: expected 'host:port'")
-            try:
-                port = int(port_text)
-            except ValueError:
-                raise ConfigError(f"bootstrap server {entry!r}: port is not a number") from None
-        host = host.strip("[]")  # "[::1]:9092"
-        if not isinstance(port, int) or not 0 < port < 65536:
-            raise ConfigError(f"bootstrap server {entry!r}: port out of range")
-        result.append((host, port))
-    if not result:
-        raise ConfigError("bootstrap_servers is empty")
-    return result
+A = TypeVar("A")
 
 
 class Client:
@@ -148,12 +122,17 @@ class Client:
         cluster does not know are in the result with their ``error_code`` set (or are
         created, if ``allow_topic_auto_creation`` and the broker allow it).
         """
-        if isinstance(topics, str):
-            raise TypeError("topics must be a sequence of names, not a str")
-        return await self.metadata.fetch(
-            None if topics is None else list(topics),
-            auto_create=self.config.allow_topic_auto_creation,
-        )
+        auto_create = self.config.allow_topic_auto_creation
+        return await self.metadata.fetch(_topic_list(topics), auto_create=auto_create)
+
+    async def get_metadata_safe(self, topics: Sequence[str] | None = None) -> ClusterMetadata:
+        """Like :meth:`get_metadata`, but never creates a topic (brod's ``get_metadata_safe``).
+
+        Whatever ``allow_topic_auto_creation`` says, a topic the cluster does not know is in
+        the result with its ``error_code`` set: for tools and checks that look at a name
+        someone typed, where a typo must not leave a new topic behind.
+        """
+        return await self.metadata.fetch(_topic_list(topics), auto_create=False)
 
     async def get_partitions_count(self, topic: str) -> int:
         """How many partitions a topic has (from cache when fresh).
@@ -301,6 +280,24 @@ class Client:
         """
         producer = await self._topic_producer(topic)
         return await producer.worker(partition)
+
+    def find_producer(self, topic: str, partition: int) -> PartitionProducer:
+        """The running producer of a partition, never starting one (brod's ``find_producer``):
+        unlike :meth:`get_producer` with ``auto_start_producers``, for code that must not
+        start workers (or create topics) as a side effect, such as a health check.
+
+        Raises:
+            NotFound: No producers run for the topic, or none for that partition (the
+                message says which).
+        """
+        _check_topic(topic)
+        producer = self._topic_producers.get(topic)
+        if producer is None:
+            raise NotFound(f"no producer running for topic {topic!r}")
+        worker = producer.partitions.get(partition)
+        if worker is None:
+            raise NotFound(f"no producer running for {topic}[{partition}] (the topic's are)")
+        return worker
 
     async def produce(
         self,
@@ -501,6 +498,37 @@ class Client:
             raise NotFound(f"no consumer for topic {topic!r}; call start_consumer() first")
         return await consumer.consumer_for(partition)
 
+    def find_consumer(self, topic: str, partition: int) -> PartitionConsumer:
+        """The running consumer of a partition, never starting one (brod's
+        ``find_consumer``), as :meth:`get_consumer` may for a partition added since.
+
+        Raises:
+            NotFound: No consumers run for the topic, or none for that partition (the
+                message says which).
+        """
+        _check_topic(topic)
+        consumer = self._topic_consumers.get(topic)
+        if consumer is None:
+            raise NotFound(f"no consumer running for topic {topic!r}")
+        worker = consumer.partitions.get(partition)
+        if worker is None:
+            raise NotFound(f"no consumer running for {topic}[{partition}] (the topic's are)")
+        return worker
+
+    def consume_ack(self, topic: str, partition: int, offset: int) -> None:
+        """Acknowledge ``offset`` for a partition's current subscriber (brod's
+        ``consume_ack/4``), for code that holds the client but not the subscription.
+
+        Raises:
+            NotFound: No consumer runs for the partition, or it has no subscriber now; the
+                message says which.
+            ValueError: ``offset`` was not delivered yet.
+        """
+        subscription = self.find_consumer(topic, partition).subscription
+        if subscription is None:
+            raise NotFound(f"{topic}[{partition}] has no subscriber to acknowledge for")
+        subscription.ack(offset)
+
     @asynccontextmanager
     async def subscribe(
         self, topic: str, partition: int, **options: Any
@@ -609,6 +637,36 @@ class Client:
         )
         return await fetch_once(self.metadata, topic, partition, offset, config)
 
+    async def fold(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        fun: FoldFun[A],
+        acc: A,
+        *,
+        message_count: int | None = None,
+        reach_offset: int | None = None,
+        max_wait_time: float = 0.0,
+        max_bytes: int = 1024 * 1024,
+        isolation_level: IsolationLevel = "read_committed",
+    ) -> FoldResult[A]:
+        """Fold ``fun(message, acc)`` over a partition from ``offset`` (brod's ``fold/8``).
+
+        For rebuilding state from a topic: no consumer is started, and the result says
+        where to go on. Fetches (as :meth:`fetch`; ``max_wait_time`` 0 so that a fold at
+        the end returns at once) and folds until ``message_count`` messages, the message
+        at ``reach_offset``, or the end of the partition; a failed fetch's error is
+        returned, not raised, with what was folded before it. ``fun`` may be sync or
+        async; its exceptions propagate. Returns a :class:`~trio_brod.FoldResult`
+        (``acc``, ``next_offset``, ``reason``, ``error``); see :mod:`trio_brod.consumer.fold`.
+        """
+        config = ConsumerConfig(
+            max_wait_time=max_wait_time, max_bytes=max_bytes, isolation_level=isolation_level
+        )
+        limits = {"message_count": message_count, "reach_offset": reach_offset}
+        return await fold(self.metadata, topic, partition, offset, fun, acc, config, **limits)
+
     # ------------------------------------------------------------ closing
 
     def _raise_if_closed(self) -> None:
@@ -663,6 +721,12 @@ class Client:
                 except Exception as exc:
                     errors.append(exc)
         return errors
+
+
+def _topic_list(topics: Sequence[str] | None) -> list[str] | None:
+    if isinstance(topics, str):  # a str is a sequence too: "orders" is not 6 topics
+        raise TypeError("topics must be a sequence of names, not a str")
+    return None if topics is None else list(topics)
 
 
 def _check_topic(topic: object) -> None:

@@ -464,3 +464,92 @@ async def test_sasl_and_tls_options(kafka_secure: KafkaCluster) -> None:
     # Without --cafile, the broker's own CA is not trusted.
     err = await cli(kafka_secure.listener_bootstrap("SSL"), "meta", "--ssl", status=1)
     assert "certificate" in err.lower()
+
+
+async def test_pipe_tail_follows_a_file(
+    make_topic: MakeTopic, bootstrap_servers: list[str], tmp_path: Path
+) -> None:
+    # brod-cli's --tail: start at the file's end, send what is appended, until Ctrl-C.
+    topic = make_topic(partitions=3)
+    source = tmp_path / "app.log"
+    source.write_text("old line, never sent\n")
+    process = await trio.lowlevel.open_process(
+        [
+            *CLI,
+            "pipe",
+            "-t",
+            topic,
+            "-s",
+            str(source),
+            "--tail",
+            "-p",
+            "random",
+            "--blk-size",
+            "4",
+            "-b",
+            ",".join(bootstrap_servers),
+        ],
+        stderr=subprocess.PIPE,
+    )
+
+    def sent() -> list[str]:
+        return sorted(
+            line for p in range(3) for line in kcat_read(bootstrap_servers, topic, p, "%s")
+        )
+
+    try:
+        await trio.sleep(1)  # let it reach the end of the file before more is written
+        with source.open("a") as log:
+            log.write("".join(f"new {i}\n" for i in range(30)))
+        with trio.fail_after(30):
+            while True:  # sent while the file stays open for more
+                if len(sent()) >= 30:
+                    break
+                await trio.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        with trio.fail_after(20):
+            status = await process.wait()
+    finally:
+        process.kill()
+    assert status == 130
+    assert sent() == sorted(f"new {i}" for i in range(30))
+    # -p random: spread over the partitions (30 messages all in one: 3 * (1/3)**30).
+    assert sum(1 for p in range(3) if kcat_read(bootstrap_servers, topic, p, "%s")) > 1
+
+
+async def test_one_line_offsets_msg_deli_hash_and_verbose(
+    make_topic: MakeTopic, bootstrap_servers: list[str]
+) -> None:
+    topic = make_topic(partitions=2)
+    for value in ("a", "b", "c"):
+        # -p hash: the same key always lands in the same partition.
+        await cli(bootstrap_servers, "send", "-t", topic, "-k", "same", "-v", value, "-p", "hash")
+    offsets = await cli(bootstrap_servers, "offset", "-t", topic, "--one-line")
+    (line,) = offsets.splitlines()
+    latest = dict(item.split(":") for item in line.split(","))
+    assert sorted(latest.values()) == ["0", "3"]
+    (partition,) = [p for p, o in latest.items() if o == "3"]
+    out = await cli(
+        bootstrap_servers,
+        "fetch",
+        "-t",
+        topic,
+        "-p",
+        partition,
+        "-o",
+        "earliest",
+        "-c",
+        "3",
+        "--msg-deli",
+        "|",
+    )
+    assert out == "a|b|c|"
+    result = await trio.run_process(
+        [*CLI, "offset", "-t", topic, "--verbose", "-b", ",".join(bootstrap_servers)],
+        capture_stdout=True,
+        capture_stderr=True,
+    )
+    err = result.stderr.decode()
+    assert "trio-brod: trio_brod.cli: bootstrap" in err
+    assert "done; connections closed" in err
+    assert result.stdout.decode().splitlines() == [f"{p}:{o}" for p, o in sorted(latest.items())]

@@ -97,6 +97,12 @@ def closed_port() -> int:
         (["topics", "create", "t", "-P", "0"], "expected a number >= 1, or -1"),
         (["topics", "create", "t", "-c", "retention.ms"], "expected NAME=VALUE"),
         (["meta", "-b", "nohost"], "bootstrap server 'nohost': expected 'host:port'"),
+        (["send", "-t", "x", "-v", "a", "-p", "roundrobin"], "a partition number, random or hash"),
+        (["pipe", "-t", "x", "-p", "-1"], "a partition number, random or hash"),
+        (["pipe", "-t", "x", "--tail"], "--tail needs a file (-s FILE)"),
+        (["pipe", "-t", "x", "--blk-size", "0"], "expected bytes such as 4096, 64K or 1M"),
+        (["pipe", "-t", "x", "--max-batch", "1G"], "expected bytes such as 4096, 64K or 1M"),
+        (["pipe", "-t", "x", "--max-linger-count", "-3"], "expected a number >= 0"),
         (["meta", "-b", "h:99999"], "port out of range"),
         (["meta", "--sasl-user", "bob"], "SASL needs --sasl-user and --sasl-password"),
         (["meta", "--sasl-mechanism", "PLAIN"], "SASL needs --sasl-user"),
@@ -140,6 +146,56 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (args.time, args.partition) == ("earliest", None)
     args = build_parser().parse_args(["send", "-t", "a", "-v", "x", "--acks", "all"])
     assert args.acks == -1
+
+
+def test_brod_cli_options() -> None:
+    parse = build_parser().parse_args
+    args = parse(["pipe", "-t", "a", "-p", "hash", "--blk-size", "64K", "--max-batch", "2M"])
+    assert (args.partition, args.blk_size, args.max_batch) == ("hash", 64 << 10, 2 << 20)
+    assert (args.tail, args.no_eof_exit, args.max_linger_count) == (False, False, 0)
+    args = parse(["pipe", "-t", "a", "-p", "3", "--max-linger-cnt", "100", "--no-eof-exit"])
+    assert (args.partition, args.max_linger_count, args.no_eof_exit) == (3, 100, True)
+    assert parse(["send", "-t", "a", "-v", "x", "-p", "random"]).partition == "random"
+    assert parse(["offset", "-t", "a", "--one-line"]).one_line
+    assert parse(["fetch", "-t", "a"]).msg_deli == "\n"
+    assert parse(["fetch", "-t", "a", "--msg-deli", r"\0"]).msg_deli == "\0"
+    assert parse(["fetch", "-t", "a", r"--msg-deli=--\n"]).msg_deli == "--\n"
+    assert parse(["fetch", "-t", "a", "--msg-deli", r"\\t"]).msg_deli == "\\t"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["meta"],
+        ["offset", "-t", "a"],
+        ["fetch", "-t", "a"],
+        ["send", "-t", "a", "-v", "x"],
+        ["pipe", "-t", "a"],
+        ["groups"],
+        ["commits", "-g", "g"],
+        ["topics", "create", "t"],
+        ["topics", "delete", "t"],
+    ],
+)
+def test_every_command_takes_verbose(argv: list[str]) -> None:
+    assert build_parser().parse_args([*argv, "--verbose"]).verbose
+
+
+def test_verbose_says_what_the_client_does(closed_port: int) -> None:
+    result = subprocess.run(
+        [*CLI, "meta", "--verbose", "-b", f"127.0.0.1:{closed_port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"trio-brod: trio_brod.cli: bootstrap 127.0.0.1:{closed_port}, " + (
+        "client id 'trio-brod-cli'"
+    )
+    assert "trio-brod: trio_brod.cli: asking for the metadata of every topic" in lines
+    assert lines[-1].startswith("trio-brod: error: ")
+    assert "Traceback" not in result.stderr
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:

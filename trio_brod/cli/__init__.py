@@ -10,6 +10,7 @@
     trio-brod send -t orders -k user-1 -v '{"total": 42}'
     seq 1000 | trio-brod pipe -t orders             # one message per line
     trio-brod pipe -t orders -s data.txt --kv-sep :
+    trio-brod pipe -t logs -s app.log --tail -p random  # tail -f app.log into Kafka
     trio-brod groups                                 # every group; --describe for members
     trio-brod commits -g billing                     # committed offsets and lag
     trio-brod commits -g billing -t orders -o earliest   # reset the group's offsets
@@ -22,6 +23,11 @@ Also ``python -m trio_brod.cli``. Every command takes the connection options: ``
 ``--sasl-user``/``--sasl-password`` (or ``$KAFKA_SASL_PASSWORD``, which keeps the password out
 of the process list).
 
+``--verbose`` (any command) prints on stderr what the client does; with ``--debug`` as well,
+in more detail. Every command opens one client and closes it before exiting, so ``meta`` is
+one Metadata request, as brod-cli's ``brod:get_metadata/3``; a script without a command line
+calls :func:`trio_brod.get_metadata` for the same.
+
 Keys and values are shown as UTF-8 text (bytes that are not UTF-8 as ``\\xNN``). The exit
 status is 0 on success, 1 with a one-line message on stderr when Kafka or the connection
 fails, 2 for a bad command line, 130 after Ctrl-C. ``--debug`` shows the traceback too.
@@ -30,10 +36,12 @@ fails, 2 for a bad command line, 130 after Ctrl-C. ``--debug`` shows the traceba
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TextIO
 
 import trio
@@ -59,6 +67,8 @@ _EXIT_INTERRUPTED = 130
 #: What a shell reports for a process killed by SIGPIPE (its reader went away).
 _EXIT_BROKEN_PIPE = 141
 
+_logger = logging.getLogger("trio_brod.cli")
+
 # The package: _args (the parser, the checks of option values, the client configuration),
 # _format (record lines and tables), one module per group of commands (_meta: meta and
 # offset; _fetch; _produce: send and pipe; _groups: groups and commits; _topics), and this
@@ -78,8 +88,30 @@ _COMMANDS: dict[str, Callable[[Client, argparse.Namespace, TextIO], Awaitable[No
 
 
 async def _run(args: argparse.Namespace, config: ClientConfig, out: TextIO) -> None:
+    _logger.info("bootstrap %s, client id %r", args.brokers, config.client_id)
     async with open_client(args.brokers, config) as client:
         await _COMMANDS[args.command](client, args, out)
+    _logger.info("done; connections closed")
+
+
+@contextmanager
+def _verbose(args: argparse.Namespace) -> Iterator[None]:
+    """With ``--verbose``, what the ``trio_brod`` loggers say goes to stderr while the
+    command runs: INFO, or DEBUG with ``--debug`` too (brod-cli's two levels)."""
+    if not args.verbose:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(name)s: %(message)s"))
+    package = logging.getLogger("trio_brod")
+    level = package.level
+    package.addHandler(handler)
+    package.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
 
 
 def _leaves(error: BaseException) -> list[BaseException]:
@@ -114,6 +146,8 @@ def _check(args: argparse.Namespace) -> ClientConfig:
         raise Usage("-o/--offsets needs exactly one -t topic")
     elif args.command == "pipe" and args.source != "-" and not os.path.isfile(args.source):
         raise Usage(f"-s {args.source}: no such file")
+    elif args.command == "pipe" and args.tail and args.source == "-":
+        raise Usage("--tail needs a file (-s FILE); for stdin, use --no-eof-exit")
     elif args.command == "send" and args.value_file and not os.path.isfile(args.value_file):
         raise Usage(f"-f {args.value_file}: no such file")
     elif args.command == "topics" and args.action == "create":
@@ -143,7 +177,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except Usage as exc:
         args.parser.error(str(exc))
     try:
-        trio.run(_run, args, config, out)
+        with _verbose(args):
+            trio.run(_run, args, config, out)
     except BaseException as error:
         return _exit_status(error, args)
     return 0

@@ -103,6 +103,51 @@ def _positive(text: str) -> int:
     return value
 
 
+def _partition_choice(text: str) -> int | Literal["random", "hash"]:
+    if text in ("random", "hash"):
+        return text  # type: ignore[return-value]
+    try:
+        return _partition(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a partition number, random or hash, not {text!r}"
+        ) from None
+
+
+def _size(text: str) -> int:
+    """Bytes, as brod-cli reads them: ``4096``, ``64K``, ``1M``."""
+    units = {"K": 1 << 10, "M": 1 << 20}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    if not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"expected bytes such as 4096, 64K or 1M, not {text!r}")
+    return int(number) * unit
+
+
+def _non_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
+    return int(text)
+
+
+#: The escapes a delimiter may be written with on a command line (``--msg-deli '\n'``).
+_ESCAPES = {"\\n": "\n", "\\t": "\t", "\\r": "\r", "\\0": "\0", "\\\\": "\\"}
+
+
+def _delimiter(text: str) -> str:
+    """A delimiter, with ``\\n``, ``\\t``, ``\\r``, ``\\0`` and ``\\\\`` read as
+    the characters they name (a shell passes them literally)."""
+    out, i = [], 0
+    while i < len(text):
+        pair = text[i : i + 2]
+        if pair in _ESCAPES:
+            out.append(_ESCAPES[pair])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
 def _count_or_default(text: str) -> int:
     value = int(text) if text.lstrip("-").isdigit() else 0
     if value < 1 and value != -1:
@@ -188,6 +233,11 @@ def _common_options() -> argparse.ArgumentParser:
         help="default: $KAFKA_SASL_PASSWORD",
     )
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print what the client does on stderr (with --debug, in more detail)",
+    )
     return common
 
 
@@ -229,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="earliest, latest (default), or milliseconds since the epoch",
     )
     offset.add_argument("--json", action="store_true", help="print JSON")
+    offset.add_argument(
+        "--one-line",
+        action="store_true",
+        help="for all partitions, print them on one line: 0:111,1:222",
+    )
 
     fetch = command("fetch", "Fetch messages from a partition.")
     fetch.add_argument("-t", "--topic", required=True)
@@ -259,13 +314,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument("--kv-sep", type=_separator, default=":", help="for kv and okv (default :)")
     fetch.add_argument(
+        "--msg-deli",
+        type=_delimiter,
+        default="\n",
+        metavar="DELI",
+        help="what follows each message (default: a newline; \\n \\t \\0 understood)",
+    )
+    fetch.add_argument(
         "--max-bytes", type=_positive, default=1024 * 1024, help="per fetch (default 1 MiB)"
     )
 
     send = command("send", "Produce one message; print its offset.")
     send.add_argument("-t", "--topic", required=True)
     send.add_argument(
-        "-p", "--partition", type=_partition, help="default: chosen from the key, as Java does"
+        "-p",
+        "--partition",
+        type=_partition_choice,
+        help="a number, random, or hash (of the key); default: chosen from the key, as Java does",
     )
     send.add_argument("-k", "--key", help="the key (default: none)")
     value = send.add_mutually_exclusive_group(required=True)
@@ -280,7 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     pipe = command("pipe", "Produce each line of a file or stdin as a message; print the count.")
     pipe.add_argument("-t", "--topic", required=True)
     pipe.add_argument(
-        "-p", "--partition", type=_partition, help="default: chosen from the key, as Java does"
+        "-p",
+        "--partition",
+        type=_partition_choice,
+        help="a number, random, or hash (of the key); default: chosen from the key, as Java does",
     )
     pipe.add_argument("-s", "--source", default="-", help="a file, or - for stdin (default)")
     pipe.add_argument(
@@ -293,6 +361,39 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.005,
         metavar="SECONDS",
         help="wait this long to fill batches (default: %(default)s)",
+    )
+    pipe.add_argument(
+        "--max-linger-count",
+        "--max-linger-cnt",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="send a batch as soon as N messages wait in it, however short --linger is "
+        "(default: 0, no such limit)",
+    )
+    pipe.add_argument(
+        "--max-batch",
+        type=_size,
+        default=1 << 20,
+        metavar="BYTES",
+        help="at most this many bytes of messages in one batch, as 4096, 64K or 1M (default: 1M)",
+    )
+    pipe.add_argument(
+        "--blk-size",
+        type=_size,
+        default=1 << 20,
+        metavar="BYTES",
+        help="read the source in blocks of this size (default: 1M)",
+    )
+    pipe.add_argument(
+        "--tail",
+        action="store_true",
+        help="-s FILE only: start at its end and keep reading what is appended (tail -f)",
+    )
+    pipe.add_argument(
+        "--no-eof-exit",
+        action="store_true",
+        help="at the end of the source, wait for more instead of exiting (stop with Ctrl-C)",
     )
 
     groups = command("groups", "List consumer groups, or describe them (members, assignments).")

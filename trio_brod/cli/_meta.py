@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -15,10 +16,15 @@ from trio_brod.client import Client
 
 __all__ = ["meta", "offset", "partition_numbers"]
 
+logger = logging.getLogger("trio_brod.cli")
+
 
 async def meta(client: Client, args: argparse.Namespace, out: TextIO) -> None:
     wanted = names(args.topic)
-    metadata = await client.get_metadata(wanted or None)
+    # One Metadata request, as brod-cli's brod:get_metadata/3 (trio_brod.get_metadata for
+    # scripts); never creating a topic whose name was mistyped.
+    logger.info("asking for the metadata of %s", ", ".join(wanted) or "every topic")
+    metadata = await client.get_metadata_safe(wanted or None)
     topics = [
         t
         for name, t in sorted(metadata.topics.items())
@@ -101,6 +107,8 @@ async def offset(client: Client, args: argparse.Namespace, out: TextIO) -> None:
         print(json.dumps(document), file=out)
     elif args.partition is not None:
         print(offsets[args.partition], file=out)
+    elif args.one_line:
+        print(",".join(f"{partition}:{offset}" for partition, offset in offsets.items()), file=out)
     else:
         for partition, offset in offsets.items():
             print(f"{partition}:{offset}", file=out)

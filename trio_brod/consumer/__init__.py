@@ -42,11 +42,14 @@ The package
     ``topic``                     a topic's workers and their shared fetch connections
     ``subscriber``                :func:`~trio_brod.open_topic_subscriber`: one handler over
                                   every partition of a topic
+    ``fold``                      :meth:`Client.fold <trio_brod.Client.fold>`: fold a
+                                  function over a partition with one-off fetches
     ============================  ==========================================================
 """
 
 from __future__ import annotations
 
+from trio_brod.consumer.fold import FoldResult, FoldStop
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.consumer.subscriber import (
     MessageHandler,
@@ -58,6 +61,8 @@ from trio_brod.consumer.topic import TopicConsumer
 from trio_brod.consumer.worker import PartitionConsumer, Subscription
 
 __all__ = [
+    "FoldResult",
+    "FoldStop",
     "MessageHandler",
     "MessageSet",
     "MessageSetHandler",

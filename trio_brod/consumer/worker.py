@@ -257,6 +257,7 @@ class PartitionConsumer:
         self._nursery = nursery
         self._lanes_to = lanes_to
         self._serving: _Serving | None = None
+        self._subscription: Subscription | None = None
         self._changed = trio.Event()
         self._closed = False
         # What the last subscriber handed on (Window.hand_on); None before the first.
@@ -315,6 +316,7 @@ class PartitionConsumer:
         serving = _Serving(config, send, begin)
         subscription = Subscription(self, serving, receive)
         self._set_serving(serving)
+        self._subscription = subscription
         try:
             yield subscription
         finally:
@@ -322,6 +324,17 @@ class PartitionConsumer:
             self._handed_on = serving.window.hand_on()
             if self._serving is serving:
                 self._set_serving(None)
+            if self._subscription is subscription:
+                self._subscription = None
+
+    @property
+    def subscription(self) -> Subscription | None:
+        """The current subscriber's subscription; None while nobody is subscribed.
+
+        For acknowledging by partition (:meth:`Client.consume_ack
+        <trio_brod.Client.consume_ack>`) from code that does not hold the subscription.
+        """
+        return self._subscription
 
     def _set_serving(self, serving: _Serving | None) -> None:
         self._serving = serving
