@@ -52,6 +52,8 @@ nitpicky = True
 # Names from outside trio-brod resolve only with intersphinx (see above), and a few names in
 # signatures are private type aliases or typing constructs that have no page of their own.
 nitpick_ignore_regex = [
+    # fold's accumulator type variable.
+    (r"py:(class|obj)", r"trio_brod\.(client|consumer\.fold)\.A"),
     # The standard library, Trio and pytest (linked when intersphinx is on).
     (r"py:.*", r"(collections\.abc|datetime|enum|os|pathlib|random|ssl|subprocess)\..+"),
     (r"py:.*", r"(types|uuid|contextlib|dataclasses|typing|pickle|struct)(\..+)?"),

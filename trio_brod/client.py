@@ -659,7 +659,7 @@ class Client:
         at ``reach_offset``, or the end of the partition; a failed fetch's error is
         returned, not raised, with what was folded before it. ``fun`` may be sync or
         async; its exceptions propagate. Returns a :class:`~trio_brod.FoldResult`
-        (``acc``, ``next_offset``, ``reason``, ``error``); see :mod:`trio_brod.consumer.fold`.
+        (``acc``, ``next_offset``, ``reason``, ``error``); see :class:`~trio_brod.FoldResult`.
         """
         config = ConsumerConfig(
             max_wait_time=max_wait_time, max_bytes=max_bytes, isolation_level=isolation_level
