@@ -11,6 +11,8 @@ area, so that an operator can turn each up or down on its own::
 ``trio_brod.metadata``      leader moves, metadata that could not be had
 ``trio_brod.producer``      retries, batches given up, new epochs and producer ids
 ``trio_brod.consumer``      retries, offsets reset after OFFSET_OUT_OF_RANGE
+``trio_brod.group``         joins and rebalances with the assignment; lost
+                            partitions, evictions, a blocked event loop
 ==========================  ======================================================
 
 Nothing is printed unless the application configures logging (the ``trio_brod`` logger has
@@ -41,6 +43,7 @@ __all__ = [
     "Repeats",
     "connection_log",
     "consumer_log",
+    "group_log",
     "metadata_log",
     "producer_log",
 ]
@@ -53,6 +56,7 @@ connection_log = logging.getLogger("trio_brod.connection")
 metadata_log = logging.getLogger("trio_brod.metadata")
 producer_log = logging.getLogger("trio_brod.producer")
 consumer_log = logging.getLogger("trio_brod.consumer")
+group_log = logging.getLogger("trio_brod.group")
 
 
 class Repeats:

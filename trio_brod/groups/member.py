@@ -12,7 +12,7 @@ machine); this module carries them out, in three tasks of the member's nursery:
 * the **heartbeat task** heartbeats every ``heartbeat_rate`` and never waits for a handler or
   a revocation: a handler that takes longer than ``session_timeout`` does not get the member
   evicted. It also notices when the event loop was blocked long enough to delay a heartbeat,
-  and logs the delay (``trio_brod.groups`` logger);
+  and logs the delay (``trio_brod.group`` logger);
 * the **committer** commits the acknowledged offsets every ``offset_commit_interval``, and
   the **topic watcher** re-reads the metadata every ``metadata_refresh`` seconds: new topics
   matching a regular expression, or a subscribed topic that gained partitions, make the
@@ -36,7 +36,6 @@ members of one generation.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -50,6 +49,7 @@ from trio_brod._backoff import Backoff, now
 from trio_brod._cluster import ConnectionPool, MetadataCache
 from trio_brod._config import GroupConfig
 from trio_brod._exceptions import BrokerConnectionError
+from trio_brod._log import group_log as log
 from trio_brod.groups._assigned import AssignedPartition
 from trio_brod.groups._coordinator import GroupCoordinator
 from trio_brod.groups._membership import (
@@ -94,7 +94,14 @@ from trio_brod.protocol import (
     LeaveGroupRequest,
     SyncGroupRequest,
 )
-from trio_brod.protocol.errors import KafkaError, RebalanceInProgressError, for_code
+from trio_brod.protocol.errors import (
+    FencedInstanceIdError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+    for_code,
+)
 
 __all__ = [
     "CommittedOffsets",
@@ -106,7 +113,9 @@ __all__ = [
     "open_group_member",
 ]
 
-log = logging.getLogger("trio_brod.groups")
+
+#: Heartbeat answers meaning the member was dropped from its generation.
+_EVICTED = (IllegalGenerationError, UnknownMemberIdError, FencedInstanceIdError)
 
 #: A heartbeat later than planned by this many seconds means the event loop was blocked.
 _BLOCKED_WARNING = 1.0
@@ -327,6 +336,14 @@ class GroupMember:
         """Queue actions for the member task; a loss cancels the workers here and now."""
         for action in actions:
             if isinstance(action, Revoke) and action.lost:
+                if action.partitions:
+                    log.warning(
+                        "%s: lost %s of generation %d (another member may own them now): "
+                        "their workers are cancelled and nothing is committed for them",
+                        self.group_id,
+                        sorted(action.partitions),
+                        action.generation.generation_id,
+                    )
                 for tp in action.partitions:
                     assigned = self._assigned.get(tp)
                     if assigned is not None:
@@ -379,6 +396,7 @@ class GroupMember:
             self._dispatch(m.coordinator_found())
         elif isinstance(action, Rejoin):
             self._reason = action.reason
+            log.info("%s: joining the group: %s", self.group_id, action.reason)
             if action.after_backoff:
                 if self._rejoins.failures >= self.config.max_rejoin_attempts:
                     raise KafkaError(
@@ -561,6 +579,13 @@ class GroupMember:
             for assigned in revoked:
                 assigned.lose()
         else:
+            if revoked:
+                log.info(
+                    "%s: giving up %s of generation %d (rebalance)",
+                    self.group_id,
+                    [a.topic_partition for a in revoked],
+                    action.generation.generation_id,
+                )
             for assigned in revoked:
                 assigned.start_revoke()
         async with trio.open_nursery() as nursery:
@@ -640,6 +665,8 @@ class GroupMember:
         if sent is None:
             return
         if now() - self._last_ok > self.config.session_timeout:
+            silent = now() - self._last_ok
+            log.warning("%s: evicted: no heartbeat answered for %.1f s", self.group_id, silent)
             self._dispatch(m.session_expired())
             return
         request = HeartbeatRequest(
@@ -661,6 +688,9 @@ class GroupMember:
                 error = _error(response.error_code, self.group_id)
             if error is None:
                 self._last_ok = self._last_heartbeat = now()
+            elif isinstance(error, _EVICTED) and m.generation == sent:
+                gen_id = sent.generation_id
+                log.warning("%s: evicted from generation %d: %s", self.group_id, gen_id, error)
             self._dispatch(m.on_heartbeat_response(error, sent))
 
     async def _committer(self) -> None:
