@@ -113,7 +113,6 @@ __all__ = [
     "open_group_member",
 ]
 
-
 #: Heartbeat answers meaning the member was dropped from its generation.
 _EVICTED = (IllegalGenerationError, UnknownMemberIdError, FencedInstanceIdError)
 
@@ -658,16 +657,20 @@ class GroupMember:
                 )
             planned = now() + rate
             await self._heartbeat_once()
+            planned = max(planned, now())  # a slow answer is not a blocked event loop
 
     async def _heartbeat_once(self) -> None:
         m = self._membership
-        sent = m.heartbeat()
-        if sent is None:
-            return
-        if now() - self._last_ok > self.config.session_timeout:
-            silent = now() - self._last_ok
+        # Even if no heartbeat can be sent (no coordinator): past session_timeout the broker
+        # has given the partitions away (brod's #649). A pending JoinGroup is not timed.
+        silent = now() - self._last_ok
+        joining = m.state is MemberState.PREPARING_REBALANCE
+        if silent > self.config.session_timeout and m.generation.valid and not joining:
             log.warning("%s: evicted: no heartbeat answered for %.1f s", self.group_id, silent)
             self._dispatch(m.session_expired())
+            return
+        sent = m.heartbeat()
+        if sent is None:
             return
         request = HeartbeatRequest(
             group_id=self.group_id,
@@ -676,7 +679,7 @@ class GroupMember:
             group_instance_id=m.group_instance_id,
         )
         error: KafkaError | None = None
-        with trio.move_on_after(self.config.session_timeout):
+        with trio.move_on_at(self._last_ok + self.config.session_timeout):
             try:
                 response = await self._coordinator.request(request)
             except BrokerConnectionError as exc:
