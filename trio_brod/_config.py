@@ -691,9 +691,11 @@ class GroupConfig:
         heartbeat_rate: Seconds between heartbeats (3 s, Java's
             ``heartbeat.interval.ms``); below ``session_timeout``, at most a third of it
             as a rule of thumb, so that a lost heartbeat or two do not evict the member.
-        max_rejoin_attempts: How many times in a row a failed join is retried before the
-            member gives up with the error.
-        rejoin_delay: Seconds before a failed join is tried again.
+        max_rejoin_attempts: How many times in a row a failed join (JoinGroup or SyncGroup
+            answered with a retriable error) is retried before the member gives up with
+            the error. A rebalance in progress or a coordinator move is not a failure.
+        rejoin_delay: Seconds before a failed join is tried again; each further failure in
+            a row doubles it (with 20 % jitter), up to 30 s.
         offset_commit_policy: ``"commit_to_kafka"``: offsets are committed to the group's
             coordinator and read back from it at an assignment; ``"consumer_managed"``: the
             application keeps its offsets and a callback of its gives the starting ones
