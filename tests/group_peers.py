@@ -82,6 +82,7 @@ class JavaMember(_Events):
         assignor: str = "range",
         instance_id: str | None = None,
         session_timeout: float = 10.0,
+        heartbeat_rate: float | None = None,
     ) -> None:
         super().__init__()
         arguments = [
@@ -103,6 +104,11 @@ class JavaMember(_Events):
         ]
         if instance_id is not None:
             arguments += ["--group-instance-id", instance_id]
+        if heartbeat_rate is not None:
+            # Java heartbeats every 3 s by default: it would notice a rebalance late.
+            properties = log.with_suffix(".properties")
+            properties.write_text(f"heartbeat.interval.ms={int(heartbeat_rate * 1000)}\n")
+            arguments += ["--command-config", str(properties)]
         self.command = kafka.tool_command("org.apache.kafka.tools.VerifiableConsumer", *arguments)
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -181,6 +187,7 @@ class LibrdkafkaMember(_Events):
         *,
         assignor: str = "range",
         session_timeout: float = 10.0,
+        heartbeat_rate: float | None = None,
     ) -> None:
         super().__init__()
         self.topic = topic
@@ -193,6 +200,8 @@ class LibrdkafkaMember(_Events):
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }
+        if heartbeat_rate is not None:
+            self.config["heartbeat.interval.ms"] = int(heartbeat_rate * 1000)
         self.cooperative = assignor == "cooperative-sticky"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
