@@ -13,7 +13,8 @@ every second, commits every half second.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import itertools
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 import trio
@@ -95,3 +96,88 @@ async def test_three_members_joining_one_by_one_handle_60000_messages_exactly_on
     assert len(together) == len(produced)  # no duplicates...
     assert set(together) == produced  # ...and nothing lost
     assert all(handled.values())  # each member had its share
+
+
+async def test_unmoved_partitions_keep_consuming_through_a_cooperative_rebalance(
+    kafka: KafkaCluster, make_topic: MakeTopic
+) -> None:
+    partitions = 6
+    topic = make_topic(partitions=partitions)
+    group = f"cooperative-{topic}"
+    started: dict[int, int] = dict.fromkeys(range(partitions), 0)  # worker starts in member a
+    stopped: list[int] = []  # partitions a gave up
+    handled: list[tuple[float, int, bool]] = []  # (time, partition, while a was revoking)
+    revoking = False
+    window: list[float] = []  # when b started to join, when both were stable again
+
+    async def handle(assigned: AssignedPartition, message: Record) -> None:
+        handled.append((trio.current_time(), assigned.partition, revoking))
+
+    async def on_assigned(parts: Sequence[AssignedPartition]) -> None:
+        for p in parts:
+            started[p.partition] += 1
+
+    async def on_revoked(parts: Sequence[AssignedPartition]) -> None:
+        # The application flushes its state for the moved partitions, slowly: the rebalance
+        # cannot end before this returns.
+        nonlocal revoking
+        stopped.extend(p.partition for p in parts)
+        if len(window) != 1:
+            return  # not b's join: a is closing
+        revoking = True
+        await trio.sleep(2.0)
+        revoking = False
+
+    async def produce() -> None:
+        n = 0
+        while True:
+            await producer.produce(topic, b"%d" % n, partition=n % partitions)
+            n += 1
+            await trio.sleep(0.01)
+
+    config = fast("cooperative-sticky")  # with "range" (eager), every check fails
+    async with (
+        open_client(kafka.bootstrap_servers) as producer,
+        open_client(kafka.bootstrap_servers) as ca,
+        open_client(kafka.bootstrap_servers) as cb,
+        trio.open_nursery() as nursery,
+        open_group_subscriber(
+            ca,
+            group,
+            [topic],
+            handle,
+            config=config,
+            on_assigned=on_assigned,
+            on_revoked=on_revoked,
+            on_lost=on_revoked,
+        ) as a,
+    ):
+        await producer.start_producer(topic)
+        await a.wait_stable()
+        nursery.start_soon(produce)
+        await trio.sleep(1.0)
+        window.append(trio.current_time())
+        async with open_group_subscriber(cb, group, [topic], handle, config=config) as b:
+            with trio.fail_after(60):
+                while not (a.assignments() and b.assignments() and not revoking):  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            window.append(trio.current_time())
+            await trio.sleep(0.5)
+            kept = {p.partition for p in a.assignments()}
+            moved = {p.partition for p in b.assignments()}
+            gave_up = set(stopped)
+            nursery.cancel_scope.cancel()
+    assert kept
+    assert moved
+    assert gave_up == moved
+    for partition in kept:
+        # Never stopped nor started again: one worker all along...
+        assert started[partition] == 1
+        # ...that handled messages while the moved partitions were being revoked,
+        assert any(p == partition and during for _, p, during in handled)
+        # ...and never paused for long: at most a fraction of the rebalance's duration.
+        times = [window[0]]
+        times += [t for t, p, _ in handled if p == partition and window[0] < t < window[1]]
+        times.append(window[1])
+        longest = max(later - earlier for earlier, later in itertools.pairwise(times))
+        assert longest < (window[1] - window[0]) / 2, (partition, longest, window)
