@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import trio
@@ -21,8 +22,9 @@ import trio
 from tests.group_peers import JavaMember, LibrdkafkaMember, TopicPartition, running
 from trio_brod import AssignedPartition, GroupConfig, open_client, open_group_subscriber
 from trio_brod._config import AssignorName
+from trio_brod.admin import describe_groups, fetch_committed_offsets
 from trio_brod.protocol.records import Record
-from trio_brod.testing import KafkaCluster
+from trio_brod.testing import KafkaCluster, KafkaTool
 from trio_brod.testing.pytest_plugin import MakeTopic
 
 pytestmark = pytest.mark.integration
@@ -167,3 +169,72 @@ async def test_trio_brod_java_and_librdkafka_members_share_a_group(
     assert len(every) > 100
     missing = every - set(ours) - set(java.records()) - set(rdkafka.records())
     assert not missing
+
+
+def group_command(kafka: KafkaCluster, group: str, *options: str) -> list[list[str]]:
+    """``kafka-consumer-groups.sh --describe --group group *options``: the table's rows."""
+    result = kafka.run_tool(
+        KafkaTool.CONSUMER_GROUP_COMMAND, "--describe", "--group", group, *options, check=True
+    )
+    lines = [line.split() for line in result.stdout.splitlines() if line.strip()]
+    header = next(i for i, words in enumerate(lines) if words[0] == "GROUP")
+    return lines[header + 1 :]
+
+
+async def test_admin_reports_a_trio_brod_group_as_kafka_consumer_groups_does(
+    kafka: KafkaCluster, make_topic: MakeTopic
+) -> None:
+    topic = make_topic(partitions=4)
+    group = f"describe-{topic}"
+    handled = 0
+    everything_handled = trio.Event()
+
+    async def handle(assigned: AssignedPartition, message: Record) -> Literal[False] | None:
+        nonlocal handled
+        handled += 1
+        if handled == 40:
+            everything_handled.set()
+        # Partition 0's last 4 messages stay unacknowledged: a lag of 4 there.
+        return False if assigned.partition == 0 and message.offset >= 6 else None
+
+    config = fast("range")
+    async with (
+        open_client(kafka.bootstrap_servers, client_id="describe-1") as c1,
+        open_client(kafka.bootstrap_servers, client_id="describe-2") as c2,
+        open_group_subscriber(c1, group, [topic], handle, config=config) as g1,
+    ):
+        await c1.start_producer(topic)
+        for i in range(40):
+            await c1.produce_sync(topic, b"%d" % i, partition=i % 4)
+        async with open_group_subscriber(c2, group, [topic], handle, config=config) as g2:
+            with trio.fail_after(60):
+                await everything_handled.wait()
+                while not (len(g1.assignments()) == len(g2.assignments()) == 2):  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            await g1.commit()
+            await g2.commit()
+            members = {g1.health().member_id: "describe-1", g2.health().member_id: "describe-2"}
+
+            described = (await describe_groups(c1, [group]))[group]
+            committed = await fetch_committed_offsets(c1, group, [topic])
+            ends = {p: await c1.resolve_offset(topic, p) for p in range(4)}
+            ours = []  # the tool's columns, from trio_brod.admin
+            for m in described.members:
+                assert m.assignment is not None
+                for p in m.assignment[topic]:
+                    at = committed[topic, p].offset
+                    where = (m.member_id, m.client_host, m.client_id)
+                    ours.append((group, topic, p, at, ends[p], ends[p] - at, *where))
+            state = await trio.to_thread.run_sync(group_command, kafka, group, "--state")
+            rows = await trio.to_thread.run_sync(group_command, kafka, group)
+    assert {m.member_id: m.client_id for m in described.members} == members
+    assert described.protocol == "range"
+    assert sorted(ours) == sorted(
+        (g, t, int(p), int(at), int(end), int(lag), *where)
+        for g, t, p, at, end, lag, *where in rows
+    )
+    assert sum(row[5] for row in ours) == 4  # the unacknowledged messages of partition 0
+    # COORDINATOR (ID): host:port (id); ASSIGNMENT-STRATEGY; STATE; #MEMBERS
+    ((*_, node, strategy, group_state, count),) = [row[1:] for row in state]
+    assert node == f"({described.coordinator.node_id})"
+    assert (strategy, group_state, int(count)) == ("range", described.state, 2)
