@@ -176,7 +176,8 @@ class LibrdkafkaMember(_Events):
     """A ``confluent_kafka.Consumer`` in a classic group, polling in a thread of its own.
 
     Commits synchronously after each message it records, so that what it consumed and what
-    it committed agree when it leaves.
+    it committed agree when it leaves (a commit refused because a rebalance moved the
+    generation on is not an error: the next owner may handle that message again).
     """
 
     def __init__(
@@ -212,8 +213,13 @@ class LibrdkafkaMember(_Events):
         self._thread.start()
 
     def _run(self) -> None:
-        from confluent_kafka import Consumer
+        from confluent_kafka import Consumer, KafkaError, KafkaException
 
+        rebalance_errors = (
+            KafkaError.ILLEGAL_GENERATION,
+            KafkaError.REBALANCE_IN_PROGRESS,
+            KafkaError.UNKNOWN_MEMBER_ID,
+        )
         consumer = Consumer(self.config)
 
         def on_assign(_: Any, partitions: list[Any]) -> None:
@@ -235,7 +241,14 @@ class LibrdkafkaMember(_Events):
                     continue
                 with self.lock:
                     self.consumed.append((message.topic(), message.partition(), message.offset()))
-                consumer.commit(message=message, asynchronous=False)
+                try:
+                    consumer.commit(message=message, asynchronous=False)
+                except KafkaException as exc:
+                    # A rebalance moved the generation on (as Java's CommitFailedException):
+                    # the message may be handled again by the next owner; go on polling.
+                    if exc.args[0].code() not in rebalance_errors:
+                        raise
+                    continue
                 with self.lock:
                     self.committed[message.topic(), message.partition()] = message.offset() + 1
         except BaseException as exc:
