@@ -82,6 +82,7 @@ class JavaMember(_Events):
         assignor: str = "range",
         instance_id: str | None = None,
         session_timeout: float = 10.0,
+        heartbeat_rate: float | None = None,
     ) -> None:
         super().__init__()
         arguments = [
@@ -103,6 +104,11 @@ class JavaMember(_Events):
         ]
         if instance_id is not None:
             arguments += ["--group-instance-id", instance_id]
+        if heartbeat_rate is not None:
+            # Java heartbeats every 3 s by default: it would notice a rebalance late.
+            properties = log.with_suffix(".properties")
+            properties.write_text(f"heartbeat.interval.ms={int(heartbeat_rate * 1000)}\n")
+            arguments += ["--command-config", str(properties)]
         self.command = kafka.tool_command("org.apache.kafka.tools.VerifiableConsumer", *arguments)
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -170,7 +176,8 @@ class LibrdkafkaMember(_Events):
     """A ``confluent_kafka.Consumer`` in a classic group, polling in a thread of its own.
 
     Commits synchronously after each message it records, so that what it consumed and what
-    it committed agree when it leaves.
+    it committed agree when it leaves (a commit refused because a rebalance moved the
+    generation on is not an error: the next owner may handle that message again).
     """
 
     def __init__(
@@ -181,6 +188,7 @@ class LibrdkafkaMember(_Events):
         *,
         assignor: str = "range",
         session_timeout: float = 10.0,
+        heartbeat_rate: float | None = None,
     ) -> None:
         super().__init__()
         self.topic = topic
@@ -193,6 +201,8 @@ class LibrdkafkaMember(_Events):
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }
+        if heartbeat_rate is not None:
+            self.config["heartbeat.interval.ms"] = int(heartbeat_rate * 1000)
         self.cooperative = assignor == "cooperative-sticky"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -203,8 +213,13 @@ class LibrdkafkaMember(_Events):
         self._thread.start()
 
     def _run(self) -> None:
-        from confluent_kafka import Consumer
+        from confluent_kafka import Consumer, KafkaError, KafkaException
 
+        rebalance_errors = (
+            KafkaError.ILLEGAL_GENERATION,
+            KafkaError.REBALANCE_IN_PROGRESS,
+            KafkaError.UNKNOWN_MEMBER_ID,
+        )
         consumer = Consumer(self.config)
 
         def on_assign(_: Any, partitions: list[Any]) -> None:
@@ -226,7 +241,14 @@ class LibrdkafkaMember(_Events):
                     continue
                 with self.lock:
                     self.consumed.append((message.topic(), message.partition(), message.offset()))
-                consumer.commit(message=message, asynchronous=False)
+                try:
+                    consumer.commit(message=message, asynchronous=False)
+                except KafkaException as exc:
+                    # A rebalance moved the generation on (as Java's CommitFailedException):
+                    # the message may be handled again by the next owner; go on polling.
+                    if exc.args[0].code() not in rebalance_errors:
+                        raise
+                    continue
                 with self.lock:
                     self.committed[message.topic(), message.partition()] = message.offset() + 1
         except BaseException as exc:

@@ -32,7 +32,8 @@ class AssignedPartition:
     Attributes:
         topic: The topic.
         partition: The partition.
-        generation_id: The generation it was assigned in; commits for it carry this.
+        generation_id: The generation it is owned in; commits for it carry this. A
+            partition kept through a cooperative rebalance moves to the new generation.
         member_id: The member id it was assigned to.
         begin_offset: Where consumption starts: the group's committed offset (or the
             consumer-managed callback's), None if there was none.

@@ -414,6 +414,12 @@ class GroupMember:
         elif isinstance(action, Assign):
             await self._assign(action)
         elif isinstance(action, Stable):
+            # Partitions kept through a cooperative rebalance (and those it is about to
+            # revoke) are owned in the new generation now: their commits must carry it, as
+            # Java's do, or the coordinator (and may_commit) refuses them as stale.
+            for assigned in self._assigned.values():
+                assigned.generation_id = action.generation.generation_id
+                assigned.member_id = action.generation.member_id
             self._rejoins.reset()
             self._last_ok = now()
             self._reason = None
