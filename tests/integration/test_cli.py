@@ -466,6 +466,21 @@ async def test_sasl_and_tls_options(kafka_secure: KafkaCluster) -> None:
     assert "certificate" in err.lower()
 
 
+def has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (Linux's /proc)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 async def test_pipe_tail_follows_a_file(
     make_topic: MakeTopic, bootstrap_servers: list[str], tmp_path: Path
 ) -> None:
@@ -498,7 +513,12 @@ async def test_pipe_tail_follows_a_file(
         )
 
     try:
-        await trio.sleep(1)  # let it reach the end of the file before more is written
+        # Let it open the file and go to its end before more is written (on a loaded
+        # machine starting the command takes seconds, not one).
+        with trio.fail_after(30):
+            while not has_open(process.pid, source):  # noqa: ASYNC110 (another process)
+                await trio.sleep(0.1)
+        await trio.sleep(0.5)
         with source.open("a") as log:
             log.write("".join(f"new {i}\n" for i in range(30)))
         with trio.fail_after(30):
@@ -511,6 +531,8 @@ async def test_pipe_tail_follows_a_file(
             status = await process.wait()
     finally:
         process.kill()
+        with trio.CancelScope(shield=True):
+            await process.wait()
     assert status == 130
     assert sent() == sorted(f"new {i}" for i in range(30))
     # -p random: spread over the partitions (30 messages all in one: 3 * (1/3)**30).

@@ -166,8 +166,13 @@ async def test_a_handler_exception_surfaces_after_leaving(
     group = f"g3-{topic}"
     await produce(kafka, topic, 2, 4)
 
+    other_done = trio.Event()
+
     async def handle(assigned: AssignedPartition, message: Record) -> None:
-        if message.offset == 1:
+        if assigned.partition == 1 and message.offset == 3:
+            other_done.set()
+        if assigned.partition == 0 and message.offset == 1:
+            await other_done.wait()  # partition 1 has handled all it has
             raise KeyError("boom")
 
     async with open_client(kafka.bootstrap_servers) as client:
@@ -175,8 +180,9 @@ async def test_a_handler_exception_surfaces_after_leaving(
             async with open_group_subscriber(client, group, [topic], handle, config=fast()) as g:
                 await trio.sleep_forever()
         assert g.health().state == "left"
-    # It committed what was handled (offset 0 of each partition), not the failed message.
-    assert await committed(kafka, group, topic, 2) == {(topic, 0): 1, (topic, 1): 1}
+    # It committed what was handled (partition 0's offset 0, all of partition 1), not the
+    # failed message.
+    assert await committed(kafka, group, topic, 2) == {(topic, 0): 1, (topic, 1): 4}
 
 
 async def test_a_long_handler_does_not_get_the_member_evicted(
