@@ -397,6 +397,13 @@ class GroupMember:
         elif isinstance(action, Assign):
             await self._assign(action)
         elif isinstance(action, Stable):
+            # Cooperative rebalancing keeps partitions across generations: they are owned in
+            # the new one now, and their commits must carry it (the old one is refused).
+            for tp in action.partitions:
+                kept = self._assigned.get(tp)
+                if kept is not None:
+                    kept.generation_id = action.generation.generation_id
+                    kept.member_id = action.generation.member_id
             self._rejoins.reset()
             self._last_ok = now()
             self._reason = None
@@ -567,6 +574,12 @@ class GroupMember:
             for assigned in revoked:
                 nursery.start_soon(assigned.wait_finished, self.config.rebalance_timeout)
         if not action.lost and action.commit_first:
+            # Committed with the generation the revocation is made in: with cooperative
+            # rebalancing that is the new one (the partitions are still this member's until
+            # it rejoins), not the one they were first assigned in.
+            for assigned in revoked:
+                assigned.generation_id = action.generation.generation_id
+                assigned.member_id = action.generation.member_id
             await self._commit(revoked, raise_errors=False)
         for assigned in revoked:
             del self._assigned[assigned.topic_partition]
