@@ -218,7 +218,7 @@ class GroupMember:
         await self._stable.wait()
 
     def health(self) -> GroupHealth:
-        """Brod's health check (see :class:`GroupHealth`)."""
+        """Brod's health check (see :class:`~trio_brod.groups.GroupHealth`)."""
         membership = self._membership
         state = membership.state
         if self._failure is not None or state is MemberState.FAILED:
@@ -741,7 +741,8 @@ async def open_group_member(
     Args:
         client: An open client (its connection pool and metadata cache are used).
         group_id: The group.
-        topics: Topic names, or a compiled regular expression (see :data:`Topics`).
+        topics: Topic names, or a compiled regular expression, matched against every
+            topic's name at each metadata refresh.
         config: The group options (:class:`~trio_brod.GroupConfig`).
         on_assigned: A rebalance listener (as Java's ``ConsumerRebalanceListener``),
             awaited with the new partitions once their committed offsets are read.
@@ -750,7 +751,8 @@ async def open_group_member(
         on_lost: Awaited with the lost partitions once their workers were cancelled
             (nothing is committed for them).
         committed_offsets: With ``offset_commit_policy="consumer_managed"``, the callback
-            giving each newly assigned partition's starting offset (:data:`CommittedOffsets`).
+            giving each newly assigned partition's starting offset: the next offset to
+            consume, or None for ``begin_offset`` (brod's ``get_committed_offset``).
         metadata_refresh: Seconds between metadata checks for new matching topics and
             partition counts (default: the client's ``metadata_max_age``).
 
