@@ -333,12 +333,15 @@ async def _group(spec: Spec) -> Result:
     counts = [0, 0]
     joined: list[float] = []
 
-    def first() -> None:
+    firsts: dict[int, float] = {}
+
+    def first(partition: int = -1) -> None:
+        firsts.setdefault(partition, time.perf_counter() - started)
         if not joined:
             joined.append(time.perf_counter() - started)
 
     async def handle_set(assigned: trio_brod.AssignedPartition, message_set: Any) -> None:
-        first()
+        first(assigned.partition)
         n = size = 0
         for record in message_set:
             n += 1
@@ -376,6 +379,7 @@ async def _group(spec: Spec) -> Result:
         result = meter.stop(counts[0], counts[1])
     check_count("consumed records", counts[0], expected)
     result["join_s"] = joined[0]
+    result["first_s"] = {str(p): round(t, 3) for p, t in sorted(firsts.items())}
     result["settings"] = (
         f"open_group_subscriber(), a handler per {'message' if per_message else 'message set'}"
         f", {_group_config(spec).partition_assignment_strategy}, prefetch_count="
