@@ -59,7 +59,8 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Start a local Kafka, show its metadata, produce and consume; options after ``--``
+    """Start a local Kafka, show its metadata, produce, consume, and consume again as a
+    consumer group of two members; options after ``--``
     (``nox -s demo -- --messages 1000000 --compression zstd``)."""
     session.install("-e", ".[compression]")
     session.run("python", "-m", "trio_brod.demo", *session.posargs)

@@ -56,7 +56,7 @@ nitpick_ignore_regex = [
     (r"py:(class|obj)", r"trio_brod\.(client|consumer\.fold)\.A"),
     # The standard library, Trio and pytest (linked when intersphinx is on).
     (r"py:.*", r"(collections\.abc|datetime|enum|os|pathlib|random|ssl|subprocess)\..+"),
-    (r"py:.*", r"(types|uuid|contextlib|dataclasses|typing|pickle|struct)(\..+)?"),
+    (r"py:.*", r"(types|uuid|contextlib|dataclasses|typing|pickle|struct|re)(\..+)?"),
     (r"py:.*", r"(trio|_?pytest)(\..+)?"),
     # Private names in signatures (type variables, helpers of private modules) that the
     # resolver in docs/_ext could not map to a public name: implementation details.

@@ -2,7 +2,8 @@
 
 It starts a local broker with :mod:`trio_brod.testing` (Java 17+ needed; the Kafka jars are
 fetched with Maven on first use), creates a topic, prints what the cluster's metadata says
-about it, then produces messages and consumes them all back, with the rates::
+about it, then produces messages and consumes them all back, with the rates, and then once
+more as a consumer group of two members, printing the assignment::
 
     python -m trio_brod.demo --messages 200000 --partitions 4 --size 100 --compression zstd
 
@@ -21,13 +22,13 @@ import dataclasses
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TextIO
 
 import trio
 
 import trio_brod
-from trio_brod import ClusterMetadata, DeliveryReceipt, ProducerConfig
+from trio_brod import ClusterMetadata, DeliveryReceipt, MessageSet, ProducerConfig
 from trio_brod.protocol import BrodError, FetchRequest, MetadataRequest, ProduceRequest
 from trio_brod.testing import (
     AsyncKafkaCluster,
@@ -44,6 +45,8 @@ TOPIC = "trio-brod-demo"
 _CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 #: Digits of the key: the message's sequence number, zero-padded.
 _KEY_DIGITS = 10
+#: A group handler of message sets, as the demo's members use.
+GroupHandler = Callable[[trio_brod.AssignedPartition, MessageSet], Awaitable[Any]]
 
 
 def _positive(text: str) -> int:
@@ -58,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m trio_brod.demo",
         description=(
             "Start a local Kafka, show its metadata, produce messages and consume them back "
-            "with trio-brod, and report the rates."
+            "with trio-brod, then once more as a consumer group of two members, and report "
+            "the rates."
         ),
     )
     parser.add_argument(
@@ -333,6 +337,99 @@ async def _consume(client: trio_brod.Client, per_partition: dict[int, _Sent]) ->
     print()
 
 
+# ---------------------------------------------------------------------------- group
+
+GROUP = "trio-brod-demo-group"
+
+
+async def _consume_as_group(
+    bootstrap: Sequence[str], per_partition: dict[int, _Sent], partitions: int
+) -> None:
+    """Read the topic again as a consumer group of two members, each its own client.
+
+    The members wait until the group has settled (both joined, every partition owned once)
+    before handling messages, so that the assignment printed is the one that consumed; a
+    handler interrupted by a rebalance hands its message set back unacknowledged
+    (``False``), and the partition's next owner reads it again from the group's commit.
+    """
+    total = sum(sent.count for sent in per_partition.values())
+    print(
+        f"Consuming them once more as consumer group {GROUP!r}: two members, each its own "
+        "client, cooperative-sticky assignment"
+    )
+    settled = trio.Event()
+    done = trio.Event()
+    seen: dict[int, set[int]] = {p: set() for p in range(partitions)}
+    handled = {"member-1": 0, "member-2": 0}
+    config = trio_brod.GroupConfig(session_timeout=10.0, heartbeat_rate=0.5)
+
+    def handler(name: str) -> GroupHandler:
+        async def handle(assigned: trio_brod.AssignedPartition, message_set: MessageSet) -> Any:
+            if not settled.is_set():
+                with assigned.interruptible():
+                    await settled.wait()
+                if assigned.revoked:
+                    return False  # not handled: its next owner gets it from the commit
+            seen[assigned.partition].update(m.offset for m in message_set)
+            handled[name] += len(message_set)
+            if sum(len(offsets) for offsets in seen.values()) >= total:
+                done.set()
+            return None
+
+        return handle
+
+    started = time.monotonic()
+    async with (
+        trio_brod.open_client(bootstrap, client_id="demo-member-1") as client1,
+        trio_brod.open_client(bootstrap, client_id="demo-member-2") as client2,
+        trio_brod.open_group_subscriber(
+            client1, GROUP, [TOPIC], handler("member-1"), config=config, message_type="message_set"
+        ) as member1,
+        trio_brod.open_group_subscriber(
+            client2, GROUP, [TOPIC], handler("member-2"), config=config, message_type="message_set"
+        ) as member2,
+    ):
+        members = {"member-1": member1, "member-2": member2}
+        with trio.fail_after(60):
+            while not _settled(list(members.values()), partitions):  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        print(f"  the group settled in {time.monotonic() - started:.1f} s:")
+        for name, member in members.items():
+            health = member.health()
+            owned = ", ".join(str(a.partition) for a in member.assignments())
+            print(
+                f"    {name}  generation {health.generation_id}  "
+                f"member id {health.member_id}  partitions {owned}"
+            )
+        settled.set()
+        with trio.fail_after(120):
+            await done.wait()
+        elapsed = time.monotonic() - started
+        for member in members.values():
+            await member.commit()
+    counts = ", ".join(f"{name} {count:,}" for name, count in handled.items())
+    print(f"  consumed {total:,} messages in {elapsed:.2f} s ({counts}), offsets committed")
+    for partition, offsets in seen.items():
+        expected = per_partition.get(partition, _Sent()).count
+        if offsets != set(range(expected)):
+            raise CheckFailed(
+                f"group: partition {partition}: {len(offsets)} offsets handled, not {expected}"
+            )
+    print("  checked: every message handled by the group, each partition by one member")
+    print()
+
+
+def _settled(members: list[trio_brod.GroupSubscriber], partitions: int) -> bool:
+    """Both members stable in one generation, every partition owned by exactly one."""
+    healths = [m.health() for m in members]
+    if any(h.state != "stable" for h in healths):
+        return False
+    if len({h.generation_id for h in healths}) != 1:
+        return False
+    owned = [a.partition for m in members for a in m.assignments()]
+    return sorted(owned) == list(range(partitions)) and all(m.assignments() for m in members)
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -383,6 +480,7 @@ async def _run(cluster: AsyncKafkaCluster, args: argparse.Namespace) -> None:
         config = ProducerConfig(compression=args.compression)
         per_partition = await _produce(client, args.messages, args.size, config)
         await _consume(client, per_partition)
+    await _consume_as_group(cluster.bootstrap_servers, per_partition, args.partitions)
 
 
 class _Terminated(Exception):

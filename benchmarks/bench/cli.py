@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import plan, report
+from bench import groups, plan, report
 from bench.broker import Broker, TopicSpec, open_broker
 from bench.common import read_json, write_json, write_payload_file
 from bench.plan import Mode, Row
@@ -117,6 +117,7 @@ class Runner:
         self.run_id = uuid.uuid4().hex[:6]
         self.records: list[Record] = []
         self.payload_file = write_payload_file(workdir / "payloads.txt")
+        self.fills: dict[str, Any] = {}
         self._seq = 0
 
     # ------------------------------------------------------------ plumbing
@@ -401,33 +402,37 @@ class Runner:
             "settings": " ".join(properties) + " (values from the same pool, no keys)",
         }
 
-    def consume(self) -> None:
-        mode = self.mode
+    def fill(self, case: str, topic: str, partitions: int, compression: str) -> None:
+        """Write the mode's records to a topic created beforehand (confluent-kafka's
+        producer, else trio-brod's), for the workloads that read."""
         fill_row = plan.ROWS["confluent-kafka"]
         if fill_row.available() is not None:
             fill_row = plan.ROWS["trio-brod-batch"]
+        spec = self.base_spec(fill_row) | {
+            "workload": "fill" if fill_row.family == "confluent-kafka" else "produce",
+            "topic": topic,
+            "partitions": partitions,
+            "messages": self.mode.messages,
+            "acks": 1,
+            "compression": compression,
+        }
+        result = self.run_worker(spec, self.timeout_for(self.mode.messages), f"fill-{case}")
+        if not result.get("ok"):
+            raise SystemExit(
+                f"filling {topic} failed: {result.get('error')}\n{result.get('log_tail', '')}"
+            )
+        self.fills[case] = {"row": fill_row.name, "settings": result.get("settings")}
+
+    def consume(self) -> None:
+        mode = self.mode
         cases = []
         for partitions, compression in mode.consume_cases:
             case = plan.case_name("consume", partitions, None, compression)
             cases.append((case, partitions, compression, self.topic("c", partitions, compression)))
         self.broker.create_topics([TopicSpec(t, p) for _c, p, _z, t in cases])
-        print(f"filling {len(cases)} topics with {fill_row.name}", flush=True)
-        self.fills = {}
+        print(f"filling {len(cases)} topics", flush=True)
         for case, partitions, compression, topic in cases:
-            spec = self.base_spec(fill_row) | {
-                "workload": "fill" if fill_row.family == "confluent-kafka" else "produce",
-                "topic": topic,
-                "partitions": partitions,
-                "messages": mode.messages,
-                "acks": 1,
-                "compression": compression,
-            }
-            result = self.run_worker(spec, self.timeout_for(mode.messages), f"fill-{case}")
-            if not result.get("ok"):
-                raise SystemExit(
-                    f"filling {topic} failed: {result.get('error')}\n{result.get('log_tail', '')}"
-                )
-            self.fills[case] = {"row": fill_row.name, "settings": result.get("settings")}
+            self.fill(case, topic, partitions, compression)
         for case, partitions, _compression, topic in cases:
             print(case, flush=True)
             expected = self.broker.log_size(topic)
@@ -546,6 +551,64 @@ class Runner:
         finally:
             self.repeat = saved
 
+    def group(self) -> None:
+        """One group member over 8 partitions, from the earliest offset to the end."""
+        case = plan.case_name("group", 8, None, None)
+        topic = self.topic("g", 8)
+        self.broker.create_topics([TopicSpec(topic, 8)])
+        print(case, flush=True)
+        self.fill(case, topic, 8, "none")
+        expected = self.broker.log_size(topic)
+        # The broker creates its offsets topic and loads the coordinator at the first group
+        # request: an untimed group run first, so that no row pays for it.
+        warm = plan.ROWS["trio-brod"]
+        if warm.available() is None:
+            spec = self.base_spec(warm) | {
+                "workload": "group",
+                "topic": topic,
+                "partitions": 8,
+                "messages": expected,
+            }
+            self.run_worker(spec, self.timeout_for(expected), "warmup-group")
+
+        def make_spec(row: Row) -> dict[str, Any]:
+            return self.base_spec(row) | {
+                "workload": "group",
+                "topic": topic,
+                "partitions": 8,
+                "messages": expected,
+            }
+
+        self.attempts(
+            "group", case, self.usable("group", case), make_spec, self.timeout_for(expected)
+        )
+
+    def rebalance(self) -> None:
+        """A second and then a third member join a consuming group over 12 partitions."""
+        mode = self.mode
+        case = f"rebalance {groups.REBALANCE_PARTITIONS}p 1->2->3 members"
+        rows = [r for r in self.rows_for("rebalance") if r.available() is None]
+        names = {row.name: self.topic("r", row.name) for row in rows}
+        self.broker.create_topics(
+            [TopicSpec(name, groups.REBALANCE_PARTITIONS) for name in names.values()]
+        )
+        print(case, flush=True)
+
+        def make_spec(row: Row) -> dict[str, Any]:
+            return self.base_spec(row) | {
+                "workload": "rebalance",
+                "topic": names[row.name],
+                "partitions": groups.REBALANCE_PARTITIONS,
+                "rate": mode.rebalance_rate,
+                "settle": mode.rebalance_settle,
+            }
+
+        saved, self.repeat = self.repeat, 1  # one run each: it is timed by the rebalances
+        try:
+            self.attempts("rebalance", case, self.usable("rebalance", case), make_spec, 300)
+        finally:
+            self.repeat = saved
+
 
 def _system_busy_seconds() -> float:
     """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
@@ -591,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
             for workload in workloads:
                 getattr(runner, workload)()
             meta = report.machine_info(broker, mode, command, stamp)
-            meta["fills"] = getattr(runner, "fills", {})
+            meta["fills"] = runner.fills
             meta["repeat"] = runner.repeat
             meta["retries"] = runner.retries
             meta["disturbed_share"] = DISTURBED_SHARE

@@ -6,8 +6,10 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
-WORKLOADS = ("produce", "consume", "latency", "partitions")
-ALL = frozenset(WORKLOADS)
+WORKLOADS = ("produce", "consume", "latency", "partitions", "group", "rebalance")
+#: The workloads every client row runs (the group ones: the rows that say so).
+ALL = frozenset(("produce", "consume", "latency", "partitions"))
+GROUPS = frozenset(("group", "rebalance"))
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,32 @@ class Row:
 ROWS: dict[str, Row] = {
     row.name: row
     for row in (
-        Row("trio-brod", "trio-brod", "single", ALL, "trio_brod", "client.produce() per message"),
+        Row(
+            "trio-brod",
+            "trio-brod",
+            "single",
+            ALL | GROUPS,
+            "trio_brod",
+            "client.produce() per message; group: a handler per message set, cooperative-sticky",
+        ),
+        Row(
+            "trio-brod-message",
+            "trio-brod",
+            "single",
+            frozenset({"group"}),
+            "trio_brod",
+            "open_group_subscriber(), a handler per message",
+            (("group_message_type", "message"),),
+        ),
+        Row(
+            "trio-brod-range",
+            "trio-brod",
+            "single",
+            frozenset({"rebalance"}),
+            "trio_brod",
+            "open_group_subscriber(), range assignor (eager rebalancing)",
+            (("assignor", "range"),),
+        ),
         Row(
             "trio-brod-batch",
             "trio-brod",
@@ -51,7 +78,14 @@ ROWS: dict[str, Row] = {
             'subscribe() per partition, ConsumerConfig(fetch_connection="topic")',
             (("fetch_connection", "topic"),),
         ),
-        Row("aiokafka", "aiokafka", "single", ALL, "aiokafka", "send() per message"),
+        Row(
+            "aiokafka",
+            "aiokafka",
+            "single",
+            ALL | GROUPS,
+            "aiokafka",
+            "send() per message; group: subscribe(), range (eager)",
+        ),
         Row(
             "aiokafka-batch",
             "aiokafka",
@@ -65,9 +99,9 @@ ROWS: dict[str, Row] = {
             "confluent-kafka",
             "confluent-kafka",
             "single",
-            ALL,
+            ALL | GROUPS,
             "confluent_kafka",
-            "produce() + poll(0) per message",
+            "produce() + poll(0) per message; group: subscribe(), rebalance: cooperative-sticky",
         ),
         Row(
             "confluent-kafka-batch",
@@ -114,6 +148,10 @@ class Mode:
     pause: float = 1.0
     #: Extra runs of a row whose runs were all disturbed by other processes.
     retries: int = 2
+    #: The rebalance workload: messages/s produced meanwhile, and seconds to wait before
+    #: each join (and after each recovery) so that the group is steady.
+    rebalance_rate: int = 1200
+    rebalance_settle: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -160,6 +198,8 @@ MODES = {
         partition_counts=(1, 10),
         partition_messages=1_000,
         settle=0.2,
+        rebalance_rate=600,
+        rebalance_settle=0.5,
         pause=0.0,
         retries=0,
     ),

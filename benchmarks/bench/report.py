@@ -94,6 +94,8 @@ def machine_info(broker: Broker, mode: Mode, command: str, stamp: str) -> Data:
             "partition_counts": list(mode.partition_counts),
             "partition_messages": mode.partition_messages,
             "trio_brod_prefetch": [plan.TB_PREFETCH_COUNT, plan.TB_PREFETCH_BYTES],
+            "rebalance_rate": mode.rebalance_rate,
+            "rebalance_settle_s": mode.rebalance_settle,
         },
     }
 
@@ -117,7 +119,7 @@ def ratios(records: list[Data]) -> Data:
     """trio-brod's best row / each peer's best row, per case, and summaries with targets."""
     per_case: list[Data] = []
     summary: dict[str, dict[str, Data]] = {}
-    for workload in ("produce", "consume"):
+    for workload in ("produce", "consume", "group"):
         cases = sorted(
             {r["case"] for r in records if r["workload"] == workload},
             key=lambda c: [r["case"] for r in records].index(c),
@@ -391,8 +393,110 @@ def render(data: Data) -> str:
             "llrrrrrrl",
         )
         out.append("")
+    out += render_groups(data)
     out += render_ratios(data)
     return "\n".join(out)
+
+
+def render_groups(data: Data) -> list[str]:
+    """The group workload (throughput, with the join apart) and the rebalance workload."""
+    meta, records = data["meta"], data["results"]
+    out: list[str] = []
+    rows = [r for r in records if r["workload"] == "group" and not r.get("skipped")]
+    if rows:
+        out.append(
+            f"### Group consume (one member of a fresh group, {rows[0]['case']}, "
+            f"{rows[0].get('messages', 0):,} records; timed from the start, join included; "
+            "join s: until the first message)"
+        )
+        out.append("")
+        lines = [
+            [
+                r["row"],
+                _n(r.get("msgs_per_s")),
+                _n(r.get("mb_per_s"), 1),
+                _n(r.get("cpu_s_per_m"), 1),
+                _n(r.get("join_s"), 2),
+                _mib(r.get("peak_rss")),
+                _n(r.get("other_cpu_s"), 1),
+                _status(r),
+            ]
+            for r in rows
+        ]
+        out += _table(
+            [
+                "client",
+                "msgs/s",
+                "MB/s",
+                "CPU s/M msgs",
+                "join s",
+                "peak RSS MiB",
+                "other CPU s",
+                "",
+            ],
+            lines,
+            "lrrrrrrl",
+        )
+        out.append("")
+    rows = [r for r in records if r["workload"] == "rebalance" and not r.get("skipped")]
+    if rows:
+        settings = meta.get("settings", {})
+        out.append(
+            f"### Rebalance ({rows[0]['case']}, {settings.get('rebalance_rate', 0):,} msgs/s "
+            "produced meanwhile): per join, the partitions that moved to another member, those "
+            "that stopped (> 0.5 s), the longest pause of a partition that stayed with its "
+            "member and of one that moved, the median pause, and the time until every "
+            "partition is consumed again"
+        )
+        out.append("")
+        lines = []
+        for r in rows:
+            joins = r.get("joins") or [{}]
+            for j in joins:
+                lines.append(
+                    [
+                        r["row"],
+                        _assignor(r),
+                        f"{j.get('members', '?')}",
+                        f"{sum(j.get('moved', []))}",
+                        f"{j.get('stopped', '-')} of {len(j.get('pauses_s', [])) or '-'}",
+                        _n(j.get("max_pause_kept_s"), 2),
+                        _n(j.get("max_pause_moved_s"), 2),
+                        _n(j.get("median_pause_s"), 2),
+                        _n(j.get("total_s"), 2),
+                        _n(r.get("duplicates")),
+                        _status(r),
+                    ]
+                )
+        out += _table(
+            [
+                "client",
+                "assignor",
+                "members",
+                "moved",
+                "stopped",
+                "max pause kept s",
+                "max pause moved s",
+                "median pause s",
+                "total s",
+                "duplicates",
+                "",
+            ],
+            lines,
+            "lllrrrrrrrl",
+        )
+        out.append("")
+    return out
+
+
+def _assignor(r: Data) -> str:
+    if r["family"] == "trio-brod":
+        return "range (eager)" if "range" in r.get("settings", "") else "cooperative-sticky"
+    if r["family"] == "aiokafka":
+        return "range (eager)"
+    if r["family"] == "confluent-kafka":
+        return "cooperative-sticky"
+    return "-"
 
 
 def _ratio(value: float | None) -> str:

@@ -58,6 +58,10 @@ def test_quick_run_covers_every_workload(kafka: KafkaCluster, tmp_path: Path) ->
         ("latency", "trio-brod"),
         ("partitions", "trio-brod"),
         ("partitions", "trio-brod-topic"),
+        ("group", "trio-brod"),
+        ("group", "trio-brod-message"),
+        ("rebalance", "trio-brod"),
+        ("rebalance", "trio-brod-range"),
     }
     # With the bench extra installed (as in CI) every peer ran too.
     families = {r["family"] for r in ran}
@@ -79,6 +83,14 @@ def test_quick_run_covers_every_workload(kafka: KafkaCluster, tmp_path: Path) ->
         elif r["workload"] == "consume":
             # The fill writes the smoke count (plus one warm-up record per partition).
             assert r["messages"] >= smoke_messages
+        elif r["workload"] == "group":
+            assert r["messages"] >= smoke_messages
+        elif r["workload"] == "rebalance":
+            # A second and a third member joined; every produced message was handled.
+            assert [j["members"] for j in r["joins"]] == [2, 3]
+            assert all(len(j["pauses_s"]) == 12 for j in r["joins"])
+            assert r["messages"] > 0
+            assert r["duplicates"] >= 0
         elif r["workload"] == "latency":
             assert r["latency"]["samples"] > 0
             assert r["latency"]["p50_ms"] <= r["latency"]["p99_ms"]

@@ -255,3 +255,51 @@ async def test_a_static_member_restarted_keeps_its_generation(
                 await member.wait_stable()
             assert member.generation.generation_id == first
             assert {a.partition for a in member.assignments()} == {0, 1, 2}
+
+
+async def test_cooperative_rebalance_commits_kept_and_revoked_partitions(
+    kafka: KafkaCluster, make_topic: MakeTopic
+) -> None:
+    """After a cooperative rebalance, the partitions a member keeps are committed with the
+    new generation, and the ones it gives up are committed before they move: the new owner
+    starts after what the old one handled. (Commits only at revocation and on request here:
+    the periodic commit is too slow to hide a missing one.)"""
+    topic = make_topic(partitions=4)
+    group = f"coop-commit-{topic}"
+    await produce(kafka, topic, 4, 40)
+    handled: dict[str, list[tuple[int, int]]] = {"a": [], "b": []}
+    config = fast(partition_assignment_strategy="cooperative-sticky", offset_commit_interval=60.0)
+
+    def handler(name: str):  # type: ignore[no-untyped-def]
+        async def handle(assigned: AssignedPartition, message: Record) -> None:
+            handled[name].append((assigned.partition, message.offset))
+
+        return handle
+
+    async def until(check) -> None:  # type: ignore[no-untyped-def]
+        with trio.fail_after(60):
+            while not check():  # noqa: ASYNC110 (two members' states)
+                await trio.sleep(0.05)
+
+    async with (
+        open_client(kafka.bootstrap_servers) as ca,
+        open_client(kafka.bootstrap_servers) as cb,
+        open_group_subscriber(ca, group, [topic], handler("a"), config=config) as a,
+    ):
+        await until(lambda: len(handled["a"]) == 40)
+        async with open_group_subscriber(cb, group, [topic], handler("b"), config=config) as b:
+            await until(
+                lambda: (
+                    len(a.assignments()) == len(b.assignments()) == 2
+                    and a.health().state == b.health().state == "stable"
+                )
+            )
+            await produce(kafka, topic, 4, 40)
+            await until(lambda: len(handled["a"]) + len(handled["b"]) >= 80)
+            await a.commit()  # the kept partitions, in the new generation
+            await b.commit()
+    everything = handled["a"] + handled["b"]
+    assert len(everything) == len(set(everything)) == 80  # nothing handled twice
+    assert all(offset >= 10 for _partition, offset in handled["b"])
+    offsets = await committed(kafka, group, topic, 4)
+    assert offsets == {(topic, p): 20 for p in range(4)}

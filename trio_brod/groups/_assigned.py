@@ -32,9 +32,10 @@ class AssignedPartition:
     Attributes:
         topic: The topic.
         partition: The partition.
-        generation_id: The generation it is owned in; commits for it carry this. A
-            partition kept through a cooperative rebalance moves to the new generation.
-        member_id: The member id it was assigned to.
+        generation_id: The generation it is owned in; commits for it carry this. With
+            cooperative rebalancing a partition the member keeps moves on to each new
+            generation (and a revoked one is committed in the generation revoking it).
+        member_id: The member id it is owned by.
         begin_offset: Where consumption starts: the group's committed offset (or the
             consumer-managed callback's), None if there was none.
         committed: The offset last committed for it (the next message to consume), or None.

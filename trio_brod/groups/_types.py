@@ -3,23 +3,29 @@ types, what an assignor must offer, and the health report (:class:`GroupHealth`)
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from trio_brod._cluster import ConnectionPool, MetadataCache
 from trio_brod.groups._assigned import AssignedPartition
 from trio_brod.groups._membership import TopicPartition
 from trio_brod.groups._protocol import MemberAssignment, MemberSubscription
 from trio_brod.groups.assignors import resolve_assignor
+from trio_brod.protocol.errors import KafkaError, for_code
 
 __all__ = [
     "Assignor",
     "CommittedOffsets",
+    "GroupClient",
     "GroupHealth",
     "Listener",
     "PartitionHealth",
     "Topics",
+    "group_error",
+    "ms",
     "resolve_assignor_spec",
 ]
 
@@ -92,3 +98,24 @@ class GroupHealth:
     assignment: frozenset[TopicPartition]
     last_heartbeat: float | None
     partitions: Mapping[TopicPartition, PartitionHealth]
+
+
+class GroupClient(Protocol):
+    """What a group member needs of a :class:`~trio_brod.Client`."""
+
+    @property
+    def pool(self) -> ConnectionPool: ...
+
+    @property
+    def metadata(self) -> MetadataCache: ...
+
+
+def ms(seconds: float) -> int:
+    """Seconds as the whole milliseconds of a request field, rounded up (never 0 for a
+    positive time), from the product rounded to a nanosecond (2.007 s is 2007 ms)."""
+    return math.ceil(round(seconds * 1000, 6))
+
+
+def group_error(code: int, group_id: str) -> KafkaError | None:
+    """The error class of a group response's code, with the group in its context; None for 0."""
+    return for_code(code)(group_id=group_id) if code else None

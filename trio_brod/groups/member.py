@@ -41,7 +41,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
@@ -81,10 +81,13 @@ from trio_brod.groups._protocol import (
 from trio_brod.groups._types import (
     Assignor,
     CommittedOffsets,
+    GroupClient,
     GroupHealth,
     Listener,
     PartitionHealth,
     Topics,
+    group_error,
+    ms,
     resolve_assignor_spec,
 )
 from trio_brod.groups.offsets import commit_offsets, fetch_committed
@@ -100,7 +103,6 @@ from trio_brod.protocol.errors import (
     KafkaError,
     RebalanceInProgressError,
     UnknownMemberIdError,
-    for_code,
 )
 
 __all__ = [
@@ -118,16 +120,6 @@ _EVICTED = (IllegalGenerationError, UnknownMemberIdError, FencedInstanceIdError)
 
 #: A heartbeat later than planned by this many seconds means the event loop was blocked.
 _BLOCKED_WARNING = 1.0
-
-
-class _Client(Protocol):
-    """What a group member needs of a :class:`~trio_brod.Client`."""
-
-    @property
-    def pool(self) -> ConnectionPool: ...
-
-    @property
-    def metadata(self) -> MetadataCache: ...
 
 
 class GroupMember:
@@ -226,7 +218,7 @@ class GroupMember:
         await self._stable.wait()
 
     def health(self) -> GroupHealth:
-        """Brod's health check (see :class:`GroupHealth`)."""
+        """Brod's health check (see :class:`~trio_brod.groups.GroupHealth`)."""
         membership = self._membership
         state = membership.state
         if self._failure is not None or state is MemberState.FAILED:
@@ -490,8 +482,8 @@ class GroupMember:
         ]
         request = JoinGroupRequest(
             group_id=self.group_id,
-            session_timeout_ms=_ms(self.config.session_timeout),
-            rebalance_timeout_ms=_ms(self.config.rebalance_timeout),
+            session_timeout_ms=ms(self.config.session_timeout),
+            rebalance_timeout_ms=ms(self.config.rebalance_timeout),
             member_id=action.member_id,
             group_instance_id=action.group_instance_id,
             protocol_type=CONSUMER_PROTOCOL_TYPE,
@@ -506,7 +498,7 @@ class GroupMember:
             return self._membership.coordinator_lost(f"JoinGroup: {exc}")
         except KafkaError as exc:
             return self._membership.on_join_response(exc)
-        error = _error(response.error_code, self.group_id)
+        error = group_error(response.error_code, self.group_id)
         self._join_members = list(response.members) if error is None else []
         if error is None:
             self._last_ok = now()
@@ -549,7 +541,7 @@ class GroupMember:
             return self._membership.coordinator_lost(f"SyncGroup: {exc}")
         except KafkaError as exc:
             return self._membership.on_sync_response(exc)
-        error = _error(response.error_code, self.group_id)
+        error = group_error(response.error_code, self.group_id)
         if error is not None:
             return self._membership.on_sync_response(error)
         self._last_ok = now()
@@ -597,6 +589,12 @@ class GroupMember:
             for assigned in revoked:
                 nursery.start_soon(assigned.wait_finished, self.config.rebalance_timeout)
         if not action.lost and action.commit_first:
+            # Committed with the generation the revocation is made in: with cooperative
+            # rebalancing that is the new one (the partitions are still this member's until
+            # it rejoins), not the one they were first assigned in.
+            for assigned in revoked:
+                assigned.generation_id = action.generation.generation_id
+                assigned.member_id = action.generation.member_id
             await self._commit(revoked, raise_errors=False)
         for assigned in revoked:
             del self._assigned[assigned.topic_partition]
@@ -694,7 +692,7 @@ class GroupMember:
             except KafkaError as exc:
                 error = exc
             else:
-                error = _error(response.error_code, self.group_id)
+                error = group_error(response.error_code, self.group_id)
             if error is None:
                 self._last_ok = self._last_heartbeat = now()
             elif isinstance(error, _EVICTED) and m.generation == sent:
@@ -728,17 +726,9 @@ class GroupMember:
                 self._dispatch(self._membership.request_rejoin("a topic gained partitions"))
 
 
-def _ms(seconds: float) -> int:
-    return math.ceil(round(seconds * 1000, 6))
-
-
-def _error(code: int, group_id: str) -> KafkaError | None:
-    return for_code(code)(group_id=group_id) if code else None
-
-
 @asynccontextmanager
 async def open_group_member(
-    client: _Client,
+    client: GroupClient,
     group_id: str,
     topics: Topics,
     *,
@@ -767,7 +757,8 @@ async def open_group_member(
     Args:
         client: An open client (its connection pool and metadata cache are used).
         group_id: The group.
-        topics: Topic names, or a compiled regular expression (see :data:`Topics`).
+        topics: Topic names, or a compiled regular expression, matched against every
+            topic's name at each metadata refresh.
         config: The group options (:class:`~trio_brod.GroupConfig`).
         on_assigned: A rebalance listener (as Java's ``ConsumerRebalanceListener``),
             awaited with the new partitions once their committed offsets are read.
@@ -776,7 +767,8 @@ async def open_group_member(
         on_lost: Awaited with the lost partitions once their workers were cancelled
             (nothing is committed for them).
         committed_offsets: With ``offset_commit_policy="consumer_managed"``, the callback
-            giving each newly assigned partition's starting offset (:data:`CommittedOffsets`).
+            giving each newly assigned partition's starting offset: the next offset to
+            consume, or None for ``begin_offset`` (brod's ``get_committed_offset``).
         metadata_refresh: Seconds between metadata checks for new matching topics and
             partition counts (default: the client's ``metadata_max_age``).
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
+import time
+import uuid
 from typing import Any
 
 import aiokafka
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench import groups
 from bench.common import (
     RECORD_PAYLOAD,
     BenchError,
@@ -33,6 +37,8 @@ def run(spec: Spec) -> Result:
         "consume": _consume,
         "latency": _latency,
         "partitions": _partitions,
+        "group": _group,
+        "rebalance": _rebalance,
     }[spec["workload"]]
     result: Result = asyncio.run(workload(spec))
     result["version"] = aiokafka.__version__
@@ -294,3 +300,144 @@ async def _partitions(spec: Spec) -> Result:
         "consume": consumed,
         "settings": settings(spec) + ", round-robin partition=i % P; assign()+getmany()",
     }
+
+
+def _group_consumer(spec: Spec, group_id: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        spec["topic"],
+        bootstrap_servers=spec["bootstrap"],
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        session_timeout_ms=int(groups.SESSION_TIMEOUT_S * 1000),
+        heartbeat_interval_ms=int(groups.HEARTBEAT_S * 1000),
+    )
+
+
+async def _group(spec: Spec) -> Result:
+    """One member of a fresh group: subscribe(), getmany() until the end."""
+    expected = spec["messages"]
+    # Timed from the start, join included (join_s says how much).
+    meter = Meter()
+    started = time.perf_counter()
+    consumer = _group_consumer(spec, f"bench-group-{uuid.uuid4().hex[:8]}")
+    await consumer.start()
+    n = size = 0
+    joined = 0.0
+    try:
+        idle = 0
+        while n < expected:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=_FETCH_RECORDS)
+            if not batches:
+                idle += 1
+                if idle > 60:
+                    raise BenchError(f"no records for 60 s after {n} of {expected}")
+                continue
+            if not joined:
+                joined = time.perf_counter() - started
+            idle = 0
+            for records in batches.values():
+                for record in records:
+                    n += 1
+                    size += len(record.value) + len(record.key)
+        result = meter.stop(n, size)
+    finally:
+        await consumer.stop()
+    check_count("consumed records", n, expected)
+    result["join_s"] = joined
+    result["settings"] = (
+        f"subscribe() (group_id), getmany(max_records={_FETCH_RECORDS}), "
+        "auto commit (5 s), range assignor (eager), defaults otherwise"
+    )
+    return result
+
+
+async def _rebalance(spec: Spec) -> Result:
+    """A second and a third member join a consuming group (see bench.groups)."""
+    topic = spec["topic"]
+    partitions = groups.REBALANCE_PARTITIONS
+    timeline = groups.Timeline(partitions)
+    group_id = f"bench-rebalance-{uuid.uuid4().hex[:8]}"
+    keys, values = payload_pool()
+    acked = [0] * partitions
+    sent = [0]
+    failed: list[BaseException] = []
+    stop_members = asyncio.Event()
+    producing = asyncio.Event()
+
+    def on_done(partition: int, future: asyncio.Future[Any]) -> None:
+        if future.exception() is None:
+            acked[partition] += 1
+        else:
+            failed.append(future.exception())  # type: ignore[arg-type]
+
+    async def member(index: int) -> None:
+        consumer = _group_consumer(spec, group_id)
+        await consumer.start()
+        try:
+            while not stop_members.is_set():
+                batches = await consumer.getmany(timeout_ms=100, max_records=_FETCH_RECORDS)
+                for tp, records in batches.items():
+                    timeline.consumed(index, tp.partition, [r.offset for r in records])
+        finally:
+            await consumer.stop()
+
+    async def wait_for(check: Any) -> Any:
+        deadline = time.perf_counter() + 60
+        while not (answer := check()):
+            if time.perf_counter() > deadline:
+                raise BenchError("the group did not consume everything again")
+            await asyncio.sleep(0.01)
+        return answer
+
+    def drained() -> bool:
+        return sum(acked) + len(failed) >= sent[0] and timeline.distinct() >= sum(acked)
+
+    producer = AIOKafkaProducer(bootstrap_servers=spec["bootstrap"], acks=1, linger_ms=5)
+    await producer.start()
+
+    async def produce() -> None:
+        schedule = RateSchedule(spec["rate"], 10**12)
+        i = 0
+        while not producing.is_set():
+            for _ in range(schedule.due()):
+                p = i % partitions
+                future = await producer.send(
+                    topic, values[i & 1023], key=keys[i & 1023], partition=p
+                )
+                future.add_done_callback(functools.partial(on_done, p))
+                i += 1
+                sent[0] += 1
+                schedule.sent += 1
+            await asyncio.sleep(schedule.seconds_to_next())
+
+    joins = []
+    tasks = [asyncio.create_task(produce()), asyncio.create_task(member(0))]
+    try:
+        await wait_for(timeline.all_consuming)
+        await asyncio.sleep(spec["settle"])
+        for index in range(1, groups.MEMBERS):
+            joined_at = time.perf_counter()
+            tasks.append(asyncio.create_task(member(index)))
+            recovered = await wait_for(functools.partial(timeline.recovered_at, index))
+            await asyncio.sleep(spec["settle"])
+            joins.append(timeline.join_report(index, joined_at, recovered))
+        producing.set()
+        await producer.flush()
+        await wait_for(drained)
+        stop_members.set()
+        await asyncio.gather(*tasks)
+    finally:
+        producing.set()
+        stop_members.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await producer.stop()
+    if failed:
+        raise BenchError(f"{len(failed)} records failed: {failed[0]!r}")
+    result = timeline.check_complete(acked)
+    result["joins"] = joins
+    result["settings"] = (
+        "subscribe() per member (its own AIOKafkaConsumer), range assignor (eager), "
+        f"session {groups.SESSION_TIMEOUT_S:g} s, heartbeat {groups.HEARTBEAT_S:g} s; "
+        f"{spec['rate']} msgs/s produced round-robin"
+    )
+    return result

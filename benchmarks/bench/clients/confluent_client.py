@@ -12,6 +12,7 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from bench import groups
 from bench.common import (
     RECORD_PAYLOAD,
     BenchError,
@@ -37,6 +38,8 @@ def run(spec: Spec) -> Result:
         "latency": _latency,
         "partitions": _partitions,
         "fill": _fill,
+        "group": _group,
+        "rebalance": _rebalance,
     }[spec["workload"]]
     result = workload(spec)
     result["version"] = confluent_kafka.version()[0]
@@ -337,3 +340,165 @@ def _partitions(spec: Spec) -> Result:
         "consume": consumed,
         "settings": settings(spec) + ", round-robin partition=i % P; assign()+consume()",
     }
+
+
+def _group_consumer(spec: Spec, group_id: str, **overrides: Any) -> Consumer:
+    return _consumer(
+        spec,
+        **{
+            "group.id": group_id,
+            "enable.auto.commit": True,
+            "session.timeout.ms": int(groups.SESSION_TIMEOUT_S * 1000),
+            "heartbeat.interval.ms": int(groups.HEARTBEAT_S * 1000),
+            **overrides,
+        },
+    )
+
+
+def _group(spec: Spec) -> Result:
+    """One member of a fresh group: subscribe(), consume() until the end."""
+    expected = spec["messages"]
+    # Timed from the start, join included (join_s says how much).
+    meter = Meter()
+    started = time.perf_counter()
+    consumer = _group_consumer(spec, f"bench-group-{uuid.uuid4().hex[:8]}")
+    n = size = 0
+    joined = 0.0
+    try:
+        consumer.subscribe([spec["topic"]])
+        idle = 0
+        while n < expected:
+            messages = consumer.consume(num_messages=min(_FETCH_RECORDS, expected - n), timeout=1.0)
+            if not messages:
+                idle += 1
+                if idle > 60:
+                    raise BenchError(f"no records for 60 s after {n} of {expected}")
+                continue
+            if not joined:
+                joined = time.perf_counter() - started
+            idle = 0
+            for message in messages:
+                if message.error() is not None:
+                    raise BenchError(f"consume error: {message.error()}")
+                n += 1
+                size += len(message.value()) + len(message.key())  # type: ignore[arg-type]
+        result = meter.stop(n, size)
+    finally:
+        consumer.close()
+    check_count("consumed records", n, expected)
+    result["join_s"] = joined
+    result["settings"] = (
+        f"subscribe() (group.id), consume(num_messages={_FETCH_RECORDS}), auto commit, "
+        "default assignors (range,roundrobin)"
+    )
+    return result
+
+
+def _rebalance(spec: Spec) -> Result:
+    """A second and a third member join a consuming group (see bench.groups)."""
+    topic = spec["topic"]
+    partitions = groups.REBALANCE_PARTITIONS
+    timeline = groups.Timeline(partitions)
+    group_id = f"bench-rebalance-{uuid.uuid4().hex[:8]}"
+    keys, values = payload_pool()
+    acked = [0] * partitions
+    failed: list[Any] = []
+    stop_members = threading.Event()
+    member_errors: list[BaseException] = []
+
+    def on_delivery(error: Any, message: Any) -> None:
+        if error is None:
+            acked[message.partition()] += 1
+        else:
+            failed.append(error)
+
+    def member(index: int) -> None:
+        consumer = _group_consumer(
+            spec, group_id, **{"partition.assignment.strategy": "cooperative-sticky"}
+        )
+        try:
+            consumer.subscribe([topic])
+            while not stop_members.is_set():
+                by_partition: dict[int, list[int]] = {}
+                for message in consumer.consume(num_messages=_FETCH_RECORDS, timeout=0.1):
+                    if message.error() is not None:
+                        raise BenchError(f"consume error: {message.error()}")
+                    by_partition.setdefault(message.partition(), []).append(message.offset())
+                for partition, offsets in by_partition.items():
+                    timeline.consumed(index, partition, offsets)
+        except BaseException as exc:
+            member_errors.append(exc)
+        finally:
+            consumer.close()
+
+    producer = Producer({"bootstrap.servers": spec["bootstrap"], "acks": "1", "linger.ms": 5})
+    producing = threading.Event()
+
+    def produce() -> None:
+        schedule = RateSchedule(spec["rate"], 10**12)
+        i = 0
+        while not producing.is_set():
+            for _ in range(schedule.due()):
+                producer.produce(
+                    topic,
+                    values[i & 1023],
+                    keys[i & 1023],
+                    partition=i % partitions,
+                    on_delivery=on_delivery,
+                )
+                i += 1
+                schedule.sent += 1
+            producer.poll(0)
+            time.sleep(schedule.seconds_to_next())
+        producer.flush(30)
+
+    def check_members() -> None:
+        if member_errors:
+            raise member_errors[0]
+
+    threads = [threading.Thread(target=produce, daemon=True)]
+    threads.append(threading.Thread(target=member, args=(0,), daemon=True))
+    for thread in threads:
+        thread.start()
+    joins = []
+    try:
+        deadline = time.perf_counter() + 60
+        while not timeline.all_consuming():
+            check_members()
+            if time.perf_counter() > deadline:
+                raise BenchError("the first member consumed nothing")
+            time.sleep(0.01)
+        time.sleep(spec["settle"])
+        for index in range(1, groups.MEMBERS):
+            joined_at = time.perf_counter()
+            thread = threading.Thread(target=member, args=(index,), daemon=True)
+            threads.append(thread)
+            thread.start()
+            recovered = groups.wait_recovered(timeline, index, time.perf_counter() + 60)
+            time.sleep(spec["settle"])
+            check_members()
+            joins.append(timeline.join_report(index, joined_at, recovered))
+        producing.set()
+        threads[0].join()
+        deadline = time.perf_counter() + 60
+        while timeline.distinct() < sum(acked):
+            check_members()
+            if time.perf_counter() > deadline:
+                raise BenchError("the members did not drain the topic")
+            time.sleep(0.05)
+    finally:
+        producing.set()
+        stop_members.set()
+        for thread in threads:
+            thread.join(30)
+    check_members()
+    if failed:
+        raise BenchError(f"{len(failed)} records failed: {failed[0]!r}")
+    result = timeline.check_complete(acked)
+    result["joins"] = joins
+    result["settings"] = (
+        "subscribe() per member (its own Consumer, consume() in a thread), cooperative-sticky, "
+        f"session {groups.SESSION_TIMEOUT_S:g} s, heartbeat {groups.HEARTBEAT_S:g} s; "
+        f"{spec['rate']} msgs/s produced round-robin"
+    )
+    return result

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import functools
 import gc
+import time
+import uuid
 from typing import Any
 
 import trio
 
 import trio_brod
+from bench import groups
 from bench.common import (
     RECORD_PAYLOAD,
     BenchError,
@@ -32,6 +35,8 @@ def run(spec: Spec) -> Result:
         "consume": _consume,
         "latency": _latency,
         "partitions": _partitions,
+        "group": _group,
+        "rebalance": _rebalance,
     }[spec["workload"]]
     result: Result = trio.run(workload, spec)
     result["version"] = trio_brod.__version__
@@ -304,3 +309,177 @@ async def _partitions(spec: Spec) -> Result:
         + ", round-robin partition=i % P; subscribe() per partition, "
         "fetch_connection={fetch_connection}".format(**_fetch_connection(spec)),
     }
+
+
+def _group_config(spec: Spec) -> trio_brod.GroupConfig:
+    return trio_brod.GroupConfig(
+        partition_assignment_strategy=spec.get("assignor", "cooperative-sticky"),
+        session_timeout=groups.SESSION_TIMEOUT_S,
+        heartbeat_rate=groups.HEARTBEAT_S,
+    )
+
+
+def _group_consumer_config(spec: Spec) -> trio_brod.ConsumerConfig:
+    return trio_brod.ConsumerConfig(
+        begin_offset="earliest", **consume_options(spec), **_fetch_connection(spec)
+    )
+
+
+async def _group(spec: Spec) -> Result:
+    """One member of a fresh group reads the whole topic through the group subscriber."""
+    expected = spec["messages"]
+    per_message = spec.get("group_message_type", "message_set") == "message"
+    done = trio.Event()
+    counts = [0, 0]
+    joined: list[float] = []
+
+    firsts: dict[int, float] = {}
+
+    def first(partition: int = -1) -> None:
+        firsts.setdefault(partition, time.perf_counter() - started)
+        if not joined:
+            joined.append(time.perf_counter() - started)
+
+    async def handle_set(assigned: trio_brod.AssignedPartition, message_set: Any) -> None:
+        first(assigned.partition)
+        n = size = 0
+        for record in message_set:
+            n += 1
+            size += len(record.value) + len(record.key)
+        counts[0] += n
+        counts[1] += size
+        if counts[0] >= expected:
+            done.set()
+
+    async def handle_message(assigned: trio_brod.AssignedPartition, record: Any) -> None:
+        first()
+        counts[0] += 1
+        counts[1] += len(record.value) + len(record.key)
+        if counts[0] >= expected:
+            done.set()
+
+    # Timed from the start, join included, as for the peers: the group's way in is part of
+    # consuming through it (join_s says how much).
+    meter = Meter()
+    started = time.perf_counter()
+    async with (
+        trio_brod.open_client([spec["bootstrap"]], client_id="bench") as client,
+        trio_brod.open_group_subscriber(
+            client,
+            f"bench-group-{uuid.uuid4().hex[:8]}",
+            [spec["topic"]],
+            handle_message if per_message else handle_set,
+            config=_group_config(spec),
+            consumer_config=_group_consumer_config(spec),
+            message_type="message" if per_message else "message_set",
+        ),
+    ):
+        with trio.fail_after(spec["timeout"]):
+            await done.wait()
+        result = meter.stop(counts[0], counts[1])
+    check_count("consumed records", counts[0], expected)
+    result["join_s"] = joined[0]
+    result["first_s"] = {str(p): round(t, 3) for p, t in sorted(firsts.items())}
+    result["settings"] = (
+        f"open_group_subscriber(), a handler per {'message' if per_message else 'message set'}"
+        f", {_group_config(spec).partition_assignment_strategy}, prefetch_count="
+        f"{spec['tb_prefetch_count']} prefetch_bytes={spec['tb_prefetch_bytes']}"
+    )
+    return result
+
+
+async def _rebalance(spec: Spec) -> Result:
+    """A second and a third member join a consuming group (see bench.groups)."""
+    topic = spec["topic"]
+    partitions = groups.REBALANCE_PARTITIONS
+    timeline = groups.Timeline(partitions)
+    group_id = f"bench-rebalance-{uuid.uuid4().hex[:8]}"
+    keys, values = payload_pool()
+    acked = [0] * partitions
+    sent = [0]
+    failed: list[BaseException] = []
+    stop_members = trio.Event()
+
+    def on_done(partition: int, receipt: trio_brod.DeliveryReceipt) -> None:
+        error = receipt.exception()
+        if error is None:
+            acked[partition] += 1
+        else:
+            failed.append(error)
+
+    async def member(index: int) -> None:
+        async def handle(assigned: trio_brod.AssignedPartition, message_set: Any) -> None:
+            timeline.consumed(index, assigned.partition, [m.offset for m in message_set])
+
+        async with (
+            trio_brod.open_client([spec["bootstrap"]], client_id=f"m{index}") as client,
+            trio_brod.open_group_subscriber(
+                client,
+                group_id,
+                [topic],
+                handle,
+                config=_group_config(spec),
+                consumer_config=_group_consumer_config(spec),
+                message_type="message_set",
+            ),
+        ):
+            await stop_members.wait()
+
+    async def wait_for(check: Any) -> Any:
+        # Polled: the timeline is the one the thread-based clients fill too.
+        with trio.fail_after(60):
+            while not (answer := check()):  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        return answer
+
+    def drained() -> bool:
+        return sum(acked) + len(failed) >= sent[0] and timeline.distinct() >= sum(acked)
+
+    joins = []
+    async with trio_brod.open_client([spec["bootstrap"]], client_id="bench") as client:
+        await client.start_producer(
+            topic, trio_brod.ProducerConfig(required_acks=1, max_linger=0.005)
+        )
+        producing = trio.Event()
+
+        async def produce() -> None:
+            rate = spec["rate"]
+            i = 0
+            schedule = RateSchedule(rate, 10**12)
+            while not producing.is_set():
+                for _ in range(schedule.due()):
+                    p = i % partitions
+                    receipt = await client.produce(
+                        topic, values[i & 1023], keys[i & 1023], partition=p
+                    )
+                    receipt.add_done_callback(functools.partial(on_done, p))
+                    i += 1
+                    sent[0] += 1
+                    schedule.sent += 1
+                await trio.sleep(schedule.seconds_to_next())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce)
+            nursery.start_soon(member, 0)
+            await wait_for(timeline.all_consuming)
+            await trio.sleep(spec["settle"])
+            for index in range(1, groups.MEMBERS):
+                joined_at = time.perf_counter()
+                nursery.start_soon(member, index)
+                recovered = await wait_for(functools.partial(timeline.recovered_at, index))
+                await trio.sleep(spec["settle"])
+                joins.append(timeline.join_report(index, joined_at, recovered))
+            producing.set()
+            await wait_for(drained)
+            stop_members.set()
+    if failed:
+        raise BenchError(f"{len(failed)} records failed: {failed[0]!r}")
+    result = timeline.check_complete(acked)
+    result["joins"] = joins
+    result["settings"] = (
+        f"open_group_subscriber() per member (its own client), "
+        f"{_group_config(spec).partition_assignment_strategy}, "
+        f"session {groups.SESSION_TIMEOUT_S:g} s, heartbeat {groups.HEARTBEAT_S:g} s; "
+        f"{spec['rate']} msgs/s produced round-robin"
+    )
+    return result
