@@ -7,6 +7,7 @@ to 0.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import pytest
@@ -19,6 +20,7 @@ from trio_brod import (
     open_group_member,
     open_group_subscriber,
 )
+from trio_brod.admin import NewTopic, create_partitions, create_topics, delete_topics
 from trio_brod.groups._coordinator import GroupCoordinator
 from trio_brod.groups._protocol import MemberAssignment, MemberSubscription
 from trio_brod.groups.offsets import commit_offsets, fetch_committed
@@ -303,3 +305,50 @@ async def test_cooperative_rebalance_commits_kept_and_revoked_partitions(
     assert all(offset >= 10 for _partition, offset in handled["b"])
     offsets = await committed(kafka, group, topic, 4)
     assert offsets == {(topic, p): 20 for p in range(4)}
+
+
+async def test_a_pattern_picks_up_new_topics_and_added_partitions(
+    kafka: KafkaCluster, make_topic: MakeTopic
+) -> None:
+    # A compiled regular expression subscribes to every matching topic: one created later
+    # joins the subscription at the next metadata refresh, and a topic that gains partitions
+    # makes the member join again with them, as the Java client does.
+    first = make_topic(partitions=2)  # does not match: the pattern wants a suffix
+    pattern = re.compile("^" + re.escape(first) + r"-(a|b)$")
+    renamed = f"{first}-a"
+    second = f"{first}-b"
+    group = f"g-pattern-{first}"
+    async with open_client(kafka.bootstrap_servers) as admin_client:
+        await create_topics(admin_client, [NewTopic(renamed, 2)])
+    async with (
+        open_client(kafka.bootstrap_servers) as client,
+        open_group_subscriber(
+            client, group, pattern, _ignore, config=fast(), metadata_refresh=0.5
+        ) as g,
+    ):
+        await g.wait_stable()
+        with trio.fail_after(30):
+            while {a.topic_partition for a in g.assignments()} != {(renamed, 0), (renamed, 1)}:  # noqa: ASYNC110
+                await trio.sleep(0.1)
+        async with open_client(kafka.bootstrap_servers) as admin_client:
+            await create_topics(admin_client, [NewTopic(second, 1)])
+            with trio.fail_after(30):
+                while (second, 0) not in {a.topic_partition for a in g.assignments()}:  # noqa: ASYNC110
+                    await trio.sleep(0.1)
+            await create_partitions(admin_client, {renamed: 3})
+            with trio.fail_after(30):
+                while (renamed, 2) not in {a.topic_partition for a in g.assignments()}:  # noqa: ASYNC110
+                    await trio.sleep(0.1)
+        assert {a.topic_partition for a in g.assignments()} == {
+            (renamed, 0),
+            (renamed, 1),
+            (renamed, 2),
+            (second, 0),
+        }
+        assert first not in {a.topic for a in g.assignments()}  # does not match the pattern
+    async with open_client(kafka.bootstrap_servers) as admin_client:
+        await delete_topics(admin_client, [renamed, second])
+
+
+async def _ignore(assigned: AssignedPartition, message: Record) -> None:
+    await trio.lowlevel.checkpoint()
