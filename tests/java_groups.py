@@ -18,53 +18,21 @@ Unit tests must not need Java: they use ``tests/group_vectors.py``, made with th
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from tests.javautil import Classpath, _jdk_tool, classpath_string
+from tests.javautil import Classpath, _jdk_tool, classpath_string, compile_java
 from trio_brod.groups._protocol import MemberAssignment, MemberSubscription, TopicPartition
 
 __all__ = ["JAVA_SOURCE", "JavaGroups", "assign_cases", "protocol_cases"]
 
 JAVA_SOURCE = Path(__file__).resolve().parent / "java" / "KafkaGroups.java"
 _MAIN_CLASS = "KafkaGroups"
-
-
-def _compiled(classpath: str) -> Path:
-    javac = _jdk_tool("javac")
-    source = JAVA_SOURCE.read_bytes()
-    digest = hashlib.sha256(b"\0".join([source, classpath.encode(), javac.encode()]))
-    out = Path(tempfile.gettempdir()) / "trio-brod-java" / digest.hexdigest()[:24]
-    if (out / f"{_MAIN_CLASS}.class").is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".javac-", dir=out.parent))
-    try:
-        result = subprocess.run(
-            [javac, "-nowarn", "-d", str(work), "-cp", classpath, str(JAVA_SOURCE)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"javac failed with -cp {classpath}:\n{result.stderr}")
-        try:
-            work.rename(out)
-        except OSError:
-            if not (out / f"{_MAIN_CLASS}.class").is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return out
 
 
 # ------------------------------------------------------------------------ the line protocol
@@ -119,7 +87,7 @@ class JavaGroups:
 
     def __init__(self, classpath: Classpath) -> None:
         cp = classpath_string(classpath)
-        classes = _compiled(cp)
+        classes = compile_java(JAVA_SOURCE, _MAIN_CLASS, cp)
         self._process = subprocess.Popen(
             [_jdk_tool("java"), "-cp", f"{classes}{os.pathsep}{cp}", _MAIN_CLASS],
             stdin=subprocess.PIPE,

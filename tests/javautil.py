@@ -35,6 +35,7 @@ __all__ = [
     "Classpath",
     "JavaUnavailable",
     "classpath_string",
+    "compile_java",
     "compile_kafka_partitions",
     "java_murmur2",
     "java_murmur2_and_partitions",
@@ -88,12 +89,14 @@ def _jdk_tool(name: str) -> str:
 
 
 @functools.cache
-def _compiled(classpath: str) -> Path:
+def compile_java(source_file: Path, main_class: str, classpath: str) -> Path:
+    """Compile one Java source against ``classpath`` (once per source, classpath and JDK,
+    cached across runs under the temp directory); return the classes directory."""
     javac = _jdk_tool("javac")
-    source = JAVA_SOURCE.read_bytes()
+    source = source_file.read_bytes()
     digest = hashlib.sha256(b"\0".join([source, classpath.encode(), javac.encode()]))
     out = Path(tempfile.gettempdir()) / "trio-brod-java" / digest.hexdigest()[:24]
-    if (out / f"{_MAIN_CLASS}.class").is_file():
+    if (out / f"{main_class}.class").is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     # Compile beside the cache and rename into place, so that a concurrent or interrupted
@@ -101,7 +104,7 @@ def _compiled(classpath: str) -> Path:
     work = Path(tempfile.mkdtemp(prefix=".javac-", dir=out.parent))
     try:
         result = subprocess.run(
-            [javac, "-nowarn", "-d", str(work), "-cp", classpath, str(JAVA_SOURCE)],
+            [javac, "-nowarn", "-d", str(work), "-cp", classpath, str(source_file)],
             capture_output=True,
             text=True,
             timeout=300,
@@ -115,7 +118,7 @@ def _compiled(classpath: str) -> Path:
         try:
             work.rename(out)
         except OSError:
-            if not (out / f"{_MAIN_CLASS}.class").is_file():
+            if not (out / f"{main_class}.class").is_file():
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -131,7 +134,7 @@ def compile_kafka_partitions(classpath: Classpath) -> Path:
         JavaUnavailable: No ``javac``.
         RuntimeError: ``javac`` failed (the message holds its output).
     """
-    return _compiled(classpath_string(classpath))
+    return compile_java(JAVA_SOURCE, _MAIN_CLASS, classpath_string(classpath))
 
 
 def java_murmur2_and_partitions(
@@ -144,7 +147,7 @@ def java_murmur2_and_partitions(
     so 100,000 requests take about a second.
     """
     cp = classpath_string(classpath)
-    classes = _compiled(cp)
+    classes = compile_java(JAVA_SOURCE, _MAIN_CLASS, cp)
     java = _jdk_tool("java")
     lines = []
     for key, count in requests:
