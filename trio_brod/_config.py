@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, NamedTuple, Protocol, TypeAlias
 
 from trio_brod._exceptions import ConfigError
+from trio_brod._util import ms_up
 from trio_brod.protocol.errors import ProtocolError
 from trio_brod.protocol.records import BATCH_OVERHEAD, Compression, encode_batch
 
@@ -774,4 +775,4 @@ class GroupConfig:
         """``offset_retention`` as OffsetCommit's ``retention_time_ms`` (-1: the broker's)."""
         if self.offset_retention is None:
             return -1
-        return math.ceil(round(self.offset_retention * 1000, 6))
+        return ms_up(self.offset_retention)

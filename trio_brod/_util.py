@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -82,3 +83,11 @@ def parse_bootstrap(servers: str | Iterable[str | tuple[str, int]]) -> list[tupl
     if not result:
         raise ConfigError("bootstrap_servers is empty")
     return result
+
+
+def ms_up(seconds: float) -> int:
+    """Seconds as whole milliseconds for a request's ``*_ms`` field, rounded up, so that a
+    short positive time is never 0 (which would mean "do not wait"); but not past a whole
+    millisecond that the float product misses by a hair (2.007 * 1000 = 2007.0000000000002).
+    """
+    return math.ceil(round(seconds * 1000, 6))

@@ -7,10 +7,10 @@ error, or an :class:`ExceptionGroup`, and :class:`Retry` bounds every retry loop
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from trio_brod._util import ms_up
 from trio_brod.protocol.errors import BrodError
 
 __all__ = [
@@ -80,6 +80,4 @@ def ms(seconds: float) -> int:
     """
     if not isinstance(seconds, (int, float)) or not 0 <= seconds < 2**31 / 1000:
         raise ValueError(f"timeout must be seconds between 0 and 2147483, not {seconds!r}")
-    # Up, so that a short positive timeout is never 0 (do not wait); but not past a whole
-    # millisecond that the float product misses by a hair (2.007 * 1000 = 2007.0000000000002).
-    return math.ceil(round(seconds * 1000, 6))
+    return ms_up(seconds)

@@ -3,7 +3,6 @@ types, what an assignor must offer, and the health report (:class:`GroupHealth`)
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ __all__ = [
     "PartitionHealth",
     "Topics",
     "group_error",
-    "ms",
     "resolve_assignor_spec",
 ]
 
@@ -108,12 +106,6 @@ class GroupClient(Protocol):
 
     @property
     def metadata(self) -> MetadataCache: ...
-
-
-def ms(seconds: float) -> int:
-    """Seconds as the whole milliseconds of a request field, rounded up (never 0 for a
-    positive time), from the product rounded to a nanosecond (2.007 s is 2007 ms)."""
-    return math.ceil(round(seconds * 1000, 6))
 
 
 def group_error(code: int, group_id: str) -> KafkaError | None:

@@ -50,6 +50,7 @@ from trio_brod._cluster import ConnectionPool, MetadataCache
 from trio_brod._config import GroupConfig
 from trio_brod._exceptions import BrokerConnectionError
 from trio_brod._log import group_log as log
+from trio_brod._util import ms_up
 from trio_brod.groups._assigned import AssignedPartition
 from trio_brod.groups._coordinator import GroupCoordinator
 from trio_brod.groups._membership import (
@@ -87,7 +88,6 @@ from trio_brod.groups._types import (
     PartitionHealth,
     Topics,
     group_error,
-    ms,
     resolve_assignor_spec,
 )
 from trio_brod.groups.offsets import commit_offsets, fetch_committed
@@ -482,8 +482,8 @@ class GroupMember:
         ]
         request = JoinGroupRequest(
             group_id=self.group_id,
-            session_timeout_ms=ms(self.config.session_timeout),
-            rebalance_timeout_ms=ms(self.config.rebalance_timeout),
+            session_timeout_ms=ms_up(self.config.session_timeout),
+            rebalance_timeout_ms=ms_up(self.config.rebalance_timeout),
             member_id=action.member_id,
             group_instance_id=action.group_instance_id,
             protocol_type=CONSUMER_PROTOCOL_TYPE,

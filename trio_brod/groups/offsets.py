@@ -21,6 +21,7 @@ from typing import Any, Final, TypeAlias
 import trio
 
 from trio_brod._backoff import Retry
+from trio_brod._util import ms_up
 from trio_brod.groups._coordinator import GroupCoordinator
 from trio_brod.protocol import OffsetCommitRequest, OffsetFetchRequest
 from trio_brod.protocol.errors import UnstableOffsetCommitError, for_code
@@ -185,7 +186,7 @@ async def commit_offsets(
     if retention is not None:
         if isinstance(retention, bool) or not retention > 0 or math.isinf(retention):
             raise ValueError(f"commit_offsets: retention must be seconds > 0, not {retention!r}")
-        retention_ms = math.ceil(round(retention * 1000, 6))
+        retention_ms = ms_up(retention)
     if not by_topic:
         await trio.lowlevel.checkpoint()
         return
