@@ -69,6 +69,8 @@ class AssignedPartition:
         self.on_ack: Callable[[int], None] | None = None
         self._commit = commit
         self._revoked = trio.Event()
+        # Mirrors ``_revoked``: read after every message, and a bool is cheaper to read.
+        self._revoking = False
         self._lost = False
         self._entered = False
         self._finished = trio.Event()
@@ -89,7 +91,7 @@ class AssignedPartition:
     @property
     def revoked(self) -> bool:
         """True once the partition is being given up: stop before the next message."""
-        return self._revoked.is_set()
+        return self._revoking
 
     @property
     def lost(self) -> bool:
@@ -158,6 +160,7 @@ class AssignedPartition:
 
     def start_revoke(self) -> None:
         """A graceful revocation starts: stop idle waits; the worker stops after its message."""
+        self._revoking = True
         self._revoked.set()
         for scope in list(self._interruptible):
             scope.cancel()

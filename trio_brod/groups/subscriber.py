@@ -42,6 +42,7 @@ import dataclasses
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from functools import partial
 from typing import Any, Literal, Protocol
 
 import trio
@@ -264,12 +265,8 @@ async def _work(
                         await _consume(assigned, subscription, partition_handler, message_type)
                 else:
                     assert handle is not None
-
-                    async def bound(message: Any) -> Outcome:
-                        assert handle is not None
-                        return await handle(assigned, message)
-
-                    await _consume(assigned, subscription, bound, message_type)
+                    # A partial, not a wrapper coroutine: one frame less per message.
+                    await _consume(assigned, subscription, partial(handle, assigned), message_type)
         except Exception as exc:
             failure.fail(exc)
         finally:
@@ -282,34 +279,77 @@ async def _consume(
     handle: PartitionHandler,
     message_type: str,
 ) -> None:
-    # One message set per call, so that none is kept alive across the wait for the next.
-    while not assigned.revoked and await _next(assigned, subscription, handle, message_type):
-        pass
+    # The set is dropped before the wait for the next, so that two are never kept alive.
+    step = _handle_set if message_type == "message_set" else _handle_messages
+    while not assigned.revoked:
+        message_set = await _receive(assigned, subscription)
+        if message_set is None:
+            return  # revoked while waiting, or the subscription ended
+        assigned.high_watermark = message_set.high_watermark
+        if not await step(assigned, subscription, handle, message_set):
+            return
+        del message_set
 
 
-async def _next(
+async def _handle_set(
     assigned: AssignedPartition,
     subscription: Subscription,
     handle: PartitionHandler,
-    message_type: str,
+    message_set: MessageSet,
 ) -> bool:
-    message_set = await _receive(assigned, subscription)
-    if message_set is None:
-        return False  # revoked while waiting, or the subscription ended
-    assigned.high_watermark = message_set.high_watermark
-    if message_type == "message_set":
-        _apply(assigned, subscription, await handle(message_set), message_set.high_offset)
-        return True
+    outcome = await handle(message_set)
+    offset = message_set.high_offset
+    if outcome is None:
+        assigned.ack(offset)
+    elif outcome == "ack":
+        subscription.ack(offset)
+    elif outcome is not False:
+        raise _bad_outcome(outcome)
+    return True
+
+
+async def _handle_messages(
+    assigned: AssignedPartition,
+    subscription: Subscription,
+    handle: PartitionHandler,
+    message_set: MessageSet,
+) -> bool:
+    """Call the handler for each message of the set, in order.
+
+    The hot path of the default ``message_type``, so it does per message only what must be
+    per message: the handler call, and for a done message moving :attr:`position` (which a
+    commit running meanwhile reads). The prefetch window is acknowledged once, when the set
+    is left: it counts whole sets, so acknowledging it message by message would buy nothing.
+    """
+    window = -1  # the highest offset the window may be acknowledged to
     complete = True
-    for message in message_set:
-        outcome = await handle(message)
-        complete = complete and outcome is None
-        _apply(assigned, subscription, outcome, message.offset)
-        if assigned.revoked:
-            return False
-    if complete:
-        # Compaction can leave offsets without messages at the end of a set.
-        assigned.ack(message_set.high_offset)
+    try:
+        for message in message_set:
+            outcome = await handle(message)
+            if outcome is None:
+                offset = message.offset
+                window = offset
+                # Inlined AssignedPartition.ack, minus the window: monotonic, since a
+                # handler may have acknowledged further ahead itself.
+                position = assigned.position
+                if position is None or offset >= position:
+                    assigned.position = offset + 1
+            else:
+                complete = False
+                if outcome == "ack":
+                    window = message.offset
+                elif outcome is not False:
+                    raise _bad_outcome(outcome)
+            if assigned.revoked:
+                return False
+        if complete:
+            # Both ways at once, to the set's end: compaction can leave offsets without
+            # messages there.
+            window = -1
+            assigned.ack(message_set.high_offset)
+    finally:
+        if window >= 0:
+            subscription.ack(window)
     return True
 
 
@@ -320,12 +360,5 @@ async def _receive(assigned: AssignedPartition, subscription: Subscription) -> M
     return received
 
 
-def _apply(
-    assigned: AssignedPartition, subscription: Subscription, outcome: Outcome, offset: int
-) -> None:
-    if outcome is None:
-        assigned.ack(offset)
-    elif outcome == "ack":
-        subscription.ack(offset)
-    elif outcome is not False:
-        raise TypeError(f"a group handler returns None, 'ack' or False, not {outcome!r}")
+def _bad_outcome(outcome: object) -> TypeError:
+    return TypeError(f"a group handler returns None, 'ack' or False, not {outcome!r}")
