@@ -525,7 +525,11 @@ async def test_what_kcat_writes(make_topic: MakeTopic, bootstrap_servers: list[s
     topic = make_topic()
     lines = [f"key-{i}:value-{i}-" + "z" * (i % 50) for i in range(2000)]
     where = ["-b", ",".join(bootstrap_servers), "-t", topic, "-p", "0"]
+    # librdkafka sends a batch uncompressed when compressing would not make it smaller, as
+    # for a batch of one short message; a long linger puts the lines into large batches,
+    # so that every batch really is zstd however slowly kcat runs.
     how = ["-K:", "-H", "trace=abc", "-H", "team=consumers", "-z", "zstd"]
+    how += ["-X", "linger.ms=1000"]
     await trio.run_process(["kcat", "-P", *where, *how], stdin="\n".join(lines).encode() + b"\n")
     async with (
         open_client(bootstrap_servers) as client,

@@ -121,7 +121,6 @@ def test_create_topic_checks_its_arguments_before_asking_kafka(kafka: KafkaClust
         kafka.create_topic("no spaces allowed")
 
 
-@pytest.mark.compat
 @pytest.mark.integration
 def test_console_tools_round_trip(kafka: KafkaCluster, make_topic: MakeTopic) -> None:
     topic = make_topic()
