@@ -526,10 +526,10 @@ async def test_what_kcat_writes(make_topic: MakeTopic, bootstrap_servers: list[s
     lines = [f"key-{i}:value-{i}-" + "z" * (i % 50) for i in range(2000)]
     where = ["-b", ",".join(bootstrap_servers), "-t", topic, "-p", "0"]
     # librdkafka sends a batch uncompressed when compressing would not make it smaller, as
-    # for a batch of one short message; a long linger puts the lines into large batches,
-    # so that every batch really is zstd however slowly kcat runs.
+    # for a batch of a few short lines, which its 5 ms linger makes when kcat is slowed
+    # down; 250 ms puts the lines into large batches, each of them really zstd.
     how = ["-K:", "-H", "trace=abc", "-H", "team=consumers", "-z", "zstd"]
-    how += ["-X", "linger.ms=1000"]
+    how += ["-X", "linger.ms=250"]
     await trio.run_process(["kcat", "-P", *where, *how], stdin="\n".join(lines).encode() + b"\n")
     async with (
         open_client(bootstrap_servers) as client,
