@@ -54,6 +54,10 @@ def compat(session: nox.Session) -> None:
     ``tests`` runs them on the default release; this runs them once per other release, each
     on a broker of its own (``TRIO_BROD_KAFKA_VERSION``). ``nox -s compat -- 3.9.1`` runs
     only the releases named; other arguments go to pytest (``-- 4.4.0 -k groups -x``).
+
+    A test joins with ``@pytest.mark.compat``; one of a feature that older releases lack
+    (transactions v2, KIP-848 groups: 4.0) also gets ``@pytest.mark.requires_kafka("4.0",
+    feature=...)``, which skips it there with the versions named (docs/compatibility.rst).
     """
     _ensure_kcat(session)
     require_speedups = {"TRIO_BROD_REQUIRE_SPEEDUPS": "1"}
