@@ -1,9 +1,11 @@
-"""Development sessions: ``nox -s tests``, ``lint``, ``docs``, ``demo``, ``bench``."""
+"""Development sessions: ``nox -s tests``, ``compat``, ``lint``, ``docs``, ``demo``, ``bench``."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import time
 
 import nox
 
@@ -35,6 +37,44 @@ def tests(session: nox.Session) -> None:
     # bench: the peers, for the benchmark runner's --quick check.
     session.install("-e", ".[dev,bench]", env=require_speedups)
     session.run("pytest", *session.posargs, env=require_speedups)
+
+
+# Prints the supported Kafka versions other than the default, in the session's own Python:
+# trio_brod.testing keeps the one list, which the CI's jar fetch reads too.
+_OTHER_KAFKA_VERSIONS = (
+    "from trio_brod.testing import DEFAULT_KAFKA_VERSION, SUPPORTED_KAFKA_VERSIONS; "
+    "print(*(v for v in SUPPORTED_KAFKA_VERSIONS if v != DEFAULT_KAFKA_VERSION))"
+)
+
+
+@nox.session(python=PYTHON)
+def compat(session: nox.Session) -> None:
+    """The core tests (marker ``compat``) against every other supported Kafka release.
+
+    ``tests`` runs them on the default release; this runs them once per other release, each
+    on a broker of its own (``TRIO_BROD_KAFKA_VERSION``). ``nox -s compat -- 3.9.1`` runs
+    only the releases named; other arguments go to pytest (``-- 4.4.0 -k groups -x``).
+
+    A test joins with ``@pytest.mark.compat``; one of a feature that older releases lack
+    (transactions v2, KIP-848 groups: 4.0) also gets ``@pytest.mark.requires_kafka("4.0",
+    feature=...)``, which skips it there with the versions named (docs/compatibility.rst).
+    """
+    _ensure_kcat(session)
+    require_speedups = {"TRIO_BROD_REQUIRE_SPEEDUPS": "1"}
+    session.install("-e", ".[dev]", env=require_speedups)
+    versions = [a for a in session.posargs if re.fullmatch(r"\d+(\.\d+)+", a)]
+    pytest_args = [a for a in session.posargs if a not in versions]
+    if not versions:
+        found = session.run("python", "-c", _OTHER_KAFKA_VERSIONS, silent=True)
+        versions = str(found).split()
+    took = []
+    for version in versions:
+        started = time.monotonic()
+        session.log(f"the core tests against Kafka {version}")
+        env = {**require_speedups, "TRIO_BROD_KAFKA_VERSION": version}
+        session.run("pytest", "-m", "compat", "tests/integration", *pytest_args, env=env)
+        took.append(f"Kafka {version}: {time.monotonic() - started:.0f} s")
+    session.log("compat: " + ", ".join(took))
 
 
 @nox.session(python=PYTHON)

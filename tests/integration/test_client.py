@@ -35,6 +35,7 @@ def kcat_metadata(bootstrap: list[str], topic: str) -> dict[str, object]:
     return parsed
 
 
+@pytest.mark.compat
 async def test_metadata_matches_kcat(make_topic: MakeTopic, bootstrap_servers: list[str]) -> None:
     topic = make_topic(partitions=4)
     async with open_client(bootstrap_servers) as client:
@@ -57,6 +58,7 @@ async def test_metadata_matches_kcat(make_topic: MakeTopic, bootstrap_servers: l
         assert sorted(mine.isr) == sorted(r["id"] for r in p["isrs"])
 
 
+@pytest.mark.compat
 async def test_partitions_count_and_auto_creation(
     make_topic: MakeTopic, bootstrap_servers: list[str]
 ) -> None:
@@ -74,6 +76,7 @@ async def test_partitions_count_and_auto_creation(
             await client.get_partitions_count(f"{topic}-never")
 
 
+@pytest.mark.compat
 async def test_api_versions_negotiated_with_a_real_broker(bootstrap_servers: list[str]) -> None:
     async with open_client(bootstrap_servers) as client:
         host, port = bootstrap_servers[0].rsplit(":", 1)
@@ -89,6 +92,7 @@ async def test_api_versions_negotiated_with_a_real_broker(bootstrap_servers: lis
     assert connection.api_versions[18][1] >= 3
 
 
+@pytest.mark.compat
 async def test_group_coordinator(bootstrap_servers: list[str], kafka: KafkaCluster) -> None:
     async with open_client(bootstrap_servers) as client:
         coordinator = await client.get_group_coordinator("trio-brod-test-group")

@@ -79,6 +79,7 @@ async def committed(kafka: KafkaCluster, group: str, topic: str, partitions: int
         return await fetch_committed(coordinator, group, [(topic, p) for p in range(partitions)])
 
 
+@pytest.mark.compat
 async def test_one_member_consumes_and_commits_every_partition(
     kafka: KafkaCluster, make_topic: MakeTopic
 ) -> None:
@@ -108,6 +109,7 @@ async def test_one_member_consumes_and_commits_every_partition(
     assert await committed(kafka, group, topic, 4) == {(topic, p): 10 for p in range(4)}
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("assignor", ["test-range", "range", "roundrobin", "cooperative-sticky"])
 async def test_two_members_split_the_partitions(
     kafka: KafkaCluster, make_topic: MakeTopic, assignor: str
@@ -213,6 +215,7 @@ async def test_a_long_handler_does_not_get_the_member_evicted(
     assert await committed(kafka, group, topic, 1) == {(topic, 0): 1}
 
 
+@pytest.mark.compat
 async def test_commits_from_an_old_generation_are_refused(
     kafka: KafkaCluster, make_topic: MakeTopic
 ) -> None:
@@ -242,6 +245,7 @@ async def test_commits_from_an_old_generation_are_refused(
             )
 
 
+@pytest.mark.compat
 async def test_a_static_member_restarted_keeps_its_generation(
     kafka: KafkaCluster, make_topic: MakeTopic
 ) -> None:
@@ -259,6 +263,7 @@ async def test_a_static_member_restarted_keeps_its_generation(
             assert {a.partition for a in member.assignments()} == {0, 1, 2}
 
 
+@pytest.mark.compat
 async def test_cooperative_rebalance_commits_kept_and_revoked_partitions(
     kafka: KafkaCluster, make_topic: MakeTopic
 ) -> None:

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from trio_brod.testing import (
     KafkaToolError,
     _layout,
     kafka_cluster,
+    resolve_kafka_jars,
 )
 from trio_brod.testing.pytest_plugin import MakeTopic
 
@@ -140,6 +142,21 @@ def test_console_tools_round_trip(kafka: KafkaCluster, make_topic: MakeTopic) ->
     command = kafka.tool_command(KafkaTool.PRODUCER_PERFORMANCE, "--help")
     assert command[0].endswith("java")
     assert command[command.index(KafkaTool.PRODUCER_PERFORMANCE) + 1] == "--bootstrap-server"
+
+
+@pytest.mark.compat
+@pytest.mark.integration
+def test_every_tool_runs_as_a_class_of_this_kafka(kafka: KafkaCluster) -> None:
+    # Some tools moved to another class between releases (the console producer in 4.0,
+    # kafka-configs in 4.4): each KafkaTool must start a class this release's jars hold.
+    classes: set[str] = set()
+    for jar in resolve_kafka_jars(kafka.kafka_version).libs.glob("*.jar"):
+        with zipfile.ZipFile(jar) as archive:
+            classes.update(archive.namelist())
+    for tool in KafkaTool:
+        command = kafka.tool_command(tool)
+        main_class = command[command.index("-cp") + 2]
+        assert f"{main_class.replace('.', '/')}.class" in classes, (kafka.kafka_version, tool)
 
 
 # ---- three brokers ---------------------------------------------------------------------------

@@ -136,6 +136,7 @@ def sample_messages(rng: random.Random, count: int) -> list[Message]:
     return messages
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 async def test_every_codec_and_acks_round_trip(
     bootstrap_servers: list[str], codec: CompressionName
@@ -375,6 +376,7 @@ async def test_broker_size_limit_splits_batches_and_refuses_one_message(
 # ------------------------------------------------------------------------------ idempotence
 
 
+@pytest.mark.compat
 async def test_the_broker_accepts_a_new_epoch_after_a_gap(bootstrap_servers: list[str]) -> None:
     async with open_client(bootstrap_servers) as client:
         topic = await auto_created(client, "epoch")

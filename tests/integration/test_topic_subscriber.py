@@ -9,7 +9,8 @@ from trio_brod import ConsumerConfig, MessageSet, open_client, open_topic_subscr
 from trio_brod.protocol.records import Record
 from trio_brod.testing.pytest_plugin import MakeTopic
 
-pytestmark = pytest.mark.integration
+# Every test here is a core test, run against each supported Kafka too (nox -s compat).
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 
 EARLIEST = ConsumerConfig(begin_offset="earliest", max_wait_time=0.5)
 

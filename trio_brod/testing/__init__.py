@@ -56,9 +56,11 @@ from trio_brod.testing._jars import (
 from trio_brod.testing._jvm import KafkaTool
 from trio_brod.testing._probe import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
 from trio_brod.testing._security import unsecured_oauth_token
+from trio_brod.testing._versions import SUPPORTED_KAFKA_VERSIONS, parse_kafka_version
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
+    "SUPPORTED_KAFKA_VERSIONS",
     "AsyncKafkaCluster",
     "BrokerInfo",
     "ClusterMetadata",
@@ -71,6 +73,7 @@ __all__ = [
     "PartitionInfo",
     "TopicInfo",
     "kafka_cluster",
+    "parse_kafka_version",
     "resolve_kafka_jars",
     "unsecured_oauth_token",
 ]

@@ -32,6 +32,7 @@ __all__ = [
     "KafkaJars",
     "KafkaNotAvailable",
     "find_java",
+    "harness_kafka_version",
     "kafka_cache_root",
     "resolve_kafka_jars",
 ]
@@ -193,6 +194,20 @@ def kafka_cache_root() -> Path:
 
 def _default_version() -> str:
     return os.environ.get("TRIO_BROD_KAFKA_VERSION") or DEFAULT_KAFKA_VERSION
+
+
+def harness_kafka_version() -> str:
+    """The Kafka version the harness runs by default, known without starting or fetching it.
+
+    That of ``$KAFKA_HOME``'s jars if it is set, else ``$TRIO_BROD_KAFKA_VERSION``, else
+    :data:`DEFAULT_KAFKA_VERSION`: what :func:`resolve_kafka_jars` would use. The pytest
+    plugin decides with it whether a test's ``requires_kafka`` is met, before any broker
+    starts.
+    """
+    kafka_home = os.environ.get("KAFKA_HOME")
+    if kafka_home:
+        return _version_from_jars(Path(kafka_home).expanduser() / "libs")
+    return _default_version()
 
 
 def _version_from_jars(libs: Path) -> str:

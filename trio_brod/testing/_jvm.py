@@ -25,12 +25,15 @@ from trio_brod.testing._errors import KafkaStartError
 from trio_brod.testing._jars import KafkaJars, kafka_cache_root
 from trio_brod.testing._layout import BROKER_LOG4J2_FILE, TOOLS_LOG4J2_FILE
 from trio_brod.testing._node import Node
+from trio_brod.testing._versions import tool_main_class
 
 
 class KafkaTool(enum.StrEnum):
     """Main classes of Kafka's command line tools, for :meth:`KafkaCluster.tool_command`.
 
-    The values are plain strings, so any other main class on the classpath works too.
+    The values are plain strings, so any other main class on the classpath works too. They
+    are the names in the default Kafka release; a tool that has another name in the release
+    running gets that one (see ``_versions.tool_main_class``).
     """
 
     CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
@@ -164,7 +167,8 @@ class Launcher:
 
     def tool_command(self, main_class: str, args: Sequence[str], *, quick: bool) -> list[str]:
         """The command line that runs ``main_class`` (a tool) with ``args``; ``quick``: with
-        the flags for tools that exit after a second."""
+        the flags for tools that exit after a second. A tool that moved to another class in
+        this Kafka release runs as that class."""
         return [
             self.jars.java.executable,
             *_TOOL_JVM_FLAGS,
@@ -173,7 +177,7 @@ class Launcher:
             f"-Dlog4j2.configurationFile={self.directory / TOOLS_LOG4J2_FILE}",
             "-cp",
             self.jars.classpath,
-            main_class,
+            tool_main_class(main_class, self.jars.version),
             *args,
         ]
 

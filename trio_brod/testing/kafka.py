@@ -8,6 +8,8 @@
     python -m trio_brod.testing.kafka --sasl-user alice=alice-secret --tls
                                                       # + SASL_PLAINTEXT, SSL, SASL_SSL
     python -m trio_brod.testing.kafka --fetch-only    # fetch the jars, print where
+    python -m trio_brod.testing.kafka --fetch-only --all-supported
+                                                      # those of every supported version
 
 It prints the bootstrap servers (of each listener, and the CA file with ``--tls``), then runs
 until Ctrl-C or SIGTERM, when it stops the brokers and deletes their data (``--keep-data``
@@ -28,6 +30,7 @@ from trio_brod.testing._cluster import KafkaCluster
 from trio_brod.testing._errors import KafkaStartError
 from trio_brod.testing._jars import KafkaNotAvailable, resolve_kafka_jars
 from trio_brod.testing._security import SASL_MECHANISMS
+from trio_brod.testing._versions import SUPPORTED_KAFKA_VERSIONS
 
 __all__ = ["main"]
 
@@ -78,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only make sure the Kafka jars are available (fetching them), print where",
     )
+    parser.add_argument(
+        "--all-supported",
+        action="store_true",
+        help="with --fetch-only: the jars of every supported Kafka version "
+        f"({', '.join(SUPPORTED_KAFKA_VERSIONS)}), for `nox -s compat`",
+    )
     return parser
 
 
@@ -95,9 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
+        if args.all_supported and (not args.fetch_only or args.kafka_version):
+            raise ValueError("--all-supported goes with --fetch-only, without --kafka-version")
         if args.fetch_only:
-            jars = resolve_kafka_jars(args.kafka_version)
-            print(f"Kafka {jars.version} jars ({jars.source}): {jars.libs}")
+            versions: Sequence[str | None] = (
+                SUPPORTED_KAFKA_VERSIONS if args.all_supported else [args.kafka_version]
+            )
+            for version in versions:
+                jars = resolve_kafka_jars(version)
+                print(f"Kafka {jars.version} jars ({jars.source}): {jars.libs}")
             print(f"Java {jars.java.major}: {jars.java.executable}")
             return 0
         security: dict[str, Any] = {"tls": args.tls}

@@ -14,6 +14,8 @@ test suite:
     A session-wide single broker with security listeners beside its PLAINTEXT one:
     SASL_PLAINTEXT, SSL and SASL_SSL (see :data:`SECURE_USERS` and
     :func:`kafka_secure` for the details), also started on first use.
+``kafka_version``
+    The Kafka version the fixtures run (``"4.3.1"``), known without starting a broker.
 ``make_topic``
     A function that creates a uniquely named topic and returns its name::
 
@@ -35,7 +37,17 @@ Trio tests use them as they are, or wrap a cluster in
 Trio loop.
 
 Markers registered here: ``integration`` (needs a real broker) and ``cluster`` (needs the
-three-broker cluster); select with ``-m "not integration"`` for a unit-only run.
+three-broker cluster); select with ``-m "not integration"`` for a unit-only run. And
+``requires_kafka(minimum, feature=None)``: the test needs Kafka ``minimum`` or newer, and is
+skipped on an older one with a reason that names the feature and both versions::
+
+    @pytest.mark.requires_kafka("4.0", feature="KIP-848 consumer groups")
+    async def test_consumer_protocol(bootstrap_servers): ...
+
+    # skipped on 3.9.1: needs Kafka 4.0 or newer (KIP-848 consumer groups); this run uses
+    # Kafka 3.9.1
+
+That is the one skip the plugin makes, and only for a broker that cannot have the feature.
 
 Environment variables (see :mod:`trio_brod.testing` for the others):
 ``KAFKA_HOME``, ``TRIO_BROD_KAFKA_VERSION``, ``TRIO_BROD_KAFKA_CACHE``,
@@ -53,6 +65,8 @@ from typing import Protocol
 import pytest
 
 from trio_brod.testing._cluster import KafkaCluster
+from trio_brod.testing._jars import harness_kafka_version
+from trio_brod.testing._versions import requirement_problem
 
 __all__ = [
     "SECURE_REAUTH_SECONDS",
@@ -62,6 +76,7 @@ __all__ = [
     "kafka",
     "kafka_cluster3",
     "kafka_secure",
+    "kafka_version",
     "make_topic",
 ]
 
@@ -81,6 +96,43 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "integration: needs a real Kafka broker (started by trio_brod.testing)"
     )
     config.addinivalue_line("markers", "cluster: needs the three-broker cluster")
+    config.addinivalue_line(
+        "markers",
+        "requires_kafka(minimum, feature=None): needs Kafka `minimum` or newer; skipped, with "
+        "a reason naming the feature and the version running, on an older one",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test whose ``requires_kafka`` the Kafka version of this run does not meet."""
+    for marker in item.iter_markers("requires_kafka"):
+        minimum, feature = _requirement(marker)
+        problem = requirement_problem(minimum, harness_kafka_version(), feature)
+        if problem is not None:
+            pytest.skip(problem)
+
+
+def _requirement(marker: pytest.Mark) -> tuple[str, str | None]:
+    """``requires_kafka``'s arguments, checked: a mistake fails the test, never skips it."""
+    args, kwargs = list(marker.args), dict(marker.kwargs)
+    minimum = args.pop(0) if args else kwargs.pop("minimum", None)
+    feature = args.pop(0) if args else kwargs.pop("feature", None)
+    if args or kwargs or not isinstance(minimum, str) or not isinstance(feature, str | None):
+        raise TypeError(
+            "use @pytest.mark.requires_kafka(minimum: str, feature: str | None = None), "
+            f"not requires_kafka(*{marker.args!r}, **{marker.kwargs!r})"
+        )
+    return minimum, feature
+
+
+@pytest.fixture(scope="session")
+def kafka_version() -> str:
+    """The Kafka version the session's brokers run, e.g. ``"4.3.1"`` (none is started).
+
+    Compare with :func:`~trio_brod.testing.parse_kafka_version` for what differs between
+    releases; to skip a test that needs a newer Kafka, mark it ``requires_kafka`` instead.
+    """
+    return harness_kafka_version()
 
 
 @pytest.fixture(scope="session")
