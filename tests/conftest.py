@@ -29,3 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             misplaced.append(f"{item.nodeid}: marked integration, but in tests/unit")
     if misplaced:
         raise pytest.UsageError("tests in the wrong directory:\n" + "\n".join(misplaced))
+
+
+# OpenTelemetry's SDK behind the global providers, for the tests that read metrics and spans.
+from tests.otel import otel  # noqa: E402, F401

@@ -311,6 +311,8 @@ class ProducerConfig:
         flush_timeout: When the client closes (or ``stop_producer`` is called), seconds to
             wait for buffered messages to be acknowledged; what is left after that fails
             with :class:`~trio_brod.ProducerClosed`.
+        trace_context: Add the current OpenTelemetry span's W3C ``traceparent`` header to
+            each message (off: trio-brod never adds headers unless asked).
 
     Raises:
         ConfigError: A field has a bad value; the message names the field.
@@ -333,6 +335,7 @@ class ProducerConfig:
     max_request_size: int = 1024 * 1024
     partitioner: PartitionerName | Partitioner = "default"
     flush_timeout: float = 30.0
+    trace_context: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.required_acks, bool) or self.required_acks not in (-1, 0, 1):
@@ -522,6 +525,8 @@ class ConsumerConfig:
             ``max_wait_time``); ``"shared"`` uses the client's connection to the leader, where
             other requests (producing, metadata) wait behind a fetch waiting for data. None
             means ``"shared"`` with ``share_leader_conn``, otherwise ``"partition"``.
+        trace_context: Link subscribers' handler spans to the spans in the messages'
+            ``traceparent`` headers (see the operations guide).
     """
 
     begin_offset: BeginOffset = "latest"
@@ -536,6 +541,7 @@ class ConsumerConfig:
     size_stat_window: int = 5
     share_leader_conn: bool = False
     fetch_connection: FetchConnection | None = None
+    trace_context: bool = False
 
     def __post_init__(self) -> None:
         if not _begin_offset_ok(self.begin_offset):

@@ -36,6 +36,7 @@ from trio_brod._exceptions import (
 )
 from trio_brod._log import Repeats, connection_log
 from trio_brod._net import Connection, mechanism_factory
+from trio_brod.observe import _hooks as observe
 
 __all__ = ["ConnectionPool", "ConnectionSlot"]
 
@@ -206,13 +207,24 @@ class ConnectionPool:
             limit = self._opening[host, port] = trio.Semaphore(_MAX_OPENING)
         connection = Connection(host, port, self.config)
         async with limit:
-            await nursery.start(self._run_connection, connection)
+            try:
+                await nursery.start(self._run_connection, connection)
+            except BrokerConnectionError as exc:
+                if observe.state.hooks:
+                    observe.connection_failed(host, port, exc)
+                raise
+        if observe.state.hooks:
+            observe.connection_opened(host, port)
         return connection
 
     async def _run_connection(
         self, connection: Connection, *, task_status: trio.TaskStatus[Connection]
     ) -> None:
-        await connection.run(sasl_mechanism=self._sasl, task_status=task_status)
+        try:
+            await connection.run(sasl_mechanism=self._sasl, task_status=task_status)
+        finally:
+            if connection.closed_at is not None and observe.state.hooks:
+                observe.connection_closed(connection.host, connection.port, connection.close_reason)
         reason = connection.close_reason
         if isinstance(reason, (ConnectionLost, RequestTimedOut)):
             # Every private connection to a broker that died closes at once: one line.

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -85,6 +86,7 @@ from trio_brod._net.handshake import (
 from trio_brod._net.merge import answer_parts, lone_part, merge, part_for, plan
 from trio_brod._net.pending import MergedRequest, Part, PendingResponse, Queued, Write
 from trio_brod._util import describe
+from trio_brod.observe import _hooks as observe
 from trio_brod.protocol import (
     DecodeError,
     FetchRequest,
@@ -304,6 +306,7 @@ class Connection:
         if timeout is None:
             timeout = self._config.request_timeout
         pending = self.send(message, version, expect_response=expect_response)
+        started = time.perf_counter()
         try:
             with trio.move_on_after(timeout):
                 await pending.done.wait()
@@ -312,7 +315,13 @@ class Connection:
                 pending.abandoned = True
         if not pending.done.is_set():
             self.abort(f"a request got no response within {timeout}s")
-            raise RequestTimedOut(self.address, f"no response within {timeout}s")
+            timed_out = RequestTimedOut(self.address, f"no response within {timeout}s")
+            if observe.state.hooks:
+                observe.request_answered(self.address, message, pending.version, started, timed_out)
+            raise timed_out
+        if observe.state.hooks:
+            error = pending.error
+            observe.request_answered(self.address, message, pending.version, started, error)
         return pending.result()
 
     def abandon(self, pending: PendingResponse) -> None:

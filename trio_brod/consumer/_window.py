@@ -113,6 +113,13 @@ class Window:
         if self.acked is None:
             self.resume = offset
 
+    def lag(self, high_watermark: int) -> int | None:
+        """Messages from the first not acknowledged (or where the subscription started) to
+        ``high_watermark``; None while either is unknown (-1 or unresolved)."""
+        if high_watermark < 0 or self.resume is None:
+            return None
+        return max(0, high_watermark - self.resume)
+
     def hand_on(self) -> BeginOffset:
         """Where the next subscriber without a ``begin_offset`` starts (rule 4)."""
         return self.begin if self.resume is None else self.resume

@@ -57,6 +57,7 @@ from trio_brod._config import ConsumerConfig, Timestamp
 from trio_brod._util import unwrap_single_exception
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.consumer.worker import Subscription
+from trio_brod.observe import observed_handler
 from trio_brod.protocol.records import Record
 
 __all__ = [
@@ -152,6 +153,12 @@ class TopicSubscriber:
         if subscription is None:
             raise KeyError(f"{self.topic}[{partition}] is not subscribed (yet)")
         subscription.ack(offset)
+
+    def lag(self) -> dict[int, int]:
+        """Per subscribed partition whose high watermark is known: the messages from the
+        first not acknowledged to the high watermark (:attr:`Subscription.lag`)."""
+        lags = {p: s.lag for p, s in list(self._subscriptions.items())}
+        return {partition: lag for partition, lag in lags.items() if lag is not None}
 
     def handled_offsets(self) -> dict[int, int]:
         """The offset of the last message handled, per partition (those with any)."""
@@ -269,9 +276,18 @@ async def open_topic_subscriber(
                     # without a begin_offset continues after the last acknowledged message.
                     partition_options.pop("begin_offset", None)
                     progress.subscribed(subscription)
+                    # Timed and traced only when observed (see trio_brod.observe).
+                    observed = observed_handler(
+                        handle,
+                        topic,
+                        partition,
+                        None,
+                        message_type,
+                        subscription.config.trace_context,
+                    )
                     try:
                         await _handle_partition(
-                            progress.handled, subscription, handle, message_type, handler_errors
+                            progress.handled, subscription, observed, message_type, handler_errors
                         )
                     finally:
                         del progress.subscriptions[partition]

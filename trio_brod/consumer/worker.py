@@ -46,6 +46,7 @@ from trio_brod.consumer._fetch import (
 )
 from trio_brod.consumer._window import Window, begin_for
 from trio_brod.consumer.message_set import MessageSet
+from trio_brod.observe import _hooks as observe
 from trio_brod.protocol import FetchRequest
 from trio_brod.protocol.errors import KafkaError, OffsetOutOfRangeError
 
@@ -131,7 +132,10 @@ class _Serving:
             return
         runs = self.window.take()
         if runs:
-            self.send.send_nowait(MessageSet(topic, partition, self.high_watermark, runs))
+            message_set = MessageSet(topic, partition, self.high_watermark, runs)
+            self.send.send_nowait(message_set)
+            if observe.state.hooks:
+                observe.delivered(message_set)
 
     def fail(self, error: BaseException) -> None:
         """Hand an error the worker cannot recover from to the subscriber."""
@@ -225,6 +229,12 @@ class Subscription:
     def unacked_bytes(self) -> int:
         """Bytes delivered and not acknowledged yet, as charged to the prefetch window."""
         return self._serving.window.unacked_bytes
+
+    @property
+    def lag(self) -> int | None:
+        """Messages from the first not acknowledged to the high watermark, as of the last
+        fetch (None before the first answer): how far behind the subscriber is."""
+        return self._serving.window.lag(self._serving.high_watermark)
 
 
 class PartitionConsumer:
@@ -336,6 +346,12 @@ class PartitionConsumer:
         """
         return self._subscription
 
+    @property
+    def lag(self) -> int | None:
+        """The current subscription's :attr:`~Subscription.lag` (None without one)."""
+        subscription = self._subscription
+        return None if subscription is None else subscription.lag
+
     def _set_serving(self, serving: _Serving | None) -> None:
         self._serving = serving
         self._changed.set()
@@ -428,6 +444,8 @@ class PartitionConsumer:
                     refresh = True
                 delay = backoff.next_delay()
                 serving.retrying = True
+                if observe.state.hooks:
+                    observe.retried("receive", self.topic, self.partition, exc)
                 self._pool.repeats.warning(
                     consumer_log,
                     ("fetch", self.topic, self.partition),

@@ -91,6 +91,7 @@ from trio_brod.groups._types import (
     resolve_assignor_spec,
 )
 from trio_brod.groups.offsets import commit_offsets, fetch_committed
+from trio_brod.observe import _hooks as observe
 from trio_brod.protocol import (
     HeartbeatRequest,
     JoinGroupRequest,
@@ -423,6 +424,7 @@ class GroupMember:
                 action.generation.member_id,
                 sorted(action.partitions),
             )
+            observe.rebalanced(self.group_id, action.generation, action.partitions)
         elif isinstance(action, SendLeave):
             await self._send_leave(action)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
@@ -23,6 +24,7 @@ import trio
 from trio_brod._backoff import Retry
 from trio_brod._util import ms_up
 from trio_brod.groups._coordinator import GroupCoordinator
+from trio_brod.observe import _hooks as observe
 from trio_brod.protocol import OffsetCommitRequest, OffsetFetchRequest
 from trio_brod.protocol.errors import UnstableOffsetCommitError, for_code
 
@@ -190,6 +192,32 @@ async def commit_offsets(
     if not by_topic:
         await trio.lowlevel.checkpoint()
         return
+    started = time.perf_counter()
+    try:
+        await _commit(
+            coordinator,
+            group_id,
+            by_topic,
+            retention_ms,
+            generation_id,
+            member_id,
+            group_instance_id,
+        )
+    except Exception as exc:
+        observe.committed(group_id, len(offsets), started, exc)
+        raise
+    observe.committed(group_id, len(offsets), started, None)
+
+
+async def _commit(
+    coordinator: GroupCoordinator,
+    group_id: str,
+    by_topic: Any,
+    retention_ms: int,
+    generation_id: int,
+    member_id: str,
+    group_instance_id: str | None,
+) -> None:
     low, high = commit_versions(retention_ms)
     response = await coordinator.request_versioned(
         OffsetCommitRequest,

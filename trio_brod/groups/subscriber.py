@@ -60,6 +60,7 @@ from trio_brod.groups.member import (
     Listener,
     Topics,
 )
+from trio_brod.observe import observed_handler
 
 __all__ = ["GroupSubscriber", "Outcome", "open_group_subscriber"]
 
@@ -199,6 +200,7 @@ async def open_group_subscriber(
                     nursery.start_soon(
                         _work,
                         client,
+                        group_id,
                         assigned,
                         handle,
                         handler_factory,
@@ -243,6 +245,7 @@ async def open_group_subscriber(
 
 async def _work(
     client: _Client,
+    group_id: str,
     assigned: AssignedPartition,
     handle: GroupHandler | None,
     handler_factory: HandlerFactory | None,
@@ -260,13 +263,27 @@ async def _work(
                 assigned.topic, assigned.partition, **partition_options
             ) as subscription:
                 assigned.on_ack = subscription.ack
+
+                def observed(handler: PartitionHandler) -> PartitionHandler:
+                    # Timed and traced only when observed (see trio_brod.observe).
+                    return observed_handler(
+                        handler,
+                        assigned.topic,
+                        assigned.partition,
+                        group_id,
+                        message_type,
+                        subscription.config.trace_context,
+                    )
+
                 if handler_factory is not None:
                     async with handler_factory(assigned) as partition_handler:
-                        await _consume(assigned, subscription, partition_handler, message_type)
+                        handler = observed(partition_handler)
+                        await _consume(assigned, subscription, handler, message_type)
                 else:
                     assert handle is not None
                     # A partial, not a wrapper coroutine: one frame less per message.
-                    await _consume(assigned, subscription, partial(handle, assigned), message_type)
+                    bound = partial(handle, assigned)
+                    await _consume(assigned, subscription, observed(bound), message_type)
         except Exception as exc:
             failure.fail(exc)
         finally:

@@ -25,10 +25,12 @@ state and to test (a hypothesis state machine does, in ``tests/unit/test_produce
 from __future__ import annotations
 
 import enum
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
+from trio_brod.observe import _hooks as observe
 from trio_brod.producer.receipt import DeliveryReceipt, raise_callback_errors
 from trio_brod.protocol.errors import (
     ClusterAuthorizationFailedError,
@@ -144,6 +146,7 @@ class WireBatch:
         "producer_epoch",
         "producer_id",
         "record_count",
+        "sent_at",
         "size",
     )
 
@@ -169,6 +172,8 @@ class WireBatch:
         self.base_sequence = -1
         self.pending: Any = None
         self.deadline = 0.0
+        #: ``time.perf_counter()`` when last sent (for latency, seen by hooks).
+        self.sent_at = 0.0
 
     def records(self) -> Sequence[RecordTuple]:
         """All records of the batch, in order."""
@@ -435,22 +440,39 @@ class ProducerBuffer:
         """Record that ``batch`` is now on the wire (after every batch sent before it)."""
         if len(self.onwire) >= self.onwire_limit:
             raise RuntimeError("onwire limit exceeded")
+        if batch.attempts and observe.state.hooks:
+            call = batch.calls[0]
+            observe.retried("send", call.topic, call.partition, batch.cause)
         batch.attempts += 1
+        batch.sent_at = time.perf_counter()
         self.onwire.append(batch)
 
     def acknowledge(self, base_offset: int) -> WireBatch:
         """The oldest batch on the wire was written at ``base_offset``: resolve its calls."""
         batch = self.onwire.popleft()
+        if observe.state.hooks:
+            observe.produced(batch, base_offset, None)
         batch.resolve(base_offset)
         return batch
 
-    def fail_first(self) -> WireBatch:
-        """Take the oldest batch off the wire because its request failed.
+    def fail_first(self, error: BaseException | None = None) -> WireBatch:
+        """Take the oldest batch off the wire because its request failed (with ``error``,
+        which hooks are told about).
 
         The caller decides its fate: :meth:`requeue_failed` to send it again, or
         ``batch.fail(error)`` to give up on it.
         """
-        return self.onwire.popleft()
+        batch = self.onwire.popleft()
+        if observe.state.hooks:
+            observe.produced(batch, -1, error)
+        return batch
+
+    def waiting_records(self) -> tuple[int, int]:
+        """How many records wait to be sent (new or to retry), and how many are on the
+        wire (read by the records-waiting gauge, not on any hot path)."""
+        queued = sum(len(call.records) for call in self.queued)
+        queued += sum(batch.record_count for batch in self.retry)
+        return queued, sum(batch.record_count for batch in self.onwire)
 
     def requeue_failed(self, batches: Iterable[WireBatch]) -> None:
         """Put failed batches, given oldest first, at the front of the retry queue."""

@@ -56,6 +56,7 @@ from trio_brod._exceptions import (
     ProducerClosed,
 )
 from trio_brod._log import producer_log
+from trio_brod.observe import _hooks, messages_with_traceparent, with_traceparent
 from trio_brod.producer._buffer import (
     Call,
     ProducerBuffer,
@@ -196,6 +197,7 @@ class PartitionProducer(Intake):
         self._retrying = False
         #: Set when the worker task has ended.
         self.finished = trio.Event()
+        _hooks.track_producer(self._buffer, topic, partition)
 
     def __repr__(self) -> str:
         return f"<PartitionProducer {self.topic}[{self.partition}] buffered={len(self._buffer)}>"
@@ -235,6 +237,8 @@ class PartitionProducer(Intake):
         if value is not None and type(value) is not bytes:
             value = checked_bytes(value, "value")
         headers = checked_headers(headers) if headers else ()
+        if self.config.trace_context:
+            headers = with_traceparent(headers)
         record = (
             _now_ms() if timestamp is None else checked_timestamp(timestamp),
             key,
@@ -268,6 +272,8 @@ class PartitionProducer(Intake):
         this returns.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        if self.config.trace_context:
+            messages = messages_with_traceparent(messages)
         now = _now_ms()
         # Two paths to the same records and size. The loop below is the reference, and takes
         # anything. The C extension takes the common case -- a list or tuple of (key, value)
@@ -770,20 +776,20 @@ class PartitionProducer(Intake):
                     # Too big as a whole (compression made a poor guess of the size, or the
                     # broker's limit is lower): send it again as two halves, at once. Not a
                     # retry; the halves keep its sequence numbers.
-                    buffer.fail_first()
+                    buffer.fail_first(error)
                     round_.add(batch.split(), error, reconnect=False)
                     return
                 if code in SEQUENCE_CODES and self._sequence is not None:
                     cause = self._sequence.sequence_error(code, error, batch, round_.error)
-                    round_.add([buffer.fail_first()], cause, reconnect=False)
+                    round_.add([buffer.fail_first(error)], cause, reconnect=False)
                     return
         if not refused_unwritten(error):
             batch.maybe_written = True  # a lost response, or an error after the append
         if getattr(error, "retriable", False):
-            round_.add([buffer.fail_first()], error, reconnect=True)
+            round_.add([buffer.fail_first(error)], error, reconnect=True)
         elif self._sequence is not None and batch.base_sequence >= 0:
             # Given up for good. It leaves a gap in the sequence numbers: send nothing more
             # this round; at its end the batches behind it are renumbered (end_round).
-            round_.add([buffer.fail_first()], error, reconnect=False, final=True)
+            round_.add([buffer.fail_first(error)], error, reconnect=False, final=True)
         else:
-            buffer.fail_first().fail(error)
+            buffer.fail_first(error).fail(error)

@@ -1,0 +1,372 @@
+"""trio_brod.observe without a broker: traceparent values, hook dispatch, the hooks and
+OpenTelemetry data of the producer (fake cluster) and the topic subscriber (fake log)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+
+from tests.fakes.cluster import NOT_ENOUGH_REPLICAS, TOPIC, FakeCluster, quick
+from tests.fakes.log import FakeLog
+from tests.otel import Otel, install
+from trio_brod import Client, ConsumerConfig, Message, observe, open_client, open_topic_subscriber
+from trio_brod.observe import _hooks
+from trio_brod.observe._otel import OpenTelemetryHook
+from trio_brod.observe.traceparent import (
+    find_traceparent,
+    format_traceparent,
+    parse_traceparent,
+)
+from trio_brod.protocol.errors import NotEnoughReplicasError
+from trio_brod.protocol.records import Record, encode_batch
+
+# ------------------------------------------------------------------------- traceparent
+
+trace_ids = st.integers(1, (1 << 128) - 1)
+span_ids = st.integers(1, (1 << 64) - 1)
+flags = st.integers(0, 255)
+
+
+@given(trace_ids, span_ids, flags)
+def test_traceparent_round_trip(trace_id: int, span_id: int, flag: int) -> None:
+    text = format_traceparent(trace_id, span_id, flag)
+    assert len(text) == 55
+    assert text == text.lower()
+    assert parse_traceparent(text) == (trace_id, span_id, flag)
+    assert parse_traceparent(text.encode()) == (trace_id, span_id, flag)
+
+
+@given(st.one_of(st.text(), st.binary()))
+def test_parsing_anything_never_raises(value: str | bytes) -> None:
+    parsed = parse_traceparent(value)
+    if parsed is not None:
+        text = value.decode() if isinstance(value, bytes) else value
+        # What parsed is exactly its fields again, in the version it came with.
+        assert text[:55] == text[:3] + format_traceparent(*parsed)[3:]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", True),
+        # A later version may add fields after a dash.
+        ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", True),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", False),
+        ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", False),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", False),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", False),
+        ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", False),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", False),
+        ("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", False),
+        ("00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01", False),
+    ],
+)
+def test_traceparent_validity(value: str, expected: bool) -> None:
+    assert (parse_traceparent(value) is not None) is expected
+
+
+def test_format_refuses_zero_ids() -> None:
+    with pytest.raises(ValueError, match="non-zero"):
+        format_traceparent(0, 1, 1)
+    with pytest.raises(ValueError, match="non-zero"):
+        format_traceparent(1, 0, 1)
+
+
+header_values = st.one_of(st.none(), st.binary(max_size=80), st.text(max_size=80))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["traceparent", "x", ""]), header_values)))
+def test_finding_a_traceparent_in_any_headers_never_raises(headers: list[Any]) -> None:
+    found = find_traceparent(headers)
+    if found is not None:
+        assert any(k == "traceparent" and parse_traceparent(v) == found for k, v in headers)
+
+
+# ------------------------------------------------------------------------------ hooks
+
+
+class Recorder(observe.Hook):
+    """Records every event, by kind."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def produced(self, event: observe.Produced) -> None:
+        self.events.append(event)
+
+    def retried(self, event: observe.Retried) -> None:
+        self.events.append(event)
+
+    def delivered(self, event: observe.Delivered) -> None:
+        self.events.append(event)
+
+    def handled(self, event: observe.Handled) -> None:
+        self.events.append(event)
+
+    def request_answered(self, event: observe.RequestAnswered) -> None:
+        self.events.append(event)
+
+    def connection_opened(self, event: observe.ConnectionOpened) -> None:
+        self.events.append(event)
+
+    def connection_closed(self, event: observe.ConnectionClosed) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list[Any]:
+        return [event for event in self.events if isinstance(event, kind)]
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    hook = Recorder()
+    remove = observe.add_hook(hook)
+    yield hook
+    remove()
+
+
+def test_a_failing_hook_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(observe.Hook):
+        def retried(self, event: observe.Retried) -> None:
+            raise RuntimeError("hook bug")
+
+    after = Recorder()
+    remove_broken = observe.add_hook(Broken())
+    remove_after = observe.add_hook(after)
+    try:
+        with caplog.at_level(logging.ERROR, "trio_brod.observe"):
+            _hooks.retried("send", "t", 0, None)
+    finally:
+        remove_broken()
+        remove_after()
+    assert "hook bug" in caplog.text
+    assert after.of(observe.Retried) == [observe.Retried("send", "t", 0, None)]
+
+
+async def test_unobserved_handlers_are_not_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def handle(partition: int, message: Any) -> None:
+        pass
+
+    monkeypatch.setattr(_hooks.state, "hooks", ())
+    assert observe.observed_handler(handle, "t", 0, None, "message", True) is handle
+    # A hook that does not override `handled` does not ask for handlers to be timed.
+    monkeypatch.setattr(_hooks.state, "hooks", (observe.Hook(),))
+    assert observe.observed_handler(handle, "t", 0, None, "message", True) is handle
+
+
+async def test_handlers_are_timed_with_their_errors(
+    monkeypatch: pytest.MonkeyPatch, recorder: Recorder
+) -> None:
+    monkeypatch.setattr(_hooks.state, "hooks", (recorder,))
+
+    async def handle(partition: int, message: Any) -> str:
+        if message == "bad":
+            raise ValueError("bad message")
+        return "done"
+
+    observed = observe.observed_handler(handle, "t", 3, "g", "message", False)
+    assert observed is not handle
+    assert await observed(3, "good") == "done"
+    with pytest.raises(ValueError, match="bad message"):
+        await observed(3, "bad")
+    handled = recorder.of(observe.Handled)
+    assert [(e.topic, e.partition, e.group, e.count) for e in handled] == [("t", 3, "g", 1)] * 2
+    assert handled[0].error is None
+    assert isinstance(handled[1].error, ValueError)
+    assert all(e.duration >= 0 for e in handled)
+
+
+# -------------------------------------------------------------- producer (fake cluster)
+
+
+@pytest.fixture
+async def cluster(nursery: trio.Nursery) -> FakeCluster:
+    return await FakeCluster().start(nursery)
+
+
+async def test_produce_batches_and_retries_reach_hooks(
+    cluster: FakeCluster, recorder: Recorder
+) -> None:
+    cluster.actions.extend([NOT_ENOUGH_REPLICAS] * 2)
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, quick(max_retries=3))
+        assert await client.produce_sync(TOPIC, b"v", partition=0) == 0
+        receipt = await client.produce_batch(TOPIC, [(None, b"a"), (None, b"b")], partition=0)
+        assert await receipt == 1
+    events = recorder.of(observe.Produced)
+    produced = [(e.topic, e.partition, e.count, type(e.error)) for e in events]
+    assert produced == [
+        (TOPIC, 0, 1, NotEnoughReplicasError),
+        (TOPIC, 0, 1, NotEnoughReplicasError),
+        (TOPIC, 0, 1, type(None)),
+        (TOPIC, 0, 2, type(None)),
+    ]
+    acknowledged = [e.base_offset for e in recorder.of(observe.Produced) if e.error is None]
+    assert acknowledged == [0, 1]
+    retried = recorder.of(observe.Retried)
+    assert [(e.operation, e.topic, e.partition) for e in retried] == [("send", TOPIC, 0)] * 2
+    assert all(isinstance(e.error, NotEnoughReplicasError) for e in retried)
+    # Connections: every one opened was closed by the end.
+    opened = recorder.of(observe.ConnectionOpened)
+    assert opened
+    assert len(recorder.of(observe.ConnectionClosed)) == len(opened)
+
+
+async def test_produce_metrics_and_spans(cluster: FakeCluster, otel: Otel) -> None:
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": TOPIC,
+        "messaging.destination.partition.id": "0",
+        "messaging.operation.name": "send",
+    }
+    sent_before = otel.total("messaging.client.sent.messages", **attributes)
+    timed_before = otel.count("messaging.client.operation.duration", **attributes)
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, quick())
+        for value in (b"a", b"b", b"c"):
+            await client.produce_sync(TOPIC, value, partition=0)
+        await (await client.produce_batch(TOPIC, [(None, b"d"), (None, b"e")], partition=0))
+    # Data is cumulative over the run: what this test added.
+    assert otel.total("messaging.client.sent.messages", **attributes) - sent_before == 5
+    assert otel.count("messaging.client.operation.duration", **attributes) - timed_before == 4
+    spans = otel.spans(f"send {TOPIC}")
+    assert sorted(s.attributes["messaging.batch.message_count"] for s in spans) == [1, 1, 1, 2]
+    assert all(s.kind is trace.SpanKind.PRODUCER for s in spans)
+    assert sorted(s.attributes["messaging.kafka.offset"] for s in spans) == [0, 1, 2, 3]
+
+
+async def test_traceparent_headers_only_when_asked(cluster: FakeCluster, otel: Otel) -> None:
+    tracer = trace.get_tracer("test")
+    async with open_client(cluster.bootstrap) as client:
+        with tracer.start_as_current_span("app") as span:
+            await client.start_producer(TOPIC, quick())
+            await client.produce_sync(TOPIC, b"plain", partition=0)
+            await client.stop_producer(TOPIC)
+            await client.start_producer(TOPIC, quick(trace_context=True))
+            await client.produce_sync(TOPIC, b"one", partition=0, headers=[("h", b"1")])
+            batch = [(None, b"two"), Message(b"three", headers=[("h", b"3")])]
+            await (await client.produce_batch(TOPIC, batch, partition=0))
+        context = span.get_span_context()
+        # Outside any span: nothing to propagate, so no header.
+        await client.produce_sync(TOPIC, b"after", partition=0)
+    value = format_traceparent(context.trace_id, context.span_id, int(context.trace_flags))
+    traceparent = ("traceparent", value.encode())
+    headers = {v: list(h) for s in cluster.sent for _, v, h in s.records}
+    assert headers == {
+        b"plain": [],
+        b"one": [("h", b"1"), traceparent],
+        b"two": [traceparent],
+        b"three": [("h", b"3"), traceparent],
+        b"after": [],
+    }
+
+
+# ------------------------------------------------------------ subscriber (fake log)
+
+SUBSCRIBED = FakeLog.topic
+APP_TRACE = (0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, 1)
+#: Headers a producer may have written: only the first is a traceparent to link to.
+ODD_HEADERS: list[list[tuple[str, bytes | None]]] = [
+    [("traceparent", format_traceparent(*APP_TRACE).encode())],
+    [("traceparent", None)],
+    [("traceparent", b"\xff\xfe not ascii")],
+    [("traceparent", b"00-" + b"0" * 32 + b"-00f067aa0ba902b7-01")],
+    [("traceparent", b"")],
+    [],
+]
+
+
+def append_with_headers(log: FakeLog, headers: list[list[tuple[str, bytes | None]]]) -> None:
+    records = [(1_000 + i, None, b"m%d" % i, h) for i, h in enumerate(headers)]
+    log.append_raw(encode_batch(records, base_offset=log.end))
+
+
+@pytest.mark.parametrize("message_type", ["message", "message_set"])
+async def test_subscriber_metrics_spans_and_links(
+    client: Client, log: FakeLog, otel: Otel, recorder: Recorder, message_type: Any
+) -> None:
+    handled: list[int] = []
+    done = trio.Event()
+
+    async def handle(partition: int, item: Any) -> None:
+        handled.extend([item.offset] if isinstance(item, Record) else [m.offset for m in item])
+        if len(handled) == len(ODD_HEADERS):
+            done.set()
+
+    partition_attributes = {
+        "messaging.destination.name": SUBSCRIBED,
+        "messaging.destination.partition.id": "0",
+    }
+    consumed_before = otel.total("messaging.client.consumed.messages", **partition_attributes)
+    timed_before = otel.count("messaging.process.duration", **partition_attributes)
+    append_with_headers(log, ODD_HEADERS)
+    config = ConsumerConfig(begin_offset="earliest", trace_context=True)
+    await client.start_consumer(SUBSCRIBED)
+    async with open_topic_subscriber(
+        client, SUBSCRIBED, handle, message_type=message_type, consumer_config=config
+    ) as subscriber:
+        with trio.fail_after(10):
+            await done.wait()
+        assert subscriber.lag() == {0: 0}
+        assert (await client.get_consumer(SUBSCRIBED, 0)).lag == 0
+    assert handled == list(range(len(ODD_HEADERS)))
+    delivered = recorder.of(observe.Delivered)
+    assert sum(e.count for e in delivered) == len(ODD_HEADERS)
+    assert delivered[-1].high_watermark == len(ODD_HEADERS)
+    assert delivered[-1].lag == 0
+    consumed = otel.total("messaging.client.consumed.messages", **partition_attributes)
+    assert consumed - consumed_before == len(ODD_HEADERS)
+    calls = len(ODD_HEADERS) if message_type == "message" else len(delivered)
+    timed = otel.count("messaging.process.duration", **partition_attributes)
+    assert timed - timed_before == calls
+    spans = otel.spans(f"process {SUBSCRIBED}")
+    assert len(spans) == calls
+    assert all(span.kind is trace.SpanKind.CONSUMER for span in spans)
+    links = [
+        (link.context.trace_id, link.context.span_id, int(link.context.trace_flags))
+        for span in spans
+        for link in span.links
+    ]
+    assert links == [APP_TRACE]  # the one valid traceparent; the odd ones are skipped
+
+
+async def test_no_links_unless_the_consumer_asks(client: Client, log: FakeLog, otel: Otel) -> None:
+    done = trio.Event()
+
+    async def handle(partition: int, message: Record) -> None:
+        done.set()
+
+    append_with_headers(log, ODD_HEADERS[:1])
+    await client.start_consumer(SUBSCRIBED)
+    config = ConsumerConfig(begin_offset="earliest")
+    async with open_topic_subscriber(client, SUBSCRIBED, handle, consumer_config=config):
+        with trio.fail_after(10):
+            await done.wait()
+    spans = otel.spans(f"process {SUBSCRIBED}")
+    assert len(spans) == 1
+    assert not spans[0].links
+
+
+class _Message:
+    def __init__(self, headers: Any) -> None:
+        self.headers = headers
+
+
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["traceparent", "x"]), header_values))))
+def test_handler_spans_take_any_headers(messages: list[Any]) -> None:
+    install()  # the SDK's tracer, so that the span records its links
+    hook = observe._otel_hook
+    assert isinstance(hook, OpenTelemetryHook)
+    batch = [_Message(headers) for headers in messages]
+    with hook.handler_span("t", 0, "g", batch, len(batch), linked=True):
+        span = trace.get_current_span()
+    valid = [find_traceparent(m.headers) for m in batch]
+    assert isinstance(span, ReadableSpan)
+    assert len(span.links) == len([v for v in valid if v is not None][:128])

@@ -1,0 +1,354 @@
+"""Event hooks: what the client tells observers, and how it tells them cheaply.
+
+Workers call the ``emit_*`` functions below at request, batch or message-set granularity,
+never per message, and only after checking :data:`state.hooks` (an empty tuple when no hook
+is registered), so that a client nobody observes pays one attribute test per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "Committed",
+    "ConnectionClosed",
+    "ConnectionFailed",
+    "ConnectionOpened",
+    "Delivered",
+    "Handled",
+    "Hook",
+    "Produced",
+    "Rebalanced",
+    "RequestAnswered",
+    "Retried",
+    "add_hook",
+    "remove_hook",
+]
+
+_log = logging.getLogger("trio_brod.observe")
+
+
+# ------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOpened:
+    """A connection to a broker is ready for requests (connected and handshaken)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """A connection that was open has closed (``reason`` says why, as text)."""
+
+    host: str
+    port: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionFailed:
+    """A connection could not be opened (refused, timed out, handshake or SASL failed)."""
+
+    host: str
+    port: int
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAnswered:
+    """A request sent with ``Connection.request`` was answered, or failed (``error``).
+
+    Covers metadata, fetches, offsets, group and admin requests; produce requests have
+    their own event, :class:`Produced`. ``latency`` is in seconds.
+    """
+
+    address: str
+    api: str
+    version: int
+    latency: float
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    """A produce request for one batch of one partition was answered.
+
+    ``count`` messages in ``size`` bytes (as estimated when accepted), ``latency`` seconds
+    from sending to the answer. ``error`` is None when the broker acknowledged the batch
+    (at ``base_offset``, -1 if unknown, e.g. with ``acks=0``); otherwise the batch may be
+    sent again (a :class:`Retried` event follows) or be given up.
+    """
+
+    topic: str
+    partition: int
+    count: int
+    size: int
+    latency: float
+    base_offset: int
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A message set was handed to a subscriber (one per set, not per message).
+
+    ``count`` messages, ``size`` bytes of fetched batches, the partition's
+    ``high_watermark`` when fetched, and ``lag``: how many messages after this set are
+    still to come up to the high watermark (0 when the subscriber is caught up).
+    """
+
+    topic: str
+    partition: int
+    count: int
+    size: int
+    high_watermark: int
+    lag: int
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """A subscriber's handler returned (or raised ``error``) for a message or message set.
+
+    ``group`` is the consumer group for a group subscriber, None for a topic subscriber;
+    ``count`` the number of messages handled in the call; ``duration`` in seconds.
+    """
+
+    topic: str
+    partition: int
+    group: str | None
+    count: int
+    duration: float
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """Offsets of ``partitions`` partitions were committed for ``group`` (or failed)."""
+
+    group: str
+    partitions: int
+    latency: float
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rebalanced:
+    """A group member completed a rebalance: ``assignment`` is what it owns now.
+
+    ``duration`` is the seconds from the decision to (re)join to this moment.
+    """
+
+    group: str
+    generation: int
+    member_id: str
+    assignment: frozenset[tuple[str, int]]
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class Retried:
+    """A failed request will be sent again: ``operation`` is ``"send"`` (a produce batch)
+    or ``"receive"`` (a fetch)."""
+
+    operation: str
+    topic: str
+    partition: int
+    error: BaseException | None
+
+
+# ------------------------------------------------------------------------------- hooks
+
+
+class Hook:
+    """Receives the client's events: subclass it and override the methods you need.
+
+    Every method is called synchronously, from the task where the event happened, so it
+    must be quick and must not block (count, time, put on a queue). An exception from a
+    hook is logged (``trio_brod.observe``) and otherwise ignored: observing cannot break
+    the client. Register with :func:`add_hook`; hooks apply to every client in the
+    process, as OpenTelemetry's global providers do.
+    """
+
+    def connection_opened(self, event: ConnectionOpened) -> None:
+        """A connection to a broker is ready."""
+
+    def connection_closed(self, event: ConnectionClosed) -> None:
+        """A connection closed."""
+
+    def connection_failed(self, event: ConnectionFailed) -> None:
+        """A connection could not be opened."""
+
+    def request_answered(self, event: RequestAnswered) -> None:
+        """A request (other than produce) was answered or failed."""
+
+    def produced(self, event: Produced) -> None:
+        """A produce request (one batch) was answered or failed."""
+
+    def delivered(self, event: Delivered) -> None:
+        """A message set was handed to a subscriber."""
+
+    def handled(self, event: Handled) -> None:
+        """A subscriber's handler finished a message or message set."""
+
+    def committed(self, event: Committed) -> None:
+        """Offsets were committed (or the commit failed)."""
+
+    def rebalanced(self, event: Rebalanced) -> None:
+        """A group member completed a rebalance."""
+
+    def retried(self, event: Retried) -> None:
+        """A produce batch or fetch is being tried again."""
+
+    def observes_handlers(self) -> bool:
+        """Whether subscribers' handlers should be timed for this hook.
+
+        Timing a handler costs a little per message; subscribers ask this when a
+        subscription starts and only wrap their handler if some hook says yes. By default,
+        a hook that overrides :meth:`handled` does.
+        """
+        return type(self).handled is not Hook.handled
+
+
+class _State:
+    """The registered hooks, as a tuple to iterate without copying."""
+
+    __slots__ = ("hooks", "producers", "rebalancing")
+
+    def __init__(self) -> None:
+        self.hooks: tuple[Hook, ...] = ()
+        # Live producer buffers -> (topic, partition), for gauges read at collection time.
+        self.producers: weakref.WeakKeyDictionary[Any, tuple[str, int]] = (
+            weakref.WeakKeyDictionary()
+        )
+        # group id -> when its member first sent JoinGroup (time.perf_counter)
+        self.rebalancing: dict[str, float] = {}
+
+
+#: The process's hooks. Workers test ``state.hooks`` before building an event.
+state: Final = _State()
+
+
+def add_hook(hook: Hook) -> Callable[[], None]:
+    """Register ``hook`` for every client's events; returns a function that removes it."""
+    state.hooks = (*state.hooks, hook)
+    return lambda: remove_hook(hook)
+
+
+def remove_hook(hook: Hook) -> None:
+    """Stop sending events to ``hook`` (nothing happens if it was not registered)."""
+    state.hooks = tuple(h for h in state.hooks if h is not hook)
+
+
+def _emit(method: str, event: Any) -> None:
+    for hook in state.hooks:
+        try:
+            getattr(hook, method)(event)
+        except Exception:
+            _log.exception("hook %r failed on %s", hook, type(event).__name__)
+
+
+# ------------------------------------------------------------------ called by workers
+
+
+def connection_opened(host: str, port: int) -> None:
+    """Tell the hooks a connection opened (callers check ``state.hooks`` first)."""
+    _emit("connection_opened", ConnectionOpened(host, port))
+
+
+def connection_closed(host: str, port: int, reason: object) -> None:
+    """Tell the hooks a connection closed."""
+    _emit("connection_closed", ConnectionClosed(host, port, str(reason)))
+
+
+def connection_failed(host: str, port: int, error: BaseException) -> None:
+    """Tell the hooks a connection failed to open."""
+    _emit("connection_failed", ConnectionFailed(host, port, error))
+
+
+def request_answered(
+    address: str, message: Any, version: int, started: float, error: BaseException | None
+) -> None:
+    """Tell the hooks a request was answered; ``started`` is its ``perf_counter()``."""
+    name = type(message).__name__.removesuffix("Request")
+    if name == "JoinGroup":
+        # A rebalance's clock starts at its first JoinGroup (a rejoin continues it).
+        state.rebalancing.setdefault(message.group_id, started)
+    latency = time.perf_counter() - started
+    _emit("request_answered", RequestAnswered(address, name, version, latency, error))
+
+
+def produced(batch: Any, base_offset: int, error: BaseException | None) -> None:
+    """Tell the hooks a produce batch (a ``WireBatch``) was answered."""
+    call = batch.calls[0]
+    latency = time.perf_counter() - batch.sent_at
+    event = Produced(
+        call.topic, call.partition, batch.record_count, batch.size, latency, base_offset, error
+    )
+    _emit("produced", event)
+
+
+def retried(operation: str, topic: str, partition: int, error: BaseException | None) -> None:
+    """Tell the hooks a batch or fetch is tried again."""
+    _emit("retried", Retried(operation, topic, partition, error))
+
+
+def delivered(message_set: Any) -> None:
+    """Tell the hooks a message set went to a subscriber."""
+    hw = message_set.high_watermark
+    lag = max(0, hw - message_set.next_offset) if hw >= 0 else 0
+    event = Delivered(
+        message_set.topic, message_set.partition, len(message_set), message_set.size, hw, lag
+    )
+    _emit("delivered", event)
+
+
+def committed(group: str, partitions: int, started: float, error: BaseException | None) -> None:
+    """Tell the hooks offsets were committed (``started`` from ``perf_counter()``)."""
+    if not state.hooks:
+        return
+    _emit("committed", Committed(group, partitions, time.perf_counter() - started, error))
+
+
+def rebalanced(group: str, generation: Any, assignment: Any) -> None:
+    """Tell the hooks a member of ``group`` completed a rebalance (``generation`` has
+    ``generation_id`` and ``member_id``). Its duration counts from the first JoinGroup
+    request of the rebalance (see :func:`request_answered`)."""
+    if not state.hooks:
+        return
+    started = state.rebalancing.pop(group, None)
+    duration = 0.0 if started is None else time.perf_counter() - started
+    event = Rebalanced(
+        group, generation.generation_id, generation.member_id, frozenset(assignment), duration
+    )
+    _emit("rebalanced", event)
+
+
+def observes_handlers() -> bool:
+    """Whether any hook wants subscribers' handlers timed."""
+    return any(hook.observes_handlers() for hook in state.hooks)
+
+
+def handled(
+    topic: str,
+    partition: int,
+    group: str | None,
+    count: int,
+    started: float,
+    error: BaseException | None,
+) -> None:
+    """Tell the hooks a handler call finished."""
+    duration = time.perf_counter() - started
+    _emit("handled", Handled(topic, partition, group, count, duration, error))
+
+
+def track_producer(buffer: Any, topic: str, partition: int) -> None:
+    """Remember a partition producer's buffer (weakly) for the records-waiting gauge."""
+    state.producers[buffer] = (topic, partition)
