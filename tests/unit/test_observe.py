@@ -150,34 +150,28 @@ def test_a_failing_hook_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) 
     assert after.of(observe.Retried) == [observe.Retried("send", "t", 0, None)]
 
 
-async def test_unobserved_handlers_are_not_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def handle(partition: int, message: Any) -> None:
-        pass
-
-    monkeypatch.setattr(_hooks.state, "hooks", ())
-    assert observe.observed_handler(handle, "t", 0, None, "message", True) is handle
-    # A hook that does not override `handled` does not ask for handlers to be timed.
-    monkeypatch.setattr(_hooks.state, "hooks", (observe.Hook(),))
-    assert observe.observed_handler(handle, "t", 0, None, "message", True) is handle
-
-
-async def test_handlers_are_timed_with_their_errors(
+async def test_handlers_are_timed_only_when_observed(
     monkeypatch: pytest.MonkeyPatch, recorder: Recorder
 ) -> None:
+    monkeypatch.setattr(_hooks.state, "hooks", ())
+    assert observe.handler_timer("t", 0, None) is None
+    # A hook that does not override `handled` does not ask for handlers to be timed.
+    monkeypatch.setattr(_hooks.state, "hooks", (observe.Hook(),))
+    assert observe.handler_timer("t", 0, None) is None
+
     monkeypatch.setattr(_hooks.state, "hooks", (recorder,))
-
-    async def handle(partition: int, message: Any) -> str:
-        if message == "bad":
-            raise ValueError("bad message")
-        return "done"
-
-    observed = observe.observed_handler(handle, "t", 3, "g", "message", False)
-    assert observed is not handle
-    assert await observed(3, "good") == "done"
-    with pytest.raises(ValueError, match="bad message"):
-        await observed(3, "bad")
+    timer = observe.handler_timer("t", 3, "g")
+    assert timer is not None
+    timer.finish()  # nothing started: nothing to report
+    timer.start(5)
+    timer.finish()
+    timer.start(2)
+    timer.finish(ValueError("bad message"))
     handled = recorder.of(observe.Handled)
-    assert [(e.topic, e.partition, e.group, e.count) for e in handled] == [("t", 3, "g", 1)] * 2
+    assert [(e.topic, e.partition, e.group, e.count) for e in handled] == [
+        ("t", 3, "g", 5),
+        ("t", 3, "g", 2),
+    ]
     assert handled[0].error is None
     assert isinstance(handled[1].error, ValueError)
     assert all(e.duration >= 0 for e in handled)
@@ -323,9 +317,11 @@ async def test_subscriber_metrics_spans_and_links(
     assert delivered[-1].lag == 0
     consumed = otel.total("messaging.client.consumed.messages", **partition_attributes)
     assert consumed - consumed_before == len(ODD_HEADERS)
-    calls = len(ODD_HEADERS) if message_type == "message" else len(delivered)
+    # One duration per message set; one span per handler call.
     timed = otel.count("messaging.process.duration", **partition_attributes)
-    assert timed - timed_before == calls
+    assert timed - timed_before == len(delivered)
+    assert sum(e.count for e in recorder.of(observe.Handled)) == len(ODD_HEADERS)
+    calls = len(ODD_HEADERS) if message_type == "message" else len(delivered)
     spans = otel.spans(f"process {SUBSCRIBED}")
     assert len(spans) == calls
     assert all(span.kind is trace.SpanKind.CONSUMER for span in spans)

@@ -57,7 +57,7 @@ from trio_brod._config import ConsumerConfig, Timestamp
 from trio_brod._util import unwrap_single_exception
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.consumer.worker import Subscription
-from trio_brod.observe import observed_handler
+from trio_brod.observe import HandlerTimer, handler_timer, traced_handler
 from trio_brod.protocol.records import Record
 
 __all__ = [
@@ -277,7 +277,7 @@ async def open_topic_subscriber(
                     partition_options.pop("begin_offset", None)
                     progress.subscribed(subscription)
                     # Timed and traced only when observed (see trio_brod.observe).
-                    observed = observed_handler(
+                    traced = traced_handler(
                         handle,
                         topic,
                         partition,
@@ -285,9 +285,15 @@ async def open_topic_subscriber(
                         message_type,
                         subscription.config.trace_context,
                     )
+                    timer = handler_timer(topic, partition, None)
                     try:
                         await _handle_partition(
-                            progress.handled, subscription, observed, message_type, handler_errors
+                            progress.handled,
+                            subscription,
+                            traced,
+                            message_type,
+                            handler_errors,
+                            timer,
                         )
                     finally:
                         del progress.subscriptions[partition]
@@ -344,12 +350,13 @@ async def _handle_partition(
     handle: Any,
     message_type: str,
     handler_errors: list[BaseException],
+    timer: HandlerTimer | None,
 ) -> None:
     # Not ``async for message_set in subscription``: the loop variable would keep the last
     # message set (its records and the fetched bytes they point into) alive while the task
     # waits for the next one, in every quiet partition. Each set is handled in a call whose
     # frame ends before the next wait.
-    while await _handle_next(handled, subscription, handle, message_type, handler_errors):
+    while await _handle_next(handled, subscription, handle, message_type, handler_errors, timer):
         pass
 
 
@@ -359,6 +366,7 @@ async def _handle_next(
     handle: Any,
     message_type: str,
     handler_errors: list[BaseException],
+    timer: HandlerTimer | None = None,
 ) -> bool:
     """Receive the next message set and handle it; False once the subscription ended.
 
@@ -370,11 +378,15 @@ async def _handle_next(
     except StopAsyncIteration:
         return False
     partition = subscription.partition
+    if timer is not None:
+        timer.start(len(message_set))
     try:
         if message_type == "message_set":
             if await handle(partition, message_set) is not False:
                 subscription.ack(message_set.high_offset)
             handled[partition] = message_set.high_offset
+            if timer is not None:
+                timer.finish()
             return True
         all_acked = True
         for message in message_set:
@@ -385,7 +397,11 @@ async def _handle_next(
             handled[partition] = message.offset
     except Exception as exc:
         handler_errors.append(exc)
+        if timer is not None:
+            timer.finish(exc)
         raise
+    if timer is not None:
+        timer.finish()
     if all_acked:
         # Compaction can leave offsets without messages at the end of a set: ack past them.
         subscription.ack(message_set.high_offset)

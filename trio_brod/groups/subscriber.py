@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from functools import partial
@@ -60,7 +61,7 @@ from trio_brod.groups.member import (
     Listener,
     Topics,
 )
-from trio_brod.observe import observed_handler
+from trio_brod.observe import HandlerTimer, handler_timer, traced_handler
 
 __all__ = ["GroupSubscriber", "Outcome", "open_group_subscriber"]
 
@@ -243,6 +244,11 @@ async def open_group_subscriber(
                 nursery.cancel_scope.cancel()
 
 
+#: The timers of the partitions being handled, when observed (trio_brod.observe): _receive
+#: finishes one message set and starts the next.
+_timers: weakref.WeakKeyDictionary[AssignedPartition, HandlerTimer] = weakref.WeakKeyDictionary()
+
+
 async def _work(
     client: _Client,
     group_id: str,
@@ -266,7 +272,10 @@ async def _work(
 
                 def observed(handler: PartitionHandler) -> PartitionHandler:
                     # Timed and traced only when observed (see trio_brod.observe).
-                    return observed_handler(
+                    timer = handler_timer(assigned.topic, assigned.partition, group_id)
+                    if timer is not None:
+                        _timers[assigned] = timer
+                    return traced_handler(
                         handler,
                         assigned.topic,
                         assigned.partition,
@@ -285,9 +294,15 @@ async def _work(
                     bound = partial(handle, assigned)
                     await _consume(assigned, subscription, observed(bound), message_type)
         except Exception as exc:
+            timer = _timers.get(assigned)
+            if timer is not None:
+                timer.finish(exc)
             failure.fail(exc)
         finally:
             assigned.on_ack = None
+            timer = _timers.pop(assigned, None)
+            if timer is not None:
+                timer.finish()
 
 
 async def _consume(
@@ -371,9 +386,14 @@ async def _handle_messages(
 
 
 async def _receive(assigned: AssignedPartition, subscription: Subscription) -> MessageSet | None:
+    timer = _timers.get(assigned)
+    if timer is not None:
+        timer.finish()  # the previous message set is handled
     received: MessageSet | None = None
     with assigned.interruptible(), suppress(StopAsyncIteration):
         received = await subscription.receive()
+    if timer is not None and received is not None:
+        timer.start(len(received))
     return received
 
 

@@ -115,10 +115,12 @@ class Delivered:
 
 @dataclass(frozen=True, slots=True)
 class Handled:
-    """A subscriber's handler returned (or raised ``error``) for a message or message set.
+    """A subscriber's handler finished a message set (or raised ``error``).
 
-    ``group`` is the consumer group for a group subscriber, None for a topic subscriber;
-    ``count`` the number of messages handled in the call; ``duration`` in seconds.
+    One event per message set, whether the handler takes messages or message sets:
+    ``count`` messages handled, ``duration`` the seconds spent in the handler for them (see
+    :class:`~trio_brod.observe.HandlerTimer`). ``group`` is the consumer group for a
+    group subscriber, None for a topic subscriber.
     """
 
     topic: str
@@ -196,7 +198,7 @@ class Hook:
         """A message set was handed to a subscriber."""
 
     def handled(self, event: Handled) -> None:
-        """A subscriber's handler finished a message or message set."""
+        """A subscriber's handler finished a message set."""
 
     def committed(self, event: Committed) -> None:
         """Offsets were committed (or the commit failed)."""
@@ -341,11 +343,10 @@ def handled(
     partition: int,
     group: str | None,
     count: int,
-    started: float,
+    duration: float,
     error: BaseException | None,
 ) -> None:
-    """Tell the hooks a handler call finished."""
-    duration = time.perf_counter() - started
+    """Tell the hooks a handler finished ``count`` messages in ``duration`` seconds."""
     _emit("handled", Handled(topic, partition, group, count, duration, error))
 
 

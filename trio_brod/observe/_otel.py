@@ -93,11 +93,22 @@ class OpenTelemetryHook(Hook):
     def __init__(self) -> None:
         meter = metrics.get_meter("trio_brod", __version__)
         self._tracer = trace.get_tracer("trio_brod", __version__)
-        self._sent = meter.create_counter(
-            "messaging.client.sent.messages", "{message}", "Messages sent to the broker"
+        # Message counts are summed here and read when metrics are collected (observable
+        # counters): a dict update per batch, not a measurement through the SDK, which
+        # costs microseconds each time.
+        self._sent: dict[tuple[str, int, str | None], int] = {}
+        self._consumed: dict[tuple[str, int], int] = {}
+        meter.create_observable_counter(
+            "messaging.client.sent.messages",
+            [self._observe_sent],
+            "{message}",
+            "Messages sent to the broker (each attempt; error.type when it failed)",
         )
-        self._consumed = meter.create_counter(
-            "messaging.client.consumed.messages", "{message}", "Messages handed to subscribers"
+        meter.create_observable_counter(
+            "messaging.client.consumed.messages",
+            [self._observe_consumed],
+            "{message}",
+            "Messages handed to subscribers",
         )
         self._operation = meter.create_histogram(
             "messaging.client.operation.duration",
@@ -148,6 +159,22 @@ class OpenTelemetryHook(Hook):
             for (topic, partition), lag in list(self._lag.items())
         ]
 
+    def _observe_sent(self, options: CallbackOptions) -> Iterable[Observation]:
+        observations = []
+        for (topic, partition, error_type), count in list(self._sent.items()):
+            attributes = _partition_attributes(topic, partition)
+            attributes["messaging.operation.name"] = "send"
+            if error_type is not None:
+                attributes["error.type"] = error_type
+            observations.append(Observation(count, attributes))
+        return observations
+
+    def _observe_consumed(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(count, _partition_attributes(topic, partition))
+            for (topic, partition), count in list(self._consumed.items())
+        ]
+
     def _observe_producers(self, options: CallbackOptions) -> Iterable[Observation]:
         observations = []
         for buffer, (topic, partition) in list(_hooks.state.producers.items()):
@@ -187,9 +214,11 @@ class OpenTelemetryHook(Hook):
         """Messages sent and the produce request's duration; its span when tracing."""
         attributes = _partition_attributes(event.topic, event.partition)
         attributes["messaging.operation.name"] = "send"
+        error_type = None
         if event.error is not None:
-            attributes["error.type"] = _error_type(event.error)
-        self._sent.add(event.count, attributes)
+            error_type = attributes["error.type"] = _error_type(event.error)
+        key = (event.topic, event.partition, error_type)
+        self._sent[key] = self._sent.get(key, 0) + event.count
         attributes["messaging.operation.type"] = "send"
         self._operation.record(event.latency, attributes)
         if not tracing():
@@ -210,8 +239,9 @@ class OpenTelemetryHook(Hook):
 
     def delivered(self, event: Delivered) -> None:
         """Messages consumed, and the partition's lag."""
-        self._lag[event.topic, event.partition] = event.lag
-        self._consumed.add(event.count, _partition_attributes(event.topic, event.partition))
+        key = (event.topic, event.partition)
+        self._lag[key] = event.lag
+        self._consumed[key] = self._consumed.get(key, 0) + event.count
 
     def handled(self, event: Handled) -> None:
         """The handler's duration."""
