@@ -9,7 +9,10 @@ Three modes, each in its own subprocess (OpenTelemetry's providers can be set on
 * ``none``: no hook registered, as without ``opentelemetry-api`` (the workers test the same
   empty tuple either way);
 * ``api``: ``opentelemetry-api`` installed, no provider set (the default no-op proxies);
-* ``sdk``: the SDK's ``MeterProvider`` set, with a reader: metrics on.
+* ``sdk``: the SDK's ``MeterProvider`` set, with a reader: metrics on;
+* ``sdk-unhooked``: the SDK set up the same, but trio-brod's hook removed: what the SDK's
+  presence alone costs (its import makes the garbage collector's full passes longer), to
+  tell it apart from what trio-brod records.
 
 Workloads:
 
@@ -34,7 +37,7 @@ import sys
 import time
 from typing import Any
 
-MODES = ("none", "api", "sdk")
+MODES = ("none", "api", "sdk", "sdk-unhooked")
 
 
 def _setup(mode: str) -> None:
@@ -42,12 +45,14 @@ def _setup(mode: str) -> None:
 
     if mode == "none":
         observe.state.hooks = ()
-    elif mode == "sdk":
+    elif mode.startswith("sdk"):
         from opentelemetry import metrics
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
         metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+        if mode == "sdk-unhooked":
+            observe.state.hooks = ()
 
 
 def _produce(count: int) -> float:
@@ -105,9 +110,7 @@ def _consume(count: int) -> float:
             async with open_client([broker.address]) as client:
                 await client.start_consumer(log.topic)
                 started = time.process_time()
-                async with open_topic_subscriber(
-                    client, log.topic, handle, consumer_config=config
-                ):
+                async with open_topic_subscriber(client, log.topic, handle, consumer_config=config):
                     await done.wait()
                 elapsed = time.process_time() - started
             nursery.cancel_scope.cancel()
@@ -139,9 +142,10 @@ def main() -> None:
         rates: dict[str, float] = dict.fromkeys(MODES, 0.0)
         for _ in range(args.rounds):
             for mode in MODES:
+                command = [sys.executable, __file__, "--child", mode, workload]
+                command += ["--messages", str(args.messages), "--repeat", str(args.repeat)]
                 out = subprocess.run(
-                    [sys.executable, __file__, "--child", mode, workload]
-                    + ["--messages", str(args.messages), "--repeat", str(args.repeat)],
+                    command,
                     check=True,
                     capture_output=True,
                     text=True,
@@ -151,6 +155,7 @@ def main() -> None:
             f"{mode} {rate:,.0f}/s ({rate / rates['none']:.3f})" for mode, rate in rates.items()
         )
         print(f"{workload}: {line}", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -83,6 +83,7 @@ BROD_NAMES: dict[str, dict[str, str | None]] = {
         "max_request_size": None,
         "partitioner": "the ``Partitioner`` argument of ``brod:produce/5`` (per call)",
         "flush_timeout": None,
+        "trace_context": None,
     },
     "trio_brod.ConsumerConfig": {
         "begin_offset": "``begin_offset`` (latest)",
@@ -97,6 +98,7 @@ BROD_NAMES: dict[str, dict[str, str | None]] = {
         "size_stat_window": "``size_stat_window`` (5)",
         "share_leader_conn": "``share_leader_conn`` (false)",
         "fetch_connection": ('``share_leader_conn``: false is ``"partition"``, true ``"shared"``'),
+        "trace_context": None,
     },
     "trio_brod.GroupConfig": {
         "partition_assignment_strategy": (

@@ -8,7 +8,7 @@ Three layers, each costing nothing unless used:
   set, never per message, and only when a hook is registered.
 * **OpenTelemetry**: with ``opentelemetry-api`` installed (``pip install
   trio-brod[opentelemetry]``), importing trio-brod registers an
-  :class:`~trio_brod.observe._otel.OpenTelemetryHook`, which records through the global
+  ``OpenTelemetryHook`` (``trio_brod/observe/_otel.py``), which records through the global
   meter and tracer providers. No setup call: set your providers as usual.
 * **Trace context** in message headers (:mod:`trio_brod.observe.traceparent`), only when
   ``ProducerConfig(trace_context=True)`` / ``ConsumerConfig(trace_context=True)`` ask.

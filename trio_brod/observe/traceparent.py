@@ -7,7 +7,7 @@ ignored, as the W3C recommendation asks). Nothing here needs OpenTelemetry: the 
 plain integers, so parsing a header a producer got wrong costs a ``None``, never a crash.
 
 A producer with ``ProducerConfig(trace_context=True)`` adds the header to each message from
-the span current when ``produce`` is called (:func:`with_traceparent`); a subscriber with
+the span current when ``produce`` is called; a subscriber with
 ``ConsumerConfig(trace_context=True)`` links its handler's span to it.
 """
 
