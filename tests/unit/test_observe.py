@@ -4,6 +4,8 @@ OpenTelemetry data of the producer (fake cluster) and the topic subscriber (fake
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -366,3 +368,70 @@ def test_handler_spans_take_any_headers(messages: list[Any]) -> None:
     valid = [find_traceparent(m.headers) for m in batch]
     assert isinstance(span, ReadableSpan)
     assert len(span.links) == len([v for v in valid if v is not None][:128])
+
+
+async def test_lag_counts_from_the_first_unacknowledged_message(
+    client: Client, log: FakeLog
+) -> None:
+    log.append([b"m%d" % i for i in range(10)])
+    await client.start_consumer(SUBSCRIBED)
+    consumer = await client.get_consumer(SUBSCRIBED, 0)
+    assert consumer.lag is None  # nobody subscribed
+    async with client.subscribe(SUBSCRIBED, 0, begin_offset=2, prefetch_count=3) as sub:
+        with trio.fail_after(10):
+            first = await sub.receive()
+        assert first.high_watermark == 10
+        assert sub.lag == 8  # offsets 2..9: delivered or not, none acknowledged
+        sub.ack(first.high_offset)
+        assert sub.lag == 10 - (first.high_offset + 1)
+        assert consumer.lag == sub.lag
+        log.append([b"m10", b"m11"])
+        while True:  # the high watermark moves with the next fetch
+            with trio.fail_after(10):
+                message_set = await sub.receive()
+            sub.ack(message_set.high_offset)
+            if message_set.high_offset == 11:
+                break
+        assert sub.lag == 0
+
+
+async def test_without_providers_opentelemetry_adds_nothing_per_message(
+    monkeypatch: pytest.MonkeyPatch, otel: Otel
+) -> None:
+    from opentelemetry import metrics
+
+    from trio_brod.observe import _otel
+
+    hook = observe._otel_hook
+    assert isinstance(hook, OpenTelemetryHook)
+    monkeypatch.setattr(_hooks.state, "hooks", (hook,))
+
+    async def handle(partition: int, message: Any) -> None:
+        pass
+
+    # Providers set (as the otel fixture did): handlers timed and traced.
+    assert observe.handler_timer("t", 0, None) is not None
+    assert observe.traced_handler(handle, "t", 0, None, "message", False) is not handle
+    # The API's defaults (no provider set): neither.
+    monkeypatch.setattr(_otel.metrics, "get_meter_provider", metrics.NoOpMeterProvider)
+    monkeypatch.setattr(_otel.trace, "get_tracer_provider", trace.NoOpTracerProvider)
+    assert observe.handler_timer("t", 0, None) is None
+    assert observe.traced_handler(handle, "t", 0, None, "message", False) is handle
+
+
+def test_a_fresh_process_records_nothing_per_message_until_providers_are_set() -> None:
+    # OpenTelemetry's default providers are proxies whose class names trio-brod recognises;
+    # a fresh interpreter checks that against the installed API (this process has the SDK
+    # set by now).
+    code = (
+        "from trio_brod import observe; from trio_brod.observe import _otel\n"
+        "assert any(isinstance(h, _otel.OpenTelemetryHook) for h in observe.state.hooks)\n"
+        "assert observe.handler_timer('t', 0, None) is None\n"
+        "assert not _otel.tracing()\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "trace.set_tracer_provider(TracerProvider())\n"
+        "assert _otel.tracing()\n"
+        "assert observe.handler_timer('t', 0, None) is not None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
