@@ -11,15 +11,27 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 
+import trio_brod._net.handshake as handshake_module
 from tests.fakes.cluster import NOT_ENOUGH_REPLICAS, TOPIC, FakeCluster, quick
 from tests.fakes.log import FakeLog
 from tests.otel import Otel, install
-from trio_brod import Client, ConsumerConfig, Message, observe, open_client, open_topic_subscriber
+from trio_brod import (
+    Client,
+    ClientConfig,
+    ConnectionFailed,
+    ConsumerConfig,
+    Message,
+    observe,
+    open_client,
+    open_topic_subscriber,
+)
+from trio_brod._cluster import ConnectionPool
 from trio_brod.observe import _hooks
 from trio_brod.observe._otel import OpenTelemetryHook
 from trio_brod.observe.traceparent import (
@@ -435,3 +447,31 @@ def test_a_fresh_process_records_nothing_per_message_until_providers_are_set() -
         "assert observe.handler_timer('t', 0, None) is not None\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_a_dead_broker_fails_connections_counted(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch, otel: Otel
+) -> None:
+    async def refuse(host: str, port: int) -> trio.SocketStream:
+        await trio.lowlevel.checkpoint()
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(handshake_module, "open_tcp_stream", refuse)
+    recorder = Recorder()
+    remove = observe.add_hook(recorder)
+    server = {"server.address": "127.0.0.1", "server.port": 2}
+    before = otel.total("trio_brod.connection.failures", **server)
+    try:
+        async with trio.open_nursery() as nursery:
+            pool = ConnectionPool(
+                [("127.0.0.1", 2)], ClientConfig(reconnect_cool_down=1.0), nursery
+            )
+            for _ in range(3):
+                with pytest.raises(ConnectionFailed):
+                    await pool.get("127.0.0.1", 2)
+                await trio.sleep(1.5)  # past the cool-down: a real attempt each time
+            pool.close()
+    finally:
+        remove()
+    assert otel.total("trio_brod.connection.failures", **server) - before == 3
+    assert recorder.of(observe.ConnectionOpened) == []

@@ -27,6 +27,7 @@ from trio_brod.observe import _hooks
 from trio_brod.observe._hooks import (
     Committed,
     ConnectionClosed,
+    ConnectionFailed,
     ConnectionOpened,
     Delivered,
     Handled,
@@ -125,6 +126,11 @@ class OpenTelemetryHook(Hook):
         self._connections = meter.create_up_down_counter(
             "trio_brod.connections", "{connection}", "Open connections to brokers"
         )
+        self._connection_failures = meter.create_counter(
+            "trio_brod.connection.failures",
+            "{failure}",
+            "Connections that could not be opened (refused, timed out, handshake failed)",
+        )
         self._rebalances = meter.create_counter(
             "trio_brod.group.rebalances", "{rebalance}", "Rebalances completed by group members"
         )
@@ -195,6 +201,12 @@ class OpenTelemetryHook(Hook):
     def connection_closed(self, event: ConnectionClosed) -> None:
         """One fewer open connection."""
         self._connections.add(-1, _server(event.host, event.port))
+
+    def connection_failed(self, event: ConnectionFailed) -> None:
+        """A connection that could not be opened."""
+        attributes = _server(event.host, event.port)
+        attributes["error.type"] = _error_type(event.error)
+        self._connection_failures.add(1, attributes)
 
     def request_answered(self, event: RequestAnswered) -> None:
         """Fetch requests' durations (other requests are not messaging operations)."""
