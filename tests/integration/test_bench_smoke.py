@@ -53,7 +53,11 @@ def test_quick_run_covers_every_workload(kafka: KafkaCluster, tmp_path: Path) ->
     assert ours == {
         ("produce", "trio-brod"),
         ("produce", "trio-brod-batch"),
+        ("produce", "trio-brod-otel"),
+        ("produce", "trio-brod-unobserved"),
         ("consume", "trio-brod"),
+        ("consume", "trio-brod-otel"),
+        ("consume", "trio-brod-unobserved"),
         ("consume", "trio-brod-topic"),
         ("latency", "trio-brod"),
         ("partitions", "trio-brod"),

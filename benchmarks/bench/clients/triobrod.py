@@ -29,7 +29,24 @@ from bench.common import (
 )
 
 
+def _observe(how: str | None) -> None:
+    """The rows that measure observing's cost (trio_brod.observe): with OpenTelemetry's SDK
+    metrics on, or with no hook at all. The other rows run as installed: with
+    opentelemetry-api present (the dev extra), its hook is registered, with no provider."""
+    from trio_brod import observe
+
+    if how == "off":
+        observe.state.hooks = ()
+    elif how == "sdk":
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+
 def run(spec: Spec) -> Result:
+    _observe(spec.get("observe"))
     workload = {
         "produce": _produce,
         "consume": _consume,
