@@ -475,3 +475,28 @@ async def test_a_dead_broker_fails_connections_counted(
         remove()
     assert otel.total("trio_brod.connection.failures", **server) - before == 3
     assert recorder.of(observe.ConnectionOpened) == []
+
+
+async def test_records_waiting_in_and_on_the_wire(cluster: FakeCluster, otel: Otel) -> None:
+    def waiting(state: str) -> int:
+        points = otel.points(
+            "trio_brod.producer.records",
+            **{"messaging.destination.name": TOPIC, "trio_brod.state": state},
+        )
+        return sum(int(point.value) for point in points)
+
+    async with open_client(cluster.bootstrap) as client:
+        # One request on the wire at a time (the default), the broker not answering yet.
+        await client.start_producer(TOPIC, quick(max_batch_size=200))
+        cluster.hold()
+        receipts = [await client.produce(TOPIC, b"x" * 50, partition=0) for _ in range(6)]
+        with trio.fail_after(10):
+            while not cluster.sent:  # noqa: ASYNC110 (the fake broker has no event for it)
+                await trio.sleep(0.01)
+        on_wire = cluster.sent[0].values
+        assert waiting("on_wire") == len(on_wire)
+        assert waiting("buffered") == 6 - len(on_wire)
+        cluster.release()
+        for receipt in receipts:
+            await receipt
+        assert (waiting("on_wire"), waiting("buffered")) == (0, 0)
