@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 
 import trio_brod._net.handshake as handshake_module
+from tests.fakes.broker import FakeBroker
 from tests.fakes.cluster import NOT_ENOUGH_REPLICAS, TOPIC, FakeCluster, quick
 from tests.fakes.log import FakeLog
 from tests.otel import Otel, install
@@ -500,3 +501,62 @@ async def test_records_waiting_in_and_on_the_wire(cluster: FakeCluster, otel: Ot
         for receipt in receipts:
             await receipt
         assert (waiting("on_wire"), waiting("buffered")) == (0, 0)
+
+
+fuzzed_headers = st.lists(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["traceparent", "x"]),
+            st.one_of(
+                st.none(),
+                st.binary(max_size=60),
+                st.builds(
+                    lambda t: format_traceparent(*t).encode(), st.tuples(trace_ids, span_ids, flags)
+                ),
+            ),
+        ),
+        max_size=3,
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(fuzzed_headers)
+def test_consuming_fuzzed_headers_never_fails(
+    headers: list[list[tuple[str, bytes | None]]],
+) -> None:
+    installed = install()
+
+    async def main() -> list[Any]:
+        installed.exporter.clear()
+        handled: list[int] = []
+        done = trio.Event()
+
+        async def handle(partition: int, message: Record) -> None:
+            handled.append(message.offset)
+            if len(handled) == len(headers):
+                done.set()
+
+        async with trio.open_nursery() as nursery:
+            broker: FakeBroker = await nursery.start(FakeBroker().serve)
+            log = FakeLog()
+            log.serve(broker)
+            append_with_headers(log, headers)
+            config = ConsumerConfig(begin_offset="earliest", trace_context=True)
+            async with open_client([broker.address]) as client:
+                await client.start_consumer(SUBSCRIBED)
+                async with open_topic_subscriber(
+                    client, SUBSCRIBED, handle, consumer_config=config
+                ):
+                    with trio.fail_after(10):
+                        await done.wait()
+            nursery.cancel_scope.cancel()
+        assert handled == list(range(len(headers)))
+        return [span.links for span in installed.spans(f"process {SUBSCRIBED}")]
+
+    links = trio.run(main)
+    expected = [find_traceparent(h) for h in headers]
+    got = [[(link.context.trace_id, link.context.span_id) for link in each] for each in links]
+    assert got == [[] if p is None else [(p.trace_id, p.span_id)] for p in expected]
