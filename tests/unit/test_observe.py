@@ -560,3 +560,20 @@ def test_consuming_fuzzed_headers_never_fails(
     expected = [find_traceparent(h) for h in headers]
     got = [[(link.context.trace_id, link.context.span_id) for link in each] for each in links]
     assert got == [[] if p is None else [(p.trace_id, p.span_id)] for p in expected]
+
+
+def test_without_opentelemetry_installed_nothing_is_registered() -> None:
+    # As if opentelemetry-api were not installed: importing it fails.
+    code = (
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None\n"
+        "import trio_brod\n"
+        "from trio_brod import observe\n"
+        "assert observe.state.hooks == ()\n"
+        "assert observe.handler_timer('t', 0, None) is None\n"
+        "headers = [('a', b'1')]\n"
+        "assert observe.with_traceparent(headers) is headers\n"
+        "async def handle(message): pass\n"
+        "assert observe.traced_handler(handle, 't', 0, None, 'message', True) is handle\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
