@@ -15,6 +15,7 @@ conditions under generous deadlines.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 import pytest
 import trio
 
+from tests.integration.test_cli import cli
 from trio_brod import (
     AssignedPartition,
     GroupConfig,
@@ -30,12 +32,17 @@ from trio_brod import (
     open_group_member,
     open_group_subscriber,
 )
+from trio_brod.admin import describe_consumer_groups
 from trio_brod.groups import _consumer_member
 from trio_brod.groups._consumer_member import ConsumerProtocolUnsupportedError
 from trio_brod.groups._coordinator import GroupCoordinator
 from trio_brod.groups.offsets import commit_offsets, fetch_committed
 from trio_brod.protocol import ConsumerGroupHeartbeatRequest
-from trio_brod.protocol.errors import FencedMemberEpochError, StaleMemberEpochError
+from trio_brod.protocol.errors import (
+    FencedMemberEpochError,
+    GroupIdNotFoundError,
+    StaleMemberEpochError,
+)
 from trio_brod.protocol.records import Record
 from trio_brod.testing import KafkaCluster
 from trio_brod.testing.pytest_plugin import MakeTopic
@@ -392,3 +399,55 @@ async def test_a_broker_without_the_consumer_protocol_gets_a_clear_error(
         assert "group_protocol='classic'" in str(info.value)
     finally:
         await trio.to_thread.run_sync(cluster.stop)
+
+
+async def test_admin_and_the_cli_describe_a_consumer_protocol_group(
+    kafka: KafkaCluster, make_topic: MakeTopic
+) -> None:
+    topic = make_topic(partitions=4)
+    group = f"cdesc-{topic}"
+    static = GroupConfig(group_protocol="consumer", group_instance_id="desc-1")
+    async with (
+        open_client(kafka.bootstrap_servers, client_id="desc-a") as a_client,
+        open_client(kafka.bootstrap_servers, client_id="desc-b") as b_client,
+        open_group_member(a_client, group, [topic], config=static) as a,
+        open_group_member(b_client, group, [topic], config=CONSUMER) as b,
+    ):
+        await wait_until(
+            lambda: (
+                len(a.assignments()) == len(b.assignments()) == 2
+                and a.health().state == b.health().state == "stable"
+            )
+        )
+        with pytest.raises(GroupIdNotFoundError):
+            await describe_consumer_groups(a_client, [f"no-such-{group}"])
+        described = (await describe_consumer_groups(a_client, [group]))[group]
+        text = await cli(kafka.bootstrap_servers, "groups", "-g", group)
+        document = json.loads(await cli(kafka.bootstrap_servers, "groups", "-g", group, "--json"))
+        ours = {
+            a.generation.member_id: (a.generation.generation_id, a.assignments()),
+            b.generation.member_id: (b.generation.generation_id, b.assignments()),
+        }
+    assert described.assignor_name == "uniform"
+    assert described.state == "Stable"
+    members = {m.member_id: m for m in described.members}
+    assert members.keys() == ours.keys()
+    for member_id, (epoch, owned) in ours.items():
+        m = members[member_id]
+        assert m.member_epoch == epoch
+        assert m.assignment == {topic: tuple(p.partition for p in owned)}
+        assert m.target_assignment == m.assignment
+        assert m.subscribed_topic_names == (topic,)
+    assert {m.client_id for m in described.members} == {"desc-a", "desc-b"}
+    assert {m.instance_id for m in described.members} == {"desc-1", None}
+    lines = text.splitlines()
+    assert lines[0].startswith(f"{group}: Stable, consumer protocol, assignor uniform, epoch ")
+    for member_id, (epoch, owned) in ours.items():
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(member_id))
+        assert lines[at].endswith(f" epoch {epoch}")
+        assert lines[at + 1].strip() == f"{topic}: " + ",".join(str(p.partition) for p in owned)
+    (entry,) = document
+    assert entry["type"] == "consumer"
+    assert {m["member_id"]: m["member_epoch"] for m in entry["members"]} == {
+        k: v[0] for k, v in ours.items()
+    }
