@@ -16,9 +16,13 @@ conditions under generous deadlines.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import sys
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 import trio
@@ -451,3 +455,95 @@ async def test_admin_and_the_cli_describe_a_consumer_protocol_group(
     assert {m["member_id"]: m["member_epoch"] for m in entry["members"]} == {
         k: v[0] for k, v in ours.items()
     }
+
+
+#: A broker whose consumer groups time out (and heartbeat) fast: Kafka's defaults and
+#: minimums are a 45 s session and 5 s heartbeats, too slow for a test that kills a member.
+FAST_GROUPS = {
+    "group.consumer.min.session.timeout.ms": "6000",
+    "group.consumer.session.timeout.ms": "6000",
+    "group.consumer.min.heartbeat.interval.ms": "500",
+    "group.consumer.heartbeat.interval.ms": "1000",
+}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def handled_by_process(path: Path) -> list[tuple[int, int, int]]:
+    """The (epoch, partition, offset) lines the member process printed."""
+    lines = path.read_text().splitlines()
+    return [(int(g), int(p), int(o)) for g, p, o in (line.split() for line in lines if line)]
+
+
+async def test_a_killed_member_s_partitions_are_taken_over_from_its_last_commit(
+    tmp_path: Path,
+) -> None:
+    cluster = KafkaCluster(broker_config=FAST_GROUPS)
+    await trio.to_thread.run_sync(cluster.start)
+    try:
+        await killed_member_scenario(cluster, tmp_path)
+    finally:
+        await trio.to_thread.run_sync(cluster.stop)
+
+
+async def killed_member_scenario(cluster: KafkaCluster, tmp_path: Path) -> None:
+    # 400 messages a partition at 50 ms each: the process is far from done with its
+    # partitions when it is killed.
+    partitions, per_partition = 4, 400
+    topic, group = "killed", "ck-killed"
+    bootstrap = cluster.bootstrap_servers
+    cluster.create_topic(topic, partitions=partitions)
+    await produce(bootstrap, topic, partitions, partitions * per_partition)
+    out, err = tmp_path / "member.out", tmp_path / "member.err"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "tests.group_member_process"]
+    with out.open("w") as sink, err.open("w") as errors:
+        process = await trio.lowlevel.open_process(
+            [*command, ",".join(bootstrap), group, topic, "0.05", "consumer"],
+            stdout=sink,
+            stderr=errors,
+            env=env,
+            cwd=ROOT,
+        )
+    handled: list[tuple[int, int]] = []  # ours: (partition, offset)
+    try:
+        await wait_until(lambda: len(handled_by_process(out)) >= 40 or process.poll() is not None)
+        assert process.poll() is None, err.read_text()
+        everything = {(p, o) for p in range(partitions) for o in range(per_partition)}
+        done = trio.Event()
+
+        async def handle(assigned: AssignedPartition, message: Record) -> None:
+            handled.append((assigned.partition, message.offset))
+            theirs = {(p, o) for _, p, o in handled_by_process(out)}
+            if everything <= theirs | set(handled):
+                done.set()
+
+        async with (
+            open_client(bootstrap) as client,
+            open_group_subscriber(client, group, [topic], handle, config=CONSUMER) as ours,
+        ):
+            # Both share the group; the process goes on with its half: kill it there.
+            await wait_until(lambda: len(ours.assignments()) == partitions // 2)
+            mark = len(handled_by_process(out))
+            await wait_until(lambda: len(handled_by_process(out)) > mark + 20)
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+            theirs = handled_by_process(out)
+            their_partitions = {p for _, p, _ in theirs[mark:]}
+            assert their_partitions
+            assert not their_partitions & {a.partition for a in ours.assignments()}
+            last_commit = await committed(bootstrap, group, topic, partitions)
+            with trio.fail_after(60):
+                await done.wait()
+            assert {a.partition for a in ours.assignments()} == set(range(partitions))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            await process.wait()
+    # Every message handled by one member or the other: at least once, no gap.
+    assert {(p, o) for _, p, o in theirs} | set(handled) == everything
+    # The taken-over partitions were resumed exactly at the dead member's last commit.
+    for p in their_partitions:
+        after = [o for q, o in handled if q == p]
+        start = last_commit.get(p)
+        assert min(after) == (start or 0)
+        assert sorted(set(after)) == list(range(min(after), per_partition))
