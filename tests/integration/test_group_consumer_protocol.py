@@ -37,8 +37,7 @@ from trio_brod import (
     open_group_subscriber,
 )
 from trio_brod.admin import describe_consumer_groups
-from trio_brod.groups import _consumer_member
-from trio_brod.groups._consumer_member import ConsumerProtocolUnsupportedError
+from trio_brod.groups import ConsumerProtocolUnsupportedError, _consumer_member
 from trio_brod.groups._coordinator import GroupCoordinator
 from trio_brod.groups.offsets import commit_offsets, fetch_committed
 from trio_brod.protocol import ConsumerGroupHeartbeatRequest
