@@ -292,8 +292,10 @@ class ConsumerDriver(MemberDriver):
             with trio.move_on_after(wait):
                 await self._poke.wait()
             self._poke = trio.Event()
+            ok = await self._heartbeat_once()
+            # The interval of the answer just read (the broker's; a default before).
             interval = self.membership.heartbeat_interval
-            if await self._heartbeat_once():
+            if ok:
                 failures.reset()
                 wait = interval
             else:
