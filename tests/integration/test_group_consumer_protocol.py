@@ -15,6 +15,7 @@ conditions under generous deadlines.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -404,17 +405,19 @@ async def test_a_broker_without_the_consumer_protocol_gets_a_clear_error(
         await trio.to_thread.run_sync(cluster.stop)
 
 
-async def test_admin_and_the_cli_describe_a_consumer_protocol_group(
+async def test_admin_and_the_cli_describe_a_consumer_protocol_group_with_the_range_assignor(
     kafka: KafkaCluster, make_topic: MakeTopic
 ) -> None:
     topic = make_topic(partitions=4)
     group = f"cdesc-{topic}"
-    static = GroupConfig(group_protocol="consumer", group_instance_id="desc-1")
+    # The broker's range assignor, asked for by the members (remote_assignor).
+    ranged = GroupConfig(group_protocol="consumer", remote_assignor="range")
+    static = dataclasses.replace(ranged, group_instance_id="desc-1")
     async with (
         open_client(kafka.bootstrap_servers, client_id="desc-a") as a_client,
         open_client(kafka.bootstrap_servers, client_id="desc-b") as b_client,
         open_group_member(a_client, group, [topic], config=static) as a,
-        open_group_member(b_client, group, [topic], config=CONSUMER) as b,
+        open_group_member(b_client, group, [topic], config=ranged) as b,
     ):
         await wait_until(
             lambda: (
@@ -431,8 +434,13 @@ async def test_admin_and_the_cli_describe_a_consumer_protocol_group(
             a.generation.member_id: (a.generation.generation_id, a.assignments()),
             b.generation.member_id: (b.generation.generation_id, b.assignments()),
         }
-    assert described.assignor_name == "uniform"
+    assert described.assignor_name == "range"
     assert described.state == "Stable"
+    # range: contiguous halves.
+    assert sorted(tuple(p.partition for p in owned) for _, owned in ours.values()) == [
+        (0, 1),
+        (2, 3),
+    ]
     members = {m.member_id: m for m in described.members}
     assert members.keys() == ours.keys()
     for member_id, (epoch, owned) in ours.items():
@@ -444,7 +452,7 @@ async def test_admin_and_the_cli_describe_a_consumer_protocol_group(
     assert {m.client_id for m in described.members} == {"desc-a", "desc-b"}
     assert {m.instance_id for m in described.members} == {"desc-1", None}
     lines = text.splitlines()
-    assert lines[0].startswith(f"{group}: Stable, consumer protocol, assignor uniform, epoch ")
+    assert lines[0].startswith(f"{group}: Stable, consumer protocol, assignor range, epoch ")
     for member_id, (epoch, owned) in ours.items():
         at = next(i for i, line in enumerate(lines) if line.strip().startswith(member_id))
         assert lines[at].endswith(f" epoch {epoch}")
