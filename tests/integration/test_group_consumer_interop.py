@@ -18,6 +18,7 @@ import trio
 
 from tests.group_peers import JavaMember, LibrdkafkaMember, running
 from tests.integration.test_group_interop import Owners, wait_until
+from tests.kip848 import skip_without_kip848
 from trio_brod import AssignedPartition, GroupConfig, open_client, open_group_subscriber
 from trio_brod.protocol.records import Record
 from trio_brod.testing import KafkaCluster
@@ -31,6 +32,7 @@ PARTITIONS = 6
 async def test_trio_brod_java_and_librdkafka_members_share_a_consumer_protocol_group(
     kafka: KafkaCluster, make_topic: MakeTopic, tmp_path: Path
 ) -> None:
+    skip_without_kip848(kafka)
     topic = make_topic(partitions=PARTITIONS)
     group = f"interop-kip848-{topic}"
     owners = Owners({(topic, p) for p in range(PARTITIONS)})

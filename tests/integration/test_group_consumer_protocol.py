@@ -29,6 +29,7 @@ import pytest
 import trio
 
 from tests.integration.test_cli import cli
+from tests.kip848 import skip_without_kip848
 from trio_brod import (
     AssignedPartition,
     GroupConfig,
@@ -54,6 +55,13 @@ from trio_brod.testing.pytest_plugin import MakeTopic
 pytestmark = pytest.mark.integration
 
 CONSUMER = GroupConfig(group_protocol="consumer", offset_commit_interval=0.5)
+
+
+@pytest.fixture(autouse=True)
+def _kip848(request: pytest.FixtureRequest, kafka: KafkaCluster) -> None:
+    # The error for a broker without the protocol is checked on every version.
+    if request.node.name != "test_a_broker_without_the_consumer_protocol_gets_a_clear_error":
+        skip_without_kip848(kafka)
 
 
 async def wait_until(condition: Callable[[], object], seconds: float = 60) -> None:

@@ -26,6 +26,7 @@ import pytest
 import trio
 
 from tests.group_member_process import CONFIG, CONSUMER_CONFIG
+from tests.kip848 import skip_without_kip848
 from trio_brod import (
     AssignedPartition,
     ConsumerConfig,
@@ -155,6 +156,8 @@ async def test_a_killed_member_s_partitions_are_taken_over_from_its_last_commit(
 async def test_the_member_follows_the_coordinator_when_its_broker_stops(
     kafka_cluster3: KafkaCluster, make_topic: MakeTopic, protocol: str
 ) -> None:
+    if protocol == "consumer":
+        skip_without_kip848(kafka_cluster3)
     cluster = AsyncKafkaCluster(kafka_cluster3)
     partitions, per_partition = 3, 60
     topic = make_topic(partitions=partitions, replication_factor=3, cluster=kafka_cluster3)

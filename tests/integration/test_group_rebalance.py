@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import pytest
 import trio
 
+from tests.kip848 import skip_without_kip848
 from trio_brod import AssignedPartition, GroupConfig, open_client, open_group_subscriber
 from trio_brod._config import AssignorName
 from trio_brod.producer import DeliveryReceipt
@@ -50,6 +51,8 @@ CONSUMER = GroupConfig(
 async def test_three_members_joining_one_by_one_handle_60000_messages_exactly_once(
     kafka: KafkaCluster, make_topic: MakeTopic, protocol: str
 ) -> None:
+    if protocol == "consumer":
+        skip_without_kip848(kafka)
     partitions, chunks, chunk = 12, 60, 1000
     topic = make_topic(partitions=partitions)
     group = f"exactly-once-{topic}"
