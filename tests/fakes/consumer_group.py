@@ -8,7 +8,8 @@ answered with the same epoch and no assignment, epoch -1/-2 leaves. OffsetCommit
 member epoch as Kafka does (a lower one is STALE_MEMBER_EPOCH, an unknown member
 UNKNOWN_MEMBER_ID). Tests steer it: ``interval_ms`` is the heartbeat interval it hands out,
 :meth:`fence` answers the member's next heartbeat FENCED_MEMBER_EPOCH (and forgets it),
-:meth:`bump` moves its epoch on (its next commit with the old one is stale).
+:meth:`bump` moves its epoch on (its next commit with the old one is stale),
+``without_kip848`` makes it a broker whose ApiVersions lacks ConsumerGroupHeartbeat.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.group import FakeGroupCluster
+from tests.fakes.group import FakeGroupCluster, _Connection
+from trio_brod._exceptions import UnsupportedVersion
 from trio_brod.protocol import (
     ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse,
@@ -44,6 +46,15 @@ class _ClusterMetadata:
     topics: dict[str, _Topic] = field(default_factory=dict)
 
 
+class _OldBrokerConnection(_Connection):
+    """A connection to a broker whose ApiVersions lacks ConsumerGroupHeartbeat (Kafka 3.x)."""
+
+    def version_for(self, api_key: int, max_version: int, min_version: int = 0) -> int:
+        if api_key == ConsumerGroupHeartbeatRequest.API_KEY:
+            raise UnsupportedVersion("b1:9092", f"the broker does not support API {api_key}")
+        return super().version_for(api_key, max_version, min_version)
+
+
 class FakeConsumerGroupCluster(FakeGroupCluster):
     """One broker coordinating one KIP-848 group of one member (see the module docstring)."""
 
@@ -54,6 +65,12 @@ class FakeConsumerGroupCluster(FakeGroupCluster):
         self.epoch = 0
         self.member_id = None
         self._fence_next = False
+        #: A broker without the protocol: ApiVersions does not list ConsumerGroupHeartbeat.
+        self.without_kip848 = False
+
+    async def get(self, host: str, port: int) -> _Connection:
+        connection = await super().get(host, port)
+        return _OldBrokerConnection(self) if self.without_kip848 else connection
 
     async def fetch(self, topics: list[str] | None, *, auto_create: bool = False) -> Any:
         found = await super().fetch(topics, auto_create=auto_create)

@@ -17,6 +17,7 @@ import trio.testing
 
 from tests.fakes.consumer_group import FakeConsumerGroupCluster
 from trio_brod import AssignedPartition, GroupConfig, open_group_member
+from trio_brod.groups import ConsumerProtocolUnsupportedError
 from trio_brod.protocol import ConsumerGroupHeartbeatRequest
 from trio_brod.protocol.errors import StaleMemberEpochError
 
@@ -142,3 +143,16 @@ async def test_leaving_commits_then_sends_epoch_minus_one_or_minus_two(
         assert (last.member_epoch, last.instance_id) == (epoch, instance)
         assert cluster.committed == {(TOPIC, 0): 5}
         assert cluster.events[-1] == ("commit", 1)
+
+
+async def test_a_broker_without_the_protocol_fails_the_member_at_once_saying_what_to_do(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cluster = FakeConsumerGroupCluster({TOPIC: 1})
+    cluster.without_kip848 = True  # Kafka 3.x: no ConsumerGroupHeartbeat in ApiVersions
+    with (
+        trio.fail_after(1),  # no retries: at once
+        pytest.raises(ConsumerProtocolUnsupportedError, match="group_protocol='classic'"),
+    ):
+        async with open_group_member(client(cluster), GROUP, [TOPIC], config=CONSUMER):
+            await trio.sleep_forever()
