@@ -67,6 +67,8 @@ class FakeConsumerGroupCluster(FakeGroupCluster):
         self._fence_next = False
         #: A broker without the protocol: ApiVersions does not list ConsumerGroupHeartbeat.
         self.without_kip848 = False
+        #: Answer every join (epoch 0) UNKNOWN_MEMBER_ID.
+        self.refuse_joins = False
 
     async def get(self, host: str, port: int) -> _Connection:
         connection = await super().get(host, port)
@@ -103,6 +105,8 @@ class FakeConsumerGroupCluster(FakeGroupCluster):
             self.member_id = None
             self.events.append(("fenced", self.epoch))
             return api(error_code=FencedMemberEpochError.code)
+        if request.member_epoch == 0 and self.refuse_joins:
+            return api(error_code=UnknownMemberIdError.code)
         if request.member_epoch == 0:
             self.member_id = request.member_id
             self.epoch += 1

@@ -156,3 +156,18 @@ async def test_a_broker_without_the_protocol_fails_the_member_at_once_saying_wha
     ):
         async with open_group_member(client(cluster), GROUP, [TOPIC], config=CONSUMER):
             await trio.sleep_forever()
+
+
+async def test_a_join_refused_again_and_again_is_retried_with_backoff_not_in_a_busy_loop(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cluster = FakeConsumerGroupCluster({TOPIC: 1})
+    cluster.refuse_joins = True
+    async with open_group_member(client(cluster), GROUP, [TOPIC], config=CONSUMER):
+        await trio.sleep(20.0)
+        joins = [at for at, r in cluster.sent(ConsumerGroupHeartbeatRequest) if not r.member_epoch]
+        # 0.1 s doubling up to 2 s (with jitter): about a dozen in 20 s, not thousands.
+        assert 8 <= len(joins) <= 20
+        cluster.refuse_joins = False
+        await trio.sleep(3.0)
+        assert cluster.epoch == 1

@@ -287,20 +287,20 @@ class ConsumerDriver(MemberDriver):
 
     async def _heartbeats(self) -> None:
         failures = Backoff(0.1, 2.0)
-        wait = 0.0
         while True:
-            with trio.move_on_after(wait):
-                await self._poke.wait()
-            self._poke = trio.Event()
             ok = await self._heartbeat_once()
             # The interval of the answer just read (the broker's; a default before).
             interval = self.membership.heartbeat_interval
             if ok:
                 failures.reset()
-                wait = interval
+                # Until the interval is over, or the state machine wants one now.
+                with trio.move_on_after(interval):
+                    await self._poke.wait()
             else:
-                # Sooner than the interval after a failure, backing off.
-                wait = min(failures.next_delay(), interval)
+                # Sooner than the interval after a failure, backing off; not sooner even if
+                # asked (a rejoin refused again and again must not become a busy loop).
+                await trio.sleep(min(failures.next_delay(), interval))
+            self._poke = trio.Event()
 
     async def _heartbeat_once(self) -> bool:
         """Send one heartbeat (if the state machine wants one); True unless it failed."""
