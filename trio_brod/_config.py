@@ -720,8 +720,9 @@ class GroupConfig:
             broker assigns the partitions and moves them one member at a time, with no
             group-wide stop (ConsumerGroupHeartbeat). It has no ``session_timeout``,
             ``heartbeat_rate`` (the broker sets both), ``partition_assignment_strategy``
-            (see ``remote_assignor``) nor ``offset_retention`` (commits must be v9+, which
-            carry none): giving one of them a value other than its default with
+            (see ``remote_assignor``), ``offset_retention`` (commits must be v9+, which
+            carry none), ``max_rejoin_attempts`` nor ``rejoin_delay`` (a failed heartbeat
+            is retried with its own backoff): giving one a value other than its default with
             ``"consumer"`` is refused with a ConfigError naming it. (A default value cannot
             be told from one set explicitly; it is unused with ``"consumer"`` anyway.)
         remote_assignor: With ``group_protocol="consumer"``, the broker's assignor to use:

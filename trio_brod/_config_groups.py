@@ -24,6 +24,8 @@ CLASSIC_ONLY: Final = {
     "session_timeout": "the broker's group.consumer.session.timeout.ms applies",
     "heartbeat_rate": "the broker sets the heartbeat interval",
     "offset_retention": "it needs OffsetCommit v2-v4, which cannot carry a member epoch",
+    "max_rejoin_attempts": "a failed heartbeat is retried with backoff until it succeeds",
+    "rejoin_delay": "a failed heartbeat is retried after 0.1 s, doubling up to 2 s",
 }
 
 

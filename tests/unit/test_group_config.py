@@ -79,6 +79,8 @@ def test_the_consumer_protocol_and_its_broker_side_assignor() -> None:
         ("heartbeat_rate", 1.0),
         ("partition_assignment_strategy", "range"),
         ("offset_retention", 60.0),
+        ("max_rejoin_attempts", 2),
+        ("rejoin_delay", 0.5),
     ],
 )
 def test_options_the_consumer_protocol_lacks_are_refused_naming_them(
