@@ -22,7 +22,7 @@ import re
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -489,15 +489,80 @@ def handled_by_process(path: Path) -> list[tuple[int, int, int]]:
     return [(int(g), int(p), int(o)) for g, p, o in (line.split() for line in lines if line)]
 
 
+@pytest.fixture(scope="module")
+def fast_groups() -> Iterator[KafkaCluster]:
+    """A broker of its own whose consumer groups time out in 6 s (see FAST_GROUPS)."""
+    with KafkaCluster(broker_config=FAST_GROUPS) as cluster:
+        yield cluster
+
+
 async def test_a_killed_member_s_partitions_are_taken_over_from_its_last_commit(
-    tmp_path: Path,
+    fast_groups: KafkaCluster, tmp_path: Path
 ) -> None:
-    cluster = KafkaCluster(broker_config=FAST_GROUPS)
-    await trio.to_thread.run_sync(cluster.start)
-    try:
-        await killed_member_scenario(cluster, tmp_path)
-    finally:
-        await trio.to_thread.run_sync(cluster.stop)
+    await killed_member_scenario(fast_groups, tmp_path)
+
+
+async def test_a_member_whose_heartbeats_stop_is_fenced_commits_nothing_more_and_rejoins(
+    fast_groups: KafkaCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its session expires on the broker while its committer goes on: the first refused
+    commit fences it (workers cancelled, nothing committed), then it rejoins."""
+    topic, group = "stalled", "cst-stalled"
+    fast_groups.create_topic(topic, partitions=2)
+    stalled = trio.Event()
+    resumed = trio.Event()
+    real_heartbeat = _consumer_member.ConsumerDriver._heartbeat_once
+
+    async def stoppable_heartbeat(self: _consumer_member.ConsumerDriver) -> bool:
+        if stalled.is_set() and not resumed.is_set():
+            await resumed.wait()
+        return await real_heartbeat(self)
+
+    monkeypatch.setattr(_consumer_member.ConsumerDriver, "_heartbeat_once", stoppable_heartbeat)
+    commits: list[tuple[int, str]] = []
+    phase = ["running"]
+    real_commit = _consumer_member.commit_offsets
+
+    async def recording_commit(*args: object, **kwargs: object) -> None:
+        commits.append((kwargs["generation_id"], phase[0]))  # type: ignore[arg-type]
+        await real_commit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_consumer_member, "commit_offsets", recording_commit)
+    lost: list[AssignedPartition] = []
+
+    async def on_lost(parts: Sequence[AssignedPartition]) -> None:
+        lost.extend(parts)
+        phase[0] = "lost"
+
+    async with (
+        open_client(fast_groups.bootstrap_servers) as client,
+        open_group_member(client, group, [topic], config=CONSUMER, on_lost=on_lost) as member,
+        trio.open_nursery() as workers,
+    ):
+
+        async def start_workers() -> None:
+            async for assigned in member:
+                workers.start_soon(acking_worker, assigned)
+
+        workers.start_soon(start_workers)
+        await wait_until(lambda: len(member.assignments()) == 2 and commits)
+        fenced = member.generation
+        first = member.assignments()
+        stalled.set()  # no more heartbeats: the broker's 6 s session runs out
+        await wait_until(lambda: lost)
+        assert member.health().state == "joining"
+        phase[0] = "after loss"
+        resumed.set()
+        await wait_until(lambda: member.health().state == "stable" and member.assignments())
+        rejoined = member.generation
+        phase[0] = "rejoined"
+        workers.cancel_scope.cancel()
+    assert {p.topic_partition for p in lost} == {p.topic_partition for p in first}
+    assert all(p.cancel_scope.cancel_called for p in first)
+    assert rejoined.generation_id > 0
+    assert rejoined.member_id == fenced.member_id
+    # After the loss, nothing was committed until the member had rejoined.
+    assert [c for c in commits if c[1] in ("lost", "after loss")] == []
 
 
 async def killed_member_scenario(cluster: KafkaCluster, tmp_path: Path) -> None:
