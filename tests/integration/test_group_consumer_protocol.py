@@ -488,8 +488,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def handled_by_process(path: Path) -> list[tuple[int, int, int]]:
-    """The (epoch, partition, offset) lines the member process printed."""
-    lines = path.read_text().splitlines()
+    """The (epoch, partition, offset) lines the member process printed (complete ones:
+    the process may be writing the last one as it is read)."""
+    lines = path.read_text().split("\n")[:-1]
     return [(int(g), int(p), int(o)) for g, p, o in (line.split() for line in lines if line)]
 
 
