@@ -66,7 +66,8 @@ class _Events:
 
 
 class JavaMember(_Events):
-    """``org.apache.kafka.tools.VerifiableConsumer`` in a classic group, as a subprocess.
+    """``org.apache.kafka.tools.VerifiableConsumer`` in a group, as a subprocess (the classic
+    protocol by default, or KIP-848's with ``group_protocol="consumer"``).
 
     Commits after each batch of records (its default, without auto-commit), which is what the
     interop tests need: a partition that moves continues after the last commit.
@@ -83,6 +84,7 @@ class JavaMember(_Events):
         instance_id: str | None = None,
         session_timeout: float = 10.0,
         heartbeat_rate: float | None = None,
+        group_protocol: str = "classic",
     ) -> None:
         super().__init__()
         arguments = [
@@ -91,20 +93,21 @@ class JavaMember(_Events):
             "--group-id",
             group_id,
             "--group-protocol",
-            "classic",
-            "--assignment-strategy",
-            JAVA_ASSIGNORS[assignor],
-            "--session-timeout",
-            str(int(session_timeout * 1000)),
+            group_protocol,
             "--reset-policy",
             "earliest",
             "--verbose",
             "--bootstrap-server",
             ",".join(kafka.bootstrap_servers),
         ]
+        if group_protocol == "classic":
+            # The consumer protocol (KIP-848) has neither: the broker assigns, and its own
+            # session timeout and heartbeat interval apply.
+            arguments += ["--assignment-strategy", JAVA_ASSIGNORS[assignor]]
+            arguments += ["--session-timeout", str(int(session_timeout * 1000))]
         if instance_id is not None:
             arguments += ["--group-instance-id", instance_id]
-        if heartbeat_rate is not None:
+        if heartbeat_rate is not None and group_protocol == "classic":
             # Java heartbeats every 3 s by default: it would notice a rebalance late.
             properties = log.with_suffix(".properties")
             properties.write_text(f"heartbeat.interval.ms={int(heartbeat_rate * 1000)}\n")
@@ -173,7 +176,8 @@ class JavaMember(_Events):
 
 
 class LibrdkafkaMember(_Events):
-    """A ``confluent_kafka.Consumer`` in a classic group, polling in a thread of its own.
+    """A ``confluent_kafka.Consumer`` in a group (classic, or ``group_protocol="consumer"``),
+    polling in a thread of its own.
 
     Commits synchronously after each message it records, so that what it consumed and what
     it committed agree when it leaves (a commit refused because a rebalance moved the
@@ -189,21 +193,25 @@ class LibrdkafkaMember(_Events):
         assignor: str = "range",
         session_timeout: float = 10.0,
         heartbeat_rate: float | None = None,
+        group_protocol: str = "classic",
     ) -> None:
         super().__init__()
         self.topic = topic
-        self.config = {
+        self.config: dict[str, Any] = {
             "bootstrap.servers": ",".join(bootstrap_servers),
             "group.id": group_id,
-            "group.protocol": "classic",
-            "partition.assignment.strategy": assignor,
-            "session.timeout.ms": int(session_timeout * 1000),
+            "group.protocol": group_protocol,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }
-        if heartbeat_rate is not None:
-            self.config["heartbeat.interval.ms"] = int(heartbeat_rate * 1000)
-        self.cooperative = assignor == "cooperative-sticky"
+        if group_protocol == "classic":
+            # librdkafka refuses these with group.protocol=consumer (the broker's apply).
+            self.config["partition.assignment.strategy"] = assignor
+            self.config["session.timeout.ms"] = int(session_timeout * 1000)
+            if heartbeat_rate is not None:
+                self.config["heartbeat.interval.ms"] = int(heartbeat_rate * 1000)
+        # The consumer protocol is incremental: librdkafka wants incremental (un)assigns.
+        self.cooperative = assignor == "cooperative-sticky" or group_protocol == "consumer"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -219,6 +227,9 @@ class LibrdkafkaMember(_Events):
             KafkaError.ILLEGAL_GENERATION,
             KafkaError.REBALANCE_IN_PROGRESS,
             KafkaError.UNKNOWN_MEMBER_ID,
+            # The consumer protocol's (KIP-848) refusals of a commit from an old epoch.
+            KafkaError.STALE_MEMBER_EPOCH,
+            KafkaError.FENCED_MEMBER_EPOCH,
         )
         consumer = Consumer(self.config)
 

@@ -16,6 +16,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, NamedTuple, Protocol, TypeAlias
 
+from trio_brod._config_groups import check_group_protocol
 from trio_brod._exceptions import ConfigError
 from trio_brod._util import ms_up
 from trio_brod.protocol.errors import ProtocolError
@@ -39,6 +40,7 @@ __all__ = [
     "Partitioner",
     "PartitionerName",
     "ProducerConfig",
+    "RemoteAssignor",
     "SaslConfig",
     "Timestamp",
     "check_assignor",
@@ -623,7 +625,9 @@ class ConsumerConfig:
 ASSIGNOR_NAMES: Final = ("range", "roundrobin", "cooperative-sticky")
 AssignorName: TypeAlias = Literal["range", "roundrobin", "cooperative-sticky"]
 OffsetCommitPolicy: TypeAlias = Literal["commit_to_kafka", "consumer_managed"]
-GroupProtocol: TypeAlias = Literal["classic"]
+GroupProtocol: TypeAlias = Literal["classic", "consumer"]
+#: The broker-side assignors of the KIP-848 consumer group protocol.
+RemoteAssignor: TypeAlias = Literal["uniform", "range"]
 
 #: Kafka's limits on a ``group.instance.id`` (JoinGroupRequest.validateGroupInstanceId).
 _INSTANCE_ID_MAX = 249
@@ -718,7 +722,18 @@ class GroupConfig:
             rebalance. Unique in the group; Kafka's rules: at most 249 of
             ``[a-zA-Z0-9._-]``.
         group_protocol: ``"classic"``, the JoinGroup/SyncGroup protocol every broker
-            speaks. The KIP-848 ``"consumer"`` protocol is not supported yet.
+            speaks, or ``"consumer"``, KIP-848's consumer group protocol (Kafka 4.0+): the
+            broker assigns the partitions and moves them one member at a time, with no
+            group-wide stop (ConsumerGroupHeartbeat). It has no ``session_timeout``,
+            ``heartbeat_rate`` (the broker sets both), ``partition_assignment_strategy``
+            (see ``remote_assignor``), ``offset_retention`` (commits must be v9+, which
+            carry none), ``max_rejoin_attempts`` nor ``rejoin_delay`` (a failed heartbeat
+            is retried with its own backoff): giving one a value other than its default with
+            ``"consumer"`` is refused with a ConfigError naming it. (A default value cannot
+            be told from one set explicitly; it is unused with ``"consumer"`` anyway.)
+        remote_assignor: With ``group_protocol="consumer"``, the broker's assignor to use:
+            ``"uniform"``, ``"range"``, or None (the default) for the broker's own default
+            (``group.consumer.assignors``' first, ``uniform``). Refused with ``"classic"``.
 
     Raises:
         ConfigError: A field has a bad value; the message names the field.
@@ -735,12 +750,13 @@ class GroupConfig:
     offset_retention: float | None = None
     group_instance_id: str | None = None
     group_protocol: GroupProtocol = "classic"
+    remote_assignor: RemoteAssignor | None = None
 
     def __post_init__(self) -> None:
         check_assignor(self.partition_assignment_strategy)
         for name in ("session_timeout", "rebalance_timeout", "heartbeat_rate"):
             check_number(self, name, minimum=0, exclusive_minimum=True, maximum=_MAX_INT32_SECONDS)
-        if self.heartbeat_rate >= self.session_timeout:
+        if self.group_protocol == "classic" and self.heartbeat_rate >= self.session_timeout:
             raise ConfigError(
                 f"GroupConfig.heartbeat_rate={self.heartbeat_rate!r}: expected less than "
                 f"session_timeout={self.session_timeout!r}"
@@ -767,14 +783,7 @@ class GroupConfig:
                     value,
                     f"1 to {_INSTANCE_ID_MAX} of the characters [a-zA-Z0-9._-]",
                 )
-        protocol: str = self.group_protocol
-        if protocol == "consumer":
-            raise ConfigError(
-                "GroupConfig.group_protocol='consumer': that group protocol comes with KIP-848 "
-                "support, which trio-brod does not have yet; use 'classic'"
-            )
-        if protocol != "classic":
-            raise _fail(self, "group_protocol", self.group_protocol, "'classic'")
+        check_group_protocol(self)
 
     @property
     def offset_retention_ms(self) -> int:

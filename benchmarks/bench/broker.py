@@ -24,6 +24,7 @@ from typing import Any
 import trio
 
 import trio_brod
+from bench.groups import HEARTBEAT_S
 from trio_brod import admin
 from trio_brod.protocol import CreateTopicsRequest, ListOffsetsRequest
 from trio_brod.testing import KafkaCluster, resolve_kafka_jars
@@ -275,5 +276,11 @@ def open_broker(
     directory = choose_data_dir(data_dir)
     # Deleted topics' files go at once, not a minute later (Kafka's default).
     config = {"log.segment.delete.delay.ms": "0"}
+    # KIP-848 consumer-protocol groups heartbeat at the broker's interval (5 s by default,
+    # and no less): the classic rows' heartbeat (bench.groups.HEARTBEAT_S), so that members
+    # hear of a rebalance as fast whichever protocol they speak. Classic groups ignore it.
+    heartbeat_ms = str(int(HEARTBEAT_S * 1000))
+    config["group.consumer.heartbeat.interval.ms"] = heartbeat_ms
+    config["group.consumer.min.heartbeat.interval.ms"] = heartbeat_ms
     with KafkaCluster(brokers=1, heap=heap, data_dir=directory, broker_config=config) as cluster:
         yield Broker(cluster.bootstrap_servers[0], cluster, directory)

@@ -62,6 +62,15 @@ ROWS: dict[str, Row] = {
             (("assignor", "range"),),
         ),
         Row(
+            "trio-brod-consumer",
+            "trio-brod",
+            "single",
+            frozenset({"rebalance"}),
+            "trio_brod",
+            'open_group_subscriber(), GroupConfig(group_protocol="consumer") (KIP-848)',
+            (("group_protocol", "consumer"),),
+        ),
+        Row(
             "trio-brod-batch",
             "trio-brod",
             "batch",
@@ -120,6 +129,15 @@ ROWS: dict[str, Row] = {
             ALL | GROUPS,
             "confluent_kafka",
             "produce() + poll(0) per message; group: subscribe(), rebalance: cooperative-sticky",
+        ),
+        Row(
+            "confluent-kafka-consumer",
+            "confluent-kafka",
+            "single",
+            frozenset({"rebalance"}),
+            "confluent_kafka",
+            "subscribe(), group.protocol=consumer (KIP-848)",
+            (("group_protocol", "consumer"),),
         ),
         Row(
             "confluent-kafka-batch",

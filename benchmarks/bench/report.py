@@ -490,6 +490,8 @@ def render_groups(data: Data) -> list[str]:
 
 
 def _assignor(r: Data) -> str:
+    if "KIP-848" in r.get("settings", ""):
+        return "consumer protocol (uniform)"
     if r["family"] == "trio-brod":
         return "range (eager)" if "range" in r.get("settings", "") else "cooperative-sticky"
     if r["family"] == "aiokafka":

@@ -66,6 +66,7 @@ def test_quick_run_covers_every_workload(kafka: KafkaCluster, tmp_path: Path) ->
         ("group", "trio-brod-message"),
         ("rebalance", "trio-brod"),
         ("rebalance", "trio-brod-range"),
+        ("rebalance", "trio-brod-consumer"),
     }
     # With the bench extra installed (as in CI) every peer ran too.
     families = {r["family"] for r in ran}

@@ -4,7 +4,7 @@
   other member takes its partitions after the session timeout, from its last commit, and
   every message is handled (at least once, no gap);
 * the coordinator's broker stopped in the three-broker cluster: the member finds the new
-  coordinator and goes on, and no commit is lost;
+  coordinator and goes on, and no commit is lost (classic and KIP-848 consumer protocol);
 * a static member restarted with a new client within the session timeout: its partitions
   come back with no rebalance (the generation does not change, the other member keeps its
   partitions throughout).
@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.group_member_process import CONFIG
+from tests.group_member_process import CONFIG, CONSUMER_CONFIG
+from tests.kip848 import skip_without_kip848
 from trio_brod import (
     AssignedPartition,
     ConsumerConfig,
@@ -151,9 +152,12 @@ async def test_a_killed_member_s_partitions_are_taken_over_from_its_last_commit(
 
 
 @pytest.mark.cluster
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
 async def test_the_member_follows_the_coordinator_when_its_broker_stops(
-    kafka_cluster3: KafkaCluster, make_topic: MakeTopic
+    kafka_cluster3: KafkaCluster, make_topic: MakeTopic, protocol: str
 ) -> None:
+    if protocol == "consumer":
+        skip_without_kip848(kafka_cluster3)
     cluster = AsyncKafkaCluster(kafka_cluster3)
     partitions, per_partition = 3, 60
     topic = make_topic(partitions=partitions, replication_factor=3, cluster=kafka_cluster3)
@@ -175,7 +179,12 @@ async def test_the_member_follows_the_coordinator_when_its_broker_stops(
     async with (
         open_client(bootstrap) as client,
         open_group_subscriber(
-            client, group, [topic], handle, config=CONFIG, consumer_config=EARLIEST
+            client,
+            group,
+            [topic],
+            handle,
+            config=CONFIG if protocol == "classic" else CONSUMER_CONFIG,
+            consumer_config=EARLIEST,
         ) as g,
     ):
         with trio.fail_after(60):

@@ -2,7 +2,8 @@
 
 * Three members joining one by one over a 12-partition topic, with no crash, handle 60,000
   messages exactly once: every revoked partition's offsets are committed before it is given
-  up, and the next owner starts there.
+  up, and the next owner starts there (with the classic protocol, and with KIP-848's
+  ``consumer`` protocol, where the broker moves partitions member by member).
 * With cooperative-sticky, the partitions that do not move keep being consumed through the
   rebalance (KIP-429): their workers are never stopped or started again, and they handle
   messages while the member is still revoking the moved ones.
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import pytest
 import trio
 
+from tests.kip848 import skip_without_kip848
 from trio_brod import AssignedPartition, GroupConfig, open_client, open_group_subscriber
 from trio_brod._config import AssignorName
 from trio_brod.producer import DeliveryReceipt
@@ -39,9 +41,18 @@ def fast(assignor: AssignorName = "cooperative-sticky") -> GroupConfig:
     )
 
 
+#: KIP-848's consumer protocol: the broker assigns (uniform), with its own timeouts.
+CONSUMER = GroupConfig(
+    group_protocol="consumer", rebalance_timeout=10.0, offset_commit_interval=0.5
+)
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
 async def test_three_members_joining_one_by_one_handle_60000_messages_exactly_once(
-    kafka: KafkaCluster, make_topic: MakeTopic
+    kafka: KafkaCluster, make_topic: MakeTopic, protocol: str
 ) -> None:
+    if protocol == "consumer":
+        skip_without_kip848(kafka)
     partitions, chunks, chunk = 12, 60, 1000
     topic = make_topic(partitions=partitions)
     group = f"exactly-once-{topic}"
@@ -77,7 +88,7 @@ async def test_three_members_joining_one_by_one_handle_60000_messages_exactly_on
         trio.open_nursery() as nursery,
     ):
         await producer.start_producer(topic)
-        config = fast()
+        config = fast() if protocol == "classic" else CONSUMER
         async with open_group_subscriber(ca, group, [topic], handler("a"), config=config) as a:
             await a.wait_stable()
             nursery.start_soon(produce)

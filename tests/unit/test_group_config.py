@@ -63,9 +63,39 @@ def test_a_bad_value_is_refused_naming_the_field(field: str, value: Any) -> None
         GroupConfig(**{field: value})
 
 
-def test_the_consumer_protocol_is_refused_until_kip_848_is_supported() -> None:
-    with pytest.raises(ConfigError, match=r"group_protocol='consumer'.*KIP-848"):
-        GroupConfig(group_protocol="consumer")  # type: ignore[arg-type]
+def test_the_consumer_protocol_and_its_broker_side_assignor() -> None:
+    config = GroupConfig(group_protocol="consumer", remote_assignor="range")
+    assert (config.group_protocol, config.remote_assignor) == ("consumer", "range")
+    # The classic-only options at their defaults pass: they are not used.
+    assert GroupConfig(group_protocol="consumer").session_timeout == 45.0
+    # heartbeat_rate is the broker's with "consumer": not checked against session_timeout.
+    assert GroupConfig(group_protocol="consumer", rebalance_timeout=1.0).rebalance_timeout == 1.0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("session_timeout", 10.0),
+        ("heartbeat_rate", 1.0),
+        ("partition_assignment_strategy", "range"),
+        ("offset_retention", 60.0),
+        ("max_rejoin_attempts", 2),
+        ("rejoin_delay", 0.5),
+    ],
+)
+def test_options_the_consumer_protocol_lacks_are_refused_naming_them(
+    field: str, value: Any
+) -> None:
+    with pytest.raises(ConfigError, match=rf"GroupConfig\.{field}=.*'consumer' group protocol"):
+        GroupConfig(group_protocol="consumer", **{field: value})
+    GroupConfig(**{field: value})  # fine with the classic protocol
+
+
+def test_a_remote_assignor_needs_the_consumer_protocol_and_a_known_name() -> None:
+    with pytest.raises(ConfigError, match=r"GroupConfig\.remote_assignor='range': only"):
+        GroupConfig(remote_assignor="range")
+    with pytest.raises(ConfigError, match=r"GroupConfig\.remote_assignor='sticky'"):
+        GroupConfig(group_protocol="consumer", remote_assignor="sticky")  # type: ignore[arg-type]
 
 
 def test_heartbeats_must_come_more_often_than_the_session_times_out() -> None:

@@ -64,6 +64,11 @@ from trio_brod.admin.configs import (
     alter_configs,
     describe_configs,
 )
+from trio_brod.admin.consumer_groups import (
+    ConsumerGroupDescription,
+    ConsumerMemberDescription,
+    describe_consumer_groups,
+)
 from trio_brod.admin.groups import (
     CommittedOffset,
     GroupDescription,
@@ -92,6 +97,8 @@ __all__ = [
     "ConfigResource",
     "ConfigResourceType",
     "ConfigSynonym",
+    "ConsumerGroupDescription",
+    "ConsumerMemberDescription",
     "GroupDescription",
     "GroupListing",
     "MemberDescription",
@@ -106,6 +113,7 @@ __all__ = [
     "delete_topics",
     "describe_cluster",
     "describe_configs",
+    "describe_consumer_groups",
     "describe_groups",
     "fetch_committed_offsets",
     "list_groups",

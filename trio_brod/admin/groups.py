@@ -267,8 +267,8 @@ async def describe_groups(client: Client, group_ids: Sequence[str]) -> dict[str,
 
     DescribeGroups knows only classic groups. A group of the KIP-848 consumer protocol
     (``group.protocol=consumer``) comes back as ``"Dead"`` from Kafka 4 (checked with 4.3),
-    although it lives: :func:`list_groups` shows it, with ``type="consumer"``. Kafka's
-    ConsumerGroupDescribe API describes such groups; trio-brod does not use it yet.
+    although it lives: :func:`list_groups` shows it, with ``type="consumer"``.
+    :func:`~trio_brod.admin.describe_consumer_groups` (ConsumerGroupDescribe) describes it.
 
     Returns:
         Each group's description, by id. A group that does not exist is ``"Dead"``.

@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections.abc import Mapping
 from typing import Any, Literal, TextIO
 
 from trio_brod.admin import (
+    ConsumerGroupDescription,
     GroupDescription,
     commit_offsets,
+    describe_consumer_groups,
     describe_groups,
     fetch_committed_offsets,
     list_groups,
@@ -37,13 +40,25 @@ async def groups(client: Client, args: argparse.Namespace, out: TextIO) -> None:
         for line in table_lines(("GROUP", "PROTOCOL", "STATE", "TYPE", "COORDINATOR"), rows):
             print(line, file=out)
         return
+    listing = await list_groups(client)
     if not wanted:
-        wanted = [g.group_id for g in await list_groups(client)]
-    described = await describe_groups(client, wanted) if wanted else {}
+        wanted = [g.group_id for g in listing]
+    # KIP-848 groups are unknown to DescribeGroups: ConsumerGroupDescribe describes them.
+    kip848 = [g.group_id for g in listing if g.type == "consumer" and g.group_id in wanted]
+    classic = [g for g in wanted if g not in kip848]
+    described = await describe_groups(client, classic) if classic else {}
+    consumer = await describe_consumer_groups(client, kip848) if kip848 else {}
     if args.json:
-        print(json.dumps([_group_json(described[g]) for g in wanted], indent=2), file=out)
+        document = [
+            _consumer_group_json(consumer[g]) if g in consumer else _group_json(described[g])
+            for g in wanted
+        ]
+        print(json.dumps(document, indent=2), file=out)
         return
     for group_id in wanted:
+        if group_id in consumer:
+            _print_consumer_group(consumer[group_id], out)
+            continue
         group = described[group_id]
         protocol = "/".join(p for p in (group.protocol_type, group.protocol) if p) or "-"
         coordinator = group.coordinator.node_id
@@ -54,6 +69,57 @@ async def groups(client: Client, args: argparse.Namespace, out: TextIO) -> None:
             print(f"  {member.member_id} ({who})", file=out)
             for topic, partitions in sorted((member.assignment or {}).items()):
                 print(f"    {topic}: {','.join(map(str, partitions)) or '-'}", file=out)
+
+
+def _print_consumer_group(group: ConsumerGroupDescription, out: TextIO) -> None:
+    """A KIP-848 group: its epochs and assignor, each member's epoch and assignment (with
+    the target it is reconciling towards, where that differs)."""
+    print(
+        f"{group.group_id}: {group.state}, consumer protocol, assignor "
+        f"{group.assignor_name or '-'}, epoch {group.group_epoch} (assignment "
+        f"{group.assignment_epoch}), coordinator {group.coordinator.node_id}",
+        file=out,
+    )
+    for member in group.members:
+        instance = f" instance {member.instance_id}" if member.instance_id else ""
+        who = f"{member.client_id} at {member.client_host}{instance}"
+        print(f"  {member.member_id} ({who}) epoch {member.member_epoch}", file=out)
+        for topic in sorted(member.assignment.keys() | member.target_assignment.keys()):
+            now = member.assignment.get(topic, ())
+            line = f"    {topic}: {','.join(map(str, now)) or '-'}"
+            target = member.target_assignment.get(topic, ())
+            if target != now:
+                line += f" (target {','.join(map(str, target)) or '-'})"
+            print(line, file=out)
+
+
+def _consumer_group_json(group: ConsumerGroupDescription) -> dict[str, Any]:
+    def partitions(assignment: Mapping[str, tuple[int, ...]]) -> dict[str, list[int]]:
+        return {t: list(ps) for t, ps in assignment.items()}
+
+    return {
+        "group_id": group.group_id,
+        "type": "consumer",
+        "state": group.state,
+        "group_epoch": group.group_epoch,
+        "assignment_epoch": group.assignment_epoch,
+        "assignor": group.assignor_name,
+        "coordinator": group.coordinator.node_id,
+        "members": [
+            {
+                "member_id": m.member_id,
+                "instance_id": m.instance_id,
+                "member_epoch": m.member_epoch,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "subscribed_topic_names": list(m.subscribed_topic_names),
+                "subscribed_topic_regex": m.subscribed_topic_regex,
+                "assignment": partitions(m.assignment),
+                "target_assignment": partitions(m.target_assignment),
+            }
+            for m in group.members
+        ],
+    }
 
 
 def _group_json(group: GroupDescription) -> dict[str, Any]:

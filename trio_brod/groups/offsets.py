@@ -50,6 +50,8 @@ CommitValue: TypeAlias = int | tuple[int, str | None]
 COMMIT_MIN_VERSION: Final = 2
 FETCH_MIN_VERSION: Final = 1
 FETCH_ALL_TOPICS_MIN_VERSION: Final = 2
+#: The first OffsetCommit a KIP-848 consumer group takes (with the member epoch).
+MEMBER_EPOCH_COMMIT_VERSION: Final = 9
 #: The versions of OffsetCommit that carry a retention time (v5 dropped it, KIP-211).
 _RETENTION_VERSIONS: Final = range(2, 5)
 #: The first OffsetCommit that carries a group instance id (KIP-345).
@@ -152,6 +154,7 @@ async def commit_offsets(
     member_id: str = "",
     group_instance_id: str | None = None,
     retention: float | None = None,
+    member_epoch: bool = False,
 ) -> None:
     """Commit offsets for a group (OffsetCommit, highest version both sides speak).
 
@@ -173,6 +176,8 @@ async def commit_offsets(
         retention: Seconds to keep the offsets once the group is empty; None for the
             broker's ``offsets.retention.minutes``. Only OffsetCommit v2-v4 carry it, so
             the commit is sent as v4 at most (and without the instance id).
+        member_epoch: ``generation_id`` is a KIP-848 member epoch: the commit is sent as
+            v9+ (the first version a ``consumer`` group takes), or not at all.
 
     Raises:
         IllegalGenerationError: The generation is over (a rebalance happened).
@@ -202,6 +207,7 @@ async def commit_offsets(
             generation_id,
             member_id,
             group_instance_id,
+            member_epoch,
         )
     except Exception as exc:
         observe.committed(group_id, len(offsets), started, exc)
@@ -217,8 +223,11 @@ async def _commit(
     generation_id: int,
     member_id: str,
     group_instance_id: str | None,
+    member_epoch: bool,
 ) -> None:
     low, high = commit_versions(retention_ms)
+    if member_epoch:
+        low = max(low, MEMBER_EPOCH_COMMIT_VERSION)
     response = await coordinator.request_versioned(
         OffsetCommitRequest,
         lambda version: offset_commit_request(

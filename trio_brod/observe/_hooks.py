@@ -319,13 +319,16 @@ def committed(group: str, partitions: int, started: float, error: BaseException 
     _emit("committed", Committed(group, partitions, time.perf_counter() - started, error))
 
 
-def rebalanced(group: str, generation: Any, assignment: Any) -> None:
+def rebalanced(group: str, generation: Any, assignment: Any, started: float | None = None) -> None:
     """Tell the hooks a member of ``group`` completed a rebalance (``generation`` has
-    ``generation_id`` and ``member_id``). Its duration counts from the first JoinGroup
-    request of the rebalance (see :func:`request_answered`)."""
+    ``generation_id`` and ``member_id``). Its duration counts from ``started`` (a
+    ``perf_counter()``) if given, else from the first JoinGroup request of the rebalance
+    (see :func:`request_answered`)."""
     if not state.hooks:
         return
-    started = state.rebalancing.pop(group, None)
+    joined = state.rebalancing.pop(group, None)
+    if started is None:
+        started = joined
     duration = 0.0 if started is None else time.perf_counter() - started
     event = Rebalanced(
         group, generation.generation_id, generation.member_id, frozenset(assignment), duration

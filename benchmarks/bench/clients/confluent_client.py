@@ -412,10 +412,20 @@ def _rebalance(spec: Spec) -> Result:
         else:
             failed.append(error)
 
+    kip848 = spec.get("group_protocol") == "consumer"
+
     def member(index: int) -> None:
-        consumer = _group_consumer(
-            spec, group_id, **{"partition.assignment.strategy": "cooperative-sticky"}
-        )
+        if kip848:
+            # The broker assigns and times the session: librdkafka refuses the classic
+            # assignor and timing properties with group.protocol=consumer.
+            consumer = _consumer(
+                spec,
+                **{"group.id": group_id, "enable.auto.commit": True, "group.protocol": "consumer"},
+            )
+        else:
+            consumer = _group_consumer(
+                spec, group_id, **{"partition.assignment.strategy": "cooperative-sticky"}
+            )
         try:
             consumer.subscribe([topic])
             while not stop_members.is_set():
@@ -496,8 +506,13 @@ def _rebalance(spec: Spec) -> Result:
         raise BenchError(f"{len(failed)} records failed: {failed[0]!r}")
     result = timeline.check_complete(acked)
     result["joins"] = joins
+    how = (
+        "group.protocol=consumer (KIP-848), the broker's uniform assignor"
+        if kip848
+        else "cooperative-sticky"
+    )
     result["settings"] = (
-        "subscribe() per member (its own Consumer, consume() in a thread), cooperative-sticky, "
+        f"subscribe() per member (its own Consumer, consume() in a thread), {how}, "
         f"session {groups.SESSION_TIMEOUT_S:g} s, heartbeat {groups.HEARTBEAT_S:g} s; "
         f"{spec['rate']} msgs/s produced round-robin"
     )

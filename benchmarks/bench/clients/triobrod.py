@@ -329,6 +329,10 @@ async def _partitions(spec: Spec) -> Result:
 
 
 def _group_config(spec: Spec) -> trio_brod.GroupConfig:
+    if spec.get("group_protocol") == "consumer":
+        # KIP-848: the broker assigns (uniform) and sets the session and heartbeat interval
+        # (the bench broker's: bench.groups.HEARTBEAT_S).
+        return trio_brod.GroupConfig(group_protocol="consumer")
     return trio_brod.GroupConfig(
         partition_assignment_strategy=spec.get("assignor", "cooperative-sticky"),
         session_timeout=groups.SESSION_TIMEOUT_S,
@@ -495,9 +499,14 @@ async def _rebalance(spec: Spec) -> Result:
         raise BenchError(f"{len(failed)} records failed: {failed[0]!r}")
     result = timeline.check_complete(acked)
     result["joins"] = joins
+    config = _group_config(spec)
+    how = (
+        "consumer protocol (KIP-848), the broker's uniform assignor"
+        if config.group_protocol == "consumer"
+        else config.partition_assignment_strategy
+    )
     result["settings"] = (
-        f"open_group_subscriber() per member (its own client), "
-        f"{_group_config(spec).partition_assignment_strategy}, "
+        f"open_group_subscriber() per member (its own client), {how}, "
         f"session {groups.SESSION_TIMEOUT_S:g} s, heartbeat {groups.HEARTBEAT_S:g} s; "
         f"{spec['rate']} msgs/s produced round-robin"
     )

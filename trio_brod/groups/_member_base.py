@@ -1,0 +1,256 @@
+"""What every group member driver shares, whichever group protocol it speaks.
+
+:class:`MemberDriver` keeps the partitions the member owns (as
+:class:`~trio_brod.groups._assigned.AssignedPartition` objects), hands new ones to the
+application (the ``on_assigned`` listener and the member's async iterator), stops the
+workers of revoked or lost ones, commits acknowledged offsets (periodically, on demand and
+before a partition is given up), and reports the member's health. The two protocols differ
+in how the member learns what it owns and with what it commits: the classic driver
+(``_classic_member.py``: JoinGroup/SyncGroup, generations) and the KIP-848 driver
+(``_consumer_member.py``: ConsumerGroupHeartbeat, member epochs) subclass it and fill in
+:meth:`MemberDriver.run`, :meth:`MemberDriver.leave`, :meth:`MemberDriver.health` and how a
+commit is sent (:meth:`MemberDriver.send_commit`).
+
+A loss (the member was evicted or fenced) cancels the lost partitions' workers at once,
+from whichever task hears of it (:meth:`MemberDriver.lose_now`); nothing is committed for
+them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+
+import trio
+
+from trio_brod._backoff import now
+from trio_brod._cluster import ConnectionPool, MetadataCache
+from trio_brod._config import GroupConfig
+from trio_brod._log import group_log as log
+from trio_brod.groups._assigned import AssignedPartition
+from trio_brod.groups._coordinator import GroupCoordinator
+from trio_brod.groups._membership import TopicPartition
+from trio_brod.groups._types import (
+    CommittedOffsets,
+    GroupHealth,
+    Listener,
+    PartitionHealth,
+    Topics,
+)
+from trio_brod.groups.offsets import fetch_committed
+
+__all__ = ["MemberDriver"]
+
+
+class MemberDriver:
+    """The protocol-independent half of a group member (see the module docstring)."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        metadata: MetadataCache,
+        group_id: str,
+        topics: Topics,
+        config: GroupConfig,
+        *,
+        on_assigned: Listener | None = None,
+        on_revoked: Listener | None = None,
+        on_lost: Listener | None = None,
+        committed_offsets: CommittedOffsets | None = None,
+        metadata_refresh: float | None = None,
+        iterate: bool = True,
+    ) -> None:
+        if not isinstance(topics, re.Pattern) and (
+            isinstance(topics, str) or not all(isinstance(t, str) and t for t in topics)
+        ):
+            raise TypeError(f"topics must be a list of names or a re.Pattern, not {topics!r}")
+        if config.offset_commit_policy == "consumer_managed" and committed_offsets is None:
+            raise ValueError("offset_commit_policy='consumer_managed' needs committed_offsets")
+        self.group_id = group_id
+        self.config = config
+        self.pool = pool
+        self.metadata = metadata
+        self.topics = topics
+        self.coordinator = GroupCoordinator(pool, metadata, group_id)
+        self.listeners = (on_assigned, on_revoked, on_lost)
+        self.committed_offsets = committed_offsets
+        self.refresh = (
+            metadata.config.metadata_max_age if metadata_refresh is None else metadata_refresh
+        )
+        self.iterate = iterate
+        self._send_assigned, self._receive_assigned = trio.open_memory_channel[AssignedPartition](
+            math.inf
+        )
+        self.owned: dict[TopicPartition, AssignedPartition] = {}
+        self.last_heartbeat: float | None = None
+        self.last_ok = now()
+        self.reason: str | None = None
+        self.failure: BaseException | None = None
+        self.left = trio.Event()
+        self.stable = trio.Event()
+
+    # -- what the protocol drivers fill in -----------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The member's tasks, until it has left the group."""
+        raise NotImplementedError
+
+    async def leave(self, reason: str = "the member is closing") -> None:
+        """Give every partition up (with a commit), leave the group, and wait for it."""
+        raise NotImplementedError
+
+    def health(self) -> GroupHealth:
+        """The member's health report."""
+        raise NotImplementedError
+
+    async def send_commit(
+        self, partitions: Sequence[AssignedPartition], *, raise_errors: bool
+    ) -> None:
+        """Commit ``partitions``' positions (each has moved since its last commit) and set
+        ``committed`` on those the coordinator took."""
+        raise NotImplementedError
+
+    # -- what the application sees -------------------------------------------------------------
+
+    def assignments(self) -> list[AssignedPartition]:
+        """The partitions owned now, sorted."""
+        return [self.owned[tp] for tp in sorted(self.owned)]
+
+    def __aiter__(self) -> AsyncIterator[AssignedPartition]:
+        return self._receive_assigned.__aiter__()
+
+    def close_iteration(self) -> None:
+        """No more partitions will be handed out (the member has left)."""
+        self._send_assigned.close()
+
+    def partition_health(self) -> dict[TopicPartition, PartitionHealth]:
+        """Each owned partition's position, committed offset and lag."""
+        partitions = {}
+        for tp, assigned in sorted(self.owned.items()):
+            done = assigned.position if assigned.position is not None else assigned.committed
+            hw = assigned.high_watermark
+            lag = None if hw is None or done is None else max(0, hw - done)
+            partitions[tp] = PartitionHealth(assigned.position, assigned.committed, lag)
+        return partitions
+
+    async def commit(self, partitions: Sequence[AssignedPartition] | None = None) -> None:
+        """Commit the acknowledged offsets now (all owned partitions by default), and wait."""
+        chosen = self.assignments() if partitions is None else list(partitions)
+        await self.commit_some(chosen, raise_errors=True)
+
+    async def commit_one(self, assigned: AssignedPartition) -> None:
+        """:meth:`AssignedPartition.commit`'s way in."""
+        await self.commit_some([assigned], raise_errors=True)
+
+    async def commit_some(
+        self, partitions: Sequence[AssignedPartition], *, raise_errors: bool
+    ) -> None:
+        """Commit those of ``partitions`` whose position moved since their last commit."""
+        if self.config.offset_commit_policy == "consumer_managed":
+            await trio.lowlevel.checkpoint()
+            return
+        moved = [
+            p
+            for p in partitions
+            if not p.lost and p.position is not None and p.position != p.committed
+        ]
+        if not moved:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.send_commit(moved, raise_errors=raise_errors)
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    def lose_now(self, partitions: Iterable[TopicPartition], owner: int) -> None:
+        """Cancel the workers of lost ``partitions`` here and now (nothing is committed)."""
+        partitions = sorted(partitions)
+        if partitions:
+            log.warning(
+                "%s: lost %s of generation %d (another member may own them now): "
+                "their workers are cancelled and nothing is committed for them",
+                self.group_id,
+                partitions,
+                owner,
+            )
+        for tp in partitions:
+            assigned = self.owned.get(tp)
+            if assigned is not None:
+                assigned.lose()
+
+    async def stop_workers(
+        self,
+        partitions: Iterable[TopicPartition],
+        *,
+        lost: bool,
+        owner: int,
+        commit_as: tuple[int, str] | None,
+    ) -> None:
+        """Stop the workers of ``partitions``: cancelled at once if ``lost``, else each
+        finishes its message (within ``rebalance_timeout``); then, with ``commit_as``
+        (generation or epoch, member id), their offsets are committed as that; then they are
+        forgotten and the listener (``on_revoked`` or ``on_lost``) is called."""
+        revoked = [self.owned[tp] for tp in sorted(partitions) if tp in self.owned]
+        if lost:
+            for assigned in revoked:
+                assigned.lose()
+        else:
+            if revoked:
+                log.info(
+                    "%s: giving up %s of generation %d (rebalance)",
+                    self.group_id,
+                    [a.topic_partition for a in revoked],
+                    owner,
+                )
+            for assigned in revoked:
+                assigned.start_revoke()
+        async with trio.open_nursery() as nursery:
+            for assigned in revoked:
+                nursery.start_soon(assigned.wait_finished, self.config.rebalance_timeout)
+        if not lost and commit_as is not None:
+            for assigned in revoked:
+                assigned.generation_id, assigned.member_id = commit_as
+            await self.commit_some(revoked, raise_errors=False)
+        for assigned in revoked:
+            del self.owned[assigned.topic_partition]
+        listener = self.listeners[2] if lost else self.listeners[1]
+        if revoked and listener is not None:
+            await listener(revoked)
+
+    async def start_workers(
+        self, partitions: Iterable[TopicPartition], generation_id: int, member_id: str
+    ) -> None:
+        """Read the new ``partitions``' committed offsets, then hand them out."""
+        chosen = sorted(partitions)
+        if self.committed_offsets is not None:
+            begin = dict(await self.committed_offsets(chosen))
+        else:
+            begin = dict(await fetch_committed(self.coordinator, self.group_id, chosen))
+        added = []
+        for topic, partition in chosen:
+            assigned = AssignedPartition(
+                topic,
+                partition,
+                generation_id,
+                member_id,
+                begin.get((topic, partition)),
+                self.commit_one,
+            )
+            self.owned[topic, partition] = assigned
+            added.append(assigned)
+        if self.listeners[0] is not None:
+            await self.listeners[0](added)
+        if self.iterate:
+            for assigned in added:
+                self._send_assigned.send_nowait(assigned)
+
+    async def commit_periodically(self) -> None:
+        """Commit every ``offset_commit_interval`` while :meth:`may_commit_now`."""
+        while True:
+            await trio.sleep(self.config.offset_commit_interval)
+            if self.may_commit_now():
+                await self.commit_some(self.assignments(), raise_errors=False)
+
+    def may_commit_now(self) -> bool:
+        """True if the periodic commit should run now."""
+        raise NotImplementedError
