@@ -89,11 +89,14 @@ class BufferMachine(RuleBasedStateMachine):
             assert call.records == ()
             self.log_end += self.counts[id(call)]
 
-    @rule()
+    @rule(lost=st.booleans())
     @precondition(lambda self: self.buffer is not None and self.buffer.onwire)
-    def fail_oldest(self) -> None:
+    def fail_oldest(self, lost: bool) -> None:
         assert self.buffer is not None
-        self.failed_this_round.append(self.buffer.fail_first())
+        batch = self.buffer.fail_first()
+        if lost:
+            batch.maybe_written = True  # as the worker marks a lost response
+        self.failed_this_round.append(batch)
 
     @rule(refused=st.booleans())
     @precondition(
@@ -142,6 +145,8 @@ class BufferMachine(RuleBasedStateMachine):
         if self.buffer is None:
             return
         assert len(self.buffer.onwire) <= self.buffer.onwire_limit
+        # Rule 7: nothing on the wire behind a retry that may be in the log already.
+        assert not any(batch.maybe_written for batch in list(self.buffer.onwire)[:-1])
         assert self.buffer.queued_bytes == sum(call.size for call in self.buffer.queued)
 
     @invariant()

@@ -13,6 +13,12 @@ state and to test (a hypothesis state machine does, in ``tests/unit/test_produce
 6. With idempotence, giving up on a batch that carries sequence numbers leaves a gap the
    broker would refuse; :func:`sequence_gap` says whether the batches still pending may be
    renumbered under a new epoch without risking a duplicate.
+7. Nothing goes on the wire behind a batch sent again that may already be in the log,
+   until that batch is answered. A broker recognises a duplicate only among the last
+   five batches it wrote for the producer; batches sent behind the retry could push its
+   first copy out of that memory, and the broker would then take the retry for a gap
+   (``OUT_OF_ORDER_SEQUENCE_NUMBER``) instead of a duplicate, which a new epoch would write
+   twice.
 
 ::
 
@@ -410,8 +416,11 @@ class ProducerBuffer:
         return not (self.queued or self.retry or self.onwire)
 
     def can_send(self) -> bool:
-        """True if a batch may go on the wire now."""
-        return len(self.onwire) < self.onwire_limit and bool(self.retry or self.queued)
+        """True if a batch may go on the wire now (rules 2, 3 and 7)."""
+        onwire = self.onwire
+        if onwire and onwire[-1].maybe_written:
+            return False  # nothing behind a retry that may be a duplicate (rule 7)
+        return len(onwire) < self.onwire_limit and bool(self.retry or self.queued)
 
     def take_batch(self) -> WireBatch:
         """The next batch to send: a retry first, else new calls up to ``max_batch_size``."""
