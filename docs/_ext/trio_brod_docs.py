@@ -116,6 +116,7 @@ BROD_NAMES: dict[str, dict[str, str | None]] = {
         "offset_retention": "``offset_retention_seconds`` (-1: the broker's)",
         "group_instance_id": None,
         "group_protocol": None,
+        "remote_assignor": None,
     },
 }
 
