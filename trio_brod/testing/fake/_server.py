@@ -88,6 +88,10 @@ class BrokerServer:
                         await stream.send_all(answer)
         except ProtocolError as exc:
             logger.warning("fake broker %d: closing a connection: %s", self.node_id, exc)
+        except Exception:
+            # A bug of the fake's own: the connection closes (as a broker's would on an
+            # internal error), the fake keeps serving, and the log says what happened.
+            logger.exception("fake broker %d: closing a connection after an error", self.node_id)
         except _HangUp:
             pass
         except (trio.BrokenResourceError, trio.ClosedResourceError):

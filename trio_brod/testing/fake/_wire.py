@@ -80,7 +80,8 @@ def response_frame(api_key: int, version: int, correlation_id: int, body: Messag
 
 
 def _schema(obj: object) -> tuple[FieldSchema, ...]:
-    schema: tuple[FieldSchema, ...] = getattr(type(obj), "_SCHEMA", ())
+    cls = obj if isinstance(obj, type) else type(obj)
+    schema: tuple[FieldSchema, ...] = getattr(cls, "_SCHEMA", ())
     return schema
 
 
