@@ -224,3 +224,17 @@ async def test_malformed_frames_close_the_connection(caplog: pytest.LogCaptureFi
         # The broker still serves new connections.
         frame = encode_request(ApiVersionsRequest(), 3, 7, "t")
         assert await trio.to_thread.run_sync(_fake_request, fake, frame) is not None
+
+
+async def test_the_pytest_fixture(
+    fake_kafka: FakeKafka,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake_kafka.create_topic("fixture-topic")
+    async with open_client(fake_kafka.bootstrap_servers) as client:
+        await client.start_producer("fixture-topic")
+        assert await client.produce_sync("fixture-topic", b"x", partition=0) == 0
+        start = trio.current_time()
+        await trio.sleep(1000)  # the fixture's fake runs on the test's (mock) clock
+        assert trio.current_time() - start >= 1000
+        assert await client.resolve_offset("fixture-topic", 0, "latest") == 1
