@@ -1,0 +1,111 @@
+"""Differential tests: the same seeded operation sequences against the fake Kafka and the real
+broker from the launcher; what trio-brod's client observes must be the same.
+
+Compared: produced offsets, fetched records (offset, key, value, headers, timestamp), high
+watermarks, ListOffsets answers (earliest, latest, by timestamp), DeleteRecords' low
+watermarks, and the error classes (offset out of range). Small on purpose: a few seeded
+examples of a few operations each, so that it stays fast in CI.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import trio_brod.admin
+from trio_brod import open_client
+from trio_brod.admin import NewTopic
+from trio_brod.protocol.errors import KafkaError
+from trio_brod.testing import fake_kafka
+from trio_brod.testing import strategies as kst
+
+pytestmark = pytest.mark.integration
+
+BASE_TS = 1_700_000_000_000
+
+produce_op = st.tuples(
+    st.just("produce"),
+    st.lists(st.tuples(kst.keys(8), kst.values(16), kst.headers(2)), min_size=1, max_size=4),
+)
+fetch_op = st.tuples(st.just("fetch"), st.integers(0, 14))
+offsets_op = st.tuples(st.just("offsets"), st.sampled_from(["earliest", "latest", 5, 25, 10**13]))
+delete_op = st.tuples(st.just("delete"), st.integers(0, 4))
+operations = st.lists(
+    st.one_of(produce_op, produce_op, fetch_op, offsets_op, delete_op), min_size=3, max_size=8
+)
+
+
+async def observe(bootstrap: list[str], ops: list[tuple[Any, ...]]) -> list[object]:
+    """Run the operations on a fresh topic; what the client saw, step by step."""
+    seen: list[object] = []
+    topic = f"diff-{uuid.uuid4().hex[:12]}"
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 1, 1)])
+        await client.start_producer(topic)
+        clock = 0
+        for op in ops:
+            try:
+                if op[0] == "produce":
+                    offsets = []
+                    for key, value, headers in op[1]:
+                        clock += 10
+                        offsets.append(
+                            await client.produce_sync(
+                                topic,
+                                value,
+                                key,
+                                partition=0,
+                                headers=headers,
+                                timestamp=BASE_TS + clock,
+                            )
+                        )
+                    seen.append(("produced", offsets))
+                elif op[0] == "fetch":
+                    batch = await client.fetch(
+                        topic, 0, op[1], max_wait_time=0.01, isolation_level="read_uncommitted"
+                    )
+                    seen.append(
+                        (
+                            "fetched",
+                            batch.high_watermark,
+                            [
+                                (m.offset, m.key, m.value, tuple(m.headers), m.timestamp)
+                                for m in batch
+                            ],
+                        )
+                    )
+                elif op[0] == "offsets":
+                    when = op[1] if isinstance(op[1], str) else BASE_TS + op[1]
+                    seen.append(("offset", await client.resolve_offset(topic, 0, when)))
+                else:
+                    latest = await client.resolve_offset(topic, 0, "latest")
+                    cut = min(op[1], latest)
+                    low = await trio_brod.admin.delete_records(client, {(topic, 0): cut})
+                    seen.append(("deleted", low[(topic, 0)]))
+            except KafkaError as exc:
+                seen.append(("error", type(exc).__name__))
+    return seen
+
+
+@settings(
+    max_examples=10,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(operations)
+def test_the_fake_and_kafka_agree(bootstrap_servers: list[str], ops: list[tuple[Any, ...]]) -> None:
+    async def main() -> tuple[list[object], list[object]]:
+        with trio.fail_after(60):
+            real = await observe(bootstrap_servers, ops)
+            async with fake_kafka() as fake:
+                fake_seen = await observe(fake.bootstrap_servers, ops)
+        return real, fake_seen
+
+    real, fake_seen = trio.run(main)
+    assert fake_seen == real
