@@ -25,7 +25,7 @@ test suite:
             topic = make_topic(partitions=3, replication_factor=3, cluster=kafka_cluster3)
 
 ``fake_kafka``
-    An in-process fake Kafka (:func:`trio_brod.testing.fake_kafka`, one broker), per test,
+    An in-process fake Kafka (:func:`trio_brod.testing.fake.fake_kafka`, one broker), per test,
     for Trio tests (pytest-trio): no JVM, and its timers run on the test's clock, so with
     pytest-trio's ``autojump_clock`` long polls and injected delays take no wall time::
 

@@ -93,7 +93,7 @@ Decide = Callable[[Intercepted], Action | None]
 
 @dataclass(eq=False)
 class Control:
-    """One registered control; :meth:`cancel` removes it. :attr:`seen` lists what it acted on."""
+    """One registered control; :meth:`cancel` removes it. ``seen`` lists what it acted on."""
 
     api_key: int | None
     action: Action | Decide
