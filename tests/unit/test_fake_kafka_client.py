@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import uuid
 
 import pytest
 import trio
@@ -21,6 +22,7 @@ from trio_brod.protocol import (
     REQUESTS,
     ApiVersionsRequest,
     ApiVersionsResponse,
+    FetchRequest,
     FrameDecoder,
     JoinGroupRequest,
     JoinGroupResponse,
@@ -32,6 +34,7 @@ from trio_brod.protocol.errors import (
     TopicAlreadyExistsError,
     UnsupportedVersionError,
 )
+from trio_brod.protocol.records import decode_batches
 from trio_brod.testing import fake_kafka
 from trio_brod.testing.fake import Delay, Drop, FakeKafka
 
@@ -238,3 +241,50 @@ async def test_the_pytest_fixture(
         await trio.sleep(1000)  # the fixture's fake runs on the test's (mock) clock
         assert trio.current_time() - start >= 1000
         assert await client.resolve_offset("fixture-topic", 0, "latest") == 1
+
+
+def long_poll(topic_id: uuid.UUID, offset: int, wait_ms: int) -> FetchRequest:
+    return FetchRequest(
+        max_wait_ms=wait_ms,
+        min_bytes=1,
+        topics=[
+            FetchRequest.FetchTopic(
+                topic="t",
+                topic_id=topic_id,
+                partitions=[
+                    FetchRequest.FetchPartition(
+                        partition=0, fetch_offset=offset, partition_max_bytes=1 << 20
+                    )
+                ],
+            )
+        ],
+    )
+
+
+async def test_fetch_long_polls_on_trios_clock(autojump_clock: trio.testing.MockClock) -> None:
+    async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
+        topic_id = fake.create_topic("t").topic_id
+        connection = await client.get_leader_connection("t", 0)
+        # Nothing arrives: the answer comes at max_wait_ms, empty.
+        start = trio.current_time()
+        response = await connection.request(long_poll(topic_id, 0, 10_000))
+        assert trio.current_time() - start == pytest.approx(10.0)
+        assert response.responses[0].partitions[0].records in (b"", None)
+        # A record produced 4 s into the wait answers the poll at once. (From another
+        # client: a broker serves a connection's requests one at a time, so a produce on
+        # the polling connection would wait behind the poll, on the fake as on Kafka.)
+
+        async def produce_later() -> None:
+            await trio.sleep(4)
+            async with open_client(fake.bootstrap_servers) as producer:
+                await producer.start_producer("t")
+                await producer.produce_sync("t", b"now", partition=0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce_later)
+            start = trio.current_time()
+            response = await connection.request(long_poll(topic_id, 0, 10_000))
+            waited = trio.current_time() - start
+        assert 4 <= waited < 10
+        (batch,) = decode_batches(response.responses[0].partitions[0].records).batches
+        assert [r.value for r in batch.records()] == [b"now"]
