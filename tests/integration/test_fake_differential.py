@@ -89,6 +89,12 @@ async def observe(bootstrap: list[str], ops: list[tuple[Any, ...]]) -> list[obje
                     seen.append(("deleted", low[(topic, 0)]))
             except KafkaError as exc:
                 seen.append(("error", type(exc).__name__))
+        # The end state, whatever the operations were: log start, end, and every record.
+        earliest = await client.resolve_offset(topic, 0, "earliest")
+        latest = await client.resolve_offset(topic, 0, "latest")
+        batch = await client.fetch(topic, 0, earliest, max_wait_time=0.01)
+        records = [(m.offset, m.key, m.value, tuple(m.headers), m.timestamp) for m in batch]
+        seen.append(("end", earliest, latest, batch.high_watermark, records))
     return seen
 
 
