@@ -35,8 +35,6 @@ from trio_brod.protocol import (
 from trio_brod.protocol.errors import (
     CoordinatorNotAvailableError,
     FencedLeaderEpochError,
-    FetchSessionIdNotFoundError,
-    InvalidFetchSessionEpochError,
     InvalidRequiredAcksError,
     InvalidTxnStateError,
     NotLeaderOrFollowerError,
@@ -47,6 +45,7 @@ from trio_brod.protocol.errors import (
 from trio_brod.testing.fake._log import LogError
 from trio_brod.testing.fake._model import ModelError, Partition
 from trio_brod.testing.fake._runtime import Api, FakeCluster, RequestContext
+from trio_brod.testing.fake._sessions import FetchSessions, SessionError
 
 __all__ = ["install_data_apis"]
 
@@ -141,30 +140,36 @@ async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceRespon
 async def fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     """Fetch, with long polls: wait up to ``max_wait_ms`` until ``min_bytes`` are there.
 
-    Fetch sessions (v7+): the fake declines to create them (it answers session id 0, which
-    the protocol allows), so clients keep sending full fetches.
+    Fetch sessions (v7+) as Kafka keeps them (see :mod:`._sessions`): an incremental fetch
+    reads every partition of its session and answers those with something new.
     """
-    if request.session_id != 0:
-        return FetchResponse(error_code=FetchSessionIdNotFoundError.code)
-    if request.session_epoch not in (-1, 0):
-        return FetchResponse(error_code=InvalidFetchSessionEpochError.code)
+    sessions = ctx.cluster.fetch_sessions.setdefault(ctx.broker, FetchSessions())
+    try:
+        session, incremental, topics = sessions.open(request, ctx.version)
+    except SessionError as exc:
+        return FetchResponse(error_code=exc.error.code)
     deadline = trio.current_time() + max(request.max_wait_ms, 0) / 1000
     while True:
-        response, size, failed = _fetch_once(ctx, request)
+        response, size, failed = _fetch_once(ctx, request, topics)
         if failed or size >= request.min_bytes or trio.current_time() >= deadline:
-            return response
+            break
         with trio.move_on_at(deadline):
             await ctx.cluster.wait_changed()
+    if session is not None:
+        FetchSessions.answer(session, incremental, response, ctx.version)
+    return response
 
 
-def _fetch_once(ctx: RequestContext, request: FetchRequest) -> tuple[FetchResponse, int, bool]:
+def _fetch_once(
+    ctx: RequestContext, request: FetchRequest, topics: list[FetchRequest.FetchTopic]
+) -> tuple[FetchResponse, int, bool]:
     response = FetchResponse()
     budget = request.max_bytes
     size = 0
     failed = False
     min_one = True
     committed = request.isolation_level == _READ_COMMITTED
-    for entry in request.topics:
+    for entry in topics:
         name = entry.topic
         unknown_error = UnknownTopicOrPartitionError.code
         if ctx.version >= 13:

@@ -124,6 +124,7 @@ class FakeKafka:
         moves to other live replicas (or none: LEADER_NOT_AVAILABLE).
         """
         self.cluster.model.stop_broker(node_id)
+        self.cluster.fetch_sessions.pop(node_id, None)
         self.cluster.data_changed()
         scope = self._scopes.pop(node_id, None)
         if scope is not None:

@@ -18,6 +18,7 @@ import trio
 from trio_brod.protocol import Message
 from trio_brod.testing.fake._faults import Control, Faults
 from trio_brod.testing.fake._model import ClusterModel
+from trio_brod.testing.fake._sessions import FetchSessions
 
 __all__ = ["Api", "FakeCluster", "Handler", "RequestContext"]
 
@@ -55,6 +56,8 @@ class FakeCluster:
     aborted_transactions: Callable[[str, int, int, int], list[tuple[int, int]]] | None = None
     #: InitProducerId with a transactional id.
     init_transactional_producer: Handler | None = None
+    #: Each broker's incremental fetch sessions (lost when it stops).
+    fetch_sessions: dict[int, FetchSessions] = field(default_factory=dict)
     _changed: trio.Event = field(default_factory=trio.Event)
 
     def register(self, api: Api) -> None:
