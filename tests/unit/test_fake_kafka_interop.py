@@ -1,4 +1,5 @@
-"""Other clients through the in-process fake Kafka: kcat and confluent-kafka (librdkafka).
+"""Other clients through the in-process fake Kafka: kcat, confluent-kafka (librdkafka) and
+aiokafka.
 
 These run on the real clock (the other clients have their own timers) and need no real
 Kafka: the fake listens on loopback, so they belong with the unit tests.
@@ -6,6 +7,9 @@ Kafka: the fake listens on loopback, so they belong with the unit tests.
 
 from __future__ import annotations
 
+import asyncio
+
+import aiokafka
 import confluent_kafka
 import trio
 
@@ -91,3 +95,39 @@ async def test_librdkafka_produces_and_consumes_through_the_fake() -> None:
         assert fake.log("rd", 0).high_watermark == fake.log("rd", 1).high_watermark == 20
         # The idempotent producer's batches carry a producer id the fake handed out.
         assert all(b.producer_id >= 0 for b in fake.log("rd", 0).batches)
+
+
+async def aiokafka_round_trip(bootstrap: str, topic: str, count: int) -> list[tuple]:
+    producer = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for i in range(count):
+            await producer.send_and_wait(topic, b"v%d" % i, key=b"k%d" % i, partition=0)
+    finally:
+        await producer.stop()
+    consumer = aiokafka.AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = aiokafka.TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        got: list[tuple] = []
+        for _ in range(100):
+            batch = await consumer.getmany(partition, timeout_ms=200)
+            got += [(m.offset, m.key, m.value) for m in batch.get(partition, [])]
+            if len(got) >= count:
+                break
+        return got
+    finally:
+        await consumer.stop()
+
+
+async def test_aiokafka_produces_and_consumes_through_the_fake() -> None:
+    async with fake_kafka() as fake:
+        fake.create_topic("aio")
+        bootstrap = ",".join(fake.bootstrap_servers)
+        with trio.fail_after(60):
+            got = await trio.to_thread.run_sync(
+                lambda: asyncio.run(aiokafka_round_trip(bootstrap, "aio", 10))
+            )
+        assert got == [(i, b"k%d" % i, b"v%d" % i) for i in range(10)]
