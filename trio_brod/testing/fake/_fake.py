@@ -190,6 +190,7 @@ async def fake_kafka(
     install_admin_apis(cluster)
     install_data_apis(cluster)
     async with trio.open_nursery() as nursery:
+        cluster.nursery = nursery
         fake = FakeKafka(cluster, nursery)
         for node_id in model.broker_ids:
             await nursery.start(fake._run_broker, node_id)  # noqa: SLF001 - its own helper

@@ -3,7 +3,10 @@
 An API is a :class:`Api` entry (key, version range, handler) in :attr:`FakeCluster.apis`:
 ApiVersions advertises exactly these entries, and the brokers answer anything else with
 UNSUPPORTED_VERSION. The group and transaction coordinators plug in the same way, as modules
-that add their entries (and keep their own state beside the :class:`ClusterModel`).
+with an ``install(cluster)`` function (called by ``fake_kafka`` beside ``install_admin_apis``
+and ``install_data_apis``) that registers their APIs, keeps their own state beside the
+:class:`ClusterModel`, sets the transaction hooks below, and runs its timers (session and
+transaction timeouts) as tasks in :attr:`FakeCluster.nursery`, on Trio's clock.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class FakeCluster:
     aborted_transactions: Callable[[str, int, int, int], list[tuple[int, int]]] | None = None
     #: InitProducerId with a transactional id.
     init_transactional_producer: Handler | None = None
+    #: Where coordinators run their timers: the fake's own nursery, while it runs.
+    nursery: trio.Nursery | None = None
     #: Each broker's incremental fetch sessions (lost when it stops).
     fetch_sessions: dict[int, FetchSessions] = field(default_factory=dict)
     _changed: trio.Event = field(default_factory=trio.Event)
