@@ -13,7 +13,7 @@ from trio_brod import (
     open_client,
     open_topic_subscriber,
 )
-from trio_brod.protocol import ProduceRequest
+from trio_brod.protocol import MetadataRequest, ProduceRequest
 from trio_brod.protocol.errors import (
     LeaderNotAvailableError,
     NotLeaderOrFollowerError,
@@ -82,7 +82,7 @@ async def test_a_whole_request_fails_or_hangs(autojump_clock: trio.testing.MockC
     async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
         fake.create_topic("t")
         # Metadata failing for the topic (no topic filter: every topic in the request).
-        fake.control(METADATA, Fail(TopicAuthorizationFailedError), times=1)
+        fake.control(MetadataRequest, Fail(TopicAuthorizationFailedError), times=1)
         failed = await client.get_metadata(["t"])
         assert failed.topics["t"].error_code == TopicAuthorizationFailedError.code
         assert (await client.get_metadata(["t"])).topics["t"].error_code == 0

@@ -9,10 +9,10 @@ wall time.
 
 Fault injection (see :meth:`FakeKafka.control`)::
 
-    fake.fail(0, NotLeaderOrFollowerError, topic="orders", partition=0)
-    fake.control(1, Delay(5.0), times=None)           # every Fetch waits 5 s (Trio's clock)
-    fake.control(3, Drop())                           # the next Metadata: hang up
-    fake.control(0, lambda req: Drop() if req.broker == 2 else None)
+    fake.fail(ProduceRequest, NotLeaderOrFollowerError, topic="orders", partition=0)
+    fake.control(FetchRequest, Delay(5.0), times=None)  # every Fetch waits 5 s (Trio's clock)
+    fake.control(MetadataRequest, Drop())               # the next Metadata: hang up
+    fake.control(ProduceRequest, lambda req: Drop() if req.broker == 2 else None)
     fake.move_leader("orders", 0)                     # leader moves; old one answers
                                                       # NOT_LEADER_OR_FOLLOWER
     await fake.stop_broker(2); await fake.start_broker(2)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from trio_brod.protocol import Message
 from trio_brod.protocol.errors import KafkaError
 from trio_brod.testing.fake._admin_apis import install_admin_apis
 from trio_brod.testing.fake._data_apis import install_data_apis
@@ -81,7 +82,7 @@ class FakeKafka:
 
     def control(
         self,
-        api_key: int | None,
+        api_key: int | type[Message] | None,
         action: Action | Decide,
         *,
         topic: str | None = None,
@@ -92,12 +93,15 @@ class FakeKafka:
         """Intercept requests: the next *times* (None: all, until cancelled) requests of
         *api_key* (None: any API) that name *topic*/*partition* (when given) on *broker*
         (when given) get *action* (see :mod:`trio_brod.testing.fake`).
+
+        *api_key* is a number or a request class: ``fake.control(ProduceRequest, Drop())``.
         """
-        return self.cluster.faults.add(Control(api_key, action, topic, partition, broker, times))
+        key = api_key if api_key is None or isinstance(api_key, int) else api_key.API_KEY
+        return self.cluster.faults.add(Control(key, action, topic, partition, broker, times))
 
     def fail(
         self,
-        api_key: int,
+        api_key: int | type[Message],
         error: type[KafkaError],
         *,
         topic: str | None = None,
