@@ -3,7 +3,8 @@ broker from the launcher; what trio-brod's client observes must be the same.
 
 Compared: produced offsets, fetched records (offset, key, value, headers, timestamp), high
 watermarks, ListOffsets answers (earliest, latest, by timestamp), DeleteRecords' low
-watermarks, and the error classes (offset out of range). Small on purpose: a few seeded
+watermarks, and the error classes (offset out of range); and the error codes of admin
+requests a controller refuses. Small on purpose: a few seeded
 examples of a few operations each, so that it stays fast in CI.
 """
 
@@ -20,6 +21,12 @@ from hypothesis import strategies as st
 import trio_brod.admin
 from trio_brod import open_client
 from trio_brod.admin import NewTopic
+from trio_brod.protocol import (
+    CreatePartitionsRequest,
+    CreateTopicsRequest,
+    DeleteTopicsRequest,
+    MetadataRequest,
+)
 from trio_brod.protocol.errors import KafkaError
 from trio_brod.testing import fake_kafka
 from trio_brod.testing import strategies as kst
@@ -114,4 +121,82 @@ def test_the_fake_and_kafka_agree(bootstrap_servers: list[str], ops: list[tuple[
         return real, fake_seen
 
     real, fake_seen = trio.run(main)
+    assert fake_seen == real
+
+
+async def admin_errors(bootstrap: list[str], prefix: str) -> list[object]:
+    """The error codes of admin requests Kafka refuses or accepts, one by one."""
+    host, port = bootstrap[0].rsplit(":", 1)
+    topic = f"{prefix}-admin"
+    creatable = CreateTopicsRequest.CreatableTopic
+    async with open_client(bootstrap, allow_topic_auto_creation=False) as client:
+        connection = await client.get_connection(host, int(port))
+        created = await connection.request(
+            CreateTopicsRequest(
+                topics=[
+                    creatable(name=topic, num_partitions=2, replication_factor=1),
+                    creatable(name=f"{prefix}-zero", num_partitions=0, replication_factor=1),
+                    creatable(name=f"{prefix}-rf", num_partitions=1, replication_factor=5),
+                    creatable(name="bad name!", num_partitions=1, replication_factor=1),
+                    creatable(name="..", num_partitions=1, replication_factor=1),
+                ],
+                timeout_ms=30_000,
+            )
+        )
+        again = await connection.request(
+            CreateTopicsRequest(
+                topics=[creatable(name=topic, num_partitions=1, replication_factor=1)],
+                timeout_ms=30_000,
+            )
+        )
+        fewer = await connection.request(
+            CreatePartitionsRequest(
+                topics=[CreatePartitionsRequest.CreatePartitionsTopic(name=topic, count=1)],
+                timeout_ms=30_000,
+            )
+        )
+        # An empty assignment list is not "none": it assigns none of the new partitions.
+        empty = await connection.request(
+            CreatePartitionsRequest(
+                topics=[CreatePartitionsRequest.CreatePartitionsTopic(name=topic, count=3)],
+                timeout_ms=30_000,
+            )
+        )
+        more = await connection.request(
+            CreatePartitionsRequest(
+                topics=[
+                    CreatePartitionsRequest.CreatePartitionsTopic(
+                        name=topic, count=3, assignments=None
+                    )
+                ],
+                timeout_ms=30_000,
+            )
+        )
+        unknown = await connection.request(
+            MetadataRequest(
+                topics=[MetadataRequest.MetadataRequestTopic(name=f"{prefix}-none")],
+                allow_auto_topic_creation=False,
+            )
+        )
+        deleted = await connection.request(
+            DeleteTopicsRequest(topic_names=[topic, f"{prefix}-none"], timeout_ms=30_000), 5
+        )
+    return [
+        [(t.name.replace(prefix, "P"), t.error_code) for t in created.topics],
+        [t.error_code for t in again.topics],
+        [r.error_code for r in fewer.results],
+        [r.error_code for r in empty.results],
+        [r.error_code for r in more.results],
+        [t.error_code for t in unknown.topics],
+        [r.error_code for r in deleted.responses],
+    ]
+
+
+async def test_the_fake_and_kafka_refuse_the_same_admin_requests(
+    bootstrap_servers: list[str],
+) -> None:
+    with trio.fail_after(60):
+        real = await admin_errors(bootstrap_servers, f"adm-{uuid.uuid4().hex[:8]}")
+        async with fake_kafka() as fake:
+            fake_seen = await admin_errors(fake.bootstrap_servers, f"adm-{uuid.uuid4().hex[:8]}")
     assert fake_seen == real

@@ -225,13 +225,18 @@ async def delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> De
 async def create_partitions(
     ctx: RequestContext, request: CreatePartitionsRequest
 ) -> CreatePartitionsResponse:
-    """CreatePartitions: grow topics (replica assignments are chosen by the fake)."""
+    """CreatePartitions: grow topics, where the request places them or round-robin."""
     response = CreatePartitionsResponse()
     for entry in request.topics:
         result = CreatePartitionsResponse.CreatePartitionsTopicResult(name=entry.name)
         try:
+            placed = (
+                None
+                if entry.assignments is None
+                else [list(a.broker_ids) for a in entry.assignments]
+            )
             ctx.model.create_partitions(
-                entry.name, entry.count, validate_only=request.validate_only
+                entry.name, entry.count, placed, validate_only=request.validate_only
             )
         except ModelError as exc:
             result.error_code = exc.error.code

@@ -200,8 +200,19 @@ class ClusterModel:
             raise ModelError(UnknownTopicOrPartitionError, f"topic {name!r} does not exist")
         return topic
 
-    def create_partitions(self, name: str, count: int, *, validate_only: bool = False) -> None:
-        """Grow a topic to *count* partitions (INVALID_PARTITIONS unless it grows)."""
+    def create_partitions(
+        self,
+        name: str,
+        count: int,
+        assignments: list[list[int]] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        """Grow a topic to *count* partitions (INVALID_PARTITIONS unless it grows).
+
+        *assignments*, if not None, places each new partition (one broker list per new
+        partition, INVALID_REPLICA_ASSIGNMENT otherwise; an empty list is not None).
+        """
         topic = self.topics.get(name)
         if topic is None:
             raise ModelError(UnknownTopicOrPartitionError, f"topic {name!r} does not exist")
@@ -212,11 +223,24 @@ class ClusterModel:
                 f"topic {name!r} has {current} partitions; the new count must be larger, "
                 f"not {count}",
             )
+        if assignments is not None:
+            if len(assignments) != count - current:
+                raise ModelError(
+                    InvalidReplicaAssignmentError,
+                    f"increasing the number of partitions by {count - current} but "
+                    f"{len(assignments)} assignments provided",
+                )
+            for brokers in assignments:
+                self._check_assignment(brokers)
         if validate_only:
             return
         factor = len(topic.partitions[0].replicas)
         for index in range(current, count):
-            replicas = self._assign(index, factor)
+            replicas = (
+                list(assignments[index - current])
+                if assignments is not None
+                else self._assign(index, factor)
+            )
             topic.partitions.append(Partition(index, replicas, self._first_live(replicas)))
 
     def _assign(self, index: int, factor: int) -> list[int]:
