@@ -25,9 +25,12 @@ from trio_brod.protocol import (
     CreatePartitionsRequest,
     CreateTopicsRequest,
     DeleteTopicsRequest,
+    InitProducerIdRequest,
     MetadataRequest,
+    ProduceRequest,
 )
-from trio_brod.protocol.errors import KafkaError
+from trio_brod.protocol.errors import CoordinatorLoadInProgressError, KafkaError
+from trio_brod.protocol.records import ControlRecordType, encode_batch, encode_control_batch
 from trio_brod.testing import fake_kafka
 from trio_brod.testing import strategies as kst
 
@@ -121,7 +124,7 @@ def test_the_fake_and_kafka_agree(bootstrap_servers: list[str], ops: list[tuple[
         return real, fake_seen
 
     real, fake_seen = trio.run(main)
-    assert fake_seen == real
+    assert fake_seen == real, (fake_seen, real)
 
 
 async def admin_errors(bootstrap: list[str], prefix: str) -> list[object]:
@@ -199,4 +202,74 @@ async def test_the_fake_and_kafka_refuse_the_same_admin_requests(
         real = await admin_errors(bootstrap_servers, f"adm-{uuid.uuid4().hex[:8]}")
         async with fake_kafka() as fake:
             fake_seen = await admin_errors(fake.bootstrap_servers, f"adm-{uuid.uuid4().hex[:8]}")
-    assert fake_seen == real
+    assert fake_seen == real, (fake_seen, real)
+
+
+def one_batch(values: list[bytes], **producer: int) -> bytes:
+    return encode_batch([(BASE_TS, None, v, ()) for v in values], **producer)
+
+
+async def produce_errors(bootstrap: list[str], topic: str) -> list[object]:
+    """(error code, base offset) of produces Kafka accepts, refuses or deduplicates."""
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 1, 1)])
+        connection = await client.get_leader_connection(topic, 0)
+        init = await connection.request(InitProducerIdRequest(transactional_id=None))
+        while init.error_code == CoordinatorLoadInProgressError.code:  # Kafka warming up
+            await trio.sleep(0.1)
+            init = await connection.request(InitProducerIdRequest(transactional_id=None))
+        assert init.error_code == 0
+        pid = {"producer_id": init.producer_id, "producer_epoch": init.producer_epoch}
+        good = one_batch([b"a", b"b"], base_sequence=0, **pid)
+        corrupt = bytearray(one_batch([b"c"]))
+        corrupt[-1] ^= 0xFF
+        control = encode_control_batch(
+            ControlRecordType.COMMIT, timestamp_ms=BASE_TS, coordinator_epoch=0, **pid
+        )
+        cases: list[tuple[int, int, bytes]] = [  # (acks, partition, records)
+            (-1, 0, good),
+            (-1, 0, good),  # a retry: the first write's offset, no new records
+            (-1, 0, one_batch([b"x"], base_sequence=5, **pid)),  # a gap
+            (-1, 0, one_batch([b"c"], base_sequence=2, **pid)),
+            (-1, 0, one_batch([b"d"], base_sequence=9, producer_id=pid["producer_id"],
+                              producer_epoch=pid["producer_epoch"] + 1)),  # new epoch, not 0
+            (-1, 0, bytes(corrupt)),
+            (-1, 0, one_batch([b"e"]) + one_batch([b"f"])),
+            (-1, 0, control),
+            (-1, 5, one_batch([b"g"])),  # no such partition
+            (1, 0, one_batch([b"h"])),
+            (2, 0, one_batch([b"i"])),  # acks must be -1, 0 or 1
+        ]  # fmt: skip
+        seen: list[object] = []
+        for acks, partition, records in cases:
+            response = await connection.request(
+                ProduceRequest(
+                    acks=acks,
+                    timeout_ms=30_000,
+                    topic_data=[
+                        ProduceRequest.TopicProduceData(
+                            name=topic,
+                            partition_data=[
+                                ProduceRequest.PartitionProduceData(
+                                    index=partition, records=records
+                                )
+                            ],
+                        )
+                    ],
+                )
+            )
+            (result,) = response.responses[0].partition_responses
+            seen.append((result.error_code, result.base_offset if not result.error_code else -1))
+        latest = await client.resolve_offset(topic, 0, "latest")
+        seen.append(("latest", latest))
+    return seen
+
+
+async def test_the_fake_and_kafka_validate_produced_batches_alike(
+    bootstrap_servers: list[str],
+) -> None:
+    with trio.fail_after(60):
+        real = await produce_errors(bootstrap_servers, f"prod-{uuid.uuid4().hex[:8]}")
+        async with fake_kafka() as fake:
+            fake_seen = await produce_errors(fake.bootstrap_servers, "prod")
+    assert fake_seen == real, (fake_seen, real)

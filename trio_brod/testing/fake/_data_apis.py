@@ -38,11 +38,12 @@ from trio_brod.protocol.errors import (
     InvalidRequiredAcksError,
     InvalidTxnStateError,
     NotLeaderOrFollowerError,
+    TransactionalIdAuthorizationFailedError,
     UnknownLeaderEpochError,
     UnknownTopicIdError,
     UnknownTopicOrPartitionError,
 )
-from trio_brod.testing.fake._log import LogError
+from trio_brod.testing.fake._log import LogError, holds_transactional
 from trio_brod.testing.fake._model import ModelError, Partition
 from trio_brod.testing.fake._runtime import Api, FakeCluster, RequestContext
 from trio_brod.testing.fake._sessions import FetchSessions, SessionError
@@ -96,6 +97,14 @@ async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceRespon
     """
     response = ProduceResponse()
     acks_error = 0 if request.acks in (0, 1, -1) else InvalidRequiredAcksError.code
+    if request.transactional_id is None and any(
+        holds_transactional(data.records)
+        for topic_data in request.topic_data
+        for data in topic_data.partition_data
+    ):
+        # Kafka checks the transactional id's authorisation first: without one, the
+        # whole request fails.
+        acks_error = TransactionalIdAuthorizationFailedError.code
     appended = False
     for topic_data in request.topic_data:
         topic_response = ProduceResponse.TopicProduceResponse(name=topic_data.name)

@@ -46,7 +46,7 @@ from trio_brod.protocol.records import (
     decode_batches,
 )
 
-__all__ = ["AppendResult", "LogError", "PartitionLog", "StoredBatch"]
+__all__ = ["AppendResult", "LogError", "PartitionLog", "StoredBatch", "holds_transactional"]
 
 #: Kafka's default ``max.message.bytes`` (1 MiB plus the batch overhead).
 DEFAULT_MAX_MESSAGE_BYTES = 1048588
@@ -99,6 +99,16 @@ class _ProducerEntry:
     @property
     def last_sequence(self) -> int:
         return self.recent[-1][1] if self.recent else -1
+
+
+def holds_transactional(data: bytes | None) -> bool:
+    """Whether produced records hold a transactional batch (unreadable records: no)."""
+    if not data:
+        return False
+    try:
+        return any(b.is_transactional for b in decode_batches(data, verify_crc=False).batches)
+    except (CorruptRecordError, UnsupportedCodecError):
+        return False
 
 
 def _sequence_after(sequence: int, count: int) -> int:
