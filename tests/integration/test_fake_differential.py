@@ -25,12 +25,18 @@ from trio_brod.protocol import (
     CreatePartitionsRequest,
     CreateTopicsRequest,
     DeleteTopicsRequest,
+    FetchRequest,
     InitProducerIdRequest,
     MetadataRequest,
     ProduceRequest,
 )
 from trio_brod.protocol.errors import CoordinatorLoadInProgressError, KafkaError
-from trio_brod.protocol.records import ControlRecordType, encode_batch, encode_control_batch
+from trio_brod.protocol.records import (
+    ControlRecordType,
+    decode_batches,
+    encode_batch,
+    encode_control_batch,
+)
 from trio_brod.testing import fake_kafka
 from trio_brod.testing import strategies as kst
 
@@ -273,3 +279,68 @@ async def test_the_fake_and_kafka_validate_produced_batches_alike(
         async with fake_kafka() as fake:
             fake_seen = await produce_errors(fake.bootstrap_servers, "prod")
     assert fake_seen == real, (fake_seen, real)
+
+
+#: (partition_max_bytes, max_bytes) pairs: zero, tiny, inside a batch, total below partition.
+LIMITS = ((0, 1000), (1, 1000), (150, 1000), (400, 250), (10**6, 10**6))
+
+
+async def fetch_slices(bootstrap: list[str], topic: str) -> list[object]:
+    """What raw Fetch requests get for a range of offsets and byte limits."""
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 1, 1)])
+        await client.start_producer(topic)
+        for size in (1, 3, 2, 5, 1):
+            receipt = await client.produce_batch(
+                topic, [(None, b"v" * 40 * size) for _ in range(size)], partition=0
+            )
+            await receipt
+        connection = await client.get_leader_connection(topic, 0)
+        seen: list[object] = []
+        for offset in (0, 1, 4, 11, 12, 13):
+            for partition_max, total in LIMITS:
+                response = await connection.request(
+                    FetchRequest(
+                        max_wait_ms=0,
+                        min_bytes=0,
+                        max_bytes=total,
+                        isolation_level=1,
+                        topics=[
+                            FetchRequest.FetchTopic(
+                                topic=topic,
+                                partitions=[
+                                    FetchRequest.FetchPartition(
+                                        partition=0,
+                                        fetch_offset=offset,
+                                        partition_max_bytes=partition_max,
+                                    )
+                                ],
+                            )
+                        ],
+                    ),
+                    12,  # by name
+                )
+                data = response.responses[0].partitions[0]
+                decoded = decode_batches(data.records or b"")
+                seen.append(
+                    (
+                        offset,
+                        partition_max,
+                        total,
+                        data.error_code,
+                        data.high_watermark,
+                        data.last_stable_offset,
+                        data.log_start_offset,
+                        len(data.records or b""),
+                        [b.base_offset for b in decoded.batches],
+                    )
+                )
+    return seen
+
+
+async def test_the_fake_and_kafka_cut_fetches_alike(bootstrap_servers: list[str]) -> None:
+    with trio.fail_after(60):
+        real = await fetch_slices(bootstrap_servers, f"cut-{uuid.uuid4().hex[:8]}")
+        async with fake_kafka() as fake:
+            fake_seen = await fetch_slices(fake.bootstrap_servers, "cut")
+    assert fake_seen == real
