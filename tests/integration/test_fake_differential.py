@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import trio_brod.admin
-from trio_brod import open_client
+from trio_brod import Message, open_client
 from trio_brod.admin import NewTopic
 from trio_brod.protocol import (
     CreatePartitionsRequest,
@@ -27,6 +27,7 @@ from trio_brod.protocol import (
     DeleteTopicsRequest,
     FetchRequest,
     InitProducerIdRequest,
+    ListOffsetsRequest,
     MetadataRequest,
     ProduceRequest,
 )
@@ -344,4 +345,53 @@ async def test_the_fake_and_kafka_cut_fetches_alike(bootstrap_servers: list[str]
         real = await fetch_slices(bootstrap_servers, f"cut-{uuid.uuid4().hex[:8]}")
         async with fake_kafka() as fake:
             fake_seen = await fetch_slices(fake.bootstrap_servers, "cut")
+    assert fake_seen == real
+
+
+async def offsets_answers(bootstrap: list[str], topic: str) -> list[object]:
+    """Raw ListOffsets answers: earliest, latest, max timestamp, and by timestamp."""
+    timestamps = [30, 10, 30, 20, 50, 40, 50, 5]
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 1, 1)])
+        await client.start_producer(topic)
+        for batch in ([0, 1, 2], [3], [4, 5, 6, 7]):
+            receipt = await client.produce_batch(
+                topic,
+                [Message(b"v", timestamp=BASE_TS + timestamps[i]) for i in batch],
+                partition=0,
+            )
+            await receipt
+        await trio_brod.admin.delete_records(client, {(topic, 0): 1})
+        connection = await client.get_leader_connection(topic, 0)
+        seen: list[object] = []
+        for isolation in (0, 1):
+            for when in (-1, -2, -3, 0, 10, 11, 30, 31, 50, 51):
+                timestamp = when if when < 0 else BASE_TS + when
+                response = await connection.request(
+                    ListOffsetsRequest(
+                        replica_id=-1,
+                        isolation_level=isolation,
+                        topics=[
+                            ListOffsetsRequest.ListOffsetsTopic(
+                                name=topic,
+                                partitions=[
+                                    ListOffsetsRequest.ListOffsetsPartition(
+                                        partition_index=0, timestamp=timestamp
+                                    )
+                                ],
+                            )
+                        ],
+                    )
+                )
+                answer = response.topics[0].partitions[0]
+                found = answer.timestamp - BASE_TS if answer.timestamp > 0 else answer.timestamp
+                seen.append((isolation, when, answer.error_code, answer.offset, found))
+    return seen
+
+
+async def test_the_fake_and_kafka_list_offsets_alike(bootstrap_servers: list[str]) -> None:
+    with trio.fail_after(60):
+        real = await offsets_answers(bootstrap_servers, f"lo-{uuid.uuid4().hex[:8]}")
+        async with fake_kafka() as fake:
+            fake_seen = await offsets_answers(fake.bootstrap_servers, "lo")
     assert fake_seen == real
