@@ -22,6 +22,7 @@ from trio_brod.protocol import (
     REQUESTS,
     ApiVersionsRequest,
     ApiVersionsResponse,
+    DescribeClusterRequest,
     FetchRequest,
     FrameDecoder,
     JoinGroupRequest,
@@ -36,7 +37,7 @@ from trio_brod.protocol.errors import (
 )
 from trio_brod.protocol.records import decode_batches
 from trio_brod.testing import fake_kafka
-from trio_brod.testing.fake import Delay, Drop, FakeKafka
+from trio_brod.testing.fake import Delay, Drop, FakeKafka, Pass
 
 PRODUCE, FETCH, METADATA = 0, 1, 3
 
@@ -125,6 +126,10 @@ async def test_admin_calls(autojump_clock: trio.testing.MockClock) -> None:
         assert entries["cleanup.policy"].value == "delete"
         await trio_brod.admin.delete_topics(client, ["a"])
         assert "a" not in fake.model.topics
+        asked = fake.control(DescribeClusterRequest, Pass(), times=None)
+        cluster = await trio_brod.admin.describe_cluster(client)
+        assert (cluster.cluster_id, set(cluster.brokers)) == ("fake-kafka-cluster", {1, 2})
+        assert len(asked.seen) == 1  # answered by DescribeCluster, not Metadata
 
 
 async def test_injected_produce_error_is_retried(autojump_clock: trio.testing.MockClock) -> None:

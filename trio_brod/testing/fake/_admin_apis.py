@@ -1,6 +1,6 @@
-"""The fake Kafka's cluster-level APIs: ApiVersions, Metadata, topic administration,
-DescribeConfigs, FindCoordinator, and the group listings (empty until the group coordinator
-plugs in).
+"""The fake Kafka's cluster-level APIs: ApiVersions, Metadata, DescribeCluster, topic
+administration, DescribeConfigs, FindCoordinator, and the group listings (empty until the
+group coordinator plugs in).
 
 Each handler turns a decoded request into a response from the :class:`ClusterModel`; the
 model decides, with Kafka's error codes, and the handler only translates.
@@ -18,6 +18,8 @@ from trio_brod.protocol import (
     CreateTopicsResponse,
     DeleteTopicsRequest,
     DeleteTopicsResponse,
+    DescribeClusterRequest,
+    DescribeClusterResponse,
     DescribeConfigsRequest,
     DescribeConfigsResponse,
     DescribeGroupsRequest,
@@ -32,6 +34,7 @@ from trio_brod.protocol.errors import (
     CoordinatorNotAvailableError,
     InvalidRequestError,
     LeaderNotAvailableError,
+    MismatchedEndpointTypeError,
     UnknownTopicIdError,
     UnknownTopicOrPartitionError,
 )
@@ -42,6 +45,7 @@ __all__ = ["install_admin_apis"]
 
 _TOPIC_RESOURCE = 2
 _BROKER_RESOURCE = 4
+_BROKER_ENDPOINTS = 1
 # DescribeConfigs config sources: 1 topic config, 5 default config.
 _SOURCE_TOPIC = 1
 _SOURCE_DEFAULT = 5
@@ -53,6 +57,7 @@ def install_admin_apis(cluster: FakeCluster) -> None:
     for api in (
         Api(18, 0, 4, api_versions),
         Api(3, 0, 12, metadata),
+        Api(60, 0, 1, describe_cluster),
         Api(19, 2, 7, create_topics),
         Api(20, 1, 6, delete_topics),
         Api(37, 0, 3, create_partitions),
@@ -128,6 +133,29 @@ async def metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataRes
             continue
         response.topics.append(_topic_metadata(ctx, topic))
     return response
+
+
+async def describe_cluster(
+    ctx: RequestContext, request: DescribeClusterRequest
+) -> DescribeClusterResponse:
+    """DescribeCluster: the live brokers, the controller and the cluster id (brokers'
+    listeners only: asking them for controllers is MISMATCHED_ENDPOINT_TYPE, as in Kafka).
+    """
+    model = ctx.model
+    if request.endpoint_type != _BROKER_ENDPOINTS:
+        return DescribeClusterResponse(
+            error_code=MismatchedEndpointTypeError.code,
+            error_message="the request was sent to a broker, not a controller",
+        )
+    return DescribeClusterResponse(
+        cluster_id=model.cluster_id,
+        controller_id=model.controller_id,
+        brokers=[
+            DescribeClusterResponse.DescribeClusterBroker(broker_id=node, host=host, port=port)
+            for node, (host, port) in sorted(ctx.cluster.addresses.items())
+            if node in model.live
+        ],
+    )
 
 
 def _topic_metadata(ctx: RequestContext, topic: Topic) -> MetadataResponse.MetadataResponseTopic:
