@@ -27,6 +27,7 @@ from trio_brod.protocol import (
     FrameDecoder,
     JoinGroupRequest,
     JoinGroupResponse,
+    ProduceRequest,
     decode_response,
     encode_request,
 )
@@ -35,7 +36,7 @@ from trio_brod.protocol.errors import (
     TopicAlreadyExistsError,
     UnsupportedVersionError,
 )
-from trio_brod.protocol.records import decode_batches
+from trio_brod.protocol.records import decode_batches, encode_batch
 from trio_brod.testing import fake_kafka
 from trio_brod.testing.fake import Delay, Drop, FakeKafka, Pass
 
@@ -293,3 +294,24 @@ async def test_fetch_long_polls_on_trios_clock(autojump_clock: trio.testing.Mock
         assert 4 <= waited < 10
         (batch,) = decode_batches(response.responses[0].partitions[0].records).batches
         assert [r.value for r in batch.records()] == [b"now"]
+
+
+async def test_a_failed_produce_without_acks_closes_the_connection() -> None:
+    async with fake_kafka() as fake:
+        fake.create_topic("t")
+        produce = ProduceRequest(
+            acks=0,
+            timeout_ms=1000,
+            topic_data=[
+                ProduceRequest.TopicProduceData(
+                    name="t",
+                    partition_data=[
+                        ProduceRequest.PartitionProduceData(
+                            index=7, records=encode_batch([(0, None, b"v", ())])
+                        )
+                    ],
+                )
+            ],
+        )
+        frame = encode_request(produce, 9, 1, "t")
+        assert await trio.to_thread.run_sync(_fake_request, fake, frame) is None

@@ -45,7 +45,7 @@ from trio_brod.protocol.errors import (
 )
 from trio_brod.testing.fake._log import LogError, holds_transactional
 from trio_brod.testing.fake._model import ModelError, Partition
-from trio_brod.testing.fake._runtime import Api, FakeCluster, RequestContext
+from trio_brod.testing.fake._runtime import Api, CloseConnection, FakeCluster, RequestContext
 from trio_brod.testing.fake._sessions import FetchSessions, SessionError
 
 __all__ = ["install_data_apis"]
@@ -91,7 +91,8 @@ def led_partition(ctx: RequestContext, topic: str, index: int, leader_epoch: int
 
 
 async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
-    """Produce: validate and append each partition's batch; no answer with acks=0.
+    """Produce: validate and append each partition's batch; no answer with acks=0 (and
+    the connection closed if any partition failed, as Kafka does).
 
     acks=1 and acks=-1 are the same here: there is one copy of the data.
     """
@@ -140,7 +141,11 @@ async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceRespon
             appended = appended or not appended_at.duplicate
     if appended:
         ctx.cluster.data_changed()
-    return None if request.acks == 0 else response
+    if request.acks != 0:
+        return response
+    if any(p.error_code for t in response.responses for p in t.partition_responses):
+        raise CloseConnection  # as Kafka does: the producer's only way to learn of it
+    return None
 
 
 # -- Fetch -----------------------------------------------------------------------------------

@@ -23,11 +23,17 @@ from trio_brod.testing.fake._faults import Control, Faults
 from trio_brod.testing.fake._model import ClusterModel
 from trio_brod.testing.fake._sessions import FetchSessions
 
-__all__ = ["Api", "FakeCluster", "Handler", "RequestContext"]
+__all__ = ["Api", "CloseConnection", "FakeCluster", "Handler", "RequestContext"]
 
 #: A handler gets the context and the decoded request; it returns the response, or None for
 #: no response at all (Produce with acks=0).
 Handler = Callable[["RequestContext", Any], Awaitable[Message | None]]
+
+
+class CloseConnection(Exception):
+    """Raised by a handler to close the request's connection instead of answering (as Kafka
+    does after a failed acks=0 produce: the client has no other way to learn of it).
+    """
 
 
 @dataclass(frozen=True)

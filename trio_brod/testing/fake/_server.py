@@ -25,7 +25,7 @@ from trio_brod.testing.fake._faults import (
     entry_name,
     touched,
 )
-from trio_brod.testing.fake._runtime import FakeCluster, RequestContext
+from trio_brod.testing.fake._runtime import CloseConnection, FakeCluster, RequestContext
 from trio_brod.testing.fake._wire import (
     RequestFrame,
     error_response,
@@ -92,7 +92,7 @@ class BrokerServer:
             # A bug of the fake's own: the connection closes (as a broker's would on an
             # internal error), the fake keeps serving, and the log says what happened.
             logger.exception("fake broker %d: closing a connection after an error", self.node_id)
-        except _HangUp:
+        except (_HangUp, CloseConnection):
             pass
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
