@@ -6,6 +6,7 @@ import pytest
 import trio
 import trio.testing
 
+import trio_brod.admin
 from trio_brod import (
     ConsumerConfig,
     ProducerConfig,
@@ -13,10 +14,12 @@ from trio_brod import (
     open_client,
     open_topic_subscriber,
 )
-from trio_brod.protocol import MetadataRequest, ProduceRequest
+from trio_brod.admin import NewTopic
+from trio_brod.protocol import CreateTopicsRequest, MetadataRequest, ProduceRequest
 from trio_brod.protocol.errors import (
     LeaderNotAvailableError,
     NotLeaderOrFollowerError,
+    PolicyViolationError,
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
 )
@@ -156,3 +159,14 @@ async def test_stopped_single_replica_partitions_have_no_leader(
         assert fake.model.partition("t", 0).leader == led_by
         with pytest.raises(UnknownTopicOrPartitionError):  # as the client sees the error
             fake.move_leader("t", 5)
+
+
+async def test_a_topic_filtered_fail_fails_other_apis_whole(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
+        control = fake.fail(CreateTopicsRequest, PolicyViolationError, topic="t")
+        with pytest.raises(PolicyViolationError):
+            await trio_brod.admin.create_topics(client, [NewTopic("t", 1, 1)])
+        assert len(control.seen) == 1
+        assert "t" not in fake.model.topics  # the request was not served

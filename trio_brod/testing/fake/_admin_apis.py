@@ -56,7 +56,7 @@ def install_admin_apis(cluster: FakeCluster) -> None:
     """Register the cluster-level APIs (with the versions this fake implements)."""
     for api in (
         Api(18, 0, 4, api_versions),
-        Api(3, 0, 12, metadata),
+        Api(3, 0, 12, metadata, partial_failures=True),
         Api(60, 0, 1, describe_cluster),
         Api(19, 2, 7, create_topics),
         Api(20, 1, 6, delete_topics),

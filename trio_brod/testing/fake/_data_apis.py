@@ -58,10 +58,10 @@ _UUID_ZERO = FetchRequest.FetchTopic().topic_id
 def install_data_apis(cluster: FakeCluster) -> None:
     """Register the partition-level APIs (with the versions this fake implements)."""
     for api in (
-        Api(0, 3, 11, produce),
-        Api(1, 4, 17, fetch),
-        Api(2, 1, 10, list_offsets),
-        Api(21, 0, 2, delete_records),
+        Api(0, 3, 11, produce, partial_failures=True),
+        Api(1, 4, 17, fetch, partial_failures=True),
+        Api(2, 1, 10, list_offsets, partial_failures=True),
+        Api(21, 0, 2, delete_records, partial_failures=True),
         Api(22, 0, 5, init_producer_id),
     ):
         cluster.register(api)

@@ -5,8 +5,9 @@ partition, and a broker); the next request it matches gets the control's action 
 or before, the normal answer:
 
 * :class:`Fail` answers a Kafka error. Filtered by topic (and partition), only those
-  partitions fail and the rest of the request is served; otherwise the whole request
-  fails (the error in every error code the response has).
+  partitions fail and the rest of the request is served (Produce, Fetch, ListOffsets,
+  DeleteRecords, Metadata); otherwise, and for other APIs, the whole request fails (the
+  error in every error code the response has).
 * :class:`Delay` waits (on Trio's clock, so MockClock skips it) and then serves the request.
 * :class:`Drop` closes the connection without answering.
 * :class:`Hang` never answers, and keeps the connection open (a client's request timeout

@@ -44,6 +44,9 @@ class Api:
     min_version: int
     max_version: int
     handler: Handler
+    #: The handler answers an injected error per topic/partition
+    #: (:meth:`RequestContext.injected`); else a topic-filtered Fail fails the whole request.
+    partial_failures: bool = False
 
 
 @dataclass

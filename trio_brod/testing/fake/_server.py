@@ -147,7 +147,7 @@ class BrokerServer:
         if isinstance(action, Delay):
             await trio.sleep(action.seconds)
         if isinstance(action, Fail):
-            if decision.partial is None:
+            if decision.partial is None or not api.partial_failures:
                 return error_response(request.api_key, body, action.error.code)
             ctx.partial_failure = decision.partial
             ctx.partial_error = action.error.code
