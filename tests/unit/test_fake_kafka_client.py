@@ -143,7 +143,9 @@ async def test_injected_produce_error_is_retried(autojump_clock: trio.testing.Mo
         assert fake.log("t", 1).high_watermark == 1  # written once, by the retry
 
 
-async def test_delays_and_dropped_connections(autojump_clock: trio.testing.MockClock) -> None:
+async def test_delays_and_dropped_connections(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
     async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
         fake.create_topic("t")
         await client.start_producer("t")
@@ -156,6 +158,8 @@ async def test_delays_and_dropped_connections(autojump_clock: trio.testing.MockC
         assert await client.produce_sync("t", b"b", partition=0) == 1
         assert len(dropped.seen) == 1
         assert fake.log("t", 0).high_watermark == 2
+    # A hang-up on request is not an error of the fake's.
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("trio_brod.testing")] == []
 
 
 async def test_leader_moves_and_broker_restarts(autojump_clock: trio.testing.MockClock) -> None:

@@ -88,14 +88,12 @@ class BrokerServer:
                         await stream.send_all(answer)
         except ProtocolError as exc:
             logger.warning("fake broker %d: closing a connection: %s", self.node_id, exc)
+        except (_HangUp, CloseConnection, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # asked to hang up, or the client did
         except Exception:
             # A bug of the fake's own: the connection closes (as a broker's would on an
             # internal error), the fake keeps serving, and the log says what happened.
             logger.exception("fake broker %d: closing a connection after an error", self.node_id)
-        except (_HangUp, CloseConnection):
-            pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
         finally:
             self._streams.discard(stream)
             await trio.aclose_forcefully(stream)
@@ -110,15 +108,19 @@ class BrokerServer:
         if body is None:
             return None
         version = request.version
-        if request.api_key == _API_VERSIONS and body is not None and request.body is None:
-            version = 0  # the answer to an unknown ApiVersions version is in v0
+        if request.api_key == _API_VERSIONS and not self._serves(request):
+            version = 0  # the answer to an unsupported ApiVersions version is in v0
         return response_frame(request.api_key, version, request.correlation_id, body)
+
+    def _serves(self, request: RequestFrame) -> bool:
+        api = self.cluster.apis.get(request.api_key)
+        return api is not None and api.min_version <= request.version <= api.max_version
 
     async def _respond(self, request: RequestFrame) -> Message | None:
         cluster = self.cluster
         api = cluster.apis.get(request.api_key)
         body = request.body
-        supported = api is not None and api.min_version <= request.version <= api.max_version
+        supported = self._serves(request)
         if request.api_key == _API_VERSIONS and not supported:
             return api_versions_body(cluster, UnsupportedVersionError.code)
         if body is None:
