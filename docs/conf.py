@@ -58,6 +58,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(collections\.abc|datetime|enum|os|pathlib|random|ssl|subprocess)\..+"),
     (r"py:.*", r"(types|uuid|contextlib|dataclasses|typing|pickle|struct|re)(\..+)?"),
     (r"py:.*", r"(trio|_?pytest)(\..+)?"),
+    (r"py:.*", r"(hypothesis|st)(\..+)?"),
     # Private names in signatures (type variables, helpers of private modules) that the
     # resolver in docs/_ext could not map to a public name: implementation details.
     (r"py:.*", r"(.+\.)?_\w+(\..+)?"),

@@ -24,6 +24,13 @@ With SASL and TLS listeners beside the PLAINTEXT one, to test clients' security:
 
 From a shell: ``python -m trio_brod.testing.kafka --brokers 3``.
 
+An in-process fake Kafka instead (no JVM, Trio's clock, fault injection; see
+:mod:`trio_brod.testing.fake`)::
+
+    async with fake_kafka(brokers=1) as fake:
+        fake.create_topic("orders", partitions=3)
+        print(fake.bootstrap_servers)
+
 Environment variables:
 
 ``KAFKA_HOME``
@@ -57,6 +64,7 @@ from trio_brod.testing._jvm import KafkaTool
 from trio_brod.testing._probe import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
 from trio_brod.testing._security import unsecured_oauth_token
 from trio_brod.testing._versions import SUPPORTED_KAFKA_VERSIONS, parse_kafka_version
+from trio_brod.testing.fake import FakeKafka, fake_kafka
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
@@ -64,6 +72,7 @@ __all__ = [
     "AsyncKafkaCluster",
     "BrokerInfo",
     "ClusterMetadata",
+    "FakeKafka",
     "KafkaCluster",
     "KafkaJars",
     "KafkaNotAvailable",
@@ -72,6 +81,7 @@ __all__ = [
     "KafkaToolError",
     "PartitionInfo",
     "TopicInfo",
+    "fake_kafka",
     "kafka_cluster",
     "parse_kafka_version",
     "resolve_kafka_jars",

@@ -26,6 +26,16 @@ test suite:
         def test_failover(make_topic, kafka_cluster3):
             topic = make_topic(partitions=3, replication_factor=3, cluster=kafka_cluster3)
 
+``fake_kafka``
+    An in-process fake Kafka (:func:`trio_brod.testing.fake.fake_kafka`, one broker), per test,
+    for Trio tests (pytest-trio): no JVM, and its timers run on the test's clock, so with
+    pytest-trio's ``autojump_clock`` long polls and injected delays take no wall time::
+
+        async def test_orders(fake_kafka, autojump_clock):
+            fake_kafka.create_topic("orders", partitions=3)
+            async with open_client(fake_kafka.bootstrap_servers) as client:
+                ...
+
 If Kafka cannot start (no Java, no Maven to fetch the jars ...), the tests that need it fail
 with the reason; they are never skipped. The clusters are shared by the whole session:
 after a test that used one, any broker the test stopped is started again, so the next test
@@ -59,20 +69,28 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator, Mapping
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 import pytest
 
+from trio_brod.testing import fake as _fake
 from trio_brod.testing._cluster import KafkaCluster
 from trio_brod.testing._jars import harness_kafka_version
 from trio_brod.testing._versions import requirement_problem
+
+_async_fixture: Callable[..., Any]
+try:  # pytest-trio runs async fixtures in the test's Trio run, whatever its trio_mode.
+    from pytest_trio import trio_fixture as _async_fixture  # type: ignore[import-untyped,no-redef]
+except ImportError:  # pragma: no cover - without pytest-trio no Trio test can use it anyway
+    _async_fixture = pytest.fixture
 
 __all__ = [
     "SECURE_REAUTH_SECONDS",
     "SECURE_USERS",
     "MakeTopic",
     "bootstrap_servers",
+    "fake_kafka",
     "kafka",
     "kafka_cluster3",
     "kafka_secure",
@@ -146,6 +164,15 @@ def kafka() -> Iterator[KafkaCluster]:
 def bootstrap_servers(kafka: KafkaCluster) -> list[str]:
     """The ``"host:port"`` bootstrap list of the :func:`kafka` broker."""
     return kafka.bootstrap_servers
+
+
+@_async_fixture
+async def fake_kafka() -> AsyncIterator[_fake.FakeKafka]:
+    """An in-process fake Kafka with one broker, for one Trio test (see
+    :mod:`trio_brod.testing.fake`): on the test's clock, gone after the test.
+    """
+    async with _fake.fake_kafka(brokers=1) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="session")

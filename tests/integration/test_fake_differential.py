@@ -1,0 +1,397 @@
+"""Differential tests: the same seeded operation sequences against the fake Kafka and the real
+broker from the launcher; what trio-brod's client observes must be the same.
+
+Compared: produced offsets, fetched records (offset, key, value, headers, timestamp), high
+watermarks, ListOffsets answers (earliest, latest, by timestamp), DeleteRecords' low
+watermarks, and the error classes (offset out of range); and the error codes of admin
+requests a controller refuses. Small on purpose: a few seeded
+examples of a few operations each, so that it stays fast in CI.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import trio_brod.admin
+from trio_brod import Message, open_client
+from trio_brod.admin import NewTopic
+from trio_brod.protocol import (
+    CreatePartitionsRequest,
+    CreateTopicsRequest,
+    DeleteTopicsRequest,
+    FetchRequest,
+    InitProducerIdRequest,
+    ListOffsetsRequest,
+    MetadataRequest,
+    ProduceRequest,
+)
+from trio_brod.protocol.errors import CoordinatorLoadInProgressError, KafkaError
+from trio_brod.protocol.records import (
+    ControlRecordType,
+    decode_batches,
+    encode_batch,
+    encode_control_batch,
+)
+from trio_brod.testing import fake_kafka
+from trio_brod.testing import strategies as kst
+
+pytestmark = pytest.mark.integration
+
+BASE_TS = 1_700_000_000_000
+
+produce_op = st.tuples(
+    st.just("produce"),
+    st.lists(st.tuples(kst.keys(8), kst.values(16), kst.headers(2)), min_size=1, max_size=4),
+)
+fetch_op = st.tuples(st.just("fetch"), st.integers(0, 14))
+offsets_op = st.tuples(st.just("offsets"), st.sampled_from(["earliest", "latest", 5, 25, 10**13]))
+delete_op = st.tuples(st.just("delete"), st.integers(0, 4))
+operations = st.lists(
+    st.one_of(produce_op, produce_op, fetch_op, offsets_op, delete_op), min_size=3, max_size=8
+)
+
+
+async def observe(bootstrap: list[str], ops: list[tuple[Any, ...]]) -> list[object]:
+    """Run the operations on a fresh topic; what the client saw, step by step."""
+    seen: list[object] = []
+    topic = f"diff-{uuid.uuid4().hex[:12]}"
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 1, 1)])
+        await client.start_producer(topic)
+        clock = 0
+        for op in ops:
+            try:
+                if op[0] == "produce":
+                    offsets = []
+                    for key, value, headers in op[1]:
+                        clock += 10
+                        offsets.append(
+                            await client.produce_sync(
+                                topic,
+                                value,
+                                key,
+                                partition=0,
+                                headers=headers,
+                                timestamp=BASE_TS + clock,
+                            )
+                        )
+                    seen.append(("produced", offsets))
+                elif op[0] == "fetch":
+                    batch = await client.fetch(
+                        topic, 0, op[1], max_wait_time=0.01, isolation_level="read_uncommitted"
+                    )
+                    seen.append(
+                        (
+                            "fetched",
+                            batch.high_watermark,
+                            [
+                                (m.offset, m.key, m.value, tuple(m.headers), m.timestamp)
+                                for m in batch
+                            ],
+                        )
+                    )
+                elif op[0] == "offsets":
+                    when = op[1] if isinstance(op[1], str) else BASE_TS + op[1]
+                    seen.append(("offset", await client.resolve_offset(topic, 0, when)))
+                else:
+                    latest = await client.resolve_offset(topic, 0, "latest")
+                    cut = min(op[1], latest)
+                    low = await trio_brod.admin.delete_records(client, {(topic, 0): cut})
+                    seen.append(("deleted", low[(topic, 0)]))
+            except KafkaError as exc:
+                seen.append(("error", type(exc).__name__))
+        # The end state, whatever the operations were: log start, end, and every record.
+        earliest = await client.resolve_offset(topic, 0, "earliest")
+        latest = await client.resolve_offset(topic, 0, "latest")
+        batch = await client.fetch(topic, 0, earliest, max_wait_time=0.01)
+        records = [(m.offset, m.key, m.value, tuple(m.headers), m.timestamp) for m in batch]
+        seen.append(("end", earliest, latest, batch.high_watermark, records))
+    return seen
+
+
+@settings(
+    max_examples=10,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(operations)
+def test_the_fake_and_kafka_agree(bootstrap_servers: list[str], ops: list[tuple[Any, ...]]) -> None:
+    async def main() -> tuple[list[object], list[object]]:
+        with trio.fail_after(60):
+            real = await observe(bootstrap_servers, ops)
+            async with fake_kafka() as fake:
+                fake_seen = await observe(fake.bootstrap_servers, ops)
+        return real, fake_seen
+
+    real, fake_seen = trio.run(main)
+    assert fake_seen == real, (fake_seen, real)
+
+
+async def admin_errors(bootstrap: list[str], prefix: str) -> list[object]:
+    """The error codes of admin requests Kafka refuses or accepts, one by one."""
+    host, port = bootstrap[0].rsplit(":", 1)
+    topic = f"{prefix}-admin"
+    creatable = CreateTopicsRequest.CreatableTopic
+    async with open_client(bootstrap, allow_topic_auto_creation=False) as client:
+        connection = await client.get_connection(host, int(port))
+        created = await connection.request(
+            CreateTopicsRequest(
+                topics=[
+                    creatable(name=topic, num_partitions=2, replication_factor=1),
+                    creatable(name=f"{prefix}-zero", num_partitions=0, replication_factor=1),
+                    creatable(name=f"{prefix}-rf", num_partitions=1, replication_factor=5),
+                    creatable(name="bad name!", num_partitions=1, replication_factor=1),
+                    creatable(name="..", num_partitions=1, replication_factor=1),
+                ],
+                timeout_ms=30_000,
+            )
+        )
+        again = await connection.request(
+            CreateTopicsRequest(
+                topics=[creatable(name=topic, num_partitions=1, replication_factor=1)],
+                timeout_ms=30_000,
+            )
+        )
+        fewer = await connection.request(
+            CreatePartitionsRequest(
+                topics=[CreatePartitionsRequest.CreatePartitionsTopic(name=topic, count=1)],
+                timeout_ms=30_000,
+            )
+        )
+        # An empty assignment list is not "none": it assigns none of the new partitions.
+        empty = await connection.request(
+            CreatePartitionsRequest(
+                topics=[CreatePartitionsRequest.CreatePartitionsTopic(name=topic, count=3)],
+                timeout_ms=30_000,
+            )
+        )
+        more = await connection.request(
+            CreatePartitionsRequest(
+                topics=[
+                    CreatePartitionsRequest.CreatePartitionsTopic(
+                        name=topic, count=3, assignments=None
+                    )
+                ],
+                timeout_ms=30_000,
+            )
+        )
+        unknown = await connection.request(
+            MetadataRequest(
+                topics=[MetadataRequest.MetadataRequestTopic(name=f"{prefix}-none")],
+                allow_auto_topic_creation=False,
+            )
+        )
+        deleted = await connection.request(
+            DeleteTopicsRequest(topic_names=[topic, f"{prefix}-none"], timeout_ms=30_000), 5
+        )
+    return [
+        sorted((t.name.replace(prefix, "P"), t.error_code) for t in created.topics),
+        [t.error_code for t in again.topics],
+        [r.error_code for r in fewer.results],
+        [r.error_code for r in empty.results],
+        [r.error_code for r in more.results],
+        [t.error_code for t in unknown.topics],
+        # Kafka answers DeleteTopics in no particular order.
+        sorted((r.name.replace(prefix, "P"), r.error_code) for r in deleted.responses),
+    ]
+
+
+async def test_the_fake_and_kafka_refuse_the_same_admin_requests(
+    bootstrap_servers: list[str],
+) -> None:
+    with trio.fail_after(60):
+        real = await admin_errors(bootstrap_servers, f"adm-{uuid.uuid4().hex[:8]}")
+        async with fake_kafka() as fake:
+            fake_seen = await admin_errors(fake.bootstrap_servers, f"adm-{uuid.uuid4().hex[:8]}")
+    assert fake_seen == real, (fake_seen, real)
+
+
+def one_batch(values: list[bytes], **producer: int) -> bytes:
+    return encode_batch([(BASE_TS, None, v, ()) for v in values], **producer)
+
+
+async def produce_errors(bootstrap: list[str], topic: str) -> list[object]:
+    """(error code, base offset) of produces Kafka accepts, refuses or deduplicates."""
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 1, 1)])
+        connection = await client.get_leader_connection(topic, 0)
+        init = await connection.request(InitProducerIdRequest(transactional_id=None))
+        while init.error_code == CoordinatorLoadInProgressError.code:  # Kafka warming up
+            await trio.sleep(0.1)
+            init = await connection.request(InitProducerIdRequest(transactional_id=None))
+        assert init.error_code == 0
+        pid = {"producer_id": init.producer_id, "producer_epoch": init.producer_epoch}
+        good = one_batch([b"a", b"b"], base_sequence=0, **pid)
+        corrupt = bytearray(one_batch([b"c"]))
+        corrupt[-1] ^= 0xFF
+        control = encode_control_batch(
+            ControlRecordType.COMMIT, timestamp_ms=BASE_TS, coordinator_epoch=0, **pid
+        )
+        cases: list[tuple[int, int, bytes]] = [  # (acks, partition, records)
+            (-1, 0, good),
+            (-1, 0, good),  # a retry: the first write's offset, no new records
+            (-1, 0, one_batch([b"x"], base_sequence=5, **pid)),  # a gap
+            (-1, 0, one_batch([b"c"], base_sequence=2, **pid)),
+            (-1, 0, one_batch([b"d"], base_sequence=9, producer_id=pid["producer_id"],
+                              producer_epoch=pid["producer_epoch"] + 1)),  # new epoch, not 0
+            (-1, 0, bytes(corrupt)),
+            (-1, 0, one_batch([b"e"]) + one_batch([b"f"])),
+            (-1, 0, control),
+            (-1, 5, one_batch([b"g"])),  # no such partition
+            (1, 0, one_batch([b"h"])),
+            (2, 0, one_batch([b"i"])),  # acks must be -1, 0 or 1
+        ]  # fmt: skip
+        seen: list[object] = []
+        for acks, partition, records in cases:
+            response = await connection.request(
+                ProduceRequest(
+                    acks=acks,
+                    timeout_ms=30_000,
+                    topic_data=[
+                        ProduceRequest.TopicProduceData(
+                            name=topic,
+                            partition_data=[
+                                ProduceRequest.PartitionProduceData(
+                                    index=partition, records=records
+                                )
+                            ],
+                        )
+                    ],
+                )
+            )
+            (result,) = response.responses[0].partition_responses
+            seen.append((result.error_code, result.base_offset if not result.error_code else -1))
+        latest = await client.resolve_offset(topic, 0, "latest")
+        seen.append(("latest", latest))
+    return seen
+
+
+async def test_the_fake_and_kafka_validate_produced_batches_alike(
+    bootstrap_servers: list[str],
+) -> None:
+    with trio.fail_after(60):
+        real = await produce_errors(bootstrap_servers, f"prod-{uuid.uuid4().hex[:8]}")
+        async with fake_kafka() as fake:
+            fake_seen = await produce_errors(fake.bootstrap_servers, "prod")
+    assert fake_seen == real, (fake_seen, real)
+
+
+#: (partition_max_bytes, max_bytes) pairs: zero, tiny, inside a batch, total below partition.
+LIMITS = ((0, 1000), (1, 1000), (150, 1000), (400, 250), (10**6, 10**6))
+
+
+async def fetch_slices(bootstrap: list[str], topic: str) -> list[object]:
+    """What raw Fetch requests get for a range of offsets and byte limits."""
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 1, 1)])
+        await client.start_producer(topic)
+        for size in (1, 3, 2, 5, 1):
+            receipt = await client.produce_batch(
+                topic, [(None, b"v" * 40 * size) for _ in range(size)], partition=0
+            )
+            await receipt
+        connection = await client.get_leader_connection(topic, 0)
+        seen: list[object] = []
+        for offset in (0, 1, 4, 11, 12, 13):
+            for partition_max, total in LIMITS:
+                response = await connection.request(
+                    FetchRequest(
+                        max_wait_ms=0,
+                        min_bytes=0,
+                        max_bytes=total,
+                        isolation_level=1,
+                        topics=[
+                            FetchRequest.FetchTopic(
+                                topic=topic,
+                                partitions=[
+                                    FetchRequest.FetchPartition(
+                                        partition=0,
+                                        fetch_offset=offset,
+                                        partition_max_bytes=partition_max,
+                                    )
+                                ],
+                            )
+                        ],
+                    ),
+                    12,  # by name
+                )
+                data = response.responses[0].partitions[0]
+                decoded = decode_batches(data.records or b"")
+                seen.append(
+                    (
+                        offset,
+                        partition_max,
+                        total,
+                        data.error_code,
+                        data.high_watermark,
+                        data.last_stable_offset,
+                        data.log_start_offset,
+                        len(data.records or b""),
+                        [b.base_offset for b in decoded.batches],
+                    )
+                )
+    return seen
+
+
+async def test_the_fake_and_kafka_cut_fetches_alike(bootstrap_servers: list[str]) -> None:
+    with trio.fail_after(60):
+        real = await fetch_slices(bootstrap_servers, f"cut-{uuid.uuid4().hex[:8]}")
+        async with fake_kafka() as fake:
+            fake_seen = await fetch_slices(fake.bootstrap_servers, "cut")
+    assert fake_seen == real
+
+
+async def offsets_answers(bootstrap: list[str], topic: str) -> list[object]:
+    """Raw ListOffsets answers: earliest, latest, max timestamp, and by timestamp."""
+    timestamps = [30, 10, 30, 20, 50, 40, 50, 5]
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 1, 1)])
+        await client.start_producer(topic)
+        for batch in ([0, 1, 2], [3], [4, 5, 6, 7]):
+            receipt = await client.produce_batch(
+                topic,
+                [Message(b"v", timestamp=BASE_TS + timestamps[i]) for i in batch],
+                partition=0,
+            )
+            await receipt
+        await trio_brod.admin.delete_records(client, {(topic, 0): 1})
+        connection = await client.get_leader_connection(topic, 0)
+        seen: list[object] = []
+        for isolation in (0, 1):
+            for when in (-1, -2, -3, 0, 10, 11, 30, 31, 50, 51):
+                timestamp = when if when < 0 else BASE_TS + when
+                response = await connection.request(
+                    ListOffsetsRequest(
+                        replica_id=-1,
+                        isolation_level=isolation,
+                        topics=[
+                            ListOffsetsRequest.ListOffsetsTopic(
+                                name=topic,
+                                partitions=[
+                                    ListOffsetsRequest.ListOffsetsPartition(
+                                        partition_index=0, timestamp=timestamp
+                                    )
+                                ],
+                            )
+                        ],
+                    )
+                )
+                answer = response.topics[0].partitions[0]
+                found = answer.timestamp - BASE_TS if answer.timestamp > 0 else answer.timestamp
+                seen.append((isolation, when, answer.error_code, answer.offset, found))
+    return seen
+
+
+async def test_the_fake_and_kafka_list_offsets_alike(bootstrap_servers: list[str]) -> None:
+    with trio.fail_after(60):
+        real = await offsets_answers(bootstrap_servers, f"lo-{uuid.uuid4().hex[:8]}")
+        async with fake_kafka() as fake:
+            fake_seen = await offsets_answers(fake.bootstrap_servers, "lo")
+    assert fake_seen == real

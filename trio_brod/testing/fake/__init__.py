@@ -1,0 +1,65 @@
+"""An in-process fake Kafka for fast, deterministic tests, with fault injection.
+
+``async with fake_kafka(brokers=1) as fake:`` runs Kafka brokers inside the caller's Trio
+run, on loopback TCP listeners, speaking the real protocol through trio-brod's generated
+codec: trio-brod, librdkafka (confluent-kafka, kcat) or any other client connects to
+``fake.bootstrap_servers``. All its timers run on Trio's clock, so under
+``trio.testing.MockClock(autojump_threshold=0)`` a long poll or an injected delay takes no
+wall time.
+
+Fault injection (see :meth:`FakeKafka.control`)::
+
+    fake.fail(ProduceRequest, NotLeaderOrFollowerError, topic="orders", partition=0)
+    fake.control(FetchRequest, Delay(5.0), times=None)  # every Fetch waits 5 s (Trio's clock)
+    fake.control(MetadataRequest, Drop())               # the next Metadata: hang up
+    fake.control(ProduceRequest, lambda req: Drop() if req.broker == 2 else None)
+    fake.move_leader("orders", 0)                     # leader moves; old one answers
+                                                      # NOT_LEADER_OR_FOLLOWER
+    await fake.stop_broker(2); await fake.start_broker(2)
+
+The modules, one job each: ``_log`` (a partition's log: validation, sequences, offsets),
+``_model`` (topics, partitions, leaders), ``_faults`` (controls), ``_wire`` (frames),
+``_admin_apis`` and ``_data_apis`` (the handlers), ``_runtime`` (the API table and the shared
+state coordinators plug into), ``_server`` (sockets), ``_fake`` (this API).
+"""
+
+from __future__ import annotations
+
+from trio_brod.testing.fake._fake import FakeKafka, fake_kafka
+from trio_brod.testing.fake._faults import (
+    Action,
+    Control,
+    Delay,
+    Drop,
+    Fail,
+    Hang,
+    Intercepted,
+    Pass,
+)
+from trio_brod.testing.fake._log import AppendResult, LogError, PartitionLog, StoredBatch
+from trio_brod.testing.fake._model import ClusterModel, ModelError, Partition, Topic
+from trio_brod.testing.fake._runtime import Api, FakeCluster, RequestContext
+
+__all__ = [
+    "Action",
+    "Api",
+    "AppendResult",
+    "ClusterModel",
+    "Control",
+    "Delay",
+    "Drop",
+    "Fail",
+    "FakeCluster",
+    "FakeKafka",
+    "Hang",
+    "Intercepted",
+    "LogError",
+    "ModelError",
+    "Partition",
+    "PartitionLog",
+    "Pass",
+    "RequestContext",
+    "StoredBatch",
+    "Topic",
+    "fake_kafka",
+]

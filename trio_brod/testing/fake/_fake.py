@@ -1,0 +1,204 @@
+"""The fake Kafka a test holds: :func:`fake_kafka` and :class:`FakeKafka`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import trio
+
+from trio_brod.protocol import Message
+from trio_brod.protocol.errors import KafkaError
+from trio_brod.testing.fake._admin_apis import install_admin_apis
+from trio_brod.testing.fake._data_apis import install_data_apis
+from trio_brod.testing.fake._faults import Action, Control, Decide, Fail
+from trio_brod.testing.fake._log import PartitionLog
+from trio_brod.testing.fake._model import ClusterModel, ModelError, Topic
+from trio_brod.testing.fake._runtime import FakeCluster
+from trio_brod.testing.fake._server import BrokerServer
+
+__all__ = ["FakeKafka", "fake_kafka"]
+
+
+class FakeKafka:
+    """A running in-process Kafka (made by :func:`fake_kafka`): its addresses, its state, and
+    the levers a test pulls (faults, leader moves, broker stops).
+    """
+
+    def __init__(self, cluster: FakeCluster, nursery: trio.Nursery) -> None:
+        self.cluster = cluster
+        self._nursery = nursery
+        self._servers: dict[int, BrokerServer] = {}
+        self._scopes: dict[int, trio.CancelScope] = {}
+        self._stopped: dict[int, trio.Event] = {}
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """``"host:port"`` of every running broker."""
+        return [
+            f"{host}:{port}"
+            for node, (host, port) in sorted(self.cluster.addresses.items())
+            if node in self.cluster.model.live
+        ]
+
+    @property
+    def broker_ids(self) -> list[int]:
+        """Every broker's node id, running or not."""
+        return list(self.cluster.model.broker_ids)
+
+    @property
+    def model(self) -> ClusterModel:
+        """The cluster's topics, partitions and brokers (read it; change it via methods)."""
+        return self.cluster.model
+
+    # -- topics and data -----------------------------------------------------------------
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        config: Mapping[str, str] | None = None,
+    ) -> Topic:
+        """Create a topic at once (no request needed).
+
+        Raises:
+            KafkaError: The error a CreateTopics would have answered.
+        """
+        try:
+            topic = self.cluster.model.create_topic(
+                name, partitions, replication_factor, dict(config or {})
+            )
+        except ModelError as exc:
+            raise exc.error(str(exc)) from None
+        self.cluster.data_changed()
+        return topic
+
+    def log(self, topic: str, partition: int) -> PartitionLog:
+        """A partition's log, to look at (high watermark, batches ...) in assertions."""
+        return self.cluster.model.partition(topic, partition).log
+
+    # -- faults --------------------------------------------------------------------------
+
+    def control(
+        self,
+        api_key: int | type[Message] | None,
+        action: Action | Decide,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        broker: int | None = None,
+        times: int | None = 1,
+    ) -> Control:
+        """Intercept requests: the next *times* (None: all, until cancelled) requests of
+        *api_key* (None: any API) that name *topic*/*partition* (when given) on *broker*
+        (when given) get *action* (see :mod:`trio_brod.testing.fake`).
+
+        *api_key* is a number or a request class: ``fake.control(ProduceRequest, Drop())``.
+        """
+        key = api_key if api_key is None or isinstance(api_key, int) else api_key.API_KEY
+        return self.cluster.faults.add(Control(key, action, topic, partition, broker, times))
+
+    def fail(
+        self,
+        api_key: int | type[Message],
+        error: type[KafkaError],
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        times: int | None = 1,
+    ) -> Control:
+        """Shorthand for ``control(api_key, Fail(error), ...)``."""
+        return self.control(api_key, Fail(error), topic=topic, partition=partition, times=times)
+
+    def move_leader(self, topic: str, partition: int, broker: int | None = None) -> int:
+        """Move a partition's leadership (default: to its next live replica), as a
+        reassignment or election would. The old leader answers NOT_LEADER_OR_FOLLOWER from
+        now on. Returns the new leader.
+        """
+        try:
+            leader = self.cluster.model.move_leader(topic, partition, broker)
+        except ModelError as exc:
+            raise exc.error(str(exc)) from None
+        self.cluster.data_changed()
+        return leader
+
+    async def stop_broker(self, node_id: int) -> None:
+        """Stop a broker: its listener and connections close, its partitions' leadership
+        moves to other live replicas (or none: LEADER_NOT_AVAILABLE).
+        """
+        self.cluster.model.stop_broker(node_id)
+        self.cluster.fetch_sessions.pop(node_id, None)
+        self.cluster.data_changed()
+        scope = self._scopes.pop(node_id, None)
+        if scope is not None:
+            scope.cancel()
+            await self._stopped[node_id].wait()
+
+    async def start_broker(self, node_id: int) -> None:
+        """Start a stopped broker again, on the same port."""
+        if node_id in self._scopes:
+            return
+        await self._nursery.start(self._run_broker, node_id)
+        self.cluster.model.start_broker(node_id)
+        self.cluster.data_changed()
+
+    async def _run_broker(
+        self, node_id: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        server = self._servers.setdefault(node_id, BrokerServer(self.cluster, node_id))
+        stopped = self._stopped[node_id] = trio.Event()
+        try:
+            with trio.CancelScope() as scope:
+                self._scopes[node_id] = scope
+                await server.run(task_status=task_status)
+        finally:
+            stopped.set()
+
+
+@asynccontextmanager
+async def fake_kafka(
+    brokers: int = 1,
+    *,
+    auto_create_topics: bool = True,
+    default_partitions: int = 1,
+    default_replication_factor: int = 1,
+    cluster_id: str = "fake-kafka-cluster",
+) -> AsyncIterator[FakeKafka]:
+    """Run an in-process Kafka of *brokers* brokers (node ids 1..n) inside this Trio run.
+
+    Each broker listens on a loopback port; ``fake.bootstrap_servers`` lists them. Any Kafka
+    client can connect. Timers (long polls, injected delays) run on Trio's clock, so under
+    ``trio.testing.MockClock(autojump_threshold=0)`` they take no wall time.
+
+    Example::
+
+        async with fake_kafka(brokers=1) as fake:
+            fake.create_topic("orders", partitions=3)
+            async with open_client(fake.bootstrap_servers) as client:
+                ...
+
+    ``auto_create_topics``, ``default_partitions`` and ``default_replication_factor`` are the
+    brokers' ``auto.create.topics.enable``, ``num.partitions`` and
+    ``default.replication.factor`` (as the harness's real brokers: true, 1, 1).
+    """
+    if brokers < 1:
+        raise ValueError(f"a fake cluster needs at least one broker, not {brokers}")
+    model = ClusterModel(
+        broker_ids=list(range(1, brokers + 1)),
+        cluster_id=cluster_id,
+        default_partitions=default_partitions,
+        default_replication_factor=default_replication_factor,
+    )
+    cluster = FakeCluster(model, auto_create_topics=auto_create_topics)
+    install_admin_apis(cluster)
+    install_data_apis(cluster)
+    async with trio.open_nursery() as nursery:
+        cluster.nursery = nursery
+        fake = FakeKafka(cluster, nursery)
+        for node_id in model.broker_ids:
+            await nursery.start(fake._run_broker, node_id)  # noqa: SLF001 - its own helper
+        try:
+            yield fake
+        finally:
+            nursery.cancel_scope.cancel()

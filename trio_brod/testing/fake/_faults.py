@@ -1,0 +1,221 @@
+"""Fault injection for the fake Kafka: intercept requests, answer errors, delay, hang up.
+
+A test registers a *control* for an API key (and, where the request names them, a topic and a
+partition, and a broker); the next request it matches gets the control's action instead of,
+or before, the normal answer:
+
+* :class:`Fail` answers a Kafka error. Filtered by topic (and partition), only those
+  partitions fail and the rest of the request is served (Produce, Fetch, ListOffsets,
+  DeleteRecords, Metadata); otherwise, and for other APIs, the whole request fails (the
+  error in every error code the response has).
+* :class:`Delay` waits (on Trio's clock, so MockClock skips it) and then serves the request.
+* :class:`Drop` closes the connection without answering.
+* :class:`Hang` never answers, and keeps the connection open (a client's request timeout
+  is what ends it).
+* :class:`Pass` serves the request normally: for a control that only watches
+  (:attr:`Control.seen`) or a function that decides request by request.
+
+The action can also be a function of the :class:`Intercepted` request, returning an action, or
+None to leave the request to the next control. A control acts ``times`` times (None: until
+cancelled); controls are tried in the order they were added. This is the model of franz-go's
+kfake ``ControlKey``, with declarative actions instead of hand-built responses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from trio_brod.protocol import Message
+from trio_brod.protocol.errors import KafkaError
+
+__all__ = [
+    "Action",
+    "Control",
+    "Delay",
+    "Drop",
+    "Fail",
+    "Faults",
+    "Hang",
+    "Intercepted",
+    "Pass",
+    "touched",
+]
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Answer this Kafka error (a class from :mod:`trio_brod.protocol.errors`)."""
+
+    error: type[KafkaError]
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Wait this many seconds (Trio's clock), then serve the request normally."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Close the connection instead of answering."""
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Never answer; keep the connection open."""
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Serve the request normally."""
+
+
+Action = Fail | Delay | Drop | Hang | Pass
+
+
+@dataclass(frozen=True)
+class Intercepted:
+    """A request as a control sees it."""
+
+    api_key: int
+    version: int
+    broker: int
+    client_id: str | None
+    body: Message
+    #: (topic, partition) pairs the request names; partition None for topic-level requests.
+    targets: tuple[tuple[str, int | None], ...]
+
+
+Decide = Callable[[Intercepted], Action | None]
+
+
+@dataclass(eq=False)
+class Control:
+    """One registered control; :meth:`cancel` removes it. ``seen`` lists what it acted on."""
+
+    api_key: int | None
+    action: Action | Decide
+    topic: str | None = None
+    partition: int | None = None
+    broker: int | None = None
+    times: int | None = 1
+    seen: list[Intercepted] = field(default_factory=list)
+    owner: Faults | None = field(default=None, repr=False)
+
+    def cancel(self) -> None:
+        """Stop acting (idempotent)."""
+        if self.owner is not None:
+            self.owner.remove(self)
+
+    def matches_target(self, topic: str, partition: int | None) -> bool:
+        """Whether this control's topic/partition filter covers that target."""
+        if self.topic is not None and self.topic != topic:
+            return False
+        return self.partition is None or partition is None or self.partition == partition
+
+    def applies(self, request: Intercepted) -> bool:
+        if self.api_key is not None and self.api_key != request.api_key:
+            return False
+        if self.broker is not None and self.broker != request.broker:
+            return False
+        if self.topic is None:
+            return True
+        return any(self.matches_target(t, p) for t, p in request.targets)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the server must do with one request."""
+
+    action: Action
+    #: For a :class:`Fail` filtered by topic: the control, to ask which partitions fail.
+    partial: Control | None = None
+
+
+class Faults:
+    """The registered controls of a fake cluster, in order."""
+
+    def __init__(self) -> None:
+        self._controls: list[Control] = []
+
+    def add(self, control: Control) -> Control:
+        """Register a control (its ``owner`` is set so that it can cancel itself)."""
+        control.owner = self
+        self._controls.append(control)
+        return control
+
+    def remove(self, control: Control) -> None:
+        """Unregister a control, if it still is."""
+        if control in self._controls:
+            self._controls.remove(control)
+
+    def __iter__(self) -> Iterator[Control]:
+        return iter(list(self._controls))
+
+    def decide(self, request: Intercepted) -> Decision:
+        """The action for a request: the first control that applies and acts, else Pass."""
+        for control in list(self._controls):
+            if not control.applies(request):
+                continue
+            action = control.action
+            if not isinstance(action, Fail | Delay | Drop | Hang | Pass):
+                decided = action(request)
+                if decided is None:
+                    continue
+                action = decided
+            control.seen.append(request)
+            if control.times is not None:
+                control.times -= 1
+                if control.times <= 0:
+                    self.remove(control)
+            partial = control if isinstance(action, Fail) and control.topic is not None else None
+            return Decision(action, partial)
+        return Decision(Pass())
+
+
+# -- what a request names ------------------------------------------------------------------
+
+_TOPIC_LISTS = ("topics", "topic_data", "resources")
+_TOPIC_NAMES = ("name", "topic", "resource_name")
+_PARTITION_LISTS = ("partitions", "partition_data")
+_PARTITION_INDEXES = ("partition_index", "index", "partition")
+
+
+def touched(body: Any, topic_of: Callable[[Any], str | None]) -> tuple[tuple[str, int | None], ...]:
+    """The (topic, partition) pairs a request names (partition None for a whole topic).
+
+    *topic_of* maps a topic entry to its name: it resolves Fetch's topic ids.
+    """
+    found: list[tuple[str, int | None]] = []
+    for names in ("topic_names",):
+        for name in getattr(body, names, None) or []:
+            found.append((name, None))
+    for list_name in _TOPIC_LISTS:
+        for entry in getattr(body, list_name, None) or []:
+            topic = topic_of(entry)
+            if topic is None:
+                continue
+            partitions = next(
+                (getattr(entry, p) for p in _PARTITION_LISTS if hasattr(entry, p)), None
+            )
+            if not partitions:
+                found.append((topic, None))
+                continue
+            for item in partitions:
+                index = next(
+                    (getattr(item, i) for i in _PARTITION_INDEXES if hasattr(item, i)), None
+                )
+                found.append((topic, index if isinstance(index, int) else None))
+    return tuple(found)
+
+
+def entry_name(entry: Any) -> str | None:
+    """The topic name of a request's topic entry, if it has one by name."""
+    for attribute in _TOPIC_NAMES:
+        value = getattr(entry, attribute, None)
+        if isinstance(value, str) and value:
+            return value
+    return None

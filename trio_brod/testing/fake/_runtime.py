@@ -1,0 +1,122 @@
+"""What every request handler of the fake Kafka shares: the cluster, the API table, a context.
+
+An API is a :class:`Api` entry (key, version range, handler) in :attr:`FakeCluster.apis`:
+ApiVersions advertises exactly these entries, and the brokers answer anything else with
+UNSUPPORTED_VERSION. The group and transaction coordinators plug in the same way, as modules
+with an ``install(cluster)`` function (called by ``fake_kafka`` beside ``install_admin_apis``
+and ``install_data_apis``) that registers their APIs, keeps their own state beside the
+:class:`ClusterModel`, sets the transaction hooks below, and runs its timers (session and
+transaction timeouts) as tasks in :attr:`FakeCluster.nursery`, on Trio's clock.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from trio_brod.protocol import Message
+from trio_brod.testing.fake._faults import Control, Faults
+from trio_brod.testing.fake._model import ClusterModel
+from trio_brod.testing.fake._sessions import FetchSessions
+
+__all__ = ["Api", "CloseConnection", "FakeCluster", "Handler", "RequestContext"]
+
+#: A handler gets the context and the decoded request; it returns the response, or None for
+#: no response at all (Produce with acks=0).
+Handler = Callable[["RequestContext", Any], Awaitable[Message | None]]
+
+
+class CloseConnection(Exception):
+    """Raised by a handler to close the request's connection instead of answering (as Kafka
+    does after a failed acks=0 produce: the client has no other way to learn of it).
+    """
+
+
+@dataclass(frozen=True)
+class Api:
+    """One API the fake implements, and the versions it implements it in."""
+
+    key: int
+    min_version: int
+    max_version: int
+    handler: Handler
+    #: The handler answers an injected error per topic/partition
+    #: (:meth:`RequestContext.injected`); else a topic-filtered Fail fails the whole request.
+    partial_failures: bool = False
+
+
+@dataclass
+class FakeCluster:
+    """The state shared by the fake brokers: model, faults, addresses, APIs, wake-ups."""
+
+    model: ClusterModel
+    faults: Faults = field(default_factory=Faults)
+    apis: dict[int, Api] = field(default_factory=dict)
+    #: node id -> (host, port) of each broker's listener.
+    addresses: dict[int, tuple[str, int]] = field(default_factory=dict)
+    #: ``auto.create.topics.enable``: Metadata (when the client allows) creates topics.
+    auto_create_topics: bool = True
+    # Hooks for the transaction coordinator (None until it plugs in):
+    #: (topic, partition, producer id) -> error code (0: the batch may be written).
+    verify_transactional: Callable[[str, int, int], int] | None = None
+    #: (topic, partition, fetch offset, upto) -> (producer id, first offset) of the aborted
+    #: transactions a read_committed fetch must be told about.
+    aborted_transactions: Callable[[str, int, int, int], list[tuple[int, int]]] | None = None
+    #: InitProducerId with a transactional id.
+    init_transactional_producer: Handler | None = None
+    #: Where coordinators run their timers: the fake's own nursery, while it runs.
+    nursery: trio.Nursery | None = None
+    #: Each broker's incremental fetch sessions (lost when it stops).
+    fetch_sessions: dict[int, FetchSessions] = field(default_factory=dict)
+    _changed: trio.Event = field(default_factory=trio.Event)
+
+    def register(self, api: Api) -> None:
+        """Add (or replace) an API."""
+        self.apis[api.key] = api
+
+    def data_changed(self) -> None:
+        """Wake every long poll (records were appended, leaders moved, topics changed)."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_changed(self) -> None:
+        """Sleep until the next :meth:`data_changed`."""
+        await self._changed.wait()
+
+    def coordinator_for(self, key: str) -> int:
+        """The broker coordinating a group or transactional id: a stable hash over the
+        running brokers, as Kafka maps the key to a partition of its internal topic.
+        """
+        live = sorted(self.model.live)
+        if not live:
+            return -1
+        return live[zlib.crc32(key.encode()) % len(live)]
+
+
+@dataclass
+class RequestContext:
+    """One request being served: where it arrived, its version, and injected failures."""
+
+    cluster: FakeCluster
+    broker: int
+    version: int
+    client_id: str | None
+    #: A Fail control filtered by topic/partition: those partitions answer its error.
+    partial_failure: Control | None = None
+    partial_error: int = 0
+
+    @property
+    def model(self) -> ClusterModel:
+        """The cluster model."""
+        return self.cluster.model
+
+    def injected(self, topic: str, partition: int | None) -> int:
+        """The error code a fault control set for this topic/partition (0 if none)."""
+        control = self.partial_failure
+        if control is not None and control.matches_target(topic, partition):
+            return self.partial_error
+        return 0

@@ -1,0 +1,202 @@
+"""The fake broker's side of the wire: request headers in, response frames out. Pure.
+
+The client's side of framing is :mod:`trio_brod.protocol.frames`; this is the other side,
+built from the same generated classes: :func:`parse_request` reads a request frame's header
+(and its body when the API is known), :func:`response_frame` writes a response frame, and
+:func:`fit` clears the fields a response version does not have, so that a handler can fill
+in everything and the encoder still accepts an old version. :func:`error_response` builds the
+answer to a whole request that fails with one error (fault injection, unsupported versions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from trio_brod.protocol import REQUESTS, Message, ResponseHeader
+from trio_brod.protocol._primitives import DecodeFailure, FieldSchema, skip_tagged_fields
+from trio_brod.protocol.errors import DecodeError
+from trio_brod.protocol.frames import response_header_version
+
+__all__ = ["RequestFrame", "error_response", "fit", "parse_request", "response_frame"]
+
+_HEADER = struct.Struct(">hhih")
+_SIZE = struct.Struct(">i")
+
+
+@dataclass(frozen=True)
+class RequestFrame:
+    """A request's header, and its decoded body (None if the API or version is unknown)."""
+
+    api_key: int
+    version: int
+    correlation_id: int
+    client_id: str | None
+    body: Message | None
+
+
+def parse_request(frame: bytes) -> RequestFrame:
+    """Read a request frame (without its size prefix).
+
+    The body is decoded when trio-brod's generated code knows the API and the version; else
+    it is None and the caller answers UNSUPPORTED_VERSION (or hangs up, if no response can
+    be written).
+
+    Raises:
+        DecodeError: The header, or a known body, is malformed.
+    """
+    if len(frame) < _HEADER.size:
+        raise DecodeError(f"request frame of {len(frame)} bytes has no complete header")
+    api_key, version, correlation_id, id_length = _HEADER.unpack_from(frame)
+    pos = _HEADER.size
+    client_id = None
+    if id_length >= 0:
+        if pos + id_length > len(frame):
+            raise DecodeError("the request header's client id runs past the frame")
+        client_id = frame[pos : pos + id_length].decode("utf-8", "replace")
+        pos += id_length
+    cls = REQUESTS.get(api_key)
+    if cls is None or not cls.MIN_VERSION <= version <= cls.MAX_VERSION:
+        return RequestFrame(api_key, version, correlation_id, client_id, None)
+    if cls.FLEXIBLE_VERSION is not None and version >= cls.FLEXIBLE_VERSION:
+        try:
+            pos = skip_tagged_fields(frame, pos)
+        except (DecodeFailure, IndexError):
+            raise DecodeError("the request header's tagged fields are malformed") from None
+    body = cls.decode(frame[pos:], version)
+    return RequestFrame(api_key, version, correlation_id, client_id, body)
+
+
+def response_frame(api_key: int, version: int, correlation_id: int, body: Message) -> bytes:
+    """A whole response frame: size prefix, response header, body (fitted to *version*)."""
+    fit(body, version)
+    header = ResponseHeader(correlation_id=correlation_id).encode(
+        response_header_version(api_key, version)
+    )
+    payload = header + body.encode(version)
+    return _SIZE.pack(len(payload)) + payload
+
+
+def _schema(obj: object) -> tuple[FieldSchema, ...]:
+    cls = obj if isinstance(obj, type) else type(obj)
+    schema: tuple[FieldSchema, ...] = getattr(cls, "_SCHEMA", ())
+    return schema
+
+
+def fit(message: object, version: int) -> None:
+    """Reset, in place, every field *version* lacks to its default, nested ones included."""
+    defaults = {f.name: f for f in dataclasses.fields(message)}  # type: ignore[arg-type]
+    for schema in _schema(message):
+        value = getattr(message, schema.name)
+        if version not in schema.versions:
+            spec = defaults[schema.name]
+            if spec.default_factory is not dataclasses.MISSING:
+                setattr(message, schema.name, spec.default_factory())
+            else:
+                setattr(message, schema.name, spec.default)
+        elif schema.kind == "struct" and value is not None:
+            fit(value, version)
+        elif schema.kind == "array" and schema.element == "struct" and value:
+            for item in value:
+                fit(item, version)
+
+
+def error_response(api_key: int, request: Any, code: int) -> Message:
+    """The response to a whole request that fails with one error code.
+
+    Every error code field the response has gets *code*: the top-level one, and one entry
+    per topic, partition, resource or key the request named.
+    """
+    request_cls: Any = REQUESTS[api_key]
+    cls: Any = request_cls.RESPONSE
+    names = {f.name for f in dataclasses.fields(cls)}
+    response = cls()
+    if "error_code" in names:
+        response.error_code = code
+    builder = _MIRRORS.get(api_key)
+    if builder is not None:
+        builder(cls, request, response, code)
+    return response  # type: ignore[no-any-return]
+
+
+def _partitioned(
+    topics_attr: str, partitions_attr: str, index_attr: str, out_topics: str, out_parts: str
+) -> Any:
+    def build(cls: Any, request: Any, response: Any, code: int) -> None:
+        topic_cls = _element(cls, out_topics)
+        part_cls = _element(topic_cls, out_parts)
+        topics = []
+        for topic in getattr(request, topics_attr):
+            entry = topic_cls()
+            for attribute in ("name", "topic", "topic_id"):
+                if hasattr(entry, attribute) and hasattr(topic, attribute):
+                    setattr(entry, attribute, getattr(topic, attribute))
+            parts = []
+            for partition in getattr(topic, partitions_attr):
+                item = part_cls(error_code=code)
+                index_out = "partition_index" if hasattr(item, "partition_index") else "index"
+                setattr(item, index_out, getattr(partition, index_attr))
+                parts.append(item)
+            setattr(entry, out_parts, parts)
+            topics.append(entry)
+        setattr(response, out_topics, topics)
+
+    return build
+
+
+def _element(cls: Any, attribute: str) -> Any:
+    for schema in _schema(cls):
+        if schema.name == attribute:
+            return schema.struct
+    raise KeyError(attribute)
+
+
+def _metadata(cls: Any, request: Any, response: Any, code: int) -> None:
+    topic_cls = _element(cls, "topics")
+    response.topics = [
+        topic_cls(error_code=code, name=t.name, topic_id=t.topic_id) for t in request.topics or []
+    ]
+
+
+def _named(request_attr: str, key: str, out_attr: str, out_key: str) -> Any:
+    def build(cls: Any, request: Any, response: Any, code: int) -> None:
+        item_cls = _element(cls, out_attr)
+        items = []
+        for entry in getattr(request, request_attr) or []:
+            value = entry if isinstance(entry, str) else getattr(entry, key)
+            items.append(item_cls(error_code=code, **{out_key: value}))
+        setattr(response, out_attr, items)
+
+    return build
+
+
+def _delete_topics(cls: Any, request: Any, response: Any, code: int) -> None:
+    item_cls = _element(cls, "responses")
+    response.responses = [item_cls(name=n, error_code=code) for n in request.topic_names] + [
+        item_cls(name=t.name, topic_id=t.topic_id, error_code=code) for t in request.topics
+    ]
+
+
+def _describe_configs(cls: Any, request: Any, response: Any, code: int) -> None:
+    item_cls = _element(cls, "results")
+    response.results = [
+        item_cls(error_code=code, resource_type=r.resource_type, resource_name=r.resource_name)
+        for r in request.resources
+    ]
+
+
+_MIRRORS: dict[int, Any] = {
+    0: _partitioned("topic_data", "partition_data", "index", "responses", "partition_responses"),
+    1: _partitioned("topics", "partitions", "partition", "responses", "partitions"),
+    2: _partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
+    3: _metadata,
+    10: _named("coordinator_keys", "", "coordinators", "key"),
+    15: _named("groups", "", "groups", "group_id"),
+    19: _named("topics", "name", "topics", "name"),
+    20: _delete_topics,
+    21: _partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
+    32: _describe_configs,
+    37: _named("topics", "name", "results", "name"),
+}
