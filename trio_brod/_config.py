@@ -413,8 +413,8 @@ _MAX_INT32: Final = 2**31 - 1
 
 OffsetResetPolicy = Literal["reset_by_subscriber", "reset_to_earliest", "reset_to_latest"]
 IsolationLevel = Literal["read_committed", "read_uncommitted"]
-FetchConnection = Literal["topic", "partition", "shared"]
-_FETCH_CONNECTIONS = ("topic", "partition", "shared")
+FetchConnection = Literal["topic", "partition", "shared", "broker"]
+_FETCH_CONNECTIONS = ("topic", "partition", "shared", "broker")
 
 #: Defaults of ``max_wait_time`` and ``sleep_timeout``: brod's for a worker's own connection;
 #: on a shared one, a long poll holds up others, and the long poll is all the waiting needed.
@@ -520,8 +520,11 @@ class ConsumerConfig:
             connections to each broker among the topic's workers, which merge their fetches
             into few requests, at the cost of latency (a message may wait up to
             ``max_wait_time``); ``"shared"`` uses the client's connection to the leader, where
-            other requests (producing, metadata) wait behind a fetch waiting for data. None
-            means ``"shared"`` with ``share_leader_conn``, otherwise ``"partition"``.
+            other requests (producing, metadata) wait behind a fetch waiting for data;
+            ``"broker"`` hands every subscribed partition to one fetcher per broker, which
+            fetches for all of them in one request with an incremental fetch session
+            (Kafka's KIP-227), as the Java consumer does. None means ``"shared"`` with
+            ``share_leader_conn``, otherwise ``"partition"``.
     """
 
     begin_offset: BeginOffset = "latest"
@@ -570,7 +573,7 @@ class ConsumerConfig:
         if self.fetch_connection is not None and self.fetch_connection not in _FETCH_CONNECTIONS:
             raise ConfigError(
                 f"ConsumerConfig.fetch_connection={self.fetch_connection!r}: expected "
-                "'topic', 'partition', 'shared' or None"
+                "'broker', 'topic', 'partition', 'shared' or None"
             )
         if self.share_leader_conn and self.fetch_connection not in (None, "shared"):
             raise ConfigError(

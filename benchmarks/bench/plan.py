@@ -79,6 +79,15 @@ ROWS: dict[str, Row] = {
             (("fetch_connection", "topic"),),
         ),
         Row(
+            "trio-brod-broker",
+            "trio-brod",
+            "single",
+            frozenset({"consume", "partitions"}),
+            "trio_brod",
+            'subscribe() per partition, ConsumerConfig(fetch_connection="broker")',
+            (("fetch_connection", "broker"),),
+        ),
+        Row(
             "aiokafka",
             "aiokafka",
             "single",

@@ -62,6 +62,7 @@ from trio_brod._cluster import ConnectionPool, ConnectionSlot, MetadataCache
 from trio_brod._config import ConsumerConfig
 from trio_brod._net import Connection
 from trio_brod._topic_workers import TopicWorkers
+from trio_brod.consumer.fetcher import Fetchers
 from trio_brod.consumer.worker import PartitionConsumer
 
 __all__ = ["TopicConsumer"]
@@ -120,6 +121,7 @@ class TopicConsumer:
         self.config = config
         self._lanes: dict[tuple[str, int], _FetchLanes] = {}
         self._nursery: trio.Nursery | None = None
+        self._fetchers: Fetchers | None = None
         self._workers = TopicWorkers(
             metadata,
             topic,
@@ -152,6 +154,8 @@ class TopicConsumer:
 
     def _make(self, partition: int, nursery: trio.Nursery) -> PartitionConsumer:
         self._nursery = nursery
+        if self._fetchers is None:
+            self._fetchers = Fetchers(self._pool, self._metadata.config.request_timeout, nursery)
         return PartitionConsumer(
             self._pool,
             self._metadata,
@@ -160,6 +164,7 @@ class TopicConsumer:
             self.config,
             nursery,
             lanes_to=self.lanes_to,
+            fetchers=self._fetchers,
         )
 
     def lanes_to(self, host: str, port: int) -> _FetchLanes:

@@ -44,10 +44,17 @@ from trio_brod.consumer._fetch import (
     select_runs,
     visible_end,
 )
+from trio_brod.consumer._session import PartitionState
 from trio_brod.consumer._window import Window, begin_for
+from trio_brod.consumer.fetcher import Fetchers, FetchSettings
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.protocol import FetchRequest
-from trio_brod.protocol.errors import KafkaError, OffsetOutOfRangeError
+from trio_brod.protocol.errors import (
+    KafkaError,
+    OffsetOutOfRangeError,
+    UnknownLeaderEpochError,
+    for_code,
+)
 
 __all__ = [
     "DATA_LANE",
@@ -119,6 +126,19 @@ class _Serving:
             return  # nothing of an ended subscription is pending any more
         self.window.ack(offset)
         self._wakeup.set()
+
+    def poke(self) -> None:
+        """Wake the worker waiting in :meth:`wait` (its broker's fetcher has news)."""
+        self._wakeup.set()
+
+    def has_room(self) -> bool:
+        """Whether everything fetched was delivered and the window can take more."""
+        window = self.window
+        return (
+            not window.undelivered
+            and window.unacked_count < window.prefetch_count
+            and window.unacked_bytes < window.prefetch_bytes
+        )
 
     async def wait(self) -> None:
         """Wait until an ack (or the subscriber leaving) may have changed something."""
@@ -235,8 +255,9 @@ class PartitionConsumer:
 
     It is built on the client's connection pool and metadata cache, with the topic's nursery
     for its private connections, and, for ``fetch_connection="topic"``, a way to reach the
-    topic's shared fetch connections to a broker (``lanes_to``; without it such a worker
-    uses a private connection instead).
+    topic's shared fetch connections to a broker (``lanes_to``), for
+    ``fetch_connection="broker"`` the brokers' fetchers (``fetchers``); without them such
+    a worker uses a private connection instead.
     """
 
     def __init__(
@@ -248,6 +269,7 @@ class PartitionConsumer:
         config: ConsumerConfig,
         nursery: trio.Nursery,
         lanes_to: Callable[[str, int], FetchLanes] | None = None,
+        fetchers: Fetchers | None = None,
     ) -> None:
         self._pool = pool
         self._metadata = metadata
@@ -256,6 +278,7 @@ class PartitionConsumer:
         self.config = config
         self._nursery = nursery
         self._lanes_to = lanes_to
+        self._fetchers = fetchers
         self._serving: _Serving | None = None
         self._subscription: Subscription | None = None
         self._changed = trio.Event()
@@ -396,6 +419,8 @@ class PartitionConsumer:
             try:
                 if window.offset is None:
                     window.start_at(await self._resolve_begin(serving))
+                if config.connection_mode == "broker" and self._fetchers is not None:
+                    await self._fetch_by_broker(serving, self._fetchers, refresh)
                 connection = await self._leader_connection(refresh, config)
                 refresh = False
                 await self._fetch_loop(serving, connection, self._lanes)
@@ -423,7 +448,11 @@ class PartitionConsumer:
                 # Leader moved, broker gone, topic metadata stale: ask again where the leader
                 # is, then go on from the exact same offset. Other retriable errors (a broker
                 # time-out) are just tried again.
-                if not isinstance(exc, KafkaError) or exc.invalid_metadata:
+                if (
+                    not isinstance(exc, KafkaError)
+                    or exc.invalid_metadata
+                    or isinstance(exc, UnknownLeaderEpochError)
+                ):
                     self._close_connection()
                     refresh = True
                 delay = backoff.next_delay()
@@ -454,6 +483,8 @@ class PartitionConsumer:
         """A connection to the partition's leader, in the subscription's mode; with
         ``fetch_connection="topic"`` also sets ``self._lanes``."""
         mode = config.connection_mode
+        if mode == "broker":  # without fetchers (a worker made on its own)
+            mode = "partition"
         connection = self._connection
         if connection is not None and not connection.closed and not refresh and self._mode == mode:
             return connection
@@ -550,6 +581,53 @@ class PartitionConsumer:
                 if sleep_timeout:
                     await trio.sleep(sleep_timeout)  # brod: sleep after an empty answer
 
+    async def _fetch_by_broker(self, serving: _Serving, fetchers: Fetchers, refresh: bool) -> None:
+        """Have the leader's fetcher fetch for the subscriber; deliver as acks make room.
+
+        Returns never: raises the error the fetcher dropped the partition for (a moved
+        leader, a lost connection, an offset out of range), which :meth:`_consume` handles
+        as for a fetch of its own, and then hands the partition to a fetcher again.
+        """
+        config = serving.config
+        leader = await self._metadata.leader(self.topic, self.partition, refresh=refresh)
+        topic_id = await self._metadata.topic_id(self.topic)
+        metadata = await self._metadata.topic(self.topic, auto_create=False)
+        found = metadata.partitions.get(self.partition)
+        leader_epoch = found.leader_epoch if found is not None else -1
+        settings = FetchSettings(
+            isolation_code(config.isolation_level),
+            config.min_bytes,
+            config.effective_max_wait_time,
+            config.effective_sleep_timeout,
+        )
+        fetcher = fetchers.fetcher(leader.host, leader.port, settings)
+        target = _BrokerTarget(self, serving, topic_id, leader_epoch, settings.isolation)
+        fetcher.add(target)
+        topic, partition = self.topic, self.partition
+        try:
+            while True:
+                serving.deliver(topic, partition)
+                if target.error is not None:
+                    raise target.error
+                if serving.has_room():
+                    fetcher.wake()
+                await serving.wait()
+        finally:
+            fetcher.remove(target)
+
+    def take_fetched(self, target: _BrokerTarget, data: Any, offset: int) -> None:
+        """A broker's fetcher brought ``data`` for the target's subscriber (fetched from
+        ``offset``): add it to the window, deliver what fits."""
+        serving = target.serving
+        if not serving.active or serving.window.offset != offset:
+            return  # an answer for a position given up meanwhile
+        if data.error_code:
+            raise for_code(data.error_code)(
+                topic=self.topic, partition=self.partition, offset=offset
+            )
+        self._take_data(serving, offset, target.isolation, data)
+        serving.deliver(self.topic, self.partition)
+
     def _take_answer(self, serving: _Serving, offset: int, isolation: int, response: Any) -> bool:
         """Add a Fetch response's records (from ``offset``) to what waits for delivery.
 
@@ -558,8 +636,13 @@ class PartitionConsumer:
         Raises:
             KafkaError: The broker answered with an error for the partition.
         """
-        config = serving.config
         data = fetched_partition(response, self.topic, self.partition, offset)
+        return self._take_data(serving, offset, isolation, data)
+
+    def _take_data(self, serving: _Serving, offset: int, isolation: int, data: Any) -> bool:
+        """Add one partition's fetched data (from ``offset``, without an error) to what
+        waits for delivery. Returns True when it brought nothing new."""
+        config = serving.config
         serving.backoff.reset()
         if serving.retrying:
             serving.retrying = False
@@ -579,6 +662,53 @@ class PartitionConsumer:
         serving.fetch_size.follow(selected.batches)
         serving.window.add(selected.runs, selected.next_offset)
         return not selected.runs and selected.next_offset == offset
+
+
+class _BrokerTarget:
+    """A subscribed partition in its leader's fetcher (a
+    :class:`~trio_brod.consumer.fetcher.FetchTarget`), for one stay with that fetcher."""
+
+    __slots__ = ("consumer", "error", "isolation", "leader_epoch", "serving", "topic_id")
+
+    def __init__(
+        self,
+        consumer: PartitionConsumer,
+        serving: _Serving,
+        topic_id: Any,
+        leader_epoch: int,
+        isolation: int,
+    ) -> None:
+        self.consumer = consumer
+        self.serving = serving
+        self.topic_id = topic_id
+        self.leader_epoch = leader_epoch
+        self.isolation = isolation
+        #: Why the fetcher dropped the partition; None while it fetches for it.
+        self.error: BaseException | None = None
+
+    @property
+    def topic(self) -> str:
+        return self.consumer.topic
+
+    @property
+    def partition(self) -> int:
+        return self.consumer.partition
+
+    def state(self) -> PartitionState | None:
+        serving = self.serving
+        offset = serving.window.offset
+        if self.error is not None or not serving.active or offset is None:
+            return None
+        if not serving.has_room():
+            return None
+        return PartitionState(offset, serving.fetch_size.current, self.leader_epoch)
+
+    def take(self, data: Any, offset: int) -> None:
+        self.consumer.take_fetched(self, data, offset)
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.serving.poke()
 
 
 async def fetch_once(
