@@ -493,9 +493,10 @@ class ConsumerConfig:
             anyway (Kafka's KIP-74); should one not, the limit is raised to fit that batch,
             and returns to this value later (see ``size_stat_window``).
         max_wait_time: Seconds the broker may hold a fetch waiting for ``min_bytes``. None
-            (the default): 0.5 s when workers share connections (``fetch_connection``
-            ``"topic"`` or ``"shared"``), where a fetch waiting for data holds up those queued
-            behind it, as in the Java consumer; 10 s (brod's) on a worker's own connection.
+            (the default): 0.5 s when partitions share connections (``fetch_connection``
+            ``"broker"``, ``"topic"`` or ``"shared"``), where a fetch waiting for data holds
+            up those queued behind it, as in the Java consumer; 10 s (brod's) on a worker's
+            own connection (``"partition"``).
         sleep_timeout: Seconds to wait before fetching again after an answer with nothing
             new. None (the default): 1 s (brod's) on a worker's own connection; 0 on a
             shared one, where the long poll is the wait. (Either way, an empty answer that
@@ -514,17 +515,17 @@ class ConsumerConfig:
             this many batches, never going below the configured value; 0 returns to the
             configured value right after the large batch.
         share_leader_conn: brod's name for ``fetch_connection="shared"``.
-        fetch_connection: Which connections the partition workers fetch over (see
-            the consumer guide, "Connections"): ``"partition"`` (the default, as in
-            brod) gives each worker a connection of its own; ``"topic"`` shares two
-            connections to each broker among the topic's workers, which merge their fetches
-            into few requests, at the cost of latency (a message may wait up to
-            ``max_wait_time``); ``"shared"`` uses the client's connection to the leader, where
-            other requests (producing, metadata) wait behind a fetch waiting for data;
-            ``"broker"`` hands every subscribed partition to one fetcher per broker, which
-            fetches for all of them in one request with an incremental fetch session
-            (Kafka's KIP-227), as the Java consumer does. None means ``"shared"`` with
-            ``share_leader_conn``, otherwise ``"partition"``.
+        fetch_connection: How partitions are fetched (see the consumer guide,
+            "Connections"): ``"broker"`` (the default) hands every subscribed partition to
+            one fetcher per broker, which fetches for all of them in one request with an
+            incremental fetch session (Kafka's KIP-227), as the Java consumer does;
+            ``"partition"`` (brod's default) gives each worker a connection of its own and
+            a Fetch request per partition; ``"topic"`` shares two connections to each
+            broker among the topic's workers, which merge their fetches into few requests,
+            at the cost of latency (a message may wait up to ``max_wait_time``);
+            ``"shared"`` uses the client's connection to the leader, where other requests
+            (producing, metadata) wait behind a fetch waiting for data. None means
+            ``"shared"`` with ``share_leader_conn``, otherwise ``"broker"``.
     """
 
     begin_offset: BeginOffset = "latest"
@@ -586,7 +587,7 @@ class ConsumerConfig:
         """``fetch_connection`` with None resolved (see there)."""
         if self.fetch_connection is not None:
             return self.fetch_connection
-        return "shared" if self.share_leader_conn else "partition"
+        return "shared" if self.share_leader_conn else "broker"
 
     @property
     def effective_max_wait_time(self) -> float:

@@ -79,13 +79,13 @@ ROWS: dict[str, Row] = {
             (("fetch_connection", "topic"),),
         ),
         Row(
-            "trio-brod-broker",
+            "trio-brod-partition",
             "trio-brod",
             "single",
             frozenset({"consume", "partitions"}),
             "trio_brod",
-            'subscribe() per partition, ConsumerConfig(fetch_connection="broker")',
-            (("fetch_connection", "broker"),),
+            'subscribe() per partition, ConsumerConfig(fetch_connection="partition") (brod\'s)',
+            (("fetch_connection", "partition"),),
         ),
         Row(
             "aiokafka",

@@ -980,7 +980,7 @@ async def test_private_connections_stay_available(broker: FakeBroker, logs: Topi
 
 
 def test_consumer_config_connection_modes() -> None:
-    assert ConsumerConfig().connection_mode == "partition"
+    assert ConsumerConfig().connection_mode == "broker"
     assert ConsumerConfig(fetch_connection="topic").connection_mode == "topic"
     assert ConsumerConfig(share_leader_conn=True).connection_mode == "shared"
     assert ConsumerConfig(fetch_connection="partition").connection_mode == "partition"
@@ -988,13 +988,16 @@ def test_consumer_config_connection_modes() -> None:
     topic = ConsumerConfig(fetch_connection="topic")
     assert (topic.effective_max_wait_time, topic.effective_sleep_timeout) == (0.5, 0)
     assert ConsumerConfig(share_leader_conn=True).effective_max_wait_time == 0.5
-    # A connection of each worker's own (the default): brod's defaults.
-    private = ConsumerConfig()
+    # A fetcher per broker (the default): the Java consumer's long poll, no sleeping.
+    default = ConsumerConfig()
+    assert (default.effective_max_wait_time, default.effective_sleep_timeout) == (0.5, 0)
+    # A connection of each worker's own: brod's defaults.
+    private = ConsumerConfig(fetch_connection="partition")
     assert (private.effective_max_wait_time, private.effective_sleep_timeout) == (10.0, 1.0)
     given_ = ConsumerConfig(max_wait_time=2, sleep_timeout=0.5)
     assert (given_.effective_max_wait_time, given_.effective_sleep_timeout) == (2, 0.5)
-    with pytest.raises(ConfigError, match="fetch_connection='broker'"):
-        ConsumerConfig(fetch_connection="broker")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="fetch_connection='merged'"):
+        ConsumerConfig(fetch_connection="merged")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="share_leader_conn=True contradicts"):
         ConsumerConfig(share_leader_conn=True, fetch_connection="partition")
     with pytest.raises(ConfigError, match="max_wait_time"):

@@ -30,7 +30,7 @@ from trio_brod._cluster.requests import (
     offset_time_ms,
 )
 from trio_brod._config import BeginOffset, ConsumerConfig, FetchConnection
-from trio_brod._exceptions import BrokerConnectionError, NoLeader, NotFound
+from trio_brod._exceptions import BrokerConnectionError, LogTruncated, NoLeader, NotFound
 from trio_brod._log import consumer_log
 from trio_brod._net import Connection
 from trio_brod.consumer._fetch import (
@@ -114,6 +114,9 @@ class _Serving:
         self.window = Window(config.prefetch_count, config.prefetch_bytes, begin)
         self.fetch_size = FetchSize(config.max_bytes, config.size_stat_window)
         self.high_watermark = -1
+        #: The leader epoch of the last batch fetched (-1: unknown), sent with the next
+        #: fetch so that the broker can tell whether the log diverged (KIP-320).
+        self.last_epoch = -1
         self.backoff = Backoff(RETRY_BACKOFF_BASE, RETRY_BACKOFF_CAP)
         #: Whether a failed fetch was logged since the last answer (see trio_brod._log).
         self.retrying = False
@@ -419,6 +422,7 @@ class PartitionConsumer:
             try:
                 if window.offset is None:
                     window.start_at(await self._resolve_begin(serving))
+                    serving.last_epoch = -1
                 if config.connection_mode == "broker" and self._fetchers is not None:
                     await self._fetch_by_broker(serving, self._fetchers, refresh)
                 connection = await self._leader_connection(refresh, config)
@@ -434,6 +438,7 @@ class PartitionConsumer:
                 timestamp = EARLIEST if policy == "reset_to_earliest" else LATEST
                 was = window.offset
                 window.reset_to(await self._list_offset(timestamp, config))
+                serving.last_epoch = -1
                 consumer_log.warning(
                     "%s[%d]: offset %s is out of range; reset to %d (%s)",
                     self.topic,
@@ -442,6 +447,14 @@ class PartitionConsumer:
                     window.offset,
                     policy,
                 )
+            except LogTruncated as exc:
+                if config.offset_reset_policy == "reset_by_subscriber":
+                    raise
+                # As the Java consumer: go on where the new leader's log diverges from what
+                # was fetched; what follows there was never seen.
+                consumer_log.warning("%s; going on from there", exc)
+                window.reset_to(exc.offset)
+                serving.last_epoch = exc.epoch
             except (BrokerConnectionError, NoLeader, KafkaError) as exc:
                 if not exc.retriable:
                     raise
@@ -625,6 +638,9 @@ class PartitionConsumer:
             raise for_code(data.error_code)(
                 topic=self.topic, partition=self.partition, offset=offset
             )
+        diverging = data.diverging_epoch
+        if diverging.epoch >= 0 and 0 <= diverging.end_offset < offset:
+            raise LogTruncated(self.topic, self.partition, diverging.end_offset, diverging.epoch)
         self._take_data(serving, offset, target.isolation, data)
         serving.deliver(self.topic, self.partition)
 
@@ -660,6 +676,11 @@ class PartitionConsumer:
             serving.fetch_size.grow(selected.needed_bytes)
             return False
         serving.fetch_size.follow(selected.batches)
+        next_offset = selected.next_offset
+        for batch in reversed(selected.batches):
+            if batch.last_offset < next_offset:
+                serving.last_epoch = batch.partition_leader_epoch
+                break
         serving.window.add(selected.runs, selected.next_offset)
         return not selected.runs and selected.next_offset == offset
 
@@ -701,7 +722,9 @@ class _BrokerTarget:
             return None
         if not serving.has_room():
             return None
-        return PartitionState(offset, serving.fetch_size.current, self.leader_epoch)
+        return PartitionState(
+            offset, serving.fetch_size.current, self.leader_epoch, serving.last_epoch
+        )
 
     def take(self, data: Any, offset: int) -> None:
         self.consumer.take_fetched(self, data, offset)
