@@ -45,28 +45,28 @@ async def test_a_window_freeing_room_during_a_long_poll_is_fetched_at_once(
 ) -> None:
     logs = TopicLogs(broker, partitions=3)
     logs.append(0, batches=2)  # partition 0: two batches of five; 1 and 2 idle
-    async with open_client([broker.address]) as client:
-        # A long poll of 30 s: partition 0 must not wait for it to end.
-        async with (
-            client.subscribe(TOPIC, 1, begin_offset="earliest", max_wait_time=30),
-            client.subscribe(TOPIC, 2, begin_offset="earliest", max_wait_time=30),
-            client.subscribe(
-                TOPIC, 0, begin_offset="earliest", max_wait_time=30, prefetch_count=5
-            ) as sub,
-        ):
-            with trio.fail_after(10):  # far below the long poll: no waiting for it
-                first = await sub.receive()
-                assert [m.offset for m in first] == [0, 1, 2, 3, 4]
-                # The window is full: partition 0 is left out of the long poll that follows.
-                await trio.sleep(0.2)
-                sub.ack(first.high_offset)  # room for the five fetched already
-                second = await sub.receive()
-                assert [m.offset for m in second] == [5, 6, 7, 8, 9]
-                sub.ack(second.high_offset)  # room: fetched at once, beside the long poll
-                await trio.sleep(0.2)
-                logs.append(0)
-                third = await sub.receive()
-                assert [m.offset for m in third] == [10, 11, 12, 13, 14]
+    # A long poll of 30 s: partition 0 must not wait for it to end.
+    async with (
+        open_client([broker.address]) as client,
+        client.subscribe(TOPIC, 1, begin_offset="earliest", max_wait_time=30),
+        client.subscribe(TOPIC, 2, begin_offset="earliest", max_wait_time=30),
+        client.subscribe(
+            TOPIC, 0, begin_offset="earliest", max_wait_time=30, prefetch_count=5
+        ) as sub,
+    ):
+        with trio.fail_after(10):  # far below the long poll: no waiting for it
+            first = await sub.receive()
+            assert [m.offset for m in first] == [0, 1, 2, 3, 4]
+            # The window is full: partition 0 is left out of the long poll that follows.
+            await trio.sleep(0.2)
+            sub.ack(first.high_offset)  # room for the five fetched already
+            second = await sub.receive()
+            assert [m.offset for m in second] == [5, 6, 7, 8, 9]
+            sub.ack(second.high_offset)  # room: fetched at once, beside the long poll
+            await trio.sleep(0.2)
+            logs.append(0)
+            third = await sub.receive()
+            assert [m.offset for m in third] == [10, 11, 12, 13, 14]
     side = [r for r, p in logs.fetched(0) if p.fetch_offset == 10]
     assert side
     assert all(r.body.session_epoch == -1 for r in side)  # outside the session
