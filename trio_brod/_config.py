@@ -156,6 +156,11 @@ class ClientConfig:
             ``default_producer_config``, instead of raising NotFound (as brod's option).
             ``find_producer`` only looks, whatever this says.
         default_producer_config: The ProducerConfig for producers started without one.
+        client_rack: The rack (cloud: availability zone) the client runs in, as the
+            brokers' ``broker.rack`` names them. Consumers send it with every Fetch and,
+            where the cluster's ``replica.selector.class`` picks a replica in that rack,
+            fetch from it instead of the leader (Kafka's KIP-392, follower fetching): no
+            cross-zone traffic. Empty (the default): always the leader.
     """
 
     client_id: str = "trio-brod"
@@ -170,9 +175,11 @@ class ClientConfig:
     sasl: SaslConfig | None = None
     auto_start_producers: bool = False
     default_producer_config: ProducerConfig | None = None
+    client_rack: str = ""
 
     def __post_init__(self) -> None:
         check_type(self, "client_id", str, "a str")
+        check_type(self, "client_rack", str, "a str")
         check_type(self, "auto_start_producers", bool, "a bool")
         if self.default_producer_config is not None:
             check_type(self, "default_producer_config", ProducerConfig, "a ProducerConfig or None")

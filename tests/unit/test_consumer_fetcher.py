@@ -4,12 +4,14 @@ epochs (KIP-320) and truncation, UNKNOWN_LEADER_EPOCH."""
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 import pytest
 import trio
 
 from tests.fakes.broker import FakeBroker
 from tests.fakes.log import FakeLog
-from tests.unit.test_connection_merge import TOPIC, TopicLogs, consume_all
+from tests.unit.test_connection_merge import TOPIC, TopicLogs
 from trio_brod import Client, LogTruncated, Subscription, open_client
 
 METADATA = 3
@@ -30,48 +32,57 @@ async def test_one_request_fetches_for_every_partition(broker: FakeBroker) -> No
     logs = TopicLogs(broker, partitions=6)
     for partition in range(6):
         logs.append(partition, batches=4)
-    async with open_client([broker.address]) as client:
-        results = await consume_all(client, 6, 20, max_bytes=300)
-        assert results == {p: [b"%d:%d" % (p, i) for i in range(20)] for p in range(6)}
-    assert max(sum(len(t.partitions) for t in r.body.topics) for r in logs.fetches) == 6
-    # Each partition fetched from every offset once, in order: nothing lost, nothing twice.
+    async with open_client([broker.address]) as client, AsyncExitStack() as stack:
+        subs = [
+            await stack.enter_async_context(
+                client.subscribe(TOPIC, p, begin_offset="earliest", max_bytes=300)
+            )
+            for p in range(6)
+        ]
+        for partition, sub in enumerate(subs):
+            assert await take(sub, 20) == list(range(20)), partition
+        # All caught up: one long poll, in the session, for all six at once.
+        with trio.fail_after(10):
+            while not any(  # noqa: ASYNC110 (the fake records fetches; no event to wait on)
+                sorted((p.partition, p.fetch_offset) for t in r.body.topics for p in t.partitions)
+                == [(p, 20) for p in range(6)]
+                for r in logs.fetches
+            ):
+                await trio.sleep(0.05)
+        assert len({r.connection for r in logs.fetches}) <= 2  # the fetcher's two
+    # Each partition fetched from every offset once, in order: nothing fetched twice.
     for partition in range(6):
         offsets = [p.fetch_offset for _, p in logs.fetched(partition) if p.fetch_offset < 20]
-        assert offsets == sorted(set(offsets))
+        assert offsets == sorted(set(offsets)), _debug(logs)
 
 
 async def test_a_window_freeing_room_during_a_long_poll_is_fetched_at_once(
     broker: FakeBroker,
 ) -> None:
     logs = TopicLogs(broker, partitions=3)
-    logs.append(0, batches=2)  # partition 0: two batches of five; 1 and 2 idle
-    # A long poll of 30 s: partition 0 must not wait for it to end.
+    logs.append(0, batches=3)  # partition 0: three batches of five; 1 and 2 idle
+    # A long poll of 30 s for the idle partitions: partition 0 must not wait for it.
+    # max_bytes=1: a batch per fetch; prefetch_count=5: a batch fills the window.
     async with (
         open_client([broker.address]) as client,
         client.subscribe(TOPIC, 1, begin_offset="earliest", max_wait_time=30),
         client.subscribe(TOPIC, 2, begin_offset="earliest", max_wait_time=30),
         client.subscribe(
-            TOPIC, 0, begin_offset="earliest", max_wait_time=30, prefetch_count=5
+            TOPIC, 0, begin_offset="earliest", max_wait_time=30, prefetch_count=5, max_bytes=1
         ) as sub,
     ):
         with trio.fail_after(10):  # far below the long poll: no waiting for it
-            first = await sub.receive()
-            assert [m.offset for m in first] == [0, 1, 2, 3, 4]
-            # The window is full: partition 0 is left out of the long poll that follows.
-            await trio.sleep(0.2)
-            sub.ack(first.high_offset)  # room for the five fetched already
-            second = await sub.receive()
-            assert [m.offset for m in second] == [5, 6, 7, 8, 9]
-            sub.ack(second.high_offset)  # room: fetched at once, beside the long poll
-            await trio.sleep(0.2)
-            logs.append(0)
-            third = await sub.receive()
-            assert [m.offset for m in third] == [10, 11, 12, 13, 14]
-    side = [r for r, p in logs.fetched(0) if p.fetch_offset == 10]
-    assert side
+            for first in (0, 5, 10):
+                message_set = await sub.receive()
+                assert [m.offset for m in message_set] == list(range(first, first + 5))
+                # The window is full: partition 0 is left out of the requests meanwhile.
+                await trio.sleep(0.2)
+                sub.ack(message_set.high_offset)  # room: fetched at once
+    side = [r for r, p in logs.fetched(0) if p.fetch_offset in (5, 10)]
+    assert len(side) == 2
     assert all(r.body.session_epoch == -1 for r in side)  # outside the session
-    polls = [r for r in logs.fetches if r.body.max_wait_ms == 30_000]
-    assert polls
+    assert all(r.body.max_wait_ms == 0 for r in side)
+    assert [r for r in logs.fetches if r.body.max_wait_ms == 30_000]  # the long poll
 
 
 async def test_leader_epochs_are_sent_and_a_truncated_log_is_reported(
@@ -128,3 +139,15 @@ async def test_unknown_leader_epoch_refreshes_metadata(
 
 
 TOPIC_LOG = FakeLog.topic
+
+
+def _debug(logs: TopicLogs) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """Each fetch: its connection, session epoch and (partition, offset) pairs."""
+    return [
+        (
+            r.connection,
+            r.body.session_epoch,
+            [(p.partition, p.fetch_offset) for t in r.body.topics for p in t.partitions],
+        )
+        for r in logs.fetches
+    ]

@@ -16,9 +16,11 @@ of its own: it is answered as soon as any partition has data, and the next is se
 
 A broker answers a connection's requests in order, so a partition that becomes fetchable
 while that request long-polls (its subscriber acked and freed room, or it was just
-subscribed) would wait for the long poll to end. It does not: the fetcher sends it at once
-on a second connection, outside the session, in a request that waits no longer than the
-long poll has left; once the long poll is answered, it joins the session's next request.
+subscribed) would wait for the long poll to end. If its data is there already, it does
+not: the fetcher sends it at once on a second connection, outside the session, in a
+request that does not wait. A partition found caught up that way joins the session's next
+request (so a new subscriber's first long poll may start up to ``max_wait_time`` late, as
+in the Java consumer).
 """
 
 from __future__ import annotations
@@ -139,6 +141,14 @@ class BrokerFetcher:
         # Every topic fetched for so far, with its id (None: the cluster gives none).
         self._topic_ids: dict[str, uuid.UUID | None] = {}
         self._woken = trio.Event()
+        self._side_woken = trio.Event()
+        # The partitions of the session's request in flight and of the side request in
+        # flight, and when the session's long poll ends (None: none in flight).
+        self._main_busy: dict[TopicPartition, FetchTarget] = {}
+        self._side_busy: dict[TopicPartition, FetchTarget] = {}
+        # Partitions a side request found caught up, until the session's poll is answered.
+        self._side_idle: dict[TopicPartition, FetchTarget] = {}
+        self._poll_deadline: float | None = None
         self._session = FetchSession()
         self._version = -1
         self._backoff = Backoff(0.05, 1.0)
@@ -162,7 +172,7 @@ class BrokerFetcher:
             raise RuntimeError(f"{tp[0]}[{tp[1]}] is fetched already")
         self._targets[tp] = target
         self._topic_ids[target.topic] = target.topic_id
-        self._woken.set()
+        self.wake()
 
     def remove(self, target: FetchTarget) -> None:
         """Stop fetching for ``target``; an answer in flight for it is dropped."""
@@ -173,29 +183,36 @@ class BrokerFetcher:
     def wake(self) -> None:
         """Some partition may be fetchable again (its window freed room)."""
         self._woken.set()
+        self._side_woken.set()
 
     async def run(self) -> None:
         """Fetch while there is something to fetch for; wait otherwise. Runs until
         cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._side_loop)
+            await self._main_loop()
+
+    async def _main_loop(self) -> None:
         max_wait = self.settings.max_wait
         while True:
             self._woken = trio.Event()
-            targets = self._targets
-            main = plan({tp: t.state() for tp, t in targets.items()}, max_wait)
+            main = plan(self._states(), max_wait, self._busy(self._side_busy))
             if not main.wanted:
                 await self._woken.wait()
                 continue
             polled_at = trio.current_time()
-            if max_wait <= 0:
+            self._main_busy = {tp: self._targets[tp] for tp in main.wanted}
+            if max_wait > 0:
+                # While the long poll is in flight, partitions that become fetchable go out
+                # at once on the side connection (the main one is busy until answered).
+                self._poll_deadline = polled_at + max_wait
+                self._side_woken.set()
+            try:
                 got = await self._fetch(main, None)
-            else:
-                async with trio.open_nursery() as nursery:
-                    # While the long poll is in flight, partitions that become fetchable go
-                    # out at once on the side connection (the main one is busy until
-                    # answered).
-                    nursery.start_soon(self._side, main, polled_at + max_wait)
-                    got = await self._fetch(main, None)
-                    nursery.cancel_scope.cancel()
+            finally:
+                self._poll_deadline = None
+                self._main_busy = {}
+                self._side_idle = {}
             if not got:
                 # Nothing new, and perhaps early (a high watermark moved, nothing to read):
                 # poll again once the long poll would have ended, and after sleep_timeout
@@ -205,15 +222,46 @@ class BrokerFetcher:
                     with trio.move_on_after(delay):
                         await self._woken.wait()
 
-    async def _side(self, main: Plan, deadline: float) -> None:
+    async def _side_loop(self) -> None:
+        """Requests outside the session, on the side connection, for partitions that
+        became fetchable while the session's long poll is in flight.
+
+        They do not wait for data (``max_wait`` 0): they are for partitions whose data is
+        already there (an ack freed room in a window that had stopped fetching). One that
+        gets nothing is caught up and waits for the session's next request, as the Java
+        consumer's newly fetchable partitions do. A side request in flight when the long
+        poll is answered is not cancelled (its answer would be lost and fetched again): its
+        partitions stay out of the session's requests until it is answered.
+        """
         while True:
-            remaining = deadline - trio.current_time()
-            side = plan({tp: t.state() for tp, t in self._targets.items()}, remaining, main.wanted)
-            if not side.wanted or remaining <= 0:
-                self._woken = trio.Event()
-                await self._woken.wait()
+            self._side_woken = trio.Event()
+            if self._poll_deadline is None:
+                await self._side_woken.wait()
                 continue
-            await self._fetch(side, side_request(side.wanted))
+            busy = self._busy(self._main_busy) + self._busy(self._side_idle)
+            side = plan(self._states(), 0.0, busy)
+            if not side.wanted:
+                await self._side_woken.wait()
+                continue
+            self._side_busy = {tp: self._targets[tp] for tp in side.wanted}
+            try:
+                await self._fetch(side, side_request(side.wanted))
+            finally:
+                sent, self._side_busy = self._side_busy, {}
+                self._woken.set()  # its partitions may join the session again
+            for tp, target in sent.items():
+                state = target.state()
+                if state is not None and state.fetch_offset == side.wanted[tp].fetch_offset:
+                    self._side_idle[tp] = target  # nothing new: the session's next poll
+
+    def _busy(self, in_flight: dict[TopicPartition, FetchTarget]) -> list[TopicPartition]:
+        """The partitions of a request in flight that are still fetched for by the same
+        target (a partition subscribed anew meanwhile is not: that answer is not its)."""
+        targets = self._targets
+        return [tp for tp, target in in_flight.items() if targets.get(tp) is target]
+
+    def _states(self) -> dict[TopicPartition, PartitionState | None]:
+        return {tp: target.state() for tp, target in self._targets.items()}
 
     async def _fetch(self, next_plan: Plan, side: SessionRequest | None) -> bool:
         """One request: the session's (``side`` None), or ``side`` on the side connection.

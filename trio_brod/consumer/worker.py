@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 import trio
 
-from trio_brod._backoff import Backoff
 from trio_brod._cluster import ConnectionPool, MetadataCache
 from trio_brod._cluster.requests import (
     EARLIEST,
@@ -37,15 +36,15 @@ from trio_brod.consumer._fetch import (
     FETCH_MIN_VERSION,
     FETCH_TOPIC_ID_VERSION,
     MAX_FETCH_BYTES,
-    FetchSize,
     fetch_request,
     fetched_partition,
     isolation_code,
     select_runs,
     visible_end,
 )
+from trio_brod.consumer._serving import Failure, Serving
 from trio_brod.consumer._session import PartitionState
-from trio_brod.consumer._window import Window, begin_for
+from trio_brod.consumer._window import begin_for
 from trio_brod.consumer.fetcher import Fetchers, FetchSettings
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.protocol import FetchRequest
@@ -69,9 +68,6 @@ __all__ = [
 #: the broker answers at once, and fetches that may wait for data.
 DATA_LANE = 0
 POLL_LANE = 1
-#: Retrying after a lost connection, a moved leader or an offset reset: 0.1 s doubling to 5.
-RETRY_BACKOFF_BASE = 0.1
-RETRY_BACKOFF_CAP = 5.0
 
 
 class FetchLanes(Protocol):
@@ -83,93 +79,6 @@ class FetchLanes(Protocol):
         Raises:
             BrokerConnectionError: The broker cannot be reached.
         """
-
-
-class _Failure:
-    """An error delivered through the subscription channel, raised by the subscriber."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-class _Serving:
-    """The worker serving one subscriber: its window, fetch size, retries and channel.
-
-    (Not a "session": that word is kept for Kafka's fetch sessions and SASL's.) Everything
-    the worker changes while serving a subscriber lives here, not on the
-    :class:`PartitionConsumer`. When the subscriber leaves, this object ends; a worker that
-    has not yet noticed (its fetch answer arrived just before the cancellation) can only
-    touch an object nobody looks at any more.
-    """
-
-    def __init__(
-        self, config: ConsumerConfig, send: trio.MemorySendChannel[Any], begin: BeginOffset
-    ) -> None:
-        self.config = config
-        self.send = send
-        #: False once the subscriber left (or the consumer stopped).
-        self.active = True
-        self.window = Window(config.prefetch_count, config.prefetch_bytes, begin)
-        self.fetch_size = FetchSize(config.max_bytes, config.size_stat_window)
-        self.high_watermark = -1
-        #: The leader epoch of the last batch fetched (-1: unknown), sent with the next
-        #: fetch so that the broker can tell whether the log diverged (KIP-320).
-        self.last_epoch = -1
-        self.backoff = Backoff(RETRY_BACKOFF_BASE, RETRY_BACKOFF_CAP)
-        #: Whether a failed fetch was logged since the last answer (see trio_brod._log).
-        self.retrying = False
-        self.scope: trio.CancelScope | None = None
-        self._wakeup = trio.Event()
-
-    def ack(self, offset: int) -> None:
-        """Pass the subscriber's ack to the window, and wake the worker waiting for room."""
-        if not self.active:
-            return  # nothing of an ended subscription is pending any more
-        self.window.ack(offset)
-        self._wakeup.set()
-
-    def poke(self) -> None:
-        """Wake the worker waiting in :meth:`wait` (its broker's fetcher has news)."""
-        self._wakeup.set()
-
-    def has_room(self) -> bool:
-        """Whether everything fetched was delivered and the window can take more."""
-        window = self.window
-        return (
-            not window.undelivered
-            and window.unacked_count < window.prefetch_count
-            and window.unacked_bytes < window.prefetch_bytes
-        )
-
-    async def wait(self) -> None:
-        """Wait until an ack (or the subscriber leaving) may have changed something."""
-        self._wakeup = trio.Event()
-        await self._wakeup.wait()
-
-    def deliver(self, topic: str, partition: int) -> None:
-        """Send what the window has room for, as one message set."""
-        if not self.active:
-            return
-        runs = self.window.take()
-        if runs:
-            self.send.send_nowait(MessageSet(topic, partition, self.high_watermark, runs))
-
-    def fail(self, error: BaseException) -> None:
-        """Hand an error the worker cannot recover from to the subscriber."""
-        if self.active:
-            self.send.send_nowait(_Failure(error))
-            self.send.close()
-
-    def end(self) -> None:
-        """The subscriber left, or the consumer stopped: the subscriber's iteration ends."""
-        if self.active:
-            self.active = False
-            self.send.close()
-            if self.scope is not None:
-                self.scope.cancel()
-            self._wakeup.set()
 
 
 class Subscription:
@@ -190,8 +99,8 @@ class Subscription:
     def __init__(
         self,
         consumer: PartitionConsumer,
-        serving: _Serving,
-        receive: trio.MemoryReceiveChannel[MessageSet | _Failure],
+        serving: Serving,
+        receive: trio.MemoryReceiveChannel[MessageSet | Failure],
     ) -> None:
         self.consumer = consumer
         self.config = serving.config
@@ -223,7 +132,7 @@ class Subscription:
             item = await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopAsyncIteration from None
-        if isinstance(item, _Failure):
+        if isinstance(item, Failure):
             raise item.error
         return item
 
@@ -282,7 +191,7 @@ class PartitionConsumer:
         self._nursery = nursery
         self._lanes_to = lanes_to
         self._fetchers = fetchers
-        self._serving: _Serving | None = None
+        self._serving: Serving | None = None
         self._subscription: Subscription | None = None
         self._changed = trio.Event()
         self._closed = False
@@ -338,8 +247,8 @@ class PartitionConsumer:
             )
         config = self.config.replace(**options) if options else self.config
         begin = begin_for(config.begin_offset, "begin_offset" in options, self._handed_on)
-        send, receive = trio.open_memory_channel[MessageSet | _Failure](math.inf)
-        serving = _Serving(config, send, begin)
+        send, receive = trio.open_memory_channel[MessageSet | Failure](math.inf)
+        serving = Serving(config, send, begin)
         subscription = Subscription(self, serving, receive)
         self._set_serving(serving)
         self._subscription = subscription
@@ -362,7 +271,7 @@ class PartitionConsumer:
         """
         return self._subscription
 
-    def _set_serving(self, serving: _Serving | None) -> None:
+    def _set_serving(self, serving: Serving | None) -> None:
         self._serving = serving
         self._changed.set()
         self._changed = trio.Event()
@@ -398,7 +307,7 @@ class PartitionConsumer:
             self._serving.end()
         self._changed.set()
 
-    async def _serve(self, serving: _Serving) -> None:
+    async def _serve(self, serving: Serving) -> None:
         with trio.CancelScope() as scope:
             serving.scope = scope
             try:
@@ -413,7 +322,7 @@ class PartitionConsumer:
             # connection's requests in order: the next subscriber gets a fresh one.
             self._close_connection()
 
-    async def _consume(self, serving: _Serving) -> None:
+    async def _consume(self, serving: Serving) -> None:
         config = serving.config
         window = serving.window
         backoff = serving.backoff
@@ -424,7 +333,9 @@ class PartitionConsumer:
                     window.start_at(await self._resolve_begin(serving))
                     serving.last_epoch = -1
                 if config.connection_mode == "broker" and self._fetchers is not None:
-                    await self._fetch_by_broker(serving, self._fetchers, refresh)
+                    use_refresh, refresh = refresh, False
+                    await self._fetch_by_broker(serving, self._fetchers, use_refresh)
+                    continue  # to another fetcher (a read replica, or the leader again)
                 connection = await self._leader_connection(refresh, config)
                 refresh = False
                 await self._fetch_loop(serving, connection, self._lanes)
@@ -481,7 +392,7 @@ class PartitionConsumer:
                 )
                 await trio.sleep(delay)
 
-    async def _resolve_begin(self, serving: _Serving) -> int:
+    async def _resolve_begin(self, serving: Serving) -> int:
         """Where serving the subscriber starts (ListOffsets for anything but an offset)."""
         begin = serving.window.begin
         if isinstance(begin, int):
@@ -526,7 +437,7 @@ class PartitionConsumer:
         self._lanes = None
 
     async def _fetch_loop(
-        self, serving: _Serving, connection: Connection, lanes: FetchLanes | None
+        self, serving: Serving, connection: Connection, lanes: FetchLanes | None
     ) -> None:
         """Fetch and deliver, for as long as the connection (or lanes) serve."""
         config = serving.config
@@ -594,43 +505,68 @@ class PartitionConsumer:
                 if sleep_timeout:
                     await trio.sleep(sleep_timeout)  # brod: sleep after an empty answer
 
-    async def _fetch_by_broker(self, serving: _Serving, fetchers: Fetchers, refresh: bool) -> None:
-        """Have the leader's fetcher fetch for the subscriber; deliver as acks make room.
+    async def _fetch_by_broker(self, serving: Serving, fetchers: Fetchers, refresh: bool) -> None:
+        """Have the leader's fetcher (or the read replica's) fetch for the subscriber, and
+        deliver as acks make room.
 
-        Returns never: raises the error the fetcher dropped the partition for (a moved
-        leader, a lost connection, an offset out of range), which :meth:`_consume` handles
-        as for a fetch of its own, and then hands the partition to a fetcher again.
+        Raises the error the fetcher dropped the partition for (a moved leader, a lost
+        connection, an offset out of range), which :meth:`_consume` handles as for a fetch
+        of its own, and then hands the partition to a fetcher again. Returns when the
+        partition is to move to another fetcher at once: the leader named a preferred read
+        replica (KIP-392), or the read replica failed and the leader takes over again.
         """
         config = serving.config
-        leader = await self._metadata.leader(self.topic, self.partition, refresh=refresh)
-        topic_id = await self._metadata.topic_id(self.topic)
-        metadata = await self._metadata.topic(self.topic, auto_create=False)
-        found = metadata.partitions.get(self.partition)
+        metadata = self._metadata
+        leader = await metadata.leader(self.topic, self.partition, refresh=refresh)
+        topic_id = await metadata.topic_id(self.topic)
+        found = (await metadata.topic(self.topic, auto_create=False)).partitions.get(self.partition)
         leader_epoch = found.leader_epoch if found is not None else -1
+        broker = leader
+        if serving.read_replica >= 0:
+            replica = metadata.brokers.get(serving.read_replica)
+            if refresh or replica is None or trio.current_time() >= serving.read_replica_until:
+                serving.read_replica = -1  # back to the leader, which may name another
+            else:
+                broker = replica
         settings = FetchSettings(
             isolation_code(config.isolation_level),
             config.min_bytes,
             config.effective_max_wait_time,
             config.effective_sleep_timeout,
+            metadata.config.client_rack,
         )
-        fetcher = fetchers.fetcher(leader.host, leader.port, settings)
-        target = _BrokerTarget(self, serving, topic_id, leader_epoch, settings.isolation)
+        fetcher = fetchers.fetcher(broker.host, broker.port, settings)
+        target = _BrokerTarget(self, serving, topic_id, leader_epoch, broker.node_id)
         fetcher.add(target)
         topic, partition = self.topic, self.partition
         try:
             while True:
                 serving.deliver(topic, partition)
-                if target.error is not None:
-                    raise target.error
+                error = target.error
+                if error is not None:
+                    break
                 if serving.has_room():
                     fetcher.wake()
                 await serving.wait()
         finally:
             fetcher.remove(target)
+        if isinstance(error, _ReadReplica):
+            return
+        if broker.node_id != leader.node_id:
+            # A follower failed us (it is behind, or no longer a replica): the leader again.
+            serving.read_replica = -1
+            if isinstance(error, OffsetOutOfRangeError):
+                return
+        raise error
 
     def take_fetched(self, target: _BrokerTarget, data: Any, offset: int) -> None:
         """A broker's fetcher brought ``data`` for the target's subscriber (fetched from
-        ``offset``): add it to the window, deliver what fits."""
+        ``offset``): add it to the window, deliver what fits.
+
+        Raises:
+            KafkaError: The broker answered with an error for the partition.
+            LogTruncated: The log diverged below ``offset`` (KIP-320).
+        """
         serving = target.serving
         if not serving.active or serving.window.offset != offset:
             return  # an answer for a position given up meanwhile
@@ -643,8 +579,17 @@ class PartitionConsumer:
             raise LogTruncated(self.topic, self.partition, diverging.end_offset, diverging.epoch)
         self._take_data(serving, offset, target.isolation, data)
         serving.deliver(self.topic, self.partition)
+        replica = data.preferred_read_replica
+        if replica >= 0 and replica != target.node_id:
+            # KIP-392: the leader prefers that we fetch from a replica in our rack, for as
+            # long as our metadata stays fresh (as the Java consumer does).
+            serving.read_replica = replica
+            serving.read_replica_until = (
+                trio.current_time() + self._metadata.config.metadata_max_age
+            )
+            raise _ReadReplica(replica)
 
-    def _take_answer(self, serving: _Serving, offset: int, isolation: int, response: Any) -> bool:
+    def _take_answer(self, serving: Serving, offset: int, isolation: int, response: Any) -> bool:
         """Add a Fetch response's records (from ``offset``) to what waits for delivery.
 
         Returns True when the answer brought nothing new.
@@ -655,7 +600,7 @@ class PartitionConsumer:
         data = fetched_partition(response, self.topic, self.partition, offset)
         return self._take_data(serving, offset, isolation, data)
 
-    def _take_data(self, serving: _Serving, offset: int, isolation: int, data: Any) -> bool:
+    def _take_data(self, serving: Serving, offset: int, isolation: int, data: Any) -> bool:
         """Add one partition's fetched data (from ``offset``, without an error) to what
         waits for delivery. Returns True when it brought nothing new."""
         config = serving.config
@@ -685,25 +630,43 @@ class PartitionConsumer:
         return not selected.runs and selected.next_offset == offset
 
 
+class _ReadReplica(Exception):
+    """The leader named a preferred read replica: the partition moves to its fetcher."""
+
+    def __init__(self, node_id: int) -> None:
+        super().__init__(f"fetch from broker {node_id}, the preferred read replica")
+        self.node_id = node_id
+
+
 class _BrokerTarget:
     """A subscribed partition in its leader's fetcher (a
     :class:`~trio_brod.consumer.fetcher.FetchTarget`), for one stay with that fetcher."""
 
-    __slots__ = ("consumer", "error", "isolation", "leader_epoch", "serving", "topic_id")
+    __slots__ = (
+        "consumer",
+        "error",
+        "isolation",
+        "leader_epoch",
+        "node_id",
+        "serving",
+        "topic_id",
+    )
 
     def __init__(
         self,
         consumer: PartitionConsumer,
-        serving: _Serving,
+        serving: Serving,
         topic_id: Any,
         leader_epoch: int,
-        isolation: int,
+        node_id: int,
     ) -> None:
         self.consumer = consumer
         self.serving = serving
         self.topic_id = topic_id
         self.leader_epoch = leader_epoch
-        self.isolation = isolation
+        #: The broker fetched from.
+        self.node_id = node_id
+        self.isolation = isolation_code(serving.config.isolation_level)
         #: Why the fetcher dropped the partition; None while it fetches for it.
         self.error: BaseException | None = None
 
