@@ -152,6 +152,8 @@ class BrokerFetcher:
         self._session = FetchSession()
         self._version = -1
         self._backoff = Backoff(0.05, 1.0)
+        #: How many answers brought data for some partition (for tests and debugging).
+        self.answers_with_data = 0
 
     def __repr__(self) -> str:
         return (
@@ -357,6 +359,8 @@ class BrokerFetcher:
                 target = snapshot.get(tp)
                 if target is None or targets.get(tp) is not target:
                     continue  # removed meanwhile (unsubscribed, or moved away)
+                if data.records:
+                    self.answers_with_data += 1
                 try:
                     target.take(data, next_plan.wanted[tp].fetch_offset)
                 except Exception as exc:
