@@ -110,10 +110,17 @@ class TopicConsumer:
         metadata: Partition counts, leaders and topic ids.
         topic: The topic.
         config: The consumer config of every worker (subscriptions may override it).
+        fetchers: The client's fetchers, one per broker for all topics
+            (``fetch_connection="broker"``); without, the topic starts its own.
     """
 
     def __init__(
-        self, pool: ConnectionPool, metadata: MetadataCache, topic: str, config: ConsumerConfig
+        self,
+        pool: ConnectionPool,
+        metadata: MetadataCache,
+        topic: str,
+        config: ConsumerConfig,
+        fetchers: Fetchers | None = None,
     ) -> None:
         self._pool = pool
         self._metadata = metadata
@@ -121,7 +128,7 @@ class TopicConsumer:
         self.config = config
         self._lanes: dict[tuple[str, int], _FetchLanes] = {}
         self._nursery: trio.Nursery | None = None
-        self._fetchers: Fetchers | None = None
+        self._fetchers = fetchers
         self._workers = TopicWorkers(
             metadata,
             topic,
