@@ -33,9 +33,9 @@ from trio_brod._exceptions import ClientClosed, ConfigError, NotFound, ProducerC
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata
 from trio_brod._net import Connection
 from trio_brod._util import parse_bootstrap, unwrap_single_exception
+from trio_brod.consumer.fetcher import Fetchers
 from trio_brod.consumer.fold import FoldFun, FoldResult, fold
 from trio_brod.consumer.message_set import MessageSet
-from trio_brod.consumer.fetcher import Fetchers
 from trio_brod.consumer.topic import TopicConsumer
 from trio_brod.consumer.worker import PartitionConsumer, Subscription, fetch_once
 from trio_brod.producer import (
