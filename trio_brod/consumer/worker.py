@@ -545,8 +545,8 @@ class PartitionConsumer:
                 error = target.error
                 if error is not None:
                     break
-                if serving.has_room():
-                    fetcher.wake()
+                if target.waiting and serving.has_room():
+                    fetcher.wake()  # the fetcher left it out for want of room: not any more
                 await serving.wait()
         finally:
             fetcher.remove(target)
@@ -650,6 +650,7 @@ class _BrokerTarget:
         "node_id",
         "serving",
         "topic_id",
+        "waiting",
     )
 
     def __init__(
@@ -669,6 +670,8 @@ class _BrokerTarget:
         self.isolation = isolation_code(serving.config.isolation_level)
         #: Why the fetcher dropped the partition; None while it fetches for it.
         self.error: BaseException | None = None
+        #: Whether the fetcher last found no room (it must be woken once there is).
+        self.waiting = False
 
     @property
     def topic(self) -> str:
@@ -684,7 +687,9 @@ class _BrokerTarget:
         if self.error is not None or not serving.active or offset is None:
             return None
         if not serving.has_room():
+            self.waiting = True
             return None
+        self.waiting = False
         return PartitionState(
             offset, serving.fetch_size.current, self.leader_epoch, serving.last_epoch
         )
