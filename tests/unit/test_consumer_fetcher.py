@@ -5,16 +5,21 @@ epochs (KIP-320) and truncation, UNKNOWN_LEADER_EPOCH."""
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
 import trio
 
-from tests.fakes.broker import FakeBroker
+from tests.fakes.broker import FakeBroker, Request, answer, api_versions_body
 from tests.fakes.log import FakeLog
 from tests.unit.test_connection_merge import TOPIC, TopicLogs
 from trio_brod import Client, LogTruncated, Subscription, open_client
+from trio_brod.protocol import OffsetForLeaderEpochResponse
 
 METADATA = 3
+FETCH = 1
+API_VERSIONS = 18
+OFFSET_FOR_LEADER_EPOCH = 23
 
 
 async def take(subscription: Subscription, count: int) -> list[int]:
@@ -151,3 +156,38 @@ def _debug(logs: TopicLogs) -> list[tuple[int, int, list[tuple[int, int]]]]:
         )
         for r in logs.fetches
     ]
+
+
+async def test_before_fetch_v12_a_leader_change_checks_the_position_with_offset_for_leader_epoch(
+    broker: FakeBroker, log: FakeLog
+) -> None:
+    async def api_versions(stream: trio.SocketStream, request: Request) -> None:
+        await answer(stream, request, api_versions_body({FETCH: (4, 11)}))
+
+    asked: list[Any] = []
+
+    async def offset_for_leader_epoch(stream: trio.SocketStream, request: Request) -> None:
+        asked.append(request.body)
+        api = OffsetForLeaderEpochResponse
+        found = api.EpochEndOffset(partition=0, leader_epoch=3, end_offset=1)
+        body = api(topics=[api.OffsetForLeaderTopicResult(topic=TOPIC_LOG, partitions=[found])])
+        await answer(stream, request, body)
+
+    broker.handlers[API_VERSIONS] = api_versions
+    broker.handlers[OFFSET_FOR_LEADER_EPOCH] = offset_for_leader_epoch
+    log.leader_epoch = 3
+    log.append([b"a"], partition_leader_epoch=3)
+    log.append([b"b"], partition_leader_epoch=3)
+    async with (
+        open_client([broker.address]) as client,
+        client.subscribe(TOPIC_LOG, 0, begin_offset="earliest") as sub,
+    ):
+        assert await take(sub, 2) == [0, 1]
+        log.fetch_errors.append(6)  # NOT_LEADER_OR_FOLLOWER: the leader changed
+        log.append([b"c"], partition_leader_epoch=4)
+        with trio.fail_after(10), pytest.raises(LogTruncated) as caught:
+            await sub.receive()
+    assert (caught.value.offset, caught.value.epoch) == (1, 3)
+    [request] = asked
+    wanted = request.topics[0].partitions[0]
+    assert (wanted.current_leader_epoch, wanted.leader_epoch) == (3, 3)

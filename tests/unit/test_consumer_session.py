@@ -182,6 +182,7 @@ def test_session_request_encodes_sends_and_forgets() -> None:
     message = session_request(
         request,
         {"a": topic_id, "b": None},
+        version=17,
         max_wait=0.5,
         min_bytes=1,
         max_bytes=1000,
@@ -205,3 +206,15 @@ def test_session_request_encodes_sends_and_forgets() -> None:
     assert forgotten == {("a", (2,)), ("b", (0,))}
     side = side_request({("a", 1): PartitionState(10, 100)})
     assert (side.session_id, side.epoch, side.full) == (0, FINAL_EPOCH, True)
+
+
+def test_before_v12_the_last_fetched_epoch_is_left_out() -> None:
+    request = SessionRequest(0, 0, {}, {("a", 1): PartitionState(10, 100, 4, 2)}, [])
+    common: dict[str, Any] = {"max_wait": 0.5, "min_bytes": 1, "max_bytes": 1000, "isolation": 0}
+    old = session_request(request, {"a": None}, version=11, **common)
+    assert old.topics[0].partitions[0].last_fetched_epoch == -1
+    assert old.topics[0].partitions[0].current_leader_epoch == 4
+    old.encode(11)  # raises EncodeError for a field v11 does not have
+    new = session_request(request, {"a": None}, version=12, **common)
+    assert new.topics[0].partitions[0].last_fetched_epoch == 2
+    new.encode(12)

@@ -63,6 +63,9 @@ INITIAL_EPOCH = 0
 #: The epoch of a request outside any session (also: closes a session).
 FINAL_EPOCH = -1
 
+#: Fetch v12 is the first with ``last_fetched_epoch``.
+LAST_FETCHED_EPOCH_VERSION = 12
+
 _MAX_EPOCH = 2**31 - 1
 
 TopicPartition = tuple[str, int]
@@ -206,18 +209,21 @@ def session_request(
     request: SessionRequest,
     topic_ids: Mapping[str, uuid.UUID | None],
     *,
+    version: int,
     max_wait: float,
     min_bytes: int,
     max_bytes: int,
     isolation: int,
     rack: str = "",
 ) -> FetchRequest:
-    """The Fetch request for a :class:`SessionRequest`.
+    """The Fetch request for a :class:`SessionRequest`, to be sent at ``version``.
 
-    Topics are named both ways (v13+ encodes the id, older versions the name); forgotten
-    partitions go in ``forgotten_topics_data`` (v7+). ``max_bytes`` bounds the whole
-    response; each partition keeps its own ``partition_max_bytes``.
+    ``last_fetched_epoch`` is set only from v12, which has it (an older version cannot
+    leave it out silently). Topics are named both ways (v13+ encodes the id, older versions
+    the name); forgotten partitions go in ``forgotten_topics_data`` (v7+). ``max_bytes``
+    bounds the whole response; each partition keeps its own ``partition_max_bytes``.
     """
+    with_epoch = version >= LAST_FETCHED_EPOCH_VERSION
     topics: dict[str, FetchRequest.FetchTopic] = {}
     for (topic, partition), state in request.send.items():
         fetch_topic = topics.get(topic)
@@ -231,7 +237,7 @@ def session_request(
                 partition=partition,
                 current_leader_epoch=state.leader_epoch,
                 fetch_offset=state.fetch_offset,
-                last_fetched_epoch=state.last_fetched_epoch,
+                last_fetched_epoch=state.last_fetched_epoch if with_epoch else -1,
                 partition_max_bytes=state.max_bytes,
             )
         )

@@ -293,6 +293,7 @@ class BrokerFetcher:
             message = session_request(
                 request,
                 topic_ids,
+                version=version,
                 max_wait=next_plan.max_wait,
                 min_bytes=settings.min_bytes,
                 max_bytes=min(total, FETCH_MAX_BYTES),

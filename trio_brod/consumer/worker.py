@@ -47,7 +47,7 @@ from trio_brod.consumer._session import PartitionState
 from trio_brod.consumer._window import begin_for
 from trio_brod.consumer.fetcher import Fetchers, FetchSettings
 from trio_brod.consumer.message_set import MessageSet
-from trio_brod.protocol import FetchRequest
+from trio_brod.protocol import FetchRequest, OffsetForLeaderEpochRequest
 from trio_brod.protocol.errors import (
     KafkaError,
     OffsetOutOfRangeError,
@@ -64,6 +64,8 @@ __all__ = [
     "fetch_once",
 ]
 
+#: Fetch v12 carries ``last_fetched_epoch`` and answers with a diverging epoch (KIP-595).
+FETCH_DIVERGING_VERSION = 12
 #: The two lanes of a topic's fetch connections to a broker (see :mod:`.topic`): fetches
 #: the broker answers at once, and fetches that may wait for data.
 DATA_LANE = 0
@@ -521,6 +523,8 @@ class PartitionConsumer:
         topic_id = await metadata.topic_id(self.topic)
         found = (await metadata.topic(self.topic, auto_create=False)).partitions.get(self.partition)
         leader_epoch = found.leader_epoch if found is not None else -1
+        if refresh and serving.last_epoch >= 0:
+            await self._validate_position(serving, leader_epoch)
         broker = leader
         if serving.read_replica >= 0:
             replica = metadata.brokers.get(serving.read_replica)
@@ -558,6 +562,43 @@ class PartitionConsumer:
             if isinstance(error, OffsetOutOfRangeError):
                 return
         raise error
+
+    async def _validate_position(self, serving: Serving, leader_epoch: int) -> None:
+        """After a leader change, ask the new leader where the epoch of the last batch
+        fetched ends (OffsetForLeaderEpoch, KIP-320), for brokers whose Fetch cannot say it
+        itself (before v12, which takes ``last_fetched_epoch`` and answers with a diverging
+        epoch).
+
+        Raises:
+            LogTruncated: The new leader's log ends that epoch below the position.
+        """
+        connection = await self._metadata.leader_connection(self.topic, self.partition)
+        if connection.best_version(FetchRequest) >= FETCH_DIVERGING_VERSION:
+            return
+        api = OffsetForLeaderEpochRequest
+        request = api(
+            topics=[
+                api.OffsetForLeaderTopic(
+                    topic=self.topic,
+                    partitions=[
+                        api.OffsetForLeaderPartition(
+                            partition=self.partition,
+                            current_leader_epoch=leader_epoch,
+                            leader_epoch=serving.last_epoch,
+                        )
+                    ],
+                )
+            ]
+        )
+        response = await leader_request(
+            self._metadata, self.topic, self.partition, request, min_version=2
+        )
+        found = response.topics[0].partitions[0]
+        if found.error_code:
+            raise for_code(found.error_code)(topic=self.topic, partition=self.partition)
+        offset = serving.window.offset
+        if offset is not None and 0 <= found.end_offset < offset:
+            raise LogTruncated(self.topic, self.partition, found.end_offset, found.leader_epoch)
 
     def take_fetched(self, target: _BrokerTarget, data: Any, offset: int) -> None:
         """A broker's fetcher brought ``data`` for the target's subscriber (fetched from
