@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from tests.fakes.broker import FakeBroker, Request, answer
 from tests.fakes.cluster import TOPIC, FakeCluster
 from trio_brod import Client, ClientConfig, ConfigError, ConsumerConfig, ProducerConfig, open_client
+from trio_brod._config import FetchConnection
 from trio_brod._exceptions import BrokerConnectionError, ConnectionLost, RequestTimedOut
 from trio_brod._net import Connection, PendingResponse
 from trio_brod._net.merge import (
@@ -1004,8 +1005,9 @@ def test_consumer_config_connection_modes() -> None:
         ConsumerConfig(max_wait_time=-1)
 
 
+@pytest.mark.parametrize("fetch_connection", ["topic", "broker"])
 async def test_a_batch_cut_by_the_requests_limit_does_not_grow_max_bytes(
-    broker: FakeBroker, logs: TopicLogs
+    broker: FakeBroker, logs: TopicLogs, fetch_connection: FetchConnection
 ) -> None:
     for partition in range(6):
         logs.append(partition, batches=6)
@@ -1013,7 +1015,7 @@ async def test_a_batch_cut_by_the_requests_limit_does_not_grow_max_bytes(
     # more of 480 bytes each, the third is cut short within its first batch (116 bytes).
     # That is no reason to ask for more bytes next time.
     async with open_client([broker.address], max_frame_size=2048) as client:
-        await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection="topic"))
+        await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection=fetch_connection))
         results = await consume_all(client, 6, 30, max_bytes=480)
     assert results == {p: [b"%d:%d" % (p, i) for i in range(30)] for p in range(6)}
     assert 1024 in {r.body.max_bytes for r in logs.fetches}

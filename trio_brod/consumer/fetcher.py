@@ -289,14 +289,19 @@ class BrokerFetcher:
             else:
                 request = side
             settings = self.settings
-            total = sum(state.max_bytes for state in next_plan.wanted.values())
+            # The sum, so that each partition can get what it would alone; bounded so that
+            # the answer fits the frame limit with room for the brokers' KIP-74 exception
+            # (a first batch always whole), but never below one partition's own.
+            sizes = [state.max_bytes for state in next_plan.wanted.values()]
+            frame = self._pool.config.max_frame_size // 2
+            max_bytes = max(max(sizes), min(sum(sizes), FETCH_MAX_BYTES, frame))
             message = session_request(
                 request,
                 topic_ids,
                 version=version,
                 max_wait=next_plan.max_wait,
                 min_bytes=settings.min_bytes,
-                max_bytes=min(total, FETCH_MAX_BYTES),
+                max_bytes=max_bytes,
                 isolation=settings.isolation,
                 rack=settings.rack,
             )
