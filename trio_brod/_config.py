@@ -420,8 +420,8 @@ _MAX_INT32: Final = 2**31 - 1
 
 OffsetResetPolicy = Literal["reset_by_subscriber", "reset_to_earliest", "reset_to_latest"]
 IsolationLevel = Literal["read_committed", "read_uncommitted"]
-FetchConnection = Literal["topic", "partition", "shared", "broker"]
-_FETCH_CONNECTIONS = ("topic", "partition", "shared", "broker")
+FetchConnection = Literal["broker", "partition", "shared"]
+_FETCH_CONNECTIONS = ("broker", "partition", "shared")
 
 #: Defaults of ``max_wait_time`` and ``sleep_timeout``: brod's for a worker's own connection;
 #: on a shared one, a long poll holds up others, and the long poll is all the waiting needed.
@@ -501,7 +501,7 @@ class ConsumerConfig:
             and returns to this value later (see ``size_stat_window``).
         max_wait_time: Seconds the broker may hold a fetch waiting for ``min_bytes``. None
             (the default): 0.5 s when partitions share connections (``fetch_connection``
-            ``"broker"``, ``"topic"`` or ``"shared"``), where a fetch waiting for data holds
+            ``"broker"`` or ``"shared"``), where a fetch waiting for data holds
             up those queued behind it, as in the Java consumer; 10 s (brod's) on a worker's
             own connection (``"partition"``).
         sleep_timeout: Seconds to wait before fetching again after an answer with nothing
@@ -527,12 +527,10 @@ class ConsumerConfig:
             one fetcher per broker, which fetches for all of them in one request with an
             incremental fetch session (Kafka's KIP-227), as the Java consumer does;
             ``"partition"`` (brod's default) gives each worker a connection of its own and
-            a Fetch request per partition; ``"topic"`` shares two connections to each
-            broker among the topic's workers, which merge their fetches into few requests,
-            at the cost of latency (a message may wait up to ``max_wait_time``);
-            ``"shared"`` uses the client's connection to the leader, where other requests
-            (producing, metadata) wait behind a fetch waiting for data. None means
-            ``"shared"`` with ``share_leader_conn``, otherwise ``"broker"``.
+            a Fetch request per partition; ``"shared"`` uses the client's connection to the
+            leader, where other requests (producing, metadata) wait behind a fetch waiting
+            for data. None means ``"shared"`` with ``share_leader_conn``, otherwise
+            ``"broker"``.
     """
 
     begin_offset: BeginOffset = "latest"
@@ -581,7 +579,7 @@ class ConsumerConfig:
         if self.fetch_connection is not None and self.fetch_connection not in _FETCH_CONNECTIONS:
             raise ConfigError(
                 f"ConsumerConfig.fetch_connection={self.fetch_connection!r}: expected "
-                "'broker', 'topic', 'partition', 'shared' or None"
+                "'broker', 'partition', 'shared' or None"
             )
         if self.share_leader_conn and self.fetch_connection not in (None, "shared"):
             raise ConfigError(

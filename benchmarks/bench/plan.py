@@ -70,15 +70,6 @@ ROWS: dict[str, Row] = {
             "client.produce_batch(), 1,000 messages a call",
         ),
         Row(
-            "trio-brod-topic",
-            "trio-brod",
-            "single",
-            frozenset({"consume", "partitions"}),
-            "trio_brod",
-            'subscribe() per partition, ConsumerConfig(fetch_connection="topic")',
-            (("fetch_connection", "topic"),),
-        ),
-        Row(
             "trio-brod-partition",
             "trio-brod",
             "single",

@@ -14,9 +14,9 @@ the leader is and fetches again from the exact next offset.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
@@ -56,9 +56,6 @@ from trio_brod.protocol.errors import (
 )
 
 __all__ = [
-    "DATA_LANE",
-    "POLL_LANE",
-    "FetchLanes",
     "PartitionConsumer",
     "Subscription",
     "fetch_once",
@@ -66,21 +63,6 @@ __all__ = [
 
 #: Fetch v12 carries ``last_fetched_epoch`` and answers with a diverging epoch (KIP-595).
 FETCH_DIVERGING_VERSION = 12
-#: The two lanes of a topic's fetch connections to a broker (see :mod:`.topic`): fetches
-#: the broker answers at once, and fetches that may wait for data.
-DATA_LANE = 0
-POLL_LANE = 1
-
-
-class FetchLanes(Protocol):
-    """A topic's shared fetch connections to one broker (``fetch_connection="topic"``)."""
-
-    async def connection(self, lane: int) -> Connection:
-        """The lane's open connection, opened if needed.
-
-        Raises:
-            BrokerConnectionError: The broker cannot be reached.
-        """
 
 
 class Subscription:
@@ -168,10 +150,8 @@ class PartitionConsumer:
     :meth:`Client.get_consumer <trio_brod.Client.get_consumer>`.
 
     It is built on the client's connection pool and metadata cache, with the topic's nursery
-    for its private connections, and, for ``fetch_connection="topic"``, a way to reach the
-    topic's shared fetch connections to a broker (``lanes_to``), for
-    ``fetch_connection="broker"`` the brokers' fetchers (``fetchers``); without them such
-    a worker uses a private connection instead.
+    for its private connections, and, for ``fetch_connection="broker"``, the brokers'
+    fetchers (``fetchers``); without them such a worker uses a private connection instead.
     """
 
     def __init__(
@@ -182,7 +162,6 @@ class PartitionConsumer:
         partition: int,
         config: ConsumerConfig,
         nursery: trio.Nursery,
-        lanes_to: Callable[[str, int], FetchLanes] | None = None,
         fetchers: Fetchers | None = None,
     ) -> None:
         self._pool = pool
@@ -191,7 +170,6 @@ class PartitionConsumer:
         self.partition = partition
         self.config = config
         self._nursery = nursery
-        self._lanes_to = lanes_to
         self._fetchers = fetchers
         self._serving: Serving | None = None
         self._subscription: Subscription | None = None
@@ -199,11 +177,9 @@ class PartitionConsumer:
         self._closed = False
         # What the last subscriber handed on (Window.hand_on); None before the first.
         self._handed_on: BeginOffset | None = None
-        # The connection fetched over, its mode, and with fetch_connection="topic" the
-        # topic's lanes to the leader (the connection is then the one last used).
+        # The connection fetched over ("partition" and "shared"), and its mode.
         self._connection: Connection | None = None
         self._mode: FetchConnection | None = None
-        self._lanes: FetchLanes | None = None
         self._finished = trio.Event()
 
     def __repr__(self) -> str:
@@ -340,7 +316,7 @@ class PartitionConsumer:
                     continue  # to another fetcher (a read replica, or the leader again)
                 connection = await self._leader_connection(refresh, config)
                 refresh = False
-                await self._fetch_loop(serving, connection, self._lanes)
+                await self._fetch_loop(serving, connection)
             except OffsetOutOfRangeError:
                 policy = config.offset_reset_policy
                 if policy == "reset_by_subscriber":
@@ -406,8 +382,7 @@ class PartitionConsumer:
         return await list_offset(self._metadata, self.topic, self.partition, timestamp, isolation)
 
     async def _leader_connection(self, refresh: bool, config: ConsumerConfig) -> Connection:
-        """A connection to the partition's leader, in the subscription's mode; with
-        ``fetch_connection="topic"`` also sets ``self._lanes``."""
+        """A connection to the partition's leader, in the subscription's mode."""
         mode = config.connection_mode
         if mode == "broker":  # without fetchers (a worker made on its own)
             mode = "partition"
@@ -421,12 +396,7 @@ class PartitionConsumer:
             )
         else:
             leader = await self._metadata.leader(self.topic, self.partition, refresh=refresh)
-            if mode == "partition" or self._lanes_to is None:
-                connection = await self._pool.open_private(leader.host, leader.port, self._nursery)
-                mode = "partition"
-            else:
-                self._lanes = self._lanes_to(leader.host, leader.port)
-                connection = await self._lanes.connection(POLL_LANE)
+            connection = await self._pool.open_private(leader.host, leader.port, self._nursery)
         self._connection = connection
         self._mode = mode
         return connection
@@ -436,12 +406,9 @@ class PartitionConsumer:
         if self._connection is not None and self._mode == "partition":
             self._connection.close()
         self._connection = None
-        self._lanes = None
 
-    async def _fetch_loop(
-        self, serving: Serving, connection: Connection, lanes: FetchLanes | None
-    ) -> None:
-        """Fetch and deliver, for as long as the connection (or lanes) serve."""
+    async def _fetch_loop(self, serving: Serving, connection: Connection) -> None:
+        """Fetch and deliver, for as long as the connection serves."""
         config = serving.config
         window = serving.window
         version = connection.best_version(FetchRequest, min_version=FETCH_MIN_VERSION)
@@ -454,8 +421,6 @@ class PartitionConsumer:
         wait_time = config.effective_max_wait_time
         timeout = wait_time + self._metadata.config.request_timeout
         sleep_timeout = config.effective_sleep_timeout
-        # Asked to accumulate min_bytes, every fetch should wait, so all go to the poll lane.
-        data_lane = lanes is not None and config.min_bytes <= 1
         topic, partition = self.topic, self.partition
         while True:
             # Deliver what the window allows, and wait for acks while fetched data is left.
@@ -467,16 +432,6 @@ class PartitionConsumer:
                 serving.deliver(topic, partition)
             offset = window.offset
             assert offset is not None
-            max_wait = None
-            if lanes is not None:
-                # Data known to be waiting (or, first, not known whether): a fetch that does
-                # not wait, so that it need not queue behind the long polls of caught-up
-                # partitions, nor hold up anything itself.
-                lane = POLL_LANE
-                if data_lane and (offset < serving.high_watermark or serving.high_watermark < 0):
-                    lane, max_wait = DATA_LANE, 0.0
-                connection = await lanes.connection(lane)
-                self._connection = connection
             request = fetch_request(
                 topic,
                 topic_id,
@@ -485,7 +440,6 @@ class PartitionConsumer:
                 serving.fetch_size.current,
                 config,
                 isolation,
-                max_wait=max_wait,
             )
             polled_at = trio.current_time()
             # The response is not given a name here: this loop sleeps (for acks, for the next
@@ -496,7 +450,7 @@ class PartitionConsumer:
                 isolation,
                 await connection.request(request, version, timeout=timeout),
             )
-            if nothing_new and max_wait is None:
+            if nothing_new:
                 # Nothing new, after a fetch that could wait. Merged with others, it may
                 # have been answered early because another partition got data: it counts
                 # as a long poll all the same, so poll again no sooner than a lone long
