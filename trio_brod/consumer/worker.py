@@ -482,6 +482,11 @@ class PartitionConsumer:
         broker = leader
         if serving.read_replica >= 0:
             replica = metadata.brokers.get(serving.read_replica)
+            if replica is None and not refresh:
+                # A broker our metadata does not know yet: look again, not in a busy loop.
+                await trio.sleep(serving.backoff.next_delay())
+                await metadata.fetch([self.topic], auto_create=False)
+                replica = metadata.brokers.get(serving.read_replica)
             if refresh or replica is None or trio.current_time() >= serving.read_replica_until:
                 serving.read_replica = -1  # back to the leader, which may name another
             else:
