@@ -24,11 +24,11 @@ from __future__ import annotations
 from trio_brod._config import (
     ClientConfig,
     ConsumerConfig,
-    GroupConfig,
     ProducerConfig,
     SaslConfig,
     Timestamp,
 )
+from trio_brod._config_groups import GroupConfig
 from trio_brod._exceptions import (
     BrokerConnectionError,
     ClientClosed,
@@ -36,6 +36,7 @@ from trio_brod._exceptions import (
     ConnectionClosed,
     ConnectionFailed,
     ConnectionLost,
+    LogTruncated,
     MessageTooLarge,
     NoLeader,
     NotFound,
@@ -89,6 +90,7 @@ __all__ = [
     "GroupMember",
     "GroupSubscriber",
     "KafkaError",
+    "LogTruncated",
     "Message",
     "MessageSet",
     "MessageTooLarge",

@@ -16,39 +16,29 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, NamedTuple, Protocol, TypeAlias
 
-from trio_brod._config_groups import check_group_protocol
 from trio_brod._exceptions import ConfigError
-from trio_brod._util import ms_up
 from trio_brod.protocol.errors import ProtocolError
 from trio_brod.protocol.records import BATCH_OVERHEAD, Compression, encode_batch
 
 __all__ = [
-    "ASSIGNOR_NAMES",
     "PARTITIONER_NAMES",
-    "AssignorName",
-    "AssignorObject",
     "BeginOffset",
     "ClientConfig",
     "CompressionName",
     "ConsumerConfig",
     "FetchConnection",
-    "GroupConfig",
-    "GroupProtocol",
     "IsolationLevel",
-    "OffsetCommitPolicy",
     "OffsetResetPolicy",
     "Partitioner",
     "PartitionerName",
     "ProducerConfig",
-    "RemoteAssignor",
     "SaslConfig",
     "Timestamp",
-    "check_assignor",
     "check_partitioner",
 ]
 
 
-def _fail(owner: object, field: str, value: object, expected: str) -> ConfigError:
+def field_error(owner: object, field: str, value: object, expected: str) -> ConfigError:
     return ConfigError(f"{type(owner).__name__}.{field}={value!r}: expected {expected}")
 
 
@@ -69,23 +59,23 @@ def check_number(
     value = getattr(owner, field)
     kind = "an int" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        raise _fail(owner, field, value, kind)
+        raise field_error(owner, field, value, kind)
     if not integer and math.isnan(value):
-        raise _fail(owner, field, value, kind)
+        raise field_error(owner, field, value, kind)
     if not allow_infinite and not integer and math.isinf(value):
-        raise _fail(owner, field, value, f"a finite {kind[2:]}")
+        raise field_error(owner, field, value, f"a finite {kind[2:]}")
     if minimum is not None and (value <= minimum if exclusive_minimum else value < minimum):
         relation = ">" if exclusive_minimum else ">="
-        raise _fail(owner, field, value, f"{kind} {relation} {minimum}")
+        raise field_error(owner, field, value, f"{kind} {relation} {minimum}")
     if maximum is not None and value > maximum:
-        raise _fail(owner, field, value, f"{kind} <= {maximum}")
+        raise field_error(owner, field, value, f"{kind} <= {maximum}")
 
 
 def check_type(owner: object, field: str, types: type | tuple[type, ...], expected: str) -> None:
     """Check that ``owner.field`` is an instance of ``types``, or raise ConfigError."""
     value = getattr(owner, field)
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
-        raise _fail(owner, field, value, expected)
+        raise field_error(owner, field, value, expected)
 
 
 def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -116,17 +106,19 @@ class SaslConfig:
 
     def __post_init__(self) -> None:
         if self.mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"):
-            raise _fail(
+            raise field_error(
                 self, "mechanism", self.mechanism, "PLAIN, SCRAM-SHA-256/512 or OAUTHBEARER"
             )
         if self.mechanism == "OAUTHBEARER":
             if self.token_provider is None:
-                raise _fail(self, "token_provider", None, "an async function for OAUTHBEARER")
+                raise field_error(self, "token_provider", None, "an async function for OAUTHBEARER")
         else:
             check_type(self, "username", str, "a str")
             check_type(self, "password", str, "a str")
             if not self.username:
-                raise _fail(self, "username", self.username, f"a user name for {self.mechanism}")
+                raise field_error(
+                    self, "username", self.username, f"a user name for {self.mechanism}"
+                )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -158,6 +150,11 @@ class ClientConfig:
             ``default_producer_config``, instead of raising NotFound (as brod's option).
             ``find_producer`` only looks, whatever this says.
         default_producer_config: The ProducerConfig for producers started without one.
+        client_rack: The rack (cloud: availability zone) the client runs in, as the
+            brokers' ``broker.rack`` names them. Consumers send it with every Fetch and,
+            where the cluster's ``replica.selector.class`` picks a replica in that rack,
+            fetch from it instead of the leader (Kafka's KIP-392, follower fetching): no
+            cross-zone traffic. Empty (the default): always the leader.
     """
 
     client_id: str = "trio-brod"
@@ -172,9 +169,11 @@ class ClientConfig:
     sasl: SaslConfig | None = None
     auto_start_producers: bool = False
     default_producer_config: ProducerConfig | None = None
+    client_rack: str = ""
 
     def __post_init__(self) -> None:
         check_type(self, "client_id", str, "a str")
+        check_type(self, "client_rack", str, "a str")
         check_type(self, "auto_start_producers", bool, "a bool")
         if self.default_producer_config is not None:
             check_type(self, "default_producer_config", ProducerConfig, "a ProducerConfig or None")
@@ -414,12 +413,12 @@ class ProducerConfig:
 
 # ---------------------------------------------------------------------------- consumers
 
-_MAX_INT32: Final = 2**31 - 1
+MAX_INT32: Final = 2**31 - 1
 
 OffsetResetPolicy = Literal["reset_by_subscriber", "reset_to_earliest", "reset_to_latest"]
 IsolationLevel = Literal["read_committed", "read_uncommitted"]
-FetchConnection = Literal["topic", "partition", "shared"]
-_FETCH_CONNECTIONS = ("topic", "partition", "shared")
+FetchConnection = Literal["broker", "partition", "shared"]
+_FETCH_CONNECTIONS = ("broker", "partition", "shared")
 
 #: Defaults of ``max_wait_time`` and ``sleep_timeout``: brod's for a worker's own connection;
 #: on a shared one, a long poll holds up others, and the long poll is all the waiting needed.
@@ -498,9 +497,10 @@ class ConsumerConfig:
             anyway (Kafka's KIP-74); should one not, the limit is raised to fit that batch,
             and returns to this value later (see ``size_stat_window``).
         max_wait_time: Seconds the broker may hold a fetch waiting for ``min_bytes``. None
-            (the default): 0.5 s when workers share connections (``fetch_connection``
-            ``"topic"`` or ``"shared"``), where a fetch waiting for data holds up those queued
-            behind it, as in the Java consumer; 10 s (brod's) on a worker's own connection.
+            (the default): 0.5 s when partitions share connections (``fetch_connection``
+            ``"broker"`` or ``"shared"``), where a fetch waiting for data holds
+            up those queued behind it, as in the Java consumer; 10 s (brod's) on a worker's
+            own connection (``"partition"``).
         sleep_timeout: Seconds to wait before fetching again after an answer with nothing
             new. None (the default): 1 s (brod's) on a worker's own connection; 0 on a
             shared one, where the long poll is the wait. (Either way, an empty answer that
@@ -519,14 +519,15 @@ class ConsumerConfig:
             this many batches, never going below the configured value; 0 returns to the
             configured value right after the large batch.
         share_leader_conn: brod's name for ``fetch_connection="shared"``.
-        fetch_connection: Which connections the partition workers fetch over (see
-            the consumer guide, "Connections"): ``"partition"`` (the default, as in
-            brod) gives each worker a connection of its own; ``"topic"`` shares two
-            connections to each broker among the topic's workers, which merge their fetches
-            into few requests, at the cost of latency (a message may wait up to
-            ``max_wait_time``); ``"shared"`` uses the client's connection to the leader, where
-            other requests (producing, metadata) wait behind a fetch waiting for data. None
-            means ``"shared"`` with ``share_leader_conn``, otherwise ``"partition"``.
+        fetch_connection: How partitions are fetched (see the consumer guide,
+            "Connections"): ``"broker"`` (the default) hands every subscribed partition to
+            one fetcher per broker, which fetches for all of them in one request with an
+            incremental fetch session (Kafka's KIP-227), as the Java consumer does;
+            ``"partition"`` (brod's default) gives each worker a connection of its own and
+            a Fetch request per partition; ``"shared"`` uses the client's connection to the
+            leader, where other requests (producing, metadata) wait behind a fetch waiting
+            for data. None means ``"shared"`` with ``share_leader_conn``, otherwise
+            ``"broker"``.
         trace_context: Link subscribers' handler spans to the spans in the messages'
             ``traceparent`` headers (see the operations guide).
     """
@@ -565,10 +566,10 @@ class ConsumerConfig:
                 f"ConsumerConfig.isolation_level={self.isolation_level!r}: expected "
                 "'read_committed' or 'read_uncommitted'"
             )
-        check_number(self, "min_bytes", minimum=0, integer=True, maximum=_MAX_INT32)
-        check_number(self, "max_bytes", minimum=1, integer=True, maximum=_MAX_INT32)
+        check_number(self, "min_bytes", minimum=0, integer=True, maximum=MAX_INT32)
+        check_number(self, "max_bytes", minimum=1, integer=True, maximum=MAX_INT32)
         if self.max_wait_time is not None:
-            check_number(self, "max_wait_time", minimum=0, maximum=_MAX_INT32 / 1000)
+            check_number(self, "max_wait_time", minimum=0, maximum=MAX_INT32 / 1000)
         if self.sleep_timeout is not None:
             check_number(self, "sleep_timeout", minimum=0)
         check_number(self, "prefetch_count", minimum=1, integer=True)
@@ -578,7 +579,7 @@ class ConsumerConfig:
         if self.fetch_connection is not None and self.fetch_connection not in _FETCH_CONNECTIONS:
             raise ConfigError(
                 f"ConsumerConfig.fetch_connection={self.fetch_connection!r}: expected "
-                "'topic', 'partition', 'shared' or None"
+                "'broker', 'partition', 'shared' or None"
             )
         if self.share_leader_conn and self.fetch_connection not in (None, "shared"):
             raise ConfigError(
@@ -591,7 +592,7 @@ class ConsumerConfig:
         """``fetch_connection`` with None resolved (see there)."""
         if self.fetch_connection is not None:
             return self.fetch_connection
-        return "shared" if self.share_leader_conn else "partition"
+        return "shared" if self.share_leader_conn else "broker"
 
     @property
     def effective_max_wait_time(self) -> float:
@@ -617,177 +618,3 @@ class ConsumerConfig:
         if unknown:
             raise ConfigError(f"ConsumerConfig has no option {', '.join(map(repr, unknown))}")
         return dataclasses.replace(self, **changes)
-
-
-# ---------------------------------------------------------------------------- consumer groups
-
-#: The assignors every Kafka client knows by these names (the Java protocol names).
-ASSIGNOR_NAMES: Final = ("range", "roundrobin", "cooperative-sticky")
-AssignorName: TypeAlias = Literal["range", "roundrobin", "cooperative-sticky"]
-OffsetCommitPolicy: TypeAlias = Literal["commit_to_kafka", "consumer_managed"]
-GroupProtocol: TypeAlias = Literal["classic", "consumer"]
-#: The broker-side assignors of the KIP-848 consumer group protocol.
-RemoteAssignor: TypeAlias = Literal["uniform", "range"]
-
-#: Kafka's limits on a ``group.instance.id`` (JoinGroupRequest.validateGroupInstanceId).
-_INSTANCE_ID_MAX = 249
-_INSTANCE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-#: The longest duration that fits a request's int32 of milliseconds.
-_MAX_INT32_SECONDS = _MAX_INT32 / 1000
-
-
-class AssignorObject(Protocol):
-    """What the config requires of an assignor object: a protocol name and ``assign``.
-
-    :class:`trio_brod.groups.assignors.Assignor` is the whole protocol a member uses; this
-    is the part checked here, without importing the groups package.
-    """
-
-    @property
-    def name(self) -> str:
-        """The protocol name the member offers in JoinGroup."""
-        ...
-
-    def assign(self, partitions_per_topic: Any, subscriptions: Any, /) -> Any:
-        """The leader's assignment of partitions to members."""
-        ...
-
-
-def check_assignor(spec: object) -> None:
-    """A ConfigError unless ``spec`` is a ``partition_assignment_strategy``: one of
-    :data:`ASSIGNOR_NAMES`, or an assignor object (it has a ``name`` and an ``assign``).
-
-    Here, by name only, so that the configs need nothing from the groups package, which
-    turns the setting into an assignor.
-    """
-    if isinstance(spec, str):
-        if spec in ASSIGNOR_NAMES:
-            return
-    elif isinstance(spec, type):
-        # An assignor class has both attributes too; its instances are what assign.
-        raise ConfigError(
-            f"GroupConfig.partition_assignment_strategy={spec.__qualname__}: that is a class; "
-            f"pass an instance, e.g. {spec.__qualname__}()"
-        )
-    else:
-        name: object = getattr(spec, "name", None)
-        if isinstance(name, str) and name and callable(getattr(spec, "assign", None)):
-            return
-    raise ConfigError(
-        f"GroupConfig.partition_assignment_strategy={spec!r}: expected one of "
-        f"{', '.join(map(repr, ASSIGNOR_NAMES))} or an assignor object (with a name and "
-        "an assign method)"
-    )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class GroupConfig:
-    """How a consumer group member joins, stays in and commits for its group (brod's
-    group coordinator options, with the Java consumer's defaults where brod's are older).
-
-    Args:
-        partition_assignment_strategy: How the group's leader assigns partitions:
-            ``"range"``, ``"roundrobin"``, ``"cooperative-sticky"`` (the Java protocol
-            names, so Java and librdkafka members that list the same name share the
-            group), or an assignor object. The default, ``"cooperative-sticky"``, moves
-            only the partitions that must move at a rebalance, and the others keep being
-            consumed through it (KIP-429) instead of every member stopping everything.
-        session_timeout: Seconds without a heartbeat after which the coordinator evicts the
-            member and gives its partitions to others (45 s: Kafka 3.0+'s default). The
-            broker bounds it (``group.min.session.timeout.ms`` 6 s to
-            ``group.max.session.timeout.ms`` 30 min).
-        rebalance_timeout: Seconds the coordinator waits at a rebalance for every member to
-            rejoin, and so how long a member may take to finish and commit the partitions
-            it gives up (300 s, Java's ``max.poll.interval.ms`` default).
-        heartbeat_rate: Seconds between heartbeats (3 s, Java's
-            ``heartbeat.interval.ms``); below ``session_timeout``, at most a third of it
-            as a rule of thumb, so that a lost heartbeat or two do not evict the member.
-        max_rejoin_attempts: How many times in a row a failed join (JoinGroup or SyncGroup
-            answered with a retriable error) is retried before the member gives up with
-            the error. A rebalance in progress or a coordinator move is not a failure.
-        rejoin_delay: Seconds before a failed join is tried again; each further failure in
-            a row doubles it (with 20 % jitter), up to 30 s.
-        offset_commit_policy: ``"commit_to_kafka"``: offsets are committed to the group's
-            coordinator and read back from it at an assignment; ``"consumer_managed"``: the
-            application keeps its offsets and a callback of its gives the starting ones
-            (brod's ``get_committed_offset``).
-        offset_commit_interval: Seconds between the periodic commits of acknowledged
-            offsets.
-        offset_retention: Seconds the broker keeps the group's committed offsets once the
-            group is empty; None (the default) leaves it to the broker's
-            ``offsets.retention.minutes`` (7 days). Only OffsetCommit v2-v4 carry it, so
-            commits then use v4 at most (and cannot carry ``group_instance_id``).
-        group_instance_id: Makes the member static (KIP-345): restarted within
-            ``session_timeout`` with the same id, it gets its partitions back without a
-            rebalance. Unique in the group; Kafka's rules: at most 249 of
-            ``[a-zA-Z0-9._-]``.
-        group_protocol: ``"classic"``, the JoinGroup/SyncGroup protocol every broker
-            speaks, or ``"consumer"``, KIP-848's consumer group protocol (Kafka 4.0+): the
-            broker assigns the partitions and moves them one member at a time, with no
-            group-wide stop (ConsumerGroupHeartbeat). It has no ``session_timeout``,
-            ``heartbeat_rate`` (the broker sets both), ``partition_assignment_strategy``
-            (see ``remote_assignor``), ``offset_retention`` (commits must be v9+, which
-            carry none), ``max_rejoin_attempts`` nor ``rejoin_delay`` (a failed heartbeat
-            is retried with its own backoff): giving one a value other than its default with
-            ``"consumer"`` is refused with a ConfigError naming it. (A default value cannot
-            be told from one set explicitly; it is unused with ``"consumer"`` anyway.)
-        remote_assignor: With ``group_protocol="consumer"``, the broker's assignor to use:
-            ``"uniform"``, ``"range"``, or None (the default) for the broker's own default
-            (``group.consumer.assignors``' first, ``uniform``). Refused with ``"classic"``.
-
-    Raises:
-        ConfigError: A field has a bad value; the message names the field.
-    """
-
-    partition_assignment_strategy: AssignorName | AssignorObject = "cooperative-sticky"
-    session_timeout: float = 45.0
-    rebalance_timeout: float = 300.0
-    heartbeat_rate: float = 3.0
-    max_rejoin_attempts: int = 5
-    rejoin_delay: float = 1.0
-    offset_commit_policy: OffsetCommitPolicy = "commit_to_kafka"
-    offset_commit_interval: float = 5.0
-    offset_retention: float | None = None
-    group_instance_id: str | None = None
-    group_protocol: GroupProtocol = "classic"
-    remote_assignor: RemoteAssignor | None = None
-
-    def __post_init__(self) -> None:
-        check_assignor(self.partition_assignment_strategy)
-        for name in ("session_timeout", "rebalance_timeout", "heartbeat_rate"):
-            check_number(self, name, minimum=0, exclusive_minimum=True, maximum=_MAX_INT32_SECONDS)
-        if self.group_protocol == "classic" and self.heartbeat_rate >= self.session_timeout:
-            raise ConfigError(
-                f"GroupConfig.heartbeat_rate={self.heartbeat_rate!r}: expected less than "
-                f"session_timeout={self.session_timeout!r}"
-            )
-        check_number(self, "max_rejoin_attempts", minimum=0, integer=True)
-        check_number(self, "rejoin_delay", minimum=0)
-        if self.offset_commit_policy not in ("commit_to_kafka", "consumer_managed"):
-            raise _fail(
-                self,
-                "offset_commit_policy",
-                self.offset_commit_policy,
-                "'commit_to_kafka' or 'consumer_managed'",
-            )
-        check_number(self, "offset_commit_interval", minimum=0, exclusive_minimum=True)
-        if self.offset_retention is not None:
-            check_number(self, "offset_retention", minimum=0, exclusive_minimum=True)
-        if self.group_instance_id is not None:
-            check_type(self, "group_instance_id", str, "a str or None")
-            value = self.group_instance_id
-            if not value or len(value) > _INSTANCE_ID_MAX or not set(value) <= _INSTANCE_ID_CHARS:
-                raise _fail(
-                    self,
-                    "group_instance_id",
-                    value,
-                    f"1 to {_INSTANCE_ID_MAX} of the characters [a-zA-Z0-9._-]",
-                )
-        check_group_protocol(self)
-
-    @property
-    def offset_retention_ms(self) -> int:
-        """``offset_retention`` as OffsetCommit's ``retention_time_ms`` (-1: the broker's)."""
-        if self.offset_retention is None:
-            return -1
-        return ms_up(self.offset_retention)

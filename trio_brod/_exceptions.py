@@ -117,6 +117,38 @@ class NoLeader(BrodError):
         return (type(self), (self.topic, self.partition))
 
 
+class LogTruncated(BrodError):
+    """The partition's log was truncated below the consumer's position (an unclean leader
+    election: the new leader never had the last records fetched). Detected through the
+    leader epochs in Fetch requests (Kafka's KIP-320).
+
+    With ``offset_reset_policy="reset_by_subscriber"`` the subscriber gets this error;
+    with the other policies the consumer goes on from :attr:`offset`, where the new
+    leader's log diverges from what was fetched (as the Java consumer does).
+
+    Attributes:
+        topic: The topic.
+        partition: The partition.
+        offset: The first offset whose records differ from those fetched.
+        epoch: The leader epoch that ends there.
+    """
+
+    retriable = False
+
+    def __init__(self, topic: str, partition: int, offset: int, epoch: int) -> None:
+        super().__init__(
+            f"the log of {topic}[{partition}] was truncated to offset {offset} "
+            f"(leader epoch {epoch}) below the position fetched"
+        )
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.epoch = epoch
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.topic, self.partition, self.offset, self.epoch))
+
+
 class NotFound(BrodError, LookupError):
     """A producer or consumer asked for is not running (brod's ``{producer_not_found, ...}``).
 

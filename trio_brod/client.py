@@ -33,6 +33,7 @@ from trio_brod._exceptions import ClientClosed, ConfigError, NotFound, ProducerC
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata
 from trio_brod._net import Connection
 from trio_brod._util import parse_bootstrap, unwrap_single_exception
+from trio_brod.consumer.fetcher import Fetchers
 from trio_brod.consumer.fold import FoldFun, FoldResult, fold
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.consumer.topic import TopicConsumer
@@ -91,6 +92,7 @@ class Client:
         self._topic_consumers: dict[str, TopicConsumer] = {}
         self._consumers_lock = trio.Lock()
         self._consumers_nursery_obj: trio.Nursery | None = None
+        self._fetchers: Fetchers | None = None  # one fetcher per broker, for every topic
         self._consumers_stopped = trio.Event()
 
     def __repr__(self) -> str:
@@ -455,6 +457,7 @@ class Client:
     async def _run_consumers(self, *, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             self._consumers_nursery_obj = nursery
+            self._fetchers = Fetchers(self.pool, self.config.request_timeout, nursery)
             task_status.started()
             await self._consumers_stopped.wait()
             nursery.cancel_scope.cancel()
@@ -473,7 +476,8 @@ class Client:
             if topic in self._topic_consumers:
                 return
             nursery = await self._consumers_nursery()
-            consumer = TopicConsumer(self.pool, self.metadata, topic, config or ConsumerConfig())
+            config = config or ConsumerConfig()
+            consumer = TopicConsumer(self.pool, self.metadata, topic, config, self._fetchers)
             await nursery.start(consumer.run, name=f"trio_brod consumers {topic}")
             self._topic_consumers[topic] = consumer
 

@@ -79,13 +79,13 @@ ROWS: dict[str, Row] = {
             "client.produce_batch(), 1,000 messages a call",
         ),
         Row(
-            "trio-brod-topic",
+            "trio-brod-partition",
             "trio-brod",
             "single",
             frozenset({"consume", "partitions"}),
             "trio_brod",
-            'subscribe() per partition, ConsumerConfig(fetch_connection="topic")',
-            (("fetch_connection", "topic"),),
+            'subscribe() per partition, ConsumerConfig(fetch_connection="partition") (brod\'s)',
+            (("fetch_connection", "partition"),),
         ),
         Row(
             "trio-brod-otel",

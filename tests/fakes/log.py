@@ -72,6 +72,11 @@ class FakeLog:
     hold_fetches: bool = False
     strict_max_bytes: bool = False
     early_answers: bool = False
+    #: The partition's leader epoch in Metadata answers.
+    leader_epoch: int = -1
+    #: (epoch, end offset): answer a fetch past ``end offset`` that names a last fetched
+    #: epoch with this diverging epoch, as a leader whose log diverged does (KIP-320).
+    diverging: tuple[int, int] | None = None
     fetches: list[Any] = field(default_factory=list)
     #: (fetch offset, error code) of every fetch answered.
     answers: list[tuple[int, int]] = field(default_factory=list)
@@ -192,7 +197,11 @@ class FakeLog:
                     topic_id=self.topic_id,
                     partitions=[
                         MetadataResponse.MetadataResponsePartition(
-                            partition_index=0, leader_id=1, replica_nodes=[1], isr_nodes=[1]
+                            partition_index=0,
+                            leader_id=1,
+                            leader_epoch=self.leader_epoch,
+                            replica_nodes=[1],
+                            isr_nodes=[1],
                         )
                     ],
                 )
@@ -245,6 +254,12 @@ class FakeLog:
                 while offset >= self.stable_end(body.isolation_level):
                     await self._changed.wait()
             end = self.stable_end(body.isolation_level)
+        diverging = FetchResponse.EpochEndOffset()
+        if self.diverging is not None and wanted.last_fetched_epoch >= 0:
+            epoch, end_offset = self.diverging
+            if offset > end_offset:
+                diverging = FetchResponse.EpochEndOffset(epoch=epoch, end_offset=end_offset)
+                end = offset  # nothing to read
         records = b"" if error else self._read(offset, end, limit)
         self.answers.append((offset, error))
         return FetchResponse(
@@ -259,6 +274,7 @@ class FakeLog:
                             high_watermark=self.end,
                             last_stable_offset=self.stable_end(1),
                             log_start_offset=self.log_start,
+                            diverging_epoch=diverging,
                             aborted_transactions=[
                                 FetchResponse.AbortedTransaction(
                                     producer_id=pid, first_offset=first

@@ -469,7 +469,7 @@ async def test_subscribers_that_leave_at_once_hand_their_start_on(
                     assert (await sub.receive()).messages[0].offset == expected
 
 
-@pytest.mark.parametrize("fetch_connection", ["shared", "topic", "partition"])
+@pytest.mark.parametrize("fetch_connection", ["shared", "broker", "partition"])
 async def test_subscribe_and_cancel_loops_leave_no_pile_of_long_polls(
     make_topic: MakeTopic, bootstrap_servers: list[str], fetch_connection: FetchConnection
 ) -> None:

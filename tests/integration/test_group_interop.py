@@ -21,7 +21,7 @@ import trio
 
 from tests.group_peers import JavaMember, LibrdkafkaMember, TopicPartition, running
 from trio_brod import AssignedPartition, GroupConfig, open_client, open_group_subscriber
-from trio_brod._config import AssignorName
+from trio_brod._config_groups import AssignorName
 from trio_brod.admin import describe_groups, fetch_committed_offsets
 from trio_brod.protocol.records import Record
 from trio_brod.testing import KafkaCluster, KafkaTool

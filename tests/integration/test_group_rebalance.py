@@ -22,7 +22,7 @@ import trio
 
 from tests.kip848 import skip_without_kip848
 from trio_brod import AssignedPartition, GroupConfig, open_client, open_group_subscriber
-from trio_brod._config import AssignorName
+from trio_brod._config_groups import AssignorName
 from trio_brod.producer import DeliveryReceipt
 from trio_brod.protocol.records import Record
 from trio_brod.testing import KafkaCluster

@@ -92,7 +92,7 @@ async def test_200_partitions_produced_through_merged_requests(
         assert await consume_all(client, topic) == expected()
 
 
-@pytest.mark.parametrize("fetch_connection", ["topic", "shared", "partition"])
+@pytest.mark.parametrize("fetch_connection", ["broker", "shared", "partition"])
 async def test_200_partitions_consumed_exactly(
     make_topic: MakeTopic, bootstrap_servers: list[str], fetch_connection: str
 ) -> None:
@@ -105,45 +105,43 @@ async def test_200_partitions_consumed_exactly(
         )
         assert await consume_all(client, topic) == expected()
         leader = await client.get_leader(topic, 0)
-        if fetch_connection == "topic":
-            lanes = client._topic_consumers[topic].lanes_to(leader.host, leader.port)
-            merged = sum(c.parts_merged for c in lanes.connections if c is not None)
-            # Most fetches went out merged. Not all: with one fetch in flight per connection,
-            # a fetch sent while none is in flight goes alone (the first one always does),
-            # and how many do depends on how the 200 workers' timing falls (172-199 seen).
-            assert merged >= PARTITIONS // 2
+        if fetch_connection == "broker":
+            [fetcher] = client._fetchers.fetchers  # one broker: one fetcher for all 200
+            assert (fetcher.host, fetcher.port) == (leader.host, leader.port)
+            assert fetcher.answers_with_data >= PARTITIONS
         elif fetch_connection == "shared":
             connection = await client.get_leader_connection(topic, 0)
             assert connection.parts_merged >= PARTITIONS
 
 
-async def test_topic_fetch_connections_live_with_the_consumer(
+async def test_fetchers_live_with_the_client_not_with_subscriptions(
     make_topic: MakeTopic, bootstrap_servers: list[str]
 ) -> None:
     topic = make_topic(partitions=4)
     async with open_client(bootstrap_servers) as client:
         await client.start_producer(topic)
         await client.produce_sync(topic, b"x", partition=0)
+        await client.start_consumer(topic)
+
+        async def subscribe_each() -> None:
+            for partition in range(4):
+                async with client.subscribe(topic, partition, begin_offset="earliest") as sub:
+                    if partition == 0:
+                        with trio.fail_after(10):
+                            assert [m.value for m in await sub.receive()] == [b"x"]
+                    else:
+                        with trio.move_on_after(0.2):
+                            await sub.receive()  # a long poll in flight when it leaves
+
+        await subscribe_each()
         await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-        before = count_tasks()
-        await client.start_consumer(topic, ConsumerConfig(fetch_connection="topic"))
-        for partition in range(4):
-            async with client.subscribe(topic, partition, begin_offset="earliest") as sub:
-                if partition == 0:
-                    with trio.fail_after(10):
-                        assert [m.value for m in await sub.receive()] == [b"x"]
-                else:
-                    with trio.move_on_after(0.2):
-                        await sub.receive()  # a long poll in flight when it leaves
-        # The lanes stay open for the next subscribers (two connections, three tasks
-        # each), however many partitions come and go...
+        tasks = count_tasks()
+        # However many subscriptions come and go, the fetcher and its connections stay...
+        await subscribe_each()
         await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-        # (the client's consumers nursery, started with its first consumer, stays too)
-        # The consumers nursery, a task per partition, the topic's nursery task and its
-        # watcher of new partitions (TopicWorkers).
-        workers = 1 + 4 + 1 + 1
-        assert count_tasks() == before + workers + 2 * 3
-        # ... and close with the consumer.
+        assert count_tasks() == tasks
+        # ... and the topic's workers end with the consumer (the fetcher is the client's).
         await client.stop_consumer(topic)
         await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-        assert count_tasks() == before + 1
+        assert count_tasks() == tasks - (4 + 2)  # the workers, the nursery and its watcher
+        assert len(client._fetchers.fetchers) == 1

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from tests.fakes.broker import FakeBroker, Request, answer
 from tests.fakes.cluster import TOPIC, FakeCluster
 from trio_brod import Client, ClientConfig, ConfigError, ConsumerConfig, ProducerConfig, open_client
+from trio_brod._config import FetchConnection
 from trio_brod._exceptions import BrokerConnectionError, ConnectionLost, RequestTimedOut
 from trio_brod._net import Connection, PendingResponse
 from trio_brod._net.merge import (
@@ -862,34 +863,12 @@ async def consume_all(
     return results
 
 
-async def test_partition_consumers_share_fetch_requests(
-    broker: FakeBroker, logs: TopicLogs
-) -> None:
-    for partition in range(6):
-        logs.append(partition, batches=4)
-    async with open_client([broker.address]) as client:
-        await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection="topic"))
-        results = await consume_all(client, 6, 20, max_bytes=300)
-    assert results == {p: [b"%d:%d" % (p, i) for i in range(20)] for p in range(6)}
-    assert max(len(r.body.topics[0].partitions) for r in logs.fetches) > 1
-    # Fetches with data waiting went out on one connection without waiting (max_wait 0)...
-    data_lane = {r.connection for r in logs.fetches if r.body.max_wait_ms == 0}
-    assert len(data_lane) == 1
-    for partition in range(6):
-        for request, wanted in logs.fetched(partition):
-            if wanted.fetch_offset < 20:
-                assert request.connection in data_lane
-                assert wanted.partition_max_bytes == 300  # never grown for a cut batch
-
-
 async def test_idle_partitions_long_polls_do_not_hold_up_a_busy_one(
     broker: FakeBroker, logs: TopicLogs
 ) -> None:
     logs.append(0, batches=10)
     async with open_client([broker.address]) as client:
-        await client.start_consumer(
-            TOPIC, ConsumerConfig(fetch_connection="topic", max_wait_time=60)
-        )
+        await client.start_consumer(TOPIC, ConsumerConfig(max_wait_time=60))
         async with trio.open_nursery() as nursery:
             for partition in range(1, 6):  # caught up: they wait for data, a minute each
                 nursery.start_soon(consume, client, partition, 1)
@@ -899,57 +878,12 @@ async def test_idle_partitions_long_polls_do_not_hold_up_a_busy_one(
                 values = await consume(client, 0, 50, max_bytes=1, prefetch_count=5)
             nursery.cancel_scope.cancel()
     assert values == [b"0:%d" % i for i in range(50)]
-    polls = {r.connection for r in logs.fetches if r.body.max_wait_ms == 60_000}
-    assert polls
-    for request, _wanted in logs.fetched(0):
-        assert request.connection not in polls
-
-
-async def test_idle_partitions_poll_once_per_max_wait_however_busy_the_others(
-    broker: FakeBroker, logs: TopicLogs
-) -> None:
-    wait = 0.3
-    async with open_client([broker.address]) as client:
-        await client.start_consumer(
-            TOPIC, ConsumerConfig(fetch_connection="topic", max_wait_time=wait)
-        )
-        async with trio.open_nursery() as nursery:
-            for partition in range(1, 6):  # idle all along
-                nursery.start_soon(consume, client, partition, 1)
-            got = []
-            all_in = trio.Event()
-
-            async def busy() -> None:
-                async with client.subscribe(TOPIC, 0) as sub:
-                    async for message_set in sub:
-                        got.extend(m.value for m in message_set)
-                        sub.ack(message_set.high_offset)
-                        if len(got) == 200:
-                            all_in.set()
-
-            nursery.start_soon(busy)
-            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-            # Each batch for partition 0 ends the long poll the idle partitions share.
-            for _ in range(40):
-                logs.append(0)
-                await trio.sleep(0.025)
-            with trio.fail_after(10):
-                await all_in.wait()
-            nursery.cancel_scope.cancel()
-    for partition in range(1, 6):
-        times = [
-            at
-            for at, request in zip(logs.fetched_at, logs.fetches, strict=True)
-            if request.body.max_wait_ms
-            and any(p.partition == partition for t in request.body.topics for p in t.partitions)
-        ]
-        # Answered early with nothing, each time: it polled again only once its own long
-        # poll would have ended, not for each of the 40 batches. Each poll is sent at least
-        # ``wait`` after the one before; the broker sees it at most one long poll later (it
-        # may queue behind another on the lane, more so on a loaded machine), so over the
-        # span the broker saw, there are at most span / wait + 2 of them.
-        assert 2 <= len(times) <= 40 / 3
-        assert len(times) <= (times[-1] - times[0]) / (0.9 * wait) + 2
+    assert [r for r in logs.fetches if r.body.max_wait_ms == 60_000]  # the idle ones' poll
+    # Once its window filled, partition 0 left the long poll: each freed window was fetched
+    # for at once, beside it, by a request that does not wait.
+    later = [request for request, wanted in logs.fetched(0) if wanted.fetch_offset > 0]
+    assert later
+    assert all(request.body.max_wait_ms == 0 for request in later)
 
 
 async def test_shared_leader_connection_merges_fetches(broker: FakeBroker, logs: TopicLogs) -> None:
@@ -980,29 +914,31 @@ async def test_private_connections_stay_available(broker: FakeBroker, logs: Topi
 
 
 def test_consumer_config_connection_modes() -> None:
-    assert ConsumerConfig().connection_mode == "partition"
-    assert ConsumerConfig(fetch_connection="topic").connection_mode == "topic"
+    assert ConsumerConfig().connection_mode == "broker"
     assert ConsumerConfig(share_leader_conn=True).connection_mode == "shared"
     assert ConsumerConfig(fetch_connection="partition").connection_mode == "partition"
     # Shared connections: short long polls, no sleeping after an empty answer.
-    topic = ConsumerConfig(fetch_connection="topic")
-    assert (topic.effective_max_wait_time, topic.effective_sleep_timeout) == (0.5, 0)
-    assert ConsumerConfig(share_leader_conn=True).effective_max_wait_time == 0.5
-    # A connection of each worker's own (the default): brod's defaults.
-    private = ConsumerConfig()
+    shared = ConsumerConfig(share_leader_conn=True)
+    assert (shared.effective_max_wait_time, shared.effective_sleep_timeout) == (0.5, 0)
+    # A fetcher per broker (the default): the Java consumer's long poll, no sleeping.
+    default = ConsumerConfig()
+    assert (default.effective_max_wait_time, default.effective_sleep_timeout) == (0.5, 0)
+    # A connection of each worker's own: brod's defaults.
+    private = ConsumerConfig(fetch_connection="partition")
     assert (private.effective_max_wait_time, private.effective_sleep_timeout) == (10.0, 1.0)
     given_ = ConsumerConfig(max_wait_time=2, sleep_timeout=0.5)
     assert (given_.effective_max_wait_time, given_.effective_sleep_timeout) == (2, 0.5)
-    with pytest.raises(ConfigError, match="fetch_connection='broker'"):
-        ConsumerConfig(fetch_connection="broker")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="fetch_connection='topic'"):
+        ConsumerConfig(fetch_connection="topic")  # type: ignore[arg-type]  # replaced by "broker"
     with pytest.raises(ConfigError, match="share_leader_conn=True contradicts"):
         ConsumerConfig(share_leader_conn=True, fetch_connection="partition")
     with pytest.raises(ConfigError, match="max_wait_time"):
         ConsumerConfig(max_wait_time=-1)
 
 
+@pytest.mark.parametrize("fetch_connection", ["shared", "broker"])
 async def test_a_batch_cut_by_the_requests_limit_does_not_grow_max_bytes(
-    broker: FakeBroker, logs: TopicLogs
+    broker: FakeBroker, logs: TopicLogs, fetch_connection: FetchConnection
 ) -> None:
     for partition in range(6):
         logs.append(partition, batches=6)
@@ -1010,7 +946,7 @@ async def test_a_batch_cut_by_the_requests_limit_does_not_grow_max_bytes(
     # more of 480 bytes each, the third is cut short within its first batch (116 bytes).
     # That is no reason to ask for more bytes next time.
     async with open_client([broker.address], max_frame_size=2048) as client:
-        await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection="topic"))
+        await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection=fetch_connection))
         results = await consume_all(client, 6, 30, max_bytes=480)
     assert results == {p: [b"%d:%d" % (p, i) for i in range(30)] for p in range(6)}
     assert 1024 in {r.body.max_bytes for r in logs.fetches}

@@ -384,19 +384,21 @@ async def test_sleep_timeout_spaces_empty_fetches(client: Client, log: FakeLog) 
 async def test_a_long_poll_answered_early_counts_as_a_whole_one(
     client: Client, log: FakeLog
 ) -> None:
-    # With fetch_connection="topic", a partition's long poll is merged with others' and
+    # With fetch_connection="shared", a partition's long poll is merged with others' and
     # ends as soon as one of them has data. An idle partition answered early with nothing
     # polls again only when its own long poll would have ended: no busy loop.
     log.early_answers = True
     wait = 0.2
-    await client.start_consumer(TOPIC, ConsumerConfig(fetch_connection="topic", max_wait_time=wait))
+    await client.start_consumer(
+        TOPIC, ConsumerConfig(fetch_connection="shared", max_wait_time=wait)
+    )
     async with client.subscribe(TOPIC, 0, begin_offset="earliest"):
         await trio.sleep(1.0)
     polls = [f for f in log.fetches if f.max_wait_ms > 0]
     assert 2 <= len(polls) <= 1.0 / wait + 2
 
 
-@pytest.mark.parametrize("fetch_connection", ["partition", "topic", "shared"])
+@pytest.mark.parametrize("fetch_connection", ["partition", "broker", "shared"])
 async def test_a_caught_up_worker_keeps_no_old_answer(
     client: Client, log: FakeLog, fetch_connection: FetchConnection
 ) -> None:
@@ -415,7 +417,7 @@ async def test_a_caught_up_worker_keeps_no_old_answer(
         assert alive(*kinds) == before
 
 
-@pytest.mark.parametrize("fetch_connection", ["shared", "topic"])
+@pytest.mark.parametrize("fetch_connection", ["shared"])
 async def test_subscriptions_cancelled_in_a_long_poll_leave_no_pile_of_polls(
     client: Client, broker: FakeBroker, log: FakeLog, fetch_connection: FetchConnection
 ) -> None:

@@ -83,6 +83,8 @@ def test_metadata_decoder_rejects_truncated_input(cut: int) -> None:
         ({"broker_config": {"node.id": "7"}}, "node.id"),
         ({"broker_config": {"log.retention.ms": "1\nnode.id=7"}}, "one-line"),
         ({"broker_config": {"bad key": "1"}}, "setting name"),
+        ({"node_config": {2: {"broker.rack": "a"}}}, "no node 2"),
+        ({"node_config": {1: {"node.id": "7"}}}, "node.id"),
         ({"port": 70000}, "port"),
     ],
 )

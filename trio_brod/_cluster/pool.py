@@ -48,8 +48,8 @@ class ConnectionSlot:
     """A place for one connection to a broker that its users open when needed, and what
     the last attempt to open it left behind (for ``reconnect_cool_down``).
 
-    The pool keeps one per broker address for its shared connections; a topic's consumers
-    keep one per fetch lane (``fetch_connection="topic"``).
+    The pool keeps one per broker address for its shared connections; a broker's fetcher
+    (``fetch_connection="broker"``) keeps one for each of its two connections.
     """
 
     __slots__ = ("connecting", "connection", "error", "failed_at")

@@ -14,13 +14,12 @@ the leader is and fetches again from the exact next offset.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
-from trio_brod._backoff import Backoff
 from trio_brod._cluster import ConnectionPool, MetadataCache
 from trio_brod._cluster.requests import (
     EARLIEST,
@@ -30,127 +29,41 @@ from trio_brod._cluster.requests import (
     offset_time_ms,
 )
 from trio_brod._config import BeginOffset, ConsumerConfig, FetchConnection
-from trio_brod._exceptions import BrokerConnectionError, NoLeader, NotFound
+from trio_brod._exceptions import BrokerConnectionError, LogTruncated, NoLeader, NotFound
 from trio_brod._log import consumer_log
 from trio_brod._net import Connection
 from trio_brod.consumer._fetch import (
     FETCH_MIN_VERSION,
     FETCH_TOPIC_ID_VERSION,
     MAX_FETCH_BYTES,
-    FetchSize,
     fetch_request,
     fetched_partition,
     isolation_code,
     select_runs,
     visible_end,
 )
-from trio_brod.consumer._window import Window, begin_for
+from trio_brod.consumer._serving import Failure, Serving
+from trio_brod.consumer._session import PartitionState
+from trio_brod.consumer._window import begin_for
+from trio_brod.consumer.fetcher import Fetchers, FetchSettings
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.observe import _hooks as observe
-from trio_brod.protocol import FetchRequest
-from trio_brod.protocol.errors import KafkaError, OffsetOutOfRangeError
+from trio_brod.protocol import FetchRequest, OffsetForLeaderEpochRequest
+from trio_brod.protocol.errors import (
+    KafkaError,
+    OffsetOutOfRangeError,
+    UnknownLeaderEpochError,
+    for_code,
+)
 
 __all__ = [
-    "DATA_LANE",
-    "POLL_LANE",
-    "FetchLanes",
     "PartitionConsumer",
     "Subscription",
     "fetch_once",
 ]
 
-#: The two lanes of a topic's fetch connections to a broker (see :mod:`.topic`): fetches
-#: the broker answers at once, and fetches that may wait for data.
-DATA_LANE = 0
-POLL_LANE = 1
-#: Retrying after a lost connection, a moved leader or an offset reset: 0.1 s doubling to 5.
-RETRY_BACKOFF_BASE = 0.1
-RETRY_BACKOFF_CAP = 5.0
-
-
-class FetchLanes(Protocol):
-    """A topic's shared fetch connections to one broker (``fetch_connection="topic"``)."""
-
-    async def connection(self, lane: int) -> Connection:
-        """The lane's open connection, opened if needed.
-
-        Raises:
-            BrokerConnectionError: The broker cannot be reached.
-        """
-
-
-class _Failure:
-    """An error delivered through the subscription channel, raised by the subscriber."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-class _Serving:
-    """The worker serving one subscriber: its window, fetch size, retries and channel.
-
-    (Not a "session": that word is kept for Kafka's fetch sessions and SASL's.) Everything
-    the worker changes while serving a subscriber lives here, not on the
-    :class:`PartitionConsumer`. When the subscriber leaves, this object ends; a worker that
-    has not yet noticed (its fetch answer arrived just before the cancellation) can only
-    touch an object nobody looks at any more.
-    """
-
-    def __init__(
-        self, config: ConsumerConfig, send: trio.MemorySendChannel[Any], begin: BeginOffset
-    ) -> None:
-        self.config = config
-        self.send = send
-        #: False once the subscriber left (or the consumer stopped).
-        self.active = True
-        self.window = Window(config.prefetch_count, config.prefetch_bytes, begin)
-        self.fetch_size = FetchSize(config.max_bytes, config.size_stat_window)
-        self.high_watermark = -1
-        self.backoff = Backoff(RETRY_BACKOFF_BASE, RETRY_BACKOFF_CAP)
-        #: Whether a failed fetch was logged since the last answer (see trio_brod._log).
-        self.retrying = False
-        self.scope: trio.CancelScope | None = None
-        self._wakeup = trio.Event()
-
-    def ack(self, offset: int) -> None:
-        """Pass the subscriber's ack to the window, and wake the worker waiting for room."""
-        if not self.active:
-            return  # nothing of an ended subscription is pending any more
-        self.window.ack(offset)
-        self._wakeup.set()
-
-    async def wait(self) -> None:
-        """Wait until an ack (or the subscriber leaving) may have changed something."""
-        self._wakeup = trio.Event()
-        await self._wakeup.wait()
-
-    def deliver(self, topic: str, partition: int) -> None:
-        """Send what the window has room for, as one message set."""
-        if not self.active:
-            return
-        runs = self.window.take()
-        if runs:
-            message_set = MessageSet(topic, partition, self.high_watermark, runs)
-            self.send.send_nowait(message_set)
-            if observe.state.hooks:
-                observe.delivered(message_set)
-
-    def fail(self, error: BaseException) -> None:
-        """Hand an error the worker cannot recover from to the subscriber."""
-        if self.active:
-            self.send.send_nowait(_Failure(error))
-            self.send.close()
-
-    def end(self) -> None:
-        """The subscriber left, or the consumer stopped: the subscriber's iteration ends."""
-        if self.active:
-            self.active = False
-            self.send.close()
-            if self.scope is not None:
-                self.scope.cancel()
-            self._wakeup.set()
+#: Fetch v12 carries ``last_fetched_epoch`` and answers with a diverging epoch (KIP-595).
+FETCH_DIVERGING_VERSION = 12
 
 
 class Subscription:
@@ -171,8 +84,8 @@ class Subscription:
     def __init__(
         self,
         consumer: PartitionConsumer,
-        serving: _Serving,
-        receive: trio.MemoryReceiveChannel[MessageSet | _Failure],
+        serving: Serving,
+        receive: trio.MemoryReceiveChannel[MessageSet | Failure],
     ) -> None:
         self.consumer = consumer
         self.config = serving.config
@@ -204,7 +117,7 @@ class Subscription:
             item = await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopAsyncIteration from None
-        if isinstance(item, _Failure):
+        if isinstance(item, Failure):
             raise item.error
         return item
 
@@ -244,9 +157,8 @@ class PartitionConsumer:
     :meth:`Client.get_consumer <trio_brod.Client.get_consumer>`.
 
     It is built on the client's connection pool and metadata cache, with the topic's nursery
-    for its private connections, and, for ``fetch_connection="topic"``, a way to reach the
-    topic's shared fetch connections to a broker (``lanes_to``; without it such a worker
-    uses a private connection instead).
+    for its private connections, and, for ``fetch_connection="broker"``, the brokers'
+    fetchers (``fetchers``); without them such a worker uses a private connection instead.
     """
 
     def __init__(
@@ -257,7 +169,7 @@ class PartitionConsumer:
         partition: int,
         config: ConsumerConfig,
         nursery: trio.Nursery,
-        lanes_to: Callable[[str, int], FetchLanes] | None = None,
+        fetchers: Fetchers | None = None,
     ) -> None:
         self._pool = pool
         self._metadata = metadata
@@ -265,18 +177,16 @@ class PartitionConsumer:
         self.partition = partition
         self.config = config
         self._nursery = nursery
-        self._lanes_to = lanes_to
-        self._serving: _Serving | None = None
+        self._fetchers = fetchers
+        self._serving: Serving | None = None
         self._subscription: Subscription | None = None
         self._changed = trio.Event()
         self._closed = False
         # What the last subscriber handed on (Window.hand_on); None before the first.
         self._handed_on: BeginOffset | None = None
-        # The connection fetched over, its mode, and with fetch_connection="topic" the
-        # topic's lanes to the leader (the connection is then the one last used).
+        # The connection fetched over ("partition" and "shared"), and its mode.
         self._connection: Connection | None = None
         self._mode: FetchConnection | None = None
-        self._lanes: FetchLanes | None = None
         self._finished = trio.Event()
 
     def __repr__(self) -> str:
@@ -322,8 +232,8 @@ class PartitionConsumer:
             )
         config = self.config.replace(**options) if options else self.config
         begin = begin_for(config.begin_offset, "begin_offset" in options, self._handed_on)
-        send, receive = trio.open_memory_channel[MessageSet | _Failure](math.inf)
-        serving = _Serving(config, send, begin)
+        send, receive = trio.open_memory_channel[MessageSet | Failure](math.inf)
+        serving = Serving(config, send, begin)
         subscription = Subscription(self, serving, receive)
         self._set_serving(serving)
         self._subscription = subscription
@@ -352,7 +262,7 @@ class PartitionConsumer:
         subscription = self._subscription
         return None if subscription is None else subscription.lag
 
-    def _set_serving(self, serving: _Serving | None) -> None:
+    def _set_serving(self, serving: Serving | None) -> None:
         self._serving = serving
         self._changed.set()
         self._changed = trio.Event()
@@ -388,7 +298,7 @@ class PartitionConsumer:
             self._serving.end()
         self._changed.set()
 
-    async def _serve(self, serving: _Serving) -> None:
+    async def _serve(self, serving: Serving) -> None:
         with trio.CancelScope() as scope:
             serving.scope = scope
             try:
@@ -403,7 +313,7 @@ class PartitionConsumer:
             # connection's requests in order: the next subscriber gets a fresh one.
             self._close_connection()
 
-    async def _consume(self, serving: _Serving) -> None:
+    async def _consume(self, serving: Serving) -> None:
         config = serving.config
         window = serving.window
         backoff = serving.backoff
@@ -412,9 +322,14 @@ class PartitionConsumer:
             try:
                 if window.offset is None:
                     window.start_at(await self._resolve_begin(serving))
+                    serving.last_epoch = -1
+                if config.connection_mode == "broker" and self._fetchers is not None:
+                    use_refresh, refresh = refresh, False
+                    await self._fetch_by_broker(serving, self._fetchers, use_refresh)
+                    continue  # to another fetcher (a read replica, or the leader again)
                 connection = await self._leader_connection(refresh, config)
                 refresh = False
-                await self._fetch_loop(serving, connection, self._lanes)
+                await self._fetch_loop(serving, connection)
             except OffsetOutOfRangeError:
                 policy = config.offset_reset_policy
                 if policy == "reset_by_subscriber":
@@ -425,6 +340,7 @@ class PartitionConsumer:
                 timestamp = EARLIEST if policy == "reset_to_earliest" else LATEST
                 was = window.offset
                 window.reset_to(await self._list_offset(timestamp, config))
+                serving.last_epoch = -1
                 consumer_log.warning(
                     "%s[%d]: offset %s is out of range; reset to %d (%s)",
                     self.topic,
@@ -433,13 +349,25 @@ class PartitionConsumer:
                     window.offset,
                     policy,
                 )
+            except LogTruncated as exc:
+                if config.offset_reset_policy == "reset_by_subscriber":
+                    raise
+                # As the Java consumer: go on where the new leader's log diverges from what
+                # was fetched; what follows there was never seen.
+                consumer_log.warning("%s; going on from there", exc)
+                window.reset_to(exc.offset)
+                serving.last_epoch = exc.epoch
             except (BrokerConnectionError, NoLeader, KafkaError) as exc:
                 if not exc.retriable:
                     raise
                 # Leader moved, broker gone, topic metadata stale: ask again where the leader
                 # is, then go on from the exact same offset. Other retriable errors (a broker
                 # time-out) are just tried again.
-                if not isinstance(exc, KafkaError) or exc.invalid_metadata:
+                if (
+                    not isinstance(exc, KafkaError)
+                    or exc.invalid_metadata
+                    or isinstance(exc, UnknownLeaderEpochError)
+                ):
                     self._close_connection()
                     refresh = True
                 delay = backoff.next_delay()
@@ -457,7 +385,7 @@ class PartitionConsumer:
                 )
                 await trio.sleep(delay)
 
-    async def _resolve_begin(self, serving: _Serving) -> int:
+    async def _resolve_begin(self, serving: Serving) -> int:
         """Where serving the subscriber starts (ListOffsets for anything but an offset)."""
         begin = serving.window.begin
         if isinstance(begin, int):
@@ -469,9 +397,10 @@ class PartitionConsumer:
         return await list_offset(self._metadata, self.topic, self.partition, timestamp, isolation)
 
     async def _leader_connection(self, refresh: bool, config: ConsumerConfig) -> Connection:
-        """A connection to the partition's leader, in the subscription's mode; with
-        ``fetch_connection="topic"`` also sets ``self._lanes``."""
+        """A connection to the partition's leader, in the subscription's mode."""
         mode = config.connection_mode
+        if mode == "broker":  # without fetchers (a worker made on its own)
+            mode = "partition"
         connection = self._connection
         if connection is not None and not connection.closed and not refresh and self._mode == mode:
             return connection
@@ -482,12 +411,7 @@ class PartitionConsumer:
             )
         else:
             leader = await self._metadata.leader(self.topic, self.partition, refresh=refresh)
-            if mode == "partition" or self._lanes_to is None:
-                connection = await self._pool.open_private(leader.host, leader.port, self._nursery)
-                mode = "partition"
-            else:
-                self._lanes = self._lanes_to(leader.host, leader.port)
-                connection = await self._lanes.connection(POLL_LANE)
+            connection = await self._pool.open_private(leader.host, leader.port, self._nursery)
         self._connection = connection
         self._mode = mode
         return connection
@@ -497,12 +421,9 @@ class PartitionConsumer:
         if self._connection is not None and self._mode == "partition":
             self._connection.close()
         self._connection = None
-        self._lanes = None
 
-    async def _fetch_loop(
-        self, serving: _Serving, connection: Connection, lanes: FetchLanes | None
-    ) -> None:
-        """Fetch and deliver, for as long as the connection (or lanes) serve."""
+    async def _fetch_loop(self, serving: Serving, connection: Connection) -> None:
+        """Fetch and deliver, for as long as the connection serves."""
         config = serving.config
         window = serving.window
         version = connection.best_version(FetchRequest, min_version=FETCH_MIN_VERSION)
@@ -515,8 +436,6 @@ class PartitionConsumer:
         wait_time = config.effective_max_wait_time
         timeout = wait_time + self._metadata.config.request_timeout
         sleep_timeout = config.effective_sleep_timeout
-        # Asked to accumulate min_bytes, every fetch should wait, so all go to the poll lane.
-        data_lane = lanes is not None and config.min_bytes <= 1
         topic, partition = self.topic, self.partition
         while True:
             # Deliver what the window allows, and wait for acks while fetched data is left.
@@ -528,16 +447,6 @@ class PartitionConsumer:
                 serving.deliver(topic, partition)
             offset = window.offset
             assert offset is not None
-            max_wait = None
-            if lanes is not None:
-                # Data known to be waiting (or, first, not known whether): a fetch that does
-                # not wait, so that it need not queue behind the long polls of caught-up
-                # partitions, nor hold up anything itself.
-                lane = POLL_LANE
-                if data_lane and (offset < serving.high_watermark or serving.high_watermark < 0):
-                    lane, max_wait = DATA_LANE, 0.0
-                connection = await lanes.connection(lane)
-                self._connection = connection
             request = fetch_request(
                 topic,
                 topic_id,
@@ -546,7 +455,6 @@ class PartitionConsumer:
                 serving.fetch_size.current,
                 config,
                 isolation,
-                max_wait=max_wait,
             )
             polled_at = trio.current_time()
             # The response is not given a name here: this loop sleeps (for acks, for the next
@@ -557,7 +465,7 @@ class PartitionConsumer:
                 isolation,
                 await connection.request(request, version, timeout=timeout),
             )
-            if nothing_new and max_wait is None:
+            if nothing_new:
                 # Nothing new, after a fetch that could wait. Merged with others, it may
                 # have been answered early because another partition got data: it counts
                 # as a long poll all the same, so poll again no sooner than a lone long
@@ -568,7 +476,135 @@ class PartitionConsumer:
                 if sleep_timeout:
                     await trio.sleep(sleep_timeout)  # brod: sleep after an empty answer
 
-    def _take_answer(self, serving: _Serving, offset: int, isolation: int, response: Any) -> bool:
+    async def _fetch_by_broker(self, serving: Serving, fetchers: Fetchers, refresh: bool) -> None:
+        """Have the leader's fetcher (or the read replica's) fetch for the subscriber, and
+        deliver as acks make room.
+
+        Raises the error the fetcher dropped the partition for (a moved leader, a lost
+        connection, an offset out of range), which :meth:`_consume` handles as for a fetch
+        of its own, and then hands the partition to a fetcher again. Returns when the
+        partition is to move to another fetcher at once: the leader named a preferred read
+        replica (KIP-392), or the read replica failed and the leader takes over again.
+        """
+        config = serving.config
+        metadata = self._metadata
+        leader = await metadata.leader(self.topic, self.partition, refresh=refresh)
+        topic_id = await metadata.topic_id(self.topic)
+        found = (await metadata.topic(self.topic, auto_create=False)).partitions.get(self.partition)
+        leader_epoch = found.leader_epoch if found is not None else -1
+        if refresh and serving.last_epoch >= 0:
+            await self._validate_position(serving, leader_epoch)
+        broker = leader
+        if serving.read_replica >= 0:
+            replica = metadata.brokers.get(serving.read_replica)
+            if replica is None and not refresh:
+                # A broker our metadata does not know yet: look again, not in a busy loop.
+                await trio.sleep(serving.backoff.next_delay())
+                await metadata.fetch([self.topic], auto_create=False)
+                replica = metadata.brokers.get(serving.read_replica)
+            if refresh or replica is None or trio.current_time() >= serving.read_replica_until:
+                serving.read_replica = -1  # back to the leader, which may name another
+            else:
+                broker = replica
+        settings = FetchSettings(
+            isolation_code(config.isolation_level),
+            config.min_bytes,
+            config.effective_max_wait_time,
+            config.effective_sleep_timeout,
+            metadata.config.client_rack,
+        )
+        fetcher = fetchers.fetcher(broker.host, broker.port, settings)
+        target = _BrokerTarget(self, serving, topic_id, leader_epoch, broker.node_id)
+        fetcher.add(target)
+        topic, partition = self.topic, self.partition
+        try:
+            while True:
+                serving.deliver(topic, partition)
+                error = target.error
+                if error is not None:
+                    break
+                if target.waiting and serving.has_room():
+                    fetcher.wake()  # the fetcher left it out for want of room: not any more
+                await serving.wait()
+        finally:
+            fetcher.remove(target)
+        if isinstance(error, _ReadReplica):
+            return
+        if broker.node_id != leader.node_id:
+            # A follower failed us (it is behind, or no longer a replica): the leader again.
+            serving.read_replica = -1
+            if isinstance(error, OffsetOutOfRangeError):
+                return
+        raise error
+
+    async def _validate_position(self, serving: Serving, leader_epoch: int) -> None:
+        """After a leader change, ask the new leader where the epoch of the last batch
+        fetched ends (OffsetForLeaderEpoch, KIP-320), for brokers whose Fetch cannot say it
+        itself (before v12, which takes ``last_fetched_epoch`` and answers with a diverging
+        epoch).
+
+        Raises:
+            LogTruncated: The new leader's log ends that epoch below the position.
+        """
+        connection = await self._metadata.leader_connection(self.topic, self.partition)
+        if connection.best_version(FetchRequest) >= FETCH_DIVERGING_VERSION:
+            return
+        api = OffsetForLeaderEpochRequest
+        request = api(
+            topics=[
+                api.OffsetForLeaderTopic(
+                    topic=self.topic,
+                    partitions=[
+                        api.OffsetForLeaderPartition(
+                            partition=self.partition,
+                            current_leader_epoch=leader_epoch,
+                            leader_epoch=serving.last_epoch,
+                        )
+                    ],
+                )
+            ]
+        )
+        response = await leader_request(
+            self._metadata, self.topic, self.partition, request, min_version=2
+        )
+        found = response.topics[0].partitions[0]
+        if found.error_code:
+            raise for_code(found.error_code)(topic=self.topic, partition=self.partition)
+        offset = serving.window.offset
+        if offset is not None and 0 <= found.end_offset < offset:
+            raise LogTruncated(self.topic, self.partition, found.end_offset, found.leader_epoch)
+
+    def take_fetched(self, target: _BrokerTarget, data: Any, offset: int) -> None:
+        """A broker's fetcher brought ``data`` for the target's subscriber (fetched from
+        ``offset``): add it to the window, deliver what fits.
+
+        Raises:
+            KafkaError: The broker answered with an error for the partition.
+            LogTruncated: The log diverged below ``offset`` (KIP-320).
+        """
+        serving = target.serving
+        if not serving.active or serving.window.offset != offset:
+            return  # an answer for a position given up meanwhile
+        if data.error_code:
+            raise for_code(data.error_code)(
+                topic=self.topic, partition=self.partition, offset=offset
+            )
+        diverging = data.diverging_epoch
+        if diverging.epoch >= 0 and 0 <= diverging.end_offset < offset:
+            raise LogTruncated(self.topic, self.partition, diverging.end_offset, diverging.epoch)
+        self._take_data(serving, offset, target.isolation, data)
+        serving.deliver(self.topic, self.partition)
+        replica = data.preferred_read_replica
+        if replica >= 0 and replica != target.node_id:
+            # KIP-392: the leader prefers that we fetch from a replica in our rack, for as
+            # long as our metadata stays fresh (as the Java consumer does).
+            serving.read_replica = replica
+            serving.read_replica_until = (
+                trio.current_time() + self._metadata.config.metadata_max_age
+            )
+            raise _ReadReplica(replica)
+
+    def _take_answer(self, serving: Serving, offset: int, isolation: int, response: Any) -> bool:
         """Add a Fetch response's records (from ``offset``) to what waits for delivery.
 
         Returns True when the answer brought nothing new.
@@ -576,8 +612,13 @@ class PartitionConsumer:
         Raises:
             KafkaError: The broker answered with an error for the partition.
         """
-        config = serving.config
         data = fetched_partition(response, self.topic, self.partition, offset)
+        return self._take_data(serving, offset, isolation, data)
+
+    def _take_data(self, serving: Serving, offset: int, isolation: int, data: Any) -> bool:
+        """Add one partition's fetched data (from ``offset``, without an error) to what
+        waits for delivery. Returns True when it brought nothing new."""
+        config = serving.config
         serving.backoff.reset()
         if serving.retrying:
             serving.retrying = False
@@ -595,8 +636,85 @@ class PartitionConsumer:
             serving.fetch_size.grow(selected.needed_bytes)
             return False
         serving.fetch_size.follow(selected.batches)
+        next_offset = selected.next_offset
+        for batch in reversed(selected.batches):
+            if batch.last_offset < next_offset:
+                serving.last_epoch = batch.partition_leader_epoch
+                break
         serving.window.add(selected.runs, selected.next_offset)
         return not selected.runs and selected.next_offset == offset
+
+
+class _ReadReplica(Exception):
+    """The leader named a preferred read replica: the partition moves to its fetcher."""
+
+    def __init__(self, node_id: int) -> None:
+        super().__init__(f"fetch from broker {node_id}, the preferred read replica")
+        self.node_id = node_id
+
+
+class _BrokerTarget:
+    """A subscribed partition in its leader's fetcher (a
+    :class:`~trio_brod.consumer.fetcher.FetchTarget`), for one stay with that fetcher."""
+
+    __slots__ = (
+        "consumer",
+        "error",
+        "isolation",
+        "leader_epoch",
+        "node_id",
+        "serving",
+        "topic_id",
+        "waiting",
+    )
+
+    def __init__(
+        self,
+        consumer: PartitionConsumer,
+        serving: Serving,
+        topic_id: Any,
+        leader_epoch: int,
+        node_id: int,
+    ) -> None:
+        self.consumer = consumer
+        self.serving = serving
+        self.topic_id = topic_id
+        self.leader_epoch = leader_epoch
+        #: The broker fetched from.
+        self.node_id = node_id
+        self.isolation = isolation_code(serving.config.isolation_level)
+        #: Why the fetcher dropped the partition; None while it fetches for it.
+        self.error: BaseException | None = None
+        #: Whether the fetcher last found no room (it must be woken once there is).
+        self.waiting = False
+
+    @property
+    def topic(self) -> str:
+        return self.consumer.topic
+
+    @property
+    def partition(self) -> int:
+        return self.consumer.partition
+
+    def state(self) -> PartitionState | None:
+        serving = self.serving
+        offset = serving.window.offset
+        if self.error is not None or not serving.active or offset is None:
+            return None
+        if not serving.has_room():
+            self.waiting = True
+            return None
+        self.waiting = False
+        return PartitionState(
+            offset, serving.fetch_size.current, self.leader_epoch, serving.last_epoch
+        )
+
+    def take(self, data: Any, offset: int) -> None:
+        self.consumer.take_fetched(self, data, offset)
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.serving.poke()
 
 
 async def fetch_once(

@@ -43,7 +43,7 @@ import trio
 
 from trio_brod._backoff import Backoff, Retry, now
 from trio_brod._cluster import ConnectionPool, MetadataCache
-from trio_brod._config import GroupConfig
+from trio_brod._config_groups import GroupConfig
 from trio_brod._exceptions import BrokerConnectionError, UnsupportedVersion
 from trio_brod._log import group_log as log
 from trio_brod._util import ms_up

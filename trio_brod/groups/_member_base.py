@@ -26,7 +26,7 @@ import trio
 
 from trio_brod._backoff import now
 from trio_brod._cluster import ConnectionPool, MetadataCache
-from trio_brod._config import GroupConfig
+from trio_brod._config_groups import GroupConfig
 from trio_brod._log import group_log as log
 from trio_brod.groups._assigned import AssignedPartition
 from trio_brod.groups._coordinator import GroupCoordinator

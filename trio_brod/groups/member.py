@@ -37,7 +37,7 @@ from contextlib import asynccontextmanager
 import trio
 
 from trio_brod._cluster import ConnectionPool, MetadataCache
-from trio_brod._config import GroupConfig
+from trio_brod._config_groups import GroupConfig
 from trio_brod._util import unwrap_single_exception
 from trio_brod.groups._assigned import AssignedPartition
 from trio_brod.groups._classic_member import ClassicDriver

@@ -49,7 +49,8 @@ from typing import Any, Literal, Protocol
 import trio
 
 from trio_brod._cluster import ConnectionPool, MetadataCache
-from trio_brod._config import ConsumerConfig, GroupConfig
+from trio_brod._config import ConsumerConfig
+from trio_brod._config_groups import GroupConfig
 from trio_brod._util import unwrap_single_exception
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.consumer.worker import Subscription

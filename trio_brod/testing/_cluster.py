@@ -127,6 +127,8 @@ class KafkaCluster:
         broker_config: Extra broker settings (``server.properties`` keys), overriding the
             harness's test-friendly defaults. Node-specific settings (listeners, node.id,
             log.dirs ...) are the harness's and may not be given.
+        node_config: Extra settings of single nodes, by node id, over ``broker_config``
+            (e.g. ``{1: {"broker.rack": "a"}, 2: {"broker.rack": "b"}}``); the same rules.
         data_dir: The directory under which the cluster's own fresh directory is made;
             default the system temporary directory.
         port: If given, broker ``n`` listens for clients on ``port + n - 1`` instead of a
@@ -153,6 +155,7 @@ class KafkaCluster:
         kafka_version: str | None = None,
         heap: str = "512m",
         broker_config: Mapping[str, str] | None = None,
+        node_config: Mapping[int, Mapping[str, str]] | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         port: int | None = None,
         startup_timeout: float = 90.0,
@@ -170,7 +173,12 @@ class KafkaCluster:
         if startup_timeout <= 0:
             raise ValueError(f"startup_timeout must be positive, not {startup_timeout!r}")
         extra = dict(broker_config or {})
-        for key, value in extra.items():
+        per_node = {node: dict(settings) for node, settings in (node_config or {}).items()}
+        for node in per_node:
+            if not isinstance(node, int) or not 1 <= node <= brokers:
+                raise ValueError(f"node_config: no node {node!r} (nodes are 1..{brokers})")
+        checked = [*extra.items(), *(i for n in per_node.values() for i in n.items())]
+        for key, value in checked:
             if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", key):
                 raise ValueError(f"broker_config key {key!r} is not a Kafka setting name")
             if key in RESERVED_SETTINGS:
@@ -192,6 +200,7 @@ class KafkaCluster:
         self._kafka_version = kafka_version
         self._heap = heap
         self._broker_config = extra
+        self._node_config = per_node
         self._data_parent = Path(data_dir) if data_dir is not None else None
         self._first_port = port
         self._startup_timeout = startup_timeout
@@ -282,7 +291,14 @@ class KafkaCluster:
         directory = self._dir = make_directory(self._data_parent)
         self._nodes = make_nodes(directory, self._size, self._first_port, self._extra_listeners)
         security = self._security_settings()
-        write_configs(directory, self._nodes, self._extra_listeners, security, self._broker_config)
+        write_configs(
+            directory,
+            self._nodes,
+            self._extra_listeners,
+            security,
+            self._broker_config,
+            self._node_config,
+        )
         self._launcher = Launcher(jars, directory, self._heap, self._archive)
         return self._launcher
 

@@ -215,10 +215,12 @@ def write_configs(
     extra_listeners: Sequence[str],
     security: Mapping[str, str],
     broker_config: Mapping[str, str],
+    node_config: Mapping[int, Mapping[str, str]] | None = None,
 ) -> None:
     """Write the log4j2 configurations and each node's ``server.properties`` (making its log
     directory): the harness's settings, then the test-friendly ones, ``security`` (the
-    security listeners' settings) and ``broker_config``, each overriding the ones before."""
+    security listeners' settings), ``broker_config`` and the node's own ``node_config``,
+    each overriding the ones before."""
     (directory / BROKER_LOG4J2_FILE).write_text(_BROKER_LOG4J2)
     (directory / TOOLS_LOG4J2_FILE).write_text(_TOOLS_LOG4J2)
     voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in nodes.values())
@@ -247,5 +249,6 @@ def write_configs(
             **test_friendly_settings(len(nodes)),
             **security,
             **broker_config,
+            **(node_config or {}).get(node.node_id, {}),
         }
         write_properties(node.config_path, settings)

@@ -79,8 +79,8 @@ def settings(spec: Spec) -> str:
 
 
 def _fetch_connection(spec: Spec) -> dict[str, str]:
-    """The row's ``fetch_connection`` (brod's per-partition connections unless it says)."""
-    return {"fetch_connection": spec.get("fetch_connection", "partition")}
+    """The row's ``fetch_connection`` (the default, a fetcher per broker, unless it says)."""
+    return {"fetch_connection": spec.get("fetch_connection", "broker")}
 
 
 def consumer_config(spec: Spec) -> trio_brod.ConsumerConfig:
