@@ -69,7 +69,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"ProducerIdentity"),
     (r"py:class", r"TopicConsumer"),
     (r"py:class", r"ConnectionPool|MetadataCache"),
-    (r"py:class", r"(trio_brod\.consumer\.worker\.)?FetchLanes"),
+    (r"py:class", r"(trio_brod\.consumer\.fetcher\.)?Fetchers"),
 ]
 
 # -- autodoc --------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ BROD_NAMES: dict[str, dict[str, str | None]] = {
         "sasl": "``sasl`` (``{Mechanism, User, Password}``)",
         "auto_start_producers": "``auto_start_producers`` (false)",
         "default_producer_config": "``default_producer_config`` ([])",
+        "client_rack": None,
     },
     "trio_brod.ProducerConfig": {
         "required_acks": "``required_acks`` (-1)",
