@@ -109,6 +109,7 @@ async def consume_all(
     return seen
 
 
+@pytest.mark.compat
 async def test_one_member_consumes_and_commits_every_partition(
     kafka: KafkaCluster, make_topic: MakeTopic
 ) -> None:
@@ -402,6 +403,7 @@ async def test_a_static_member_leaves_with_epoch_minus_2_and_gets_its_partitions
             )
 
 
+@pytest.mark.compat
 async def test_a_broker_without_the_consumer_protocol_gets_a_clear_error(
     make_topic: MakeTopic,
 ) -> None:
