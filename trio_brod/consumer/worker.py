@@ -161,6 +161,26 @@ class PartitionConsumer:
     fetchers (``fetchers``); without them such a worker uses a private connection instead.
     """
 
+    # A consumer is made for every partition of the topic, subscribed or not: slots save
+    # each idle one its attribute dictionary.
+    __slots__ = (
+        "_changed",
+        "_closed",
+        "_connection",
+        "_fetchers",
+        "_finished",
+        "_handed_on",
+        "_metadata",
+        "_mode",
+        "_nursery",
+        "_pool",
+        "_serving",
+        "_subscription",
+        "config",
+        "partition",
+        "topic",
+    )
+
     def __init__(
         self,
         pool: ConnectionPool,
