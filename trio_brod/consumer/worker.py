@@ -161,6 +161,26 @@ class PartitionConsumer:
     fetchers (``fetchers``); without them such a worker uses a private connection instead.
     """
 
+    # A consumer is made for every partition of the topic, subscribed or not: slots save
+    # each idle one its attribute dictionary.
+    __slots__ = (
+        "_changed",
+        "_closed",
+        "_connection",
+        "_fetchers",
+        "_finished",
+        "_handed_on",
+        "_metadata",
+        "_mode",
+        "_nursery",
+        "_pool",
+        "_serving",
+        "_subscription",
+        "config",
+        "partition",
+        "topic",
+    )
+
     def __init__(
         self,
         pool: ConnectionPool,
@@ -187,7 +207,8 @@ class PartitionConsumer:
         # The connection fetched over ("partition" and "shared"), and its mode.
         self._connection: Connection | None = None
         self._mode: FetchConnection | None = None
-        self._finished = trio.Event()
+        # Set once run() has returned (a flag: nobody waits for it).
+        self._finished = False
 
     def __repr__(self) -> str:
         serving = self._serving
@@ -222,7 +243,7 @@ class PartitionConsumer:
             ConfigError: An unknown option or a bad value.
         """
         await trio.lowlevel.checkpoint()
-        if self._finished.is_set() or self._closed:
+        if self._finished or self._closed:
             raise NotFound(f"the consumer of {self.topic}[{self.partition}] was stopped")
         busy = self._serving is not None
         if busy:
@@ -287,7 +308,7 @@ class PartitionConsumer:
                     await self._changed.wait()
         finally:
             self._close_connection()
-            self._finished.set()
+            self._finished = True
             if self._serving is not None:
                 self._serving.end()  # the subscriber's iteration ends
 

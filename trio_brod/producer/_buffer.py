@@ -398,8 +398,10 @@ class ProducerBuffer:
         self.onwire_limit = onwire_limit
         self.queued: deque[Call] = deque()
         self.queued_bytes = 0
-        self.retry: deque[WireBatch] = deque()
-        self.onwire: deque[WireBatch] = deque()
+        # Lists, not deques: both hold at most about ``onwire_limit`` batches, and an empty
+        # deque costs 760 bytes against a list's 56, per idle partition producer.
+        self.retry: list[WireBatch] = []
+        self.onwire: list[WireBatch] = []
 
     def __len__(self) -> int:
         """How many calls are in the buffer, in any queue."""
@@ -425,7 +427,7 @@ class ProducerBuffer:
     def take_batch(self) -> WireBatch:
         """The next batch to send: a retry first, else new calls up to ``max_batch_size``."""
         if self.retry:
-            return self.retry.popleft()
+            return self.retry.pop(0)
         queued = self.queued
         if not queued:
             raise IndexError("nothing to send")
@@ -458,7 +460,7 @@ class ProducerBuffer:
 
     def acknowledge(self, base_offset: int) -> WireBatch:
         """The oldest batch on the wire was written at ``base_offset``: resolve its calls."""
-        batch = self.onwire.popleft()
+        batch = self.onwire.pop(0)
         if observe.state.hooks:
             observe.produced(batch, base_offset, None)
         batch.resolve(base_offset)
@@ -471,7 +473,7 @@ class ProducerBuffer:
         The caller decides its fate: :meth:`requeue_failed` to send it again, or
         ``batch.fail(error)`` to give up on it.
         """
-        batch = self.onwire.popleft()
+        batch = self.onwire.pop(0)
         if observe.state.hooks:
             observe.produced(batch, -1, error)
         return batch
@@ -485,7 +487,7 @@ class ProducerBuffer:
 
     def requeue_failed(self, batches: Iterable[WireBatch]) -> None:
         """Put failed batches, given oldest first, at the front of the retry queue."""
-        self.retry.extendleft(reversed(list(batches)))
+        self.retry[:0] = batches
 
     def end_round(self, failures: Sequence[Failure], max_retries: int) -> RoundEnd:
         """Settle a round's failed batches, given in the order they were sent.
@@ -509,10 +511,10 @@ class ProducerBuffer:
                 kept.append(batch)
             order.append((batch, out))
         if not given_up:
-            self.retry.extendleft(reversed(kept))
+            self.retry[:0] = kept
             return _NOTHING_GIVEN_UP
         order.extend((batch, False) for batch in self.retry)
-        self.retry.extendleft(reversed(kept))
+        self.retry[:0] = kept
         return RoundEnd(given_up, sequence_gap(order))
 
     def attempt_failed(self, error: BaseException, max_retries: int) -> RoundEnd:
@@ -523,14 +525,14 @@ class ProducerBuffer:
             batch = self.retry[0]
         elif self.queued:
             batch = self.take_batch()
-            self.retry.appendleft(batch)
+            self.retry.insert(0, batch)
         else:
             return _NOTHING_GIVEN_UP
         batch.attempts += 1
         if not 0 <= max_retries < batch.attempts:
             batch.cause = error
             return _NOTHING_GIVEN_UP
-        self.retry.popleft()
+        self.retry.pop(0)
         order = [(batch, True), *((pending, False) for pending in self.retry)]
         return RoundEnd([(batch, error)], sequence_gap(order))
 

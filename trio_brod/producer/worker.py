@@ -443,6 +443,11 @@ class PartitionProducer(Intake):
     async def _wait(self, deadline: float) -> None:
         """Sleep until woken (a call arrived, a response came) or the deadline."""
         self._wakeup = trio.Event()
+        if deadline == math.inf:
+            # No cancel scope for the idle wait: it would cost every idle partition
+            # producer about 1 KB for as long as it idles.
+            await self._wakeup.wait()
+            return
         with trio.move_on_at(deadline):
             await self._wakeup.wait()
 
