@@ -18,7 +18,7 @@ from bench.plan import Mode
 Data = dict[str, Any]
 
 #: The issue's targets for idle partitions and latency.
-MAX_IDLE_BYTES_PER_PARTITION = 20_000
+MAX_IDLE_BYTES_PER_PARTITION = 10_000
 MiB = 1024 * 1024
 
 
@@ -575,7 +575,7 @@ def render_ratios(data: Data) -> list[str]:
                     f"{mem['bytes_per_idle_partition'] / 1000:.1f} KB",
                     "",
                     "",
-                    "< 20 KB",
+                    "<= 10 KB",
                     "met" if mem["met"] else "NOT MET",
                 ]
             )
@@ -706,7 +706,7 @@ def plot_png(data: Data, path: Path) -> Path:
                     ys.append(r["idle"]["per_partition"] / 1024)
         ax.bar(xs2, ys, width, label=name, color=colours.get(name))
     ax.axhline(
-        MAX_IDLE_BYTES_PER_PARTITION / 1024, color="red", linestyle="--", label="target: 20 KB"
+        MAX_IDLE_BYTES_PER_PARTITION / 1024, color="red", linestyle="--", label="target: 10 KB"
     )
     ax.set_xticks(range(len(counts)))
     ax.set_xticklabels([f"{c} partitions" for c in counts])
