@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
 TESTS = Path(__file__).parent
 
@@ -33,3 +35,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # OpenTelemetry's SDK behind the global providers, for the tests that read metrics and spans.
 from tests.otel import otel  # noqa: E402, F401
+
+
+@pytest.fixture
+def loopback_clock() -> trio.testing.MockClock:
+    """A MockClock for tests whose clients talk over real loopback sockets (the fake Kafka).
+
+    With ``autojump_threshold=0`` the clock jumps as soon as every task waits, and a task
+    waiting for bytes the kernel has not delivered yet on loopback (it may defer that under
+    load) counts as waiting: the jump then fires a connect or request timeout that no real
+    broker would. A threshold of a few milliseconds of real time lets the kernel deliver
+    first; timers still take no wall time beyond it.
+    """
+    return trio.testing.MockClock(autojump_threshold=0.005)

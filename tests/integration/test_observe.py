@@ -108,7 +108,8 @@ async def test_produced_and_consumed_counts_spans_and_links(
         assert sends == len(spans)  # one per produce request
         assert sum(span.attributes["messaging.batch.message_count"] for span in spans) == 8
     receive = {"messaging.operation.name": "receive"}
-    assert otel.count("messaging.client.operation.duration", **receive) >= 2
+    # One per Fetch answered: the fetcher per broker may bring both partitions in one.
+    assert otel.count("messaging.client.operation.duration", **receive) >= 1
     context = app.get_span_context()
     process = otel.spans(f"process {topic}")
     assert len(process) == 2 * per_partition  # a per-message handler: a span per message

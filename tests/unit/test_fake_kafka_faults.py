@@ -30,7 +30,7 @@ from trio_brod.testing.fake import Drop, Fail, Hang, Intercepted, Pass
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 
 
-async def test_partition_consumer_and_acks(autojump_clock: trio.testing.MockClock) -> None:
+async def test_partition_consumer_and_acks(loopback_clock: trio.testing.MockClock) -> None:
     async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
         fake.create_topic("t")
         await client.start_producer("t")
@@ -48,7 +48,7 @@ async def test_partition_consumer_and_acks(autojump_clock: trio.testing.MockCloc
 
 
 async def test_topic_subscriber_over_every_partition(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
     seen: dict[int, list[bytes | None]] = {0: [], 1: [], 2: []}
     done = trio.Event()
@@ -70,7 +70,7 @@ async def test_topic_subscriber_over_every_partition(
     assert seen == {p: [b"%d:%d" % (p, i) for i in range(3)] for p in range(3)}
 
 
-async def test_produce_without_acks(autojump_clock: trio.testing.MockClock) -> None:
+async def test_produce_without_acks(loopback_clock: trio.testing.MockClock) -> None:
     async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
         fake.create_topic("t")
         watch = fake.control(PRODUCE, Pass(), times=None)
@@ -81,7 +81,7 @@ async def test_produce_without_acks(autojump_clock: trio.testing.MockClock) -> N
         assert [r.body.acks for r in watch.seen] == [0]
 
 
-async def test_a_whole_request_fails_or_hangs(autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_whole_request_fails_or_hangs(loopback_clock: trio.testing.MockClock) -> None:
     async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
         fake.create_topic("t")
         # Metadata failing for the topic (no topic filter: every topic in the request).
@@ -100,7 +100,7 @@ async def test_a_whole_request_fails_or_hangs(autojump_clock: trio.testing.MockC
 
 
 async def test_a_decision_function_sees_each_request(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
     async with fake_kafka(brokers=2) as fake, open_client(fake.bootstrap_servers) as client:
         fake.create_topic("t", partitions=2, replication_factor=2)
@@ -123,7 +123,7 @@ async def test_a_decision_function_sees_each_request(
         assert fake.log("t", 1).high_watermark == 1
 
 
-async def test_broker_filter_and_partition_errors(autojump_clock: trio.testing.MockClock) -> None:
+async def test_broker_filter_and_partition_errors(loopback_clock: trio.testing.MockClock) -> None:
     async with fake_kafka(brokers=2) as fake, open_client(fake.bootstrap_servers) as client:
         fake.create_topic("t", partitions=2)
         leader0 = fake.model.partition("t", 0).leader
@@ -144,7 +144,7 @@ async def test_broker_filter_and_partition_errors(autojump_clock: trio.testing.M
 
 
 async def test_stopped_single_replica_partitions_have_no_leader(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
     async with fake_kafka(brokers=2) as fake:
         fake.create_topic("t", partitions=2)
@@ -162,7 +162,7 @@ async def test_stopped_single_replica_partitions_have_no_leader(
 
 
 async def test_a_topic_filtered_fail_fails_other_apis_whole(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
     async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
         control = fake.fail(CreateTopicsRequest, PolicyViolationError, topic="t")
