@@ -66,8 +66,19 @@ from trio_brod.groups import (
 from trio_brod.producer import DeliveryReceipt, Message
 from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError
 from trio_brod.protocol.records import Record
+from trio_brod.transaction import (
+    AbortableTransactionError,
+    FatalTransactionError,
+    GroupMetadata,
+    Transaction,
+    TransactionalProducer,
+    TransactionConfig,
+    TransactionError,
+    TransactionStateError,
+)
 
 __all__ = [
+    "AbortableTransactionError",
     "AssignedPartition",
     "BrodError",
     "BrokerConnectionError",
@@ -83,10 +94,12 @@ __all__ = [
     "ConsumerConfig",
     "DecodeError",
     "DeliveryReceipt",
+    "FatalTransactionError",
     "FoldResult",
     "FoldStop",
     "GroupConfig",
     "GroupMember",
+    "GroupMetadata",
     "GroupSubscriber",
     "KafkaError",
     "Message",
@@ -105,6 +118,11 @@ __all__ = [
     "Timestamp",
     "TopicMetadata",
     "TopicSubscriber",
+    "Transaction",
+    "TransactionConfig",
+    "TransactionError",
+    "TransactionStateError",
+    "TransactionalProducer",
     "UnsupportedVersion",
     "get_metadata",
     "open_client",

@@ -174,6 +174,8 @@ class PartitionProducer(Intake):
         # Idempotence: the producer id, epoch and sequence numbers this partition sends
         # with (None without idempotence).
         self._sequence = None if identity is None else SequenceState(identity, topic, partition)
+        # A transactional producer's partition: its batches are part of transactions.
+        self._transactional_id = None if identity is None else identity.transactional_id
         # Records go into a batch up to the smaller of the two limits.
         self._max_records_size = config.max_request_size - BATCH_OVERHEAD
         self._buffer = ProducerBuffer(
@@ -695,6 +697,7 @@ class PartitionProducer(Intake):
                     producer_id=producer_id,
                     producer_epoch=epoch,
                     base_sequence=sequence,
+                    is_transactional=self._transactional_id is not None,
                 )
             else:
                 batch.encoded = with_producer_state(
@@ -714,9 +717,10 @@ class PartitionProducer(Intake):
                 producer_id=batch.producer_id,
                 producer_epoch=batch.producer_epoch,
                 base_sequence=batch.base_sequence,
+                is_transactional=self._transactional_id is not None,
             )
         return ProduceRequest(
-            transactional_id=None,
+            transactional_id=self._transactional_id,
             acks=self._acks,
             timeout_ms=self._ack_timeout_ms,
             topic_data=[
