@@ -74,7 +74,9 @@ from trio_brod.transaction import (
     TransactionalProducer,
     TransactionConfig,
     TransactionError,
+    TransactionProcessor,
     TransactionStateError,
+    open_transaction_processor,
 )
 
 __all__ = [
@@ -121,6 +123,7 @@ __all__ = [
     "Transaction",
     "TransactionConfig",
     "TransactionError",
+    "TransactionProcessor",
     "TransactionStateError",
     "TransactionalProducer",
     "UnsupportedVersion",
@@ -129,4 +132,5 @@ __all__ = [
     "open_group_member",
     "open_group_subscriber",
     "open_topic_subscriber",
+    "open_transaction_processor",
 ]

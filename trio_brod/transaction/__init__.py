@@ -12,6 +12,11 @@ from trio_brod.transaction._errors import (
     TransactionError,
     TransactionStateError,
 )
+from trio_brod.transaction.processor import (
+    Process,
+    TransactionProcessor,
+    open_transaction_processor,
+)
 from trio_brod.transaction.producer import (
     GroupMetadata,
     Transaction,
@@ -24,11 +29,14 @@ __all__ = [
     "AbortableTransactionError",
     "FatalTransactionError",
     "GroupMetadata",
+    "Process",
     "Transaction",
     "TransactionConfig",
     "TransactionError",
+    "TransactionProcessor",
     "TransactionStateError",
     "TransactionalProducer",
     "group_metadata",
+    "open_transaction_processor",
     "open_transactional_producer",
 ]
