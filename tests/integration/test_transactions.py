@@ -23,6 +23,7 @@ from trio_brod.protocol.errors import (
     InvalidProducerEpochError,
     ProducerFencedError,
 )
+from trio_brod.testing import AsyncKafkaCluster, KafkaCluster
 from trio_brod.testing.pytest_plugin import MakeTopic
 from trio_brod.transaction import (
     AbortableTransactionError,
@@ -287,3 +288,55 @@ async def test_offsets_commit_with_the_transaction_and_a_stale_generation_is_ref
         values = [v for _, v in await read_committed(client, sink, 1)]
     assert values == [b"out-1", b"out-2"]
     assert GroupMetadata(group_id).generation_id == -1
+
+
+async def test_the_coordinator_broker_stopped_mid_transaction(
+    make_topic: MakeTopic, kafka_cluster3: KafkaCluster
+) -> None:
+    """The transaction coordinator's broker stops mid-transaction in the three-broker
+    cluster: the transaction completes or aborts cleanly, all or nothing, and no hanging
+    transaction holds back the last stable offset; the producer goes on."""
+    topic = make_topic(partitions=3, replication_factor=3, cluster=kafka_cluster3)
+    cluster = AsyncKafkaCluster(kafka_cluster3)
+    async with (
+        open_client(kafka_cluster3.bootstrap_servers) as client,
+        client.transactional_producer(unique("tx-coord"), config=CONFIG) as tp,
+    ):
+        victim = tp.coordinator
+        assert victim is not None
+        try:
+            outcome = "committed"
+            try:
+                async with tp.transaction() as txn:
+                    for i in range(30):
+                        await txn.produce(topic, b"mid-%d" % i, partition=i % 3)
+                    await cluster.stop_broker(victim.node_id)
+                    for i in range(30, 60):
+                        await txn.produce(topic, b"mid-%d" % i, partition=i % 3)
+            except AbortableTransactionError:
+                outcome = "aborted"
+            moved = tp.coordinator
+            assert moved is not None
+            assert moved.node_id != victim.node_id
+            async with tp.transaction() as txn:
+                await txn.produce(topic, b"after", partition=0)
+
+            async def settled() -> bool:
+                for partition in range(3):
+                    stable = await client.resolve_offset(
+                        topic, partition, "latest", isolation_level="read_committed"
+                    )
+                    end = await client.resolve_offset(topic, partition, "latest")
+                    if stable != end:
+                        return False
+                return True
+
+            with trio.fail_after(60):
+                while not await settled():  # noqa: ASYNC110 (the brokers' transaction markers)
+                    await trio.sleep(0.2)
+            values = sorted(v for _, v in await read_committed(client, topic, 3))
+        finally:
+            await cluster.start_broker(victim.node_id)
+    mid = sorted(b"mid-%d" % i for i in range(60))
+    expected = sorted([*mid, b"after"]) if outcome == "committed" else [b"after"]
+    assert values == expected

@@ -75,6 +75,7 @@ from trio_brod.transaction._state import TransactionState
 
 if TYPE_CHECKING:
     from trio_brod._cluster import ConnectionPool, MetadataCache
+    from trio_brod._metadata import BrokerMetadata
     from trio_brod.producer.partitioners import Partitioner, PartitionerName
 
 __all__ = [
@@ -178,6 +179,11 @@ class TransactionalProducer:
     def epoch(self) -> int:
         """Its current epoch."""
         return self._identity.epoch
+
+    @property
+    def coordinator(self) -> BrokerMetadata | None:
+        """The transaction coordinator as last found (None while it must be looked up)."""
+        return self._coordinator.broker
 
     # -- starting ------------------------------------------------------------------------
 
