@@ -50,7 +50,7 @@ class FatalTransactionError(TransactionError):
     """The transactional producer is unusable; every later call raises this same error.
 
     Raised for ProducerFencedError, InvalidProducerEpochError and
-    TransactionalIdAuthorizationFailedError (see :attr:`cause`). Leave the producer's
+    TransactionalIdAuthorizationFailedError (see ``cause``). Leave the producer's
     block (that does not raise it again).
     """
 
@@ -58,7 +58,7 @@ class FatalTransactionError(TransactionError):
 class AbortableTransactionError(TransactionError):
     """The transaction could not commit and was aborted (or must be); the producer goes on.
 
-    :attr:`cause` says why: a record's error, a refused offset commit (the group moved on:
+    ``cause`` says why: a record's error, a refused offset commit (the group moved on:
     IllegalGenerationError, FencedInstanceIdError ...), or a timeout. Process the input
     again in a new transaction, or give up on it.
     """

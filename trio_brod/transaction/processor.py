@@ -55,6 +55,7 @@ from trio_brod._util import unwrap_single_exception
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.groups._assigned import AssignedPartition
 from trio_brod.groups._coordinator import GroupCoordinator
+from trio_brod.groups._types import Topics
 from trio_brod.groups.member import GroupMember
 from trio_brod.groups.offsets import fetch_committed
 from trio_brod.transaction._errors import AbortableTransactionError
@@ -68,7 +69,6 @@ from trio_brod.transaction.producer import (
 if TYPE_CHECKING:
     from trio_brod._cluster import ConnectionPool, MetadataCache
     from trio_brod.consumer.worker import Subscription
-    from trio_brod.groups._types import Topics
 
 __all__ = ["Process", "TransactionProcessor", "open_transaction_processor"]
 

@@ -128,7 +128,8 @@ class _TransactionalIdentity(ProducerIdentity):
 
 
 class TransactionalProducer:
-    """A producer with a transactional id; made by :func:`open_transactional_producer`.
+    """A producer with a transactional id; made by
+    :func:`~trio_brod.transaction.open_transactional_producer`.
 
     Attributes:
         transactional_id: The id.
@@ -642,7 +643,7 @@ class Transaction:
             TransactionStateError: The transaction has ended.
             AbortableTransactionError: The transaction already failed: it must abort.
             FatalTransactionError: The producer is unusable.
-            (and what :meth:`Client.produce <trio_brod.Client.produce>` raises)
+            BrodError: What :meth:`Client.produce <trio_brod.Client.produce>` raises.
         """
         if key is not None and type(key) is not bytes:
             key = checked_bytes(key, "key")
