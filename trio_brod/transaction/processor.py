@@ -118,6 +118,7 @@ class TransactionProcessor:
         producer: Its :class:`~trio_brod.TransactionalProducer`.
         transactions: How many transactions committed so far.
         aborted: How many aborted.
+        messages: How many input messages the committed transactions processed.
     """
 
     def __init__(
@@ -127,6 +128,7 @@ class TransactionProcessor:
         self.producer = producer
         self.transactions = 0
         self.aborted = 0
+        self.messages = 0
         self._process = process
         self._send, self._receive = trio.open_memory_channel[_Work](math.inf)
         self._current: list[_Work] = []
@@ -185,6 +187,7 @@ class TransactionProcessor:
             self._current = []
             if committed:
                 self.transactions += 1
+                self.messages += sum(len(work.message_set) for work in batch)
             else:
                 self.aborted += 1
             for work in batch:
