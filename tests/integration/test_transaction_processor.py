@@ -213,3 +213,69 @@ async def test_exactly_once_through_a_member_killed_mid_stream(
         values = await committed_output(client, sink, partitions)
     assert len(values) == count, f"{len(values) - len(set(values))} duplicates"
     assert set(values) == {b"out:%06d" % i for i in range(count)}
+
+
+async def test_a_transaction_outliving_the_rebalance_timeout_is_aborted_before_release(
+    make_topic: MakeTopic, bootstrap_servers: list[str]
+) -> None:
+    """The first member's transaction hangs in ``process`` when a second member joins: the
+    revoked partitions' workers are cancelled after ``rebalance_timeout``, which aborts the
+    transaction before the partitions are released; their new owner starts from the last
+    commit, and the output still holds every input exactly once."""
+    source = make_topic(partitions=4)
+    sink = make_topic(partitions=2)
+    group_id = unique("txn-proc-timeout")
+    count = 2000
+    group = trio_brod.GroupConfig(session_timeout=10.0, rebalance_timeout=4.0, heartbeat_rate=1.0)
+    hang = trio.Event()
+    hung: list[str] = []
+    copy = transform(sink)
+
+    async def slow_once(txn: trio_brod.Transaction, message_set: trio_brod.MessageSet) -> None:
+        if hang.is_set() and not hung:
+            hung.append("hanging")
+            try:
+                await trio.sleep_forever()
+            except trio.Cancelled:
+                hung.append("cancelled")
+                raise
+        await copy(txn, message_set)
+
+    async with open_client(bootstrap_servers) as client:
+        await fill(client, source, 4, count)
+        async with (
+            open_client(bootstrap_servers) as first_client,
+            trio_brod.open_transaction_processor(
+                first_client,
+                group_id,
+                [source],
+                slow_once,
+                transactional_id=unique("proc-slow"),
+                consumer_config=CONSUMER,
+                group_config=group,
+                config=TXN,
+            ) as first,
+        ):
+            await until(lambda: first.transactions >= 1)
+            hang.set()
+            await until(lambda: hung)
+            async with (
+                open_client(bootstrap_servers) as second_client,
+                trio_brod.open_transaction_processor(
+                    second_client,
+                    group_id,
+                    [source],
+                    copy,
+                    transactional_id=unique("proc-other"),
+                    consumer_config=CONSUMER,
+                    group_config=group,
+                    config=TXN,
+                ) as second,
+            ):
+                await until_committed(client, group_id, source, 4, count)
+                assert second.transactions > 0
+        assert hung == ["hanging", "cancelled"]
+        assert first.aborted >= 1
+        values = await committed_output(client, sink, 2)
+    assert len(values) == count
+    assert sorted(values) == sorted(b"out:%06d" % i for i in range(count))
