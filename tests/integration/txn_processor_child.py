@@ -8,6 +8,7 @@ Prints ``transactions N`` each time its count of committed transactions grows.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import trio
@@ -54,4 +55,6 @@ async def main(bootstrap: str, group: str, source: str, sink: str, transactional
 
 
 if __name__ == "__main__":
+    # Its warnings on stderr, which the test's output shows.
+    logging.basicConfig(level=logging.INFO, format="child %(levelname)s %(name)s: %(message)s")
     trio.run(main, *sys.argv[1:6])

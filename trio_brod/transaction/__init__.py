@@ -12,6 +12,7 @@ from trio_brod.transaction._errors import (
     TransactionError,
     TransactionStateError,
 )
+from trio_brod.transaction._txn import Transaction
 from trio_brod.transaction.processor import (
     Process,
     TransactionProcessor,
@@ -19,7 +20,6 @@ from trio_brod.transaction.processor import (
 )
 from trio_brod.transaction.producer import (
     GroupMetadata,
-    Transaction,
     TransactionalProducer,
     group_metadata,
     open_transactional_producer,

@@ -60,8 +60,8 @@ from trio_brod.groups.member import GroupMember
 from trio_brod.groups.offsets import fetch_committed
 from trio_brod.transaction._errors import AbortableTransactionError
 from trio_brod.transaction._group import GroupMetadata
+from trio_brod.transaction._txn import Transaction
 from trio_brod.transaction.producer import (
-    Transaction,
     TransactionalProducer,
     open_transactional_producer,
 )

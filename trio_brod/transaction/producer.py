@@ -44,10 +44,7 @@ from trio_brod._log import producer_log as log
 from trio_brod._util import unwrap_single_exception
 from trio_brod.groups._coordinator import GroupCoordinator
 from trio_brod.producer.identity import ProducerIdentity
-from trio_brod.producer.message import Message, checked_bytes
-from trio_brod.producer.receipt import DeliveryReceipt
 from trio_brod.producer.topic import TopicProducer
-from trio_brod.producer.worker import PartitionProducer
 from trio_brod.protocol import (
     AddOffsetsToTxnRequest,
     AddPartitionsToTxnRequest,
@@ -72,11 +69,11 @@ from trio_brod.transaction._errors import (
 )
 from trio_brod.transaction._group import GroupMetadata, group_metadata
 from trio_brod.transaction._state import TransactionState
+from trio_brod.transaction._txn import Transaction
 
 if TYPE_CHECKING:
     from trio_brod._cluster import ConnectionPool, MetadataCache
     from trio_brod._metadata import BrokerMetadata
-    from trio_brod.producer.partitioners import Partitioner, PartitionerName
 
 __all__ = [
     "GroupMetadata",
@@ -95,6 +92,9 @@ FATAL_ERRORS: Final = (
 )
 #: Answers meaning the broker asked is not the coordinator (any more).
 _MOVED: Final = (NotCoordinatorError, CoordinatorNotAvailableError)
+#: Backoff of the coordinator requests' retries (seconds): first, and largest.
+_RETRY_BACKOFF_START: Final = 0.01
+_RETRY_BACKOFF_MAX: Final = 0.5
 #: TxnOffsetCommit v3 is the first to carry the member's generation (KIP-447).
 _TXN_COMMIT_MEMBER_VERSION: Final = 3
 #: InitProducerId v3 is the first that bumps the epoch of a given producer id (KIP-360).
@@ -164,6 +164,13 @@ class TransactionalProducer:
         self._add_lock = trio.Lock()
         self._current: Transaction | None = None
         self._closed = False
+        #: The partitions the last transaction wrote to. At the first partition a
+        #: transaction adds, these are added with it, in the same AddPartitionsToTxn:
+        #: a producer that writes to the same partitions in each transaction (the common
+        #: case) then pays one round trip to the coordinator per transaction, not one per
+        #: partition, each a write to the transaction log. A partition added but not
+        #: written to costs a transaction marker at the end, nothing more.
+        self.last_partitions: set[tuple[str, int]] = set()
 
     def __repr__(self) -> str:
         return (
@@ -244,7 +251,13 @@ class TransactionalProducer:
             KafkaError, BrokerConnectionError: Anything else, or retriable errors that
                 outlasted the timeout.
         """
-        retry = Retry(self.config.transaction_timeout)
+        # A short first backoff: CONCURRENT_TRANSACTIONS right after a commit (the coordinator
+        # is still writing the markers of the previous transaction) clears in milliseconds,
+        # and every transaction's first AddPartitionsToTxn meets it (Java retries it after
+        # 20 ms for the same reason).
+        retry = Retry(
+            self.config.transaction_timeout, base=_RETRY_BACKOFF_START, cap=_RETRY_BACKOFF_MAX
+        )
         while True:
             try:
                 response = await coordinator.request_versioned(api, build, max_version=max_version)
@@ -285,44 +298,63 @@ class TransactionalProducer:
         self.state.fail_abortable(exc)
         return exc
 
-    async def _add_partitions(self, partitions: Sequence[tuple[str, int]]) -> None:
+    async def _add_partitions(
+        self, partitions: Sequence[tuple[str, int]], *, predicted: Iterable[tuple[str, int]] = ()
+    ) -> None:
+        """Add ``partitions`` to the open transaction, with ``predicted`` ones in the same
+        request (see :attr:`last_partitions`); if that fails, ``partitions`` alone are
+        tried before the transaction is given up (a predicted topic may be gone)."""
         async with self._add_lock:
             wanted = self.state.partitions_to_add(partitions)
             if not wanted:
                 return
-            topics: dict[str, list[int]] = {}
-            for topic, partition in wanted:
-                topics.setdefault(topic, []).append(partition)
-
-            def build(version: int) -> AddPartitionsToTxnRequest:
-                return AddPartitionsToTxnRequest(
-                    v3_and_below_transactional_id=self.transactional_id,
-                    v3_and_below_producer_id=self._identity.producer_id,
-                    v3_and_below_producer_epoch=self._identity.epoch,
-                    v3_and_below_topics=[
-                        AddPartitionsToTxnRequest.AddPartitionsToTxnTopic(name=t, partitions=ps)
-                        for t, ps in topics.items()
-                    ],
-                )
-
-            def codes(response: Any) -> list[int]:
-                return [response.error_code] + [
-                    p.partition_error_code
-                    for t in response.results_by_topic_v3_and_below
-                    for p in t.results_by_partition
-                ]
-
+            extra = self.state.partitions_to_add(predicted)
+            if extra:
+                try:
+                    await self._send_add(sorted({*wanted, *extra}))
+                except FatalTransactionError:
+                    raise
+                except (KafkaError, BrokerConnectionError) as exc:
+                    log.info("adding the predicted partitions failed (%s): without them", exc)
+                    self.last_partitions = set()
+                else:
+                    return
             try:
-                await self._call(
-                    self._coordinator,
-                    AddPartitionsToTxnRequest,
-                    build,
-                    codes,
-                    max_version=_ADD_PARTITIONS_MAX_VERSION,
-                )
+                await self._send_add(wanted)
             except (KafkaError, BrokerConnectionError) as exc:
                 raise self._abortable(f"could not add {wanted} to the transaction", exc) from exc
-            self.state.partitions_added(wanted)
+
+    async def _send_add(self, wanted: list[tuple[str, int]]) -> None:
+        topics: dict[str, list[int]] = {}
+        for topic, partition in wanted:
+            topics.setdefault(topic, []).append(partition)
+
+        def build(version: int) -> AddPartitionsToTxnRequest:
+            return AddPartitionsToTxnRequest(
+                v3_and_below_transactional_id=self.transactional_id,
+                v3_and_below_producer_id=self._identity.producer_id,
+                v3_and_below_producer_epoch=self._identity.epoch,
+                v3_and_below_topics=[
+                    AddPartitionsToTxnRequest.AddPartitionsToTxnTopic(name=t, partitions=ps)
+                    for t, ps in topics.items()
+                ],
+            )
+
+        def codes(response: Any) -> list[int]:
+            return [response.error_code] + [
+                p.partition_error_code
+                for t in response.results_by_topic_v3_and_below
+                for p in t.results_by_partition
+            ]
+
+        await self._call(
+            self._coordinator,
+            AddPartitionsToTxnRequest,
+            build,
+            codes,
+            max_version=_ADD_PARTITIONS_MAX_VERSION,
+        )
+        self.state.partitions_added(wanted)
 
     async def _send_offsets(
         self, group: GroupMetadata, offsets: Mapping[tuple[str, int], int]
@@ -462,6 +494,8 @@ class TransactionalProducer:
             await self._commit(txn)
         finally:
             self._current = None
+            if txn.workers:
+                self.last_partitions = {(w.topic, w.partition) for w in txn.workers}
 
     async def _flush(self, txn: Transaction) -> BaseException | None:
         """Wait until every record of the transaction is acknowledged or failed; return
@@ -570,140 +604,6 @@ class TransactionalProducer:
         block aborts it); nothing is raised for an earlier fatal error."""
         self._closed = True
         await self._close_topics()
-
-
-class Transaction:
-    """One open transaction; made by :meth:`TransactionalProducer.transaction`.
-
-    Attributes:
-        producer: The :class:`TransactionalProducer`.
-        open: Whether records may still be added.
-        committed: Set once the transaction committed.
-        receipts: The receipts of its records.
-        workers: The partition producers it used.
-    """
-
-    def __init__(self, producer: TransactionalProducer) -> None:
-        self.producer = producer
-        self.open = True
-        self.committed = False
-        self.receipts: list[DeliveryReceipt] = []
-        self.workers: set[PartitionProducer] = set()
-        #: When the coordinator will abort it (``transaction_timeout`` after it began;
-        #: the coordinator's clock starts later, at the first partition added).
-        self.deadline = trio.current_time() + producer.config.transaction_timeout
-
-    def __repr__(self) -> str:
-        state = "open" if self.open else "committed" if self.committed else "ended"
-        name = self.producer.transactional_id
-        return f"<Transaction {name!r} {state} records={len(self.receipts)}>"
-
-    def _check_open(self) -> None:
-        if not self.open:
-            raise TransactionStateError("the transaction has ended; open a new one")
-        self.producer.state.check_can_produce()
-
-    async def _worker(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        partitioner: PartitionerName | Partitioner | None,
-    ) -> PartitionProducer:
-        self._check_open()
-        producer = await self.producer._topic(topic)  # noqa: SLF001 (its own transaction)
-        if partition is None:
-            partition = producer.choose(key, value, partitioner)
-        worker = producer.partitions.get(partition) if type(partition) is int else None
-        if worker is None:
-            worker = await producer.worker(partition)
-        state = self.producer.state
-        if (topic, worker.partition) not in state.added:
-            await self.producer._add_partitions([(topic, worker.partition)])  # noqa: SLF001
-        self._check_open()
-        return worker
-
-    async def produce(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None = None,
-        *,
-        partition: int | None = None,
-        partitioner: PartitionerName | Partitioner | None = None,
-        headers: Sequence[tuple[str, bytes | None]] = (),
-        timestamp: int | None = None,
-    ) -> DeliveryReceipt:
-        """Add a message to the transaction, as :meth:`Client.produce
-        <trio_brod.Client.produce>`; the receipt completes when the broker has it (it is
-        visible to ``read_committed`` readers once the transaction commits).
-
-        Raises:
-            TransactionStateError: The transaction has ended.
-            AbortableTransactionError: The transaction already failed: it must abort.
-            FatalTransactionError: The producer is unusable.
-            BrodError: What :meth:`Client.produce <trio_brod.Client.produce>` raises.
-        """
-        if key is not None and type(key) is not bytes:
-            key = checked_bytes(key, "key")
-        if value is not None and type(value) is not bytes:
-            value = checked_bytes(value, "value")
-        worker = await self._worker(topic, key, value, partition, partitioner)
-        receipt = await worker.produce(value, key, headers=headers, timestamp=timestamp)
-        self.receipts.append(receipt)
-        self.workers.add(worker)
-        return receipt
-
-    async def produce_batch(
-        self,
-        topic: str,
-        messages: Iterable[Message | tuple[bytes | None, bytes | None]],
-        *,
-        key: bytes | None = None,
-        partition: int | None = None,
-        partitioner: PartitionerName | Partitioner | None = None,
-    ) -> DeliveryReceipt:
-        """Add many messages to one partition as one call, as :meth:`Client.produce_batch
-        <trio_brod.Client.produce_batch>`. Raises as :meth:`produce` does."""
-        if key is not None and type(key) is not bytes:
-            key = checked_bytes(key, "key")
-        worker = await self._worker(topic, key, None, partition, partitioner)
-        receipt = await worker.produce_batch(messages)
-        self.receipts.append(receipt)
-        self.workers.add(worker)
-        return receipt
-
-    async def send_offsets(self, group: object, offsets: Mapping[tuple[str, int], int]) -> None:
-        """Commit a group's offsets as part of the transaction (AddOffsetsToTxn, then
-        TxnOffsetCommit to the group's coordinator): they count only if it commits.
-
-        Args:
-            group: A group id, or a :class:`~trio_brod.GroupMember` (or a group subscriber
-                or processor): then the commit carries its generation, member id and
-                instance id, and is refused if that generation is over (KIP-447), so that
-                a member that lost its partitions cannot commit for them.
-            offsets: ``{(topic, partition): offset}``, each the *next* offset to consume
-                (the last one processed + 1), as Kafka commits.
-
-        Raises:
-            AbortableTransactionError: The coordinator refused (an old generation:
-                IllegalGenerationError, UnknownMemberIdError, FencedInstanceIdError in
-                :attr:`~trio_brod.TransactionError.cause`): the transaction must abort.
-            FatalTransactionError: The producer is unusable.
-            TransactionStateError: The transaction has ended.
-        """
-        metadata = group_metadata(group)
-        for (topic, partition), offset in offsets.items():
-            if not isinstance(topic, str) or type(partition) is not int:
-                key = (topic, partition)
-                raise TypeError(f"offsets are keyed by (topic, partition), not {key!r}")
-            if type(offset) is not int or offset < 0:
-                raise ValueError(
-                    f"offset for {topic}[{partition}] must be an int >= 0, not {offset!r}"
-                )
-        self._check_open()
-        await self.producer._send_offsets(metadata, offsets)  # noqa: SLF001 (its own transaction)
 
 
 @asynccontextmanager
