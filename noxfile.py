@@ -99,8 +99,9 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Start a local Kafka, show its metadata, produce, consume, and consume again as a
-    consumer group of two members; options after ``--``
+    """Start a local Kafka, show its metadata, produce, consume, consume again as a
+    consumer group of two members, then copy the topic exactly once in transactions
+    (consume-transform-produce); options after ``--``
     (``nox -s demo -- --messages 1000000 --compression zstd``)."""
     session.install("-e", ".[compression]")
     session.run("python", "-m", "trio_brod.demo", *session.posargs)

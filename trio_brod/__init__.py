@@ -67,8 +67,21 @@ from trio_brod.groups import (
 from trio_brod.producer import DeliveryReceipt, Message
 from trio_brod.protocol.errors import BrodError, DecodeError, KafkaError
 from trio_brod.protocol.records import Record
+from trio_brod.transaction import (
+    AbortableTransactionError,
+    FatalTransactionError,
+    GroupMetadata,
+    Transaction,
+    TransactionalProducer,
+    TransactionConfig,
+    TransactionError,
+    TransactionProcessor,
+    TransactionStateError,
+    open_transaction_processor,
+)
 
 __all__ = [
+    "AbortableTransactionError",
     "AssignedPartition",
     "BrodError",
     "BrokerConnectionError",
@@ -84,10 +97,12 @@ __all__ = [
     "ConsumerConfig",
     "DecodeError",
     "DeliveryReceipt",
+    "FatalTransactionError",
     "FoldResult",
     "FoldStop",
     "GroupConfig",
     "GroupMember",
+    "GroupMetadata",
     "GroupSubscriber",
     "KafkaError",
     "LogTruncated",
@@ -107,10 +122,17 @@ __all__ = [
     "Timestamp",
     "TopicMetadata",
     "TopicSubscriber",
+    "Transaction",
+    "TransactionConfig",
+    "TransactionError",
+    "TransactionProcessor",
+    "TransactionStateError",
+    "TransactionalProducer",
     "UnsupportedVersion",
     "get_metadata",
     "open_client",
     "open_group_member",
     "open_group_subscriber",
     "open_topic_subscriber",
+    "open_transaction_processor",
 ]

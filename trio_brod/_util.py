@@ -8,7 +8,13 @@ from contextlib import contextmanager
 
 from trio_brod._exceptions import ConfigError
 
-__all__ = ["describe", "parse_bootstrap", "single_exception", "unwrap_single_exception"]
+__all__ = [
+    "ack_timeout_ms",
+    "describe",
+    "parse_bootstrap",
+    "single_exception",
+    "unwrap_single_exception",
+]
 
 
 def single_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
@@ -91,3 +97,12 @@ def ms_up(seconds: float) -> int:
     millisecond that the float product misses by a hair (2.007 * 1000 = 2007.0000000000002).
     """
     return math.ceil(round(seconds * 1000, 6))
+
+
+def ack_timeout_ms(seconds: float) -> int:
+    """``ack_timeout`` in seconds as the Produce request's ``timeout_ms``.
+
+    The nearest millisecond, and at least 1, as the setting is positive. (Truncating made
+    1.001 s 1000 ms, through the float, and 0.0004 s 0 ms: no wait for the replicas at all.)
+    """
+    return max(1, round(seconds * 1000))

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 import trio
 
+from trio_brod._client_calls import close_after, fetch_partition, resolve_offset
 from trio_brod._cluster import ConnectionPool, CoordinatorType, MetadataCache
-from trio_brod._cluster.requests import list_offset, offset_time_ms
 from trio_brod._config import (
     ClientConfig,
     ConsumerConfig,
@@ -29,6 +29,7 @@ from trio_brod._config import (
     ProducerConfig,
     Timestamp,
 )
+from trio_brod._config_transaction import TransactionConfig
 from trio_brod._exceptions import ClientClosed, ConfigError, NotFound, ProducerClosed
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata
 from trio_brod._net import Connection
@@ -37,7 +38,7 @@ from trio_brod.consumer.fetcher import Fetchers
 from trio_brod.consumer.fold import FoldFun, FoldResult, fold
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.consumer.topic import TopicConsumer
-from trio_brod.consumer.worker import PartitionConsumer, Subscription, fetch_once
+from trio_brod.consumer.worker import PartitionConsumer, Subscription
 from trio_brod.producer import (
     DeliveryReceipt,
     Message,
@@ -48,6 +49,7 @@ from trio_brod.producer import (
 from trio_brod.producer.message import checked_bytes, checked_headers, checked_timestamp
 from trio_brod.producer.partitioners import Partitioner, PartitionerName
 from trio_brod.producer.receipt import raise_callback_errors
+from trio_brod.transaction import TransactionalProducer, open_transactional_producer
 
 __all__ = ["Client", "open_client", "parse_bootstrap"]
 
@@ -194,6 +196,16 @@ class Client:
         return await self.metadata.find_coordinator(transactional_id, CoordinatorType.TRANSACTION)
 
     # ------------------------------------------------------------ producers
+
+    def transactional_producer(
+        self, transactional_id: str, config: TransactionConfig | None = None
+    ) -> AbstractAsyncContextManager[TransactionalProducer]:
+        """A transactional producer (brod's ``brod_transaction``), for an ``async with``
+        block: ``async with client.transactional_producer("billing-tx") as tp:`` then
+        ``async with tp.transaction() as txn:`` blocks; see
+        :func:`~trio_brod.transaction.open_transactional_producer` and :doc:`/transactions`.
+        """
+        return open_transactional_producer(self.pool, self.metadata, transactional_id, config)
 
     async def _producers_nursery(self) -> trio.Nursery:
         if self._producers_scope is None:
@@ -596,9 +608,7 @@ class Client:
             TypeError, ValueError: ``time`` is none of those.
             KafkaError: The broker refused (e.g. the topic or partition does not exist).
         """
-        timestamp = offset_time_ms(time)
-        isolation = 1 if isolation_level == "read_committed" else 0
-        return await list_offset(self.metadata, topic, partition, timestamp, isolation)
+        return await resolve_offset(self.metadata, topic, partition, time, isolation_level)
 
     async def fetch(
         self,
@@ -631,15 +641,16 @@ class Client:
             OffsetOutOfRangeError: ``offset`` is before the log start or after its end.
             KafkaError: Another error the broker answered.
         """
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ValueError(f"offset must be an int >= 0, not {offset!r}")
-        config = ConsumerConfig(
+        return await fetch_partition(
+            self.metadata,
+            topic,
+            partition,
+            offset,
+            isolation_level,
             max_wait_time=max_wait_time,
             min_bytes=min_bytes,
             max_bytes=max_bytes,
-            isolation_level=isolation_level,
         )
-        return await fetch_once(self.metadata, topic, partition, offset, config)
 
     async def fold(
         self,
@@ -770,30 +781,9 @@ async def open_client(
                 yield client
             except BaseException as exc:
                 # Cancelled: nothing may wait any more, so pending messages fail at once.
-                await _close_after(client, exc)
+                await close_after(client.aclose, exc)
                 raise
             else:
                 await client.aclose(cancelled=False)
             finally:
                 nursery.cancel_scope.cancel()
-
-
-#: Ways out of a block that must not wait for producers to flush: a cancel, Ctrl-C, exit.
-_NO_WAITING = (trio.Cancelled, KeyboardInterrupt, SystemExit)
-
-
-async def _close_after(client: Client, exc: BaseException) -> None:
-    cancelled = isinstance(exc, _NO_WAITING) or (
-        isinstance(exc, BaseExceptionGroup) and exc.subgroup(_NO_WAITING) is not None
-    )
-    with trio.CancelScope(shield=True):
-        if cancelled:
-            await client.aclose(cancelled=True)
-            return
-    # An error in the block: still deliver what was produced, but let a cancel stop it.
-    try:
-        await client.aclose(cancelled=False)
-    except trio.Cancelled:
-        with trio.CancelScope(shield=True):
-            await client.aclose(cancelled=True)
-        raise

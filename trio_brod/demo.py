@@ -3,7 +3,8 @@
 It starts a local broker with :mod:`trio_brod.testing` (Java 17+ needed; the Kafka jars are
 fetched with Maven on first use), creates a topic, prints what the cluster's metadata says
 about it, then produces messages and consumes them all back, with the rates, and then once
-more as a consumer group of two members, printing the assignment::
+more as a consumer group of two members, printing the assignment, and finally copies them
+to another topic exactly once, in transactions (consume-transform-produce)::
 
     python -m trio_brod.demo --messages 200000 --partitions 4 --size 100 --compression zstd
 
@@ -419,6 +420,81 @@ async def _consume_as_group(
     print()
 
 
+# ---------------------------------------------------------------------------- transactions
+
+OUTPUT = "trio-brod-demo-out"
+
+
+async def _transform(
+    bootstrap: Sequence[str], per_partition: dict[int, _Sent], partitions: int
+) -> None:
+    """Consume-transform-produce exactly once (brod's ``txn_do``): copy every message to
+    another topic, in transactions that also commit the input's offsets; then show that an
+    aborted transaction's records stay invisible to ``read_committed`` readers."""
+    total = sum(sent.count for sent in per_partition.values())
+    print(
+        f"Consume-transform-produce, exactly once: {TOPIC!r} -> {OUTPUT!r} by "
+        "open_transaction_processor (each batch of message sets, its output and its offsets "
+        "in one transaction)"
+    )
+
+    async def process(txn: trio_brod.Transaction, message_set: MessageSet) -> None:
+        for message in message_set:
+            await txn.produce(OUTPUT, message.value, message.key, partition=message_set.partition)
+
+    started = time.monotonic()
+    async with trio_brod.open_client(bootstrap, client_id="demo-processor") as client:
+        async with trio_brod.open_transaction_processor(
+            client,
+            "trio-brod-demo-eos",
+            [TOPIC],
+            process,
+            transactional_id="trio-brod-demo-eos-1",
+            group_config=trio_brod.GroupConfig(session_timeout=10.0, heartbeat_rate=0.5),
+        ) as processor:
+            with trio.fail_after(120):
+                while processor.messages < total:  # noqa: ASYNC110 (the processor's tasks)
+                    await trio.sleep(0.02)
+            elapsed = time.monotonic() - started
+            print(
+                f"  {total:,} messages in {processor.transactions:,} transactions in "
+                f"{elapsed:.2f} s (join included)"
+            )
+        # An aborted transaction: what it wrote is in the log, and skipped by readers.
+        async with client.transactional_producer("trio-brod-demo-aborting") as tp:
+            try:
+                async with tp.transaction() as txn:
+                    await txn.produce(OUTPUT, b"never seen", partition=0)
+                    raise _Rollback
+            except _Rollback:
+                pass
+        copied = await _read_committed(client, OUTPUT, partitions)
+    if copied != {p: sent.count for p, sent in per_partition.items() if sent.count}:
+        raise CheckFailed(f"transactions: {copied} copied, not {per_partition}")
+    print("  then one transaction aborted after producing a message: not visible")
+    print("  checked (read_committed): every message copied exactly once, the aborted one not")
+    print()
+
+
+class _Rollback(Exception):
+    """Raised in the demo's transaction to abort it."""
+
+
+async def _read_committed(client: trio_brod.Client, topic: str, partitions: int) -> dict[int, int]:
+    """How many committed messages each partition of a topic holds."""
+    counts: dict[int, int] = {}
+    for partition in range(partitions):
+        end = await client.resolve_offset(
+            topic, partition, "latest", isolation_level="read_committed"
+        )
+        offset = 0
+        while offset < end:
+            batch = await client.fetch(topic, partition, offset, isolation_level="read_committed")
+            counts[partition] = counts.get(partition, 0) + sum(1 for m in batch if m.offset < end)
+            offset = batch.next_offset
+    return counts
+
+
 def _settled(members: list[trio_brod.GroupSubscriber], partitions: int) -> bool:
     """Both members stable in one generation, every partition owned by exactly one."""
     healths = [m.health() for m in members]
@@ -481,6 +557,8 @@ async def _run(cluster: AsyncKafkaCluster, args: argparse.Namespace) -> None:
         per_partition = await _produce(client, args.messages, args.size, config)
         await _consume(client, per_partition)
     await _consume_as_group(cluster.bootstrap_servers, per_partition, args.partitions)
+    await cluster.create_topic(OUTPUT, partitions=args.partitions)
+    await _transform(cluster.bootstrap_servers, per_partition, args.partitions)
 
 
 class _Terminated(Exception):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import groups, plan, report
+from bench import groups, plan, report, transactions
 from bench.broker import Broker, TopicSpec, open_broker
 from bench.common import read_json, write_json, write_payload_file
 from bench.plan import Mode, Row
@@ -606,6 +606,58 @@ class Runner:
         saved, self.repeat = self.repeat, 1  # one run each: it is timed by the rebalances
         try:
             self.attempts("rebalance", case, self.usable("rebalance", case), make_spec, 300)
+        finally:
+            self.repeat = saved
+
+    def txn_produce(self) -> None:
+        """Transactions of 1,000 records into an 8-partition topic (bench.transactions)."""
+        partitions = transactions.PRODUCE_PARTITIONS
+        case = f"txn_produce {partitions}p {transactions.TXN_SIZE} msgs/txn"
+        rows = [r for r in self.rows_for("txn_produce") if r.available() is None]
+        names = {row.name: self.topic("t", row.name) for row in rows}
+        self.broker.create_topics([TopicSpec(name, partitions) for name in names.values()])
+        print(case, flush=True)
+
+        def make_spec(row: Row) -> dict[str, Any]:
+            return self.base_spec(row) | {
+                "workload": "txn_produce",
+                "topic": names[row.name],
+                "partitions": partitions,
+                "messages": self.mode.messages,
+                "acks": -1,
+                "compression": "none",
+            }
+
+        timeout = self.timeout_for(self.mode.messages)
+        self.attempts("txn_produce", case, self.usable("txn_produce", case), make_spec, timeout)
+
+    def txn_process(self) -> None:
+        """One exactly-once processor over a 6-partition topic (bench.transactions)."""
+        partitions = transactions.PROCESS_PARTITIONS
+        case = f"txn_process {partitions}p 1 member"
+        source = self.topic("e", partitions)
+        rows = [r for r in self.rows_for("txn_process") if r.available() is None]
+        outputs = {row.name: self.topic("eo", row.name) for row in rows}
+        self.broker.create_topics(
+            [TopicSpec(source, partitions)] + [TopicSpec(t, partitions) for t in outputs.values()]
+        )
+        print(case, flush=True)
+        self.fill(case, source, partitions, "none")
+        expected = self.broker.log_size(source)
+
+        def make_spec(row: Row) -> dict[str, Any]:
+            return self.base_spec(row) | {
+                "workload": "txn_process",
+                "topic": source,
+                "output": outputs[row.name],
+                "partitions": partitions,
+                "messages": expected,
+            }
+
+        saved, self.repeat = self.repeat, 1  # each run commits its group's offsets
+        try:
+            timeout = self.timeout_for(expected)
+            self.attempts("txn_process", case, self.usable("txn_process", case), make_spec, timeout)
         finally:
             self.repeat = saved
 

@@ -6,10 +6,21 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
-WORKLOADS = ("produce", "consume", "latency", "partitions", "group", "rebalance")
+WORKLOADS = (
+    "produce",
+    "consume",
+    "latency",
+    "partitions",
+    "group",
+    "rebalance",
+    "txn_produce",
+    "txn_process",
+)
 #: The workloads every client row runs (the group ones: the rows that say so).
 ALL = frozenset(("produce", "consume", "latency", "partitions"))
 GROUPS = frozenset(("group", "rebalance"))
+#: The transaction workloads (bench.transactions).
+TXN = frozenset(("txn_produce", "txn_process"))
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,7 @@ ROWS: dict[str, Row] = {
             "trio-brod",
             "trio-brod",
             "single",
-            ALL | GROUPS,
+            ALL | GROUPS | TXN,
             "trio_brod",
             "client.produce() per message; group: a handler per message set, cooperative-sticky",
         ),
@@ -109,7 +120,7 @@ ROWS: dict[str, Row] = {
             "aiokafka",
             "aiokafka",
             "single",
-            ALL | GROUPS,
+            ALL | GROUPS | TXN,
             "aiokafka",
             "send() per message; group: subscribe(), range (eager)",
         ),
@@ -126,7 +137,7 @@ ROWS: dict[str, Row] = {
             "confluent-kafka",
             "confluent-kafka",
             "single",
-            ALL | GROUPS,
+            ALL | GROUPS | {"txn_produce"},
             "confluent_kafka",
             "produce() + poll(0) per message; group: subscribe(), rebalance: cooperative-sticky",
         ),

@@ -119,7 +119,7 @@ def ratios(records: list[Data]) -> Data:
     """trio-brod's best row / each peer's best row, per case, and summaries with targets."""
     per_case: list[Data] = []
     summary: dict[str, dict[str, Data]] = {}
-    for workload in ("produce", "consume", "group"):
+    for workload in ("produce", "consume", "group", "txn_produce", "txn_process"):
         cases = sorted(
             {r["case"] for r in records if r["workload"] == workload},
             key=lambda c: [r["case"] for r in records].index(c),
@@ -394,6 +394,7 @@ def render(data: Data) -> str:
         )
         out.append("")
     out += render_groups(data)
+    out += render_transactions(data)
     out += render_ratios(data)
     return "\n".join(out)
 
@@ -485,6 +486,38 @@ def render_groups(data: Data) -> list[str]:
             lines,
             "lllrrrrrrrl",
         )
+        out.append("")
+    return out
+
+
+def render_transactions(data: Data) -> list[str]:
+    """The transaction workloads (bench.transactions): throughput, CPU, transactions."""
+    out: list[str] = []
+    for workload, title in (
+        ("txn_produce", "Transactional produce (1,000 records per transaction)"),
+        (
+            "txn_process",
+            "Exactly-once consume-transform-produce (one member, timed from the start)",
+        ),
+    ):
+        rows = [r for r in data["results"] if r["workload"] == workload and not r.get("skipped")]
+        if not rows:
+            continue
+        out += [f"### {title}, {rows[0]['case']}, {rows[0].get('messages', 0):,} records", ""]
+        lines = [
+            [
+                r["row"],
+                _n(r.get("msgs_per_s")),
+                _n(r.get("cpu_s_per_m"), 1),
+                _n(r.get("transactions")),
+                _mib(r.get("peak_rss")),
+                _n(r.get("other_cpu_s"), 1),
+                _status(r),
+            ]
+            for r in rows
+        ]
+        headers = ["client", "msgs/s", "CPU s/M msgs", "txns", "peak RSS MiB", "other CPU s", ""]
+        out += _table(headers, lines, "lrrrrrl")
         out.append("")
     return out
 

@@ -119,6 +119,11 @@ BROD_NAMES: dict[str, dict[str, str | None]] = {
         "group_protocol": None,
         "remote_assignor": None,
     },
+    "trio_brod.TransactionConfig": {
+        "transaction_timeout": None,
+        "end_timeout": "``timeout`` (ms, 1000: per request)",
+        "producer_config": None,
+    },
 }
 
 

@@ -67,6 +67,8 @@ def test_quick_run_covers_every_workload(kafka: KafkaCluster, tmp_path: Path) ->
         ("rebalance", "trio-brod"),
         ("rebalance", "trio-brod-range"),
         ("rebalance", "trio-brod-consumer"),
+        ("txn_produce", "trio-brod"),
+        ("txn_process", "trio-brod"),
     }
     # With the bench extra installed (as in CI) every peer ran too.
     families = {r["family"] for r in ran}
@@ -96,6 +98,12 @@ def test_quick_run_covers_every_workload(kafka: KafkaCluster, tmp_path: Path) ->
             assert all(len(j["pauses_s"]) == 12 for j in r["joins"])
             assert r["messages"] > 0
             assert r["duplicates"] >= 0
+        elif r["workload"] == "txn_produce":
+            assert r["messages"] == smoke_messages
+            assert r["transactions"] == -(-smoke_messages // 1000)
+        elif r["workload"] == "txn_process":
+            assert r["messages"] >= smoke_messages
+            assert r["transactions"] > 0
         elif r["workload"] == "latency":
             assert r["latency"]["samples"] > 0
             assert r["latency"]["p50_ms"] <= r["latency"]["p99_ms"]

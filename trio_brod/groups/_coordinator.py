@@ -85,8 +85,18 @@ class GroupCoordinator:
     address instead of each asking for it.
     """
 
-    def __init__(self, pool: ConnectionPool, metadata: MetadataCache, group_id: str) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        metadata: MetadataCache,
+        group_id: str,
+        *,
+        key_type: int = CoordinatorType.GROUP,
+    ) -> None:
         self.pool = pool
+        # CoordinatorType.TRANSACTION makes this a transactional id's coordinator (the
+        # transactional producer's requests move and load the same way).
+        self.key_type = key_type
         self.metadata = metadata
         self.group_id = group_id
         self._broker: BrokerMetadata | None = None
@@ -122,7 +132,7 @@ class GroupCoordinator:
             async with self._lookup:
                 if self._broker is None:
                     self._broker = await self.metadata.find_coordinator(
-                        self.group_id, CoordinatorType.GROUP
+                        self.group_id, self.key_type
                     )
         return self._broker
 

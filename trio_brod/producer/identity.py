@@ -79,6 +79,10 @@ class ProducerIdentity:
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
+        #: None for the client's idempotent producers; a transactional producer's id (its
+        #: partition producers then take the producer id and epoch from here, as the
+        #: transaction coordinator gives them, and never start epochs of their own).
+        self.transactional_id: str | None = None
         self.producer_id = -1
         self.epoch = -1
         self._lock = trio.Lock()
@@ -173,7 +177,13 @@ class SequenceState:
     @property
     def needs_update(self) -> bool:
         """Whether :meth:`update` must run before anything more is sent."""
-        return self.producer_id < 0 or self._reset != _KEEP
+        if self.producer_id < 0 or self._reset != _KEEP:
+            return True
+        identity = self._identity
+        # A transactional producer's epoch moves when its coordinator bumps it.
+        return identity.transactional_id is not None and (
+            identity.producer_id != self.producer_id or identity.epoch != self.epoch
+        )
 
     def number(self, record_count: int) -> int:
         """The first sequence number for a batch of ``record_count`` records, taken."""
@@ -226,6 +236,9 @@ class SequenceState:
         ``retry`` holds the batches waiting to be sent again: they are renumbered.
         """
         identity = self._identity
+        if identity.transactional_id is not None:
+            self._update_transactional(retry)
+            return
         if self.producer_id < 0:
             left = identity.take(self.topic, self.partition)
             if left is not None and left[0] >= 0:
@@ -259,6 +272,34 @@ class SequenceState:
         # Nothing is on the wire between rounds; what waits to be sent again gets new
         # sequence numbers (its bytes stay; only the producer fields are rewritten). Under
         # them the broker has never seen it.
+        for batch in retry:
+            batch.base_sequence = -1
+            batch.maybe_written = False
+
+    def _update_transactional(self, retry: Iterable[WireBatch]) -> None:
+        """A transactional producer's partition: take the coordinator's producer id and
+        epoch; sequence numbers start at 0 under a new epoch.
+
+        It may not start an epoch of its own: when its numbers are out of step with the
+        broker's under the current epoch, what it has fails (the transaction must abort),
+        until the transactional producer has the coordinator bump the epoch.
+
+        Raises:
+            InvalidProducerEpochError: The broker knows a newer epoch (fenced).
+            OutOfOrderSequenceNumberError: The sequence numbers are out of step.
+        """
+        identity = self._identity
+        if identity.producer_id == self.producer_id and identity.epoch == self.epoch:
+            if self._reset == _NEW_ID:
+                raise InvalidProducerEpochError(
+                    "the broker knows a newer epoch of this transactional producer"
+                )
+            raise OutOfOrderSequenceNumberError(
+                "the transaction's sequence numbers are out of step; it must abort"
+            )
+        self.producer_id, self.epoch, self.next_sequence = identity.producer_id, identity.epoch, 0
+        self._reset = _KEEP
+        self._unresolved = False
         for batch in retry:
             batch.base_sequence = -1
             batch.maybe_written = False

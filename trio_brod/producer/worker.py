@@ -56,6 +56,7 @@ from trio_brod._exceptions import (
     ProducerClosed,
 )
 from trio_brod._log import producer_log
+from trio_brod._util import ack_timeout_ms
 from trio_brod.observe import _hooks, messages_with_traceparent, with_traceparent
 from trio_brod.producer._buffer import (
     Call,
@@ -129,15 +130,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def ack_timeout_ms(seconds: float) -> int:
-    """``ack_timeout`` in seconds as the Produce request's ``timeout_ms``.
-
-    The nearest millisecond, and at least 1, as the setting is positive. (Truncating made
-    1.001 s 1000 ms, through the float, and 0.0004 s 0 ms: no wait for the replicas at all.)
-    """
-    return max(1, round(seconds * 1000))
-
-
 def _needs_refresh(error: BaseException) -> bool:
     """Whether an error means the leader may have moved, so metadata must be read again."""
     if isinstance(error, (BrokerConnectionError, NoLeader)):
@@ -175,6 +167,8 @@ class PartitionProducer(Intake):
         # Idempotence: the producer id, epoch and sequence numbers this partition sends
         # with (None without idempotence).
         self._sequence = None if identity is None else SequenceState(identity, topic, partition)
+        # A transactional producer's partition: its batches are part of transactions.
+        self._transactional_id = None if identity is None else identity.transactional_id
         # Records go into a batch up to the smaller of the two limits.
         self._max_records_size = config.max_request_size - BATCH_OVERHEAD
         self._buffer = ProducerBuffer(
@@ -706,6 +700,7 @@ class PartitionProducer(Intake):
                     producer_id=producer_id,
                     producer_epoch=epoch,
                     base_sequence=sequence,
+                    is_transactional=self._transactional_id is not None,
                 )
             else:
                 batch.encoded = with_producer_state(
@@ -725,9 +720,10 @@ class PartitionProducer(Intake):
                 producer_id=batch.producer_id,
                 producer_epoch=batch.producer_epoch,
                 base_sequence=batch.base_sequence,
+                is_transactional=self._transactional_id is not None,
             )
         return ProduceRequest(
-            transactional_id=None,
+            transactional_id=self._transactional_id,
             acks=self._acks,
             timeout_ms=self._ack_timeout_ms,
             topic_data=[

@@ -13,6 +13,7 @@ import aiokafka
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench import groups
+from bench.clients import aiokafka_txn
 from bench.common import (
     RECORD_PAYLOAD,
     BenchError,
@@ -39,6 +40,8 @@ def run(spec: Spec) -> Result:
         "partitions": _partitions,
         "group": _group,
         "rebalance": _rebalance,
+        "txn_produce": aiokafka_txn.txn_produce,
+        "txn_process": aiokafka_txn.txn_process,
     }[spec["workload"]]
     result: Result = asyncio.run(workload(spec))
     result["version"] = aiokafka.__version__

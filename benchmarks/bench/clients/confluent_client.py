@@ -13,6 +13,7 @@ import confluent_kafka
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from bench import groups
+from bench.clients import confluent_txn
 from bench.common import (
     RECORD_PAYLOAD,
     BenchError,
@@ -40,6 +41,7 @@ def run(spec: Spec) -> Result:
         "fill": _fill,
         "group": _group,
         "rebalance": _rebalance,
+        "txn_produce": confluent_txn.txn_produce,
     }[spec["workload"]]
     result = workload(spec)
     result["version"] = confluent_kafka.version()[0]

@@ -13,6 +13,7 @@ import trio
 
 import trio_brod
 from bench import groups
+from bench.clients import triobrod_txn
 from bench.common import (
     RECORD_PAYLOAD,
     BenchError,
@@ -54,6 +55,8 @@ def run(spec: Spec) -> Result:
         "partitions": _partitions,
         "group": _group,
         "rebalance": _rebalance,
+        "txn_produce": triobrod_txn.txn_produce,
+        "txn_process": triobrod_txn.txn_process,
     }[spec["workload"]]
     result: Result = trio.run(workload, spec)
     result["version"] = trio_brod.__version__
