@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from trio_brod._exceptions import ConfigError
@@ -91,3 +91,17 @@ def ms_up(seconds: float) -> int:
     millisecond that the float product misses by a hair (2.007 * 1000 = 2007.0000000000002).
     """
     return math.ceil(round(seconds * 1000, 6))
+
+
+def topic_list(topics: Sequence[str] | None) -> list[str] | None:
+    """``topics`` as a list (None stays None); a TypeError for one str, which is a sequence
+    too: "orders" is not 6 topics."""
+    if isinstance(topics, str):
+        raise TypeError("topics must be a sequence of names, not a str")
+    return None if topics is None else list(topics)
+
+
+def check_topic(topic: object) -> None:
+    """A TypeError for a topic that is not a str (bytes, say), before it reaches a request."""
+    if not isinstance(topic, str):
+        raise TypeError(f"topic must be a str, not {type(topic).__name__}: {topic!r:.100}")

@@ -79,6 +79,7 @@ class Subscription:
         config: The options of this subscription.
         topic: The topic.
         partition: The partition.
+        hooks: The client's event hooks (:class:`~trio_brod.observe.Hooks`).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class Subscription:
         self.config = serving.config
         self.topic = consumer.topic
         self.partition = consumer.partition
+        self.hooks = serving.hooks
         self._serving = serving
         self._receive = receive
 
@@ -233,7 +235,7 @@ class PartitionConsumer:
         config = self.config.replace(**options) if options else self.config
         begin = begin_for(config.begin_offset, "begin_offset" in options, self._handed_on)
         send, receive = trio.open_memory_channel[MessageSet | Failure](math.inf)
-        serving = Serving(config, send, begin)
+        serving = Serving(config, send, begin, self._pool.hooks)
         subscription = Subscription(self, serving, receive)
         self._set_serving(serving)
         self._subscription = subscription
@@ -372,8 +374,9 @@ class PartitionConsumer:
                     refresh = True
                 delay = backoff.next_delay()
                 serving.retrying = True
-                if observe.state.hooks:
-                    observe.retried("receive", self.topic, self.partition, exc)
+                hooks = self._pool.hooks
+                if hooks.hooks:
+                    observe.retried(hooks, "receive", self.topic, self.partition, exc)
                 self._pool.repeats.warning(
                     consumer_log,
                     ("fetch", self.topic, self.partition),
