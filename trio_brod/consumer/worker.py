@@ -235,7 +235,7 @@ class PartitionConsumer:
         config = self.config.replace(**options) if options else self.config
         begin = begin_for(config.begin_offset, "begin_offset" in options, self._handed_on)
         send, receive = trio.open_memory_channel[MessageSet | Failure](math.inf)
-        serving = Serving(config, send, begin, self._pool.hooks)
+        serving = Serving(config, send, begin, observe.hooks_of(self._pool))
         subscription = Subscription(self, serving, receive)
         self._set_serving(serving)
         self._subscription = subscription
@@ -374,7 +374,7 @@ class PartitionConsumer:
                     refresh = True
                 delay = backoff.next_delay()
                 serving.retrying = True
-                hooks = self._pool.hooks
+                hooks = observe.hooks_of(self._pool)
                 if hooks.hooks:
                     observe.retried(hooks, "receive", self.topic, self.partition, exc)
                 self._pool.repeats.warning(

@@ -327,6 +327,13 @@ class Hooks:
         self.hooks = (*state.hooks, *self._own)
 
 
+def hooks_of(pool: object) -> HasHooks:
+    """A connection pool's hooks (its client's), read once when a worker is built; the
+    process's for a stand-in pool that has none (the fakes of unit tests)."""
+    hooks: HasHooks | None = getattr(pool, "hooks", None)
+    return state if hooks is None else hooks
+
+
 def add_hook(hook: Hook) -> Callable[[], None]:
     """Register ``hook`` for every client's events; returns a function that removes it."""
     state.hooks = (*state.hooks, hook)
