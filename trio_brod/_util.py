@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from trio_brod._exceptions import ConfigError
@@ -106,3 +106,17 @@ def ack_timeout_ms(seconds: float) -> int:
     1.001 s 1000 ms, through the float, and 0.0004 s 0 ms: no wait for the replicas at all.)
     """
     return max(1, round(seconds * 1000))
+
+
+def topic_list(topics: Sequence[str] | None) -> list[str] | None:
+    """``topics`` as a list (None stays None); a TypeError for one str, which is a sequence
+    too: "orders" is not 6 topics."""
+    if isinstance(topics, str):
+        raise TypeError("topics must be a sequence of names, not a str")
+    return None if topics is None else list(topics)
+
+
+def check_topic(topic: object) -> None:
+    """A TypeError for a topic that is not a str (bytes, say), before it reaches a request."""
+    if not isinstance(topic, str):
+        raise TypeError(f"topic must be a str, not {type(topic).__name__}: {topic!r:.100}")

@@ -33,12 +33,13 @@ from trio_brod._config_transaction import TransactionConfig
 from trio_brod._exceptions import ClientClosed, ConfigError, NotFound, ProducerClosed
 from trio_brod._metadata import BrokerMetadata, ClusterMetadata
 from trio_brod._net import Connection
-from trio_brod._util import parse_bootstrap, unwrap_single_exception
+from trio_brod._util import check_topic, parse_bootstrap, topic_list, unwrap_single_exception
 from trio_brod.consumer.fetcher import Fetchers
 from trio_brod.consumer.fold import FoldFun, FoldResult, fold
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.consumer.topic import TopicConsumer
 from trio_brod.consumer.worker import PartitionConsumer, Subscription
+from trio_brod.observe import Hook
 from trio_brod.producer import (
     DeliveryReceipt,
     Message,
@@ -73,13 +74,16 @@ class Client:
         bootstrap_servers: Sequence[tuple[str, int]],
         config: ClientConfig,
         nursery: trio.Nursery,
+        hooks: Iterable[Hook] = (),
     ) -> None:
         self.config = config
         self.bootstrap_servers = list(bootstrap_servers)
         self._nursery = nursery
         #: The client's connections (:class:`~trio_brod._cluster.ConnectionPool`): what
         #: workers and admin calls send through.
-        self.pool = ConnectionPool(self.bootstrap_servers, config, nursery)
+        self.pool = ConnectionPool(self.bootstrap_servers, config, nursery, hooks)
+        #: The client's event hooks, a :class:`~trio_brod.observe.Hooks`: ``.add(hook)``.
+        self.hooks = self.pool.hooks
         #: The client's metadata cache (:class:`~trio_brod._cluster.MetadataCache`).
         self.metadata = MetadataCache(self.pool, config)
         self._topic_producers: dict[str, TopicProducer] = {}
@@ -127,7 +131,7 @@ class Client:
         created, if ``allow_topic_auto_creation`` and the broker allow it).
         """
         auto_create = self.config.allow_topic_auto_creation
-        return await self.metadata.fetch(_topic_list(topics), auto_create=auto_create)
+        return await self.metadata.fetch(topic_list(topics), auto_create=auto_create)
 
     async def get_metadata_safe(self, topics: Sequence[str] | None = None) -> ClusterMetadata:
         """Like :meth:`get_metadata`, but never creates a topic (brod's ``get_metadata_safe``).
@@ -136,7 +140,7 @@ class Client:
         the result with its ``error_code`` set: for tools and checks that look at a name
         someone typed, where a typo must not leave a new topic behind.
         """
-        return await self.metadata.fetch(_topic_list(topics), auto_create=False)
+        return await self.metadata.fetch(topic_list(topics), auto_create=False)
 
     async def get_partitions_count(self, topic: str) -> int:
         """How many partitions a topic has (from cache when fresh).
@@ -230,7 +234,7 @@ class Client:
             UnknownTopicOrPartitionError: The topic does not exist (and was not created).
             ClientClosed: The client is closing or closed.
         """
-        _check_topic(topic)
+        check_topic(topic)
         self._raise_if_producers_closed()
         if topic in self._topic_producers:
             await trio.lowlevel.checkpoint()
@@ -274,7 +278,7 @@ class Client:
         producer = self._topic_producers.get(topic)
         if producer is not None:
             return producer
-        _check_topic(topic)  # not a str: say so, not "no producer" or an encoding error
+        check_topic(topic)  # not a str: say so, not "no producer" or an encoding error
         self._raise_if_producers_closed()
         if not self.config.auto_start_producers:
             raise NotFound(
@@ -304,7 +308,7 @@ class Client:
             NotFound: No producers run for the topic, or none for that partition (the
                 message says which).
         """
-        _check_topic(topic)
+        check_topic(topic)
         producer = self._topic_producers.get(topic)
         if producer is None:
             raise NotFound(f"no producer running for topic {topic!r}")
@@ -522,7 +526,7 @@ class Client:
             NotFound: No consumers run for the topic, or none for that partition (the
                 message says which).
         """
-        _check_topic(topic)
+        check_topic(topic)
         consumer = self._topic_consumers.get(topic)
         if consumer is None:
             raise NotFound(f"no consumer running for topic {topic!r}")
@@ -738,22 +742,12 @@ class Client:
         return errors
 
 
-def _topic_list(topics: Sequence[str] | None) -> list[str] | None:
-    if isinstance(topics, str):  # a str is a sequence too: "orders" is not 6 topics
-        raise TypeError("topics must be a sequence of names, not a str")
-    return None if topics is None else list(topics)
-
-
-def _check_topic(topic: object) -> None:
-    """A TypeError for a topic that is not a str (bytes, say), before it reaches a request."""
-    if not isinstance(topic, str):
-        raise TypeError(f"topic must be a str, not {type(topic).__name__}: {topic!r:.100}")
-
-
 @asynccontextmanager
 async def open_client(
     bootstrap_servers: str | Iterable[str | tuple[str, int]],
     config: ClientConfig | None = None,
+    *,
+    hooks: Iterable[Hook] = (),
     **options: Any,
 ) -> AsyncIterator[Client]:
     """Open a client, as an async context manager that owns the client's nursery.
@@ -764,6 +758,8 @@ async def open_client(
         config: A :class:`ClientConfig`.
         **options: The fields of a :class:`ClientConfig` as keyword arguments
             (``client_id="app", request_timeout=10``), instead of ``config``.
+        hooks: Event hooks (:class:`~trio_brod.observe.Hook`) for this client's events
+            only; more with ``client.hooks.add``, and for every client with ``add_hook``.
 
     Nothing connects until first use. Leaving the block closes every connection and stops
     every task the client started; exceptions from the block come out as themselves, not
@@ -776,7 +772,7 @@ async def open_client(
     servers = parse_bootstrap(bootstrap_servers)
     with unwrap_single_exception():
         async with trio.open_nursery() as nursery:
-            client = Client(servers, config, nursery)
+            client = Client(servers, config, nursery, hooks)
             try:
                 yield client
             except BaseException as exc:

@@ -25,6 +25,7 @@ import trio
 from trio_brod import ClientConfig, ConnectionFailed
 from trio_brod._metadata import BrokerMetadata
 from trio_brod.groups._protocol import decode_assignment
+from trio_brod.observe import Hooks
 from trio_brod.protocol import (
     HeartbeatRequest,
     HeartbeatResponse,
@@ -100,6 +101,7 @@ class FakeGroupCluster:
 
     def __init__(self, partitions: dict[str, int], **config: Any) -> None:
         self.config = ClientConfig(**config)
+        self.hooks = Hooks()  # as a ConnectionPool's: the event hooks of its "client"
         self.partitions = dict(partitions)
         self.generation_id = 0
         self.member_id: str | None = None

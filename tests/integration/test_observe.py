@@ -171,3 +171,49 @@ async def test_group_commits_and_rebalances_are_measured(
     processed = sum(p.count for p in otel.points("messaging.process.duration", **group_attributes))
     assert processed >= 1
     assert any(e.api == "JoinGroup" for e in recorder.requests)
+
+
+class Counter(observe.Hook):
+    def __init__(self) -> None:
+        self.acks: list[observe.Produced] = []
+        self.sent: list[observe.RequestSent] = []
+        self.answered: list[observe.RequestAnswered] = []
+
+    def produced(self, event: observe.Produced) -> None:
+        self.acks.append(event)
+
+    def request_sent(self, event: observe.RequestSent) -> None:
+        self.sent.append(event)
+
+    def request_answered(self, event: observe.RequestAnswered) -> None:
+        self.answered.append(event)
+
+
+async def test_two_clients_each_hear_their_own_events(
+    make_topic: MakeTopic, bootstrap_servers: list[str]
+) -> None:
+    first, second = make_topic(partitions=1), make_topic(partitions=1)
+    everyone, mine, theirs = Counter(), Counter(), Counter()
+    remove = observe.add_hook(everyone)
+    try:
+        async with (
+            open_client(bootstrap_servers, hooks=[mine]) as one,
+            open_client(bootstrap_servers, hooks=[theirs]) as other,
+        ):
+            await one.start_producer(first)
+            await other.start_producer(second)
+            with trio.fail_after(60):
+                await one.produce_sync(first, b"x", partition=0)
+                await (await other.produce_batch(second, [(None, b"y")] * 3, partition=0))
+                await one.get_metadata([first])
+    finally:
+        remove()
+    assert [(e.topic, e.count, e.error) for e in mine.acks] == [(first, 1, None)]
+    assert [(e.topic, e.count, e.error) for e in theirs.acks] == [(second, 3, None)]
+    assert sorted(e.count for e in everyone.acks) == [1, 3]
+    # Requests: each client's own, with their sizes; the process-wide hook hears both.
+    assert [e.api for e in mine.sent].count("Produce") == 1
+    assert [e.api for e in theirs.sent].count("Produce") == 1
+    assert len(everyone.sent) == len(mine.sent) + len(theirs.sent)
+    assert all(e.size > 0 for e in mine.sent + theirs.sent)
+    assert any(e.api == "Metadata" and e.size > 0 for e in mine.answered)

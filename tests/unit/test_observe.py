@@ -129,6 +129,9 @@ class Recorder(observe.Hook):
     def request_answered(self, event: observe.RequestAnswered) -> None:
         self.events.append(event)
 
+    def request_sent(self, event: observe.RequestSent) -> None:
+        self.events.append(event)
+
     def connection_opened(self, event: observe.ConnectionOpened) -> None:
         self.events.append(event)
 
@@ -157,7 +160,7 @@ def test_a_failing_hook_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) 
     remove_after = observe.add_hook(after)
     try:
         with caplog.at_level(logging.ERROR, "trio_brod.observe"):
-            _hooks.retried("send", "t", 0, None)
+            _hooks.retried(_hooks.state, "send", "t", 0, None)
     finally:
         remove_broken()
         remove_after()
@@ -226,6 +229,118 @@ async def test_produce_batches_and_retries_reach_hooks(
     opened = recorder.of(observe.ConnectionOpened)
     assert opened
     assert len(recorder.of(observe.ConnectionClosed)) == len(opened)
+
+
+async def test_a_clients_hooks_see_its_events_only(nursery: trio.Nursery) -> None:
+    # Two clients side by side, each on its own fake cluster (so their connections differ),
+    # each with a hook of its own, and one hook for the whole process.
+    first, second = FakeCluster(), FakeCluster()
+    await first.start(nursery)
+    await second.start(nursery)
+    everyone, mine, theirs = Recorder(), Recorder(), Recorder()
+    remove_everyone = observe.add_hook(everyone)
+    try:
+        async with (
+            open_client(first.bootstrap, hooks=[mine]) as one,
+            open_client(second.bootstrap) as other,
+        ):
+            remove_theirs = other.hooks.add(theirs)
+            assert one.hooks.own == (mine,)
+            assert other.hooks.own == (theirs,)
+            await one.start_producer(TOPIC, quick())
+            await other.start_producer(TOPIC, quick())
+            assert await one.produce_sync(TOPIC, b"1", partition=0) == 0
+            await (await other.produce_batch(TOPIC, [(None, b"a"), (None, b"b")], partition=0))
+            assert [e.count for e in mine.of(observe.Produced)] == [1]
+            assert [e.count for e in theirs.of(observe.Produced)] == [2]
+            assert sorted(e.count for e in everyone.of(observe.Produced)) == [1, 2]
+            # Removed, a client's hook hears nothing more; the others still do.
+            remove_theirs()
+            one.hooks.remove(mine)
+            assert one.hooks.own == ()
+            before = len(mine.events), len(theirs.events)
+            await (await one.produce_batch(TOPIC, [(None, b"c")] * 3, partition=0))
+            await (await other.produce_batch(TOPIC, [(None, b"d")] * 4, partition=0))
+            assert (len(mine.events), len(theirs.events)) == before
+            assert sorted(e.count for e in everyone.of(observe.Produced)) == [1, 2, 3, 4]
+    finally:
+        remove_everyone()
+    port = {1: first.bootstrap[0].rpartition(":")[2], 2: second.bootstrap[0].rpartition(":")[2]}
+    assert {str(e.port) for e in mine.of(observe.ConnectionOpened)} == {port[1]}
+    assert {str(e.port) for e in theirs.of(observe.ConnectionOpened)} == {port[2]}
+    assert {str(e.port) for e in everyone.of(observe.ConnectionOpened)} == set(port.values())
+    assert {e.address.rpartition(":")[2] for e in mine.of(observe.RequestSent)} == {port[1]}
+    assert {e.address.rpartition(":")[2] for e in theirs.of(observe.RequestSent)} == {port[2]}
+
+
+async def test_a_process_wide_hook_added_later_reaches_running_clients(
+    cluster: FakeCluster,
+) -> None:
+    recorder = Recorder()
+    async with open_client(cluster.bootstrap) as client:
+        await client.start_producer(TOPIC, quick())
+        await client.produce_sync(TOPIC, b"before", partition=0)
+        remove = observe.add_hook(recorder)
+        assert recorder in client.hooks.hooks
+        try:
+            await client.produce_sync(TOPIC, b"after", partition=0)
+        finally:
+            remove()
+        assert recorder not in client.hooks.hooks
+        await client.produce_sync(TOPIC, b"removed", partition=0)
+    assert [e.base_offset for e in recorder.of(observe.Produced)] == [1]
+
+
+async def test_requests_sent_and_answered_carry_their_sizes(cluster: FakeCluster) -> None:
+    recorder = Recorder()
+    async with open_client(cluster.bootstrap, hooks=[recorder]) as client:
+        await client.get_metadata([TOPIC])
+        await client.get_metadata([TOPIC + "-1234567890"])
+        await client.start_producer(TOPIC, quick())
+        await client.produce_sync(TOPIC, b"v", partition=0)
+    sent = [e for e in recorder.of(observe.RequestSent) if e.api == "Metadata"]
+    answered = [e for e in recorder.of(observe.RequestAnswered) if e.api == "Metadata"]
+    assert len(sent) >= 2
+    assert len(answered) == len(sent)
+    # The same request with a topic name 11 characters longer: 11 bytes more on the wire.
+    assert sent[-1].size - sent[-2].size == 11
+    assert (sent[-1].version, sent[-1].address) == (sent[-2].version, sent[-2].address)
+    assert all(e.size > 8 and e.error is None for e in answered)
+    # Produce requests are sent too (answered: see Produced).
+    produce = [e for e in recorder.of(observe.RequestSent) if e.api == "Produce"]
+    assert len(produce) == 1
+    assert produce[0].size > 0
+
+
+async def test_with_no_hook_the_workers_do_not_call_the_emit_functions(
+    monkeypatch: pytest.MonkeyPatch, cluster: FakeCluster
+) -> None:
+    called: list[str] = []
+    monkeypatch.setattr(_hooks.state, "hooks", ())  # not even OpenTelemetry's
+    for name in (
+        "connection_opened",
+        "connection_closed",
+        "connection_failed",
+        "request_sent",
+        "request_answered",
+        "produced",
+        "retried",
+        "delivered",
+        "handled",
+    ):
+        monkeypatch.setattr(_hooks, name, lambda *args, name=name: called.append(name))
+    cluster.actions.append(NOT_ENOUGH_REPLICAS)  # a retry too
+    async with open_client(cluster.bootstrap) as client:
+        assert client.hooks.hooks == ()
+        await client.start_producer(TOPIC, quick(max_retries=3))
+        with trio.fail_after(30):
+            assert await client.produce_sync(TOPIC, b"v", partition=0) == 0
+    assert called == []
+    # The same with a hook on the client: they are called (the test can fail).
+    async with open_client(cluster.bootstrap, hooks=[Recorder()]) as client:
+        await client.start_producer(TOPIC, quick())
+        await client.produce_sync(TOPIC, b"w", partition=0)
+    assert {"connection_opened", "request_sent", "produced"} <= set(called)
 
 
 async def test_produce_metrics_and_spans(cluster: FakeCluster, otel: Otel) -> None:

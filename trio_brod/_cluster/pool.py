@@ -77,8 +77,12 @@ class ConnectionPool:
         bootstrap_servers: Sequence[tuple[str, int]],
         config: ClientConfig,
         nursery: trio.Nursery,
+        hooks: Iterable[observe.Hook] = (),
     ) -> None:
         self.config = config
+        #: The client's event hooks (its own ``hooks`` and the process-wide ones): every
+        #: worker built on this pool emits its events through them (trio_brod.observe).
+        self.hooks = observe.Hooks(hooks)
         self.bootstrap_servers = list(bootstrap_servers)
         self._nursery = nursery
         self._slots: dict[tuple[str, int], ConnectionSlot] = {}
@@ -205,16 +209,16 @@ class ConnectionPool:
         limit = self._opening.get((host, port))
         if limit is None:
             limit = self._opening[host, port] = trio.Semaphore(_MAX_OPENING)
-        connection = Connection(host, port, self.config)
+        connection = Connection(host, port, self.config, self.hooks)
         async with limit:
             try:
                 await nursery.start(self._run_connection, connection)
             except BrokerConnectionError as exc:
-                if observe.state.hooks:
-                    observe.connection_failed(host, port, exc)
+                if self.hooks.hooks:
+                    observe.connection_failed(self.hooks, host, port, exc)
                 raise
-        if observe.state.hooks:
-            observe.connection_opened(host, port)
+        if self.hooks.hooks:
+            observe.connection_opened(self.hooks, host, port)
         return connection
 
     async def _run_connection(
@@ -223,8 +227,9 @@ class ConnectionPool:
         try:
             await connection.run(sasl_mechanism=self._sasl, task_status=task_status)
         finally:
-            if connection.closed_at is not None and observe.state.hooks:
-                observe.connection_closed(connection.host, connection.port, connection.close_reason)
+            if connection.closed_at is not None and self.hooks.hooks:
+                reason = connection.close_reason
+                observe.connection_closed(self.hooks, connection.host, connection.port, reason)
         reason = connection.close_reason
         if isinstance(reason, (ConnectionLost, RequestTimedOut)):
             # Every private connection to a broker that died closes at once: one line.

@@ -128,7 +128,9 @@ class Connection:
         parts_merged: How many one-partition requests went out merged with others.
     """
 
-    def __init__(self, host: str, port: int, config: ClientConfig) -> None:
+    def __init__(
+        self, host: str, port: int, config: ClientConfig, hooks: observe.HasHooks = observe.state
+    ) -> None:
         self.host = host
         self.port = port
         self.address = f"{host}:{port}"
@@ -139,6 +141,8 @@ class Connection:
         # SASL session's lifetime.
         self._reauthenticate_at = math.inf
         self._config = config
+        # Whose event hooks to tell (its client's, from the pool; the process's by default).
+        self._hooks = hooks
         self._client_id = config.client_id
         # What the writer has to write, and the event it waits on while there is nothing.
         # (A deque rather than a memory channel: a channel hands an item straight to a
@@ -247,6 +251,8 @@ class Connection:
         correlation_id = self._next_correlation_id
         frame = encode_request(message, version, correlation_id, self._client_id)
         self._next_correlation_id = (correlation_id + 1) % _CORRELATION_WRAP
+        if self._hooks.hooks:
+            observe.request_sent(self._hooks, self.address, message, version, len(frame))
         if expect_response:
             self._pending[correlation_id] = pending
             self._enqueue((frame, None))
@@ -316,12 +322,21 @@ class Connection:
         if not pending.done.is_set():
             self.abort(f"a request got no response within {timeout}s")
             timed_out = RequestTimedOut(self.address, f"no response within {timeout}s")
-            if observe.state.hooks:
-                observe.request_answered(self.address, message, pending.version, started, timed_out)
+            hooks = self._hooks
+            if hooks.hooks:
+                version = pending.version
+                observe.request_answered(hooks, self.address, message, version, started, timed_out)
             raise timed_out
-        if observe.state.hooks:
-            error = pending.error
-            observe.request_answered(self.address, message, pending.version, started, error)
+        if self._hooks.hooks:
+            observe.request_answered(
+                self._hooks,
+                self.address,
+                message,
+                pending.version,
+                started,
+                pending.error,
+                pending.size,
+            )
         return pending.result()
 
     def abandon(self, pending: PendingResponse) -> None:
@@ -594,6 +609,9 @@ class Connection:
             pending.fail(exc)
             return None
         self.requests_written += 1
+        if self._hooks.hooks:
+            version = pending.version
+            observe.request_sent(self._hooks, self.address, part.message, version, len(frame))
         if part.expect_response:
             self._pending[correlation_id] = pending
             if part.is_fetch:
@@ -614,6 +632,8 @@ class Connection:
             return [write for write in alone if write is not None]
         self.requests_written += 1
         self.parts_merged += len(parts)
+        if self._hooks.hooks:
+            observe.request_sent(self._hooks, self.address, message, first.version, len(frame))
         for part in parts:
             part.pending.parts = len(parts)
         if parts[0].expect_response:
@@ -657,11 +677,15 @@ class Connection:
             raise DecodeError(f"response with unknown correlation id {correlation_id}")
         if correlation_id in self._fetches_in_flight:
             self._fetch_answered(correlation_id)
+        size = len(frame) + 4  # on the wire, with its size prefix (for the hooks)
         if isinstance(request, MergedRequest):
+            for part in request.parts:
+                part.pending.size = size
             answer_parts(request, frame)
             return
         if request.abandoned:
             return
+        request.size = size
         try:
             request.response = decode_response(frame, request.response_cls, request.version)
         except DecodeError as exc:

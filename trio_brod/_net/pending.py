@@ -42,6 +42,8 @@ class PendingResponse:
         abandoned: True once the caller stopped waiting for the response.
         parts: How many one-partition requests went out in the request that carried this
             one (1 when it went alone, or has not been written yet).
+        size: The bytes of the response frame, size prefix included (of the merged
+            response, when ``parts`` > 1); 0 until it is read.
     """
 
     __slots__ = (
@@ -52,6 +54,7 @@ class PendingResponse:
         "parts",
         "response",
         "response_cls",
+        "size",
         "version",
     )
 
@@ -67,6 +70,8 @@ class PendingResponse:
         # The caller gave up (timed out or was cancelled); drop the response when it comes.
         self.abandoned = False
         self.parts = 1
+        # The response frame's bytes (size prefix included), once read (for the hooks).
+        self.size = 0
 
     def result(self) -> Any:
         """The decoded response; raises the request's error. Only call once done."""

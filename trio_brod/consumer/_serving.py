@@ -47,9 +47,15 @@ class Serving:
     """
 
     def __init__(
-        self, config: ConsumerConfig, send: trio.MemorySendChannel[Any], begin: BeginOffset
+        self,
+        config: ConsumerConfig,
+        send: trio.MemorySendChannel[Any],
+        begin: BeginOffset,
+        hooks: observe.HasHooks = observe.state,
     ) -> None:
         self.config = config
+        #: Whom to tell about message sets delivered: the client's hooks (its pool's).
+        self.hooks = hooks
         self.send = send
         #: False once the subscriber left (or the consumer stopped).
         self.active = True
@@ -102,8 +108,8 @@ class Serving:
         if runs:
             message_set = MessageSet(topic, partition, self.high_watermark, runs)
             self.send.send_nowait(message_set)
-            if observe.state.hooks:
-                observe.delivered(message_set)
+            if self.hooks.hooks:
+                observe.delivered(self.hooks, message_set)
 
     def fail(self, error: BaseException) -> None:
         """Hand an error the worker cannot recover from to the subscriber."""

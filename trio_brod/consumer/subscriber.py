@@ -285,7 +285,7 @@ async def open_topic_subscriber(
                         message_type,
                         subscription.config.trace_context,
                     )
-                    timer = handler_timer(topic, partition, None)
+                    timer = handler_timer(topic, partition, None, subscription.hooks)
                     try:
                         await _handle_partition(
                             progress.handled,

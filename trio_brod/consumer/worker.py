@@ -79,6 +79,7 @@ class Subscription:
         config: The options of this subscription.
         topic: The topic.
         partition: The partition.
+        hooks: The client's event hooks (:class:`~trio_brod.observe.Hooks`).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class Subscription:
         self.config = serving.config
         self.topic = consumer.topic
         self.partition = consumer.partition
+        self.hooks = serving.hooks
         self._serving = serving
         self._receive = receive
 
@@ -254,7 +256,7 @@ class PartitionConsumer:
         config = self.config.replace(**options) if options else self.config
         begin = begin_for(config.begin_offset, "begin_offset" in options, self._handed_on)
         send, receive = trio.open_memory_channel[MessageSet | Failure](math.inf)
-        serving = Serving(config, send, begin)
+        serving = Serving(config, send, begin, observe.hooks_of(self._pool))
         subscription = Subscription(self, serving, receive)
         self._set_serving(serving)
         self._subscription = subscription
@@ -393,8 +395,9 @@ class PartitionConsumer:
                     refresh = True
                 delay = backoff.next_delay()
                 serving.retrying = True
-                if observe.state.hooks:
-                    observe.retried("receive", self.topic, self.partition, exc)
+                hooks = observe.hooks_of(self._pool)
+                if hooks.hooks:
+                    observe.retried(hooks, "receive", self.topic, self.partition, exc)
                 self._pool.repeats.warning(
                     consumer_log,
                     ("fetch", self.topic, self.partition),

@@ -313,7 +313,9 @@ class ClassicDriver(MemberDriver):
                 action.generation.member_id,
                 sorted(action.partitions),
             )
-            observe.rebalanced(self.group_id, action.generation, action.partitions)
+            observe.rebalanced(
+                observe.hooks_of(self.pool), self.group_id, action.generation, action.partitions
+            )
         elif isinstance(action, SendLeave):
             await self._send_leave(action)
 

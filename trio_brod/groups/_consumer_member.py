@@ -290,6 +290,7 @@ class ConsumerDriver(MemberDriver):
                 # The member epoch stands in for the generation (KIP-848 has none); the
                 # duration counts from the first step of this reconciliation.
                 observe.rebalanced(
+                    observe.hooks_of(self.pool),
                     self.group_id,
                     Generation(m.member_epoch, m.member_id),
                     self.owned,

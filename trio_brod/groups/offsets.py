@@ -210,9 +210,9 @@ async def commit_offsets(
             member_epoch,
         )
     except Exception as exc:
-        observe.committed(group_id, len(offsets), started, exc)
+        observe.committed(observe.hooks_of(coordinator.pool), group_id, len(offsets), started, exc)
         raise
-    observe.committed(group_id, len(offsets), started, None)
+    observe.committed(observe.hooks_of(coordinator.pool), group_id, len(offsets), started, None)
 
 
 async def _commit(

@@ -273,7 +273,9 @@ async def _work(
 
                 def observed(handler: PartitionHandler) -> PartitionHandler:
                     # Timed and traced only when observed (see trio_brod.observe).
-                    timer = handler_timer(assigned.topic, assigned.partition, group_id)
+                    timer = handler_timer(
+                        assigned.topic, assigned.partition, group_id, subscription.hooks
+                    )
                     if timer is not None:
                         _timers[assigned] = timer
                     return traced_handler(

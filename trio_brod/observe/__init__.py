@@ -2,10 +2,12 @@
 
 Three layers, each costing nothing unless used:
 
-* **Hooks** (:class:`Hook`, :func:`add_hook`): typed events for connections, requests,
-  produce batches, message sets delivered, handlers, commits, rebalances and retries --
-  brod's telemetry events in Python form. Workers emit them per request, batch or message
-  set, never per message, and only when a hook is registered.
+* **Hooks** (:class:`Hook`): typed events for connections, requests, produce batches,
+  message sets delivered, handlers, commits, rebalances and retries -- brod's telemetry
+  events in Python form. Workers emit them per request, batch or message set, never per
+  message, and only when a hook is registered: for every client in the process
+  (:func:`add_hook`), or for one client (``open_client(..., hooks=[...])``,
+  ``client.hooks.add(hook)``, a :class:`Hooks`).
 * **OpenTelemetry**: with ``opentelemetry-api`` installed (``pip install
   trio-brod[opentelemetry]``), importing trio-brod registers an
   ``OpenTelemetryHook`` (``trio_brod/observe/_otel.py``), which records through the global
@@ -31,10 +33,13 @@ from trio_brod.observe._hooks import (
     ConnectionOpened,
     Delivered,
     Handled,
+    HasHooks,
     Hook,
+    Hooks,
     Produced,
     Rebalanced,
     RequestAnswered,
+    RequestSent,
     Retried,
     add_hook,
     remove_hook,
@@ -50,13 +55,13 @@ __all__ = [
     "Delivered",
     "Handled",
     "Hook",
-    "ObservedHandler",
+    "Hooks",
     "Produced",
     "Rebalanced",
     "RequestAnswered",
+    "RequestSent",
     "Retried",
     "add_hook",
-    "observed_handler",
     "remove_hook",
     "traced_handler",
     "with_traceparent",
@@ -99,16 +104,18 @@ def messages_with_traceparent(messages: Iterable[Any]) -> Iterable[Any]:
     return marked
 
 
-def handler_timer(topic: str, partition: int, group: str | None) -> HandlerTimer | None:
+def handler_timer(
+    topic: str, partition: int, group: str | None, source: HasHooks = state
+) -> HandlerTimer | None:
     """A timer of a partition's message sets, or None when nobody observes handlers.
 
-    Asked when a subscription starts: unless some hook observes handlers
-    (:meth:`Hook.observes_handlers`; OpenTelemetry's once a provider is set), the
-    subscriber times nothing.
+    Asked when a subscription starts: unless some hook of ``source`` (the client's
+    :class:`Hooks`) observes handlers (:meth:`Hook.observes_handlers`; OpenTelemetry's
+    once a provider is set), the subscriber times nothing.
     """
-    if not state.hooks or not _hooks.observes_handlers():
+    if not source.hooks or not _hooks.observes_handlers(source):
         return None
-    return HandlerTimer(topic, partition, group)
+    return HandlerTimer(topic, partition, group, source)
 
 
 class HandlerTimer:
@@ -121,9 +128,12 @@ class HandlerTimer:
     message set and :meth:`finish` when the set is handled (or the handler raised).
     """
 
-    __slots__ = ("_count", "_group", "_partition", "_started", "_topic")
+    __slots__ = ("_count", "_group", "_partition", "_source", "_started", "_topic")
 
-    def __init__(self, topic: str, partition: int, group: str | None) -> None:
+    def __init__(
+        self, topic: str, partition: int, group: str | None, source: HasHooks = state
+    ) -> None:
+        self._source = source
         self._topic = topic
         self._partition = partition
         self._group = group
@@ -140,7 +150,9 @@ class HandlerTimer:
         if self._count:
             count, self._count = self._count, 0
             duration = time.perf_counter() - self._started
-            _hooks.handled(self._topic, self._partition, self._group, count, duration, error)
+            _hooks.handled(
+                self._source, self._topic, self._partition, self._group, count, duration, error
+            )
 
 
 def traced_handler(

@@ -1,8 +1,14 @@
 """Event hooks: what the client tells observers, and how it tells them cheaply.
 
-Workers call the ``emit_*`` functions below at request, batch or message-set granularity,
-never per message, and only after checking :data:`state.hooks` (an empty tuple when no hook
-is registered), so that a client nobody observes pays one attribute test per batch.
+Workers call the emit functions below at request, batch or message-set granularity, never
+per message, and only after checking the ``hooks`` tuple of their client's registry (a
+:class:`Hooks`, which the connection pool owns; an empty tuple when no hook is registered),
+so that a client nobody observes pays one attribute test per batch.
+
+Two kinds of hooks: process-wide ones (:func:`add_hook`, OpenTelemetry's), which see every
+client's events, and a client's own (``open_client(hooks=...)``, ``client.hooks.add``). A
+client's registry keeps the two together in one tuple, recomputed when either changes: the
+process-wide registry (:data:`state`) refreshes the clients' registries it knows (weakly).
 """
 
 from __future__ import annotations
@@ -10,9 +16,9 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 __all__ = [
     "Committed",
@@ -22,9 +28,11 @@ __all__ = [
     "Delivered",
     "Handled",
     "Hook",
+    "Hooks",
     "Produced",
     "Rebalanced",
     "RequestAnswered",
+    "RequestSent",
     "Retried",
     "add_hook",
     "remove_hook",
@@ -63,11 +71,28 @@ class ConnectionFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestSent:
+    """A request's frame was encoded and queued to be written to ``address``.
+
+    Every request, produce and fetch included: ``api`` is its name (``"Produce"``,
+    ``"Fetch"``, ``"Metadata"``...), ``version`` the version sent, ``size`` the bytes of
+    the frame on the wire (size prefix included). One-partition produce and fetch requests
+    waiting together are merged into one request: one event for the merged request.
+    """
+
+    address: str
+    api: str
+    version: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class RequestAnswered:
     """A request sent with ``Connection.request`` was answered, or failed (``error``).
 
     Covers metadata, fetches, offsets, group and admin requests; produce requests have
-    their own event, :class:`Produced`. ``latency`` is in seconds.
+    their own event, :class:`Produced`. ``latency`` is in seconds; ``size`` the bytes of
+    the response frame (size prefix included), 0 when there was none (an error).
     """
 
     address: str
@@ -75,6 +100,7 @@ class RequestAnswered:
     version: int
     latency: float
     error: BaseException | None
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +201,9 @@ class Hook:
     Every method is called synchronously, from the task where the event happened, so it
     must be quick and must not block (count, time, put on a queue). An exception from a
     hook is logged (``trio_brod.observe``) and otherwise ignored: observing cannot break
-    the client. Register with :func:`add_hook`; hooks apply to every client in the
-    process, as OpenTelemetry's global providers do.
+    the client. Register with :func:`add_hook` for every client in the process, as
+    OpenTelemetry's global providers do, or with one client only:
+    ``open_client(..., hooks=[hook])`` or ``client.hooks.add(hook)``.
     """
 
     def connection_opened(self, event: ConnectionOpened) -> None:
@@ -187,6 +214,9 @@ class Hook:
 
     def connection_failed(self, event: ConnectionFailed) -> None:
         """A connection could not be opened."""
+
+    def request_sent(self, event: RequestSent) -> None:
+        """A request's frame was queued to be written."""
 
     def request_answered(self, event: RequestAnswered) -> None:
         """A request (other than produce) was answered or failed."""
@@ -219,13 +249,24 @@ class Hook:
         return type(self).handled is not Hook.handled
 
 
-class _State:
-    """The registered hooks, as a tuple to iterate without copying."""
+class HasHooks(Protocol):
+    """Where an emit function finds its hooks: a :class:`Hooks`, or :data:`state`."""
 
-    __slots__ = ("hooks", "producers", "rebalancing")
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The hooks to tell, empty when nobody observes."""
+        ...
+
+
+class _State:
+    """The process-wide hooks, as a tuple to iterate without copying."""
+
+    __slots__ = ("clients", "hooks", "producers", "rebalancing")
 
     def __init__(self) -> None:
         self.hooks: tuple[Hook, ...] = ()
+        #: Every client's registry, to refresh when the process-wide hooks change.
+        self.clients: weakref.WeakSet[Hooks] = weakref.WeakSet()
         # Live producer buffers -> (topic, partition), for gauges read at collection time.
         self.producers: weakref.WeakKeyDictionary[Any, tuple[str, int]] = (
             weakref.WeakKeyDictionary()
@@ -233,24 +274,81 @@ class _State:
         # group id -> when its member first sent JoinGroup (time.perf_counter)
         self.rebalancing: dict[str, float] = {}
 
+    def refresh(self) -> None:
+        """Recompute every client's hooks after the process-wide ones changed."""
+        for registry in list(self.clients):
+            registry.refresh()
 
-#: The process's hooks. Workers test ``state.hooks`` before building an event.
+
+#: The process's hooks (every client's events). Workers of no client (a ``Connection``
+#: made by hand, a bare ``ConnectionPool``'s default) test ``state.hooks`` themselves.
 state: Final = _State()
+
+
+class Hooks:
+    """One client's hooks: the process-wide ones (:func:`add_hook`) and its own.
+
+    ``client.hooks`` is one; its connection pool owns it and every worker of the client
+    reads ``hooks`` from it, the tuple of both kinds of hooks (process-wide first), empty
+    when nobody observes, so the check before building an event is one attribute test.
+    """
+
+    __slots__ = ("__weakref__", "_own", "hooks")
+
+    def __init__(self, own: Iterable[Hook] = ()) -> None:
+        self._own: tuple[Hook, ...] = tuple(own)
+        self.hooks: tuple[Hook, ...] = ()
+        self.refresh()
+        state.clients.add(self)
+
+    def __repr__(self) -> str:
+        return f"<Hooks {len(self._own)} own, {len(state.hooks)} process-wide>"
+
+    @property
+    def own(self) -> tuple[Hook, ...]:
+        """The client's own hooks (not the process-wide ones)."""
+        return self._own
+
+    def add(self, hook: Hook) -> Callable[[], None]:
+        """Send this client's events (only) to ``hook`` too; returns a function that
+        removes it."""
+        self._own = (*self._own, hook)
+        self.refresh()
+        return lambda: self.remove(hook)
+
+    def remove(self, hook: Hook) -> None:
+        """Stop sending this client's events to ``hook`` (nothing if it was not added here;
+        a process-wide hook is removed with :func:`remove_hook`)."""
+        self._own = tuple(h for h in self._own if h is not hook)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute :attr:`hooks` (the process-wide hooks changed, or this client's)."""
+        self.hooks = (*state.hooks, *self._own)
+
+
+def hooks_of(pool: object) -> HasHooks:
+    """A connection pool's hooks (its client's), read once when a worker is built; the
+    process's for a stand-in pool that has none (the fakes of unit tests)."""
+    hooks: HasHooks | None = getattr(pool, "hooks", None)
+    return state if hooks is None else hooks
 
 
 def add_hook(hook: Hook) -> Callable[[], None]:
     """Register ``hook`` for every client's events; returns a function that removes it."""
     state.hooks = (*state.hooks, hook)
+    state.refresh()
     return lambda: remove_hook(hook)
 
 
 def remove_hook(hook: Hook) -> None:
     """Stop sending events to ``hook`` (nothing happens if it was not registered)."""
     state.hooks = tuple(h for h in state.hooks if h is not hook)
+    state.refresh()
 
 
-def _emit(method: str, event: Any) -> None:
-    for hook in state.hooks:
+def _emit(source: HasHooks, method: str, event: Any) -> None:
+    for hook in source.hooks:
         try:
             getattr(hook, method)(event)
         except Exception:
@@ -258,73 +356,96 @@ def _emit(method: str, event: Any) -> None:
 
 
 # ------------------------------------------------------------------ called by workers
+# Each takes where its hooks are (the client's Hooks, or ``state``) first; callers test
+# ``source.hooks`` before calling (commits and rebalances, rare, are tested here).
 
 
-def connection_opened(host: str, port: int) -> None:
-    """Tell the hooks a connection opened (callers check ``state.hooks`` first)."""
-    _emit("connection_opened", ConnectionOpened(host, port))
+def connection_opened(source: HasHooks, host: str, port: int) -> None:
+    """Tell the hooks a connection opened."""
+    _emit(source, "connection_opened", ConnectionOpened(host, port))
 
 
-def connection_closed(host: str, port: int, reason: object) -> None:
+def connection_closed(source: HasHooks, host: str, port: int, reason: object) -> None:
     """Tell the hooks a connection closed."""
-    _emit("connection_closed", ConnectionClosed(host, port, str(reason)))
+    _emit(source, "connection_closed", ConnectionClosed(host, port, str(reason)))
 
 
-def connection_failed(host: str, port: int, error: BaseException) -> None:
+def connection_failed(source: HasHooks, host: str, port: int, error: BaseException) -> None:
     """Tell the hooks a connection failed to open."""
-    _emit("connection_failed", ConnectionFailed(host, port, error))
+    _emit(source, "connection_failed", ConnectionFailed(host, port, error))
+
+
+def request_sent(source: HasHooks, address: str, message: Any, version: int, size: int) -> None:
+    """Tell the hooks a request's frame of ``size`` bytes was queued to be written."""
+    name = type(message).__name__.removesuffix("Request")
+    _emit(source, "request_sent", RequestSent(address, name, version, size))
 
 
 def request_answered(
-    address: str, message: Any, version: int, started: float, error: BaseException | None
+    source: HasHooks,
+    address: str,
+    message: Any,
+    version: int,
+    started: float,
+    error: BaseException | None,
+    size: int = 0,
 ) -> None:
-    """Tell the hooks a request was answered; ``started`` is its ``perf_counter()``."""
+    """Tell the hooks a request was answered (a response of ``size`` bytes); ``started`` is
+    its ``perf_counter()``."""
     name = type(message).__name__.removesuffix("Request")
     if name == "JoinGroup":
         # A rebalance's clock starts at its first JoinGroup (a rejoin continues it).
         state.rebalancing.setdefault(message.group_id, started)
     latency = time.perf_counter() - started
-    _emit("request_answered", RequestAnswered(address, name, version, latency, error))
+    event = RequestAnswered(address, name, version, latency, error, size)
+    _emit(source, "request_answered", event)
 
 
-def produced(batch: Any, base_offset: int, error: BaseException | None) -> None:
+def produced(source: HasHooks, batch: Any, base_offset: int, error: BaseException | None) -> None:
     """Tell the hooks a produce batch (a ``WireBatch``) was answered."""
     call = batch.calls[0]
     latency = time.perf_counter() - batch.sent_at
     event = Produced(
         call.topic, call.partition, batch.record_count, batch.size, latency, base_offset, error
     )
-    _emit("produced", event)
+    _emit(source, "produced", event)
 
 
-def retried(operation: str, topic: str, partition: int, error: BaseException | None) -> None:
+def retried(
+    source: HasHooks, operation: str, topic: str, partition: int, error: BaseException | None
+) -> None:
     """Tell the hooks a batch or fetch is tried again."""
-    _emit("retried", Retried(operation, topic, partition, error))
+    _emit(source, "retried", Retried(operation, topic, partition, error))
 
 
-def delivered(message_set: Any) -> None:
+def delivered(source: HasHooks, message_set: Any) -> None:
     """Tell the hooks a message set went to a subscriber."""
     hw = message_set.high_watermark
     lag = max(0, hw - message_set.next_offset) if hw >= 0 else 0
     event = Delivered(
         message_set.topic, message_set.partition, len(message_set), message_set.size, hw, lag
     )
-    _emit("delivered", event)
+    _emit(source, "delivered", event)
 
 
-def committed(group: str, partitions: int, started: float, error: BaseException | None) -> None:
+def committed(
+    source: HasHooks, group: str, partitions: int, started: float, error: BaseException | None
+) -> None:
     """Tell the hooks offsets were committed (``started`` from ``perf_counter()``)."""
-    if not state.hooks:
+    if not source.hooks:
         return
-    _emit("committed", Committed(group, partitions, time.perf_counter() - started, error))
+    event = Committed(group, partitions, time.perf_counter() - started, error)
+    _emit(source, "committed", event)
 
 
-def rebalanced(group: str, generation: Any, assignment: Any, started: float | None = None) -> None:
+def rebalanced(
+    source: HasHooks, group: str, generation: Any, assignment: Any, started: float | None = None
+) -> None:
     """Tell the hooks a member of ``group`` completed a rebalance (``generation`` has
     ``generation_id`` and ``member_id``). Its duration counts from ``started`` (a
     ``perf_counter()``) if given, else from the first JoinGroup request of the rebalance
     (see :func:`request_answered`)."""
-    if not state.hooks:
+    if not source.hooks:
         return
     joined = state.rebalancing.pop(group, None)
     if started is None:
@@ -333,15 +454,16 @@ def rebalanced(group: str, generation: Any, assignment: Any, started: float | No
     event = Rebalanced(
         group, generation.generation_id, generation.member_id, frozenset(assignment), duration
     )
-    _emit("rebalanced", event)
+    _emit(source, "rebalanced", event)
 
 
-def observes_handlers() -> bool:
+def observes_handlers(source: HasHooks) -> bool:
     """Whether any hook wants subscribers' handlers timed."""
-    return any(hook.observes_handlers() for hook in state.hooks)
+    return any(hook.observes_handlers() for hook in source.hooks)
 
 
 def handled(
+    source: HasHooks,
     topic: str,
     partition: int,
     group: str | None,
@@ -350,7 +472,7 @@ def handled(
     error: BaseException | None,
 ) -> None:
     """Tell the hooks a handler finished ``count`` messages in ``duration`` seconds."""
-    _emit("handled", Handled(topic, partition, group, count, duration, error))
+    _emit(source, "handled", Handled(topic, partition, group, count, duration, error))
 
 
 def track_producer(buffer: Any, topic: str, partition: int) -> None:

@@ -391,9 +391,18 @@ def _fail_calls(
 class ProducerBuffer:
     """The ordered queues of one partition producer. See the module docstring."""
 
-    def __init__(self, *, max_batch_size: int, onwire_limit: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_batch_size: int,
+        onwire_limit: int,
+        hooks: observe.HasHooks = observe.state,
+    ) -> None:
         if max_batch_size < 1 or onwire_limit < 1:
             raise ValueError("max_batch_size and onwire_limit must be positive")
+        # Whom to tell about batches acknowledged, failed and retried: the client's hooks
+        # (its pool's), passed in rather than looked up, so that this core stays pure.
+        self.hooks = hooks
         self.max_batch_size = max_batch_size
         self.onwire_limit = onwire_limit
         self.queued: deque[Call] = deque()
@@ -451,9 +460,9 @@ class ProducerBuffer:
         """Record that ``batch`` is now on the wire (after every batch sent before it)."""
         if len(self.onwire) >= self.onwire_limit:
             raise RuntimeError("onwire limit exceeded")
-        if batch.attempts and observe.state.hooks:
+        if batch.attempts and self.hooks.hooks:
             call = batch.calls[0]
-            observe.retried("send", call.topic, call.partition, batch.cause)
+            observe.retried(self.hooks, "send", call.topic, call.partition, batch.cause)
         batch.attempts += 1
         batch.sent_at = time.perf_counter()
         self.onwire.append(batch)
@@ -461,8 +470,8 @@ class ProducerBuffer:
     def acknowledge(self, base_offset: int) -> WireBatch:
         """The oldest batch on the wire was written at ``base_offset``: resolve its calls."""
         batch = self.onwire.pop(0)
-        if observe.state.hooks:
-            observe.produced(batch, base_offset, None)
+        if self.hooks.hooks:
+            observe.produced(self.hooks, batch, base_offset, None)
         batch.resolve(base_offset)
         return batch
 
@@ -474,8 +483,8 @@ class ProducerBuffer:
         ``batch.fail(error)`` to give up on it.
         """
         batch = self.onwire.pop(0)
-        if observe.state.hooks:
-            observe.produced(batch, -1, error)
+        if self.hooks.hooks:
+            observe.produced(self.hooks, batch, -1, error)
         return batch
 
     def waiting_records(self) -> tuple[int, int]:

@@ -174,6 +174,7 @@ class PartitionProducer(Intake):
         self._buffer = ProducerBuffer(
             max_batch_size=min(config.max_batch_size, self._max_records_size),
             onwire_limit=config.partition_onwire_limit,
+            hooks=_hooks.hooks_of(getattr(metadata, "pool", None)),
         )
         self._pull_limit = 2 * self._buffer.max_batch_size
         self._codec = config.codec
