@@ -202,3 +202,44 @@ async def test_coordinator_moves_and_comes_back(autojump_clock: trio.testing.Moc
             assert a.health().state == "stable"
             assert a.health().generation_id == generation
             assert owned(a) == set(range(PARTITIONS))
+
+
+async def test_consumer_protocol_members_share_and_take_over(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[tuple[int, int]] = []
+
+    async def handle(assigned: AssignedPartition, message: object) -> None:
+        seen.append((assigned.partition, message.offset))  # type: ignore[attr-defined]
+
+    config = GroupConfig(group_protocol="consumer", offset_commit_interval=0.5)
+    async with fake_kafka() as fake:
+        fake.create_topic(TOPIC, partitions=PARTITIONS)
+        await produce(fake, 40)
+        async with (
+            open_client(fake.bootstrap_servers, client_id="a") as ca,
+            open_group_subscriber(ca, "g848", [TOPIC], handle, config=config) as a,
+        ):
+            await wait_until(lambda: owned(a) == set(range(PARTITIONS)))
+            async with (
+                open_client(fake.bootstrap_servers, client_id="b") as cb,
+                open_group_subscriber(cb, "g848", [TOPIC], handle, config=config) as b,
+            ):
+                await wait_until(
+                    lambda: len(owned(a)) == len(owned(b)) == 2 and not owned(a) & owned(b)
+                )
+                group = fake.groups.consumer.groups["g848"]
+                assert group.state == "Stable"
+                epoch = group.epoch
+                assert fake.expire_member("g848", b.health().member_id)
+                # b is fenced, rejoins; the group epoch moves on.
+                await wait_until(lambda: len(owned(a)) == len(owned(b)) == 2)
+                assert group.epoch > epoch
+            # b left (epoch -1): a gets everything back.
+            await wait_until(lambda: owned(a) == set(range(PARTITIONS)))
+            await wait_until(lambda: len(set(seen)) >= 40)
+        offsets = fake.group("g848")
+        assert offsets is not None
+        assert {k: c.offset for k, c in offsets.offsets.items()} == {
+            (TOPIC, p): 10 for p in range(PARTITIONS)
+        }

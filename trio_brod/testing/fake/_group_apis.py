@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import trio
 
 from trio_brod.protocol import (
+    ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse,
     DescribeGroupsRequest,
     DescribeGroupsResponse,
     HeartbeatRequest,
@@ -41,6 +43,7 @@ from trio_brod.protocol.errors import (
     NotCoordinatorError,
     UnknownTopicOrPartitionError,
 )
+from trio_brod.testing.fake._consumer_groups import ConsumerGroups
 from trio_brod.testing.fake._groups import DEAD, STABLE, Committed, Groups, Waiter
 from trio_brod.testing.fake._runtime import Api, FakeCluster, RequestContext
 
@@ -56,6 +59,7 @@ class GroupCoordinator:
     def __init__(self, cluster: FakeCluster) -> None:
         self.cluster = cluster
         self.groups = Groups()
+        self.consumer = ConsumerGroups()
         self._changed = trio.Event()
         self._timer_started = False
 
@@ -79,20 +83,27 @@ class GroupCoordinator:
 
     async def _run_timers(self) -> None:
         while True:
-            deadline = self.groups.next_deadline()
+            deadlines = (self.groups.next_deadline(), self.consumer.next_deadline())
+            deadline = min((d for d in deadlines if d is not None), default=None)
             with trio.move_on_at(deadline if deadline is not None else float("inf")):
                 await self._changed.wait()
             now = trio.current_time()
             if deadline is not None and now >= deadline:
                 self.groups.tick(now)
+                self.consumer.tick(now, self.partition_counts())
                 self.changed()
 
     def expire_member(self, group_id: str, member_id: str) -> bool:
         """Evict a member as its session timeout would (False if no such member)."""
         group = self.groups.get(group_id)
         done = group is not None and group.expire(member_id, trio.current_time())
+        done = done or self.consumer.expire(group_id, member_id, self.partition_counts())
         self.changed()
         return done
+
+    def partition_counts(self) -> dict[str, int]:
+        """Every topic's partition count (what the consumer groups' assignor spreads)."""
+        return {name: len(t.partitions) for name, t in self.cluster.model.topics.items()}
 
     def refused(self, ctx: RequestContext, group_id: str) -> int:
         """NOT_COORDINATOR if this broker does not coordinate the group, else 0."""
@@ -105,7 +116,9 @@ class GroupCoordinator:
 
     async def join_group(self, ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
         """JoinGroup."""
-        error = self.refused(ctx, request.group_id)
+        error = self.refused(ctx, request.group_id) or self.consumer.refuse_classic(
+            request.group_id
+        )
         if error:
             return JoinGroupResponse(
                 error_code=error,
@@ -213,7 +226,16 @@ class GroupCoordinator:
     ) -> OffsetCommitResponse:
         """OffsetCommit, with Kafka's generation and member checks."""
         error = self.refused(ctx, request.group_id)
-        if not error:
+        consumer = (
+            None
+            if error
+            else self.consumer.check_commit(
+                request.group_id, request.member_id, request.generation_id_or_member_epoch
+            )
+        )
+        if consumer is not None:
+            error = consumer
+        elif not error:
             error = self.groups.check_commit(
                 request.group_id,
                 request.generation_id_or_member_epoch,
@@ -321,6 +343,60 @@ class GroupCoordinator:
             (name, [(i, committed.get((name, i), none)) for i in parts]) for name, parts in wanted
         ]
 
+    async def consumer_group_heartbeat(
+        self, ctx: RequestContext, request: ConsumerGroupHeartbeatRequest
+    ) -> ConsumerGroupHeartbeatResponse:
+        """ConsumerGroupHeartbeat (KIP-848): join, reconcile, heartbeat, leave."""
+        api = ConsumerGroupHeartbeatResponse
+        error = self.refused(ctx, request.group_id)
+        classic = self.groups.get(request.group_id)
+        if not error and classic is not None and classic.members:
+            error = GroupIdNotFoundError.code  # a live classic group; no conversion here
+        if error:
+            return api(error_code=error, error_message=None, member_id=request.member_id)
+        names = {t.topic_id: name for name, t in ctx.model.topics.items()}
+        owned = None
+        if request.topic_partitions is not None:
+            owned = frozenset(
+                (names[tp.topic_id], p)
+                for tp in request.topic_partitions
+                if tp.topic_id in names
+                for p in tp.partitions
+            )
+        result = self.consumer.heartbeat(
+            trio.current_time(),
+            request.group_id,
+            request.member_id,
+            request.member_epoch,
+            request.instance_id,
+            request.rebalance_timeout_ms / 1000,
+            request.subscribed_topic_names,
+            request.subscribed_topic_regex if ctx.version >= 1 else None,
+            owned,
+            self.partition_counts(),
+            member_id_from_client=ctx.version >= 1,
+        )
+        self.changed()
+        response = api(
+            error_code=result.error,
+            error_message=None,
+            member_id=result.member_id or None,
+            member_epoch=result.member_epoch,
+            heartbeat_interval_ms=int(self.consumer.heartbeat_interval * 1000),
+        )
+        if result.assignment is not None:
+            by_topic: dict[str, list[int]] = {}
+            for topic, partition in sorted(result.assignment):
+                by_topic.setdefault(topic, []).append(partition)
+            response.assignment = api.Assignment(
+                topic_partitions=[
+                    api.TopicPartitions(topic_id=ctx.model.topics[t].topic_id, partitions=ps)
+                    for t, ps in by_topic.items()
+                    if t in ctx.model.topics
+                ]
+            )
+        return response
+
     async def describe_groups(
         self, ctx: RequestContext, request: DescribeGroupsRequest
     ) -> DescribeGroupsResponse:
@@ -380,6 +456,24 @@ class GroupCoordinator:
                     group_type="classic",
                 )
             )
+        for group_id, cgroup in sorted(self.consumer.groups.items()):
+            if (
+                ctx.cluster.coordinator_for(group_id) != ctx.broker
+                or group_id in self.groups.groups
+            ):
+                continue
+            if (states and cgroup.state.lower() not in states) or (
+                types and "consumer" not in types
+            ):
+                continue
+            response.groups.append(
+                ListGroupsResponse.ListedGroup(
+                    group_id=group_id,
+                    protocol_type="consumer",
+                    group_state=cgroup.state,
+                    group_type="consumer",
+                )
+            )
         return response
 
 
@@ -395,6 +489,7 @@ def install_group_apis(cluster: FakeCluster) -> GroupCoordinator:
         (9, 1, 9, coordinator.offset_fetch),
         (15, 0, 5, coordinator.describe_groups),
         (16, 0, 5, coordinator.list_groups),
+        (68, 0, 1, coordinator.consumer_group_heartbeat),
     ]
     for key, low, high, handler in handlers:
         cluster.register(Api(key, low, high, handler))
