@@ -153,8 +153,9 @@ class Group:
     members: dict[str, Member] = field(default_factory=dict)
     #: group.instance.id -> member id of the static members.
     static: dict[str, str] = field(default_factory=dict)
-    #: Member ids handed out with MEMBER_ID_REQUIRED, not joined yet.
-    pending: set[str] = field(default_factory=set)
+    #: Member ids handed out with MEMBER_ID_REQUIRED, not joined yet -> when they expire
+    #: (their session timeout). A rebalance waits for them too, as Kafka's does.
+    pending: dict[str, float] = field(default_factory=dict)
     rebalance_deadline: float | None = None
     offsets: dict[tuple[str, int], Committed] = field(default_factory=dict)
 
@@ -177,7 +178,7 @@ class Group:
     def try_complete_join(self, now: float, *, force: bool = False) -> None:
         if self.state != PREPARING:
             return
-        if not force and not all(m.joined for m in self.members.values()):
+        if not force and (self.pending or not all(m.joined for m in self.members.values())):
             return
         for m in [m for m in self.members.values() if not m.joined]:
             self.remove(m.member_id)
@@ -275,10 +276,16 @@ class Group:
         deadlines = [d for m in self.members.values() if (d := m.deadline()) is not None]
         if self.rebalance_deadline is not None:
             deadlines.append(self.rebalance_deadline)
+        deadlines.extend(self.pending.values())
         return min(deadlines, default=None)
 
     def tick(self, now: float) -> None:
         """Apply every timer due at *now*."""
+        expired = [m for m, deadline in self.pending.items() if now >= deadline]
+        for member_id in expired:
+            del self.pending[member_id]
+        if expired:
+            self.try_complete_join(now)
         if self.rebalance_deadline is not None and now >= self.rebalance_deadline:
             if self.state == PREPARING:
                 self.try_complete_join(now, force=True)
@@ -385,12 +392,12 @@ class Groups:
                         now, group, old_id, new_id, protocols, fields, skip_assignment_ok
                     )
             elif require_known_member_id:
-                group.pending.add(new_id)
+                group.pending[new_id] = now + session_timeout
                 return fail(MemberIdRequiredError.code, new_id)
             return self._add(now, group, new_id, instance_id, protocols, fields)
 
         if member_id in group.pending:
-            group.pending.discard(member_id)
+            del group.pending[member_id]
             return self._add(now, group, member_id, instance_id, protocols, fields)
         try:
             member = group.validate(member_id, instance_id)
