@@ -321,3 +321,22 @@ def test_leave_group_batch() -> None:
     group = world.groups.get(G)
     assert group is not None
     assert group.state == EMPTY
+
+
+def test_a_rebalance_waits_for_members_given_an_id() -> None:
+    """As Kafka: an id handed out with MEMBER_ID_REQUIRED holds the rebalance until the
+    member joins with it, or its session timeout passes.
+    """
+    world = World()
+    a, b = Client("a", None, [("range", b"")]), Client("b", None, [("range", b"")])
+    for c in (a, b):
+        world.join(c)
+    world.settle([a, b])
+    world.join(a)
+    assert a.join is not None
+    assert a.join.result is None  # b's id is pending
+    world.now = SESSION
+    world.groups.tick(world.now)
+    assert a.join.result is not None
+    assert a.join.result.error == 0
+    assert a.join.result.members == ((a.member_id, None, b""),)
