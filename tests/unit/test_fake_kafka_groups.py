@@ -243,3 +243,24 @@ async def test_consumer_protocol_members_share_and_take_over(
         assert {k: c.offset for k, c in offsets.offsets.items()} == {
             (TOPIC, p): 10 for p in range(PARTITIONS)
         }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="two members of one group in one client share the coordinator connection: a "
+    "member's JoinGroup, held by the coordinator until the other rejoins, blocks the other's "
+    "heartbeat queued behind it on that connection (Kafka serves a connection's requests "
+    "in order), so the rebalance only ends at the rebalance timeout, again and again",
+)
+async def test_two_members_in_one_client(autojump_clock: trio.testing.MockClock) -> None:
+    config = GroupConfig(partition_assignment_strategy="range", rebalance_timeout=30)
+    async with fake_kafka() as fake:
+        fake.create_topic(TOPIC, partitions=PARTITIONS)
+        async with (
+            open_client(fake.bootstrap_servers) as client,
+            open_group_subscriber(client, "g", [TOPIC], ignore, config=config) as a,
+        ):
+            await wait_until(lambda: owned(a) == set(range(PARTITIONS)))
+            async with open_group_subscriber(client, "g", [TOPIC], ignore, config=config) as b:
+                with trio.fail_after(25):  # within the rebalance timeout, on Trio's clock
+                    await wait_until(lambda: len(owned(a)) == len(owned(b)) == 2)
