@@ -68,11 +68,18 @@ async def rebalance_two_members(bootstrap: list[str], client: object, partitions
             open_client(bootstrap) as other,
             open_group_subscriber(other, "g", ["t"], _ack, config=config) as b,
         ):
-            await until(
-                lambda: (
-                    owned(a) | owned(b) == everything and not owned(a) & owned(b) and bool(owned(b))
+
+            def shared() -> bool:
+                ha, hb = a.health(), b.health()
+                return (
+                    ha.state == hb.state == "stable"
+                    and ha.generation_id == hb.generation_id
+                    and owned(a) | owned(b) == everything
+                    and not owned(a) & owned(b)
+                    and min(len(owned(a)), len(owned(b))) == partitions // 2
                 )
-            )
+
+            await until(shared)
 
 
 def main() -> None:
