@@ -23,10 +23,11 @@ from trio_brod.protocol import (
     ApiVersionsRequest,
     ApiVersionsResponse,
     DescribeClusterRequest,
+    EndTxnRequest,
+    EndTxnResponse,
     FetchRequest,
     FrameDecoder,
     JoinGroupRequest,
-    JoinGroupResponse,
     ProduceRequest,
     decode_response,
     encode_request,
@@ -203,17 +204,18 @@ async def test_api_versions_lists_exactly_what_is_implemented() -> None:
         ranges = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
         assert ranges == {a.key: (a.min_version, a.max_version) for a in fake.cluster.apis.values()}
         assert ranges[PRODUCE] == (3, 11)
-        assert JoinGroupRequest.API_KEY not in ranges  # the group coordinator comes later
+        assert ranges[JoinGroupRequest.API_KEY] == (0, 9)
+        assert EndTxnRequest.API_KEY not in ranges  # the transaction coordinator comes later
         for key, (low, high) in ranges.items():
             assert REQUESTS[key].MIN_VERSION <= low <= high <= REQUESTS[key].MAX_VERSION
 
 
 async def test_unimplemented_apis_get_unsupported_version() -> None:
     async with fake_kafka() as fake:
-        join = JoinGroupRequest(group_id="g", session_timeout_ms=10000, protocol_type="consumer")
-        reply = await trio.to_thread.run_sync(_fake_request, fake, encode_request(join, 5, 1, "t"))
+        end = EndTxnRequest(transactional_id="t", producer_id=1, producer_epoch=0)
+        reply = await trio.to_thread.run_sync(_fake_request, fake, encode_request(end, 3, 1, "t"))
         assert reply is not None
-        assert decode_response(reply, JoinGroupResponse, 5).error_code == (
+        assert decode_response(reply, EndTxnResponse, 3).error_code == (
             UnsupportedVersionError.code
         )
         # A too-new ApiVersions is answered in v0 with the supported range, as Kafka does.

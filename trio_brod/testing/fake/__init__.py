@@ -16,11 +16,14 @@ Fault injection (see :meth:`FakeKafka.control`)::
     fake.move_leader("orders", 0)                     # leader moves; old one answers
                                                       # NOT_LEADER_OR_FOLLOWER
     await fake.stop_broker(2); await fake.start_broker(2)
+    fake.expire_member("my-group", member_id)         # evicted as by its session timeout
+    fake.move_coordinator("my-group")                 # old coordinator: NOT_COORDINATOR
 
 The modules, one job each: ``_log`` (a partition's log: validation, sequences, offsets),
 ``_model`` (topics, partitions, leaders), ``_faults`` (controls), ``_wire`` (frames),
-``_admin_apis`` and ``_data_apis`` (the handlers), ``_runtime`` (the API table and the shared
-state coordinators plug into), ``_server`` (sockets), ``_fake`` (this API).
+``_admin_apis`` and ``_data_apis`` (the handlers), ``_groups`` (the group coordinator's
+rules, pure) and ``_group_apis`` (its handlers and timers), ``_runtime`` (the API table
+and the shared state coordinators plug into), ``_server`` (sockets), ``_fake`` (this API).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from trio_brod.testing.fake._faults import (
     Intercepted,
     Pass,
 )
+from trio_brod.testing.fake._group_apis import GroupCoordinator
+from trio_brod.testing.fake._groups import Committed, Group, Member
 from trio_brod.testing.fake._log import AppendResult, LogError, PartitionLog, StoredBatch
 from trio_brod.testing.fake._model import ClusterModel, ModelError, Partition, Topic
 from trio_brod.testing.fake._runtime import Api, FakeCluster, RequestContext
@@ -45,15 +50,19 @@ __all__ = [
     "Api",
     "AppendResult",
     "ClusterModel",
+    "Committed",
     "Control",
     "Delay",
     "Drop",
     "Fail",
     "FakeCluster",
     "FakeKafka",
+    "Group",
+    "GroupCoordinator",
     "Hang",
     "Intercepted",
     "LogError",
+    "Member",
     "ModelError",
     "Partition",
     "PartitionLog",

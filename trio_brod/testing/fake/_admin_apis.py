@@ -1,6 +1,6 @@
 """The fake Kafka's cluster-level APIs: ApiVersions, Metadata, DescribeCluster, topic
-administration, DescribeConfigs, FindCoordinator, and the group listings (empty until the
-group coordinator plugs in).
+administration, DescribeConfigs and FindCoordinator (the group coordinator's APIs, the group
+listings included, are in :mod:`._group_apis`).
 
 Each handler turns a decoded request into a response from the :class:`ClusterModel`; the
 model decides, with Kafka's error codes, and the handler only translates.
@@ -22,11 +22,8 @@ from trio_brod.protocol import (
     DescribeClusterResponse,
     DescribeConfigsRequest,
     DescribeConfigsResponse,
-    DescribeGroupsRequest,
-    DescribeGroupsResponse,
     FindCoordinatorRequest,
     FindCoordinatorResponse,
-    ListGroupsResponse,
     MetadataRequest,
     MetadataResponse,
 )
@@ -63,8 +60,6 @@ def install_admin_apis(cluster: FakeCluster) -> None:
         Api(37, 0, 3, create_partitions),
         Api(32, 1, 4, describe_configs),
         Api(10, 0, 6, find_coordinator),
-        Api(16, 0, 5, list_groups),
-        Api(15, 0, 5, describe_groups),
     ):
         cluster.register(api)
 
@@ -316,8 +311,8 @@ async def describe_configs(
 async def find_coordinator(
     ctx: RequestContext, request: FindCoordinatorRequest
 ) -> FindCoordinatorResponse:
-    """FindCoordinator: a broker chosen by a hash of the key, for groups and transactions
-    (the coordinators themselves arrive later; until then those APIs are unsupported).
+    """FindCoordinator: a broker chosen by a hash of the key (or moved there by a test),
+    for groups and transactions.
     """
     keys = request.coordinator_keys if ctx.version >= 4 else [request.key]
     response = FindCoordinatorResponse()
@@ -336,20 +331,3 @@ async def find_coordinator(
         response.error_message = None
         response.coordinators = []
     return response
-
-
-async def list_groups(ctx: RequestContext, request: Any) -> ListGroupsResponse:
-    """ListGroups: no groups until the group coordinator plugs in."""
-    return ListGroupsResponse()
-
-
-async def describe_groups(
-    ctx: RequestContext, request: DescribeGroupsRequest
-) -> DescribeGroupsResponse:
-    """DescribeGroups: every group is unknown ("Dead", as Kafka answers for one)."""
-    return DescribeGroupsResponse(
-        groups=[
-            DescribeGroupsResponse.DescribedGroup(group_id=group, group_state="Dead")
-            for group in request.groups
-        ]
-    )

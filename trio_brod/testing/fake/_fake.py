@@ -12,6 +12,8 @@ from trio_brod.protocol.errors import KafkaError
 from trio_brod.testing.fake._admin_apis import install_admin_apis
 from trio_brod.testing.fake._data_apis import install_data_apis
 from trio_brod.testing.fake._faults import Action, Control, Decide, Fail
+from trio_brod.testing.fake._group_apis import GroupCoordinator, install_group_apis
+from trio_brod.testing.fake._groups import Group
 from trio_brod.testing.fake._log import PartitionLog
 from trio_brod.testing.fake._model import ClusterModel, ModelError, Topic
 from trio_brod.testing.fake._runtime import FakeCluster
@@ -25,8 +27,12 @@ class FakeKafka:
     the levers a test pulls (faults, leader moves, broker stops).
     """
 
-    def __init__(self, cluster: FakeCluster, nursery: trio.Nursery) -> None:
+    def __init__(
+        self, cluster: FakeCluster, nursery: trio.Nursery, groups: GroupCoordinator
+    ) -> None:
         self.cluster = cluster
+        #: The group coordinator (its :attr:`~GroupCoordinator.groups` state, to look at).
+        self.groups = groups
         self._nursery = nursery
         self._servers: dict[int, BrokerServer] = {}
         self._scopes: dict[int, trio.CancelScope] = {}
@@ -123,6 +129,37 @@ class FakeKafka:
         self.cluster.data_changed()
         return leader
 
+    def group(self, group_id: str) -> Group | None:
+        """A group's state as the coordinator holds it (state, generation, leader, members,
+        static members, committed offsets), to look at in assertions; None if unknown.
+        """
+        return self.groups.groups.get(group_id)
+
+    def expire_member(self, group_id: str, member_id: str) -> bool:
+        """Evict a group member at once, as its session timeout would: the group rebalances
+        and the member's next request is answered UNKNOWN_MEMBER_ID. False if it is no member.
+        """
+        return self.groups.expire_member(group_id, member_id)
+
+    def coordinator(self, key: str) -> int:
+        """The broker coordinating a group (or transactional id) now."""
+        return self.cluster.coordinator_for(key)
+
+    def move_coordinator(self, key: str, broker: int | None = None) -> int:
+        """Move a group's (or transactional id's) coordinator (default: to the next live
+        broker), as a partition move of ``__consumer_offsets`` would: the old coordinator
+        answers NOT_COORDINATOR from now on and clients must FindCoordinator again. The
+        group's members, generation and offsets move with it. Returns the new coordinator.
+        """
+        live = sorted(self.cluster.model.live)
+        if broker is None:
+            current = self.cluster.coordinator_for(key)
+            broker = live[(live.index(current) + 1) % len(live)] if current in live else live[0]
+        if broker not in live:
+            raise ValueError(f"broker {broker} is not running")
+        self.cluster.coordinator_moves[key] = broker
+        return broker
+
     async def stop_broker(self, node_id: int) -> None:
         """Stop a broker: its listener and connections close, its partitions' leadership
         moves to other live replicas (or none: LEADER_NOT_AVAILABLE).
@@ -193,9 +230,10 @@ async def fake_kafka(
     cluster = FakeCluster(model, auto_create_topics=auto_create_topics)
     install_admin_apis(cluster)
     install_data_apis(cluster)
+    groups = install_group_apis(cluster)
     async with trio.open_nursery() as nursery:
         cluster.nursery = nursery
-        fake = FakeKafka(cluster, nursery)
+        fake = FakeKafka(cluster, nursery, groups)
         for node_id in model.broker_ids:
             await nursery.start(fake._run_broker, node_id)  # noqa: SLF001 - its own helper
         try:

@@ -72,6 +72,8 @@ class FakeCluster:
     nursery: trio.Nursery | None = None
     #: Each broker's incremental fetch sessions (lost when it stops).
     fetch_sessions: dict[int, FetchSessions] = field(default_factory=dict)
+    #: Coordinators a test moved (key -> node id), while that broker runs.
+    coordinator_moves: dict[str, int] = field(default_factory=dict)
     _changed: trio.Event = field(default_factory=trio.Event)
 
     def register(self, api: Api) -> None:
@@ -92,6 +94,9 @@ class FakeCluster:
         running brokers, as Kafka maps the key to a partition of its internal topic.
         """
         live = sorted(self.model.live)
+        moved = self.coordinator_moves.get(key)
+        if moved is not None and moved in live:
+            return moved
         if not live:
             return -1
         return live[zlib.crc32(key.encode()) % len(live)]
