@@ -69,9 +69,15 @@ class ConnectionFailed(BrokerConnectionError):
         cool_down_left: 0 after a real attempt. For the cool-down's answer, where nothing
             was tried, the seconds until a new attempt will be made: a caller that counts
             its attempts (the producer's retries) waits that long instead of counting one.
+        retry_at: For the cool-down's answer, the Trio time at which a new attempt will be
+            made (None after a real attempt). Wait with ``trio.sleep_until(retry_at)``
+            rather than ``trio.sleep(cool_down_left)``: the pool compares against this very
+            number, so the wait always ends past the cool-down. (A relative wait can come
+            up a rounding error short, and a MockClock then spins on a zero-length sleep.)
     """
 
     cool_down_left: float = 0.0
+    retry_at: float | None = None
 
 
 class ConnectionLost(BrokerConnectionError):

@@ -166,6 +166,38 @@ async def test_coordinator_lookup_retries_a_loading_coordinator_only(
 # ------------------------------------------------------------------ the reconnect cool-down
 
 
+async def test_waiting_until_retry_at_ends_the_cool_down_whatever_the_rounding(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failure at 3.0534474937409795 with a 1 s cool-down, asked again at
+    # 3.9528408053937536: waiting the seconds left (1 - age) lands one rounding error
+    # short of the end, the pool refused again with a zero-length wait, and a producer
+    # waiting out the cool-down spun forever on the mock clock. Waiting until retry_at,
+    # the very number the pool compares against, always ends it.
+    attempts: list[float] = []
+
+    async def refuse(host: str, port: int) -> trio.SocketStream:
+        attempts.append(trio.current_time())
+        await trio.lowlevel.checkpoint()
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(handshake_module, "open_tcp_stream", refuse)
+    autojump_clock.jump(3.0534474937409795 - trio.current_time())
+    async with trio.open_nursery() as nursery:
+        pool = ConnectionPool([("127.0.0.1", 1)], ClientConfig(reconnect_cool_down=1.0), nursery)
+        with pytest.raises(ConnectionFailed, match="refused"):
+            await pool.get("127.0.0.1", 1)
+        autojump_clock.jump(3.9528408053937536 - trio.current_time())
+        with pytest.raises(ConnectionFailed, match="no new attempt") as refused:
+            await pool.get("127.0.0.1", 1)
+        assert refused.value.retry_at is not None
+        await trio.sleep_until(refused.value.retry_at)
+        with pytest.raises(ConnectionFailed, match="refused"):
+            await pool.get("127.0.0.1", 1)
+        assert len(attempts) == 2
+        pool.close()
+
+
 async def test_reconnect_cool_down_runs_on_trios_clock(
     autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

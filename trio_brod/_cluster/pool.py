@@ -155,8 +155,10 @@ class ConnectionPool:
             if slot.connecting is not None:
                 await slot.connecting.wait()
                 continue
-            age = now() - slot.failed_at
-            if slot.error is not None and age < self.config.reconnect_cool_down:
+            at = now()
+            age = at - slot.failed_at
+            retry_at = slot.failed_at + self.config.reconnect_cool_down
+            if slot.error is not None and at < retry_at:
                 # brod's cool-down: the last error again, at once, without a new attempt
                 # (as a ConnectionFailed, or the kind of ConnectionFailed it was: SaslFailed).
                 kind = type(slot.error) if isinstance(slot.error, ConnectionFailed) else None
@@ -165,7 +167,8 @@ class ConnectionPool:
                     f"{slot.error.reason} ({age:.2f}s ago; no new attempt within "
                     f"reconnect_cool_down={self.config.reconnect_cool_down}s)",
                 )
-                refusal.cool_down_left = self.config.reconnect_cool_down - age
+                refusal.cool_down_left = retry_at - at
+                refusal.retry_at = retry_at
                 raise refusal from slot.error
             return await self._connect(slot, host, port, nursery)
 
@@ -274,6 +277,9 @@ class ConnectionPool:
         waits = [e.cool_down_left if isinstance(e, ConnectionFailed) else 0.0 for e in errors]
         if waits and min(waits) > 0:
             error.cool_down_left = min(waits)
+            error.retry_at = min(
+                e.retry_at for e in errors if isinstance(e, ConnectionFailed) and e.retry_at
+            )
         raise error from errors[-1]
 
     def close(self) -> None:

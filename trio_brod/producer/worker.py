@@ -514,10 +514,10 @@ class PartitionProducer(Intake):
                     self.topic, self.partition, refresh=refresh
                 )
             except ConnectionFailed as exc:
-                wait = exc.cool_down_left
-                if wait <= 0:
+                retry_at = exc.retry_at
+                if retry_at is None:
                     raise
-            await trio.sleep(wait)
+            await trio.sleep_until(retry_at)
 
     def _could_not_send(self, error: BrodError) -> None:
         """The leader could not be reached (or the producer id not had): count that as a
