@@ -323,7 +323,7 @@ class Hooks:
         self.refresh()
 
     def refresh(self) -> None:
-        """Recompute :attr:`hooks` (the process-wide hooks changed, or this client's)."""
+        """Recompute ``hooks`` (the process-wide hooks changed, or this client's)."""
         self.hooks = (*state.hooks, *self._own)
 
 

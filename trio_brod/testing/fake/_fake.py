@@ -31,7 +31,7 @@ class FakeKafka:
         self, cluster: FakeCluster, nursery: trio.Nursery, groups: GroupCoordinator
     ) -> None:
         self.cluster = cluster
-        #: The group coordinator (its :attr:`~GroupCoordinator.groups` state, to look at).
+        #: The group coordinator (its ``groups`` state, to look at).
         self.groups = groups
         self._nursery = nursery
         self._servers: dict[int, BrokerServer] = {}
