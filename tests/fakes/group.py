@@ -121,6 +121,10 @@ class FakeGroupCluster:
 
     # -- what GroupMember asks of a pool and a metadata cache ---------------------------------
 
+    async def connect_slot(self, slot: Any, host: str, port: int, nursery: Any) -> _Connection:
+        """A member's own connection to its coordinator: here, the same as :meth:`get`."""
+        return await self.get(host, port)
+
     async def get(self, host: str, port: int) -> _Connection:
         await trio.lowlevel.checkpoint()
         if self.unreachable:

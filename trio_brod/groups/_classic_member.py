@@ -228,6 +228,7 @@ class ClassicDriver(MemberDriver):
                 every partition was lost.
         """
         async with trio.open_nursery() as nursery:
+            self.coordinator.own_connection(nursery)
             nursery.start_soon(self._heartbeats, name=f"trio_brod group {self.group_id} heartbeat")
             nursery.start_soon(
                 self.commit_periodically, name=f"trio_brod group {self.group_id} commits"
@@ -239,6 +240,7 @@ class ClassicDriver(MemberDriver):
             finally:
                 self.left.set()
                 self.close_iteration()
+                self.coordinator.close()
             nursery.cancel_scope.cancel()
 
     async def leave(self, reason: str = "the member is closing") -> None:

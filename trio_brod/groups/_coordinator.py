@@ -24,7 +24,7 @@ from typing import Any, Final
 import trio
 
 from trio_brod._backoff import Retry
-from trio_brod._cluster import ConnectionPool, CoordinatorType, MetadataCache
+from trio_brod._cluster import ConnectionPool, ConnectionSlot, CoordinatorType, MetadataCache
 from trio_brod._exceptions import BrokerConnectionError
 from trio_brod._metadata import BrokerMetadata
 from trio_brod._net import Connection
@@ -101,6 +101,10 @@ class GroupCoordinator:
         self.group_id = group_id
         self._broker: BrokerMetadata | None = None
         self._lookup = trio.Lock()
+        # With own_connection: a connection of this coordinator's own, and its broker.
+        self._slot: ConnectionSlot | None = None
+        self._slot_broker: BrokerMetadata | None = None
+        self._nursery: trio.Nursery | None = None
 
     def __repr__(self) -> str:
         return f"<GroupCoordinator {self.group_id!r} at {self._broker}>"
@@ -136,10 +140,44 @@ class GroupCoordinator:
                     )
         return self._broker
 
+    def own_connection(self, nursery: trio.Nursery) -> None:
+        """From now on, talk to the coordinator over a connection of this object's own,
+        opened (and reopened after a coordinator move) in ``nursery``; :meth:`close` it
+        before the nursery ends.
+
+        A broker answers a connection's requests in order, and holds a JoinGroup until
+        every member has rejoined (up to the rebalance timeout): on the pool's shared
+        connection that would hold up everything queued behind it, another member's
+        heartbeats (which then time out of the group) and the client's produce requests
+        alike. Java's consumer also keeps a connection of its own to its coordinator.
+        """
+        self._nursery = nursery
+        self._slot = ConnectionSlot()
+        self._slot_broker = None
+
+    def close(self) -> None:
+        """Close the connection of :meth:`own_connection` (later requests share the pool's)."""
+        slot, self._slot, self._nursery = self._slot, None, None
+        if slot is not None and slot.connection is not None:
+            slot.connection.close()
+
+    async def _connect(self, broker: BrokerMetadata) -> Connection:
+        slot, nursery = self._slot, self._nursery
+        if slot is None or nursery is None:
+            return await self.pool.get(broker.host, broker.port)
+        if self._slot_broker != broker:
+            # The coordinator moved: the connection to the old one goes.
+            if slot.connection is not None:
+                slot.connection.close()
+            slot.connection, slot.error = None, None
+            self._slot_broker = broker
+        return await self.pool.connect_slot(slot, broker.host, broker.port, nursery)
+
     async def connection(self) -> tuple[BrokerMetadata, Connection]:
-        """The coordinator and the pool's shared connection to it."""
+        """The coordinator and the connection to it (the pool's shared one, unless
+        :meth:`own_connection`)."""
         broker = await self.find()
-        return broker, await self.pool.get(broker.host, broker.port)
+        return broker, await self._connect(broker)
 
     async def request(
         self,
@@ -197,7 +235,7 @@ class GroupCoordinator:
             broker: BrokerMetadata | None = None
             try:
                 broker = await self.find()
-                connection = await self.pool.get(broker.host, broker.port)
+                connection = await self._connect(broker)
                 version = connection.version_for(api.API_KEY, high, low)
                 response = await connection.request(build(version), version, timeout=timeout)
             except BrokerConnectionError as exc:
