@@ -16,6 +16,7 @@ import pytest
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -63,7 +64,12 @@ def install() -> Otel:
         exporter = InMemorySpanExporter()
         tracer_provider = TracerProvider()
         tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        # The whole suite produces to tens of thousands of partitions in one process; at the
+        # SDK's default of 2,000 series per metric, the later tests' series would all go to
+        # the overflow series and read 0 (as an application with more partitions than that
+        # would need a View too: docs/operations.rst).
+        every = View(instrument_name="*", aggregation_cardinality_limit=1_000_000)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader], views=[every]))
         trace.set_tracer_provider(tracer_provider)
         _otel = Otel(reader, exporter)
     return _otel
