@@ -115,6 +115,7 @@ async def produce_then_fail(tp: TransactionalProducer, topic: str) -> None:
         raise ZeroDivisionError
 
 
+@pytest.mark.compat
 async def test_committed_is_visible_and_aborted_is_not_to_both_readers(
     make_topic: MakeTopic, bootstrap_servers: list[str]
 ) -> None:
@@ -157,6 +158,7 @@ async def test_committed_is_visible_and_aborted_is_not_to_both_readers(
     assert sorted(theirs) == expected
 
 
+@pytest.mark.compat
 async def test_a_second_producer_with_the_same_id_fences_the_first(
     make_topic: MakeTopic, bootstrap_servers: list[str]
 ) -> None:
