@@ -6,11 +6,14 @@ does every step in any order, and checks each answer against the model.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from trio_brod.producer.identity import ProducerIdentity, SequenceState
 from trio_brod.protocol import (
     AddPartitionsToTxnRequest,
     EndTxnRequest,
@@ -290,3 +293,22 @@ def test_epochs_go_up_across_v2_transactions_and_roll_over_to_a_new_id() -> None
     state.start_init()
     state.init_done()
     assert state.transaction_version == 2
+
+
+def test_a_transactional_partition_numbers_the_next_batch_under_the_moved_epoch() -> None:
+    # A batch numbered under the old epoch would be written into the transaction that just
+    # ended (its commit marker carries the new epoch), so the partition follows at once.
+    identity = ProducerIdentity(cast(Any, None))
+    identity.transactional_id = "t"
+    identity.producer_id, identity.epoch = 7, 3
+    sequence = SequenceState(identity, "topic", 0)
+    assert sequence.current() == (7, 3)
+    assert sequence.number(5) == 0
+    assert sequence.current() == (7, 3)
+    assert sequence.number(1) == 5
+    identity.epoch = 4  # EndTxn v5 bumped it
+    assert sequence.current() == (7, 4)
+    assert sequence.number(1) == 0
+    identity.producer_id, identity.epoch = 8, 0  # the epochs ran out: a new producer id
+    assert sequence.current() == (8, 0)
+    assert sequence.number(2) == 0

@@ -194,6 +194,26 @@ class SequenceState:
             identity.producer_id != self.producer_id or identity.epoch != self.epoch
         )
 
+    def current(self) -> tuple[int, int]:
+        """The producer id and epoch to number a new batch under.
+
+        A transactional producer's partition follows its coordinator's at once: under
+        transactions v2 every EndTxn moves the epoch, and the next transaction's first batch
+        must carry the new one, numbered from 0. A batch numbered under the old epoch would
+        be written into the transaction that just ended (its commit marker carries the new
+        epoch). Nothing of the old epoch is in flight then: a transaction ends only once all
+        its batches are settled (or its partition producers are stopped).
+        """
+        identity = self._identity
+        if identity.transactional_id is not None and (
+            identity.producer_id != self.producer_id or identity.epoch != self.epoch
+        ):
+            self.producer_id, self.epoch = identity.producer_id, identity.epoch
+            self.next_sequence = 0
+            self._reset = _KEEP
+            self._unresolved = False
+        return self.producer_id, self.epoch
+
     def number(self, record_count: int) -> int:
         """The first sequence number for a batch of ``record_count`` records, taken."""
         sequence = self.next_sequence

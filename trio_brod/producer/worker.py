@@ -692,7 +692,7 @@ class PartitionProducer(Intake):
         """The Produce request for a batch, encoding (or re-sequencing) it as needed."""
         state = self._sequence
         if state is not None and batch.base_sequence < 0:
-            producer_id, epoch = state.producer_id, state.epoch
+            producer_id, epoch = state.current()
             sequence = state.number(batch.record_count)
             if batch.encoded is None:
                 batch.encoded = encode_batch(
