@@ -100,6 +100,22 @@ OTHER_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("consumer_protocol", ("ConsumerProtocolSubscription", "ConsumerProtocolAssignment")),
 )
 
+#: Versions newer than the schemas in DEFAULT_SCHEMAS list, by schema name: (the highest
+#: valid version, whether the newest is unstable). Each is a fact of the Kafka protocol, given
+#: with its reason; every field open-ended in the schema ("N+") is in the added versions too.
+#: KIP-890 part 2 (transactions v2, stable since Kafka 4.0): Produce v12 is v11 on the wire
+#: and TxnOffsetCommit v5 is v4; in a transaction under transactions v2 they also add the
+#: partition (the group) to it, which is why a client may send them in a transaction only
+#: when transactions v2 is on. EndTxn v5 (the response carries the producer id and epoch the
+#: coordinator bumped) is in the schemas, marked unstable as it was before Kafka 4.0.
+VERSION_OVERRIDES: dict[str, tuple[int, bool]] = {
+    "ProduceRequest": (12, False),
+    "ProduceResponse": (12, False),
+    "TxnOffsetCommitRequest": (5, False),
+    "TxnOffsetCommitResponse": (5, False),
+    "EndTxnRequest": (5, False),
+}
+
 COMMAND = "python tools/gen_protocol.py"
 HIGHEST = 0x7FFF  # the open end of "N+" version ranges
 
@@ -322,16 +338,24 @@ def parse_message(path: Path) -> MessageSpec:
     for struct_name, field_name in referenced:
         if struct_name not in structs:
             raise SystemExit(f"{path.name}: {field_name} refers to unknown struct {struct_name}")
+    valid = Versions.parse(data["validVersions"])
+    latest_unstable = bool(data.get("latestVersionUnstable", False))
+    override = VERSION_OVERRIDES.get(data["name"])
+    if override is not None:
+        high, latest_unstable = override
+        if high < valid.high:
+            raise SystemExit(f"{path.name}: VERSION_OVERRIDES lowers v{valid.high} to v{high}")
+        valid = Versions(valid.low, high)
     message = MessageSpec(
         name=data["name"],
         kind=data["type"],
         api_key=int(data.get("apiKey", -1)),
-        valid=Versions.parse(data["validVersions"]),
+        valid=valid,
         flexible=Versions.parse(data.get("flexibleVersions", "none")),
         top=StructSpec(data["name"], top_fields),
         structs=structs,
         source=path.name,
-        latest_unstable=bool(data.get("latestVersionUnstable", False)),
+        latest_unstable=latest_unstable,
     )
     check_message(message)
     return message

@@ -15,7 +15,7 @@ import trio
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 import trio_brod
-from trio_brod import open_client
+from trio_brod import observe, open_client
 from trio_brod.groups._coordinator import GroupCoordinator
 from trio_brod.groups.offsets import fetch_committed
 from trio_brod.protocol.errors import (
@@ -223,6 +223,60 @@ async def zombie_commit(
     async with tp.transaction() as txn:
         await txn.produce(sink, b"zombie-out", partition=0)
         await txn.send_offsets(old, {(source, 0): 50})
+
+
+class SentRequests(observe.Hook):
+    """The (API, version) of every request a client sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int]] = []
+
+    def request_sent(self, event: observe.RequestSent) -> None:
+        self.sent.append((event.api, event.version))
+
+
+@pytest.mark.requires_kafka("4.0", feature="transactions v2 (KIP-890)")
+async def test_transactions_v2_adds_partitions_implicitly_and_bumps_the_epoch(
+    make_topic: MakeTopic, bootstrap_servers: list[str]
+) -> None:
+    topic = make_topic(partitions=3)
+    group_id = unique("tx-v2-group")
+    hook = SentRequests()
+    async with open_client(bootstrap_servers, hooks=[hook]) as client:
+        coordinator = GroupCoordinator(client.pool, client.metadata, group_id)
+        async with client.transactional_producer(unique("tx-v2"), config=CONFIG) as tp:
+            # A freshly formatted 4.x cluster finalizes transaction.version 2.
+            assert tp.transaction_version == 2
+            identities = [(tp.producer_id, tp.epoch)]
+            for n in range(3):
+                async with tp.transaction() as txn:
+                    for i in range(6):
+                        await txn.produce(topic, b"%d-%d" % (n, i), partition=i % 3)
+                    await txn.send_offsets(group_id, {(topic, 0): n + 1})
+                identities.append((tp.producer_id, tp.epoch))
+            # An abort (the block raised) bumps the epoch too, with no InitProducerId.
+            with pytest.raises(ZeroDivisionError):
+                await produce_then_fail(tp, topic)
+            identities.append((tp.producer_id, tp.epoch))
+            async with tp.transaction() as txn:
+                await txn.produce(topic, b"last", partition=1)
+            identities.append((tp.producer_id, tp.epoch))
+        committed = await fetch_committed(coordinator, group_id, [(topic, 0)])
+        values = sorted(v for _, v in await read_committed(client, topic, 3))
+    assert values == sorted([b"%d-%d" % (n, i) for n in range(3) for i in range(6)] + [b"last"])
+    assert committed == {(topic, 0): 3}
+    # Each EndTxn moved the producer to a new epoch (here, with fresh ids, the next one).
+    producer_ids = {producer_id for producer_id, _ in identities}
+    assert len(producer_ids) == 1
+    epochs = [epoch for _, epoch in identities]
+    assert epochs == list(range(epochs[0], epochs[0] + len(epochs)))
+    apis = {api for api, _ in hook.sent}
+    assert "AddPartitionsToTxn" not in apis
+    assert "AddOffsetsToTxn" not in apis
+    assert [api for api, _ in hook.sent].count("InitProducerId") == 1
+    tv2_apis = ("Produce", "EndTxn", "TxnOffsetCommit")
+    versions = {(api, version) for api, version in hook.sent if api in tv2_apis}
+    assert versions == {("Produce", 12), ("EndTxn", 5), ("TxnOffsetCommit", 5)}
 
 
 async def test_a_fenced_producer_finds_out_at_commit(

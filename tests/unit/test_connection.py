@@ -73,6 +73,44 @@ async def test_api_versions_falls_back_when_the_broker_is_older(
     assert connection.api_versions[18] == (0, 2)
 
 
+async def test_the_finalized_feature_levels_are_kept(
+    nursery: trio.Nursery, broker: FakeBroker
+) -> None:
+    # As a Kafka 4.x broker answers: transaction.version decides on transactions v2.
+    feature = ApiVersionsResponse.FinalizedFeatureKey
+
+    async def kafka_4(stream: trio.SocketStream, request: Request) -> None:
+        body = api_versions_body({18: (0, 4), 3: (0, 12)})
+        body.finalized_features_epoch = 7
+        body.finalized_features = [
+            feature(name="transaction.version", max_version_level=2, min_version_level=2),
+            feature(name="metadata.version", max_version_level=27, min_version_level=27),
+        ]
+        await answer(stream, request, body)
+
+    broker.handlers[18] = kafka_4
+    handshake_module._version_ranges.cache_clear()
+    connection = await connect(nursery, broker)
+    assert connection.finalized_features == {"transaction.version": 2, "metadata.version": 27}
+
+
+async def test_finalized_features_without_an_epoch_are_not_kept(
+    nursery: trio.Nursery, broker: FakeBroker
+) -> None:
+    # The levels are valid only with a finalized features epoch >= 0 (the schema says so).
+    async def no_epoch(stream: trio.SocketStream, request: Request) -> None:
+        body = api_versions_body({18: (0, 4), 3: (0, 12)})
+        body.finalized_features = [
+            ApiVersionsResponse.FinalizedFeatureKey(name="transaction.version", max_version_level=2)
+        ]
+        await answer(stream, request, body)
+
+    broker.handlers[18] = no_epoch
+    handshake_module._version_ranges.cache_clear()
+    connection = await connect(nursery, broker)
+    assert connection.finalized_features == {}
+
+
 async def test_each_broker_answer_to_api_versions_is_decoded_once(
     nursery: trio.Nursery, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

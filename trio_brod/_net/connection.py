@@ -119,6 +119,8 @@ class Connection:
         address: ``"host:port"``.
         api_versions: The broker's supported version range for each API key, as it
             answered ApiVersions.
+        finalized_features: The cluster's finalized feature levels as the broker answered
+            ApiVersions (``{"transaction.version": 2, ...}``; empty if it sent none).
         sasl_session_lifetime: Seconds the SASL session lasts (the broker's
             ``connections.max.reauth.ms``), counted from authentication; 0 without SASL or
             when the broker sets no limit.
@@ -135,6 +137,7 @@ class Connection:
         self.port = port
         self.address = f"{host}:{port}"
         self.api_versions: dict[int, tuple[int, int]] = {}
+        self.finalized_features: dict[str, int] = {}
         self.sasl_session_lifetime = 0.0
         self._sasl_mechanism: MechanismFactory | None = None
         # When the writer re-authenticates (trio time); never unless the broker limits the
@@ -425,7 +428,7 @@ class Connection:
             self.address,
             tls=self._config.ssl_context is not None,
         )
-        self.api_versions = await negotiate_versions(bare, self.address)
+        self.api_versions, self.finalized_features = await negotiate_versions(bare, self.address)
         if sasl_mechanism is not None:
             # Kept for re-authentication, when the broker limits the session's lifetime.
             self._sasl_mechanism = sasl_mechanism

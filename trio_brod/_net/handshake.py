@@ -229,11 +229,15 @@ class BareExchange:
 # ---------------------------------------------------------------- ApiVersions
 
 
-async def negotiate_versions(bare: BareExchange, address: str) -> dict[int, tuple[int, int]]:
+async def negotiate_versions(
+    bare: BareExchange, address: str
+) -> tuple[dict[int, tuple[int, int]], dict[str, int]]:
     """Ask the broker which versions of each API it supports (ApiVersions).
 
     Returns:
-        The broker's (lowest, highest) version per API key: a dict of the caller's own.
+        The broker's (lowest, highest) version per API key, and the cluster's finalized
+        feature levels (``{"transaction.version": 2, ...}``; empty before ApiVersions v3 or
+        when the broker sends none): dicts of the caller's own.
 
     Raises:
         ConnectionFailed: The broker answered with an error, or rejected every version.
@@ -244,7 +248,7 @@ async def negotiate_versions(bare: BareExchange, address: str) -> dict[int, tupl
     version = ApiVersionsRequest.MAX_VERSION
     for _attempt in range(2):
         frame = await bare.frame(request, version)
-        error_code, ranges = _version_ranges(frame, version)
+        error_code, ranges, features = _version_ranges(frame, version)
         if error_code == UnsupportedVersionError.code:
             # The broker answers in v0 with its own range for ApiVersions: retry with it.
             theirs = ranges.get(ApiVersionsRequest.API_KEY, (0, 0))[1]
@@ -252,7 +256,7 @@ async def negotiate_versions(bare: BareExchange, address: str) -> dict[int, tupl
             continue
         if error_code:
             raise ConnectionFailed(address, f"ApiVersions failed: {for_code(error_code).name}")
-        return dict(ranges)  # a copy: the cached one is shared
+        return dict(ranges), dict(features)  # copies: the cached ones are shared
     raise ConnectionFailed(address, "the broker rejected every ApiVersions version")
 
 
@@ -262,20 +266,27 @@ def _software_version() -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _version_ranges(frame: bytes, version: int) -> tuple[int, dict[int, tuple[int, int]]]:
-    """The error code and the version range per API key of an ApiVersions response frame.
+def _version_ranges(
+    frame: bytes, version: int
+) -> tuple[int, dict[int, tuple[int, int]], dict[str, int]]:
+    """The error code, the version range per API key and the finalized feature levels
+    (the highest level of each, valid only with a finalized features epoch) of an
+    ApiVersions response frame.
 
     Cached, as every connection to a broker gets the same frame (the first response on
     each, so with the same correlation id): a consumer that opens a connection per
     partition would otherwise decode it once per partition. Callers must not change the
-    dict they get.
+    dicts they get.
 
     Raises:
         DecodeError: The frame is not an ApiVersions response of that version (or v0).
     """
     response = _decode_api_versions(frame, version)
     ranges = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
-    return response.error_code, ranges
+    features: dict[str, int] = {}
+    if response.finalized_features_epoch >= 0:
+        features = {f.name: f.max_version_level for f in response.finalized_features}
+    return response.error_code, ranges, features
 
 
 def _decode_api_versions(frame: bytes, version: int) -> Any:

@@ -11,7 +11,7 @@ partition producer asks to number its batches and tells what went wrong.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import trio
 
@@ -77,6 +77,13 @@ class ProducerIdentity:
     would call stale.
     """
 
+    #: The (lowest, highest) Produce version of partition producers outside transactions v2:
+    #: v3 is the first to carry v2 record batches, which trio-brod writes. Produce v12 is v11
+    #: on the wire, but in a transaction under transactions v2 (KIP-890 part 2) it also adds
+    #: the partition to the transaction, so a transactional producer may send it only then;
+    #: idempotent and plain producers have nothing to gain from it and stay at v11.
+    PLAIN_PRODUCE: ClassVar[tuple[int, int]] = (3, 11)
+
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
         #: None for the client's idempotent producers; a transactional producer's id (its
@@ -85,6 +92,8 @@ class ProducerIdentity:
         self.transactional_id: str | None = None
         self.producer_id = -1
         self.epoch = -1
+        #: The (lowest, highest) Produce version its partition producers send.
+        self.produce_versions = self.PLAIN_PRODUCE
         self._lock = trio.Lock()
         self._left: dict[tuple[str, int], ProducerState] = {}
 
@@ -184,6 +193,26 @@ class SequenceState:
         return identity.transactional_id is not None and (
             identity.producer_id != self.producer_id or identity.epoch != self.epoch
         )
+
+    def current(self) -> tuple[int, int]:
+        """The producer id and epoch to number a new batch under.
+
+        A transactional producer's partition follows its coordinator's at once: under
+        transactions v2 every EndTxn moves the epoch, and the next transaction's first batch
+        must carry the new one, numbered from 0. A batch numbered under the old epoch would
+        be written into the transaction that just ended (its commit marker carries the new
+        epoch). Nothing of the old epoch is in flight then: a transaction ends only once all
+        its batches are settled (or its partition producers are stopped).
+        """
+        identity = self._identity
+        if identity.transactional_id is not None and (
+            identity.producer_id != self.producer_id or identity.epoch != self.epoch
+        ):
+            self.producer_id, self.epoch = identity.producer_id, identity.epoch
+            self.next_sequence = 0
+            self._reset = _KEEP
+            self._unresolved = False
+        return self.producer_id, self.epoch
 
     def number(self, record_count: int) -> int:
         """The first sequence number for a batch of ``record_count`` records, taken."""

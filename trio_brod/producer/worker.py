@@ -107,8 +107,6 @@ __all__ = ["PartitionProducer", "ack_timeout_ms"]
 # Error codes with their own handling (the rest go by their ``retriable`` flag).
 _TOO_LARGE_CODES: Final = frozenset({MessageTooLargeError.code, RecordListTooLargeError.code})
 _DUPLICATE_SEQUENCE_NUMBER: Final = DuplicateSequenceNumberError.code
-#: Produce v3 is the first to carry v2 record batches, which trio-brod writes.
-_PRODUCE_MIN_VERSION: Final = 3
 
 # produce_batch's loop over its messages, for plain messages, in C (see there), when
 # records.py uses the C extension. Its argument ``overhead`` is the estimate of a record with
@@ -169,6 +167,7 @@ class PartitionProducer(Intake):
         self._sequence = None if identity is None else SequenceState(identity, topic, partition)
         # A transactional producer's partition: its batches are part of transactions.
         self._transactional_id = None if identity is None else identity.transactional_id
+        self._identity = identity  # its produce_versions: a transactional producer's differ
         # Records go into a batch up to the smaller of the two limits.
         self._max_records_size = config.max_request_size - BATCH_OVERHEAD
         self._buffer = ProducerBuffer(
@@ -483,7 +482,9 @@ class PartitionProducer(Intake):
             self._pull()
         try:
             connection = await self._leader_connection(refresh)
-            version = connection.best_version(ProduceRequest, min_version=_PRODUCE_MIN_VERSION)
+            identity = self._identity
+            low, high = identity.produce_versions if identity else ProducerIdentity.PLAIN_PRODUCE
+            version = connection.version_for(ProduceRequest.API_KEY, high, low)
         except BrodError as exc:
             self._could_not_send(exc)
             return exc
@@ -691,7 +692,7 @@ class PartitionProducer(Intake):
         """The Produce request for a batch, encoding (or re-sequencing) it as needed."""
         state = self._sequence
         if state is not None and batch.base_sequence < 0:
-            producer_id, epoch = state.producer_id, state.epoch
+            producer_id, epoch = state.current()
             sequence = state.number(batch.record_count)
             if batch.encoded is None:
                 batch.encoded = encode_batch(

@@ -14,6 +14,13 @@ state machine does, in ``tests/unit/test_transaction_state.py``):
    transactions v2); the set is empty again when the transaction ends.
 5. A transaction that added nothing to the coordinator ends without EndTxn: the
    coordinator never heard of it.
+6. Transactions v2 (KIP-890 part 2) is used when the cluster finalized
+   ``transaction.version`` >= 2 and the broker speaks Produce v12, EndTxn v5 and
+   TxnOffsetCommit v5 (:func:`transaction_version`); it is decided when the producer id is
+   obtained and kept. Under it no AddPartitionsToTxn or AddOffsetsToTxn is sent (Produce v12
+   and TxnOffsetCommit v5 add the partition or group to the transaction), and every EndTxn
+   bumps the epoch: the producer adopts the id and epoch the answer carries
+   (:func:`identity_after_end`), and its sequence numbers start again at 0.
 
 ::
 
@@ -29,17 +36,67 @@ state machine does, in ``tests/unit/test_transaction_state.py``):
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Final
 
+from trio_brod.protocol import EndTxnRequest, ProduceRequest, TxnOffsetCommitRequest
 from trio_brod.transaction._errors import (
     AbortableTransactionError,
     FatalTransactionError,
     TransactionStateError,
 )
 
-__all__ = ["TransactionState", "TxnState"]
+__all__ = ["TransactionState", "TxnState", "identity_after_end", "transaction_version"]
 
 TopicPartition = tuple[str, int]
+
+#: The finalized feature whose level 2 is transactions v2 (KIP-890 part 2).
+TRANSACTION_VERSION_FEATURE: Final = "transaction.version"
+#: The request versions transactions v2 is made of, by API key: Produce v12 adds the
+#: partition, TxnOffsetCommit v5 the group, and EndTxn v5 answers with the bumped epoch.
+TV2_VERSIONS: Final = {
+    ProduceRequest.API_KEY: 12,
+    EndTxnRequest.API_KEY: 5,
+    TxnOffsetCommitRequest.API_KEY: 5,
+}
+#: The last versions of those a transactional producer sends under transactions v1: later
+#: ones mean "transactions v2" in a transaction.
+TV1_MAX_VERSIONS: Final = {key: version - 1 for key, version in TV2_VERSIONS.items()}
+
+
+def transaction_version(
+    features: Mapping[str, int], api_versions: Mapping[int, tuple[int, int]]
+) -> int:
+    """The transaction protocol to use with a broker: 2 or 1.
+
+    2 when its ApiVersions answer finalizes ``transaction.version`` at 2 or more and lists
+    Produce v12, EndTxn v5 and TxnOffsetCommit v5 (as the Java client decides); 1 otherwise,
+    as with Kafka 3.x, whose brokers finalize no such level.
+
+    Args:
+        features: The finalized feature levels (``Connection.finalized_features``).
+        api_versions: The (lowest, highest) version per API key (``Connection.api_versions``).
+    """
+    if features.get(TRANSACTION_VERSION_FEATURE, 0) < 2:
+        return 1
+    for api_key, needed in TV2_VERSIONS.items():
+        low, high = api_versions.get(api_key, (0, -1))
+        if not low <= needed <= high:
+            return 1
+    return 2
+
+
+def identity_after_end(current: tuple[int, int], answered: tuple[int, int]) -> tuple[int, int]:
+    """The (producer id, epoch) to go on with after EndTxn answered ``answered``.
+
+    EndTxn v5 (transactions v2) answers with the id and epoch the coordinator moved the
+    producer to: the epoch bumped by one, or, when it ran out of epochs, a new producer id
+    at epoch 0. They are adopted whatever they are. Earlier versions answer -1 (no field):
+    the producer keeps ``current``.
+    """
+    if answered[0] >= 0 and answered[1] >= 0:
+        return answered
+    return current
 
 
 class TxnState(enum.Enum):
@@ -62,13 +119,16 @@ class TransactionState:
         state: The :class:`TxnState`.
         added: Partitions the coordinator knows are in the open transaction.
         groups_added: Groups whose offsets the coordinator knows are in it
-            (AddOffsetsToTxn done).
+            (AddOffsetsToTxn done, or, under transactions v2, TxnOffsetCommit sent).
+        transaction_version: 1, or 2 under transactions v2 (KIP-890 part 2).
         abortable: The abortable error of the open transaction, if it had one.
         fatal: The fatal error, once there is one.
     """
 
     def __init__(self) -> None:
         self.state = TxnState.UNINITIALIZED
+        #: The transaction protocol in use, 1 or 2 (see :func:`transaction_version`).
+        self.transaction_version = 1
         self.added: set[TopicPartition] = set()
         self.groups_added: set[str] = set()
         self.abortable: AbortableTransactionError | None = None
@@ -113,10 +173,15 @@ class TransactionState:
             raise TransactionStateError(f"cannot initialise while {self.state.value}")
         self.state = TxnState.INITIALIZING
 
-    def init_done(self) -> None:
-        """InitProducerId succeeded: the producer is ready for transactions."""
+    def init_done(self, transaction_version: int | None = None) -> None:
+        """InitProducerId succeeded: the producer is ready for transactions, under
+        ``transaction_version`` (1 or 2) the first time; an epoch bump keeps the version."""
         self.raise_if_fatal()
         self._expect(TxnState.INITIALIZING)
+        if transaction_version is not None:
+            if transaction_version not in (1, 2):
+                raise ValueError(f"transaction_version must be 1 or 2, not {transaction_version}")
+            self.transaction_version = transaction_version
         self.state = TxnState.READY
 
     def begin(self) -> None:
@@ -140,9 +205,18 @@ class TransactionState:
         self.started_on_coordinator = False
 
     def partitions_to_add(self, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
-        """Those of ``partitions`` not yet in the transaction (sorted, no repeats)."""
+        """Those of ``partitions`` not yet in the transaction (sorted, no repeats) that
+        AddPartitionsToTxn must add.
+
+        Under transactions v2 there are none: the first Produce v12 to each adds it, so
+        they count as in the transaction from now on (and EndTxn is needed).
+        """
         self.check_can_produce()
-        return sorted(set(partitions) - self.added)
+        new = sorted(set(partitions) - self.added)
+        if self.transaction_version >= 2 and new:
+            self.partitions_added(new)
+            return []
+        return new
 
     def partitions_added(self, partitions: Iterable[TopicPartition]) -> None:
         """The coordinator accepted these partitions into the transaction."""
@@ -153,8 +227,15 @@ class TransactionState:
         self.started_on_coordinator = True
 
     def needs_offsets_added(self, group_id: str) -> bool:
-        """Whether AddOffsetsToTxn must be sent before offsets of ``group_id``."""
+        """Whether AddOffsetsToTxn must be sent before offsets of ``group_id``.
+
+        Never under transactions v2: TxnOffsetCommit v5 adds the group itself, so it
+        counts as in the transaction from now on (and EndTxn is needed).
+        """
         self.check_can_produce()
+        if self.transaction_version >= 2:
+            self.offsets_added(group_id)
+            return False
         return group_id not in self.groups_added
 
     def offsets_added(self, group_id: str) -> None:

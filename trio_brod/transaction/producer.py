@@ -13,7 +13,8 @@ after another::
 Records go through partition producers of the producer's own (the same workers as
 ``client.produce``, :mod:`trio_brod.producer.worker`), whose batches carry the producer id,
 its epoch, sequence numbers and the transactional flag. Before a partition's first record
-in a transaction the coordinator is told about the partition (AddPartitionsToTxn).
+in a transaction the coordinator is told about the partition (AddPartitionsToTxn), except
+under transactions v2.
 
 The state (:mod:`trio_brod.transaction._state`) decides what is allowed; this module does
 the I/O. Errors are sorted by what the caller can do (:mod:`trio_brod.transaction._errors`):
@@ -21,11 +22,17 @@ retriable coordinator errors are retried here within the transaction timeout, th
 :class:`~trio_brod._backoff.Retry`; fatal ones make the producer unusable; anything else
 makes the transaction abort.
 
-Transactions v2 (KIP-890 part 2: partitions added implicitly by Produce v12, an epoch bump
-at every EndTxn v5) is not used yet: the generated protocol stops at Produce v11. Brokers
-that have transaction.version 2 finalized serve v1 clients as before, with KIP-890 part 1's
-verification (a Produce for a partition not added to the transaction is refused, so a late
-record cannot start a hanging transaction).
+Transactions v2 (KIP-890 part 2) is used when the transaction coordinator's broker
+supports it (:func:`~trio_brod.transaction._state.transaction_version`: Kafka 4.x finalizes
+``transaction.version`` 2 by default): partitions are added implicitly by Produce v12 and
+groups by TxnOffsetCommit v5 (no AddPartitionsToTxn, no AddOffsetsToTxn), and every EndTxn
+v5 bumps the epoch, which the producer adopts from the answer (its partition producers then
+number from 0 again). An abort after a failed record needs no InitProducerId then: the
+EndTxn's bump fences what the failure left behind. Otherwise (Kafka 3.x, or a 4.x cluster
+kept at ``transaction.version`` 1) transactions v1 is used; such brokers check (KIP-890
+part 1) that a partition was added before taking a transactional Produce, so a late record
+cannot start a hanging transaction. The choice is made at InitProducerId and kept for the
+producer's life.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from trio_brod.protocol import (
     AddPartitionsToTxnRequest,
     EndTxnRequest,
     InitProducerIdRequest,
+    ProduceRequest,
     TxnOffsetCommitRequest,
 )
 from trio_brod.protocol.errors import (
@@ -68,7 +76,13 @@ from trio_brod.transaction._errors import (
     TransactionStateError,
 )
 from trio_brod.transaction._group import GroupMetadata, group_metadata
-from trio_brod.transaction._state import TransactionState
+from trio_brod.transaction._state import (
+    TV1_MAX_VERSIONS,
+    TV2_VERSIONS,
+    TransactionState,
+    identity_after_end,
+    transaction_version,
+)
 from trio_brod.transaction._txn import Transaction
 
 if TYPE_CHECKING:
@@ -101,8 +115,6 @@ _TXN_COMMIT_MEMBER_VERSION: Final = 3
 _INIT_BUMP_VERSION: Final = 3
 #: AddPartitionsToTxn up to v3 is the client's form (v4+ is for brokers verifying).
 _ADD_PARTITIONS_MAX_VERSION: Final = 3
-#: EndTxn v5 is transactions v2 (an epoch bump per transaction), which needs Produce v12.
-_END_TXN_MAX_VERSION: Final = 4
 
 
 def is_fatal(error: BaseException | None) -> bool:
@@ -207,13 +219,32 @@ class TransactionalProducer:
         self.state.start_init()
         producer_id, epoch = await self._init_producer_id(bump=False)
         self._identity.producer_id, self._identity.epoch = producer_id, epoch
-        self.state.init_done()
+        _broker, connection = await self._coordinator.connection()
+        version = transaction_version(connection.finalized_features, connection.api_versions)
+        if version >= 2:
+            produce = TV2_VERSIONS[ProduceRequest.API_KEY]
+            self._identity.produce_versions = (produce, produce)
+        self.state.init_done(version)
         log.info(
-            "transactional producer %r: producer id %d, epoch %d",
+            "transactional producer %r: producer id %d, epoch %d, transactions v%d",
             self.transactional_id,
             producer_id,
             epoch,
+            version,
         )
+
+    @property
+    def transaction_version(self) -> int:
+        """The transaction protocol in use: 2 (KIP-890 transactions v2, where the broker
+        supports it) or 1."""
+        return self.state.transaction_version
+
+    def _versions(self, api: Any) -> tuple[int | None, int]:
+        """The (lowest, highest) version of a request that changes meaning under
+        transactions v2 (Produce, EndTxn, TxnOffsetCommit) for the protocol in use."""
+        if self.state.transaction_version >= 2:
+            return TV2_VERSIONS[api.API_KEY], TV2_VERSIONS[api.API_KEY]
+        return None, TV1_MAX_VERSIONS[api.API_KEY]
 
     async def _init_producer_id(self, *, bump: bool) -> tuple[int, int]:
         def build(version: int) -> InitProducerIdRequest:
@@ -240,6 +271,7 @@ class TransactionalProducer:
         build: Callable[[int], Any],
         codes: Callable[[Any], Iterable[int]],
         *,
+        min_version: int | None = None,
         max_version: int | None = None,
     ) -> Any:
         """Send a request to a coordinator until it has no error, retrying the retriable
@@ -262,7 +294,9 @@ class TransactionalProducer:
         )
         while True:
             try:
-                response = await coordinator.request_versioned(api, build, max_version=max_version)
+                response = await coordinator.request_versioned(
+                    api, build, min_version=min_version, max_version=max_version
+                )
                 error_code = next((code for code in codes(response) if code), 0)
                 if not error_code:
                     return response
@@ -405,11 +439,14 @@ class TransactionalProducer:
                     request.group_instance_id = group.group_instance_id
                 return request
 
+            low, high = self._versions(TxnOffsetCommitRequest)
             await self._call(
                 coordinator,
                 TxnOffsetCommitRequest,
                 build,
                 lambda r: [p.error_code for t in r.topics for p in t.partitions],
+                min_version=low,
+                max_version=high,
             )
         except (KafkaError, BrokerConnectionError) as exc:
             raise self._abortable(
@@ -417,7 +454,11 @@ class TransactionalProducer:
             ) from exc
 
     async def _end_txn(self, *, commit: bool) -> None:
-        await self._call(
+        """EndTxn; under transactions v2 the producer goes on with the id and epoch its
+        answer carries (the coordinator bumped the epoch), its partition producers'
+        sequence numbers then start again at 0."""
+        low, high = self._versions(EndTxnRequest)
+        response = await self._call(
             self._coordinator,
             EndTxnRequest,
             lambda _version: EndTxnRequest(
@@ -427,8 +468,13 @@ class TransactionalProducer:
                 committed=commit,
             ),
             lambda r: [r.error_code],
-            max_version=_END_TXN_MAX_VERSION,
+            min_version=low,
+            max_version=high,
         )
+        identity = self._identity
+        current = (identity.producer_id, identity.epoch)
+        answered = (response.producer_id, response.producer_epoch)
+        identity.producer_id, identity.epoch = identity_after_end(current, answered)
 
     # -- partition producers -------------------------------------------------------------
 
@@ -563,8 +609,9 @@ class TransactionalProducer:
         with trio.move_on_after(self.config.end_timeout) as scope:
             try:
                 error = await self._flush(txn)
-                # A failed record may have left the sequence numbers out of step.
-                bump = error is not None
+                # A failed record may have left the sequence numbers out of step: a new
+                # epoch must fence them. Under transactions v2 the EndTxn bumps it.
+                bump = error is not None and not (needed and self.state.transaction_version >= 2)
                 if needed:
                     await self._end_txn(commit=False)
             except FatalTransactionError:

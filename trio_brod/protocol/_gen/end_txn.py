@@ -53,7 +53,7 @@ class EndTxnRequest(Message):
     NAME: ClassVar[str] = 'EndTxnRequest'
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
-    MAX_STABLE_VERSION: ClassVar[int] = 4
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     RESPONSE: ClassVar[type[EndTxnResponse]]
 

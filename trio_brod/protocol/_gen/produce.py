@@ -75,7 +75,7 @@ _pack_ix = _S_ix.pack
 
 @dataclass(slots=True)
 class ProduceRequest(Message):
-    """The Produce request (API key 0), versions 0-11.
+    """The Produce request (API key 0), versions 0-12.
 
     Generated from Kafka's ProduceRequest.json.
     """
@@ -83,8 +83,8 @@ class ProduceRequest(Message):
     API_KEY: ClassVar[int] = 0
     NAME: ClassVar[str] = 'ProduceRequest'
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 11
-    MAX_STABLE_VERSION: ClassVar[int] = 11
+    MAX_VERSION: ClassVar[int] = 12
+    MAX_STABLE_VERSION: ClassVar[int] = 12
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     RESPONSE: ClassVar[type[ProduceResponse]]
 
@@ -120,7 +120,7 @@ class ProduceRequest(Message):
 
 @dataclass(slots=True)
 class ProduceResponse(Message):
-    """The Produce response (API key 0), versions 0-11.
+    """The Produce response (API key 0), versions 0-12.
 
     Generated from Kafka's ProduceResponse.json.
     """
@@ -128,8 +128,8 @@ class ProduceResponse(Message):
     API_KEY: ClassVar[int] = 0
     NAME: ClassVar[str] = 'ProduceResponse'
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 11
-    MAX_STABLE_VERSION: ClassVar[int] = 11
+    MAX_VERSION: ClassVar[int] = 12
+    MAX_STABLE_VERSION: ClassVar[int] = 12
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     REQUEST: ClassVar[type[ProduceRequest]]
 
@@ -292,7 +292,7 @@ def _dec_ProduceRequest_v3(data: Buffer, pos: int) -> tuple[ProduceRequest, int]
 
 
 def _enc_ProduceRequest_v9(o: ProduceRequest, w: Writer) -> None:
-    """Encode a ProduceRequest, versions 9, 10, 11."""
+    """Encode a ProduceRequest, versions 9, 10, 11, 12."""
     w(compact_nullable_string(o.transactional_id))
     w(_pack_hi(o.acks, o.timeout_ms))
     _a1 = o.topic_data
@@ -303,7 +303,7 @@ def _enc_ProduceRequest_v9(o: ProduceRequest, w: Writer) -> None:
 
 
 def _dec_ProduceRequest_v9(data: Buffer, pos: int) -> tuple[ProduceRequest, int]:
-    """Decode a ProduceRequest, versions 9, 10, 11."""
+    """Decode a ProduceRequest, versions 9, 10, 11, 12."""
     o = new_instance(_ProduceRequest)
     o.transactional_id, pos = read_compact_nullable_string(data, pos)
     o.acks, o.timeout_ms = _unpack_hi(data, pos)
@@ -368,7 +368,7 @@ def _dec_TopicProduceData_v0(data: Buffer, pos: int) -> tuple[ProduceRequest.Top
 
 
 def _enc_TopicProduceData_v9(o: ProduceRequest.TopicProduceData, w: Writer) -> None:
-    """Encode a TopicProduceData, versions 9, 10, 11."""
+    """Encode a TopicProduceData, versions 9, 10, 11, 12."""
     w(compact_string(o.name))
     _a1 = o.partition_data
     w(uvarint(len(_a1) + 1))
@@ -385,7 +385,7 @@ def _enc_TopicProduceData_v9(o: ProduceRequest.TopicProduceData, w: Writer) -> N
 
 
 def _dec_TopicProduceData_v9(data: Buffer, pos: int) -> tuple[ProduceRequest.TopicProduceData, int]:
-    """Decode a TopicProduceData, versions 9, 10, 11."""
+    """Decode a TopicProduceData, versions 9, 10, 11, 12."""
     o = new_instance(_TopicProduceData)
     o.name, pos = read_compact_string(data, pos)
     _n1 = data[pos] - 1
@@ -435,7 +435,7 @@ def _dec_PartitionProduceData_v0(data: Buffer, pos: int) -> tuple[ProduceRequest
 
 
 def _enc_PartitionProduceData_v9(o: ProduceRequest.PartitionProduceData, w: Writer) -> None:
-    """Encode a PartitionProduceData, versions 9, 10, 11."""
+    """Encode a PartitionProduceData, versions 9, 10, 11, 12."""
     w(_pack_i(o.index))
     _b1 = o.records
     if _b1 is None:
@@ -447,7 +447,7 @@ def _enc_PartitionProduceData_v9(o: ProduceRequest.PartitionProduceData, w: Writ
 
 
 def _dec_PartitionProduceData_v9(data: Buffer, pos: int) -> tuple[ProduceRequest.PartitionProduceData, int]:
-    """Decode a PartitionProduceData, versions 9, 10, 11."""
+    """Decode a PartitionProduceData, versions 9, 10, 11, 12."""
     o = new_instance(_PartitionProduceData)
     o.index = _unpack_i(data, pos)[0]
     pos += 4
@@ -652,7 +652,7 @@ def _dec_ProduceResponse_v9(data: Buffer, pos: int) -> tuple[ProduceResponse, in
 
 
 def _enc_ProduceResponse_v10(o: ProduceResponse, w: Writer) -> None:
-    """Encode a ProduceResponse, versions 10, 11."""
+    """Encode a ProduceResponse, versions 10, 11, 12."""
     _a1 = o.responses
     w(uvarint(len(_a1) + 1))
     for _e2 in _a1:
@@ -675,7 +675,7 @@ def _enc_ProduceResponse_v10(o: ProduceResponse, w: Writer) -> None:
 
 
 def _dec_ProduceResponse_v10(data: Buffer, pos: int) -> tuple[ProduceResponse, int]:
-    """Decode a ProduceResponse, versions 10, 11."""
+    """Decode a ProduceResponse, versions 10, 11, 12."""
     o = new_instance(_ProduceResponse)
     _n1 = data[pos] - 1
     if _n1 < 0x7F:
@@ -917,7 +917,7 @@ def _dec_TopicProduceResponse_v9(data: Buffer, pos: int) -> tuple[ProduceRespons
 
 
 def _enc_TopicProduceResponse_v10(o: ProduceResponse.TopicProduceResponse, w: Writer) -> None:
-    """Encode a TopicProduceResponse, versions 10, 11."""
+    """Encode a TopicProduceResponse, versions 10, 11, 12."""
     w(compact_string(o.name))
     _a1 = o.partition_responses
     w(uvarint(len(_a1) + 1))
@@ -927,7 +927,7 @@ def _enc_TopicProduceResponse_v10(o: ProduceResponse.TopicProduceResponse, w: Wr
 
 
 def _dec_TopicProduceResponse_v10(data: Buffer, pos: int) -> tuple[ProduceResponse.TopicProduceResponse, int]:
-    """Decode a TopicProduceResponse, versions 10, 11."""
+    """Decode a TopicProduceResponse, versions 10, 11, 12."""
     o = new_instance(_TopicProduceResponse)
     o.name, pos = read_compact_string(data, pos)
     _n1 = data[pos] - 1
@@ -1102,7 +1102,7 @@ def _dec_PartitionProduceResponse_v9(data: Buffer, pos: int) -> tuple[ProduceRes
 
 
 def _enc_PartitionProduceResponse_v10(o: ProduceResponse.PartitionProduceResponse, w: Writer) -> None:
-    """Encode a PartitionProduceResponse, versions 10, 11."""
+    """Encode a PartitionProduceResponse, versions 10, 11, 12."""
     w(_pack_ihqqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset))
     _a1 = o.record_errors
     w(uvarint(len(_a1) + 1))
@@ -1121,7 +1121,7 @@ def _enc_PartitionProduceResponse_v10(o: ProduceResponse.PartitionProduceRespons
 
 
 def _dec_PartitionProduceResponse_v10(data: Buffer, pos: int) -> tuple[ProduceResponse.PartitionProduceResponse, int]:
-    """Decode a PartitionProduceResponse, versions 10, 11."""
+    """Decode a PartitionProduceResponse, versions 10, 11, 12."""
     o = new_instance(_PartitionProduceResponse)
     o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _unpack_ihqqq(data, pos)
     pos += 30
@@ -1180,14 +1180,14 @@ def _dec_BatchIndexAndErrorMessage_v8(data: Buffer, pos: int) -> tuple[ProduceRe
 
 
 def _enc_BatchIndexAndErrorMessage_v9(o: ProduceResponse.BatchIndexAndErrorMessage, w: Writer) -> None:
-    """Encode a BatchIndexAndErrorMessage, versions 9, 10, 11."""
+    """Encode a BatchIndexAndErrorMessage, versions 9, 10, 11, 12."""
     w(_pack_i(o.batch_index))
     w(compact_nullable_string(o.batch_index_error_message))
     w(b'\x00')
 
 
 def _dec_BatchIndexAndErrorMessage_v9(data: Buffer, pos: int) -> tuple[ProduceResponse.BatchIndexAndErrorMessage, int]:
-    """Decode a BatchIndexAndErrorMessage, versions 9, 10, 11."""
+    """Decode a BatchIndexAndErrorMessage, versions 9, 10, 11, 12."""
     o = new_instance(_BatchIndexAndErrorMessage)
     o.batch_index = _unpack_i(data, pos)[0]
     pos += 4
@@ -1200,12 +1200,12 @@ def _dec_BatchIndexAndErrorMessage_v9(data: Buffer, pos: int) -> tuple[ProduceRe
 
 
 def _enc_LeaderIdAndEpoch_v10(o: ProduceResponse.LeaderIdAndEpoch, w: Writer) -> None:
-    """Encode a LeaderIdAndEpoch, versions 10, 11."""
+    """Encode a LeaderIdAndEpoch, versions 10, 11, 12."""
     w(_pack_iix(o.leader_id, o.leader_epoch))
 
 
 def _dec_LeaderIdAndEpoch_v10(data: Buffer, pos: int) -> tuple[ProduceResponse.LeaderIdAndEpoch, int]:
-    """Decode a LeaderIdAndEpoch, versions 10, 11."""
+    """Decode a LeaderIdAndEpoch, versions 10, 11, 12."""
     o = new_instance(_LeaderIdAndEpoch)
     o.leader_id, o.leader_epoch = _unpack_ii(data, pos)
     pos += 8
@@ -1217,7 +1217,7 @@ def _dec_LeaderIdAndEpoch_v10(data: Buffer, pos: int) -> tuple[ProduceResponse.L
 
 
 def _enc_NodeEndpoint_v10(o: ProduceResponse.NodeEndpoint, w: Writer) -> None:
-    """Encode a NodeEndpoint, versions 10, 11."""
+    """Encode a NodeEndpoint, versions 10, 11, 12."""
     w(_pack_i(o.node_id))
     w(compact_string(o.host))
     w(_pack_i(o.port))
@@ -1226,7 +1226,7 @@ def _enc_NodeEndpoint_v10(o: ProduceResponse.NodeEndpoint, w: Writer) -> None:
 
 
 def _dec_NodeEndpoint_v10(data: Buffer, pos: int) -> tuple[ProduceResponse.NodeEndpoint, int]:
-    """Decode a NodeEndpoint, versions 10, 11."""
+    """Decode a NodeEndpoint, versions 10, 11, 12."""
     o = new_instance(_NodeEndpoint)
     o.node_id = _unpack_i(data, pos)[0]
     pos += 4
@@ -1256,6 +1256,7 @@ ProduceRequest._ENCODERS = (
     _enc_ProduceRequest_v9,
     _enc_ProduceRequest_v9,
     _enc_ProduceRequest_v9,
+    _enc_ProduceRequest_v9,
 )
 ProduceRequest._DECODERS = (
     _dec_ProduceRequest_v0,
@@ -1267,6 +1268,7 @@ ProduceRequest._DECODERS = (
     _dec_ProduceRequest_v3,
     _dec_ProduceRequest_v3,
     _dec_ProduceRequest_v3,
+    _dec_ProduceRequest_v9,
     _dec_ProduceRequest_v9,
     _dec_ProduceRequest_v9,
     _dec_ProduceRequest_v9,
@@ -1299,6 +1301,7 @@ ProduceResponse._ENCODERS = (
     _enc_ProduceResponse_v9,
     _enc_ProduceResponse_v10,
     _enc_ProduceResponse_v10,
+    _enc_ProduceResponse_v10,
 )
 ProduceResponse._DECODERS = (
     _dec_ProduceResponse_v0,
@@ -1311,6 +1314,7 @@ ProduceResponse._DECODERS = (
     _dec_ProduceResponse_v5,
     _dec_ProduceResponse_v8,
     _dec_ProduceResponse_v9,
+    _dec_ProduceResponse_v10,
     _dec_ProduceResponse_v10,
     _dec_ProduceResponse_v10,
 )

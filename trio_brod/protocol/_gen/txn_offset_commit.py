@@ -62,7 +62,7 @@ _unpack_qhi = _S_qhi.unpack_from
 
 @dataclass(slots=True)
 class TxnOffsetCommitRequest(Message):
-    """The TxnOffsetCommit request (API key 28), versions 0-4.
+    """The TxnOffsetCommit request (API key 28), versions 0-5.
 
     Generated from Kafka's TxnOffsetCommitRequest.json.
     """
@@ -70,8 +70,8 @@ class TxnOffsetCommitRequest(Message):
     API_KEY: ClassVar[int] = 28
     NAME: ClassVar[str] = 'TxnOffsetCommitRequest'
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 4
-    MAX_STABLE_VERSION: ClassVar[int] = 4
+    MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     RESPONSE: ClassVar[type[TxnOffsetCommitResponse]]
 
@@ -117,7 +117,7 @@ class TxnOffsetCommitRequest(Message):
 
 @dataclass(slots=True)
 class TxnOffsetCommitResponse(Message):
-    """The TxnOffsetCommit response (API key 28), versions 0-4.
+    """The TxnOffsetCommit response (API key 28), versions 0-5.
 
     Generated from Kafka's TxnOffsetCommitResponse.json.
     """
@@ -125,8 +125,8 @@ class TxnOffsetCommitResponse(Message):
     API_KEY: ClassVar[int] = 28
     NAME: ClassVar[str] = 'TxnOffsetCommitResponse'
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 4
-    MAX_STABLE_VERSION: ClassVar[int] = 4
+    MAX_VERSION: ClassVar[int] = 5
+    MAX_STABLE_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     REQUEST: ClassVar[type[TxnOffsetCommitRequest]]
 
@@ -267,7 +267,7 @@ def _dec_TxnOffsetCommitRequest_v2(data: Buffer, pos: int) -> tuple[TxnOffsetCom
 
 
 def _enc_TxnOffsetCommitRequest_v3(o: TxnOffsetCommitRequest, w: Writer) -> None:
-    """Encode a TxnOffsetCommitRequest, versions 3, 4."""
+    """Encode a TxnOffsetCommitRequest, versions 3, 4, 5."""
     w(compact_string(o.transactional_id))
     w(compact_string(o.group_id))
     w(_pack_qhi(o.producer_id, o.producer_epoch, o.generation_id))
@@ -281,7 +281,7 @@ def _enc_TxnOffsetCommitRequest_v3(o: TxnOffsetCommitRequest, w: Writer) -> None
 
 
 def _dec_TxnOffsetCommitRequest_v3(data: Buffer, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
-    """Decode a TxnOffsetCommitRequest, versions 3, 4."""
+    """Decode a TxnOffsetCommitRequest, versions 3, 4, 5."""
     o = new_instance(_TxnOffsetCommitRequest)
     o.transactional_id, pos = read_compact_string(data, pos)
     o.group_id, pos = read_compact_string(data, pos)
@@ -387,7 +387,7 @@ def _dec_TxnOffsetCommitRequestTopic_v2(data: Buffer, pos: int) -> tuple[TxnOffs
 
 
 def _enc_TxnOffsetCommitRequestTopic_v3(o: TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic, w: Writer) -> None:
-    """Encode a TxnOffsetCommitRequestTopic, versions 3, 4."""
+    """Encode a TxnOffsetCommitRequestTopic, versions 3, 4, 5."""
     w(compact_string(o.name))
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
@@ -399,7 +399,7 @@ def _enc_TxnOffsetCommitRequestTopic_v3(o: TxnOffsetCommitRequest.TxnOffsetCommi
 
 
 def _dec_TxnOffsetCommitRequestTopic_v3(data: Buffer, pos: int) -> tuple[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic, int]:
-    """Decode a TxnOffsetCommitRequestTopic, versions 3, 4."""
+    """Decode a TxnOffsetCommitRequestTopic, versions 3, 4, 5."""
     o = new_instance(_TxnOffsetCommitRequestTopic)
     o.name, pos = read_compact_string(data, pos)
     _n1 = data[pos] - 1
@@ -467,14 +467,14 @@ def _dec_TxnOffsetCommitRequestPartition_v2(data: Buffer, pos: int) -> tuple[Txn
 
 
 def _enc_TxnOffsetCommitRequestPartition_v3(o: TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition, w: Writer) -> None:
-    """Encode a TxnOffsetCommitRequestPartition, versions 3, 4."""
+    """Encode a TxnOffsetCommitRequestPartition, versions 3, 4, 5."""
     w(_pack_iqi(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     w(compact_nullable_string(o.committed_metadata))
     w(b'\x00')
 
 
 def _dec_TxnOffsetCommitRequestPartition_v3(data: Buffer, pos: int) -> tuple[TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition, int]:
-    """Decode a TxnOffsetCommitRequestPartition, versions 3, 4."""
+    """Decode a TxnOffsetCommitRequestPartition, versions 3, 4, 5."""
     o = new_instance(_TxnOffsetCommitRequestPartition)
     o.partition_index, o.committed_offset, o.committed_leader_epoch = _unpack_iqi(data, pos)
     pos += 16
@@ -512,7 +512,7 @@ def _dec_TxnOffsetCommitResponse_v0(data: Buffer, pos: int) -> tuple[TxnOffsetCo
 
 
 def _enc_TxnOffsetCommitResponse_v3(o: TxnOffsetCommitResponse, w: Writer) -> None:
-    """Encode a TxnOffsetCommitResponse, versions 3, 4."""
+    """Encode a TxnOffsetCommitResponse, versions 3, 4, 5."""
     w(_pack_i(o.throttle_time_ms))
     _a1 = o.topics
     w(uvarint(len(_a1) + 1))
@@ -522,7 +522,7 @@ def _enc_TxnOffsetCommitResponse_v3(o: TxnOffsetCommitResponse, w: Writer) -> No
 
 
 def _dec_TxnOffsetCommitResponse_v3(data: Buffer, pos: int) -> tuple[TxnOffsetCommitResponse, int]:
-    """Decode a TxnOffsetCommitResponse, versions 3, 4."""
+    """Decode a TxnOffsetCommitResponse, versions 3, 4, 5."""
     o = new_instance(_TxnOffsetCommitResponse)
     o.throttle_time_ms = _unpack_i(data, pos)[0]
     pos += 4
@@ -582,7 +582,7 @@ def _dec_TxnOffsetCommitResponseTopic_v0(data: Buffer, pos: int) -> tuple[TxnOff
 
 
 def _enc_TxnOffsetCommitResponseTopic_v3(o: TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic, w: Writer) -> None:
-    """Encode a TxnOffsetCommitResponseTopic, versions 3, 4."""
+    """Encode a TxnOffsetCommitResponseTopic, versions 3, 4, 5."""
     w(compact_string(o.name))
     _a1 = o.partitions
     w(uvarint(len(_a1) + 1))
@@ -592,7 +592,7 @@ def _enc_TxnOffsetCommitResponseTopic_v3(o: TxnOffsetCommitResponse.TxnOffsetCom
 
 
 def _dec_TxnOffsetCommitResponseTopic_v3(data: Buffer, pos: int) -> tuple[TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic, int]:
-    """Decode a TxnOffsetCommitResponseTopic, versions 3, 4."""
+    """Decode a TxnOffsetCommitResponseTopic, versions 3, 4, 5."""
     o = new_instance(_TxnOffsetCommitResponseTopic)
     o.name, pos = read_compact_string(data, pos)
     _n1 = data[pos] - 1
@@ -637,12 +637,12 @@ def _dec_TxnOffsetCommitResponsePartition_v0(data: Buffer, pos: int) -> tuple[Tx
 
 
 def _enc_TxnOffsetCommitResponsePartition_v3(o: TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition, w: Writer) -> None:
-    """Encode a TxnOffsetCommitResponsePartition, versions 3, 4."""
+    """Encode a TxnOffsetCommitResponsePartition, versions 3, 4, 5."""
     w(_pack_ihx(o.partition_index, o.error_code))
 
 
 def _dec_TxnOffsetCommitResponsePartition_v3(data: Buffer, pos: int) -> tuple[TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition, int]:
-    """Decode a TxnOffsetCommitResponsePartition, versions 3, 4."""
+    """Decode a TxnOffsetCommitResponsePartition, versions 3, 4, 5."""
     o = new_instance(_TxnOffsetCommitResponsePartition)
     o.partition_index, o.error_code = _unpack_ih(data, pos)
     pos += 6
@@ -661,11 +661,13 @@ TxnOffsetCommitRequest._ENCODERS = (
     _enc_TxnOffsetCommitRequest_v2,
     _enc_TxnOffsetCommitRequest_v3,
     _enc_TxnOffsetCommitRequest_v3,
+    _enc_TxnOffsetCommitRequest_v3,
 )
 TxnOffsetCommitRequest._DECODERS = (
     _dec_TxnOffsetCommitRequest_v0,
     _dec_TxnOffsetCommitRequest_v0,
     _dec_TxnOffsetCommitRequest_v2,
+    _dec_TxnOffsetCommitRequest_v3,
     _dec_TxnOffsetCommitRequest_v3,
     _dec_TxnOffsetCommitRequest_v3,
 )
@@ -696,11 +698,13 @@ TxnOffsetCommitResponse._ENCODERS = (
     _enc_TxnOffsetCommitResponse_v0,
     _enc_TxnOffsetCommitResponse_v3,
     _enc_TxnOffsetCommitResponse_v3,
+    _enc_TxnOffsetCommitResponse_v3,
 )
 TxnOffsetCommitResponse._DECODERS = (
     _dec_TxnOffsetCommitResponse_v0,
     _dec_TxnOffsetCommitResponse_v0,
     _dec_TxnOffsetCommitResponse_v0,
+    _dec_TxnOffsetCommitResponse_v3,
     _dec_TxnOffsetCommitResponse_v3,
     _dec_TxnOffsetCommitResponse_v3,
 )
