@@ -123,6 +123,25 @@ class Subscription:
             raise item.error
         return item
 
+    def receive_nowait(self) -> MessageSet:
+        """The next message set if one was delivered already, without waiting.
+
+        For a subscriber that takes everything the prefetch window holds at once (the
+        transaction processor puts it all in one transaction).
+
+        Raises:
+            trio.WouldBlock: No message set is waiting.
+            StopAsyncIteration: The consumer was stopped (or this subscription ended).
+            BrodError: As :meth:`receive`.
+        """
+        try:
+            item = self._receive.receive_nowait()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        if isinstance(item, Failure):
+            raise item.error
+        return item
+
     def ack(self, offset: int) -> None:
         """Acknowledge every delivered message up to ``offset`` (brod's ``consume_ack``).
 

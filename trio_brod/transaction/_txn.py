@@ -20,7 +20,7 @@ from trio_brod.producer.topic import TopicProducer
 from trio_brod.producer.worker import PartitionProducer
 from trio_brod.transaction._errors import TransactionStateError
 from trio_brod.transaction._group import GroupMetadata, group_metadata
-from trio_brod.transaction._state import TransactionState
+from trio_brod.transaction._state import TransactionState, TxnState
 
 if TYPE_CHECKING:
     from trio_brod.producer.partitioners import Partitioner, PartitionerName
@@ -64,6 +64,10 @@ class Transaction:
         self.committed = False
         self.receipts: list[DeliveryReceipt] = []
         self.workers: set[PartitionProducer] = set()
+        # The fast path of produce (see _worker): the producer's state, and the partition
+        # producers already used by this transaction, by (topic, partition).
+        self._state = producer.state
+        self._used: dict[tuple[str, int], PartitionProducer] = {}
         #: When the coordinator will abort it (``transaction_timeout`` after it began;
         #: the coordinator's clock starts later, at the first partition added).
         self.deadline = trio.current_time() + producer.config.transaction_timeout
@@ -86,19 +90,29 @@ class Transaction:
         partition: int | None,
         partitioner: PartitionerName | Partitioner | None,
     ) -> PartitionProducer:
-        self._check_open()
+        # One check of the state covers a fatal error and an abortable one too: either
+        # moves it out of IN_TRANSACTION (the slow path then raises the right error).
+        if not self.open or self._state.state is not TxnState.IN_TRANSACTION:
+            self._check_open()
         producer = await self.producer._topic(topic)  # noqa: SLF001 (its own transaction)
         if partition is None:
             partition = producer.choose(key, value, partitioner)
+        if type(partition) is int:
+            # A partition this transaction has used is in it already: no lookup of the
+            # partition producer, no check that it was added.
+            worker = self._used.get((topic, partition))
+            if worker is not None:
+                return worker
         worker = producer.partitions.get(partition) if type(partition) is int else None
         if worker is None:
             worker = await producer.worker(partition)
-        state = self.producer.state
-        if (topic, worker.partition) not in state.added:
+        if (topic, worker.partition) not in self._state.added:
             await self.producer._add_partitions(  # noqa: SLF001 (its own transaction)
                 [(topic, worker.partition)], predicted=self.producer.last_partitions
             )
-        self._check_open()
+        self._check_open()  # again: the awaits above may have seen the transaction fail
+        self._used[topic, worker.partition] = worker
+        self.workers.add(worker)
         return worker
 
     async def produce(
@@ -129,7 +143,6 @@ class Transaction:
         worker = await self._worker(topic, key, value, partition, partitioner)
         receipt = await worker.produce(value, key, headers=headers, timestamp=timestamp)
         self.receipts.append(receipt)
-        self.workers.add(worker)
         return receipt
 
     async def produce_batch(
@@ -148,7 +161,6 @@ class Transaction:
         worker = await self._worker(topic, key, None, partition, partitioner)
         receipt = await worker.produce_batch(messages)
         self.receipts.append(receipt)
-        self.workers.add(worker)
         return receipt
 
     async def send_offsets(self, group: object, offsets: Mapping[tuple[str, int], int]) -> None:

@@ -76,8 +76,8 @@ __all__ = ["Process", "TransactionProcessor", "open_transaction_processor"]
 #: ``async def process(txn, message_set)``: produce through ``txn``; return nothing.
 Process = Callable[[Transaction, MessageSet], Awaitable[None]]
 
-#: How many message sets one transaction takes at most (one per partition at a time).
-_MAX_SETS_PER_TRANSACTION: Final = 64
+#: How many partitions' hand-overs one transaction takes at most.
+_MAX_WORKS_PER_TRANSACTION: Final = 64
 
 
 class Client(Protocol):
@@ -99,16 +99,25 @@ class _Withdrawn(Exception):
 
 
 class _Work:
-    """One message set handed to the transactor, and what became of its transaction."""
+    """One partition's message sets handed to the transactor (in offset order, all that
+    its subscription had delivered), and what became of their transaction."""
 
-    __slots__ = ("assigned", "committed", "done", "message_set", "withdrawn")
+    __slots__ = ("assigned", "committed", "done", "message_sets", "withdrawn")
 
-    def __init__(self, assigned: AssignedPartition, message_set: MessageSet) -> None:
+    def __init__(self, assigned: AssignedPartition, message_sets: list[MessageSet]) -> None:
         self.assigned = assigned
-        self.message_set = message_set
+        self.message_sets = message_sets
         self.done = trio.Event()
         self.committed = False
         self.withdrawn = False
+
+    @property
+    def next_offset(self) -> int:
+        """The offset to commit: the one after the last message set's last message."""
+        return self.message_sets[-1].high_offset + 1
+
+    def __len__(self) -> int:
+        return sum(len(message_set) for message_set in self.message_sets)
 
 
 class TransactionProcessor:
@@ -152,14 +161,40 @@ class TransactionProcessor:
     # -- the transactor ------------------------------------------------------------------
 
     async def run_transactions(self) -> None:
-        """Take waiting message sets, one transaction at a time, for ever."""
+        """Take waiting message sets, one transaction at a time, for ever.
+
+        However it ends (``process`` raised, the producer was fenced, the processor is
+        closing), every message set still waiting is answered "not committed" first: a
+        worker waiting for its outcome, shielded, must never wait for a transactor that is
+        gone.
+        """
+        try:
+            await self._run_transactions()
+        finally:
+            self._send.close()
+            for work in self._current:
+                work.done.set()
+            while True:
+                try:
+                    work = self._receive.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                work.done.set()
+
+    async def _run_transactions(self) -> None:
         while True:
             batch = [await self._receive.receive()]
-            while len(batch) < _MAX_SETS_PER_TRANSACTION:
+            # A commit wakes every worker whose sets it held, in one scheduler batch; let
+            # them all hand their next sets over before this transaction's batch is cut.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            while len(batch) < _MAX_WORKS_PER_TRANSACTION:
                 try:
                     batch.append(self._receive.receive_nowait())
                 except trio.WouldBlock:
                     break
+            for work in batch:
+                if work.withdrawn:
+                    work.done.set()  # not committed (its worker was told so already)
             batch = [work for work in batch if not work.withdrawn]
             if batch:
                 await self._transaction(batch)
@@ -171,7 +206,8 @@ class TransactionProcessor:
             with trio.CancelScope() as self._scope:
                 async with self.producer.transaction() as txn:
                     for work in batch:
-                        await self._process(txn, work.message_set)
+                        for message_set in work.message_sets:
+                            await self._process(txn, message_set)
                     self._check_withdrawn(batch)
                     await txn.send_offsets(self._metadata(batch), _offsets(batch))
                     self._check_withdrawn(batch)
@@ -188,7 +224,7 @@ class TransactionProcessor:
             self._current = []
             if committed:
                 self.transactions += 1
-                self.messages += sum(len(work.message_set) for work in batch)
+                self.messages += sum(len(work) for work in batch)
             else:
                 self.aborted += 1
             for work in batch:
@@ -211,10 +247,15 @@ class TransactionProcessor:
         )
 
     def withdraw(self, work: _Work) -> None:
-        """A worker is being cancelled with its message set in a transaction: abort it."""
+        """A worker is being cancelled with its message sets handed over: abort the
+        transaction holding them, or, if they are still waiting for one, take them back
+        at once (not committed)."""
         work.withdrawn = True
-        if work in self._current and self._scope is not None:
-            self._scope.cancel()
+        if work in self._current:
+            if self._scope is not None:
+                self._scope.cancel()
+        else:
+            work.done.set()
 
     # -- the workers ---------------------------------------------------------------------
 
@@ -235,20 +276,27 @@ class TransactionProcessor:
                             message_set = await subscription.receive()
                         if message_set is None:
                             break
-                        assigned.high_watermark = message_set.high_watermark
-                        if not len(message_set):
-                            subscription.ack(message_set.high_offset)
+                        message_sets = _take_delivered(subscription, message_set)
+                        last = message_sets[-1]
+                        assigned.high_watermark = last.high_watermark
+                        if not any(len(taken) for taken in message_sets):
+                            subscription.ack(last.high_offset)
                             continue
-                        if not await self._hand_over(assigned, message_set):
+                        if not await self._hand_over(assigned, message_sets):
                             break  # aborted: subscribe again from the last commit
-                        subscription.ack(message_set.high_offset)
-                        assigned.ack(message_set.high_offset)
-                        position = message_set.high_offset + 1
+                        subscription.ack(last.high_offset)
+                        assigned.ack(last.high_offset)
+                        position = last.high_offset + 1
 
-    async def _hand_over(self, assigned: AssignedPartition, message_set: MessageSet) -> bool:
-        """Hand a message set to the transactor; wait for its transaction's outcome."""
-        work = _Work(assigned, message_set)
-        self._send.send_nowait(work)
+    async def _hand_over(self, assigned: AssignedPartition, message_sets: list[MessageSet]) -> bool:
+        """Hand message sets to the transactor; wait for their transaction's outcome."""
+        work = _Work(assigned, message_sets)
+        try:
+            self._send.send_nowait(work)
+        except trio.ClosedResourceError:
+            # The transactor has stopped: the processor is ending, and this worker is
+            # being cancelled with it.
+            await trio.sleep_forever()
         try:
             await work.done.wait()
         except trio.Cancelled:
@@ -261,11 +309,28 @@ class TransactionProcessor:
         return work.committed
 
 
+def _take_delivered(subscription: Subscription, first: MessageSet) -> list[MessageSet]:
+    """``first`` and every message set the subscription has delivered behind it already.
+
+    One transaction then takes all that the partition's prefetch window holds (so
+    ``prefetch_count`` / ``prefetch_bytes`` bound a transaction's size): fewer, larger
+    transactions, each paying the coordinator's round trips once. An error the
+    subscription delivers behind them is raised here, as ``receive`` would raise it (the
+    sets taken are then not processed, and nothing of them is committed).
+    """
+    taken = [first]
+    while True:
+        try:
+            taken.append(subscription.receive_nowait())
+        except (trio.WouldBlock, StopAsyncIteration):
+            return taken
+
+
 def _offsets(batch: Sequence[_Work]) -> dict[tuple[str, int], int]:
     offsets: dict[tuple[str, int], int] = {}
     for work in batch:
         tp = work.assigned.topic_partition
-        offsets[tp] = max(offsets.get(tp, 0), work.message_set.high_offset + 1)
+        offsets[tp] = max(offsets.get(tp, 0), work.next_offset)
     return offsets
 
 
