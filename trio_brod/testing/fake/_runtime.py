@@ -61,8 +61,9 @@ class FakeCluster:
     #: ``auto.create.topics.enable``: Metadata (when the client allows) creates topics.
     auto_create_topics: bool = True
     # Hooks for the transaction coordinator (None until it plugs in):
-    #: (topic, partition, producer id) -> error code (0: the batch may be written).
-    verify_transactional: Callable[[str, int, int], int] | None = None
+    #: (transactional id, topic, partition, producer id, epoch) -> error code (0: the
+    #: transactional batch may be written).
+    verify_transactional: Callable[[str, str, int, int, int], int] | None = None
     #: (topic, partition, fetch offset, upto) -> (producer id, first offset) of the aborted
     #: transactions a read_committed fetch must be told about.
     aborted_transactions: Callable[[str, int, int, int], list[tuple[int, int]]] | None = None
