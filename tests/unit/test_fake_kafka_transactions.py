@@ -26,10 +26,12 @@ from trio_brod.protocol.errors import (
     ProducerFencedError,
 )
 from trio_brod.testing import fake_kafka
+from trio_brod.testing.fake import FakeKafka
 from trio_brod.testing.fake._transactions import COMPLETE_ABORT, ONGOING
 from trio_brod.transaction import (
     AbortableTransactionError,
     FatalTransactionError,
+    GroupMetadata,
     Transaction,
     TransactionalProducer,
     TransactionConfig,
@@ -147,18 +149,7 @@ async def test_a_second_producer_with_the_same_id_fences_the_first(
                     await txn.produce("fenced", b"first-committed", partition=0)
                 epoch = first.epoch
                 with pytest.raises(FatalTransactionError) as caught:
-                    async with first.transaction() as txn:
-                        await (await txn.produce("fenced", b"first-open", partition=0))
-                        async with client.transactional_producer(
-                            transactional_id, config=CONFIG
-                        ) as second:
-                            # Its InitProducerId aborted the first's transaction (one bump)
-                            # and answered the next epoch (another).
-                            assert second.producer_id == first.producer_id
-                            assert second.epoch == epoch + 2
-                            async with second.transaction() as txn2:
-                                await txn2.produce("fenced", b"second", partition=1)
-                            await txn.produce("fenced", b"first-after", partition=1)
+                    await fenced_by_second(client, first, epoch)
                 assert isinstance(
                     caught.value.cause, (ProducerFencedError, InvalidProducerEpochError)
                 )
@@ -167,6 +158,43 @@ async def test_a_second_producer_with_the_same_id_fences_the_first(
             assert state.epoch == epoch + 2
             values = [await read(client, "fenced", p, "read_committed") for p in (0, 1)]
     assert values == [[b"first-committed"], [b"second"]]
+
+
+async def fenced_by_second(
+    client: trio_brod.Client, first: TransactionalProducer, epoch: int
+) -> None:
+    """The first producer opens a transaction, then a second with the same id starts."""
+    async with first.transaction() as txn:
+        await (await txn.produce("fenced", b"first-open", partition=0))
+        async with client.transactional_producer(first.transactional_id, config=CONFIG) as second:
+            # Its InitProducerId aborted the first's transaction (one bump) and answered
+            # the next epoch (another).
+            assert second.producer_id == first.producer_id
+            assert second.epoch == epoch + 2
+            async with second.transaction() as txn2:
+                await txn2.produce("fenced", b"second", partition=1)
+            await txn.produce("fenced", b"first-after", partition=1)
+
+
+async def outlive_the_timeout(fake: FakeKafka, tp: TransactionalProducer) -> None:
+    """A transaction open past its timeout: the coordinator aborts it meanwhile."""
+    async with tp.transaction() as txn:
+        await (await txn.produce("slow", b"too-late", partition=0))
+        state = fake.transaction(tp.transactional_id)
+        assert state is not None
+        assert state.state == ONGOING
+        assert fake.log("slow", 0).last_stable_offset == 0
+        await trio.sleep(31)  # past the timeout, on Trio's clock
+        # The coordinator aborted by itself: the marker is written, the partition is
+        # stable again, and the epoch bumped.
+        assert state.state == COMPLETE_ABORT
+        assert state.epoch == tp.epoch + 1
+        assert fake.log("slow", 0).last_stable_offset == 2
+
+
+async def enter_transaction(tp: TransactionalProducer) -> None:
+    async with tp.transaction():
+        pass
 
 
 async def test_the_coordinator_aborts_a_transaction_that_outlives_its_timeout(
@@ -183,26 +211,26 @@ async def test_the_coordinator_aborts_a_transaction_that_outlives_its_timeout(
             started = trio.current_time()
             # The client finds its records late too (its own check of the timeout).
             with pytest.raises((AbortableTransactionError, FatalTransactionError)):
-                async with tp.transaction() as txn:
-                    await (await txn.produce("slow", b"too-late", partition=0))
-                    state = fake.transaction(transactional_id)
-                    assert state is not None
-                    assert state.state == ONGOING
-                    assert fake.log("slow", 0).last_stable_offset == 0
-                    await trio.sleep(31)  # past the timeout, on Trio's clock
-                    # The coordinator aborted by itself: the marker is written, the
-                    # partition stable again, and the epoch bumped.
-                    assert state.state == COMPLETE_ABORT
-                    assert state.epoch == tp.epoch + 1
-                    assert fake.log("slow", 0).last_stable_offset == 2
+                await outlive_the_timeout(fake, tp)
             # Its abort (EndTxn) was fenced by the bumped epoch: the producer is unusable.
             with pytest.raises(FatalTransactionError) as caught:
-                async with tp.transaction():
-                    pass
+                await enter_transaction(tp)
             assert isinstance(caught.value.cause, ProducerFencedError)
             assert trio.current_time() - started >= 30
             assert await read(client, "slow", 0, "read_committed") == []
             assert await read(client, "slow", 0, "read_uncommitted") == [b"too-late"]
+
+
+async def abort_with_offsets(tp: TransactionalProducer, member: object) -> None:
+    async with tp.transaction() as txn:
+        await txn.send_offsets(member, {("source", 0): 100})
+        raise KeyError("abort")
+
+
+async def zombie_commit(tp: TransactionalProducer, old: GroupMetadata) -> None:
+    async with tp.transaction() as txn:
+        await txn.produce("sink", b"zombie-out", partition=0)
+        await txn.send_offsets(old, {("source", 0): 50})
 
 
 async def test_offsets_commit_with_the_transaction_and_a_stale_generation_is_refused(
@@ -236,9 +264,7 @@ async def test_offsets_commit_with_the_transaction_and_a_stale_generation_is_ref
                 }
                 # An aborted transaction's offsets are never committed.
                 with pytest.raises(KeyError):
-                    async with tp.transaction() as txn:
-                        await txn.send_offsets(member, {("source", 0): 100})
-                        raise KeyError("abort")
+                    await abort_with_offsets(tp, member)
                 async with (
                     open_client(fake.bootstrap_servers) as other_client,
                     trio_brod.open_group_member(
@@ -252,9 +278,7 @@ async def test_offsets_commit_with_the_transaction_and_a_stale_generation_is_ref
                         )
                     )
                     with pytest.raises(AbortableTransactionError) as caught:
-                        async with tp.transaction() as txn:
-                            await txn.produce("sink", b"zombie-out", partition=0)
-                            await txn.send_offsets(old, {("source", 0): 50})
+                        await zombie_commit(tp, old)
                     assert isinstance(caught.value.cause, IllegalGenerationError)
                     async with tp.transaction() as txn:
                         await txn.produce("sink", b"out-2", partition=0)
@@ -310,7 +334,7 @@ async def test_the_exactly_once_processor_runs_through_the_fake(
                     return sum(o or 0 for o in found.values()) >= count
 
                 with trio.fail_after(300):
-                    while not await done():
+                    while not await done():  # noqa: ASYNC110 (the processor's progress)
                         await trio.sleep(0.5)
                 assert processor.transactions >= 2
             values = [v for p in (0, 1) for v in await read(client, "out", p, "read_committed")]
@@ -354,4 +378,3 @@ async def test_librdkafka_transactions_through_the_fake() -> None:
         [b"committed-%d" % i for i in range(0, 10, 2)],
         [*(b"committed-%d" % i for i in range(1, 10, 2)), b"last"],
     ]
-
