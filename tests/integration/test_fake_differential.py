@@ -4,14 +4,16 @@ broker from the launcher; what trio-brod's client observes must be the same.
 Compared: produced offsets, fetched records (offset, key, value, headers, timestamp), high
 watermarks, ListOffsets answers (earliest, latest, by timestamp), DeleteRecords' low
 watermarks, and the error classes (offset out of range); and the error codes of admin
-requests a controller refuses. Small on purpose: a few seeded
-examples of a few operations each, so that it stays fast in CI.
+requests a controller refuses; and a transaction scenario (commit, abort, fencing): the
+values each isolation level sees, high watermarks, last stable offsets, error classes.
+Small on purpose: a few seeded examples of a few operations each, so that it stays fast in
+CI.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import trio
@@ -40,8 +42,11 @@ from trio_brod.protocol.records import (
 )
 from trio_brod.testing import fake_kafka
 from trio_brod.testing import strategies as kst
+from trio_brod.transaction import AbortableTransactionError, FatalTransactionError
 
 pytestmark = pytest.mark.integration
+
+Isolation = Literal["read_committed", "read_uncommitted"]
 
 BASE_TS = 1_700_000_000_000
 
@@ -395,3 +400,102 @@ async def test_the_fake_and_kafka_list_offsets_alike(bootstrap_servers: list[str
         async with fake_kafka() as fake:
             fake_seen = await offsets_answers(fake.bootstrap_servers, "lo")
     assert fake_seen == real
+
+
+# -- transactions ----------------------------------------------------------------------------
+
+
+async def ends(client: trio_brod.Client, topic: str) -> list[tuple[int, int]]:
+    """(high watermark, last stable offset) of each partition, through ListOffsets."""
+    return [
+        (
+            await client.resolve_offset(topic, p, "latest"),
+            await client.resolve_offset(topic, p, "latest", isolation_level="read_committed"),
+        )
+        for p in (0, 1)
+    ]
+
+
+async def settled(client: trio_brod.Client, topic: str) -> list[tuple[int, int]]:
+    """:func:`ends` once no transaction holds a partition back: Kafka answers EndTxn before
+    its markers are written (the fake writes them first)."""
+    with trio.fail_after(20):
+        while True:
+            found = await ends(client, topic)
+            if all(hw == lso for hw, lso in found):
+                return found
+            await trio.sleep(0.05)
+
+
+async def visible(client: trio_brod.Client, topic: str, isolation: Isolation) -> list[list[bytes]]:
+    """Every value a reader at *isolation* sees in each partition."""
+    seen: list[list[bytes]] = []
+    for partition in (0, 1):
+        end = await client.resolve_offset(topic, partition, "latest", isolation_level=isolation)
+        values: list[bytes] = []
+        offset = 0
+        while offset < end:
+            batch = await client.fetch(
+                topic, partition, offset, isolation_level=isolation, max_wait_time=0.01
+            )
+            values.extend(m.value or b"" for m in batch if m.offset < end)
+            offset = batch.next_offset
+        seen.append(values)
+    return seen
+
+
+async def produce_both(txn: Any, topic: str, prefix: bytes) -> None:
+    """One record to each partition, acknowledged (both partitions in the transaction)."""
+    for partition in (0, 1):
+        value = prefix + b"%d" % partition
+        await (await txn.produce(topic, value, partition=partition))
+
+
+async def transaction_scenario(bootstrap: list[str], topic: str) -> list[object]:
+    """Commit, abort, an open transaction, fencing by a second instance: what a client sees
+    (values per isolation level, high watermarks, last stable offsets, error classes)."""
+    config = trio_brod.TransactionConfig(transaction_timeout=20.0)
+    transactional_id = f"txn-diff-{uuid.uuid4().hex[:10]}"
+    seen: list[object] = []
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 2, 1)])
+        async with client.transactional_producer(transactional_id, config=config) as first:
+            async with first.transaction() as txn:
+                await produce_both(txn, topic, b"commit-")
+            seen.append(("committed", await settled(client, topic)))
+            try:
+                async with first.transaction() as txn:
+                    await produce_both(txn, topic, b"abort-")
+                    raise LookupError("abort")
+            except LookupError:
+                pass
+            seen.append(("aborted", await settled(client, topic)))
+            try:
+                async with first.transaction() as txn:
+                    await produce_both(txn, topic, b"open-")
+                    # Open: the last stable offset stays at its first records.
+                    seen.append(("open", await ends(client, topic)))
+                    seen.append(("open-read", await visible(client, topic, "read_committed")))
+                    async with client.transactional_producer(
+                        transactional_id, config=config
+                    ) as second:
+                        # Its InitProducerId aborted the open transaction, markers written.
+                        seen.append(("fenced", await ends(client, topic)))
+                        async with second.transaction() as txn2:
+                            await produce_both(txn2, topic, b"second-")
+                        seen.append(("second", await settled(client, topic)))
+            except (AbortableTransactionError, FatalTransactionError) as exc:
+                seen.append(("first-commit", type(exc).__name__, type(exc.cause).__name__))
+        isolations: tuple[Isolation, ...] = ("read_committed", "read_uncommitted")
+        for isolation in isolations:
+            seen.append((isolation, await visible(client, topic, isolation)))
+    return seen
+
+
+async def test_the_fake_and_kafka_agree_on_transactions(bootstrap_servers: list[str]) -> None:
+    topic = f"txn-{uuid.uuid4().hex[:8]}"
+    with trio.fail_after(120):
+        real = await transaction_scenario(bootstrap_servers, topic)
+        async with fake_kafka() as fake:
+            fake_seen = await transaction_scenario(fake.bootstrap_servers, topic)
+    assert fake_seen == real, (fake_seen, real)
