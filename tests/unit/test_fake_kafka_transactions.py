@@ -25,6 +25,7 @@ from trio_brod.protocol.errors import (
     IllegalGenerationError,
     InvalidProducerEpochError,
     ProducerFencedError,
+    UnstableOffsetCommitError,
 )
 from trio_brod.testing import fake_kafka
 from trio_brod.testing.fake import FakeKafka
@@ -255,11 +256,10 @@ async def test_offsets_commit_with_the_transaction_and_a_stale_generation_is_ref
                 async with tp.transaction() as txn:
                     await txn.produce("sink", b"out-1", partition=0)
                     await txn.send_offsets(member, {("source", 0): 7, ("source", 1): 3})
-                    # Staged, not committed: OffsetFetch does not see them yet.
-                    assert await fetch_committed(coordinator, group_id, asked) == {
-                        ("source", 0): None,
-                        ("source", 1): None,
-                    }
+                    # Staged, not committed: OffsetFetch with require_stable is told to wait
+                    # (UNSTABLE_OFFSET_COMMIT) until the transaction ends.
+                    with pytest.raises(UnstableOffsetCommitError):
+                        await fetch_committed(coordinator, group_id, asked, timeout=5.0)
                 assert await fetch_committed(coordinator, group_id, asked) == {
                     ("source", 0): 7,
                     ("source", 1): 3,

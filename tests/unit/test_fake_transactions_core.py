@@ -215,6 +215,9 @@ class Coordinator(RuleBasedStateMachine):
             if tid in self.expected:
                 assert txn.partitions == self.expected[tid].partitions
                 assert txn.deadline == self.expected[tid].deadline
+        for group in ("g1", "g2"):
+            held = {tp for e in self.expected.values() for tp in e.offsets.get(group, {})}
+            assert self.txns.unstable_offsets(group) == held
         deadlines = [e.deadline for e in self.expected.values() if e.deadline is not None]
         assert self.txns.next_deadline() == min(deadlines, default=None)
         assert all(d > self.now for d in deadlines)

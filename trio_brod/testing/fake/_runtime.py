@@ -69,6 +69,9 @@ class FakeCluster:
     aborted_transactions: Callable[[str, int, int, int], list[tuple[int, int]]] | None = None
     #: InitProducerId with a transactional id.
     init_transactional_producer: Handler | None = None
+    #: group id -> the partitions whose offsets an open transaction holds (OffsetFetch with
+    #: ``require_stable`` answers them UNSTABLE_OFFSET_COMMIT).
+    unstable_offsets: Callable[[str], set[tuple[str, int]]] | None = None
     #: Where coordinators run their timers: the fake's own nursery, while it runs.
     nursery: trio.Nursery | None = None
     #: Each broker's incremental fetch sessions (lost when it stops).

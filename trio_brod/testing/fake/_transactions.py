@@ -263,6 +263,15 @@ class Transactions(Generic[OffsetT]):
         txn = self.transactions[transactional_id]
         txn.pending_offsets.setdefault(group_id, {}).update(offsets)
 
+    def unstable_offsets(self, group_id: str) -> set[TopicPartition]:
+        """The partitions of a group whose offsets an open transaction holds."""
+        return {
+            tp
+            for txn in self.transactions.values()
+            if txn.state == ONGOING
+            for tp in txn.pending_offsets.get(group_id, {})
+        }
+
     def verify_produce(
         self, transactional_id: str, topic: str, partition: int, producer_id: int, epoch: int
     ) -> type[KafkaError] | None:

@@ -365,4 +365,5 @@ def install_transaction_apis(
     cluster.init_transactional_producer = coordinator.init_producer_id
     cluster.verify_transactional = coordinator.verify_produce
     cluster.aborted_transactions = coordinator.aborted_transactions
+    cluster.unstable_offsets = coordinator.transactions.unstable_offsets
     return coordinator
