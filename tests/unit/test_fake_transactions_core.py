@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hypothesis import settings
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -23,6 +24,8 @@ from trio_brod.protocol.errors import (
     InvalidTxnStateError,
     ProducerFencedError,
 )
+from trio_brod.protocol.records import ControlRecordType, encode_batch, encode_control_batch
+from trio_brod.testing.fake import LogError, PartitionLog
 from trio_brod.testing.fake._transactions import (
     COMPLETE_ABORT,
     COMPLETE_COMMIT,
@@ -241,3 +244,64 @@ def test_a_retried_bump_gets_the_same_epoch_and_an_old_one_is_fenced() -> None:
     # Neither the current epoch nor the one before the last bump: fenced.
     assert txns.init("x", TIMEOUT_MS, first.producer_id, first.epoch).error is (ProducerFencedError)
     assert txns.init("x", TIMEOUT_MS, first.producer_id + 1, 0).error is ProducerFencedError
+
+
+# -- the partition log's side: open transactions, the last stable offset, aborted ranges ------
+
+
+def txn_batch(producer_id: int, sequence: int, count: int = 1, epoch: int = 0) -> bytes:
+    return encode_batch(
+        [(1000, None, b"v", ())] * count,
+        producer_id=producer_id,
+        producer_epoch=epoch,
+        base_sequence=sequence,
+        is_transactional=True,
+    )
+
+
+def marker(producer_id: int, *, commit: bool, epoch: int = 0) -> bytes:
+    control = ControlRecordType.COMMIT if commit else ControlRecordType.ABORT
+    return encode_control_batch(
+        control, producer_id=producer_id, producer_epoch=epoch, coordinator_epoch=0, timestamp_ms=1
+    )
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([1, 2, 3]), st.sampled_from(["data", "commit", "abort"])),
+        max_size=30,
+    )
+)
+def test_the_log_tracks_open_and_aborted_transactions(ops: list[tuple[int, str]]) -> None:
+    log = PartitionLog()
+    sequences = {1: 0, 2: 0, 3: 0}
+    open_first: dict[int, int] = {}
+    aborted: list[tuple[int, int, int]] = []
+    for producer_id, op in ops:
+        if op == "data":
+            at = log.append(txn_batch(producer_id, sequences[producer_id], 2)).base_offset
+            sequences[producer_id] += 2
+            open_first.setdefault(producer_id, at)
+        else:
+            at = log.append_control(marker(producer_id, commit=op == "commit"))
+            first = open_first.pop(producer_id, None)
+            if op == "abort" and first is not None:
+                aborted.append((producer_id, first, at))
+        assert log.last_stable_offset == min(open_first.values(), default=log.high_watermark)
+    end = log.high_watermark
+    for start in range(end + 1):
+        assert log.aborted_between(start, end) == [
+            (p, first) for p, first, last in aborted if last >= start and first < end
+        ]
+
+
+def test_a_marker_with_a_newer_epoch_fences_the_old_one() -> None:
+    log = PartitionLog()
+    log.append(txn_batch(7, 0))
+    log.append_control(marker(7, commit=False, epoch=1))  # the coordinator fenced epoch 0
+    with pytest.raises(LogError) as caught:
+        log.append(txn_batch(7, 1))
+    assert caught.value.error is InvalidProducerEpochError
+    # The new epoch starts at sequence 0.
+    assert log.append(txn_batch(7, 0, epoch=1)).base_offset == 2
+    assert log.aborted_between(0, log.high_watermark) == [(7, 0)]
