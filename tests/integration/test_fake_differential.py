@@ -4,14 +4,16 @@ broker from the launcher; what trio-brod's client observes must be the same.
 Compared: produced offsets, fetched records (offset, key, value, headers, timestamp), high
 watermarks, ListOffsets answers (earliest, latest, by timestamp), DeleteRecords' low
 watermarks, and the error classes (offset out of range); and the error codes of admin
-requests a controller refuses. Small on purpose: a few seeded
-examples of a few operations each, so that it stays fast in CI.
+requests a controller refuses; and a transaction scenario (commit, abort, fencing): the
+values each isolation level sees, high watermarks, last stable offsets, error classes.
+Small on purpose: a few seeded examples of a few operations each, so that it stays fast in
+CI.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import trio
@@ -20,18 +22,31 @@ from hypothesis import strategies as st
 
 import trio_brod.admin
 from trio_brod import Message, open_client
+from trio_brod._cluster.metadata import CoordinatorType
 from trio_brod.admin import NewTopic
+from trio_brod.groups._coordinator import GroupCoordinator
 from trio_brod.protocol import (
+    AddOffsetsToTxnRequest,
+    AddPartitionsToTxnRequest,
     CreatePartitionsRequest,
     CreateTopicsRequest,
     DeleteTopicsRequest,
+    EndTxnRequest,
     FetchRequest,
     InitProducerIdRequest,
     ListOffsetsRequest,
     MetadataRequest,
     ProduceRequest,
+    TxnOffsetCommitRequest,
 )
-from trio_brod.protocol.errors import CoordinatorLoadInProgressError, KafkaError
+from trio_brod.protocol.errors import (
+    ConcurrentTransactionsError,
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
+    KafkaError,
+    NotCoordinatorError,
+    for_code,
+)
 from trio_brod.protocol.records import (
     ControlRecordType,
     decode_batches,
@@ -40,8 +55,11 @@ from trio_brod.protocol.records import (
 )
 from trio_brod.testing import fake_kafka
 from trio_brod.testing import strategies as kst
+from trio_brod.transaction import AbortableTransactionError, FatalTransactionError
 
 pytestmark = pytest.mark.integration
+
+Isolation = Literal["read_committed", "read_uncommitted"]
 
 BASE_TS = 1_700_000_000_000
 
@@ -395,3 +413,315 @@ async def test_the_fake_and_kafka_list_offsets_alike(bootstrap_servers: list[str
         async with fake_kafka() as fake:
             fake_seen = await offsets_answers(fake.bootstrap_servers, "lo")
     assert fake_seen == real
+
+
+# -- transactions ----------------------------------------------------------------------------
+
+
+async def ends(client: trio_brod.Client, topic: str) -> list[tuple[int, int]]:
+    """(high watermark, last stable offset) of each partition, through ListOffsets."""
+    return [
+        (
+            await client.resolve_offset(topic, p, "latest"),
+            await client.resolve_offset(topic, p, "latest", isolation_level="read_committed"),
+        )
+        for p in (0, 1)
+    ]
+
+
+async def settled(client: trio_brod.Client, topic: str) -> list[tuple[int, int]]:
+    """:func:`ends` once no transaction holds a partition back: Kafka answers EndTxn before
+    its markers are written (the fake writes them first)."""
+    with trio.fail_after(20):
+        while True:
+            found = await ends(client, topic)
+            if all(hw == lso for hw, lso in found):
+                return found
+            await trio.sleep(0.05)
+
+
+async def visible(client: trio_brod.Client, topic: str, isolation: Isolation) -> list[list[bytes]]:
+    """Every value a reader at *isolation* sees in each partition."""
+    seen: list[list[bytes]] = []
+    for partition in (0, 1):
+        end = await client.resolve_offset(topic, partition, "latest", isolation_level=isolation)
+        values: list[bytes] = []
+        offset = 0
+        while offset < end:
+            batch = await client.fetch(
+                topic, partition, offset, isolation_level=isolation, max_wait_time=0.01
+            )
+            values.extend(m.value or b"" for m in batch if m.offset < end)
+            offset = batch.next_offset
+        seen.append(values)
+    return seen
+
+
+async def produce_both(txn: Any, topic: str, prefix: bytes) -> None:
+    """One record to each partition, acknowledged (both partitions in the transaction)."""
+    for partition in (0, 1):
+        value = prefix + b"%d" % partition
+        await (await txn.produce(topic, value, partition=partition))
+
+
+async def transaction_scenario(bootstrap: list[str], topic: str) -> list[object]:
+    """Commit, abort, an open transaction, fencing by a second instance: what a client sees
+    (values per isolation level, high watermarks, last stable offsets, error classes)."""
+    config = trio_brod.TransactionConfig(transaction_timeout=20.0)
+    transactional_id = f"txn-diff-{uuid.uuid4().hex[:10]}"
+    seen: list[object] = []
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 2, 1)])
+        async with client.transactional_producer(transactional_id, config=config) as first:
+            async with first.transaction() as txn:
+                await produce_both(txn, topic, b"commit-")
+            seen.append(("committed", await settled(client, topic)))
+            try:
+                async with first.transaction() as txn:
+                    await produce_both(txn, topic, b"abort-")
+                    raise LookupError("abort")
+            except LookupError:
+                pass
+            seen.append(("aborted", await settled(client, topic)))
+            try:
+                async with first.transaction() as txn:
+                    await produce_both(txn, topic, b"open-")
+                    # Open: the last stable offset stays at its first records.
+                    seen.append(("open", await ends(client, topic)))
+                    seen.append(("open-read", await visible(client, topic, "read_committed")))
+                    async with client.transactional_producer(
+                        transactional_id, config=config
+                    ) as second:
+                        # Its InitProducerId aborted the open transaction, markers written.
+                        seen.append(("fenced", await ends(client, topic)))
+                        async with second.transaction() as txn2:
+                            await produce_both(txn2, topic, b"second-")
+                        seen.append(("second", await settled(client, topic)))
+            except (AbortableTransactionError, FatalTransactionError) as exc:
+                seen.append(("first-commit", type(exc).__name__, type(exc.cause).__name__))
+        isolations: tuple[Isolation, ...] = ("read_committed", "read_uncommitted")
+        for isolation in isolations:
+            seen.append((isolation, await visible(client, topic, isolation)))
+    return seen
+
+
+async def test_the_fake_and_kafka_agree_on_transactions(bootstrap_servers: list[str]) -> None:
+    topic = f"txn-{uuid.uuid4().hex[:8]}"
+    with trio.fail_after(120):
+        real = await transaction_scenario(bootstrap_servers, topic)
+        async with fake_kafka() as fake:
+            fake_seen = await transaction_scenario(fake.bootstrap_servers, topic)
+    assert fake_seen == real, (fake_seen, real)
+
+
+def error_name(code: int) -> str:
+    return "NONE" if code == 0 else for_code(code).__name__
+
+
+async def coordinator_errors(bootstrap: list[str], topic: str, group: str) -> list[object]:
+    """The transaction coordinator's answers, request by request, in pinned versions: bad
+    timeouts, unknown ids, stale and newer epochs, unknown topics, EndTxn out of place, a
+    transactional produce before its partition is added, TxnOffsetCommit's checks, KIP-360's
+    bump and its retry, and an InitProducerId over an open transaction."""
+    transactional_id = f"raw-{uuid.uuid4().hex[:10]}"
+    seen: list[object] = []
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 1, 1)])
+        coordinator = GroupCoordinator(
+            client.pool, client.metadata, transactional_id, key_type=CoordinatorType.TRANSACTION
+        )
+        _, txn = await coordinator.connection()
+        leader = await client.get_leader_connection(topic, 0)
+        # A new cluster creates and loads its transaction state first: until then, lookups
+        # and requests are refused with errors that go away.
+        warming = (
+            CoordinatorLoadInProgressError.code,
+            CoordinatorNotAvailableError.code,
+            NotCoordinatorError.code,
+        )
+
+        async def init(
+            timeout_ms: int = 20_000, pid: int = -1, epoch: int = -1, *, wait: bool = True
+        ) -> Any:
+            """InitProducerId; with *wait*, retried while the last transaction's markers
+            are being written (Kafka: CONCURRENT_TRANSACTIONS for a moment; the fake: never).
+            """
+            nonlocal txn
+            while True:
+                response = await txn.request(
+                    InitProducerIdRequest(
+                        transactional_id=transactional_id,
+                        transaction_timeout_ms=timeout_ms,
+                        producer_id=pid,
+                        producer_epoch=epoch,
+                    ),
+                    version=4,
+                )
+                busy = wait and response.error_code == ConcurrentTransactionsError.code
+                if response.error_code not in warming and not busy:
+                    return response
+                await trio.sleep(0.1)
+                if not busy:
+                    coordinator.mark_dead()
+                _, txn = await coordinator.connection()
+
+        async def add(pid: int, epoch: int, version: int = 3, *topics: str) -> list[str]:
+            response = await txn.request(
+                AddPartitionsToTxnRequest(
+                    v3_and_below_transactional_id=transactional_id,
+                    v3_and_below_producer_id=pid,
+                    v3_and_below_producer_epoch=epoch,
+                    v3_and_below_topics=[
+                        AddPartitionsToTxnRequest.AddPartitionsToTxnTopic(name=t, partitions=[0])
+                        for t in (topics or (topic,))
+                    ],
+                ),
+                version=version,
+            )
+            return sorted(
+                f"{t.name == topic}:{error_name(p.partition_error_code)}"
+                for t in response.results_by_topic_v3_and_below
+                for p in t.results_by_partition
+            )
+
+        async def end(pid: int, epoch: int, commit: bool) -> str:
+            """EndTxn, retried while the markers of the last one are being written."""
+            while True:
+                response = await txn.request(
+                    EndTxnRequest(
+                        transactional_id=transactional_id,
+                        producer_id=pid,
+                        producer_epoch=epoch,
+                        committed=commit,
+                    ),
+                    version=4,
+                )
+                if response.error_code != ConcurrentTransactionsError.code:
+                    return error_name(response.error_code)
+                await trio.sleep(0.05)
+
+        async def produce(pid: int, epoch: int, sequence: int) -> str:
+            records = encode_batch(
+                [(BASE_TS, None, b"t", ())],
+                producer_id=pid,
+                producer_epoch=epoch,
+                base_sequence=sequence,
+                is_transactional=True,
+            )
+            response = await leader.request(
+                ProduceRequest(
+                    transactional_id=transactional_id,
+                    acks=-1,
+                    timeout_ms=30_000,
+                    topic_data=[
+                        ProduceRequest.TopicProduceData(
+                            name=topic,
+                            partition_data=[
+                                ProduceRequest.PartitionProduceData(index=0, records=records)
+                            ],
+                        )
+                    ],
+                ),
+                version=9,
+            )
+            return error_name(response.responses[0].partition_responses[0].error_code)
+
+        async def txn_commit(pid: int, epoch: int, generation: int, member: str) -> str:
+            group_coordinator = GroupCoordinator(client.pool, client.metadata, group)
+            while True:
+                _, group_connection = await group_coordinator.connection()
+                response = await group_connection.request(
+                    TxnOffsetCommitRequest(
+                        transactional_id=transactional_id,
+                        group_id=group,
+                        producer_id=pid,
+                        producer_epoch=epoch,
+                        generation_id=generation,
+                        member_id=member,
+                        topics=[
+                            TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic(
+                                name=topic,
+                                partitions=[
+                                    TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition(
+                                        partition_index=0, committed_offset=1
+                                    )
+                                ],
+                            )
+                        ],
+                    ),
+                    version=3,
+                )
+                code = response.topics[0].partitions[0].error_code
+                if code not in warming:
+                    return error_name(code)
+                await trio.sleep(0.1)
+                group_coordinator.mark_dead()
+
+        bad = await init(timeout_ms=0)
+        seen.append(("bad timeout", error_name(bad.error_code)))
+        first = await init()
+        pid, e0 = first.producer_id, first.producer_epoch
+        seen.append(("init", error_name(first.error_code)))
+        seen.append(("add other pid", await add(pid + 1, e0)))
+        seen.append(("add newer epoch v3", await add(pid, e0 + 1)))
+        seen.append(("add newer epoch v1", await add(pid, e0 + 1, 1)))
+        seen.append(("end when empty", await end(pid, e0, True)))
+        seen.append(("produce before add", await produce(pid, e0, 0)))
+        seen.append(("add unknown topic", await add(pid, e0, 3, topic, f"{topic}-none")))
+        seen.append(("add", await add(pid, e0)))
+        seen.append(("produce newer epoch", await produce(pid, e0 + 1, 0)))
+        seen.append(("produce", await produce(pid, e0, 0)))
+        seen.append(("txn commit before add offsets", await txn_commit(pid, e0, -1, "")))
+        response = await txn.request(
+            AddOffsetsToTxnRequest(
+                transactional_id=transactional_id,
+                producer_id=pid,
+                producer_epoch=e0,
+                group_id=group,
+            ),
+            version=3,
+        )
+        seen.append(("add offsets", error_name(response.error_code)))
+        seen.append(("txn commit unknown generation", await txn_commit(pid, e0, 5, "someone")))
+        seen.append(("txn commit simple", await txn_commit(pid, e0, -1, "")))
+        seen.append(("end commit", await end(pid, e0, True)))
+        seen.append(("end commit again", await end(pid, e0, True)))
+        seen.append(("end abort after commit", await end(pid, e0, False)))
+        bumped = await init(pid=pid, epoch=e0)
+        retried = await init(pid=pid, epoch=e0)
+        seen.append(("bump", bumped.producer_epoch - e0, retried.producer_epoch - e0))
+        e1 = bumped.producer_epoch
+        bumped = await init(pid=pid, epoch=e1)
+        seen.append(("bump again", bumped.producer_epoch - e0))
+        stale = await init(pid=pid, epoch=e0)
+        seen.append(("stale bump", error_name(stale.error_code)))
+        other = await init(pid=pid + 1, epoch=bumped.producer_epoch)
+        seen.append(("other pid bump", error_name(other.error_code)))
+        # An open transaction, then a new instance: CONCURRENT_TRANSACTIONS until it is
+        # aborted, then an epoch two past the open one's.
+        e2 = bumped.producer_epoch
+        seen.append(("add", await add(pid, e2)))
+        seen.append(("produce", await produce(pid, e2, 0)))
+        fencing = await init(wait=False)
+        seen.append(("fencing init", error_name(fencing.error_code)))
+        fencing = await init()
+        seen.append(("fenced", error_name(fencing.error_code), fencing.producer_epoch - e2))
+        seen.append(("old end", await end(pid, e2, True)))
+        seen.append(("old add v1", await add(pid, e2, 1)))
+        seen.append(("old produce", await produce(pid, e2, 1)))
+        committed = await client.resolve_offset(
+            topic, 0, "latest", isolation_level="read_committed"
+        )
+        seen.append(("end", await client.resolve_offset(topic, 0, "latest"), committed))
+    return seen
+
+
+async def test_the_fake_and_kafka_transaction_coordinators_answer_alike(
+    bootstrap_servers: list[str],
+) -> None:
+    topic, group = f"rawtxn-{uuid.uuid4().hex[:8]}", f"rawgroup-{uuid.uuid4().hex[:8]}"
+    with trio.fail_after(120):
+        real = await coordinator_errors(bootstrap_servers, topic, group)
+        async with fake_kafka() as fake:
+            fake_seen = await coordinator_errors(fake.bootstrap_servers, topic, group)
+    assert fake_seen == real, (fake_seen, real)

@@ -205,7 +205,10 @@ async def test_api_versions_lists_exactly_what_is_implemented() -> None:
         assert ranges == {a.key: (a.min_version, a.max_version) for a in fake.cluster.apis.values()}
         assert ranges[PRODUCE] == (3, 11)
         assert ranges[JoinGroupRequest.API_KEY] == (0, 9)
-        assert EndTxnRequest.API_KEY not in ranges  # the transaction coordinator comes later
+        # Transactions v1 only: EndTxn v5 (and Produce v12) are transactions v2 (KIP-890),
+        # and no transaction.version feature is finalized.
+        assert ranges[EndTxnRequest.API_KEY] == (0, 4)
+        assert "transaction.version" not in {f.name for f in response.finalized_features}
         for key, (low, high) in ranges.items():
             assert REQUESTS[key].MIN_VERSION <= low <= high <= REQUESTS[key].MAX_VERSION
 
@@ -213,9 +216,9 @@ async def test_api_versions_lists_exactly_what_is_implemented() -> None:
 async def test_unimplemented_apis_get_unsupported_version() -> None:
     async with fake_kafka() as fake:
         end = EndTxnRequest(transactional_id="t", producer_id=1, producer_epoch=0)
-        reply = await trio.to_thread.run_sync(_fake_request, fake, encode_request(end, 3, 1, "t"))
+        reply = await trio.to_thread.run_sync(_fake_request, fake, encode_request(end, 5, 1, "t"))
         assert reply is not None
-        assert decode_response(reply, EndTxnResponse, 3).error_code == (
+        assert decode_response(reply, EndTxnResponse, 5).error_code == (
             UnsupportedVersionError.code
         )
         # A too-new ApiVersions is answered in v0 with the supported range, as Kafka does.

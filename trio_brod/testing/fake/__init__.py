@@ -18,12 +18,18 @@ Fault injection (see :meth:`FakeKafka.control`)::
     await fake.stop_broker(2); await fake.start_broker(2)
     fake.expire_member("my-group", member_id)         # evicted as by its session timeout
     fake.move_coordinator("my-group")                 # old coordinator: NOT_COORDINATOR
+    fake.transaction("my-txn-id")                     # a transactional id's state
+
+Transactions (v1) run through a transaction coordinator with Kafka's fencing, markers, last
+stable offsets and timeouts on Trio's clock (see :mod:`._transactions`).
 
 The modules, one job each: ``_log`` (a partition's log: validation, sequences, offsets),
 ``_model`` (topics, partitions, leaders), ``_faults`` (controls), ``_wire`` (frames),
 ``_admin_apis`` and ``_data_apis`` (the handlers), ``_groups`` (the group coordinator's
-rules, pure) and ``_group_apis`` (its handlers and timers), ``_runtime`` (the API table
-and the shared state coordinators plug into), ``_server`` (sockets), ``_fake`` (this API).
+rules, pure) and ``_group_apis`` (its handlers and timers), ``_transactions`` (the
+transaction coordinator's rules, pure) and ``_txn_apis`` (its handlers, markers and timer),
+``_runtime`` (the API table and the shared state coordinators plug into), ``_server``
+(sockets), ``_fake`` (this API).
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ from trio_brod.testing.fake._groups import Committed, Group, Member
 from trio_brod.testing.fake._log import AppendResult, LogError, PartitionLog, StoredBatch
 from trio_brod.testing.fake._model import ClusterModel, ModelError, Partition, Topic
 from trio_brod.testing.fake._runtime import Api, FakeCluster, RequestContext
+from trio_brod.testing.fake._transactions import Transaction
+from trio_brod.testing.fake._txn_apis import TransactionCoordinator
 
 __all__ = [
     "Action",
@@ -70,5 +78,7 @@ __all__ = [
     "RequestContext",
     "StoredBatch",
     "Topic",
+    "Transaction",
+    "TransactionCoordinator",
     "fake_kafka",
 ]

@@ -6,12 +6,11 @@ broker serving the request leads it (NOT_LEADER_OR_FOLLOWER otherwise, with lead
 checks as Kafka makes them), apply injected faults, and translate. Fetch long polls wait on
 Trio's clock for new data, so MockClock runs them in no wall time.
 
-Shaped for transactions: Fetch and ListOffsets read up to the partition log's
-``last_stable_offset`` under read_committed, and answer aborted transactions from
+Transactions: Fetch and ListOffsets read up to the partition log's ``last_stable_offset``
+under read_committed, and answer aborted transactions from
 :attr:`FakeCluster.aborted_transactions`; Produce hands transactional batches to
-:attr:`FakeCluster.verify_transactional`. Until the transaction coordinator plugs in, the
-last stable offset is the high watermark, no transaction is aborted, and transactional
-batches are refused (INVALID_TXN_STATE).
+:attr:`FakeCluster.verify_transactional`. The transaction coordinator (:mod:`._txn_apis`)
+sets those hooks; without it, transactional batches are refused (INVALID_TXN_STATE).
 """
 
 from __future__ import annotations
@@ -126,7 +125,13 @@ async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceRespon
                     code = (
                         InvalidTxnStateError.code
                         if verify is None
-                        else verify(topic_data.name, data.index, batch.producer_id)
+                        else verify(
+                            request.transactional_id or "",
+                            topic_data.name,
+                            data.index,
+                            batch.producer_id,
+                            batch.producer_epoch,
+                        )
                     )
                     if code:
                         result.error_code = code

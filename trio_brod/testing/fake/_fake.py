@@ -13,11 +13,13 @@ from trio_brod.testing.fake._admin_apis import install_admin_apis
 from trio_brod.testing.fake._data_apis import install_data_apis
 from trio_brod.testing.fake._faults import Action, Control, Decide, Fail
 from trio_brod.testing.fake._group_apis import GroupCoordinator, install_group_apis
-from trio_brod.testing.fake._groups import Group
+from trio_brod.testing.fake._groups import Committed, Group
 from trio_brod.testing.fake._log import PartitionLog
 from trio_brod.testing.fake._model import ClusterModel, ModelError, Topic
 from trio_brod.testing.fake._runtime import FakeCluster
 from trio_brod.testing.fake._server import BrokerServer
+from trio_brod.testing.fake._transactions import Transaction
+from trio_brod.testing.fake._txn_apis import TransactionCoordinator, install_transaction_apis
 
 __all__ = ["FakeKafka", "fake_kafka"]
 
@@ -28,11 +30,17 @@ class FakeKafka:
     """
 
     def __init__(
-        self, cluster: FakeCluster, nursery: trio.Nursery, groups: GroupCoordinator
+        self,
+        cluster: FakeCluster,
+        nursery: trio.Nursery,
+        groups: GroupCoordinator,
+        transactions: TransactionCoordinator | None = None,
     ) -> None:
         self.cluster = cluster
         #: The group coordinator (its ``groups`` state, to look at).
         self.groups = groups
+        #: The transaction coordinator (its ``transactions`` state, to look at).
+        self.transactions = transactions or TransactionCoordinator(cluster, groups)
         self._nursery = nursery
         self._servers: dict[int, BrokerServer] = {}
         self._scopes: dict[int, trio.CancelScope] = {}
@@ -135,6 +143,12 @@ class FakeKafka:
         """
         return self.groups.groups.get(group_id)
 
+    def transaction(self, transactional_id: str) -> Transaction[Committed] | None:
+        """A transactional id's state as its coordinator holds it (producer id, epoch,
+        state, partitions, pending offsets), to look at in assertions; None if unknown.
+        """
+        return self.transactions.transactions.get(transactional_id)
+
     def expire_member(self, group_id: str, member_id: str) -> bool:
         """Evict a group member at once, as its session timeout would: the group rebalances
         and the member's next request is answered UNKNOWN_MEMBER_ID. False if it is no member.
@@ -231,9 +245,10 @@ async def fake_kafka(
     install_admin_apis(cluster)
     install_data_apis(cluster)
     groups = install_group_apis(cluster)
+    transactions = install_transaction_apis(cluster, groups)
     async with trio.open_nursery() as nursery:
         cluster.nursery = nursery
-        fake = FakeKafka(cluster, nursery, groups)
+        fake = FakeKafka(cluster, nursery, groups, transactions)
         for node_id in model.broker_ids:
             await nursery.start(fake._run_broker, node_id)  # noqa: SLF001 - its own helper
         try:

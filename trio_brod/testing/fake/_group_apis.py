@@ -42,6 +42,7 @@ from trio_brod.protocol.errors import (
     GroupIdNotFoundError,
     NotCoordinatorError,
     UnknownTopicOrPartitionError,
+    UnstableOffsetCommitError,
 )
 from trio_brod.testing.fake._consumer_groups import ConsumerGroups
 from trio_brod.testing.fake._groups import DEAD, STABLE, Committed, Groups, Waiter
@@ -286,7 +287,8 @@ class GroupCoordinator:
                         if asked.topics is None
                         else [(t.name, list(t.partition_indexes)) for t in asked.topics]
                     )
-                    for name, parts in self._fetch(asked.group_id, wanted):
+                    unstable = self._unstable(ctx, asked.group_id, request.require_stable)
+                    for name, parts in self._fetch(asked.group_id, wanted, unstable):
                         group.topics.append(
                             OffsetFetchResponse.OffsetFetchResponseTopics(
                                 name=name,
@@ -296,8 +298,9 @@ class GroupCoordinator:
                                         committed_offset=c.offset,
                                         committed_leader_epoch=c.leader_epoch,
                                         metadata=c.metadata,
+                                        error_code=error,
                                     )
-                                    for i, c in parts
+                                    for i, c, error in parts
                                 ],
                             )
                         )
@@ -312,7 +315,10 @@ class GroupCoordinator:
             else [(t.name, list(t.partition_indexes)) for t in request.topics]
         )
         response = OffsetFetchResponse()
-        for name, parts in self._fetch(request.group_id, wanted):
+        unstable = self._unstable(
+            ctx, request.group_id, ctx.version >= 7 and request.require_stable
+        )
+        for name, parts in self._fetch(request.group_id, wanted, unstable):
             response.topics.append(
                 OffsetFetchResponse.OffsetFetchResponseTopic(
                     name=name,
@@ -322,26 +328,42 @@ class GroupCoordinator:
                             committed_offset=c.offset,
                             committed_leader_epoch=c.leader_epoch,
                             metadata=c.metadata,
+                            error_code=error,
                         )
-                        for i, c in parts
+                        for i, c, error in parts
                     ],
                 )
             )
         return response
 
+    @staticmethod
+    def _unstable(ctx: RequestContext, group_id: str, require_stable: bool) -> set[tuple[str, int]]:
+        """The partitions OffsetFetch answers UNSTABLE_OFFSET_COMMIT: with
+        ``require_stable``, those whose offsets an open transaction holds.
+        """
+        pending = ctx.cluster.unstable_offsets
+        return pending(group_id) if require_stable and pending is not None else set()
+
     def _fetch(
-        self, group_id: str, wanted: list[tuple[str, list[int]]] | None
-    ) -> list[tuple[str, list[tuple[int, Committed]]]]:
+        self,
+        group_id: str,
+        wanted: list[tuple[str, list[int]]] | None,
+        unstable: set[tuple[str, int]],
+    ) -> list[tuple[str, list[tuple[int, Committed, int]]]]:
         committed = self.groups.committed(group_id)
-        if wanted is None:
-            by_topic: dict[str, list[tuple[int, Committed]]] = {}
-            for (topic, partition), c in sorted(committed.items()):
-                by_topic.setdefault(topic, []).append((partition, c))
-            return list(by_topic.items())
         none = Committed(-1, -1, "")
-        return [
-            (name, [(i, committed.get((name, i), none)) for i in parts]) for name, parts in wanted
-        ]
+
+        def answer(topic: str, partition: int) -> tuple[int, Committed, int]:
+            if (topic, partition) in unstable:
+                return partition, none, UnstableOffsetCommitError.code
+            return partition, committed.get((topic, partition), none), 0
+
+        if wanted is None:
+            by_topic: dict[str, list[tuple[int, Committed, int]]] = {}
+            for topic, partition in sorted(committed):
+                by_topic.setdefault(topic, []).append(answer(topic, partition))
+            return list(by_topic.items())
+        return [(name, [answer(name, i) for i in parts]) for name, parts in wanted]
 
     async def consumer_group_heartbeat(
         self, ctx: RequestContext, request: ConsumerGroupHeartbeatRequest

@@ -21,6 +21,14 @@ Kafka's rules kept here, each with the error a real broker answers:
   ``DUPLICATE_SEQUENCE_NUMBER`` for those).
 * The broker assigns offsets: it rewrites the batch's base offset and partition leader
   epoch, which lie outside the CRC, so the client's CRC stays valid.
+* Transactions, as Kafka's ``ProducerStateManager`` tracks them per partition: a producer's
+  first transactional batch opens its transaction here, and the coordinator's marker
+  (:meth:`PartitionLog.append_control`) closes it. The last stable offset is the first offset
+  of the oldest open transaction (the high watermark when none is open), and an abort marker
+  records the aborted range, which read_committed fetches are told about
+  (:meth:`PartitionLog.aborted_between`, Kafka's aborted transaction index). A marker with a
+  newer epoch (a fenced or timed out producer) moves the producer to that epoch, so its
+  older epoch's batches are INVALID_PRODUCER_EPOCH from then on.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from trio_brod.protocol.errors import (
     UnsupportedCompressionTypeError,
 )
 from trio_brod.protocol.records import (
+    ControlRecordType,
     CorruptRecordError,
     RecordBatch,
     UnsupportedCodecError,
@@ -121,8 +130,8 @@ class PartitionLog:
     """A partition's records and the producer state that guards them.
 
     With one in-memory copy there is no replication: every appended batch is at once
-    committed, so the high watermark is the log end. The last stable offset is the high
-    watermark too until the transaction coordinator plugs in (see :meth:`last_stable_offset`).
+    committed, so the high watermark is the log end. The last stable offset is held back by
+    open transactions (see :meth:`last_stable_offset`).
     """
 
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
@@ -130,6 +139,10 @@ class PartitionLog:
     log_start_offset: int = 0
     _end: int = 0
     _producers: dict[int, _ProducerEntry] = field(default_factory=dict)
+    #: producer id -> first offset of its open transaction in this partition.
+    _open_transactions: dict[int, int] = field(default_factory=dict)
+    #: (producer id, first offset, marker offset) of every aborted transaction, in order.
+    _aborted: list[tuple[int, int, int]] = field(default_factory=list)
 
     @property
     def high_watermark(self) -> int:
@@ -140,10 +153,22 @@ class PartitionLog:
     def last_stable_offset(self) -> int:
         """The offset read_committed consumers read up to.
 
-        The high watermark while no transaction is open; the transaction coordinator will
-        lower it to the first offset of the oldest open transaction.
+        The first offset of the oldest open transaction, or the high watermark while no
+        transaction is open: a read_committed reader cannot know yet whether records past it
+        will commit.
         """
-        return self._end
+        return min(self._open_transactions.values(), default=self._end)
+
+    def aborted_between(self, start: int, upto: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of the aborted transactions a fetch of the offsets
+        [*start*, *upto*) must be told about: those that end at or after *start* and begin
+        before *upto* (Kafka's aborted transaction index, as ``collectAbortedTxns`` reads it).
+        """
+        return [
+            (producer_id, first)
+            for producer_id, first, last in self._aborted
+            if last >= start and first < upto
+        ]
 
     # -- produce -------------------------------------------------------------------------
 
@@ -210,11 +235,21 @@ class PartitionLog:
     def append_control(self, data: bytes, *, leader_epoch: int = 0) -> int:
         """Append a control batch (a transaction marker) as the coordinator writes it.
 
-        The transaction coordinator's entry point; clients cannot reach it. Returns the
-        marker's offset.
+        The transaction coordinator's entry point; clients cannot reach it. It closes the
+        producer's open transaction in this partition (if it wrote here), records the range
+        of an aborted one, and moves the producer to the marker's epoch if that is newer (its
+        next epoch starts at sequence 0). Returns the marker's offset.
         """
         (batch,) = decode_batches(data).batches
-        return self._write(batch, data, leader_epoch)
+        producer_id = batch.producer_id
+        entry = self._producers.get(producer_id)
+        if entry is None or batch.producer_epoch > entry.epoch:
+            self._producers[producer_id] = _ProducerEntry(batch.producer_epoch)
+        offset = self._write(batch, data, leader_epoch)
+        first = self._open_transactions.pop(producer_id, None)
+        if first is not None and batch.control_type() == ControlRecordType.ABORT:
+            self._aborted.append((producer_id, first, offset))
+        return offset
 
     def _check_producer(self, batch: RecordBatch) -> int | None:
         """Kafka's sequence checks; the base offset of the first write for a retry."""
@@ -267,6 +302,8 @@ class PartitionLog:
             )
         )
         self._end = base + batch.last_offset_delta + 1
+        if batch.is_transactional and not batch.is_control:
+            self._open_transactions.setdefault(batch.producer_id, base)
         if batch.producer_id >= 0 and not batch.is_control:
             entry = self._producers.get(batch.producer_id)
             if entry is None or entry.epoch != batch.producer_epoch:

@@ -61,13 +61,17 @@ class FakeCluster:
     #: ``auto.create.topics.enable``: Metadata (when the client allows) creates topics.
     auto_create_topics: bool = True
     # Hooks for the transaction coordinator (None until it plugs in):
-    #: (topic, partition, producer id) -> error code (0: the batch may be written).
-    verify_transactional: Callable[[str, int, int], int] | None = None
+    #: (transactional id, topic, partition, producer id, epoch) -> error code (0: the
+    #: transactional batch may be written).
+    verify_transactional: Callable[[str, str, int, int, int], int] | None = None
     #: (topic, partition, fetch offset, upto) -> (producer id, first offset) of the aborted
     #: transactions a read_committed fetch must be told about.
     aborted_transactions: Callable[[str, int, int, int], list[tuple[int, int]]] | None = None
     #: InitProducerId with a transactional id.
     init_transactional_producer: Handler | None = None
+    #: group id -> the partitions whose offsets an open transaction holds (OffsetFetch with
+    #: ``require_stable`` answers them UNSTABLE_OFFSET_COMMIT).
+    unstable_offsets: Callable[[str], set[tuple[str, int]]] | None = None
     #: Where coordinators run their timers: the fake's own nursery, while it runs.
     nursery: trio.Nursery | None = None
     #: Each broker's incremental fetch sessions (lost when it stops).
