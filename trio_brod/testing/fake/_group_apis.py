@@ -40,6 +40,7 @@ from trio_brod.protocol import (
 )
 from trio_brod.protocol.errors import (
     GroupIdNotFoundError,
+    InconsistentGroupProtocolError,
     NotCoordinatorError,
     UnknownTopicOrPartitionError,
     UnstableOffsetCommitError,
@@ -164,6 +165,9 @@ class GroupCoordinator:
 
     async def sync_group(self, ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
         """SyncGroup."""
+        if ctx.version >= 5 and None in (request.protocol_type, request.protocol_name):
+            # Mandatory from v5: Kafka's request handler refuses the request at once.
+            return SyncGroupResponse(error_code=InconsistentGroupProtocolError.code)
         error = self.refused(ctx, request.group_id)
         if error:
             return SyncGroupResponse(error_code=error)
@@ -225,52 +229,63 @@ class GroupCoordinator:
     async def offset_commit(
         self, ctx: RequestContext, request: OffsetCommitRequest
     ) -> OffsetCommitResponse:
-        """OffsetCommit, with Kafka's generation and member checks."""
-        error = self.refused(ctx, request.group_id)
-        consumer = (
-            None
-            if error
-            else self.consumer.check_commit(
+        """OffsetCommit, with Kafka's generation and member checks.
+
+        As Kafka's request handler: partitions of unknown topics are answered
+        UNKNOWN_TOPIC_OR_PARTITION before the coordinator sees the rest (whatever the group
+        would say), and are listed first; a request with no known partition leaves the group
+        alone. Only a refusal of the whole request (NOT_COORDINATOR) covers every partition.
+        """
+        refused = self.refused(ctx, request.group_id)
+        answers: dict[str, OffsetCommitResponse.OffsetCommitResponseTopic] = {}
+
+        def answer(topic: str, partition: int, code: int) -> None:
+            if topic not in answers:
+                answers[topic] = OffsetCommitResponse.OffsetCommitResponseTopic(name=topic)
+            answers[topic].partitions.append(
+                OffsetCommitResponse.OffsetCommitResponsePartition(
+                    partition_index=partition, error_code=code
+                )
+            )
+
+        valid: list[tuple[str, OffsetCommitRequest.OffsetCommitRequestPartition]] = []
+        for topic in request.topics:
+            known = ctx.model.topics.get(topic.name)
+            count = 0 if known is None else len(known.partitions)
+            for p in topic.partitions:
+                if refused or 0 <= p.partition_index < count:
+                    valid.append((topic.name, p))
+                else:
+                    answer(topic.name, p.partition_index, UnknownTopicOrPartitionError.code)
+        error = refused
+        if valid and not error:
+            consumer = self.consumer.check_commit(
                 request.group_id, request.member_id, request.generation_id_or_member_epoch
             )
-        )
-        if consumer is not None:
-            error = consumer
-        elif not error:
-            error = self.groups.check_commit(
-                request.group_id,
-                request.generation_id_or_member_epoch,
-                request.member_id,
-                request.group_instance_id if ctx.version >= 7 else None,
-            )
-        response = OffsetCommitResponse()
-        for topic in request.topics:
-            result = OffsetCommitResponse.OffsetCommitResponseTopic(name=topic.name)
-            known = ctx.model.topics.get(topic.name)
-            for p in topic.partitions:
-                code = error
-                if not code and (
-                    known is None or not 0 <= p.partition_index < len(known.partitions)
-                ):
-                    code = UnknownTopicOrPartitionError.code
-                if not code:
-                    self.groups.commit(
-                        request.group_id,
-                        topic.name,
-                        p.partition_index,
-                        Committed(
-                            p.committed_offset,
-                            p.committed_leader_epoch if ctx.version >= 6 else -1,
-                            p.committed_metadata,
-                        ),
-                    )
-                result.partitions.append(
-                    OffsetCommitResponse.OffsetCommitResponsePartition(
-                        partition_index=p.partition_index, error_code=code
-                    )
+            error = (
+                consumer
+                if consumer is not None
+                else self.groups.check_commit(
+                    request.group_id,
+                    request.generation_id_or_member_epoch,
+                    request.member_id,
+                    request.group_instance_id if ctx.version >= 7 else None,
                 )
-            response.topics.append(result)
-        return response
+            )
+        for name, p in valid:
+            if not error:
+                self.groups.commit(
+                    request.group_id,
+                    name,
+                    p.partition_index,
+                    Committed(
+                        p.committed_offset,
+                        p.committed_leader_epoch if ctx.version >= 6 else -1,
+                        p.committed_metadata,
+                    ),
+                )
+            answer(name, p.partition_index, error)
+        return OffsetCommitResponse(topics=list(answers.values()))
 
     async def offset_fetch(
         self, ctx: RequestContext, request: OffsetFetchRequest
@@ -449,7 +464,8 @@ class GroupCoordinator:
                     client_id=m.client_id,
                     client_host=m.client_host,
                     member_metadata=m.metadata(group.protocol_name) if stable else b"",
-                    member_assignment=m.assignment if stable else b"",
+                    # The last assignment, in every state (Kafka's describeNoMetadata).
+                    member_assignment=m.assignment,
                 )
                 for m in group.members.values()
             ]

@@ -165,8 +165,10 @@ class Group:
         if self.state == PREPARING:
             return
         if self.state == COMPLETING:
-            # Followers waiting for the leader's assignment learn of the new rebalance.
+            # The assignment of the interrupted generation is dropped, and followers waiting
+            # for it learn of the new rebalance (Kafka's resetAndPropagateAssignmentWithError).
             for m in self.members.values():
+                m.assignment = b""
                 if m.sync is not None and m.sync.result is None:
                     m.sync.result = SyncResult(RebalanceInProgressError.code)
         self.state = PREPARING
@@ -185,8 +187,8 @@ class Group:
         self.rebalance_deadline = None
         self.generation += 1
         if not self.members:
+            # The protocol type stays (DescribeGroups shows it) until a member joins again.
             self.state, self.leader, self.protocol_name = EMPTY, None, None
-            self.protocol_type = None
             return
         if self.leader not in self.members:
             self.leader = next(iter(self.members))
@@ -197,7 +199,7 @@ class Group:
             for m in self.members.values()
         )
         for m in self.members.values():
-            m.assignment = b""
+            # The previous assignment stays until the leader's SyncGroup replaces it.
             m.last_seen = now
             m.sync = None
             result = JoinResult(
@@ -607,7 +609,8 @@ class Groups:
         """
         group = self.groups.get(group_id)
         if group is None:
-            return UnknownMemberIdError.code, [UnknownMemberIdError.code] * len(members)
+            # The request itself succeeds; each member is unknown (as Kafka answers).
+            return 0, [UnknownMemberIdError.code] * len(members)
         errors = []
         for member_id, instance_id in members:
             if instance_id is not None and not member_id:
