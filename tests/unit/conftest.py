@@ -1,9 +1,11 @@
-"""Fixtures shared by the unit tests: a scripted broker (tests/fakes/broker.py) with one
-partition's log, a client of it, and the record codec to run a module's tests with."""
+"""Fixtures shared by the unit tests: a client of the fake Kafka (the plugin's ``fake_kafka``)
+with one topic of one partition; a scripted broker (tests/fakes/broker.py) with one
+partition's log, for the scenarios the fake Kafka does not play; and the record codec to run
+a module's tests with."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import trio
@@ -12,7 +14,31 @@ from tests.fakes.broker import FakeBroker
 from tests.fakes.log import FakeLog
 from tests.records_helpers import pure_python_codec
 from trio_brod import Client, open_client
-from trio_brod.protocol import records
+from trio_brod.protocol import FetchRequest, records
+from trio_brod.testing.fake import FakeKafka, Intercepted, Pass
+
+#: The topic :func:`fake_client` creates (one partition) in the fake Kafka.
+FAKE_TOPIC = "fake-topic"
+
+
+@pytest.fixture
+async def fake_client(fake_kafka: FakeKafka) -> AsyncIterator[Client]:
+    """A client of the plugin's ``fake_kafka``, where :data:`FAKE_TOPIC` (one partition) is."""
+    fake_kafka.create_topic(FAKE_TOPIC)
+    async with open_client(fake_kafka.bootstrap_servers, request_timeout=5.0) as opened:
+        yield opened
+
+
+def fetch_at(offset: int) -> Callable[[Intercepted], Pass | None]:
+    """A control's decision that watches the (first partition's) fetch at ``offset`` and
+    leaves the others to the next control: ``fake.control(FetchRequest, fetch_at(10))``,
+    then ``await control.wait_seen()`` waits for that fetch to arrive."""
+
+    def decide(request: Intercepted) -> Pass | None:
+        assert isinstance(request.body, FetchRequest)
+        return Pass() if request.body.topics[0].partitions[0].fetch_offset == offset else None
+
+    return decide
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from trio_brod.testing.fake._faults import (
     Drop,
     Fail,
     Hang,
+    Hold,
     Intercepted,
     entry_name,
     touched,
@@ -143,9 +144,13 @@ class BrokerServer:
         action = decision.action
         ctx = RequestContext(cluster, self.node_id, request.version, request.client_id)
         if isinstance(action, Drop):
+            if action.after_serving:
+                await api.handler(ctx, body)
             raise _HangUp
         if isinstance(action, Hang):
             await trio.sleep_forever()
+        if isinstance(action, Hold):
+            await action.wait()
         if isinstance(action, Delay):
             await trio.sleep(action.seconds)
         if isinstance(action, Fail):
