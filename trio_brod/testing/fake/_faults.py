@@ -84,7 +84,8 @@ class Hang:
 
 @dataclass(frozen=True)
 class Hold:
-    """Keep the request waiting, unanswered, until :meth:`release`; then serve it normally.
+    """Keep the request waiting, unanswered, until :meth:`release`; then serve it normally,
+    or act as the release says.
 
     One ``Hold`` can hold many requests (a control with ``times=None``); one release lets
     them all go, and any that comes later passes at once. The connection's later requests
@@ -93,18 +94,24 @@ class Hold:
         hold = Hold()
         fake.control(ProduceRequest, hold, times=None)
         ...  # the client's batch is on the wire, unanswered
-        hold.release()
+        hold.release()  # or hold.release(Fail(NotEnoughReplicasError)): refused after all
     """
 
     _released: trio.Event = field(default_factory=trio.Event, compare=False, repr=False)
+    _then: list[Fail | Drop | Hang | Pass] = field(default_factory=list, compare=False)
 
-    def release(self) -> None:
-        """Let every held request go on (and those that come later)."""
+    def release(self, then: Fail | Drop | Hang | Pass | None = None) -> None:
+        """Let every held request go on (and those that come later), served normally or,
+        given *then*, with that action: what a broker that kept the request a while then
+        did with it (refused it, hung up ...)."""
+        if then is not None:
+            self._then[:] = [then]
         self._released.set()
 
-    async def wait(self) -> None:
-        """Wait until released (the server's side)."""
+    async def wait(self) -> Fail | Drop | Hang | Pass:
+        """Wait until released (the server's side); the action to take then."""
         await self._released.wait()
+        return self._then[0] if self._then else Pass()
 
 
 @dataclass(frozen=True)

@@ -143,14 +143,14 @@ class BrokerServer:
         decision = cluster.faults.decide(intercepted)
         action = decision.action
         ctx = RequestContext(cluster, self.node_id, request.version, request.client_id)
+        if isinstance(action, Hold):
+            action = await action.wait()
         if isinstance(action, Drop):
             if action.after_serving:
                 await api.handler(ctx, body)
             raise _HangUp
         if isinstance(action, Hang):
             await trio.sleep_forever()
-        if isinstance(action, Hold):
-            await action.wait()
         if isinstance(action, Delay):
             await trio.sleep(action.seconds)
         if isinstance(action, Fail):
