@@ -17,7 +17,11 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+import trio
+
+from trio_brod import ProducerConfig
 from trio_brod.protocol import (
     ApiVersionsRequest,
     InitProducerIdRequest,
@@ -67,6 +71,11 @@ IGNORE = Hang()
 _CONTENT_ERRORS = (MessageTooLargeError, InvalidRecordError)
 
 Header = tuple[str, bytes | None]
+
+
+def quick(**options: Any) -> ProducerConfig:
+    """A producer config with fast retries, for tests that go through several."""
+    return ProducerConfig(retry_backoff=0.01, retry_backoff_max=0.05, **options)
 
 
 @asynccontextmanager
@@ -123,6 +132,7 @@ class Produced:
         self.metadata_calls = 0
         self.connections = 0
         self._hold: Hold | None = None
+        self._sent = trio.Event()
         fake.control(None, self._decide, times=None)
 
     @property
@@ -137,6 +147,11 @@ class Produced:
             for batch in decode_batches(stored.data).batches
             for record in batch.records()
         ]
+
+    async def wait_sent(self, count: int = 1) -> None:
+        """Wait until at least *count* partition batches arrived."""
+        while len(self.sent) < count:
+            await self._sent.wait()
 
     def hold(self) -> None:
         """Keep the next Produce requests waiting, unanswered, until :meth:`release`."""
@@ -196,6 +211,8 @@ class Produced:
                     )
                 )
         self.sent += batches
+        self._sent.set()
+        self._sent = trio.Event()
         return batches
 
     def _written(self, sent: Sent) -> bool:

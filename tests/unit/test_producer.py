@@ -38,6 +38,7 @@ from tests.produced import (
     UNKNOWN_PRODUCER,
     Produced,
     Scripted,
+    quick,
     serving,
 )
 from tests.task_tree import count_tasks
@@ -78,11 +79,6 @@ from trio_brod.protocol.records import (
 async def cluster() -> AsyncIterator[Produced]:
     async with serving() as produced:
         yield produced
-
-
-def quick(**options: Any) -> ProducerConfig:
-    """A config with fast retries, for tests that go through several."""
-    return ProducerConfig(retry_backoff=0.01, retry_backoff_max=0.05, **options)
 
 
 def numbered(count: int, start: int = 0) -> list[bytes]:

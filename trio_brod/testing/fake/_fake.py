@@ -92,6 +92,7 @@ class FakeKafka:
         values: Sequence[bytes | None],
         *,
         keys: Sequence[bytes | None] | None = None,
+        headers: Sequence[Sequence[tuple[str, bytes | None]]] | None = None,
         timestamp: int = 1_000_000,
     ) -> int:
         """Write one batch of records straight into a partition's log, as if a producer had,
@@ -99,14 +100,17 @@ class FakeKafka:
 
         This seeds data for a consumer test without a producer, and without a request: no
         fault control sees it. The records' timestamps are *timestamp*, *timestamp* + 1 ...
-        (milliseconds), so a test knows which offset a time maps to. To write through the
+        (milliseconds), so a test knows which offset a time maps to; *keys* and *headers*
+        (one list of ``(name, value)`` per record) are those of each record. To write through the
         protocol instead (idempotence, compression), produce with a client.
         """
         if keys is None:
             keys = [None] * len(values)
+        if headers is None:
+            headers = [()] * len(values)
         records = [
-            (timestamp + i, key, value, ())
-            for i, (key, value) in enumerate(zip(keys, values, strict=True))
+            (timestamp + i, key, value, tuple(header))
+            for i, (key, value, header) in enumerate(zip(keys, values, headers, strict=True))
         ]
         result = self.log(topic, partition).append(encode_batch(records))
         self.cluster.data_changed()
