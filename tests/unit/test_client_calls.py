@@ -81,7 +81,7 @@ async def test_fold_returns_the_fetch_error_with_what_it_folded(
     async def collect_then_break(message: Record, acc: list[int]) -> list[int]:
         await trio.lowlevel.checkpoint()  # an async fun is awaited
         if message.offset == 0:
-            fake_kafka.fail(FetchRequest, TopicAuthorizationFailedError)  # the next fetch
+            fake_kafka.fail(FetchRequest, TopicAuthorizationFailedError, topic=TOPIC)  # next fetch
         return [*acc, message.offset]
 
     result = await fake_client.fold(TOPIC, 0, 0, collect_then_break, [], max_bytes=1)

@@ -52,7 +52,7 @@ async def test_a_failed_consumer_is_resubscribed_where_it_left_off(
     fake_client: Client, fake_kafka: FakeKafka
 ) -> None:
     handled = Handled()
-    fake_kafka.fail(FetchRequest, DENIED)  # the very first fetch fails
+    fake_kafka.fail(FetchRequest, DENIED, topic=TOPIC)  # the very first fetch fails
     fill(fake_kafka, 5)
     async with open_topic_subscriber(
         fake_client, TOPIC, handled.handle, consumer_config=EARLIEST, resubscribe_delay=0.01
@@ -66,7 +66,7 @@ async def test_a_failed_consumer_is_resubscribed_where_it_left_off(
         await handled.wait_for(15)
         with trio.fail_after(10):
             await polling.wait_seen()  # waiting for data: its answer has no error
-        fake_kafka.fail(FetchRequest, DENIED)  # the fetch at 20 fails
+        fake_kafka.fail(FetchRequest, DENIED, topic=TOPIC)  # the fetch at 20 fails
         fill(fake_kafka, 5)
         await handled.wait_for(20)
         fill(fake_kafka, 5)  # for the new subscription, after the fetch at 20 failed
