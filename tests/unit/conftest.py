@@ -95,7 +95,8 @@ async def broker(nursery: trio.Nursery) -> FakeBroker:
 
 @pytest.fixture
 def log(broker: FakeBroker) -> FakeLog:
-    """One partition's log (of FakeLog's topic, "fake-topic"), served by ``broker``."""
+    """One partition's log (of FakeLog's topic, "fake-topic"), served by ``broker``: for the
+    few scenarios the fake Kafka does not play (see tests/fakes/log.py)."""
     fake = FakeLog()
     fake.serve(broker)
     return fake
