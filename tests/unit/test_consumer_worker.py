@@ -244,7 +244,10 @@ async def test_leader_moves_continue_at_the_exact_offset(
 
 
 async def test_lost_connection_mid_fetch_continues_at_the_exact_offset(
-    fake_client: Client, fake_kafka: FakeKafka, fake_requests: Requests
+    fake_client: Client,
+    fake_kafka: FakeKafka,
+    fake_requests: Requests,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
     fill(fake_kafka, 4, 5)
     async with fake_client.subscribe(
@@ -413,6 +416,8 @@ async def test_max_bytes_grows_for_a_large_batch_and_shrinks_back(
 async def test_sleep_timeout_spaces_empty_fetches(
     fake_client: Client, fake_kafka: FakeKafka, fake_requests: Requests
 ) -> None:
+    # On the real clock: without sleep_timeout the fetches would come back to back, and on a
+    # MockClock a loop that never sleeps stops the clock (the test would hang, not fail).
     async with fake_client.subscribe(
         TOPIC, 0, begin_offset="earliest", max_wait_time=0, sleep_timeout=0.2
     ) as sub:

@@ -851,7 +851,7 @@ async def test_batches_behind_one_given_up_are_renumbered_not_refused(
 
 
 async def test_waiting_out_the_reconnect_cool_down_is_not_a_retry(
-    cluster: Produced,
+    cluster: Produced, loopback_clock: trio.testing.MockClock
 ) -> None:
     # The request times out, so its connection is closed and the broker is in the client's
     # reconnect cool-down when the retry is due (its backoff is shorter). Waiting that out
