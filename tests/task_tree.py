@@ -8,15 +8,16 @@ import trio
 def count_tasks() -> int:
     """Every task alive in this trio run, found by walking the task tree from the root.
 
-    The fake broker's own tasks (tests/fakebroker.py) are left out: its per-connection tasks
-    end when they notice the client hung up, which is the fake's business, not the client's.
+    The fake brokers' tasks (tests/fakes/broker.py, and each broker of the fake Kafka) are
+    left out: their per-connection tasks end when they notice the client hung up, which is
+    the fake's business, not the client's.
     """
     root = trio.lowlevel.current_root_task()
     assert root is not None
     count, stack = 0, [root]
     while stack:
         task = stack.pop()
-        if "FakeBroker" in task.name:
+        if "FakeBroker" in task.name or "FakeKafka._run_broker" in task.name:
             continue
         count += 1
         for nursery in task.child_nurseries:

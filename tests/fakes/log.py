@@ -1,10 +1,22 @@
-"""An in-memory partition log behind the fake broker, for consumer tests without Kafka.
+"""An in-memory partition log behind the scripted fake broker, for the few consumer tests
+the fake Kafka (:mod:`trio_brod.testing.fake`) cannot play.
 
-Real consuming is tested against real Kafka (tests/integration/test_consumer*.py). This
-fake is for what a real broker will not do on demand and on time: answer a fetch with an
-error exactly once, hang up in the middle of a fetch, hold a fetch until the test lets it
-go, or ignore KIP-74 and cut a batch larger than ``max_bytes``. It speaks Metadata,
-ListOffsets and Fetch, much as a broker does for one topic led by one broker.
+Consumer unit tests run against the fake Kafka, which answers errors, hang-ups, held and
+delayed fetches on demand. This scripted log stays for what the fake Kafka, a model of a
+current Kafka, never does:
+
+* cut even the first batch of a fetch at ``max_bytes`` (:attr:`FakeLog.strict_max_bytes`),
+  as a broker without KIP-74 did, so that a consumer must grow its fetch size;
+* answer a lone long poll at once with nothing (:attr:`FakeLog.early_answers`), as Kafka
+  answers a merged long poll when another partition in it has data;
+* serve a log that diverged from what the consumer read, with a leader epoch per batch
+  (:attr:`FakeLog.diverging`, KIP-320): an unclean leader election, which the fake Kafka,
+  holding one copy of each log, has none of;
+* beside the scripted broker (tests/fakes/broker.py), which keeps every request with the
+  connection it came on, and lets a test answer old Fetch versions and OffsetForLeaderEpoch.
+
+It speaks Metadata, ListOffsets and Fetch, much as a broker does for one topic led by one
+broker. Real consuming is tested against real Kafka (tests/integration/test_consumer*.py).
 """
 
 from __future__ import annotations
@@ -19,12 +31,7 @@ import trio
 
 from tests.fakes.broker import FakeBroker, Request, answer
 from trio_brod.protocol import FetchResponse, ListOffsetsResponse, MetadataResponse
-from trio_brod.protocol.records import (
-    ControlRecordType,
-    decode_batches,
-    encode_batch,
-    encode_control_batch,
-)
+from trio_brod.protocol.records import encode_batch
 
 FETCH, LIST_OFFSETS, METADATA = 1, 2, 3
 
@@ -37,8 +44,6 @@ class Batch:
     last_offset: int
     data: bytes
     timestamps: list[int]
-    producer_id: int = -1
-    control: bool = False
 
 
 @dataclass
@@ -48,13 +53,7 @@ class FakeLog:
     Attributes:
         batches: The log, in offset order.
         log_start: The first offset still in the log (raise it to "delete records").
-        open_transaction_at: With a transaction open, its first offset: the last stable
-            offset. None when none is open.
-        aborted: (producer id, first offset) of every aborted transaction.
         fetch_errors: Error codes to answer the next fetches with, one each.
-        hang_up_fetches: How many of the next fetches get the connection closed instead of
-            an answer.
-        hold_fetches: While set, fetches wait (until cleared and :meth:`release` is called).
         strict_max_bytes: Cut even the first batch at ``max_bytes`` (a broker without
             Kafka's KIP-74), so that a consumer must grow its fetch size.
         early_answers: Answer long polls at once, with nothing, as the broker answers a
@@ -65,11 +64,7 @@ class FakeLog:
     topic_id: uuid.UUID = field(default_factory=uuid.uuid4)
     batches: list[Batch] = field(default_factory=list)
     log_start: int = 0
-    open_transaction_at: int | None = None
-    aborted: list[tuple[int, int]] = field(default_factory=list)
     fetch_errors: deque[int] = field(default_factory=deque)
-    hang_up_fetches: int = 0
-    hold_fetches: bool = False
     strict_max_bytes: bool = False
     early_answers: bool = False
     #: The partition's leader epoch in Metadata answers.
@@ -78,8 +73,6 @@ class FakeLog:
     #: epoch with this diverging epoch, as a leader whose log diverged does (KIP-320).
     diverging: tuple[int, int] | None = None
     fetches: list[Any] = field(default_factory=list)
-    #: (fetch offset, error code) of every fetch answered.
-    answers: list[tuple[int, int]] = field(default_factory=list)
     _changed: trio.Event = field(default_factory=trio.Event)
     _fetched: trio.Event = field(default_factory=trio.Event)
 
@@ -94,44 +87,14 @@ class FakeLog:
         *,
         keys: list[bytes | None] | None = None,
         timestamp: int = 1_000_000,
-        producer_id: int = -1,
-        transactional: bool = False,
         **options: Any,
     ) -> Batch:
         """Append one batch of records with these values (timestamps 1 ms apart)."""
         keys = keys or [None] * len(values)
         timestamps = [timestamp + i for i in range(len(values))]
         records = [(t, k, v, ()) for t, k, v in zip(timestamps, keys, values, strict=True)]
-        data = encode_batch(
-            records,
-            base_offset=self.end,
-            producer_id=producer_id,
-            producer_epoch=0 if producer_id >= 0 else -1,
-            base_sequence=0 if producer_id >= 0 else -1,
-            is_transactional=transactional,
-            **options,
-        )
-        return self._add(Batch(self.end, self.end + len(values) - 1, data, timestamps, producer_id))
-
-    def append_raw(self, data: bytes) -> Batch:
-        """Append an encoded batch whose base offset is already :attr:`end`."""
-        (batch,) = decode_batches(data).batches
-        assert batch.base_offset == self.end
-        timestamps = [batch.max_timestamp] * (batch.last_offset_delta + 1)
-        return self._add(Batch(batch.base_offset, batch.last_offset, data, timestamps))
-
-    def marker(self, producer_id: int, control_type: ControlRecordType) -> Batch:
-        """Append a transaction marker (COMMIT or ABORT) of a producer."""
-        data = encode_control_batch(
-            control_type,
-            producer_id=producer_id,
-            producer_epoch=0,
-            coordinator_epoch=0,
-            timestamp_ms=2_000_000,
-            base_offset=self.end,
-        )
-        batch = Batch(self.end, self.end, data, [2_000_000], producer_id, control=True)
-        return self._add(batch)
+        data = encode_batch(records, base_offset=self.end, **options)
+        return self._add(Batch(self.end, self.end + len(values) - 1, data, timestamps))
 
     def _add(self, batch: Batch) -> Batch:
         self.batches.append(batch)
@@ -139,21 +102,14 @@ class FakeLog:
         return batch
 
     def changed(self) -> None:
-        """Wake fetches waiting for data (or for :attr:`hold_fetches` to clear)."""
+        """Wake fetches waiting for data."""
         self._changed.set()
         self._changed = trio.Event()
 
-    async def wait_for_fetch(self, *, count: int = 0, offset: int | None = None) -> None:
-        """Wait until at least ``count`` fetches arrived, the last one at ``offset``."""
-        while len(self.fetches) < count or (
-            offset is not None and self.fetches[-1].topics[0].partitions[0].fetch_offset != offset
-        ):
+    async def wait_for_fetch(self, offset: int) -> None:
+        """Wait until the last fetch that arrived is one at ``offset``."""
+        while not self.fetches or self.fetches[-1].topics[0].partitions[0].fetch_offset != offset:
             await self._fetched.wait()
-
-    def release(self) -> None:
-        """Let held fetches go."""
-        self.hold_fetches = False
-        self.changed()
 
     # ---------------------------------------------------------------- answers
 
@@ -170,12 +126,6 @@ class FakeLog:
             self.fetches.append(request.body)
             self._fetched.set()
             self._fetched = trio.Event()
-            while self.hold_fetches:
-                await self._changed.wait()
-            if self.hang_up_fetches:
-                self.hang_up_fetches -= 1
-                await stream.aclose()
-                return
             await answer(stream, request, await self.fetch(request.body))
 
         broker.handlers[METADATA] = metadata
@@ -208,17 +158,12 @@ class FakeLog:
             ],
         )
 
-    def stable_end(self, isolation: int) -> int:
-        if isolation and self.open_transaction_at is not None:
-            return self.open_transaction_at
-        return self.end
-
     def list_offsets(self, body: Any) -> ListOffsetsResponse:
         wanted = body.topics[0].partitions[0].timestamp
         if wanted == -2:
             offset = self.log_start
         elif wanted == -1:
-            offset = self.stable_end(body.isolation_level)
+            offset = self.end
         else:
             offset = -1
             for batch in self.batches:
@@ -247,13 +192,13 @@ class FakeLog:
         error = self.fetch_errors.popleft() if self.fetch_errors else 0
         if not error and not self.log_start <= offset <= self.end:
             error = 1  # OFFSET_OUT_OF_RANGE
-        end = self.stable_end(body.isolation_level)
+        end = self.end
         if not error and offset >= end and body.max_wait_ms > 0 and not self.early_answers:
             # Long poll: wait for data, or max_wait_ms.
             with trio.move_on_after(body.max_wait_ms / 1000):
-                while offset >= self.stable_end(body.isolation_level):
+                while offset >= self.end:
                     await self._changed.wait()
-            end = self.stable_end(body.isolation_level)
+            end = self.end
         diverging = FetchResponse.EpochEndOffset()
         if self.diverging is not None and wanted.last_fetched_epoch >= 0:
             epoch, end_offset = self.diverging
@@ -261,7 +206,6 @@ class FakeLog:
                 diverging = FetchResponse.EpochEndOffset(epoch=epoch, end_offset=end_offset)
                 end = offset  # nothing to read
         records = b"" if error else self._read(offset, end, limit)
-        self.answers.append((offset, error))
         return FetchResponse(
             responses=[
                 FetchResponse.FetchableTopicResponse(
@@ -272,16 +216,9 @@ class FakeLog:
                             partition_index=0,
                             error_code=error,
                             high_watermark=self.end,
-                            last_stable_offset=self.stable_end(1),
+                            last_stable_offset=self.end,
                             log_start_offset=self.log_start,
                             diverging_epoch=diverging,
-                            aborted_transactions=[
-                                FetchResponse.AbortedTransaction(
-                                    producer_id=pid, first_offset=first
-                                )
-                                for pid, first in self.aborted
-                                if body.isolation_level == 1
-                            ],
                             records=records,
                         )
                     ],

@@ -2,7 +2,8 @@
 
 The planning rules and the merge/split round trip are tested without I/O; the connection's
 side (what reaches the wire, who gets which answer, failures) against the scripted fake
-broker; the producer's and consumer's use of it against fakes that serve many partitions.
+broker; the producer's use of it against the fake Kafka, the consumer's against
+:class:`TopicLogs` below, a fake broker serving many partitions.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fakes.broker import FakeBroker, Request, answer
-from tests.fakes.cluster import TOPIC, FakeCluster
+from tests.produced import TOPIC, serving
 from trio_brod import Client, ClientConfig, ConfigError, ConsumerConfig, ProducerConfig, open_client
 from trio_brod._config import FetchConnection
 from trio_brod._exceptions import BrokerConnectionError, ConnectionLost, RequestTimedOut
@@ -684,9 +685,8 @@ async def test_merging_can_be_turned_off(nursery: trio.Nursery, broker: FakeBrok
 # ------------------------------------------------------------------------------ producer
 
 
-async def test_partition_producers_share_requests(nursery: trio.Nursery) -> None:
-    cluster = await FakeCluster(partitions=8).start(nursery)
-    async with open_client(cluster.bootstrap) as client:
+async def test_partition_producers_share_requests() -> None:
+    async with serving(partitions=8) as cluster, open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, ProducerConfig(partition_onwire_limit=2))
         receipts = [await client.produce(TOPIC, b"m%d" % i, partition=i % 8) for i in range(400)]
         with trio.fail_after(10):

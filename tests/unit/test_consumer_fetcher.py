@@ -1,6 +1,13 @@
 """The per-broker fetcher (``fetch_connection="broker"``, the default) against scripted
 brokers: one request for every partition, the side connection during a long poll, leader
-epochs (KIP-320) and truncation, UNKNOWN_LEADER_EPOCH."""
+epochs (KIP-320) and truncation, UNKNOWN_LEADER_EPOCH.
+
+UNKNOWN_LEADER_EPOCH runs against the fake Kafka. The log truncation tests use the scripted
+FakeLog (tests/fakes/log.py): the fake Kafka keeps one copy of each log, so it has no
+unclean leader election, no diverging epoch (KIP-320) and no OffsetForLeaderEpoch. The
+multi-partition ones use test_connection_merge's TopicLogs, which records each request's
+connection.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +19,12 @@ import trio
 
 from tests.fakes.broker import FakeBroker, Request, answer, api_versions_body
 from tests.fakes.log import FakeLog
+from tests.unit.conftest import FAKE_TOPIC, Requests
 from tests.unit.test_connection_merge import TOPIC, TopicLogs
 from trio_brod import Client, LogTruncated, Subscription, open_client
-from trio_brod.protocol import OffsetForLeaderEpochResponse
+from trio_brod.protocol import FetchRequest, MetadataRequest, OffsetForLeaderEpochResponse
+from trio_brod.protocol.errors import UnknownLeaderEpochError
+from trio_brod.testing.fake import FakeKafka
 
 METADATA = 3
 FETCH = 1
@@ -130,20 +140,22 @@ async def test_with_a_reset_policy_a_truncated_log_goes_on_where_it_diverged(
 
 
 async def test_unknown_leader_epoch_refreshes_metadata(
-    client: Client, broker: FakeBroker, log: FakeLog
+    fake_client: Client, fake_kafka: FakeKafka, fake_requests: Requests
 ) -> None:
-    log.append([b"a", b"b"])
-    log.append([b"c", b"d"])
-    async with client.subscribe(TOPIC_LOG, 0, begin_offset="earliest", max_bytes=1) as sub:
+    fake_kafka.append(TOPIC_LOG, 0, [b"a", b"b"])
+    fake_kafka.append(TOPIC_LOG, 0, [b"c", b"d"])
+    async with fake_client.subscribe(TOPIC_LOG, 0, begin_offset="earliest", max_bytes=1) as sub:
         got = await take(sub, 2)
-        metadata_before = sum(1 for r in broker.received if r.api_key == METADATA)
-        log.fetch_errors.append(75)  # UNKNOWN_LEADER_EPOCH: our epoch is ahead of the broker's
+        metadata_before = len(fake_requests.of(MetadataRequest))
+        # Our epoch is ahead of the broker's.
+        unknown = fake_kafka.fail(FetchRequest, UnknownLeaderEpochError, topic=TOPIC_LOG)
         got += await take(sub, 2)
     assert got == [0, 1, 2, 3]
-    assert sum(1 for r in broker.received if r.api_key == METADATA) > metadata_before
+    assert len(unknown.seen) == 1
+    assert len(fake_requests.of(MetadataRequest)) > metadata_before
 
 
-TOPIC_LOG = FakeLog.topic
+TOPIC_LOG = FAKE_TOPIC  # FakeLog's topic, and fake_client's
 
 
 def _debug(logs: TopicLogs) -> list[tuple[int, int, list[tuple[int, int]]]]:

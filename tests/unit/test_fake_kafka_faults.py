@@ -8,9 +8,11 @@ import trio.testing
 
 import trio_brod.admin
 from trio_brod import (
+    BrokerConnectionError,
     ConsumerConfig,
     ProducerConfig,
     RequestTimedOut,
+    Timestamp,
     open_client,
     open_topic_subscriber,
 )
@@ -25,7 +27,7 @@ from trio_brod.protocol.errors import (
 )
 from trio_brod.protocol.records import Record
 from trio_brod.testing import fake_kafka
-from trio_brod.testing.fake import Drop, Fail, Hang, Intercepted, Pass
+from trio_brod.testing.fake import Drop, Fail, Hang, Hold, Intercepted, Pass
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 
@@ -170,3 +172,52 @@ async def test_a_topic_filtered_fail_fails_other_apis_whole(
             await trio_brod.admin.create_topics(client, [NewTopic("t", 1, 1)])
         assert len(control.seen) == 1
         assert "t" not in fake.model.topics  # the request was not served
+
+
+async def test_a_drop_after_serving_writes_and_loses_the_answer(
+    loopback_clock: trio.testing.MockClock,
+) -> None:
+    async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
+        fake.create_topic("t")
+        dropped = fake.control(PRODUCE, Drop(after_serving=True))
+        await client.start_producer("t", ProducerConfig(max_retries=0))
+        with pytest.raises(BrokerConnectionError):
+            await client.produce_sync("t", b"lost answer", partition=0)
+        assert len(dropped.seen) == 1
+        assert fake.log("t", 0).high_watermark == 1  # written all the same
+
+
+async def test_a_held_request_waits_for_its_release(
+    loopback_clock: trio.testing.MockClock,
+) -> None:
+    async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
+        fake.create_topic("t")
+        hold = Hold()
+        held = fake.control(PRODUCE, hold, times=None)
+        await client.start_producer("t")
+        offsets: list[int] = []
+
+        async def produce() -> None:
+            offsets.append(await client.produce_sync("t", b"held", partition=0))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce)
+            await held.wait_seen()
+            await trio.sleep(60)  # Trio's clock: nothing answers it meanwhile
+            assert (offsets, fake.log("t", 0).high_watermark) == ([], 0)
+            hold.release()
+        assert offsets == [0]
+        # Released for good: later requests pass at once.
+        assert await client.produce_sync("t", b"later", partition=0) == 1
+
+
+async def test_append_seeds_a_partition_for_consumers(
+    loopback_clock: trio.testing.MockClock,
+) -> None:
+    async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
+        fake.create_topic("t")
+        assert fake.append("t", 0, [b"a", b"b"], keys=[b"k", None], timestamp=5000) == 0
+        assert fake.append("t", 0, [b"c"]) == 2
+        assert await client.resolve_offset("t", 0, Timestamp(5001)) == 1
+        result = await client.fold("t", 0, 0, lambda m, acc: [*acc, (m.key, m.value)], [])
+        assert result.acc == [(b"k", b"a"), (None, b"b"), (None, b"c")]

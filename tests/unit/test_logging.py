@@ -13,12 +13,14 @@ import trio
 import trio.testing
 
 import trio_brod._net.handshake as handshake_module
-from tests.fakes.cluster import TOPIC, FakeCluster, quick
 from tests.fakes.metadata import cache_with, metadata_answer
-from trio_brod import ClientConfig, ConnectionFailed, open_client
+from trio_brod import ClientConfig, ConnectionFailed, ProducerConfig, open_client
 from trio_brod._cluster import ConnectionPool
 from trio_brod._log import Repeats
 from trio_brod.protocol import MetadataRequest
+from trio_brod.testing.fake import fake_kafka
+
+TOPIC = "orders"
 
 
 def records(caplog: pytest.LogCaptureFixture, name: str) -> list[tuple[int, str]]:
@@ -77,14 +79,16 @@ async def test_a_dead_broker_is_logged_once_then_counted(
 
 
 async def test_a_retry_is_a_warning_naming_the_partition_and_the_recovery_info(
-    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, "trio_brod")
-    cluster = await FakeCluster(brokers=2).start(nursery)
-    async with open_client(cluster.bootstrap[:1]) as client:
-        await client.start_producer(TOPIC, quick())
+    quick = ProducerConfig(retry_backoff=0.01, retry_backoff_max=0.05)
+    async with fake_kafka(brokers=2) as fake, open_client(fake.bootstrap_servers[:1]) as client:
+        fake.create_topic(TOPIC, replication_factor=2)
+        assert fake.model.partition(TOPIC, 0).leader == 1
+        await client.start_producer(TOPIC, quick)
         assert await client.produce_sync(TOPIC, b"a", partition=0) == 0
-        cluster.leaders[0] = 2  # broker 1 now answers NOT_LEADER_OR_FOLLOWER
+        fake.move_leader(TOPIC, 0, 2)  # broker 1 now answers NOT_LEADER_OR_FOLLOWER
         assert await client.produce_sync(TOPIC, b"b", partition=0) == 1
     produced = records(caplog, "trio_brod.producer")
     assert produced[0][0] == logging.WARNING
@@ -93,7 +97,7 @@ async def test_a_retry_is_a_warning_naming_the_partition_and_the_recovery_info(
     assert produced[-1] == (logging.INFO, f"{TOPIC}[0]: producing again (after 1 failures)")
     # The leader move itself, as the metadata cache saw it.
     moves = records(caplog, "trio_brod.metadata")
-    assert (logging.INFO, f"leader of {TOPIC}[0] moved from broker 1 to 2") in moves
+    assert (logging.INFO, f"leader of {TOPIC}[0] moved from broker 1 to 2 (epoch 1)") in moves
 
 
 async def test_a_leader_move_is_info(

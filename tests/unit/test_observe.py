@@ -1,12 +1,12 @@
 """trio_brod.observe without a broker: traceparent values, hook dispatch, the hooks and
-OpenTelemetry data of the producer (fake cluster) and the topic subscriber (fake log)."""
+OpenTelemetry data of the producer and the topic subscriber (both against the fake Kafka)."""
 
 from __future__ import annotations
 
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -18,10 +18,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 
 import trio_brod._net.handshake as handshake_module
-from tests.fakes.broker import FakeBroker
-from tests.fakes.cluster import NOT_ENOUGH_REPLICAS, TOPIC, FakeCluster, quick
-from tests.fakes.log import FakeLog
 from tests.otel import Otel, install
+from tests.produced import NOT_ENOUGH_REPLICAS, TOPIC, Produced, quick, serving
+from tests.unit.conftest import FAKE_TOPIC
 from trio_brod import (
     Client,
     ClientConfig,
@@ -41,7 +40,8 @@ from trio_brod.observe.traceparent import (
     parse_traceparent,
 )
 from trio_brod.protocol.errors import NotEnoughReplicasError
-from trio_brod.protocol.records import Record, encode_batch
+from trio_brod.protocol.records import Record
+from trio_brod.testing.fake import FakeKafka, fake_kafka
 
 # ------------------------------------------------------------------------- traceparent
 
@@ -195,16 +195,17 @@ async def test_handlers_are_timed_only_when_observed(
     assert all(e.duration >= 0 for e in handled)
 
 
-# -------------------------------------------------------------- producer (fake cluster)
+# -------------------------------------------------------------- producer (fake Kafka)
 
 
 @pytest.fixture
-async def cluster(nursery: trio.Nursery) -> FakeCluster:
-    return await FakeCluster().start(nursery)
+async def cluster() -> AsyncIterator[Produced]:
+    async with serving() as produced:
+        yield produced
 
 
 async def test_produce_batches_and_retries_reach_hooks(
-    cluster: FakeCluster, recorder: Recorder
+    cluster: Produced, recorder: Recorder
 ) -> None:
     cluster.actions.extend([NOT_ENOUGH_REPLICAS] * 2)
     async with open_client(cluster.bootstrap) as client:
@@ -231,16 +232,15 @@ async def test_produce_batches_and_retries_reach_hooks(
     assert len(recorder.of(observe.ConnectionClosed)) == len(opened)
 
 
-async def test_a_clients_hooks_see_its_events_only(nursery: trio.Nursery) -> None:
-    # Two clients side by side, each on its own fake cluster (so their connections differ),
+async def test_a_clients_hooks_see_its_events_only() -> None:
+    # Two clients side by side, each on its own fake Kafka (so their connections differ),
     # each with a hook of its own, and one hook for the whole process.
-    first, second = FakeCluster(), FakeCluster()
-    await first.start(nursery)
-    await second.start(nursery)
     everyone, mine, theirs = Recorder(), Recorder(), Recorder()
     remove_everyone = observe.add_hook(everyone)
     try:
         async with (
+            serving() as first,
+            serving() as second,
             open_client(first.bootstrap, hooks=[mine]) as one,
             open_client(second.bootstrap) as other,
         ):
@@ -274,7 +274,7 @@ async def test_a_clients_hooks_see_its_events_only(nursery: trio.Nursery) -> Non
 
 
 async def test_a_process_wide_hook_added_later_reaches_running_clients(
-    cluster: FakeCluster,
+    cluster: Produced,
 ) -> None:
     recorder = Recorder()
     async with open_client(cluster.bootstrap) as client:
@@ -291,7 +291,7 @@ async def test_a_process_wide_hook_added_later_reaches_running_clients(
     assert [e.base_offset for e in recorder.of(observe.Produced)] == [1]
 
 
-async def test_requests_sent_and_answered_carry_their_sizes(cluster: FakeCluster) -> None:
+async def test_requests_sent_and_answered_carry_their_sizes(cluster: Produced) -> None:
     recorder = Recorder()
     async with open_client(cluster.bootstrap, hooks=[recorder]) as client:
         await client.get_metadata([TOPIC])
@@ -313,7 +313,7 @@ async def test_requests_sent_and_answered_carry_their_sizes(cluster: FakeCluster
 
 
 async def test_with_no_hook_the_workers_do_not_call_the_emit_functions(
-    monkeypatch: pytest.MonkeyPatch, cluster: FakeCluster
+    monkeypatch: pytest.MonkeyPatch, cluster: Produced
 ) -> None:
     called: list[str] = []
     monkeypatch.setattr(_hooks.state, "hooks", ())  # not even OpenTelemetry's
@@ -343,7 +343,7 @@ async def test_with_no_hook_the_workers_do_not_call_the_emit_functions(
     assert {"connection_opened", "request_sent", "produced"} <= set(called)
 
 
-async def test_produce_metrics_and_spans(cluster: FakeCluster, otel: Otel) -> None:
+async def test_produce_metrics_and_spans(cluster: Produced, otel: Otel) -> None:
     attributes = {
         "messaging.system": "kafka",
         "messaging.destination.name": TOPIC,
@@ -366,7 +366,7 @@ async def test_produce_metrics_and_spans(cluster: FakeCluster, otel: Otel) -> No
     assert sorted(s.attributes["messaging.kafka.offset"] for s in spans) == [0, 1, 2, 3]
 
 
-async def test_traceparent_headers_only_when_asked(cluster: FakeCluster, otel: Otel) -> None:
+async def test_traceparent_headers_only_when_asked(cluster: Produced, otel: Otel) -> None:
     tracer = trace.get_tracer("test")
     async with open_client(cluster.bootstrap) as client:
         with tracer.start_as_current_span("app") as span:
@@ -392,9 +392,9 @@ async def test_traceparent_headers_only_when_asked(cluster: FakeCluster, otel: O
     }
 
 
-# ------------------------------------------------------------ subscriber (fake log)
+# ------------------------------------------------------------ subscriber (fake Kafka)
 
-SUBSCRIBED = FakeLog.topic
+SUBSCRIBED = FAKE_TOPIC
 APP_TRACE = (0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, 1)
 #: Headers a producer may have written: only the first is a traceparent to link to.
 ODD_HEADERS: list[list[tuple[str, bytes | None]]] = [
@@ -407,14 +407,14 @@ ODD_HEADERS: list[list[tuple[str, bytes | None]]] = [
 ]
 
 
-def append_with_headers(log: FakeLog, headers: list[list[tuple[str, bytes | None]]]) -> None:
-    records = [(1_000 + i, None, b"m%d" % i, h) for i, h in enumerate(headers)]
-    log.append_raw(encode_batch(records, base_offset=log.end))
+def append_with_headers(fake: FakeKafka, headers: list[list[tuple[str, bytes | None]]]) -> None:
+    values = [b"m%d" % i for i in range(len(headers))]
+    fake.append(SUBSCRIBED, 0, values, headers=headers, timestamp=1_000)
 
 
 @pytest.mark.parametrize("message_type", ["message", "message_set"])
 async def test_subscriber_metrics_spans_and_links(
-    client: Client, log: FakeLog, otel: Otel, recorder: Recorder, message_type: Any
+    fake_client: Client, fake_kafka: FakeKafka, otel: Otel, recorder: Recorder, message_type: Any
 ) -> None:
     handled: list[int] = []
     done = trio.Event()
@@ -430,16 +430,16 @@ async def test_subscriber_metrics_spans_and_links(
     }
     consumed_before = otel.total("messaging.client.consumed.messages", **partition_attributes)
     timed_before = otel.count("messaging.process.duration", **partition_attributes)
-    append_with_headers(log, ODD_HEADERS)
+    append_with_headers(fake_kafka, ODD_HEADERS)
     config = ConsumerConfig(begin_offset="earliest", trace_context=True)
-    await client.start_consumer(SUBSCRIBED)
+    await fake_client.start_consumer(SUBSCRIBED)
     async with open_topic_subscriber(
-        client, SUBSCRIBED, handle, message_type=message_type, consumer_config=config
+        fake_client, SUBSCRIBED, handle, message_type=message_type, consumer_config=config
     ) as subscriber:
         with trio.fail_after(10):
             await done.wait()
         assert subscriber.lag() == {0: 0}
-        assert (await client.get_consumer(SUBSCRIBED, 0)).lag == 0
+        assert (await fake_client.get_consumer(SUBSCRIBED, 0)).lag == 0
     assert handled == list(range(len(ODD_HEADERS)))
     delivered = recorder.of(observe.Delivered)
     assert sum(e.count for e in delivered) == len(ODD_HEADERS)
@@ -463,16 +463,18 @@ async def test_subscriber_metrics_spans_and_links(
     assert links == [APP_TRACE]  # the one valid traceparent; the odd ones are skipped
 
 
-async def test_no_links_unless_the_consumer_asks(client: Client, log: FakeLog, otel: Otel) -> None:
+async def test_no_links_unless_the_consumer_asks(
+    fake_client: Client, fake_kafka: FakeKafka, otel: Otel
+) -> None:
     done = trio.Event()
 
     async def handle(partition: int, message: Record) -> None:
         done.set()
 
-    append_with_headers(log, ODD_HEADERS[:1])
-    await client.start_consumer(SUBSCRIBED)
+    append_with_headers(fake_kafka, ODD_HEADERS[:1])
+    await fake_client.start_consumer(SUBSCRIBED)
     config = ConsumerConfig(begin_offset="earliest")
-    async with open_topic_subscriber(client, SUBSCRIBED, handle, consumer_config=config):
+    async with open_topic_subscriber(fake_client, SUBSCRIBED, handle, consumer_config=config):
         with trio.fail_after(10):
             await done.wait()
     spans = otel.spans(f"process {SUBSCRIBED}")
@@ -499,13 +501,13 @@ def test_handler_spans_take_any_headers(messages: list[Any]) -> None:
 
 
 async def test_lag_counts_from_the_first_unacknowledged_message(
-    client: Client, log: FakeLog
+    fake_client: Client, fake_kafka: FakeKafka
 ) -> None:
-    log.append([b"m%d" % i for i in range(10)])
-    await client.start_consumer(SUBSCRIBED)
-    consumer = await client.get_consumer(SUBSCRIBED, 0)
+    fake_kafka.append(SUBSCRIBED, 0, [b"m%d" % i for i in range(10)])
+    await fake_client.start_consumer(SUBSCRIBED)
+    consumer = await fake_client.get_consumer(SUBSCRIBED, 0)
     assert consumer.lag is None  # nobody subscribed
-    async with client.subscribe(SUBSCRIBED, 0, begin_offset=2, prefetch_count=3) as sub:
+    async with fake_client.subscribe(SUBSCRIBED, 0, begin_offset=2, prefetch_count=3) as sub:
         with trio.fail_after(10):
             first = await sub.receive()
         assert first.high_watermark == 10
@@ -513,7 +515,7 @@ async def test_lag_counts_from_the_first_unacknowledged_message(
         sub.ack(first.high_offset)
         assert sub.lag == 10 - (first.high_offset + 1)
         assert consumer.lag == sub.lag
-        log.append([b"m10", b"m11"])
+        fake_kafka.append(SUBSCRIBED, 0, [b"m10", b"m11"])
         while True:  # the high watermark moves with the next fetch
             with trio.fail_after(10):
                 message_set = await sub.receive()
@@ -593,7 +595,7 @@ async def test_a_dead_broker_fails_connections_counted(
     assert recorder.of(observe.ConnectionOpened) == []
 
 
-async def test_records_waiting_in_and_on_the_wire(cluster: FakeCluster, otel: Otel) -> None:
+async def test_records_waiting_in_and_on_the_wire(cluster: Produced, otel: Otel) -> None:
     def waiting(state: str) -> int:
         points = otel.points(
             "trio_brod.producer.records",
@@ -607,8 +609,7 @@ async def test_records_waiting_in_and_on_the_wire(cluster: FakeCluster, otel: Ot
         cluster.hold()
         receipts = [await client.produce(TOPIC, b"x" * 50, partition=0) for _ in range(6)]
         with trio.fail_after(10):
-            while not cluster.sent:  # noqa: ASYNC110 (the fake broker has no event for it)
-                await trio.sleep(0.01)
+            await cluster.wait_sent()
         on_wire = cluster.sent[0].values
         assert waiting("on_wire") == len(on_wire)
         assert waiting("buffered") == 6 - len(on_wire)
@@ -654,20 +655,17 @@ def test_consuming_fuzzed_headers_never_fails(
             if len(handled) == len(headers):
                 done.set()
 
-        async with trio.open_nursery() as nursery:
-            broker: FakeBroker = await nursery.start(FakeBroker().serve)
-            log = FakeLog()
-            log.serve(broker)
-            append_with_headers(log, headers)
+        async with fake_kafka() as fake:
+            fake.create_topic(SUBSCRIBED)
+            append_with_headers(fake, headers)
             config = ConsumerConfig(begin_offset="earliest", trace_context=True)
-            async with open_client([broker.address]) as client:
+            async with open_client(fake.bootstrap_servers) as client:
                 await client.start_consumer(SUBSCRIBED)
                 async with open_topic_subscriber(
                     client, SUBSCRIBED, handle, consumer_config=config
                 ):
                     with trio.fail_after(10):
                         await done.wait()
-            nursery.cancel_scope.cancel()
         assert handled == list(range(len(headers)))
         return [span.links for span in installed.spans(f"process {SUBSCRIBED}")]
 

@@ -1,11 +1,11 @@
-"""The producer's own behaviour, against scripted fake brokers (no Kafka needed).
+"""The producer's own behaviour, against the fake Kafka (no Kafka needed).
 
 What a real broker does on its own (compression, headers, partitioning, failover) is tested
-against real Kafka in ``tests/integration/test_producer*.py``. Here a small fake cluster
-(``tests/fakes/cluster.py``) answers Metadata, InitProducerId and Produce, keeps one shared
-log per partition, checks idempotent sequence numbers the way a broker does, and lets each
-test script what goes wrong: an error code, a response that never comes, a connection that
-breaks before or after the append, a leader that moves.
+against real Kafka in ``tests/integration/test_producer*.py``. Here the fake Kafka
+(:mod:`trio_brod.testing.fake`) answers Metadata, InitProducerId and Produce, keeps one log
+per partition and checks idempotent sequence numbers as a broker does, and each test
+scripts what goes wrong (``tests/produced.py``): an error, a response that never comes, a
+connection that breaks before or after the append, a leader that moves.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import gc
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, cast
 
 import pytest
@@ -24,18 +24,23 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fakes.cluster import (
+from tests.heap import alive
+from tests.produce_batch_cases import NOW, batch_outcome, odd_messages, plain_messages
+from tests.produced import (
+    APPEND_THEN_HANG_UP,
+    HANG_UP,
+    IGNORE,
     INVALID_EPOCH,
     INVALID_RECORD,
     NOT_ENOUGH_REPLICAS,
     OUT_OF_ORDER,
     TOPIC,
     UNKNOWN_PRODUCER,
-    FakeCluster,
+    Produced,
+    Scripted,
     quick,
+    serving,
 )
-from tests.heap import alive
-from tests.produce_batch_cases import NOW, batch_outcome, odd_messages, plain_messages
 from tests.task_tree import count_tasks
 from trio_brod import (
     ClientClosed,
@@ -52,11 +57,16 @@ from trio_brod._net.pending import Part, PendingResponse
 from trio_brod.producer import PartitionProducer
 from trio_brod.producer import worker as producer_module
 from trio_brod.producer._buffer import Call, WireBatch
-from trio_brod.protocol import (
-    ProduceResponse,
-)
+from trio_brod.protocol import InitProducerIdRequest, ProduceResponse
 from trio_brod.protocol import records as records_module
-from trio_brod.protocol.errors import InvalidRecordError, KafkaError, NotEnoughReplicasError
+from trio_brod.protocol.errors import (
+    ClusterAuthorizationFailedError,
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
+    InvalidRecordError,
+    KafkaError,
+    NotEnoughReplicasError,
+)
 from trio_brod.protocol.records import (
     Compression,
     decode_batches,
@@ -66,8 +76,9 @@ from trio_brod.protocol.records import (
 
 
 @pytest.fixture
-async def cluster(nursery: trio.Nursery) -> FakeCluster:
-    return await FakeCluster().start(nursery)
+async def cluster() -> AsyncIterator[Produced]:
+    async with serving() as produced:
+        yield produced
 
 
 def numbered(count: int, start: int = 0) -> list[bytes]:
@@ -123,7 +134,7 @@ def test_config_defaults() -> None:
 # ------------------------------------------------------------------------------ basics
 
 
-async def test_produce_then_leave_the_block_delivers(cluster: FakeCluster) -> None:
+async def test_produce_then_leave_the_block_delivers(cluster: Produced) -> None:
     # Leaving the block right after produce: the worker still has to look up the leader and
     # connect while the client closes. That must deliver, not fail with ClientClosed.
     async with open_client(cluster.bootstrap) as client:
@@ -133,7 +144,7 @@ async def test_produce_then_leave_the_block_delivers(cluster: FakeCluster) -> No
     assert cluster.values() == [b"only"]
 
 
-async def test_offsets_and_order(cluster: FakeCluster) -> None:
+async def test_offsets_and_order(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
         receipts = [await client.produce(TOPIC, value, partition=0) for value in numbered(50)]
@@ -144,7 +155,7 @@ async def test_offsets_and_order(cluster: FakeCluster) -> None:
     assert cluster.values() == [*numbered(50), b"b0", b"b1", b"last"]
 
 
-async def test_auto_start_producers_uses_the_default_config(cluster: FakeCluster) -> None:
+async def test_auto_start_producers_uses_the_default_config(cluster: Produced) -> None:
     config = ClientConfig(
         auto_start_producers=True,
         default_producer_config=ProducerConfig(required_acks=1),
@@ -158,21 +169,21 @@ async def test_auto_start_producers_uses_the_default_config(cluster: FakeCluster
     assert cluster.sent[0].producer_id == -1  # acks=1: no idempotence
 
 
-async def test_partitions_added_to_the_topic_are_used(cluster: FakeCluster) -> None:
+async def test_partitions_added_to_the_topic_are_used(cluster: Produced) -> None:
     def last(topic: str, count: int, key: bytes | None, value: bytes | None) -> int:
         return count - 1
 
     async with open_client(cluster.bootstrap, metadata_max_age=0.1) as client:
         await client.start_producer(TOPIC)
         assert (await client.produce_sync(TOPIC, b"a", partitioner=last)) == 0
-        cluster.leaders[1], cluster.logs[1] = 1, []  # the topic grows a partition
+        cluster.fake.model.create_partitions(TOPIC, 2)  # the topic grows a partition
         await trio.sleep(0.3)
         receipt = await client.produce(TOPIC, b"b", partitioner=last)
         assert (receipt.partition, await receipt) == (1, 0)
     assert (cluster.values(0), cluster.values(1)) == ([b"a"], [b"b"])
 
 
-async def test_bad_input_is_refused_at_once(cluster: FakeCluster) -> None:
+async def test_bad_input_is_refused_at_once(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
         with pytest.raises(TypeError, match="value"):
@@ -198,7 +209,7 @@ async def test_bad_input_is_refused_at_once(cluster: FakeCluster) -> None:
     assert cluster.sent == []
 
 
-async def test_bad_input_is_named_before_the_partitioner_runs(cluster: FakeCluster) -> None:
+async def test_bad_input_is_named_before_the_partitioner_runs(cluster: Produced) -> None:
     # A bad key used to fail inside murmur2 ("a bytes-like object is required, not 'int'").
     asked: list[object] = []
 
@@ -244,7 +255,7 @@ async def test_bad_input_is_named_before_the_partitioner_runs(cluster: FakeClust
     assert cluster.sent == []
 
 
-async def test_int_subclass_timestamps_are_taken_as_plain_ints(cluster: FakeCluster) -> None:
+async def test_int_subclass_timestamps_are_taken_as_plain_ints(cluster: Produced) -> None:
     class Millis(int):
         pass
 
@@ -257,7 +268,7 @@ async def test_int_subclass_timestamps_are_taken_as_plain_ints(cluster: FakeClus
 
 
 async def test_buffers_changed_after_the_call_do_not_change_what_is_sent(
-    cluster: FakeCluster,
+    cluster: Produced,
 ) -> None:
     # What the caller passed at the moment of the call is what is sent (as Java serialises
     # at send()): keys, values and header values given as bytearray or memoryview are
@@ -314,7 +325,7 @@ async def test_buffers_changed_after_the_call_do_not_change_what_is_sent(
     ("seconds", "ms"), [(1.001, 1001), (2.007, 2007), (0.0004, 1), (10, 10000)]
 )
 async def test_ack_timeout_goes_on_the_wire_to_the_nearest_ms(
-    cluster: FakeCluster, seconds: float, ms: int
+    cluster: Produced, seconds: float, ms: int
 ) -> None:
     # Truncated, 1.001 s was 1000 ms (the float product is 1000.9999999999999) and
     # 0.0004 s was 0 ms, which asks the broker not to wait for the replicas at all.
@@ -329,7 +340,7 @@ def test_ack_timeout_in_whole_ms_is_kept_exactly(ms: int) -> None:
     assert producer_module.ack_timeout_ms(ms / 1000) == ms
 
 
-async def test_message_too_large_names_size_and_limit(cluster: FakeCluster) -> None:
+async def test_message_too_large_names_size_and_limit(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, ProducerConfig(max_request_size=1000))
         with pytest.raises(MessageTooLarge, match=r"about \d+ bytes, over max_request_size=1000"):
@@ -372,7 +383,7 @@ async def produce_until_stuck(
     return accepted, receipts
 
 
-async def test_back_pressure_blocks_and_is_cancellable(cluster: FakeCluster) -> None:
+async def test_back_pressure_blocks_and_is_cancellable(cluster: Produced) -> None:
     config = ProducerConfig(partition_buffer_limit=3, max_batch_size=100, required_acks=1)
     cluster.hold()
     async with open_client(cluster.bootstrap) as client:
@@ -414,7 +425,7 @@ async def _fill_until_blocked(client: Any, values: list[bytes]) -> list[Delivery
     return receipts
 
 
-async def test_back_pressure_counts_bytes(cluster: FakeCluster) -> None:
+async def test_back_pressure_counts_bytes(cluster: Produced) -> None:
     # Many calls fit the call limit; the byte limit is what stops them.
     config = _byte_bound_config(limit_in_messages=4)
     cluster.hold()
@@ -430,7 +441,7 @@ async def test_back_pressure_counts_bytes(cluster: FakeCluster) -> None:
     assert cluster.values() == accepted
 
 
-async def test_a_call_larger_than_the_byte_limit_goes_alone(cluster: FakeCluster) -> None:
+async def test_a_call_larger_than_the_byte_limit_goes_alone(cluster: Produced) -> None:
     config = ProducerConfig(required_acks=1, partition_buffer_bytes=1000)
     big = [(None, b"%03d" % i + b"y" * 97) for i in range(50)]  # about 6 KB of records
     async with open_client(cluster.bootstrap) as client:
@@ -440,7 +451,7 @@ async def test_a_call_larger_than_the_byte_limit_goes_alone(cluster: FakeCluster
     assert cluster.values() == [value for _, value in big] * 2
 
 
-async def test_byte_waiters_go_first_come_first_served(cluster: FakeCluster) -> None:
+async def test_byte_waiters_go_first_come_first_served(cluster: Produced) -> None:
     value = b"v" * 100
     cluster.hold()
     async with open_client(cluster.bootstrap) as client:
@@ -470,7 +481,7 @@ async def test_byte_waiters_go_first_come_first_served(cluster: FakeCluster) -> 
     assert cluster.values()[6:] == [b"a0" + value, b"a1" + value, b"a2" + value, b"b" + value]
 
 
-async def test_a_cancelled_byte_waiter_lets_the_next_one_in(cluster: FakeCluster) -> None:
+async def test_a_cancelled_byte_waiter_lets_the_next_one_in(cluster: Produced) -> None:
     value = b"v" * 100
     cluster.hold()
     async with open_client(cluster.bootstrap) as client:
@@ -507,7 +518,7 @@ async def _run_in(scope: trio.CancelScope, function: Callable[[], Any]) -> None:
         await function()
 
 
-async def test_closing_wakes_byte_waiters_with_producer_closed(cluster: FakeCluster) -> None:
+async def test_closing_wakes_byte_waiters_with_producer_closed(cluster: Produced) -> None:
     value = b"v" * 100
     cluster.hold()
     async with open_client(cluster.bootstrap) as client:
@@ -533,7 +544,7 @@ async def test_closing_wakes_byte_waiters_with_producer_closed(cluster: FakeClus
         cluster.release()
 
 
-async def test_calls_in_flight_are_hidden_from_the_collector(cluster: FakeCluster) -> None:
+async def test_calls_in_flight_are_hidden_from_the_collector(cluster: Produced) -> None:
     # With the C extension, the cycle collector does not walk calls the producer holds.
     in_flight_tracked = records_module.IMPLEMENTATION != "c"
     cluster.hold()
@@ -554,7 +565,7 @@ async def test_calls_in_flight_are_hidden_from_the_collector(cluster: FakeCluste
         assert all(gc.is_tracked(r) for r in [*receipts, batch])
 
 
-async def test_failed_calls_are_left_to_the_collector_again(cluster: FakeCluster) -> None:
+async def test_failed_calls_are_left_to_the_collector_again(cluster: Produced) -> None:
     # A failed receipt holds its error, whose traceback may lead back to it: the collector
     # must see it again.
     cluster.hold()
@@ -571,7 +582,7 @@ async def test_failed_calls_are_left_to_the_collector_again(cluster: FakeCluster
         cluster.release()
 
 
-async def test_an_idle_producer_keeps_nothing_it_sent(cluster: FakeCluster) -> None:
+async def test_an_idle_producer_keeps_nothing_it_sent(cluster: Produced) -> None:
     # Once acknowledged, a batch is the receipts' business only: an idle partition worker,
     # its connection's writer and reader must not keep the last batch, request or response
     # (with their records and bytes) alive until the next message comes. (Not counted:
@@ -589,7 +600,7 @@ async def test_an_idle_producer_keeps_nothing_it_sent(cluster: FakeCluster) -> N
         assert alive(*kinds) == before
 
 
-async def test_a_producer_idle_after_a_retry_keeps_nothing_it_sent(cluster: FakeCluster) -> None:
+async def test_a_producer_idle_after_a_retry_keeps_nothing_it_sent(cluster: Produced) -> None:
     # The broker closed the idle connection (as Kafka does after connections.max.idle.ms),
     # so the next batch could not be sent and went again over a new one. The error that
     # made the worker reconnect, and through its traceback the batch it was raised over,
@@ -600,11 +611,12 @@ async def test_a_producer_idle_after_a_retry_keeps_nothing_it_sent(cluster: Fake
         await trio.testing.wait_all_tasks_blocked()
         before = alive(*kinds)
         assert await (await client.produce(TOPIC, b"a", partition=0)) == 0
-        await cluster.brokers[0].hang_up_all()
+        await cluster.fake.stop_broker(1)  # every connection closed
+        await cluster.fake.start_broker(1)
         await trio.testing.wait_all_tasks_blocked()
-        connections = cluster.brokers[0].connections
+        connections = cluster.connections
         assert await (await client.produce(TOPIC, b"b", partition=0)) == 1
-        assert cluster.brokers[0].connections > connections  # it did go again
+        assert cluster.connections > connections  # it did go again
         await trio.testing.wait_all_tasks_blocked()
         assert alive(*kinds) == before
 
@@ -612,7 +624,7 @@ async def test_a_producer_idle_after_a_retry_keeps_nothing_it_sent(cluster: Fake
 # ------------------------------------------------------------------------------ closing
 
 
-async def test_leaving_the_block_flushes(cluster: FakeCluster, nursery: trio.Nursery) -> None:
+async def test_leaving_the_block_flushes(cluster: Produced, nursery: trio.Nursery) -> None:
     cluster.hold()
 
     async def release_later() -> None:
@@ -627,8 +639,8 @@ async def test_leaving_the_block_flushes(cluster: FakeCluster, nursery: trio.Nur
     assert cluster.values() == numbered(20)
 
 
-async def test_flush_timeout_bounds_the_close(cluster: FakeCluster) -> None:
-    cluster.actions.extend(["ignore"] * 10)
+async def test_flush_timeout_bounds_the_close(cluster: Produced) -> None:
+    cluster.actions.extend([IGNORE] * 10)
     before = count_tasks()
     start = trio.current_time()
     async with open_client(cluster.bootstrap) as client:
@@ -641,7 +653,7 @@ async def test_flush_timeout_bounds_the_close(cluster: FakeCluster) -> None:
     assert count_tasks() == before
 
 
-async def test_cancelling_the_block_fails_receipts_clearly(cluster: FakeCluster) -> None:
+async def test_cancelling_the_block_fails_receipts_clearly(cluster: Produced) -> None:
     cluster.hold()
     before = count_tasks()
     receipts: list[DeliveryReceipt] = []
@@ -659,7 +671,7 @@ async def test_cancelling_the_block_fails_receipts_clearly(cluster: FakeCluster)
     cluster.release()
 
 
-async def test_closed_producer_refuses_messages(cluster: FakeCluster) -> None:
+async def test_closed_producer_refuses_messages(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
         producer = await client.get_producer(TOPIC, 0)
@@ -672,22 +684,23 @@ async def test_closed_producer_refuses_messages(cluster: FakeCluster) -> None:
         await producer.produce(b"later")
 
 
-async def test_stop_then_start_again_continues_the_sequence(cluster: FakeCluster) -> None:
+async def test_stop_then_start_again_continues_the_sequence(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
         await client.produce_sync(TOPIC, b"a", partition=0)
         await client.stop_producer(TOPIC)
         await client.start_producer(TOPIC)
         await client.produce_sync(TOPIC, b"b", partition=0)
+    pid = cluster.sent[0].producer_id
     assert [(s.producer_id, s.epoch, s.base_sequence) for s in cluster.sent] == [
-        (1000, 0, 0),
-        (1000, 0, 1),
+        (pid, 0, 0),
+        (pid, 0, 1),
     ]
     assert cluster.init_producer_id_calls == 1
 
 
 async def test_a_producer_stopped_with_a_batch_unanswered_leaves_a_new_epoch(
-    cluster: FakeCluster,
+    cluster: Produced,
 ) -> None:
     # The flush times out with a batch on the wire, which the broker then refuses: its
     # sequence numbers are a gap. The next producer of the partition starts a new epoch at
@@ -702,8 +715,7 @@ async def test_a_producer_stopped_with_a_batch_unanswered_leaves_a_new_epoch(
         await trio.testing.wait_all_tasks_blocked(0.1)
         await client.stop_producer(TOPIC)
         assert isinstance(lost.exception(), ProducerClosed)
-        cluster.actions.append(NOT_ENOUGH_REPLICAS)
-        cluster.release()
+        cluster.release(NOT_ENOUGH_REPLICAS)
         await client.start_producer(TOPIC, config)
         assert await client.produce_sync(TOPIC, b"b", partition=0) == 1
     assert [(s.epoch, s.base_sequence, s.values) for s in cluster.sent] == [
@@ -717,7 +729,7 @@ async def test_a_producer_stopped_with_a_batch_unanswered_leaves_a_new_epoch(
 # ------------------------------------------------------------------------------ receipts
 
 
-async def test_callbacks_run_and_a_raising_one_surfaces(cluster: FakeCluster) -> None:
+async def test_callbacks_run_and_a_raising_one_surfaces(cluster: Produced) -> None:
     seen: list[tuple[int, int]] = []
 
     def record(receipt: DeliveryReceipt) -> None:
@@ -762,7 +774,7 @@ async def test_callbacks_run_and_a_raising_one_surfaces(cluster: FakeCluster) ->
 # ------------------------------------------------------------------------------ failures
 
 
-async def test_retries_exhausted_fail_with_the_brokers_error(cluster: FakeCluster) -> None:
+async def test_retries_exhausted_fail_with_the_brokers_error(cluster: Produced) -> None:
     cluster.actions.extend([NOT_ENOUGH_REPLICAS] * 3)
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, quick(max_retries=2))
@@ -777,7 +789,7 @@ async def test_retries_exhausted_fail_with_the_brokers_error(cluster: FakeCluste
     assert cluster.values() == [b"next"]
 
 
-async def test_a_retry_succeeds_within_max_retries(cluster: FakeCluster) -> None:
+async def test_a_retry_succeeds_within_max_retries(cluster: Produced) -> None:
     cluster.actions.extend([NOT_ENOUGH_REPLICAS] * 2)
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, quick(max_retries=2))
@@ -785,7 +797,7 @@ async def test_a_retry_succeeds_within_max_retries(cluster: FakeCluster) -> None
     assert len(cluster.sent) == 3
 
 
-async def test_non_retriable_error_fails_at_once(cluster: FakeCluster) -> None:
+async def test_non_retriable_error_fails_at_once(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, quick(max_retries=5))
         assert await client.produce_sync(TOPIC, b"first", partition=0) == 0
@@ -803,7 +815,7 @@ async def test_non_retriable_error_fails_at_once(cluster: FakeCluster) -> None:
 
 
 async def test_batches_behind_one_given_up_are_renumbered_not_refused(
-    cluster: FakeCluster,
+    cluster: Produced,
 ) -> None:
     # Too few in-sync replicas for a while (the broker refuses before appending), with five
     # one-message batches in flight. Those out of retries fail with the broker's error, all
@@ -818,8 +830,9 @@ async def test_batches_behind_one_given_up_are_renumbered_not_refused(
         cluster.hold()
         receipts = [await client.produce(TOPIC, v, partition=0) for v in numbered(10)]
         await trio.testing.wait_all_tasks_blocked(0.1)
-        cluster.actions.extend([NOT_ENOUGH_REPLICAS] * 22)
-        cluster.release()
+        # The held request, and the next 21.
+        cluster.actions.extend([NOT_ENOUGH_REPLICAS] * 21)
+        cluster.release(NOT_ENOUGH_REPLICAS)
         outcomes = []
         for receipt in receipts:
             with contextlib.suppress(NotEnoughReplicasError):
@@ -838,12 +851,12 @@ async def test_batches_behind_one_given_up_are_renumbered_not_refused(
 
 
 async def test_waiting_out_the_reconnect_cool_down_is_not_a_retry(
-    cluster: FakeCluster,
+    cluster: Produced, loopback_clock: trio.testing.MockClock
 ) -> None:
     # The request times out, so its connection is closed and the broker is in the client's
     # reconnect cool-down when the retry is due (its backoff is shorter). Waiting that out
     # is not an attempt: with one retry allowed, the retry is really sent, and succeeds.
-    cluster.actions.append("ignore")
+    cluster.actions.append(IGNORE)
     async with open_client(
         cluster.bootstrap, request_timeout=0.2, reconnect_cool_down=0.5
     ) as client:
@@ -853,15 +866,14 @@ async def test_waiting_out_the_reconnect_cool_down_is_not_a_retry(
     assert [s.values for s in cluster.sent] == [[b"v"], [b"v"]]
 
 
-async def test_not_leader_moves_to_the_new_leader_in_order(nursery: trio.Nursery) -> None:
-    cluster = await FakeCluster(brokers=2).start(nursery)
+async def test_not_leader_moves_to_the_new_leader_in_order() -> None:
     config = quick(partition_onwire_limit=5, max_batch_size=30)
-    async with open_client(cluster.bootstrap[:1]) as client:
+    async with serving(brokers=2) as cluster, open_client(cluster.bootstrap[:1]) as client:
         await client.start_producer(TOPIC, config)
         first = [await client.produce(TOPIC, v, partition=0) for v in numbered(10)]
         assert [await r for r in first] == list(range(10))
         metadata_calls = cluster.metadata_calls
-        cluster.leaders[0] = 2  # broker 1 now answers NOT_LEADER_OR_FOLLOWER
+        cluster.fake.move_leader(TOPIC, 0, 2)  # broker 1 now answers NOT_LEADER_OR_FOLLOWER
         rest = [await client.produce(TOPIC, v, partition=0) for v in numbered(40, 10)]
         assert [await r for r in rest] == list(range(10, 50))
     assert cluster.values() == numbered(50)
@@ -872,8 +884,8 @@ async def test_not_leader_moves_to_the_new_leader_in_order(nursery: trio.Nursery
     assert moved == numbered(40, 10)
 
 
-async def test_lost_connection_before_the_append_is_retried(cluster: FakeCluster) -> None:
-    cluster.actions.append("hang_up")
+async def test_lost_connection_before_the_append_is_retried(cluster: Produced) -> None:
+    cluster.actions.append(HANG_UP)
     async with open_client(cluster.bootstrap, reconnect_cool_down=0) as client:
         await client.start_producer(TOPIC, quick())
         assert await client.produce_sync(TOPIC, b"v", partition=0) == 0
@@ -881,10 +893,10 @@ async def test_lost_connection_before_the_append_is_retried(cluster: FakeCluster
     assert len(cluster.sent) == 2
 
 
-async def test_lost_response_after_the_append_writes_once(cluster: FakeCluster) -> None:
+async def test_lost_response_after_the_append_writes_once(cluster: Produced) -> None:
     # The broker wrote the batch but the answer never came: the retry is recognised by its
     # sequence numbers and answered with the original offset, not written again.
-    cluster.actions.append("append_then_hang_up")
+    cluster.actions.append(APPEND_THEN_HANG_UP)
     async with open_client(cluster.bootstrap, reconnect_cool_down=0) as client:
         await client.start_producer(TOPIC, quick())
         receipts = [await client.produce(TOPIC, v, partition=0) for v in numbered(3)]
@@ -898,8 +910,8 @@ async def test_lost_response_after_the_append_writes_once(cluster: FakeCluster) 
     )
 
 
-async def test_request_timeout_closes_the_connection_and_retries(cluster: FakeCluster) -> None:
-    cluster.actions.append("ignore")
+async def test_request_timeout_closes_the_connection_and_retries(cluster: Produced) -> None:
+    cluster.actions.append(IGNORE)
     async with open_client(cluster.bootstrap, request_timeout=0.2, reconnect_cool_down=0) as client:
         await client.start_producer(TOPIC, quick(ack_timeout=0.1))
         assert await client.produce_sync(TOPIC, b"v", partition=0) == 0
@@ -907,7 +919,7 @@ async def test_request_timeout_closes_the_connection_and_retries(cluster: FakeCl
     assert len(cluster.sent) == 2
 
 
-async def test_too_large_batches_are_split_keeping_sequences(cluster: FakeCluster) -> None:
+async def test_too_large_batches_are_split_keeping_sequences(cluster: Produced) -> None:
     cluster.max_records_per_batch = 1
     config = ProducerConfig(max_linger=0.2, max_linger_count=4)
     async with open_client(cluster.bootstrap) as client:
@@ -929,50 +941,53 @@ async def test_too_large_batches_are_split_keeping_sequences(cluster: FakeCluste
 # ------------------------------------------------------------------------------ idempotence
 
 
-async def test_sequence_numbers_follow_the_records(cluster: FakeCluster) -> None:
+async def test_sequence_numbers_follow_the_records(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
         for size in (2, 3, 1):
             receipt = await client.produce_batch(TOPIC, [(None, b"v")] * size, partition=0)
             await receipt
+    pid = cluster.sent[0].producer_id
     assert [(s.producer_id, s.epoch, s.base_sequence) for s in cluster.sent] == [
-        (1000, 0, 0),
-        (1000, 0, 2),
-        (1000, 0, 5),
+        (pid, 0, 0),
+        (pid, 0, 2),
+        (pid, 0, 5),
     ]
 
 
 @pytest.mark.parametrize("code", [OUT_OF_ORDER, UNKNOWN_PRODUCER])
-async def test_sequence_gap_bumps_the_epoch(cluster: FakeCluster, code: int) -> None:
+async def test_sequence_gap_bumps_the_epoch(cluster: Produced, code: Scripted) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
         await client.produce_sync(TOPIC, b"a", partition=0)
         cluster.actions.append(code)
         assert await client.produce_sync(TOPIC, b"b", partition=0) == 1
         assert await client.produce_sync(TOPIC, b"c", partition=0) == 2
+    pid = cluster.sent[0].producer_id
     assert [(s.producer_id, s.epoch, s.base_sequence, s.values) for s in cluster.sent] == [
-        (1000, 0, 0, [b"a"]),
-        (1000, 0, 1, [b"b"]),  # refused
-        (1000, 1, 0, [b"b"]),  # a new epoch starts at sequence 0
-        (1000, 1, 1, [b"c"]),
+        (pid, 0, 0, [b"a"]),
+        (pid, 0, 1, [b"b"]),  # refused
+        (pid, 1, 0, [b"b"]),  # a new epoch starts at sequence 0
+        (pid, 1, 1, [b"c"]),
     ]
     assert cluster.values() == [b"a", b"b", b"c"]
     assert cluster.init_producer_id_calls == 1  # the epoch is bumped locally
 
 
-async def test_stale_epoch_gets_a_fresh_producer_id(cluster: FakeCluster) -> None:
+async def test_stale_epoch_gets_a_fresh_producer_id(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
         cluster.actions.append(INVALID_EPOCH)
         assert await client.produce_sync(TOPIC, b"a", partition=0) == 0
+    pid = cluster.sent[0].producer_id
     assert [(s.producer_id, s.epoch, s.base_sequence) for s in cluster.sent] == [
-        (1000, 0, 0),
-        (1001, 0, 0),
+        (pid, 0, 0),
+        (pid + 1, 0, 0),
     ]
     assert cluster.init_producer_id_calls == 2
 
 
-async def test_the_last_epoch_is_followed_by_a_fresh_producer_id(cluster: FakeCluster) -> None:
+async def test_the_last_epoch_is_followed_by_a_fresh_producer_id(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
         await client.produce_sync(TOPIC, b"a", partition=0)
@@ -981,15 +996,16 @@ async def test_the_last_epoch_is_followed_by_a_fresh_producer_id(cluster: FakeCl
         producer._sequence.epoch = 32767  # epochs are int16: there is no next one
         cluster.actions.append(OUT_OF_ORDER)
         assert await client.produce_sync(TOPIC, b"b", partition=0) == 1
+    pid = cluster.sent[0].producer_id
     assert [(s.producer_id, s.epoch, s.base_sequence) for s in cluster.sent] == [
-        (1000, 0, 0),
-        (1000, 32767, 1),
-        (1001, 0, 0),
+        (pid, 0, 0),
+        (pid, 32767, 1),
+        (pid + 1, 0, 0),
     ]
 
 
 async def test_out_of_order_after_an_earlier_failure_keeps_the_epoch(
-    cluster: FakeCluster,
+    cluster: Produced,
 ) -> None:
     # Two requests in flight: the first fails (retriable), so the second is out of order
     # only because the first is missing. Both go again, same epoch, same sequence numbers.
@@ -1000,8 +1016,8 @@ async def test_out_of_order_after_an_earlier_failure_keeps_the_epoch(
         a = await client.produce(TOPIC, b"a", partition=0)
         b = await client.produce(TOPIC, b"b", partition=0)
         await trio.testing.wait_all_tasks_blocked(0.1)
-        cluster.actions.extend([NOT_ENOUGH_REPLICAS, OUT_OF_ORDER])
-        cluster.release()
+        cluster.actions.append(OUT_OF_ORDER)
+        cluster.release(NOT_ENOUGH_REPLICAS)
         assert (await a, await b) == (0, 1)
     assert [(s.epoch, s.base_sequence, s.values) for s in cluster.sent] == [
         (0, 0, [b"a"]),
@@ -1011,18 +1027,19 @@ async def test_out_of_order_after_an_earlier_failure_keeps_the_epoch(
     ]
 
 
-async def test_a_loading_coordinator_does_not_use_up_retries(cluster: FakeCluster) -> None:
+async def test_a_loading_coordinator_does_not_use_up_retries(cluster: Produced) -> None:
     # Right after a broker starts, InitProducerId answers COORDINATOR_LOAD_IN_PROGRESS for
     # a while; that is retried on its own, not counted against the message.
-    cluster.init_producer_id_errors.extend([14, 14, 15])
+    cluster.fake.fail(InitProducerIdRequest, CoordinatorLoadInProgressError, times=2)
+    cluster.fake.fail(InitProducerIdRequest, CoordinatorNotAvailableError)
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, ProducerConfig(max_retries=0))
         assert await client.produce_sync(TOPIC, b"v", partition=0) == 0
     assert cluster.init_producer_id_calls == 4
 
 
-async def test_a_refused_producer_id_fails_the_messages(cluster: FakeCluster) -> None:
-    cluster.init_producer_id_errors.append(31)  # CLUSTER_AUTHORIZATION_FAILED
+async def test_a_refused_producer_id_fails_the_messages(cluster: Produced) -> None:
+    cluster.fake.fail(InitProducerIdRequest, ClusterAuthorizationFailedError)
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
         with pytest.raises(KafkaError, match="CLUSTER_AUTHORIZATION_FAILED"):
@@ -1030,7 +1047,7 @@ async def test_a_refused_producer_id_fails_the_messages(cluster: FakeCluster) ->
     assert cluster.sent == []
 
 
-async def test_idempotence_off_sends_no_producer_id(cluster: FakeCluster) -> None:
+async def test_idempotence_off_sends_no_producer_id(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, ProducerConfig(enable_idempotence=False))
         await client.produce_sync(TOPIC, b"v", partition=0)
@@ -1042,9 +1059,7 @@ async def test_idempotence_off_sends_no_producer_id(cluster: FakeCluster) -> Non
 
 
 @pytest.mark.parametrize("codec", list(Compression))
-async def test_the_configured_codec_is_on_the_wire(
-    cluster: FakeCluster, codec: Compression
-) -> None:
+async def test_the_configured_codec_is_on_the_wire(cluster: Produced, codec: Compression) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, ProducerConfig(compression=codec))
         receipt = await client.produce_batch(TOPIC, [(None, b"abc" * 100)] * 5, partition=0)
@@ -1053,7 +1068,7 @@ async def test_the_configured_codec_is_on_the_wire(
     assert cluster.values() == [b"abc" * 100] * 5
 
 
-async def test_acks_zero_completes_when_written(cluster: FakeCluster) -> None:
+async def test_acks_zero_completes_when_written(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, ProducerConfig(required_acks=0))
         receipts = [await client.produce(TOPIC, v, partition=0) for v in numbered(5)]
@@ -1063,7 +1078,7 @@ async def test_acks_zero_completes_when_written(cluster: FakeCluster) -> None:
     assert {s.acks for s in cluster.sent} == {0}
 
 
-async def test_linger_gathers_messages_into_one_batch(cluster: FakeCluster) -> None:
+async def test_linger_gathers_messages_into_one_batch(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, ProducerConfig(max_linger=0.2))
         receipts = []
@@ -1076,7 +1091,7 @@ async def test_linger_gathers_messages_into_one_batch(cluster: FakeCluster) -> N
     assert [s.values for s in cluster.sent] == [numbered(3)]
 
 
-async def test_linger_count_sends_before_the_time(cluster: FakeCluster) -> None:
+async def test_linger_count_sends_before_the_time(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, ProducerConfig(max_linger=30, max_linger_count=2))
         receipts = []
@@ -1088,7 +1103,7 @@ async def test_linger_count_sends_before_the_time(cluster: FakeCluster) -> None:
     assert [s.values for s in cluster.sent] == [numbered(2)]
 
 
-async def test_flush_ends_the_linger_and_waits_for_delivery(cluster: FakeCluster) -> None:
+async def test_flush_ends_the_linger_and_waits_for_delivery(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC, ProducerConfig(max_linger=30))
         producer = await client.get_producer(TOPIC, 0)
@@ -1102,7 +1117,7 @@ async def test_flush_ends_the_linger_and_waits_for_delivery(cluster: FakeCluster
     assert [s.values for s in cluster.sent] == [numbered(3)]
 
 
-async def test_produce_batch_messages_keep_their_fields(cluster: FakeCluster) -> None:
+async def test_produce_batch_messages_keep_their_fields(cluster: Produced) -> None:
     async with open_client(cluster.bootstrap) as client:
         await client.start_producer(TOPIC)
         receipt = await client.produce_batch(
@@ -1289,9 +1304,9 @@ def test_produce_batch_checks_emptiness_and_size_on_both_paths(c_path: bool) -> 
     )
 
 
-@pytest.mark.parametrize("failure", ["hang_up", "append_then_hang_up", NOT_ENOUGH_REPLICAS])
+@pytest.mark.parametrize("failure", [HANG_UP, APPEND_THEN_HANG_UP, NOT_ENOUGH_REPLICAS])
 async def test_a_failure_with_requests_in_flight_keeps_the_order(
-    cluster: FakeCluster, failure: int | str
+    cluster: Produced, failure: Scripted
 ) -> None:
     # Five requests in flight; the first one fails. Everything after it goes again, in
     # order, and the log holds each message once, in order.
@@ -1302,8 +1317,7 @@ async def test_a_failure_with_requests_in_flight_keeps_the_order(
         cluster.hold()
         receipts = [await client.produce(TOPIC, v, partition=0) for v in numbered(12)]
         await trio.testing.wait_all_tasks_blocked(0.1)
-        cluster.actions.append(failure)
-        cluster.release()
+        cluster.release(failure)
         assert [await r for r in receipts] == list(range(1, 13))
     assert cluster.values() == [b"first", *numbered(12)]
     # The failed request went again (and so did the ones behind it).

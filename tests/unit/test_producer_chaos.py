@@ -1,4 +1,4 @@
-"""The producer worker under random failures, against the scripted fake cluster.
+"""The producer worker under random failures, against the fake Kafka.
 
 Hypothesis picks the producer's limits and a script of what goes wrong with the Produce
 requests (retriable errors, refused batches, connections broken before or after the append,
@@ -6,7 +6,7 @@ batches too large), and the worker must keep the idempotent producer's promise: 
 message that succeeds is in the log exactly once, in the order it was accepted, at the
 offset its receipt says; the only failures are the non-retriable ones.
 
-Sequence errors are not scripted: they are the fake broker's own answers, from its model of
+Sequence errors are not scripted: they are the fake Kafka's own answers, from its model of
 a broker's producer state (a refused batch leaves a gap, for one). A scripted one could
 claim a gap where a real broker would see a duplicate, and no client could be right then.
 """
@@ -14,23 +14,33 @@ claim a gap where a real broker would see a duplicate, and no client could be ri
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 import trio
 import trio.testing
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.fakes.cluster import (
+from tests.produced import (
+    APPEND_THEN_HANG_UP,
+    HANG_UP,
     INVALID_RECORD,
     MESSAGE_TOO_LARGE,
     NOT_ENOUGH_REPLICAS,
     NOT_LEADER,
     TOPIC,
-    FakeCluster,
+    Produced,
+    Scripted,
+    serving,
 )
 from trio_brod import BrokerConnectionError, Client, DeliveryReceipt, ProducerConfig, open_client
-from trio_brod.protocol.errors import BrodError, KafkaError
+from trio_brod.protocol.errors import (
+    BrodError,
+    InvalidRecordError,
+    KafkaError,
+    MessageTooLargeError,
+    NotEnoughReplicasError,
+    NotLeaderOrFollowerError,
+)
 
 ACTIONS = st.sampled_from(
     [
@@ -38,9 +48,9 @@ ACTIONS = st.sampled_from(
         NOT_ENOUGH_REPLICAS,
         NOT_LEADER,
         MESSAGE_TOO_LARGE,
-        INVALID_RECORD,  # not retriable: the batch fails
-        "hang_up",
-        "append_then_hang_up",
+        INVALID_RECORD,
+        HANG_UP,
+        APPEND_THEN_HANG_UP,
     ]
 )
 
@@ -63,11 +73,10 @@ async def produce_bursts(
 
 
 async def run_scenario(
-    onwire: int, batch_size: int, bursts: list[int], script: list[Any]
-) -> tuple[list[DeliveryReceipt], list[bytes], FakeCluster]:
+    onwire: int, batch_size: int, bursts: list[int], script: list[Scripted]
+) -> tuple[list[DeliveryReceipt], list[bytes], Produced]:
     """Produce the bursts while the script plays out; return the receipts and values."""
-    async with trio.open_nursery() as nursery:
-        cluster = await FakeCluster().start(nursery)
+    async with serving() as cluster:
         config = ProducerConfig(
             partition_onwire_limit=onwire,
             max_batch_size=batch_size,
@@ -84,7 +93,6 @@ async def run_scenario(
             await client.produce_sync(TOPIC, b"first", partition=0)
             cluster.actions.extend(script)  # None: answer that request normally
             await produce_bursts(client, bursts, receipts, values)
-        nursery.cancel_scope.cancel()
     return receipts, values, cluster
 
 
@@ -107,10 +115,10 @@ async def run_scenario(
     onwire=5,
     batch_size=10,
     bursts=[6],
-    script=["append_then_hang_up", NOT_ENOUGH_REPLICAS, None, "hang_up", NOT_ENOUGH_REPLICAS],
+    script=[APPEND_THEN_HANG_UP, NOT_ENOUGH_REPLICAS, None, HANG_UP, NOT_ENOUGH_REPLICAS],
 )
 def test_random_failures_keep_order_and_write_once(
-    onwire: int, batch_size: int, bursts: list[int], script: list[Any]
+    onwire: int, batch_size: int, bursts: list[int], script: list[Scripted]
 ) -> None:
     receipts, values, cluster = trio.run(run_scenario, onwire, batch_size, bursts, script)
     log = cluster.values()
@@ -127,17 +135,16 @@ def test_random_failures_keep_order_and_write_once(
             # Only a refused batch fails (a single message too large cannot be split):
             # everything else is retried until it goes.
             assert isinstance(error, KafkaError)
-            assert error.code in (INVALID_RECORD, MESSAGE_TOO_LARGE)
+            assert isinstance(error, InvalidRecordError | MessageTooLargeError)
     # Each delivered message once, in the order accepted, and nothing else.
     assert log[1:] == delivered
 
 
 async def run_without_idempotence(
-    batch_size: int, bursts: list[int], script: list[Any]
-) -> tuple[list[DeliveryReceipt], list[bytes], FakeCluster]:
+    batch_size: int, bursts: list[int], script: list[Scripted]
+) -> tuple[list[DeliveryReceipt], list[bytes], Produced]:
     """As run_scenario, with acks=1 and one request in flight: at-least-once delivery."""
-    async with trio.open_nursery() as nursery:
-        cluster = await FakeCluster().start(nursery)
+    async with serving() as cluster:
         config = ProducerConfig(
             required_acks=1,
             max_batch_size=batch_size,
@@ -151,7 +158,6 @@ async def run_without_idempotence(
             await client.start_producer(TOPIC, config)
             cluster.actions.extend(script)
             await produce_bursts(client, bursts, receipts, values)
-        nursery.cancel_scope.cancel()
     return receipts, values, cluster
 
 
@@ -162,7 +168,7 @@ async def run_without_idempotence(
     script=st.lists(ACTIONS, max_size=12),
 )
 def test_without_idempotence_delivery_is_at_least_once_in_order(
-    batch_size: int, bursts: list[int], script: list[Any]
+    batch_size: int, bursts: list[int], script: list[Scripted]
 ) -> None:
     receipts, values, cluster = trio.run(run_without_idempotence, batch_size, bursts, script)
     log = cluster.values()
@@ -181,16 +187,15 @@ def test_without_idempotence_delivery_is_at_least_once_in_order(
 # Without splits (a split batch's halves are new batches, with attempts of their own), so
 # that every send of a message is an attempt of one batch.
 FINITE_ACTIONS = st.sampled_from(
-    [None, NOT_ENOUGH_REPLICAS, NOT_LEADER, INVALID_RECORD, "hang_up", "append_then_hang_up"]
+    [None, NOT_ENOUGH_REPLICAS, NOT_LEADER, INVALID_RECORD, HANG_UP, APPEND_THEN_HANG_UP]
 )
 
 
 async def run_with_retries(
-    onwire: int, batch_size: int, max_retries: int, bursts: list[int], script: list[Any]
-) -> tuple[list[DeliveryReceipt], list[bytes], FakeCluster]:
+    onwire: int, batch_size: int, max_retries: int, bursts: list[int], script: list[Scripted]
+) -> tuple[list[DeliveryReceipt], list[bytes], Produced]:
     """As run_scenario, with a finite ``max_retries``: batches are given up on."""
-    async with trio.open_nursery() as nursery:
-        cluster = await FakeCluster().start(nursery)
+    async with serving() as cluster:
         config = ProducerConfig(
             partition_onwire_limit=onwire,
             max_batch_size=batch_size,
@@ -205,7 +210,6 @@ async def run_with_retries(
             await client.produce_sync(TOPIC, b"first", partition=0)
             cluster.actions.extend(script)
             await produce_bursts(client, bursts, receipts, values)
-        nursery.cancel_scope.cancel()
     return receipts, values, cluster
 
 
@@ -218,7 +222,7 @@ async def run_with_retries(
     script=st.lists(FINITE_ACTIONS, max_size=20),
 )
 def test_given_up_batches_leave_no_sequence_errors(
-    onwire: int, batch_size: int, max_retries: int, bursts: list[int], script: list[Any]
+    onwire: int, batch_size: int, max_retries: int, bursts: list[int], script: list[Scripted]
 ) -> None:
     # Batches run out of retries while others are in flight and pending. Whatever fails
     # fails with what the broker or the connection did to it, never with a sequence error
@@ -240,7 +244,9 @@ def test_given_up_batches_leave_no_sequence_errors(
         elif isinstance(error, KafkaError):
             # (In the log all the same if an earlier attempt's response was lost: a broker
             # checks the in-sync replicas before it looks for a duplicate.)
-            assert error.code in (NOT_ENOUGH_REPLICAS, NOT_LEADER, INVALID_RECORD), error
+            assert isinstance(
+                error, NotEnoughReplicasError | NotLeaderOrFollowerError | InvalidRecordError
+            ), error
         else:
             # The connection broke: the batch may or may not be in the log.
             assert isinstance(error, BrokerConnectionError), error

@@ -1,4 +1,4 @@
-"""The topic subscriber's brod behaviours against a scripted broker: a failed consumer is
+"""The topic subscriber's brod behaviours against the fake Kafka: a failed consumer is
 re-subscribed (only the handler's errors end the block), the init/terminate hooks, and
 committed offsets that name a position instead of an offset."""
 
@@ -9,24 +9,25 @@ from typing import Any
 import pytest
 import trio
 
-from tests.fakes.log import FakeLog
+from tests.unit.conftest import FAKE_TOPIC as TOPIC
+from tests.unit.conftest import fetch_at
 from trio_brod import Client, ConsumerConfig, Timestamp, open_topic_subscriber
 from trio_brod.consumer.subscriber import CommittedOffset, TopicSubscriber
+from trio_brod.protocol import FetchRequest
 from trio_brod.protocol.errors import TopicAuthorizationFailedError
 from trio_brod.protocol.records import Record
+from trio_brod.testing.fake import FakeKafka
 
-TOPIC = FakeLog.topic  # the topic of the log the conftest serves
 EARLIEST = ConsumerConfig(begin_offset="earliest", max_wait_time=0.2)
 #: A non-retriable error: the partition consumer gives up and fails its subscriber.
-DENIED = TopicAuthorizationFailedError.code
+DENIED = TopicAuthorizationFailedError
 
 
-def fill(log: FakeLog, count: int) -> None:
+def fill(fake: FakeKafka, count: int) -> None:
     """Append ``count`` records in one batch; each one's timestamp is 1_000_000 + offset."""
-    start = log.end
-    log.append(
-        [b"m%d" % offset for offset in range(start, start + count)], timestamp=1_000_000 + start
-    )
+    start = fake.log(TOPIC, 0).high_watermark
+    values = [b"m%d" % offset for offset in range(start, start + count)]
+    fake.append(TOPIC, 0, values, timestamp=1_000_000 + start)
 
 
 class Handled:
@@ -48,33 +49,36 @@ class Handled:
 
 
 async def test_a_failed_consumer_is_resubscribed_where_it_left_off(
-    client: Client, log: FakeLog
+    fake_client: Client, fake_kafka: FakeKafka
 ) -> None:
     handled = Handled()
-    log.fetch_errors.append(DENIED)  # the very first fetch fails
-    fill(log, 5)
+    fake_kafka.fail(FetchRequest, DENIED, topic=TOPIC)  # the very first fetch fails
+    fill(fake_kafka, 5)
     async with open_topic_subscriber(
-        client, TOPIC, handled.handle, consumer_config=EARLIEST, resubscribe_delay=0.01
+        fake_client, TOPIC, handled.handle, consumer_config=EARLIEST, resubscribe_delay=0.01
     ) as sub:
         await handled.wait_for(5)
         assert sub.resubscriptions() == {0: 1}
         # Fail again once 0-19 are handled and acknowledged: the next subscription must go
         # on at 20, not at the first subscription's "earliest".
-        fill(log, 10)
+        polling = fake_kafka.control(FetchRequest, fetch_at(15))
+        fill(fake_kafka, 10)
         await handled.wait_for(15)
         with trio.fail_after(10):
-            await log.wait_for_fetch(offset=15)  # waiting for data: its answer has no error
-        log.fetch_errors.append(DENIED)  # the fetch at 20 fails
-        fill(log, 5)
+            await polling.wait_seen()  # waiting for data: its answer has no error
+        fake_kafka.fail(FetchRequest, DENIED, topic=TOPIC)  # the fetch at 20 fails
+        fill(fake_kafka, 5)
         await handled.wait_for(20)
-        fill(log, 5)  # for the new subscription, after the fetch at 20 failed
+        fill(fake_kafka, 5)  # for the new subscription, after the fetch at 20 failed
         await handled.wait_for(25)
         assert sub.resubscriptions() == {0: 2}
     assert handled.offsets == list(range(25))
 
 
-async def test_only_a_handler_error_ends_the_block(client: Client, log: FakeLog) -> None:
-    fill(log, 5)
+async def test_only_a_handler_error_ends_the_block(
+    fake_client: Client, fake_kafka: FakeKafka
+) -> None:
+    fill(fake_kafka, 5)
     ended: list[tuple[int, Any, BaseException | None]] = []
 
     async def handle(partition: int, message: Record) -> None:
@@ -87,7 +91,7 @@ async def test_only_a_handler_error_ends_the_block(client: Client, log: FakeLog)
 
     with trio.fail_after(10), pytest.raises(ZeroDivisionError, match="offset 2"):
         async with open_topic_subscriber(
-            client, TOPIC, handle, consumer_config=EARLIEST, terminate=terminate
+            fake_client, TOPIC, handle, consumer_config=EARLIEST, terminate=terminate
         ) as sub:
             await trio.sleep_forever()
     assert sub.resubscriptions() == {}
@@ -97,8 +101,8 @@ async def test_only_a_handler_error_ends_the_block(client: Client, log: FakeLog)
     assert isinstance(error, ZeroDivisionError)
 
 
-async def test_init_state_and_terminate(client: Client, log: FakeLog) -> None:
-    fill(log, 3)
+async def test_init_state_and_terminate(fake_client: Client, fake_kafka: FakeKafka) -> None:
+    fill(fake_kafka, 3)
     subscribers: list[TopicSubscriber] = []
     ended: list[tuple[int, Any, BaseException | None]] = []
     done = trio.Event()
@@ -116,7 +120,7 @@ async def test_init_state_and_terminate(client: Client, log: FakeLog) -> None:
         ended.append((partition, list(state), error))
 
     async with open_topic_subscriber(
-        client, TOPIC, handle, consumer_config=EARLIEST, init=init, terminate=terminate
+        fake_client, TOPIC, handle, consumer_config=EARLIEST, init=init, terminate=terminate
     ) as subscriber:
         subscribers.append(subscriber)
         with trio.fail_after(10):
@@ -132,11 +136,11 @@ async def test_init_state_and_terminate(client: Client, log: FakeLog) -> None:
     [(3, 4), (1, 2), ("earliest", 2), ("latest", 10), (Timestamp(1_000_006), 6)],
 )
 async def test_committed_offsets_may_name_a_position(
-    client: Client, log: FakeLog, committed: CommittedOffset, first: int
+    fake_client: Client, fake_kafka: FakeKafka, committed: CommittedOffset, first: int
 ) -> None:
-    fill(log, 2)
-    fill(log, 8)
-    log.log_start = 2  # the first batch was deleted
+    fill(fake_kafka, 2)
+    fill(fake_kafka, 8)
+    fake_kafka.log(TOPIC, 0).delete_records(2)  # the first batch was deleted
     got = trio.Event()
     firsts: list[int] = []
 
@@ -146,11 +150,11 @@ async def test_committed_offsets_may_name_a_position(
 
     config = ConsumerConfig(begin_offset="earliest", max_wait_time=0.2)
     async with open_topic_subscriber(
-        client, TOPIC, handle, committed_offsets={0: committed}, consumer_config=config
+        fake_client, TOPIC, handle, committed_offsets={0: committed}, consumer_config=config
     ):
         if first == 10:
             await trio.sleep(0.1)
-            fill(log, 1)  # "latest": only what comes after the subscription
+            fill(fake_kafka, 1)  # "latest": only what comes after the subscription
         with trio.fail_after(10):
             await got.wait()
     assert firsts[0] == first
@@ -158,20 +162,24 @@ async def test_committed_offsets_may_name_a_position(
 
 @pytest.mark.parametrize("committed", [-2, "first", 1.5, True])
 async def test_bad_committed_offsets_are_refused(
-    client: Client, log: FakeLog, committed: Any
+    fake_client: Client, fake_kafka: FakeKafka, committed: Any
 ) -> None:
     async def handle(partition: int, message: Record) -> None:
         pass
 
     with pytest.raises(ValueError, match="committed offset of partition 0"):
-        async with open_topic_subscriber(client, TOPIC, handle, committed_offsets={0: committed}):
+        async with open_topic_subscriber(
+            fake_client, TOPIC, handle, committed_offsets={0: committed}
+        ):
             pass
 
 
-async def test_a_partition_the_topic_lacks_is_refused_at_once(client: Client, log: FakeLog) -> None:
+async def test_a_partition_the_topic_lacks_is_refused_at_once(
+    fake_client: Client, fake_kafka: FakeKafka
+) -> None:
     async def handle(partition: int, message: Record) -> None:
         pass
 
     with pytest.raises(ValueError, match=r"has 1 partitions, not \[3\]"):
-        async with open_topic_subscriber(client, TOPIC, handle, partitions=[0, 3]):
+        async with open_topic_subscriber(fake_client, TOPIC, handle, partitions=[0, 3]):
             pass

@@ -12,6 +12,9 @@ Fault injection (see :meth:`FakeKafka.control`)::
     fake.fail(ProduceRequest, NotLeaderOrFollowerError, topic="orders", partition=0)
     fake.control(FetchRequest, Delay(5.0), times=None)  # every Fetch waits 5 s (Trio's clock)
     fake.control(MetadataRequest, Drop())               # the next Metadata: hang up
+    fake.control(ProduceRequest, Drop(after_serving=True))  # written, but the answer lost
+    hold = Hold(); fake.control(FetchRequest, hold)     # held at the broker until
+    hold.release()                                      # the test lets it go
     fake.control(ProduceRequest, lambda req: Drop() if req.broker == 2 else None)
     fake.move_leader("orders", 0)                     # leader moves; old one answers
                                                       # NOT_LEADER_OR_FOLLOWER
@@ -42,6 +45,7 @@ from trio_brod.testing.fake._faults import (
     Drop,
     Fail,
     Hang,
+    Hold,
     Intercepted,
     Pass,
 )
@@ -68,6 +72,7 @@ __all__ = [
     "Group",
     "GroupCoordinator",
     "Hang",
+    "Hold",
     "Intercepted",
     "LogError",
     "Member",

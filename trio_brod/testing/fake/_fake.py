@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import trio
 
 from trio_brod.protocol import Message
 from trio_brod.protocol.errors import KafkaError
+from trio_brod.protocol.records import encode_batch
 from trio_brod.testing.fake._admin_apis import install_admin_apis
 from trio_brod.testing.fake._data_apis import install_data_apis
 from trio_brod.testing.fake._faults import Action, Control, Decide, Fail
@@ -91,6 +92,37 @@ class FakeKafka:
     def log(self, topic: str, partition: int) -> PartitionLog:
         """A partition's log, to look at (high watermark, batches ...) in assertions."""
         return self.cluster.model.partition(topic, partition).log
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        values: Sequence[bytes | None],
+        *,
+        keys: Sequence[bytes | None] | None = None,
+        headers: Sequence[Sequence[tuple[str, bytes | None]]] | None = None,
+        timestamp: int = 1_000_000,
+    ) -> int:
+        """Write one batch of records straight into a partition's log, as if a producer had,
+        and wake the long polls waiting for it. Returns the batch's base offset.
+
+        This seeds data for a consumer test without a producer, and without a request: no
+        fault control sees it. The records' timestamps are *timestamp*, *timestamp* + 1 ...
+        (milliseconds), so a test knows which offset a time maps to; *keys* and *headers*
+        (one list of ``(name, value)`` per record) are those of each record. To write through the
+        protocol instead (idempotence, compression), produce with a client.
+        """
+        if keys is None:
+            keys = [None] * len(values)
+        if headers is None:
+            headers = [()] * len(values)
+        records = [
+            (timestamp + i, key, value, tuple(header))
+            for i, (key, value, header) in enumerate(zip(keys, values, headers, strict=True))
+        ]
+        result = self.log(topic, partition).append(encode_batch(records))
+        self.cluster.data_changed()
+        return result.base_offset
 
     # -- faults --------------------------------------------------------------------------
 

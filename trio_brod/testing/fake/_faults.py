@@ -9,9 +9,13 @@ or before, the normal answer:
   DeleteRecords, Metadata); otherwise, and for other APIs, the whole request fails (the
   error in every error code the response has).
 * :class:`Delay` waits (on Trio's clock, so MockClock skips it) and then serves the request.
-* :class:`Drop` closes the connection without answering.
+* :class:`Drop` closes the connection without answering; ``Drop(after_serving=True)``
+  serves the request first (a Produce is written) and then closes it, as a broker whose
+  answer is lost on the way: the client cannot tell whether its request took effect.
 * :class:`Hang` never answers, and keeps the connection open (a client's request timeout
   is what ends it).
+* :class:`Hold` keeps the request waiting until the test calls :meth:`Hold.release`, and
+  then serves it: to look at the client while its request is at the broker.
 * :class:`Pass` serves the request normally: for a control that only watches
   (:attr:`Control.seen`) or a function that decides request by request.
 
@@ -27,6 +31,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import trio
+
 from trio_brod.protocol import Message
 from trio_brod.protocol.errors import KafkaError
 
@@ -38,6 +44,7 @@ __all__ = [
     "Fail",
     "Faults",
     "Hang",
+    "Hold",
     "Intercepted",
     "Pass",
     "touched",
@@ -60,7 +67,14 @@ class Delay:
 
 @dataclass(frozen=True)
 class Drop:
-    """Close the connection instead of answering."""
+    """Close the connection instead of answering.
+
+    With ``after_serving=True`` the request is served first (its records written, its
+    offsets committed ...) and only the answer is lost: the case an idempotent producer's
+    sequence numbers exist for.
+    """
+
+    after_serving: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,11 +83,43 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """Keep the request waiting, unanswered, until :meth:`release`; then serve it normally,
+    or act as the release says.
+
+    One ``Hold`` can hold many requests (a control with ``times=None``); one release lets
+    them all go, and any that comes later passes at once. The connection's later requests
+    wait behind a held one, as they do behind any request a broker is still working on::
+
+        hold = Hold()
+        fake.control(ProduceRequest, hold, times=None)
+        ...  # the client's batch is on the wire, unanswered
+        hold.release()  # or hold.release(Fail(NotEnoughReplicasError)): refused after all
+    """
+
+    _released: trio.Event = field(default_factory=trio.Event, compare=False, repr=False)
+    _then: list[Fail | Drop | Hang | Pass] = field(default_factory=list, compare=False)
+
+    def release(self, then: Fail | Drop | Hang | Pass | None = None) -> None:
+        """Let every held request go on (and those that come later), served normally or,
+        given *then*, with that action: what a broker that kept the request a while then
+        did with it (refused it, hung up ...)."""
+        if then is not None:
+            self._then[:] = [then]
+        self._released.set()
+
+    async def wait(self) -> Fail | Drop | Hang | Pass:
+        """Wait until released (the server's side); the action to take then."""
+        await self._released.wait()
+        return self._then[0] if self._then else Pass()
+
+
+@dataclass(frozen=True)
 class Pass:
     """Serve the request normally."""
 
 
-Action = Fail | Delay | Drop | Hang | Pass
+Action = Fail | Delay | Drop | Hang | Hold | Pass
 
 
 @dataclass(frozen=True)
@@ -94,7 +140,9 @@ Decide = Callable[[Intercepted], Action | None]
 
 @dataclass(eq=False)
 class Control:
-    """One registered control; :meth:`cancel` removes it. ``seen`` lists what it acted on."""
+    """One registered control; :meth:`cancel` removes it. ``seen`` lists what it acted on,
+    and :meth:`wait_seen` waits for it to act (a test's way to wait for a client's request).
+    """
 
     api_key: int | None
     action: Action | Decide
@@ -104,6 +152,28 @@ class Control:
     times: int | None = 1
     seen: list[Intercepted] = field(default_factory=list)
     owner: Faults | None = field(default=None, repr=False)
+    _acted: trio.Event = field(default_factory=trio.Event, repr=False)
+
+    def saw(self, request: Intercepted) -> None:
+        """Record that this control acted on *request* (and wake :meth:`wait_seen`)."""
+        self.seen.append(request)
+        self._acted.set()
+        self._acted = trio.Event()
+
+    async def wait_seen(self, count: int = 1) -> Intercepted:
+        """Wait until this control has acted on *count* requests in all; return the last.
+
+        A control that only watches (``Pass()``, or a function returning ``Pass()`` for the
+        request a test waits for, None for the others) turns this into "wait until the client
+        sent that request", e.g. the long poll a caught-up consumer sends next::
+
+            polling = fake.control(FetchRequest, lambda r: Pass() if at(r, 10) else None)
+            ...
+            await polling.wait_seen()  # the fetch at offset 10 arrived (it is being served)
+        """
+        while len(self.seen) < count:
+            await self._acted.wait()
+        return self.seen[-1]
 
     def cancel(self) -> None:
         """Stop acting (idempotent)."""
@@ -161,12 +231,12 @@ class Faults:
             if not control.applies(request):
                 continue
             action = control.action
-            if not isinstance(action, Fail | Delay | Drop | Hang | Pass):
+            if not isinstance(action, Fail | Delay | Drop | Hang | Hold | Pass):
                 decided = action(request)
                 if decided is None:
                     continue
                 action = decided
-            control.seen.append(request)
+            control.saw(request)
             if control.times is not None:
                 control.times -= 1
                 if control.times <= 0:

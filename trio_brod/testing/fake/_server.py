@@ -21,6 +21,7 @@ from trio_brod.testing.fake._faults import (
     Drop,
     Fail,
     Hang,
+    Hold,
     Intercepted,
     entry_name,
     touched,
@@ -142,7 +143,11 @@ class BrokerServer:
         decision = cluster.faults.decide(intercepted)
         action = decision.action
         ctx = RequestContext(cluster, self.node_id, request.version, request.client_id)
+        if isinstance(action, Hold):
+            action = await action.wait()
         if isinstance(action, Drop):
+            if action.after_serving:
+                await api.handler(ctx, body)
             raise _HangUp
         if isinstance(action, Hang):
             await trio.sleep_forever()
