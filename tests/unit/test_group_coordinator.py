@@ -7,9 +7,11 @@ Kafka (:func:`trio_brod.testing.fake_kafka`) on the loopback MockClock, with its
 ``move_coordinator``, injected errors and dropped connections. The rest use an in-memory
 cluster scripted per test (no sockets), for what the fake Kafka cannot be made to do: a
 broker that speaks only older versions of OffsetCommit or OffsetFetch (the request shapes
-per version), answers UNSTABLE_OFFSET_COMMIT for a pending transaction (the fake has no
-transactions), answers a group-level error in an OffsetFetch v8+ batch, or refuses every
-connection to the coordinator while its lookups still succeed.
+per version, and UNSTABLE_OFFSET_COMMIT answered a set number of times in each version; the
+fake's comes from a real open transaction, and test_fake_kafka_transactions.py runs
+fetch_committed against it), a group-level error in an OffsetFetch v8+ batch (a Fail
+control answers an empty batch), or every connection to the coordinator refused while its
+lookups still succeed.
 """
 
 from __future__ import annotations
