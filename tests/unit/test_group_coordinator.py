@@ -1,14 +1,23 @@
 """The group coordinator (trio_brod.groups._coordinator) and committed offsets
 (trio_brod.groups.offsets), without a real broker.
 
-Most tests use an in-memory cluster (no sockets) under ``MockClock(autojump_threshold=0)``,
-so that retry bounds of tens of seconds cost no wall time; one uses the socket-level fake
-broker to drop a real connection in the middle of a request.
+Where the scenario is a coordinator's (it moves, answers NOT_COORDINATOR or
+COORDINATOR_LOAD_IN_PROGRESS, hangs up, refuses the lookup), the tests run against the fake
+Kafka (:func:`trio_brod.testing.fake_kafka`) on the loopback MockClock, with its levers:
+``move_coordinator``, injected errors and dropped connections. The rest use an in-memory
+cluster scripted per test (no sockets), for what the fake Kafka cannot be made to do: a
+broker that speaks only older versions of OffsetCommit or OffsetFetch (the request shapes
+per version, and UNSTABLE_OFFSET_COMMIT answered a set number of times in each version; the
+fake's comes from a real open transaction, and test_fake_kafka_transactions.py runs
+fetch_committed against it), a group-level error in an OffsetFetch v8+ batch (a Fail
+control answers an empty batch), or every connection to the coordinator refused while its
+lookups still succeed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -17,9 +26,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fakes.broker import FakeBroker, Request, answer
-from trio_brod import ClientConfig, ConnectionFailed, ConnectionLost
-from trio_brod._cluster import ConnectionPool, MetadataCache
+from trio_brod import ClientConfig, ConnectionFailed, open_client
 from trio_brod._metadata import BrokerMetadata
 from trio_brod.groups._coordinator import GroupCoordinator, coordinator_error
 from trio_brod.groups.offsets import (
@@ -31,9 +38,9 @@ from trio_brod.groups.offsets import (
 )
 from trio_brod.protocol import (
     FindCoordinatorRequest,
-    FindCoordinatorResponse,
     HeartbeatRequest,
     HeartbeatResponse,
+    Message,
     OffsetCommitRequest,
     OffsetCommitResponse,
     OffsetFetchRequest,
@@ -48,6 +55,8 @@ from trio_brod.protocol.errors import (
     UnknownMemberIdError,
     UnstableOffsetCommitError,
 )
+from trio_brod.testing import fake_kafka
+from trio_brod.testing.fake import Action, Drop, Fail, FakeKafka, Intercepted
 
 BROKERS = {n: BrokerMetadata(n, f"b{n}", 9092) for n in (1, 2, 3)}
 
@@ -97,6 +106,30 @@ class FakeCluster:
         return GroupCoordinator(fake, fake, "billing")
 
 
+@asynccontextmanager
+async def coordinated(
+    brokers: int, **options: Any
+) -> AsyncIterator[tuple[FakeKafka, GroupCoordinator]]:
+    """A fake Kafka with a topic "orders", and the coordinator of group "billing" as a
+    client of it sees it (``options``: the client's ClientConfig)."""
+    async with fake_kafka(brokers=brokers) as fake:
+        fake.create_topic("orders", partitions=4)
+        async with open_client(fake.bootstrap_servers, **options) as client:
+            yield fake, GroupCoordinator(client.pool, client.metadata, "billing")
+
+
+def watch(fake: FakeKafka, api: type[Message]) -> list[Intercepted]:
+    """Every request of *api* the fake receives from now on (broker, version, body)."""
+    seen: list[Intercepted] = []
+    fake.control(api, seen.append, times=None)  # append returns None: served as usual
+    return seen
+
+
+def committed(fake: FakeKafka) -> dict[tuple[str, int], int]:
+    group = fake.group("billing")
+    return {} if group is None else {tp: c.offset for tp, c in group.offsets.items()}
+
+
 def commit_response(request: Any, error: type[Exception] | None = None) -> OffsetCommitResponse:
     code = error.code if error is not None else 0  # type: ignore[attr-defined]
     return OffsetCommitResponse(
@@ -116,75 +149,79 @@ def commit_response(request: Any, error: type[Exception] | None = None) -> Offse
 
 
 async def test_not_coordinator_on_a_commit_finds_the_coordinator_again(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
-    async def answer(node: int, request: Any, version: int) -> Any:
-        return commit_response(request, NotCoordinatorError if node == 1 else None)
-
-    cluster = FakeCluster(answer, coordinators=[1, 2])
-    coordinator = cluster.coordinator()
-    await commit_offsets(coordinator, "billing", {("orders", 0): 5, ("orders", 1): 7})
-    assert [node for node, _, _ in cluster.sent] == [1, 2]
-    assert cluster.lookups == 2
-    assert coordinator.broker == BROKERS[2]
-    _, sent, version = cluster.sent[-1]
-    assert version == OffsetCommitRequest.MAX_STABLE_VERSION
-    assert sent.generation_id_or_member_epoch == -1
-    assert sent.member_id == ""
-    assert {(p.partition_index, p.committed_offset) for p in sent.topics[0].partitions} == {
-        (0, 5),
-        (1, 7),
-    }
+    async with coordinated(brokers=2) as (fake, coordinator):
+        commits, lookups = watch(fake, OffsetCommitRequest), watch(fake, FindCoordinatorRequest)
+        first = await coordinator.find()
+        moved = fake.move_coordinator("billing")  # the old one answers NOT_COORDINATOR
+        await commit_offsets(coordinator, "billing", {("orders", 0): 5, ("orders", 1): 7})
+        assert [r.broker for r in commits] == [first.node_id, moved]
+        assert len(lookups) == 2
+        assert coordinator.broker is not None
+        assert coordinator.broker.node_id == moved
+        sent = commits[-1]
+        assert isinstance(sent.body, OffsetCommitRequest)
+        assert sent.version == OffsetCommitRequest.MAX_STABLE_VERSION
+        assert sent.body.generation_id_or_member_epoch == -1
+        assert sent.body.member_id == ""
+        assert {
+            (p.partition_index, p.committed_offset) for p in sent.body.topics[0].partitions
+        } == {
+            (0, 5),
+            (1, 7),
+        }
+        assert committed(fake) == {("orders", 0): 5, ("orders", 1): 7}
 
 
 async def test_coordinator_not_available_at_top_level_and_a_lost_connection_move_on(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
-    async def answer(node: int, request: Any, version: int) -> Any:
-        if node == 1:
-            return HeartbeatResponse(error_code=CoordinatorNotAvailableError.code)
-        if node == 2:
-            raise ConnectionLost("b2:9092", "the broker hung up")
-        return HeartbeatResponse(error_code=0)
+    async with coordinated(brokers=3) as (fake, coordinator):
+        heartbeats = watch(fake, HeartbeatRequest)
+        answers: list[Action] = [Fail(CoordinatorNotAvailableError), Drop()]
 
-    cluster = FakeCluster(answer, coordinators=[1, 2, 3])
-    coordinator = cluster.coordinator()
-    response = await coordinator.request(HeartbeatRequest(group_id="billing"))
-    assert response.error_code == 0
-    assert [node for node, _, _ in cluster.sent] == [1, 2, 3]
-    assert coordinator.broker == BROKERS[3]
+        def move_away(request: Intercepted) -> Action | None:
+            """The coordinator moves, and the one asked says so (or hangs up)."""
+            fake.move_coordinator("billing")
+            return answers.pop(0)
+
+        fake.control(HeartbeatRequest, move_away, times=2)
+        response = await coordinator.request(HeartbeatRequest(group_id="billing"))
+        # Served by the third coordinator: no member, an answer for the caller.
+        assert response.error_code == UnknownMemberIdError.code
+        nodes = [r.broker for r in heartbeats]
+        assert len(nodes) == len(set(nodes)) == 3
+        assert coordinator.broker is not None
+        assert coordinator.broker.node_id == nodes[-1] == fake.coordinator("billing")
 
 
 async def test_a_loading_coordinator_is_asked_again_without_a_new_lookup(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
-    answers = iter([CoordinatorLoadInProgressError.code] * 3 + [0])
-
-    async def answer(node: int, request: Any, version: int) -> Any:
-        return HeartbeatResponse(error_code=next(answers))
-
-    cluster = FakeCluster(answer, coordinators=[1, 2])
-    await cluster.coordinator().request(HeartbeatRequest(group_id="billing"))
-    assert [node for node, _, _ in cluster.sent] == [1, 1, 1, 1]
-    assert cluster.lookups == 1
+    async with coordinated(brokers=2) as (fake, coordinator):
+        heartbeats, lookups = watch(fake, HeartbeatRequest), watch(fake, FindCoordinatorRequest)
+        fake.fail(HeartbeatRequest, CoordinatorLoadInProgressError, times=3)
+        await coordinator.request(HeartbeatRequest(group_id="billing"))
+        assert [r.broker for r in heartbeats] == [fake.coordinator("billing")] * 4
+        assert len(lookups) == 1
 
 
 async def test_retries_end_at_request_timeout_with_the_last_error(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
-    async def answer(node: int, request: Any, version: int) -> Any:
-        return commit_response(request, NotCoordinatorError)
-
-    cluster = FakeCluster(answer, coordinators=[1, 2], request_timeout=20.0)
-    start = trio.current_time()
-    with pytest.raises(NotCoordinatorError) as caught:
-        await commit_offsets(cluster.coordinator(), "billing", {("orders", 0): 1})
-    elapsed = trio.current_time() - start
-    assert 20.0 <= elapsed < 21.0
-    assert caught.value.context == {"group_id": "billing"}
-    # Backoff: far fewer attempts than a busy loop would make (50 ms doubling to 1 s).
-    assert 10 < len(cluster.sent) < 40
-    assert cluster.lookups == len(cluster.sent)
+    async with coordinated(brokers=2, request_timeout=20.0) as (fake, coordinator):
+        commits, lookups = watch(fake, OffsetCommitRequest), watch(fake, FindCoordinatorRequest)
+        fake.fail(OffsetCommitRequest, NotCoordinatorError, times=None)
+        start = trio.current_time()
+        with pytest.raises(NotCoordinatorError) as caught:
+            await commit_offsets(coordinator, "billing", {("orders", 0): 1})
+        elapsed = trio.current_time() - start
+        assert 20.0 <= elapsed < 21.0
+        assert caught.value.context == {"group_id": "billing"}
+        # Backoff: far fewer attempts than a busy loop would make (50 ms doubling to 1 s).
+        assert 10 < len(commits) < 40
+        assert len(lookups) == len(commits)
 
 
 async def test_a_lost_connection_that_persists_raises_after_request_timeout(
@@ -218,38 +255,35 @@ async def test_other_errors_are_the_callers(autojump_clock: trio.testing.MockClo
     assert cluster.lookups == 1
 
 
-async def test_a_failed_lookup_is_raised(autojump_clock: trio.testing.MockClock) -> None:
-    cluster = FakeCluster(answer=None, coordinators=[1])  # type: ignore[arg-type]
-
-    async def refuse(key: str, key_type: int) -> BrokerMetadata:
-        await trio.lowlevel.checkpoint()
-        raise GroupAuthorizationFailedError(group_id=key)
-
-    cluster.find_coordinator = refuse  # type: ignore[method-assign]
-    with pytest.raises(GroupAuthorizationFailedError):
-        await cluster.coordinator().request(HeartbeatRequest(group_id="billing"))
+async def test_a_failed_lookup_is_raised(loopback_clock: trio.testing.MockClock) -> None:
+    async with coordinated(brokers=1) as (fake, coordinator):
+        fake.fail(FindCoordinatorRequest, GroupAuthorizationFailedError)
+        with pytest.raises(GroupAuthorizationFailedError):
+            await coordinator.request(HeartbeatRequest(group_id="billing"))
 
 
 async def test_concurrent_requests_share_one_lookup_and_keep_a_fresh_coordinator(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
-    async def answer(node: int, request: Any, version: int) -> Any:
-        return HeartbeatResponse(error_code=NotCoordinatorError.code if node == 1 else 0)
-
-    cluster = FakeCluster(answer, coordinators=[1, 2])
-    coordinator = cluster.coordinator()
-    await coordinator.find()
-    async with trio.open_nursery() as nursery:
-        for _ in range(5):
-            nursery.start_soon(coordinator.request, HeartbeatRequest(group_id="billing"))
-    # All five heard NOT_COORDINATOR from broker 1; one lookup found broker 2 for all.
-    assert cluster.lookups == 2
-    assert sorted(node for node, _, _ in cluster.sent) == [1] * 5 + [2] * 5
-    # A late report about broker 1 does not throw broker 2 away; a bare mark_dead does.
-    coordinator.mark_dead(BROKERS[1])
-    assert coordinator.broker == BROKERS[2]
-    coordinator.mark_dead()
-    assert coordinator.broker is None
+    async with coordinated(brokers=2) as (fake, coordinator):
+        heartbeats, lookups = watch(fake, HeartbeatRequest), watch(fake, FindCoordinatorRequest)
+        old = await coordinator.find()
+        new = fake.move_coordinator("billing")
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(coordinator.request, HeartbeatRequest(group_id="billing"))
+        # All five heard NOT_COORDINATOR from the old one; one lookup found the new one.
+        assert len(lookups) == 2
+        assert sorted(r.broker for r in heartbeats) == sorted([old.node_id] * 5 + [new] * 5)
+        # A late report about the old one does not throw the new one away; a bare
+        # mark_dead does.
+        fresh = coordinator.broker
+        assert fresh is not None
+        assert fresh.node_id == new
+        coordinator.mark_dead(old)
+        assert coordinator.broker == fresh
+        coordinator.mark_dead()
+        assert coordinator.broker is None
 
 
 # ------------------------------------------------------------------ request shapes per version
@@ -452,46 +486,25 @@ def test_offset_fetch_shapes_and_coordinator_errors_are_read_in_every_version() 
 
 
 async def test_a_connection_dropped_mid_commit_is_replaced_by_the_new_coordinators(
-    nursery: trio.Nursery,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
-    """Two fake brokers over real sockets: the first hangs up on the commit, and says the
-    coordinator is the second when asked again."""
-    first: FakeBroker = await nursery.start(FakeBroker().serve)
-    second: FakeBroker = await nursery.start(FakeBroker().serve)
-    lookups = 0
+    """Two brokers over real sockets: the coordinator hangs up on the commit, and has moved
+    to the other broker when the client asks again."""
+    async with coordinated(brokers=2, reconnect_cool_down=0.0) as (fake, coordinator):
+        commits, lookups = watch(fake, OffsetCommitRequest), watch(fake, FindCoordinatorRequest)
+        first = await coordinator.find()
 
-    async def find(stream: trio.SocketStream, request: Request) -> None:
-        nonlocal lookups
-        lookups += 1
-        target = first if lookups == 1 else second
-        found = FindCoordinatorResponse.Coordinator(
-            key=request.body.coordinator_keys[0],
-            node_id=1 if target is first else 2,
-            host="127.0.0.1",
-            port=target.port,
-            error_code=0,
-        )
-        await answer(stream, request, FindCoordinatorResponse(coordinators=[found]))
+        def hang_up(request: Intercepted) -> Drop:
+            fake.move_coordinator("billing")
+            return Drop()
 
-    async def hang_up(stream: trio.SocketStream, request: Request) -> None:
-        await first.hang_up_all()
-
-    async def commit(stream: trio.SocketStream, request: Request) -> None:
-        await answer(stream, request, commit_response(request.body))
-
-    first.handlers[FindCoordinatorRequest.API_KEY] = find
-    first.handlers[OffsetCommitRequest.API_KEY] = hang_up
-    second.handlers[FindCoordinatorRequest.API_KEY] = find
-    second.handlers[OffsetCommitRequest.API_KEY] = commit
-    config = ClientConfig(request_timeout=10.0, reconnect_cool_down=0.0)
-    pool = ConnectionPool([("127.0.0.1", first.port), ("127.0.0.1", second.port)], config, nursery)
-    coordinator = GroupCoordinator(pool, MetadataCache(pool, config), "billing")
-    with trio.fail_after(10):
-        await commit_offsets(coordinator, "billing", {("orders", 0): 3})
-    assert lookups == 2
-    assert [r.api_key for r in second.received if r.api_key == OffsetCommitRequest.API_KEY] == [
-        OffsetCommitRequest.API_KEY
-    ]
-    assert coordinator.broker is not None
-    assert coordinator.broker.port == second.port
-    pool.close()
+        fake.control(OffsetCommitRequest, hang_up)
+        with trio.fail_after(10):
+            await commit_offsets(coordinator, "billing", {("orders", 0): 3})
+        second = fake.coordinator("billing")
+        assert second != first.node_id
+        assert len(lookups) == 2
+        assert [r.broker for r in commits] == [first.node_id, second]
+        assert coordinator.broker is not None
+        assert coordinator.broker.node_id == second
+        assert committed(fake) == {("orders", 0): 3}

@@ -1,40 +1,68 @@
-"""The group member task (trio_brod.groups.member) against an in-memory coordinator.
+"""The group member task (trio_brod.groups.member) against the fake Kafka's group coordinator.
 
-Everything runs on ``MockClock(autojump_threshold=0)`` with tests/fakes/group.py's
-coordinator (no sockets), so session timeouts and backoffs cost no wall time. What is
-checked here is what the state machine's tests cannot see: that the member *carries out*
-its decisions in the right order (workers cancelled before any further commit, heartbeats
-that no handler holds back), retries joins as configured, and logs what an operator needs.
+Everything runs on a MockClock (``loopback_clock``) with :func:`trio_brod.testing.fake_kafka`,
+so session timeouts and backoffs cost no wall time. What is checked here is what the state
+machine's tests cannot see: that the member *carries out* its decisions in the right order
+(workers cancelled before any further commit, heartbeats that no handler holds back),
+retries joins as configured, and logs what an operator needs. The coordinator's side is the
+fake's: evictions are ``fake.expire_member``, a dead coordinator a stopped broker, failed
+joins and slow heartbeats injected faults.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
-from tests.fakes.group import MEMBER_ID, FakeGroupCluster
-from trio_brod import AssignedPartition, GroupConfig, open_group_member
-from trio_brod.protocol import HeartbeatRequest, JoinGroupRequest
-from trio_brod.protocol.errors import KafkaError, RequestTimedOutError, UnknownMemberIdError
+from trio_brod import AssignedPartition, Client, GroupConfig, open_client, open_group_member
+from trio_brod.protocol import (
+    HeartbeatRequest,
+    JoinGroupRequest,
+    LeaveGroupRequest,
+    Message,
+    OffsetCommitRequest,
+    OffsetFetchRequest,
+    SyncGroupRequest,
+)
+from trio_brod.protocol.errors import KafkaError, RequestTimedOutError
+from trio_brod.testing import fake_kafka
+from trio_brod.testing.fake import Delay, FakeKafka, Intercepted
 
 TOPIC = "orders"
 GROUP = "billing"
 
-
-@dataclass
-class _Client:
-    pool: Any
-    metadata: Any
+Seen = list[tuple[float, Intercepted]]
 
 
-def client(cluster: FakeGroupCluster) -> Any:
-    return _Client(cluster, cluster)
+@asynccontextmanager
+async def running(partitions: int, **options: Any) -> AsyncIterator[tuple[FakeKafka, Client]]:
+    """A fake Kafka with the topic, and a client of it (``options``: its ClientConfig)."""
+    async with fake_kafka() as fake:
+        fake.create_topic(TOPIC, partitions=partitions)
+        async with open_client(fake.bootstrap_servers, **options) as client:
+            yield fake, client
+
+
+def watch(fake: FakeKafka, api: type[Message]) -> Seen:
+    """Every request of *api* the fake receives from now on, with the time it arrived."""
+    seen: Seen = []
+
+    def record(request: Intercepted) -> None:
+        seen.append((trio.current_time(), request))
+
+    fake.control(api, record, times=None)
+    return seen
+
+
+def committed(fake: FakeKafka) -> dict[tuple[str, int], int]:
+    group = fake.group(GROUP)
+    return {} if group is None else {tp: c.offset for tp, c in group.offsets.items()}
 
 
 def config(**options: Any) -> GroupConfig:
@@ -69,23 +97,25 @@ async def acking_worker(assigned: AssignedPartition, events: list[tuple[str, Any
 
 
 async def test_a_rebalance_is_logged_with_the_assignment(
-    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    loopback_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "trio_brod.group")
-    cluster = FakeGroupCluster({TOPIC: 2})
-    async with open_group_member(client(cluster), GROUP, [TOPIC], config=config()) as member:
+    async with (
+        running(2) as (_fake, client),
+        open_group_member(client, GROUP, [TOPIC], config=config()) as member,
+    ):
         await member.wait_stable()
+        member_id = member.generation.member_id
     info = records(caplog, logging.INFO)
     assert f"{GROUP}: joining the group: joining the group" in info
-    assert f"{GROUP}: generation 1, member {MEMBER_ID} owns [('orders', 0), ('orders', 1)]" in (
+    assert f"{GROUP}: generation 1, member {member_id} owns [('orders', 0), ('orders', 1)]" in (
         info
     )
 
 
 async def test_heartbeats_go_on_while_a_handler_awaits_past_the_session_timeout(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
-    cluster = FakeGroupCluster({TOPIC: 1})
     handled = trio.Event()
 
     async def slow_worker(assigned: AssignedPartition) -> None:
@@ -94,66 +124,78 @@ async def test_heartbeats_go_on_while_a_handler_awaits_past_the_session_timeout(
             assigned.ack(0)
             handled.set()
 
-    async with open_group_member(client(cluster), GROUP, [TOPIC], config=config()) as member:
-        async with trio.open_nursery() as nursery:
-            async for assigned in member:
-                nursery.start_soon(slow_worker, assigned)
-                break
-            start = trio.current_time()
-            await handled.wait()
-            await member.commit()
-        beats = [at for at, _ in cluster.sent(HeartbeatRequest) if at >= start]
-        assert len(beats) >= 28  # one a second, none held back by the handler
-        assert member.generation.generation_id == 1
-        assert [at for at, _ in cluster.sent(JoinGroupRequest)] == [
-            at for at, _ in cluster.sent(JoinGroupRequest)[:1]
-        ]
-    assert cluster.committed == {(TOPIC, 0): 1}
+    async with running(1) as (fake, client):
+        heartbeats, joins = watch(fake, HeartbeatRequest), watch(fake, JoinGroupRequest)
+        async with open_group_member(client, GROUP, [TOPIC], config=config()) as member:
+            async with trio.open_nursery() as nursery:
+                async for assigned in member:
+                    nursery.start_soon(slow_worker, assigned)
+                    break
+                start, joined = trio.current_time(), len(joins)
+                await handled.wait()
+                await member.commit()
+            beats = [at for at, _ in heartbeats if at >= start]
+            assert len(beats) >= 28  # one a second, none held back by the handler
+            assert member.generation.generation_id == 1
+            assert len(joins) == joined  # never evicted, never rejoined
+        assert committed(fake) == {(TOPIC, 0): 1}
 
 
 async def test_an_evicted_member_cancels_its_workers_before_any_further_commit(
-    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    loopback_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "trio_brod.group")
-    cluster = FakeGroupCluster({TOPIC: 2})
     lost: list[list[int]] = []
+    # What reached the coordinator, and the workers' stops, in one order.
+    events: list[tuple[str, Any]] = []
 
     async def on_lost(parts: Sequence[AssignedPartition]) -> None:
         lost.append([a.partition for a in parts])
 
+    def record(request: Intercepted) -> None:
+        body: Any = request.body
+        generation = getattr(body, "generation_id", None)
+        if isinstance(body, OffsetCommitRequest):
+            generation = body.generation_id_or_member_epoch
+        events.append((type(body).__name__, generation))
+
     # Commits only when asked, so that the heartbeat is what hears of the eviction.
     cfg = config(offset_commit_interval=60.0)
-    async with (
-        open_group_member(client(cluster), GROUP, [TOPIC], config=cfg, on_lost=on_lost) as member,
-        trio.open_nursery() as nursery,
-    ):
-        first = []
-        async for assigned in member:
-            # The workers write into the broker's event log: one order for both.
-            nursery.start_soon(acking_worker, assigned, cluster.events)
-            first.append(assigned)
-            if len(first) == 2:
-                break
-        await trio.sleep(3.0)
-        await member.commit()
-        committed_before = dict(cluster.committed)
-        cluster.evict()
-        with trio.fail_after(10):
-            while member.generation.generation_id != 2:  # noqa: ASYNC110 (fake state)
-                await trio.sleep(0.1)
-        await member.commit()  # generation 2 owns nothing yet: commits nothing
-        nursery.cancel_scope.cancel()
-    events = cluster.events
-    heard = events.index(("heartbeat error", UnknownMemberIdError.code))
-    after = events[heard + 1 :]
-    # Both workers stopped before anything else reached the broker, and nothing of
-    # generation 1 was committed after the eviction.
-    assert sorted(after[:2]) == [("stopped", 0), ("stopped", 1)]
-    assert ("commit", 1) not in after
-    assert not any(what == "commit refused" for what, _ in events)
-    assert all(a.lost for a in first)
-    assert lost == [[0, 1]]
-    assert cluster.committed == committed_before
+    async with running(2) as (fake, client):
+        for api in (HeartbeatRequest, OffsetCommitRequest, JoinGroupRequest, SyncGroupRequest):
+            fake.control(api, record, times=None)
+        for api in (LeaveGroupRequest, OffsetFetchRequest):
+            fake.control(api, record, times=None)
+        async with (
+            open_group_member(client, GROUP, [TOPIC], config=cfg, on_lost=on_lost) as member,
+            trio.open_nursery() as nursery,
+        ):
+            first = []
+            async for assigned in member:
+                nursery.start_soon(acking_worker, assigned, events)
+                first.append(assigned)
+                if len(first) == 2:
+                    break
+            await trio.sleep(3.0)
+            await member.commit()
+            committed_before = committed(fake)
+            assert set(committed_before) == {(TOPIC, 0), (TOPIC, 1)}
+            events.append(("evicted", None))
+            assert fake.expire_member(GROUP, member.generation.member_id)
+            with trio.fail_after(10):
+                while member.generation.generation_id <= 1:  # noqa: ASYNC110 (member state)
+                    await trio.sleep(0.1)
+            await member.commit()  # the new generation owns nothing yet: commits nothing
+            nursery.cancel_scope.cancel()
+        after = events[events.index(("evicted", None)) + 1 :]
+        # The first heartbeat after the eviction heard of it; both workers stopped before
+        # anything else reached the broker, and nothing of generation 1 was committed after.
+        assert after[0] == ("HeartbeatRequest", 1)
+        assert sorted(after[1:3]) == [("stopped", 0), ("stopped", 1)]
+        assert ("OffsetCommitRequest", 1) not in after
+        assert all(a.lost for a in first)
+        assert lost == [[0, 1]]
+        assert committed(fake) == committed_before
     warnings = records(caplog, logging.WARNING)
     assert f"{GROUP}: evicted from generation 1: UNKNOWN_MEMBER_ID" in " ".join(warnings)
     assert any("lost [('orders', 0), ('orders', 1)] of generation 1" in w for w in warnings)
@@ -161,23 +203,22 @@ async def test_an_evicted_member_cancels_its_workers_before_any_further_commit(
 
 @pytest.mark.parametrize("request_timeout", [30.0, 3.0])
 async def test_a_member_cut_off_from_its_coordinator_gives_its_partitions_up_at_session_timeout(
-    autojump_clock: trio.testing.MockClock, request_timeout: float
+    loopback_clock: trio.testing.MockClock, request_timeout: float
 ) -> None:
     # brod's #649: a member that cannot heartbeat must not keep processing partitions the
     # broker has already handed to another member once the session timed out.
-    cluster = FakeGroupCluster({TOPIC: 1}, request_timeout=request_timeout)
     events: list[tuple[str, Any]] = []
     async with (
-        open_group_member(client(cluster), GROUP, [TOPIC], config=config()) as member,
+        running(1, request_timeout=request_timeout) as (fake, client),
+        open_group_member(client, GROUP, [TOPIC], config=config()) as member,
         trio.open_nursery() as nursery,
     ):
         async for assigned in member:
             nursery.start_soon(acking_worker, assigned, events)
             break
         await trio.sleep(2.0)
-        cluster.unreachable = True
+        await fake.stop_broker(1)  # the only broker: coordinator and all
         cut = trio.current_time()
-        commits = len(cluster.commits)
         with trio.fail_after(60):
             while not events:  # noqa: ASYNC110 (the worker's own record)
                 await trio.sleep(0.1)
@@ -185,75 +226,84 @@ async def test_a_member_cut_off_from_its_coordinator_gives_its_partitions_up_at_
         # Within the session timeout (plus a heartbeat), not after request_timeout.
         assert stopped - cut <= 6.0 + 2 * 1.0
         assert assigned.lost
-        assert len(cluster.commits) == commits
-        committed = dict(cluster.committed)
-        cluster.unreachable = False
+        last_commit = committed(fake)[TOPIC, 0]
+        await fake.start_broker(1)
         with trio.fail_after(60):
             async for again in member:
-                assert again.generation_id == 2
-                assert again.begin_offset == committed[TOPIC, 0]
+                group = fake.group(GROUP)
+                assert group is not None
+                # A new generation (the coordinator evicted the silent member meanwhile).
+                assert again.generation_id == group.generation > 1
+                assert again.begin_offset == last_commit
                 break
         nursery.cancel_scope.cancel()
 
 
 async def test_a_blocked_event_loop_is_logged_with_the_delay(
-    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    loopback_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "trio_brod.group")
-    cluster = FakeGroupCluster({TOPIC: 1})
-    async with open_group_member(client(cluster), GROUP, [TOPIC], config=config()) as member:
+    async with (
+        running(1) as (_fake, client),
+        open_group_member(client, GROUP, [TOPIC], config=config()) as member,
+    ):
         await member.wait_stable()
         await trio.sleep(0.5)
-        autojump_clock.jump(4.0)  # as a handler that blocks the loop for 4 s would
+        loopback_clock.jump(4.0)  # as a handler that blocks the loop for 4 s would
         await trio.sleep(1.0)
     (warning,) = [w for w in records(caplog, logging.WARNING) if "late" in w]
     assert warning.startswith(f"{GROUP}: heartbeat 3.5 s late: the event loop was blocked")
 
 
 async def test_a_slow_heartbeat_answer_is_not_taken_for_a_blocked_event_loop(
-    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    loopback_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "trio_brod.group")
-    cluster = FakeGroupCluster({TOPIC: 1})
-    async with open_group_member(client(cluster), GROUP, [TOPIC], config=config()) as member:
+    async with (
+        running(1) as (fake, client),
+        open_group_member(client, GROUP, [TOPIC], config=config()) as member,
+    ):
         await member.wait_stable()
-        cluster.hold_heartbeats = True
-        await trio.sleep(4.0)  # the coordinator takes 3-4 s to answer (within the session)
-        cluster.release_heartbeats()
-        await trio.sleep(3.0)
+        # The coordinator takes 4 s to answer the next heartbeat (within the session).
+        slow = fake.control(HeartbeatRequest, Delay(4.0))
+        await trio.sleep(7.0)
+        assert slow.seen  # the delayed heartbeat was sent and answered
         assert member.generation.generation_id == 1
     assert not [w for w in records(caplog, logging.WARNING) if "late" in w]
 
 
 async def test_rejoin_delay_is_waited_between_failed_joins_then_the_member_joins(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
-    cluster = FakeGroupCluster({TOPIC: 1})
-    cluster.join_errors = [RequestTimedOutError] * 2
     cfg = config(max_rejoin_attempts=2, rejoin_delay=2.0)
-    async with open_group_member(client(cluster), GROUP, [TOPIC], config=cfg) as member:
-        await member.wait_stable()
-        assert member.generation.generation_id == 1
-    joins = [at for at, _ in cluster.sent(JoinGroupRequest)]
-    assert len(joins) == 3
-    first, second = joins[1] - joins[0], joins[2] - joins[1]
+    async with running(1) as (fake, client):
+        joins = watch(fake, JoinGroupRequest)
+        fake.fail(JoinGroupRequest, RequestTimedOutError, times=2)
+        async with open_group_member(client, GROUP, [TOPIC], config=cfg) as member:
+            await member.wait_stable()
+            assert member.generation.generation_id == 1
+    times = [at for at, _ in joins]
+    # Two failed, then MEMBER_ID_REQUIRED (JoinGroup v4+) and the join with that id.
+    assert len(times) == 4
+    first, second = times[1] - times[0], times[2] - times[1]
     # rejoin_delay, then twice that (each with up to 20 % jitter).
     assert 2.0 * 0.8 <= first <= 2.0 * 1.2 + 0.1
     assert 4.0 * 0.8 <= second <= 4.0 * 1.2 + 0.1
 
 
 async def test_the_member_gives_up_after_max_rejoin_attempts(
-    autojump_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
-    cluster = FakeGroupCluster({TOPIC: 1})
-    cluster.join_errors = [RequestTimedOutError] * 10
     cfg = config(max_rejoin_attempts=3, rejoin_delay=0.5)
-    with pytest.RaisesGroup(
-        pytest.RaisesExc(KafkaError, match="gave up joining after 3 attempts"),
-        flatten_subgroups=True,
-        allow_unwrapped=True,
-    ):
-        async with open_group_member(client(cluster), GROUP, [TOPIC], config=cfg):
-            await trio.sleep_forever()
-    # The first attempt and three retries, then no more.
-    assert len(cluster.sent(JoinGroupRequest)) == 4
+    async with running(1) as (fake, client):
+        joins = watch(fake, JoinGroupRequest)
+        fake.fail(JoinGroupRequest, RequestTimedOutError, times=10)
+        with pytest.RaisesGroup(
+            pytest.RaisesExc(KafkaError, match="gave up joining after 3 attempts"),
+            flatten_subgroups=True,
+            allow_unwrapped=True,
+        ):
+            async with open_group_member(client, GROUP, [TOPIC], config=cfg):
+                await trio.sleep_forever()
+        # The first attempt and three retries, then no more.
+        assert len(joins) == 4

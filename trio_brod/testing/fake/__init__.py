@@ -22,6 +22,7 @@ Fault injection (see :meth:`FakeKafka.control`)::
     fake.expire_member("my-group", member_id)         # evicted as by its session timeout
     fake.move_coordinator("my-group")                 # old coordinator: NOT_COORDINATOR
     fake.transaction("my-txn-id")                     # a transactional id's state
+    fake.remove_api(ConsumerGroupHeartbeatRequest)    # an older Kafka, without KIP-848
 
 Transactions (v1) run through a transaction coordinator with Kafka's fencing, markers, last
 stable offsets and timeouts on Trio's clock (see :mod:`._transactions`).
@@ -37,6 +38,7 @@ transaction coordinator's rules, pure) and ``_txn_apis`` (its handlers, markers 
 
 from __future__ import annotations
 
+from trio_brod.testing.fake._consumer_groups import ConsumerGroup, ConsumerMember
 from trio_brod.testing.fake._fake import FakeKafka, fake_kafka
 from trio_brod.testing.fake._faults import (
     Action,
@@ -63,6 +65,8 @@ __all__ = [
     "AppendResult",
     "ClusterModel",
     "Committed",
+    "ConsumerGroup",
+    "ConsumerMember",
     "Control",
     "Delay",
     "Drop",

@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from trio_brod.protocol import Message
+from trio_brod.protocol import ApiVersionsRequest, Message
 from trio_brod.protocol.errors import KafkaError
 from trio_brod.protocol.records import encode_batch
 from trio_brod.testing.fake._admin_apis import install_admin_apis
+from trio_brod.testing.fake._consumer_groups import ConsumerGroup
 from trio_brod.testing.fake._data_apis import install_data_apis
 from trio_brod.testing.fake._faults import Action, Control, Decide, Fail
 from trio_brod.testing.fake._group_apis import GroupCoordinator, install_group_apis
@@ -157,6 +158,18 @@ class FakeKafka:
         """Shorthand for ``control(api_key, Fail(error), ...)``."""
         return self.control(api_key, Fail(error), topic=topic, partition=partition, times=times)
 
+    def remove_api(self, api_key: int | type[Message]) -> None:
+        """Stop serving an API, as a broker of an older Kafka that lacks it would: ApiVersions
+        no longer lists it and its requests are answered UNSUPPORTED_VERSION. Clients read
+        ApiVersions when they connect, so remove an API before they do (or stop and start
+        the brokers: they reconnect). E.g. a Kafka 3.x broker, without KIP-848's
+        ConsumerGroupHeartbeat: ``fake.remove_api(ConsumerGroupHeartbeatRequest)``.
+        """
+        key = api_key if isinstance(api_key, int) else api_key.API_KEY
+        if key == ApiVersionsRequest.API_KEY:
+            raise ValueError("ApiVersions is how clients learn what a broker serves: keep it")
+        self.cluster.apis.pop(key, None)
+
     def move_leader(self, topic: str, partition: int, broker: int | None = None) -> int:
         """Move a partition's leadership (default: to its next live replica), as a
         reassignment or election would. The old leader answers NOT_LEADER_OR_FOLLOWER from
@@ -180,6 +193,13 @@ class FakeKafka:
         state, partitions, pending offsets), to look at in assertions; None if unknown.
         """
         return self.transactions.transactions.get(transactional_id)
+
+    def consumer_group(self, group_id: str) -> ConsumerGroup | None:
+        """A KIP-848 group's state as the coordinator holds it (group epoch, members with
+        their epochs and assignments, target assignment), to look at in assertions; None if
+        unknown. Classic groups are :meth:`group`'s.
+        """
+        return self.groups.consumer.groups.get(group_id)
 
     def expire_member(self, group_id: str, member_id: str) -> bool:
         """Evict a group member at once, as its session timeout would: the group rebalances

@@ -192,6 +192,7 @@ _MIRRORS: dict[int, Any] = {
     1: _partitioned("topics", "partitions", "partition", "responses", "partitions"),
     2: _partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
     3: _metadata,
+    8: _partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
     10: _named("coordinator_keys", "", "coordinators", "key"),
     15: _named("groups", "", "groups", "group_id"),
     19: _named("topics", "name", "topics", "name"),
