@@ -68,6 +68,7 @@ class Transaction:
         # producers already used by this transaction, by (topic, partition).
         self._state = producer.state
         self._used: dict[tuple[str, int], PartitionProducer] = {}
+        self._topics: dict[str, TopicProducer] = {}
         #: When the coordinator will abort it (``transaction_timeout`` after it began;
         #: the coordinator's clock starts later, at the first partition added).
         self.deadline = trio.current_time() + producer.config.transaction_timeout
@@ -94,7 +95,10 @@ class Transaction:
         # moves it out of IN_TRANSACTION (the slow path then raises the right error).
         if not self.open or self._state.state is not TxnState.IN_TRANSACTION:
             self._check_open()
-        producer = await self.producer._topic(topic)  # noqa: SLF001 (its own transaction)
+        producer = self._topics.get(topic)
+        if producer is None:
+            producer = await self.producer._topic(topic)  # noqa: SLF001 (its own transaction)
+            self._topics[topic] = producer
         if partition is None:
             partition = producer.choose(key, value, partitioner)
         if type(partition) is int:
