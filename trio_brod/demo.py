@@ -30,6 +30,7 @@ import trio
 
 import trio_brod
 from trio_brod import ClusterMetadata, DeliveryReceipt, MessageSet, ProducerConfig
+from trio_brod.producer.identity import ProducerIdentity
 from trio_brod.protocol import BrodError, FetchRequest, MetadataRequest, ProduceRequest
 from trio_brod.testing import (
     AsyncKafkaCluster,
@@ -552,6 +553,8 @@ async def _run(cluster: AsyncKafkaCluster, args: argparse.Namespace) -> None:
             api.NAME.removesuffix("Request"): connection.best_version(api)
             for api in (MetadataRequest, ProduceRequest, FetchRequest)
         }
+        # Plain and idempotent producers stop at Produce v11 (v12 is transactions v2's).
+        versions["Produce"] = min(versions["Produce"], ProducerIdentity.PLAIN_PRODUCE[1])
         _print_metadata(metadata, versions)
         config = ProducerConfig(compression=args.compression)
         per_partition = await _produce(client, args.messages, args.size, config)
