@@ -255,3 +255,18 @@ def test_strategies_need_hypothesis() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "testing" in out.stdout
     assert "pip install" in out.stdout
+
+
+def test_topic_by_id_follows_deletes_and_re_creates() -> None:
+    # Lookups by id are indexed: the index must never answer for a topic that is gone.
+    model = ClusterModel(broker_ids=[1])
+    first = model.create_topic("a", 1)
+    other = model.create_topic("b", 2)
+    assert model.topic_by_id(first.topic_id) is first
+    model.delete_topic("a")
+    assert model.topic_by_id(first.topic_id) is None
+    again = model.create_topic("a", 3)
+    assert again.topic_id != first.topic_id
+    assert model.topic_by_id(first.topic_id) is None
+    assert model.topic_by_id(again.topic_id) is again
+    assert model.topic_by_id(other.topic_id) is other

@@ -107,6 +107,7 @@ class ClusterModel:
     live: set[int] = field(default_factory=set)
     topics: dict[str, Topic] = field(default_factory=dict)
     _next_producer_id: int = 1000
+    _by_id: dict[uuid.UUID, Topic] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.live:
@@ -118,11 +119,18 @@ class ClusterModel:
         return min(self.live, default=-1)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> Topic | None:
-        """The topic with this id, if there is one."""
-        for topic in self.topics.values():
-            if topic.topic_id == topic_id:
-                return topic
-        return None
+        """The topic with this id, if there is one.
+
+        Fetch (v13+) names topics by id: an index keeps that lookup from scanning every
+        topic, which a fake holding a topic per hypothesis example would do on each fetch.
+        ``topics`` stays the one source of truth: the index is checked against it and
+        rebuilt when it is out of date (a topic created, deleted or re-created since).
+        """
+        topic = self._by_id.get(topic_id)
+        if topic is not None and self.topics.get(topic.name) is topic:
+            return topic
+        self._by_id = {t.topic_id: t for t in self.topics.values()}
+        return self._by_id.get(topic_id)
 
     def partition(self, topic: str, index: int) -> Partition:
         """A partition, or :class:`ModelError` (UNKNOWN_TOPIC_OR_PARTITION)."""
