@@ -123,14 +123,17 @@ class ClusterModel:
 
         Fetch (v13+) names topics by id: an index keeps that lookup from scanning every
         topic, which a fake holding a topic per hypothesis example would do on each fetch.
-        ``topics`` stays the one source of truth: the index is checked against it and
-        rebuilt when it is out of date (a topic created, deleted or re-created since).
+        ``topics`` stays the one source of truth: :meth:`create_topic` and
+        :meth:`delete_topic` keep the index, and a hit is checked against ``topics``.
         """
         topic = self._by_id.get(topic_id)
         if topic is not None and self.topics.get(topic.name) is topic:
             return topic
-        self._by_id = {t.topic_id: t for t in self.topics.values()}
-        return self._by_id.get(topic_id)
+        if topic is not None or len(self._by_id) != len(self.topics):
+            # Out of date (``topics`` changed other than through create/delete_topic).
+            self._by_id = {t.topic_id: t for t in self.topics.values()}
+            topic = self._by_id.get(topic_id)
+        return topic
 
     def partition(self, topic: str, index: int) -> Partition:
         """A partition, or :class:`ModelError` (UNKNOWN_TOPIC_OR_PARTITION)."""
@@ -199,6 +202,7 @@ class ClusterModel:
             partition.log.max_message_bytes = int(max_bytes or DEFAULT_MAX_MESSAGE_BYTES)
         if not validate_only:
             self.topics[name] = topic
+            self._by_id[topic.topic_id] = topic
         return topic
 
     def delete_topic(self, name: str) -> Topic:
@@ -206,6 +210,7 @@ class ClusterModel:
         topic = self.topics.pop(name, None)
         if topic is None:
             raise ModelError(UnknownTopicOrPartitionError, f"topic {name!r} does not exist")
+        self._by_id.pop(topic.topic_id, None)
         return topic
 
     def create_partitions(
