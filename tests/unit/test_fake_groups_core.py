@@ -340,3 +340,27 @@ def test_a_rebalance_waits_for_members_given_an_id() -> None:
     assert a.join.result is not None
     assert a.join.result.error == 0
     assert a.join.result.members == ((a.member_id, None, b""),)
+
+
+def test_idle_groups_have_no_timers_until_a_member_joins_again() -> None:
+    # The coordinator looks only at groups that may have timers; one left idle must get
+    # its timers looked at again when a member comes back.
+    world, a, b = stable_pair()
+    for other in ("idle-1", "idle-2"):
+        assert world.groups.get(other, create=True) is not None
+    assert world.groups.next_deadline() == world.now + SESSION
+    world.groups.leave(world.now, G, [(a.member_id, None), (b.member_id, "static-b")])
+    assert world.groups.next_deadline() is None
+    world.now += 100
+    c = Client("c", None, [("range", b"")])
+    join_all(world, [c])
+    group = world.groups.get(G)
+    assert group is not None
+    assert c.member_id in group.members
+    # c never syncs: its timers are looked at again, and end its membership.
+    assert world.groups.next_deadline() is not None
+    while (deadline := world.groups.next_deadline()) is not None:
+        world.now = deadline
+        world.groups.tick(world.now)
+    assert c.member_id not in group.members
+    assert group.state == EMPTY

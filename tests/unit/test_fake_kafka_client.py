@@ -6,7 +6,9 @@ retries' backoffs and injected delays take no wall time.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import socket
 import struct
 import uuid
@@ -14,6 +16,8 @@ import uuid
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trio_brod.admin
 from trio_brod import open_client
@@ -324,3 +328,45 @@ async def test_a_failed_produce_without_acks_closes_the_connection() -> None:
         )
         frame = encode_request(produce, 9, 1, "t")
         assert await trio.to_thread.run_sync(_fake_request, fake, frame) is None
+
+
+async def test_a_property_shares_one_fake_across_examples(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # docs/testing.rst's "fast properties" pattern: hypothesis in a worker thread, each
+    # example a fresh topic in this Trio run, the clock jumping only inside examples.
+    async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
+        numbers = itertools.count()
+        seen: list[int] = []
+
+        async def example(values: list[bytes]) -> None:
+            autojump_clock.autojump_threshold = 0
+            try:
+                topic = f"orders-{next(numbers)}"
+                fake.create_topic(topic, partitions=1)
+                await client.start_producer(topic)
+                receipts = [await client.produce(topic, v, partition=0) for v in values]
+                for receipt in receipts:
+                    await receipt
+                await client.stop_producer(topic)
+                got: list[bytes | None] = []
+                async with client.subscribe(topic, 0, begin_offset=0) as sub:
+                    async for message_set in sub:
+                        got += [m.value for m in message_set]
+                        if len(got) == len(values):
+                            break
+                await client.stop_consumer(topic)
+                assert got == values
+                seen.append(fake.log(topic, 0).high_watermark)
+            finally:
+                autojump_clock.autojump_threshold = math.inf
+
+        @settings(max_examples=15, deadline=None, database=None)
+        @given(st.lists(st.binary(max_size=64), min_size=1, max_size=8))
+        def prop(values: list[bytes]) -> None:
+            trio.from_thread.run(example, values)
+
+        autojump_clock.autojump_threshold = math.inf
+        await trio.to_thread.run_sync(prop)
+        assert len(seen) == 15
+        assert len(fake.model.topics) == 15

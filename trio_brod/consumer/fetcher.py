@@ -138,8 +138,12 @@ class BrokerFetcher:
         self._slot = ConnectionSlot()
         self._side_slot = ConnectionSlot()
         self._targets: dict[TopicPartition, FetchTarget] = {}
-        # Every topic fetched for so far, with its id (None: the cluster gives none).
+        # Every topic fetched for so far, with its id (None: the cluster gives none); kept
+        # with its inverse and the topics without an id, so that neither a request nor an
+        # answer looks through every topic a long-lived client ever fetched.
         self._topic_ids: dict[str, uuid.UUID | None] = {}
+        self._topic_names: dict[uuid.UUID, str] = {}
+        self._without_id: set[str] = set()
         self._woken = trio.Event()
         self._side_woken = trio.Event()
         # The partitions of the session's request in flight and of the side request in
@@ -173,8 +177,19 @@ class BrokerFetcher:
         if current is not None and current is not target:
             raise RuntimeError(f"{tp[0]}[{tp[1]}] is fetched already")
         self._targets[tp] = target
-        self._topic_ids[target.topic] = target.topic_id
+        self._set_topic_id(target.topic, target.topic_id)
         self.wake()
+
+    def _set_topic_id(self, topic: str, topic_id: uuid.UUID | None) -> None:
+        old = self._topic_ids.get(topic)
+        if old is not None and self._topic_names.get(old) == topic:
+            del self._topic_names[old]
+        self._topic_ids[topic] = topic_id
+        if topic_id is None:
+            self._without_id.add(topic)
+        else:
+            self._without_id.discard(topic)
+            self._topic_names[topic_id] = topic
 
     def remove(self, target: FetchTarget) -> None:
         """Stop fetching for ``target``; an answer in flight for it is dropped."""
@@ -277,7 +292,7 @@ class BrokerFetcher:
             connection = await self._pool.connect_slot(slot, self.host, self.port, self._nursery)
             version = connection.best_version(FetchRequest, min_version=FETCH_MIN_VERSION)
             topic_ids = self._topic_ids
-            if version >= FETCH_TOPIC_ID_VERSION and None in topic_ids.values():
+            if version >= FETCH_TOPIC_ID_VERSION and self._without_id:
                 version = FETCH_TOPIC_ID_VERSION - 1
             session = None
             if side is None:
@@ -352,7 +367,7 @@ class BrokerFetcher:
         Returns whether any partition had records or an error."""
         news = False
         by_id = version >= FETCH_TOPIC_ID_VERSION
-        names = {topic_id: topic for topic, topic_id in self._topic_ids.items()} if by_id else {}
+        names = self._topic_names if by_id else {}
         targets = self._targets
         for topic_response in response.responses:
             name = names.get(topic_response.topic_id) if by_id else topic_response.topic

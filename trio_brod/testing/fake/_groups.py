@@ -318,26 +318,46 @@ class Groups:
     """Every group of the fake cluster (the coordinator's state; its offsets too)."""
 
     groups: dict[str, Group] = field(default_factory=dict)
+    #: The groups that may have a timer running (see next_deadline).
+    _timed: dict[str, Group] = field(default_factory=dict, repr=False)
     min_session_timeout: float = MIN_SESSION_MS / 1000
     max_session_timeout: float = MAX_SESSION_MS / 1000
 
     def get(self, group_id: str, *, create: bool = False) -> Group | None:
-        """The group (made empty if *create*)."""
+        """The group (made empty if *create*).
+
+        The group is put among those whose timers are looked at (see
+        :meth:`next_deadline`): a group only gets timers from members, and members only
+        come by a join, which finds its group here.
+        """
         group = self.groups.get(group_id)
         if group is None and create:
             group = self.groups[group_id] = Group(group_id)
+        if group is not None:
+            self._timed[group_id] = group
         return group
 
     def next_deadline(self) -> float | None:
-        """When the next timer of any group fires."""
-        return min(
-            (d for g in self.groups.values() if (d := g.next_deadline()) is not None),
-            default=None,
-        )
+        """When the next timer of any group fires.
+
+        Only groups that may have a timer are looked at: an idle group (no members, no
+        rebalance, no pending member) is dropped from them until :meth:`get` finds it
+        again. The timer task asks after every group request, and a fake that keeps a
+        group per hypothesis example would otherwise scan all of them each time.
+        """
+        earliest: float | None = None
+        for group_id, group in list(self._timed.items()):
+            if not group.members and not group.pending and group.rebalance_deadline is None:
+                del self._timed[group_id]
+                continue
+            deadline = group.next_deadline()
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     def tick(self, now: float) -> None:
-        """Apply every timer due at *now*."""
-        for group in list(self.groups.values()):
+        """Apply every timer due at *now* (idle groups have none)."""
+        for group in list(self._timed.values()):
             group.tick(now)
 
     # -- JoinGroup -----------------------------------------------------------------------

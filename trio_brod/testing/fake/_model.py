@@ -107,6 +107,7 @@ class ClusterModel:
     live: set[int] = field(default_factory=set)
     topics: dict[str, Topic] = field(default_factory=dict)
     _next_producer_id: int = 1000
+    _by_id: dict[uuid.UUID, Topic] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.live:
@@ -118,11 +119,21 @@ class ClusterModel:
         return min(self.live, default=-1)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> Topic | None:
-        """The topic with this id, if there is one."""
-        for topic in self.topics.values():
-            if topic.topic_id == topic_id:
-                return topic
-        return None
+        """The topic with this id, if there is one.
+
+        Fetch (v13+) names topics by id: an index keeps that lookup from scanning every
+        topic, which a fake holding a topic per hypothesis example would do on each fetch.
+        ``topics`` stays the one source of truth: :meth:`create_topic` and
+        :meth:`delete_topic` keep the index, and a hit is checked against ``topics``.
+        """
+        topic = self._by_id.get(topic_id)
+        if topic is not None and self.topics.get(topic.name) is topic:
+            return topic
+        if topic is not None or len(self._by_id) != len(self.topics):
+            # Out of date (``topics`` changed other than through create/delete_topic).
+            self._by_id = {t.topic_id: t for t in self.topics.values()}
+            topic = self._by_id.get(topic_id)
+        return topic
 
     def partition(self, topic: str, index: int) -> Partition:
         """A partition, or :class:`ModelError` (UNKNOWN_TOPIC_OR_PARTITION)."""
@@ -191,6 +202,7 @@ class ClusterModel:
             partition.log.max_message_bytes = int(max_bytes or DEFAULT_MAX_MESSAGE_BYTES)
         if not validate_only:
             self.topics[name] = topic
+            self._by_id[topic.topic_id] = topic
         return topic
 
     def delete_topic(self, name: str) -> Topic:
@@ -198,6 +210,7 @@ class ClusterModel:
         topic = self.topics.pop(name, None)
         if topic is None:
             raise ModelError(UnknownTopicOrPartitionError, f"topic {name!r} does not exist")
+        self._by_id.pop(topic.topic_id, None)
         return topic
 
     def create_partitions(

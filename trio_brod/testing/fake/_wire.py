@@ -85,22 +85,53 @@ def _schema(obj: object) -> tuple[FieldSchema, ...]:
     return schema
 
 
-def fit(message: object, version: int) -> None:
-    """Reset, in place, every field *version* lacks to its default, nested ones included."""
-    defaults = {f.name: f for f in dataclasses.fields(message)}  # type: ignore[arg-type]
-    for schema in _schema(message):
-        value = getattr(message, schema.name)
+#: What :func:`fit` does to a field: reset it to a default, to a default factory's value,
+#: or fit the struct (or each struct of the array) it holds.
+_RESET, _RESET_FACTORY, _STRUCT, _ARRAY = range(4)
+
+#: (message class, version) -> the fields :func:`fit` must touch, worked out once: a
+#: response is fitted on every answer, and most fields need nothing.
+_plans: dict[tuple[type, int], tuple[tuple[str, int, Any], ...]] = {}
+
+
+def _plan(cls: type, version: int) -> tuple[tuple[str, int, Any], ...]:
+    plan = _plans.get((cls, version))
+    if plan is not None:
+        return plan
+    defaults = {f.name: f for f in dataclasses.fields(cls)}
+    steps: list[tuple[str, int, Any]] = []
+    for schema in _schema(cls):
         if version not in schema.versions:
             spec = defaults[schema.name]
             if spec.default_factory is not dataclasses.MISSING:
-                setattr(message, schema.name, spec.default_factory())
+                steps.append((schema.name, _RESET_FACTORY, spec.default_factory))
             else:
-                setattr(message, schema.name, spec.default)
-        elif schema.kind == "struct" and value is not None:
-            fit(value, version)
-        elif schema.kind == "array" and schema.element == "struct" and value:
-            for item in value:
-                fit(item, version)
+                steps.append((schema.name, _RESET, spec.default))
+        elif schema.struct is None or not _plan(schema.struct, version):
+            continue  # nothing in it to reset
+        elif schema.kind == "struct":
+            steps.append((schema.name, _STRUCT, None))
+        elif schema.kind == "array" and schema.element == "struct":
+            steps.append((schema.name, _ARRAY, None))
+    plan = _plans[cls, version] = tuple(steps)
+    return plan
+
+
+def fit(message: object, version: int) -> None:
+    """Reset, in place, every field *version* lacks to its default, nested ones included."""
+    for name, action, default in _plan(type(message), version):
+        if action == _RESET:
+            setattr(message, name, default)
+        elif action == _RESET_FACTORY:
+            setattr(message, name, default())
+        else:
+            value = getattr(message, name)
+            if action == _STRUCT:
+                if value is not None:
+                    fit(value, version)
+            elif value:
+                for item in value:
+                    fit(item, version)
 
 
 def error_response(api_key: int, request: Any, code: int) -> Message:
