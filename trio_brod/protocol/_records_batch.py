@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from trio_brod.protocol import _crc32c
-from trio_brod.protocol._compression import decompress
+from trio_brod.protocol._compression import decompress_view
 from trio_brod.protocol._records_format import (
     BATCH_OVERHEAD,
     COMPRESSION_MASK,
@@ -96,6 +96,7 @@ class RecordBatch:
 
     __slots__ = (
         "_data",
+        "_inflated",
         "_records",
         "_start",
         "attributes",
@@ -194,6 +195,8 @@ class RecordBatch:
         self._start = start
         # The decoded records, once records() has run (legacy batches: from the start).
         self._records = records
+        # The decompressed records, from inflate() until records() decodes them.
+        self._inflated: bytes | memoryview | None = None
 
     @property
     def last_offset(self) -> int:
@@ -237,13 +240,16 @@ class RecordBatch:
             return records
         start = self._start + BATCH_OVERHEAD
         end = self._start + self.size
+        buf: bytes | memoryview
         if self.compression is Compression.NONE:
             buf = self._data
         else:
-            try:
-                buf = decompress(self.compression, memoryview(self._data)[start:end])
-            except DecodeError as exc:
-                raise CorruptRecordError(str(exc), self.base_offset) from exc
+            inflated = self._inflated
+            if inflated is None:
+                buf = self._decompress()
+            else:
+                buf = inflated
+                self._inflated = None  # decoded below: the buffer is not needed any more
             start = 0
             end = len(buf)
         # Every record takes at least 7 bytes; checking first bounds the work a corrupt count
@@ -271,6 +277,8 @@ class RecordBatch:
                 raise CorruptRecordError(str(exc), self.base_offset) from None
             self._records = records
             return records
+        if not isinstance(buf, bytes):
+            buf = bytes(buf)  # the Python loop slices it, and keys and values must be bytes
         records = _decode_v2_records(
             buf, start, end, count, self.base_offset, self.base_timestamp, self.timestamp_type
         )
@@ -286,6 +294,39 @@ class RecordBatch:
             ]
         self._records = records
         return records
+
+    @property
+    def inflated(self) -> bool:
+        """Whether :meth:`records` has nothing to decompress: the batch is not compressed, or
+        :meth:`inflate` or :meth:`records` did it already."""
+        return (
+            self.compression is Compression.NONE
+            or self._inflated is not None
+            or self._records is not None
+        )
+
+    def inflate(self) -> None:
+        """Decompress the records now; :meth:`records` decodes them later.
+
+        The first half of :meth:`records`, split off so that a consumer can decompress a
+        batch ahead of time in another thread (the codecs release the GIL while they work)
+        while its event loop goes on. It touches nothing but this batch; nothing else may
+        use the batch while it runs. Does nothing if :attr:`inflated` is already true.
+
+        Raises:
+            CorruptRecordError: The compressed data is malformed (as :meth:`records`).
+            UnsupportedCodecError: As :meth:`records`.
+        """
+        if not self.inflated and self.record_count:
+            self._inflated = self._decompress()
+
+    def _decompress(self) -> bytes | memoryview:
+        start = self._start + BATCH_OVERHEAD
+        end = self._start + self.size
+        try:
+            return decompress_view(self.compression, memoryview(self._data)[start:end])
+        except DecodeError as exc:
+            raise CorruptRecordError(str(exc), self.base_offset) from exc
 
     def control_type(self) -> ControlRecordType:
         """The type of a control batch: ABORT or COMMIT for transaction markers.
