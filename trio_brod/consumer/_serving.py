@@ -9,7 +9,6 @@ leaves it ends, so that a fetch answer arriving after that touches nothing anyon
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -17,11 +16,9 @@ import trio
 from trio_brod._backoff import Backoff
 from trio_brod._config import BeginOffset, ConsumerConfig
 from trio_brod.consumer._fetch import FetchSize
-from trio_brod.consumer._inflate import inflate, ready_runs, to_inflate
 from trio_brod.consumer._window import Window
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.observe import _hooks as observe
-from trio_brod.protocol.records import RecordBatch
 
 __all__ = ["RETRY_BACKOFF_BASE", "RETRY_BACKOFF_CAP", "Failure", "Serving"]
 
@@ -76,11 +73,6 @@ class Serving:
         #: Whether a failed fetch was logged since the last answer (see trio_brod._log).
         self.retrying = False
         self.scope: trio.CancelScope | None = None
-        #: True while a worker thread decompresses batches of the window (see _inflate).
-        self.inflating = False
-        # Batches the thread failed to decompress: delivered as they are (iterating them
-        # raises the error); forgotten once everything fetched was delivered.
-        self._failed: set[RecordBatch] = set()
         self._wakeup = trio.Event()
 
     def ack(self, offset: int) -> None:
@@ -95,69 +87,24 @@ class Serving:
         self._wakeup.set()
 
     def has_room(self) -> bool:
-        """Whether everything fetched was delivered and the window can take more.
-
-        While a thread decompresses what waits for delivery, that counts as delivered
-        already, so that the next fetch overlaps with the decompression.
-        """
+        """Whether everything fetched was delivered and the window can take more."""
         window = self.window
-        count, size = window.unacked_count, window.unacked_bytes
-        if window.undelivered:
-            if not self.inflating:
-                return False
-            count += sum(run.length() for run in window.undelivered)
-            size += sum(run.size() for run in window.undelivered)
-        return count < window.prefetch_count and size < window.prefetch_bytes
+        return (
+            not window.undelivered
+            and window.unacked_count < window.prefetch_count
+            and window.unacked_bytes < window.prefetch_bytes
+        )
 
     async def wait(self) -> None:
         """Wait until an ack (or the subscriber leaving) may have changed something."""
         self._wakeup = trio.Event()
         await self._wakeup.wait()
 
-    async def deliver_inflated(
-        self, topic: str, partition: int, started: Callable[[], None] | None = None
-    ) -> None:
-        """Deliver, having the large compressed batches waiting for delivery decompressed
-        in a worker thread first (:mod:`trio_brod.consumer._inflate`). Only the worker
-        calls this; it does not checkpoint when nothing needs decompressing.
-
-        Runs are delivered as soon as their batch is ready, so that the subscriber reads
-        one message set while the thread decompresses the next. ``started`` is called as
-        the thread starts: what it works on counts as delivered in :meth:`has_room`, and
-        the next fetch can go out meanwhile.
-        """
-        undelivered = self.window.undelivered
-        while self.active:
-            batches = to_inflate(undelivered, skip=self._failed)
-            if not batches:
-                break
-            self.inflating = True
-            if started is not None:
-                started()
-            try:
-                self._failed.update(await inflate(batches))
-            finally:
-                self.inflating = False
-            self.deliver(topic, partition)
-        self.deliver(topic, partition)
-
     def deliver(self, topic: str, partition: int) -> None:
-        """Send what the window has room for, as one message set.
-
-        Runs whose batch is still to be decompressed in a thread stay back (the worker
-        delivers them once they are, :meth:`deliver_inflated`; this wakes it): a batch
-        reaches the subscriber, and the event loop's thread, only once the thread is done
-        with it.
-        """
+        """Send what the window has room for, as one message set."""
         if not self.active:
             return
-        undelivered = self.window.undelivered
-        ready = ready_runs(undelivered, self._failed)
-        if ready < len(undelivered):
-            self._wakeup.set()
-        runs = self.window.take(ready)
-        if self._failed and not undelivered:
-            self._failed.clear()
+        runs = self.window.take()
         if runs:
             message_set = MessageSet(topic, partition, self.high_watermark, runs)
             self.send.send_nowait(message_set)

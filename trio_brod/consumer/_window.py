@@ -131,32 +131,27 @@ class Window:
         self.offset = next_offset
         self.undelivered.extend(runs)
 
-    def take(self, ready: int | None = None) -> list[Run]:
+    def take(self) -> list[Run]:
         """What may be delivered now, as one message set's runs; counted as delivered.
 
         Empty when the window is full or nothing is left. A run that does not fit whole is
         split at the window's edge. When nothing is unacknowledged, at least one message
         goes, so that a message larger than the whole window still gets through (alone).
-        ``ready``: only the first ``ready`` runs of :attr:`undelivered` may go (the others
-        are still being decompressed).
         """
         room_count = self.prefetch_count - self.unacked_count
         room_bytes = self.prefetch_bytes - self.unacked_bytes
         undelivered = self.undelivered
-        left = len(undelivered) if ready is None else ready
         chosen: list[Run] = []
         count = size = 0
-        while left > 0 and count < room_count and size < room_bytes:
+        while undelivered and count < room_count and size < room_bytes:
             run = undelivered[0]
             run_count = run.length()
             if run_count == 0:  # emptied by compaction: nothing to deliver
                 undelivered.popleft()
-                left -= 1
                 continue
             run_size = run.size()
             if count + run_count <= room_count and size + run_size <= room_bytes:
                 chosen.append(undelivered.popleft())
-                left -= 1
                 count += run_count
                 size += run_size
                 continue

@@ -19,9 +19,7 @@ class MessageSet:
 
     Iterate it for :class:`~trio_brod.protocol.records.Record` objects (offset, key, value,
     headers, timestamp, timestamp_type); ``len()`` counts them without decoding records.
-    Records are decoded the first time they are needed, in the task that asks for them (large
-    compressed batches come decompressed already, by a worker thread: see
-    ``trio_brod.consumer._inflate``).
+    Records are decoded the first time they are needed, in the task that asks for them.
 
     Attributes:
         topic: The topic.

@@ -484,10 +484,10 @@ class PartitionConsumer:
             # Deliver what the window allows, and wait for acks while fetched data is left.
             # Once all of it is delivered, fetch the next response at once, even with a full
             # window: the subscriber has work, and the fetch overlaps with it.
-            await serving.deliver_inflated(topic, partition)
+            serving.deliver(topic, partition)
             while window.undelivered:
                 await serving.wait()
-                await serving.deliver_inflated(topic, partition)
+                serving.deliver(topic, partition)
             offset = window.offset
             assert offset is not None
             request = fetch_request(
@@ -560,14 +560,9 @@ class PartitionConsumer:
         target = _BrokerTarget(self, serving, topic_id, leader_epoch, broker.node_id)
         fetcher.add(target)
         topic, partition = self.topic, self.partition
-
-        def room() -> None:  # decompressing in a thread: the window may have room now
-            if target.waiting:
-                fetcher.wake()
-
         try:
             while True:
-                await serving.deliver_inflated(topic, partition, room)
+                serving.deliver(topic, partition)
                 error = target.error
                 if error is not None:
                     break

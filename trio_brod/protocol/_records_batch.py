@@ -96,7 +96,6 @@ class RecordBatch:
 
     __slots__ = (
         "_data",
-        "_inflated",
         "_records",
         "_start",
         "attributes",
@@ -195,8 +194,6 @@ class RecordBatch:
         self._start = start
         # The decoded records, once records() has run (legacy batches: from the start).
         self._records = records
-        # The decompressed records, from inflate() until records() decodes them.
-        self._inflated: bytes | memoryview | None = None
 
     @property
     def last_offset(self) -> int:
@@ -244,12 +241,7 @@ class RecordBatch:
         if self.compression is Compression.NONE:
             buf = self._data
         else:
-            inflated = self._inflated
-            if inflated is None:
-                buf = self._decompress()
-            else:
-                buf = inflated
-                self._inflated = None  # decoded below: the buffer is not needed any more
+            buf = self._decompress()
             start = 0
             end = len(buf)
         # Every record takes at least 7 bytes; checking first bounds the work a corrupt count
@@ -294,31 +286,6 @@ class RecordBatch:
             ]
         self._records = records
         return records
-
-    @property
-    def inflated(self) -> bool:
-        """Whether :meth:`records` has nothing to decompress: the batch is not compressed, or
-        :meth:`inflate` or :meth:`records` did it already."""
-        return (
-            self.compression is Compression.NONE
-            or self._inflated is not None
-            or self._records is not None
-        )
-
-    def inflate(self) -> None:
-        """Decompress the records now; :meth:`records` decodes them later.
-
-        The first half of :meth:`records`, split off so that a consumer can decompress a
-        batch ahead of time in another thread (the codecs release the GIL while they work)
-        while its event loop goes on. It touches nothing but this batch; nothing else may
-        use the batch while it runs. Does nothing if :attr:`inflated` is already true.
-
-        Raises:
-            CorruptRecordError: The compressed data is malformed (as :meth:`records`).
-            UnsupportedCodecError: As :meth:`records`.
-        """
-        if not self.inflated and self.record_count:
-            self._inflated = self._decompress()
 
     def _decompress(self) -> bytes | memoryview:
         start = self._start + BATCH_OVERHEAD
