@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import re
 import struct
 
 import cramjam
@@ -21,6 +22,7 @@ from trio_brod.protocol._compression import (
     UnsupportedCodecError,
     compress,
     decompress,
+    decompress_view,
     lz4_header_checksum,
     xxh32,
 )
@@ -51,6 +53,30 @@ def test_round_trip_property(codec: int, data: bytes) -> None:
 def test_garbage_raises_decode_error_only(codec: int, data: bytes) -> None:
     with contextlib.suppress(DecodeError):
         decompress(codec, data)
+
+
+@settings(max_examples=50)
+@given(st.sampled_from(CODECS), st.binary(max_size=3000))
+def test_decompress_view_is_decompress_without_the_copy(codec: int, data: bytes) -> None:
+    compressed = compress(codec, data)
+    out = decompress_view(codec, memoryview(b".." + compressed)[2:])
+    assert out == data
+    if codec in (LZ4, ZSTD):  # cramjam's buffer, not copied into bytes, and not writable
+        assert isinstance(out, memoryview)
+        assert out.readonly
+    else:
+        assert type(out) is bytes
+
+
+@given(st.sampled_from(CODECS), st.binary(max_size=300))
+def test_decompress_view_raises_as_decompress(codec: int, data: bytes) -> None:
+    try:
+        expected = decompress(codec, data)
+    except DecodeError as exc:
+        with pytest.raises(DecodeError, match=re.escape(str(exc))):
+            decompress_view(codec, data)
+    else:
+        assert decompress_view(codec, data) == expected
 
 
 @pytest.mark.parametrize(

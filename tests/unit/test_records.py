@@ -441,6 +441,22 @@ def test_control_type_of_a_data_batch() -> None:
         only_batch(encode_batch([(1, None, b"v", ())])).control_type()
 
 
+@pytest.mark.parametrize("compression", list(Compression))
+def test_compressed_records_come_out_as_bytes(compression: Compression) -> None:
+    # Decompression hands the C loop cramjam's buffer uncopied (a memoryview): what the
+    # records hold must still be bytes of their own, in both loops.
+    records = [(i, b"k%d" % i, b"v" * 300 + b"%d" % i, [("h", b"x%d" % i)]) for i in range(200)]
+    batch = only_batch(encode_batch(records, compression=compression))
+    decoded = batch.records()
+    assert [(r.timestamp, r.key, r.value, r.headers) for r in decoded] == [
+        (t, k, v, tuple(h)) for t, k, v, h in records
+    ]
+    for record in decoded:
+        assert type(record.key) is bytes
+        assert type(record.value) is bytes
+        assert all(type(value) is bytes for _, value in record.headers)
+
+
 # -- with_producer_state ---------------------------------------------------------------------------
 
 

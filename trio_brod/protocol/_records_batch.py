@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from trio_brod.protocol import _crc32c
-from trio_brod.protocol._compression import decompress
+from trio_brod.protocol._compression import decompress_view
 from trio_brod.protocol._records_format import (
     BATCH_OVERHEAD,
     COMPRESSION_MASK,
@@ -237,13 +237,11 @@ class RecordBatch:
             return records
         start = self._start + BATCH_OVERHEAD
         end = self._start + self.size
+        buf: bytes | memoryview
         if self.compression is Compression.NONE:
             buf = self._data
         else:
-            try:
-                buf = decompress(self.compression, memoryview(self._data)[start:end])
-            except DecodeError as exc:
-                raise CorruptRecordError(str(exc), self.base_offset) from exc
+            buf = self._decompress()
             start = 0
             end = len(buf)
         # Every record takes at least 7 bytes; checking first bounds the work a corrupt count
@@ -271,6 +269,8 @@ class RecordBatch:
                 raise CorruptRecordError(str(exc), self.base_offset) from None
             self._records = records
             return records
+        if not isinstance(buf, bytes):
+            buf = bytes(buf)  # the Python loop slices it, and keys and values must be bytes
         records = _decode_v2_records(
             buf, start, end, count, self.base_offset, self.base_timestamp, self.timestamp_type
         )
@@ -286,6 +286,14 @@ class RecordBatch:
             ]
         self._records = records
         return records
+
+    def _decompress(self) -> bytes | memoryview:
+        start = self._start + BATCH_OVERHEAD
+        end = self._start + self.size
+        try:
+            return decompress_view(self.compression, memoryview(self._data)[start:end])
+        except DecodeError as exc:
+            raise CorruptRecordError(str(exc), self.base_offset) from exc
 
     def control_type(self) -> ControlRecordType:
         """The type of a control batch: ABORT or COMMIT for transaction markers.

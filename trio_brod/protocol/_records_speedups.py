@@ -24,7 +24,8 @@ from trio_brod.protocol._records_format import Record, TimestampType
 # The record loops in C, or None for the pure-Python ones.
 c_decode_records: (
     Callable[
-        [type[Record], bytes, int, int, int, int, int, TimestampType, int | None], list[Record]
+        [type[Record], bytes | memoryview, int, int, int, int, int, TimestampType, int | None],
+        list[Record],
     ]
     | None
 ) = None
