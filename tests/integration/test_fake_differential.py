@@ -239,6 +239,7 @@ async def produce_errors(bootstrap: list[str], topic: str) -> list[object]:
     """(error code, base offset) of produces Kafka accepts, refuses or deduplicates."""
     async with open_client(bootstrap) as client:
         await trio_brod.admin.create_topics(client, [NewTopic(topic, 1, 1)])
+        await client.resolve_offset(topic, 0, "latest")  # the new leader serves (see below)
         connection = await client.get_leader_connection(topic, 0)
         init = await connection.request(InitProducerIdRequest(transactional_id=None))
         while init.error_code == CoordinatorLoadInProgressError.code:  # Kafka warming up
@@ -527,6 +528,9 @@ async def coordinator_errors(bootstrap: list[str], topic: str, group: str) -> li
     seen: list[object] = []
     async with open_client(bootstrap) as client:
         await trio_brod.admin.create_topics(client, [NewTopic(topic, 1, 1)])
+        # A new topic's leader may not serve at once (Kafka answers NOT_LEADER_OR_FOLLOWER
+        # for a moment): resolving an offset retries until it does.
+        await client.resolve_offset(topic, 0, "latest")
         coordinator = GroupCoordinator(
             client.pool, client.metadata, transactional_id, key_type=CoordinatorType.TRANSACTION
         )
