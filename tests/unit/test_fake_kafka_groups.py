@@ -13,10 +13,15 @@ import trio
 import trio.testing
 
 from trio_brod import AssignedPartition, GroupConfig, open_client, open_group_subscriber
-from trio_brod.protocol import FindCoordinatorRequest, HeartbeatRequest
+from trio_brod.protocol import (
+    FindCoordinatorRequest,
+    HeartbeatRequest,
+    JoinGroupRequest,
+    MetadataRequest,
+)
 from trio_brod.protocol.errors import CoordinatorNotAvailableError
 from trio_brod.testing import fake_kafka
-from trio_brod.testing.fake import FakeKafka, Hang, Intercepted
+from trio_brod.testing.fake import FakeKafka, Hang, Intercepted, Pass
 
 TOPIC = "orders"
 PARTITIONS = 4
@@ -260,3 +265,32 @@ async def test_two_members_in_one_client(autojump_clock: trio.testing.MockClock)
             async with open_group_subscriber(client, "g", [TOPIC], ignore, config=config) as b:
                 with trio.fail_after(25):  # within the rebalance timeout, on Trio's clock
                     await wait_until(lambda: len(owned(a)) == len(owned(b)) == 2)
+
+
+async def test_a_join_fetches_metadata_only_when_it_needs_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A member subscribed to a list of topics fetches their metadata at its first join (the
+    baseline for noticing new partitions) and as leader, to assign: not again for the rejoin
+    that MEMBER_ID_REQUIRED asks for, nor for each rejoin of a rebalance."""
+    config = GroupConfig(partition_assignment_strategy="range", heartbeat_rate=0.05)
+    async with fake_kafka() as fake:
+        fake.create_topic(TOPIC, partitions=PARTITIONS)
+        metadata = fake.control(MetadataRequest, Pass(), times=None)
+        joins = fake.control(JoinGroupRequest, Pass(), times=None)
+        async with (
+            open_client(fake.bootstrap_servers, client_id="a") as ca,
+            open_group_subscriber(ca, "g", [TOPIC], ignore, config=config) as a,
+        ):
+            await wait_until(lambda: owned(a) == set(range(PARTITIONS)))
+            # JoinGroup twice (MEMBER_ID_REQUIRED, then with the id); Metadata at the
+            # first join and to lead.
+            assert (len(joins.seen), len(metadata.seen)) == (2, 2)
+            async with (
+                open_client(fake.bootstrap_servers, client_id="b") as cb,
+                open_group_subscriber(cb, "g", [TOPIC], ignore, config=config) as b,
+            ):
+                await wait_until(lambda: len(owned(a)) == len(owned(b)) == PARTITIONS // 2)
+                # b: two joins and its first-join Metadata; a: one rejoin, Metadata to lead.
+                assert (len(joins.seen), len(metadata.seen)) == (5, 4)
+        assert {r.client_id for r in metadata.seen} == {"a", "b"}

@@ -334,6 +334,20 @@ class ClassicDriver(MemberDriver):
                 self.coordinator.mark_dead()
                 await backoff.sleep()
 
+    async def _join_topics(self) -> tuple[str, ...]:
+        """The topics to name in a JoinGroup.
+
+        A pattern is matched against the cluster's topics as they are now. A list of names
+        needs no metadata: the names are the subscription, and only the leader uses
+        partition counts, which it fetches fresh when it assigns. The first join fetches
+        them all the same, as the baseline :meth:`_watch_topics` compares against, and so
+        does every join until a topic exists. So the immediate rejoin after
+        MEMBER_ID_REQUIRED, and each rejoin of a rebalance, cost one request less.
+        """
+        if isinstance(self.topics, re.Pattern) or not self._counts:
+            return await self._subscription_topics()
+        return tuple(sorted(set(self.topics)))
+
     async def _subscription_topics(self) -> tuple[str, ...]:
         if isinstance(self.topics, re.Pattern):
             cluster = await self.metadata.fetch(None, auto_create=False)
@@ -359,7 +373,7 @@ class ClassicDriver(MemberDriver):
         }
 
     async def _join(self, action: SendJoin) -> Sequence[Action]:
-        self._subscribed = await self._subscription_topics()
+        self._subscribed = await self._join_topics()
         owned = tuple(sorted(action.owned_partitions))
         protocols = [
             JoinGroupRequest.JoinGroupRequestProtocol(
