@@ -16,6 +16,8 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, NamedTuple, Protocol, TypeAlias
 
+import trio
+
 from trio_brod._exceptions import ConfigError
 from trio_brod.protocol.errors import ProtocolError
 from trio_brod.protocol.records import BATCH_OVERHEAD, Compression, encode_batch
@@ -25,6 +27,7 @@ __all__ = [
     "BeginOffset",
     "ClientConfig",
     "CompressionName",
+    "Connector",
     "ConsumerConfig",
     "FetchConnection",
     "IsolationLevel",
@@ -121,6 +124,11 @@ class SaslConfig:
                 )
 
 
+#: Opens a connection to a broker: ``await connect(host, port)`` returns a connected stream
+#: (:class:`ClientConfig`'s ``connect``).
+Connector: TypeAlias = Callable[[str, int], Awaitable[trio.abc.Stream]]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClientConfig:
     """How a :class:`~trio_brod.Client` connects and keeps its metadata.
@@ -150,6 +158,13 @@ class ClientConfig:
             ``default_producer_config``, instead of raising NotFound (as brod's option).
             ``find_producer`` only looks, whatever this says.
         default_producer_config: The ProducerConfig for producers started without one.
+        connect: How a connection to a broker is opened: ``await connect(host, port)``
+            returns a connected :class:`trio.abc.Stream`, or raises :class:`OSError`.
+            None (the default): a TCP connection. For a proxy or a tunnel, a Unix socket,
+            socket options of your own, or a fake Kafka in the same Trio run
+            (:meth:`FakeKafka.connect <trio_brod.testing.FakeKafka.connect>`). With
+            ``ssl_context``, TLS runs over the stream it returns. It runs within
+            ``connect_timeout``.
         client_rack: The rack (cloud: availability zone) the client runs in, as the
             brokers' ``broker.rack`` names them. Consumers send it with every Fetch and,
             where the cluster's ``replica.selector.class`` picks a replica in that rack,
@@ -170,9 +185,14 @@ class ClientConfig:
     auto_start_producers: bool = False
     default_producer_config: ProducerConfig | None = None
     client_rack: str = ""
+    connect: Connector | None = None
 
     def __post_init__(self) -> None:
         check_type(self, "client_id", str, "a str")
+        connect: object = self.connect  # typed, but a user may pass anything
+        if connect is not None and not callable(connect):
+            expected = "an async function (host, port) -> trio.abc.Stream, or None"
+            raise field_error(self, "connect", self.connect, expected)
         check_type(self, "client_rack", str, "a str")
         check_type(self, "auto_start_producers", bool, "a bool")
         if self.default_producer_config is not None:

@@ -205,6 +205,29 @@ async def test_tls_with_the_cluster_ca(kafka_secure: KafkaCluster, host: str) ->
 
 
 @integration
+async def test_tls_over_a_connect_function(kafka_secure: KafkaCluster) -> None:
+    """ClientConfig.connect opens the transport; TLS (and the broker's certificate check)
+    still runs over it."""
+    (address,) = kafka_secure.listener_bootstrap("SSL")
+    opened: list[tuple[str, int]] = []
+
+    async def connect(host: str, port: int) -> trio.abc.Stream:
+        opened.append((host, port))
+        return await trio.open_tcp_stream(host, port)
+
+    context = ssl.create_default_context(cafile=kafka_secure.tls_ca_file)
+    with trio.fail_after(QUICK):
+        async with open_client([address], ssl_context=context, connect=connect) as client:
+            metadata = await client.get_metadata([])
+        assert [b.address for b in metadata.brokers.values()] == [address]
+        assert opened == [host_port(address)]
+        untrusted = ssl.create_default_context()
+        async with open_client([address], ssl_context=untrusted, connect=connect) as client:
+            with pytest.raises(ConnectionFailed, match="certificate was rejected"):
+                await client.get_connection(*host_port(address))
+
+
+@integration
 async def test_tls_refuses_a_broker_it_does_not_trust(kafka_secure: KafkaCluster) -> None:
     address = kafka_secure.listener_bootstrap("SSL")[0]
     # The system's CAs, which never signed the harness's throwaway CA.

@@ -382,7 +382,11 @@ class Connection:
         try:
             with trio.fail_after(self._config.connect_timeout):
                 stream = await open_stream(
-                    self.host, self.port, self._config.ssl_context, self.address
+                    self.host,
+                    self.port,
+                    self._config.ssl_context,
+                    self.address,
+                    self._config.connect,
                 )
                 try:
                     await self._handshake(stream, sasl_mechanism)

@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-from trio_brod._config import ClientConfig
+from trio_brod._config import ClientConfig, Connector
 from trio_brod._exceptions import ConnectionFailed, SaslFailed
 from trio_brod._net.sasl import Mechanism, OAuthBearer, Plain, SaslExchangeError, Scram
 from trio_brod._util import describe
@@ -83,28 +83,39 @@ VersionChooser = Callable[[Any, "int | None"], int]
 
 
 async def open_stream(
-    host: str, port: int, ssl_context: ssl.SSLContext | None, address: str
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    address: str,
+    connect: Connector | None = None,
 ) -> trio.abc.Stream:
-    """A TCP stream to the broker, or with ``ssl_context`` a TLS stream, handshake done.
+    """A stream to the broker (TCP, or ``connect``'s), with ``ssl_context`` a TLS stream
+    over it, handshake done.
 
     Raises:
-        OSError: The TCP connection could not be made.
+        OSError: The connection could not be made.
         ConnectionFailed: The TLS handshake failed (its reason says why).
     """
-    if ssl_context is None:
-        return await open_tcp_stream(host, port)
-    stream = await trio.open_ssl_over_tcp_stream(
-        host, port, ssl_context=ssl_context, https_compatible=False
-    )
+    if connect is None:
+        if ssl_context is None:
+            return await open_tcp_stream(host, port)
+        transport: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+    else:
+        transport = await connect(host, port)
+        if ssl_context is None:
+            return transport
+    stream = trio.SSLStream(transport, ssl_context, server_hostname=host, https_compatible=False)
     try:
         # Left to itself, the TLS handshake happens inside the first send_all, where a
         # rejected certificate surfaces as a bare BrokenResourceError; done here, the
         # error can say what went wrong.
         await stream.do_handshake()
-    except (trio.BrokenResourceError, OSError) as exc:
+    except BaseException as exc:
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(stream)
-        raise ConnectionFailed(address, describe_tls_failure(exc)) from exc
+        if isinstance(exc, (trio.BrokenResourceError, OSError)):
+            raise ConnectionFailed(address, describe_tls_failure(exc)) from exc
+        raise
     return stream
 
 

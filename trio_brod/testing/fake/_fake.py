@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
@@ -56,6 +57,29 @@ class FakeKafka:
             for node, (host, port) in sorted(self.cluster.addresses.items())
             if node in self.cluster.model.live
         ]
+
+    async def connect(self, host: str, port: int) -> trio.abc.Stream:
+        """Open a connection to the broker at ``host:port`` inside this Trio run, with no
+        socket: for ``open_client(fake.bootstrap_servers, connect=fake.connect)`` (see
+        :class:`~trio_brod.ClientConfig`'s ``connect``).
+
+        The client and the broker still exchange the whole wire protocol, byte for byte,
+        but a request costs a task wake-up instead of system calls and a poll: a property
+        test's examples run faster (see docs/testing.rst). Everything else behaves as over
+        TCP: stopping the broker closes its connections, and connecting to a stopped one
+        is refused. Other clients (librdkafka, the Java tools) use the TCP listeners.
+
+        Raises:
+            ConnectionRefusedError: No running broker of this fake listens at that address.
+        """
+        await trio.lowlevel.checkpoint()
+        for node_id, (_, listening) in self.cluster.addresses.items():
+            server = self._servers.get(node_id)
+            if listening == port and server is not None and node_id in self._scopes:
+                return server.connect_in_process()
+        raise ConnectionRefusedError(
+            errno.ECONNREFUSED, f"no broker of this fake Kafka is running at {host}:{port}"
+        )
 
     @property
     def broker_ids(self) -> list[int]:

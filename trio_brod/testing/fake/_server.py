@@ -9,6 +9,7 @@ Everything else gets an answer: the handler's, an injected fault's, or UNSUPPORT
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import trio
@@ -26,6 +27,7 @@ from trio_brod.testing.fake._faults import (
     entry_name,
     touched,
 )
+from trio_brod.testing.fake._pipe import stream_pair
 from trio_brod.testing.fake._runtime import CloseConnection, FakeCluster, RequestContext
 from trio_brod.testing.fake._wire import (
     RequestFrame,
@@ -58,7 +60,8 @@ class BrokerServer:
         self.node_id = node_id
         self.host = host
         self.port = 0
-        self._streams: set[trio.SocketStream] = set()
+        self._streams: set[trio.abc.Stream] = set()
+        self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen and serve until cancelled; closes every connection on the way out."""
@@ -68,13 +71,29 @@ class BrokerServer:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.serve_listeners, self._serve, [listener])
+                self._nursery = nursery
                 task_status.started()
         finally:
+            self._nursery = None
             for stream in list(self._streams):
                 await trio.aclose_forcefully(stream)
             self._streams.clear()
 
-    async def _serve(self, stream: trio.SocketStream) -> None:
+    def connect_in_process(self) -> trio.abc.Stream:
+        """A new connection to this broker through a :func:`stream_pair`, not a socket.
+
+        Raises:
+            ConnectionRefusedError: The broker is not running (as a TCP connect would).
+        """
+        if self._nursery is None:
+            raise ConnectionRefusedError(
+                errno.ECONNREFUSED, f"fake broker {self.node_id} is not running"
+            )
+        ours, theirs = stream_pair()
+        self._nursery.start_soon(self._serve, ours)
+        return theirs
+
+    async def _serve(self, stream: trio.abc.Stream) -> None:
         self._streams.add(stream)
         decoder = FrameDecoder(max_frame_size=_MAX_FRAME)
         try:

@@ -1,0 +1,125 @@
+"""An in-process byte stream pair: the fake's transport for clients that need no sockets.
+
+A request to the fake over loopback TCP costs two ``send`` and two ``recv`` system calls,
+and the event loop polls for them; an example of a hypothesis property makes about thirty
+requests, so that is a large part of its time. :func:`stream_pair` joins a client and a
+fake broker inside the Trio run instead: bytes written to one end are read from the other,
+in order, exactly as over a socket (the client and the broker still speak the whole wire
+protocol), with nothing but a task wake-up in between.
+
+Each direction's buffer is unbounded: the fake broker reads whatever arrives as soon as it
+can, and the client reads its answers, so neither side needs back-pressure. Both ends
+behave like Trio's own streams where it matters to a client: every call is a checkpoint,
+reading after the other end closed returns ``b""``, writing to it raises
+:class:`trio.BrokenResourceError`, using an end after closing it raises
+:class:`trio.ClosedResourceError`, and two tasks sending (or receiving) on one end at once
+raise :class:`trio.BusyResourceError`.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import trio
+
+__all__ = ["PipeStream", "stream_pair"]
+
+
+class _Direction:
+    """The bytes on their way from one end to the other, and who waits for them."""
+
+    __slots__ = ("data", "lot", "reader_closed", "writer_closed")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.lot = trio.lowlevel.ParkingLot()
+        self.writer_closed = False  # the reader sees end of stream once data runs out
+        self.reader_closed = False  # the writer's next send raises BrokenResourceError
+
+
+class PipeStream(trio.abc.Stream):
+    """One end of :func:`stream_pair` (see the module docstring)."""
+
+    def __init__(self, inbound: _Direction, outbound: _Direction) -> None:
+        self._in = inbound
+        self._out = outbound
+        self._closed = False
+        self._sending = False
+        self._receiving = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Hand ``data`` to the other end (it never blocks: the buffer is unbounded)."""
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this stream")
+        self._sending = True
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_open()
+            if self._out.reader_closed:
+                raise trio.BrokenResourceError("the other end of the stream was closed")
+            if data:
+                self._out.data += data
+                self._out.lot.unpark_all()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        finally:
+            self._sending = False
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Return at once: :meth:`send_all` never blocks."""
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this stream")
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Up to ``max_bytes`` (default: all) of what the other end wrote, waiting for some;
+        ``b""`` once the other end is closed and everything it wrote has been read."""
+        if max_bytes is not None:
+            max_bytes = operator.index(max_bytes)
+            if max_bytes < 1:
+                raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this stream")
+        self._receiving = True
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_open()
+            inbound = self._in
+            if inbound.data or inbound.writer_closed:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            else:
+                while not (inbound.data or inbound.writer_closed or self._closed):
+                    await inbound.lot.park()
+            self._check_open()
+            data = inbound.data
+            if max_bytes is None or max_bytes >= len(data):
+                chunk = bytes(data)
+                data.clear()
+            else:
+                chunk = bytes(data[:max_bytes])
+                del data[:max_bytes]
+            return chunk
+        finally:
+            self._receiving = False
+
+    async def aclose(self) -> None:
+        """Close this end: the other end reads what is left and then ``b""``, and its
+        writes fail; a task of ours waiting to receive gets ClosedResourceError."""
+        if not self._closed:
+            self._closed = True
+            self._out.writer_closed = True
+            self._out.lot.unpark_all()
+            self._in.reader_closed = True
+            self._in.data.clear()
+            self._in.lot.unpark_all()
+        await trio.lowlevel.checkpoint()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this end of the stream was closed")
+
+
+def stream_pair() -> tuple[PipeStream, PipeStream]:
+    """Two connected in-process streams: what one sends, the other receives."""
+    there, back = _Direction(), _Direction()
+    return PipeStream(back, there), PipeStream(there, back)
