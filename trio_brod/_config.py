@@ -162,7 +162,7 @@ class ClientConfig:
             returns a connected :class:`trio.abc.Stream`, or raises :class:`OSError`.
             None (the default): a TCP connection. For a proxy or a tunnel, a Unix socket,
             socket options of your own, or a fake Kafka in the same Trio run
-            (:meth:`FakeKafka.connect <trio_brod.testing.FakeKafka.connect>`). With
+            (:meth:`FakeKafka.connect <trio_brod.testing.fake.FakeKafka.connect>`). With
             ``ssl_context``, TLS runs over the stream it returns. It runs within
             ``connect_timeout``.
         client_rack: The rack (cloud: availability zone) the client runs in, as the

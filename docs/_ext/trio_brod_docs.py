@@ -65,6 +65,7 @@ BROD_NAMES: dict[str, dict[str, str | None]] = {
         "auto_start_producers": "``auto_start_producers`` (false)",
         "default_producer_config": "``default_producer_config`` ([])",
         "client_rack": None,
+        "connect": "``extra_sock_opts`` (socket options only)",
     },
     "trio_brod.ProducerConfig": {
         "required_acks": "``required_acks`` (-1)",
