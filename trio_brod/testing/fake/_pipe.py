@@ -54,15 +54,29 @@ class PipeStream(trio.abc.Stream):
         self._sending = True
         try:
             await trio.lowlevel.checkpoint_if_cancelled()
-            self._check_open()
-            if self._out.reader_closed:
-                raise trio.BrokenResourceError("the other end of the stream was closed")
-            if data:
-                self._out.data += data
-                self._out.lot.unpark_all()
+            self._sending = False
+            self.send_nowait(data)
             await trio.lowlevel.cancel_shielded_checkpoint()
         finally:
             self._sending = False
+
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> None:
+        """:meth:`send_all` without its checkpoint, for a task that checkpoints anyway (the
+        fake broker's connection loop: it answers, then waits for the next request).
+
+        Raises:
+            trio.ClosedResourceError: This end was closed.
+            trio.BrokenResourceError: The other end was closed.
+            trio.BusyResourceError: Another task is in :meth:`send_all`.
+        """
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this stream")
+        self._check_open()
+        if self._out.reader_closed:
+            raise trio.BrokenResourceError("the other end of the stream was closed")
+        if data:
+            self._out.data += data
+            self._out.lot.unpark_all()
 
     async def wait_send_all_might_not_block(self) -> None:
         """Return at once: :meth:`send_all` never blocks."""
