@@ -43,7 +43,7 @@ from trio_brod._exceptions import BrokerConnectionError
 from trio_brod._log import group_log as log
 from trio_brod._util import ms_up
 from trio_brod.groups._assigned import AssignedPartition
-from trio_brod.groups._member_base import MemberDriver
+from trio_brod.groups._member_base import MemberDriver, next_action
 from trio_brod.groups._membership import (
     CONSUMER_PROTOCOL_TYPE,
     Action,
@@ -252,7 +252,8 @@ class ClassicDriver(MemberDriver):
 
     async def _execute_actions(self) -> None:
         self._dispatch(self.membership.start())
-        async for action in self._actions:
+        while True:
+            action = await next_action(self._actions)
             if isinstance(action, Left):
                 return
             if isinstance(action, Fatal):

@@ -60,7 +60,7 @@ from trio_brod.groups._consumer_membership import (
     Revoke,
     TopicPartition,
 )
-from trio_brod.groups._member_base import MemberDriver
+from trio_brod.groups._member_base import MemberDriver, next_action
 from trio_brod.groups._membership import Generation, MemberState
 from trio_brod.groups._types import GroupHealth, Topics, group_error
 from trio_brod.groups.offsets import commit_offsets
@@ -261,7 +261,8 @@ class ConsumerDriver(MemberDriver):
 
     async def _execute_actions(self) -> None:
         reconciling_since: float | None = None  # for the rebalance duration (observe)
-        async for action in self._actions:
+        while True:
+            action = await next_action(self._actions)
             m = self.membership
             if isinstance(action, Left):
                 return

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import TypeVar
 
 import trio
 
@@ -40,7 +41,25 @@ from trio_brod.groups._types import (
 )
 from trio_brod.groups.offsets import fetch_committed
 
-__all__ = ["MemberDriver"]
+__all__ = ["MemberDriver", "next_action"]
+
+T = TypeVar("T")
+
+
+async def next_action(channel: trio.MemoryReceiveChannel[T]) -> T:
+    """The next thing a member's state machine queued: at once if one is queued, else
+    when one is.
+
+    ``async for`` over the channel would make each action a task step of its own (a
+    receive that finds an item queued still yields to the scheduler), and a join or a
+    rebalance queues several in a row. A member's loop of ``next_action`` still
+    checkpoints: the state machine queues a finite number of actions per answer, the
+    actions that talk to the coordinator are checkpoints, and an empty queue waits.
+    """
+    try:
+        return channel.receive_nowait()
+    except trio.WouldBlock:
+        return await channel.receive()
 
 
 class MemberDriver:
