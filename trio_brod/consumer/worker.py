@@ -66,6 +66,13 @@ __all__ = [
 FETCH_DIVERGING_VERSION = 12
 
 
+def _delivered(item: MessageSet | Failure) -> MessageSet:
+    """What a subscription delivers: the message set, or the worker's error raised."""
+    if isinstance(item, Failure):
+        raise item.error
+    return item
+
+
 class Subscription:
     """A subscriber's end of one partition consumer.
 
@@ -119,9 +126,7 @@ class Subscription:
             item = await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopAsyncIteration from None
-        if isinstance(item, Failure):
-            raise item.error
-        return item
+        return _delivered(item)
 
     def receive_nowait(self) -> MessageSet:
         """The next message set if one was delivered already, without waiting.
@@ -138,9 +143,7 @@ class Subscription:
             item = self._receive.receive_nowait()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopAsyncIteration from None
-        if isinstance(item, Failure):
-            raise item.error
-        return item
+        return _delivered(item)
 
     def ack(self, offset: int) -> None:
         """Acknowledge every delivered message up to ``offset`` (brod's ``consume_ack``).

@@ -81,7 +81,7 @@ class Transaction:
     def _check_open(self) -> None:
         if not self.open:
             raise TransactionStateError("the transaction has ended; open a new one")
-        self.producer.state.check_can_produce()
+        self._state.check_can_produce()
 
     async def _worker(
         self,
