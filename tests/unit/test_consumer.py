@@ -220,9 +220,55 @@ def test_counting_decodes_no_records() -> None:
     head, tail = selected.runs[1].split(30)
     assert (head.length(), tail.length()) == (30, 70)
     assert not any(decoded(selected.batches))
-    # Iterating decodes, and gives the right records.
+    # Iterating decodes, and gives the right records. It keeps only those of the batch the
+    # set has a part of (the rest of it would be in another set): the first.
     assert [m.offset for m in message_set] == list(range(42, 500))
-    assert all(decoded(selected.batches))
+    assert decoded(selected.batches) == [True, False, False, False, False]
+
+
+def test_iterating_a_message_set_keeps_no_records() -> None:
+    log = b"".join(batch_bytes(base, 50, compression=Compression.ZSTD) for base in (0, 50))
+    selected = select_runs("t", 0, 0, partition_data(log), "read_uncommitted")
+    message_set = MessageSet("t", 0, 100, selected.runs)
+    first = list(message_set)
+    assert [m.offset for m in first] == list(range(100))
+    assert not any(decoded(selected.batches))
+    # Iterating again decodes again: equal records, not the same objects.
+    again = list(message_set)
+    assert again == first
+    assert all(a is not b for a, b in zip(again, first, strict=True))
+    # messages decodes once and keeps them; iteration then goes through that list.
+    messages = message_set.messages
+    assert messages == first
+    assert all(a is b for a, b in zip(message_set, messages, strict=True))
+    assert message_set.messages is messages
+
+
+def test_records_a_batch_kept_are_what_iteration_gives() -> None:
+    (batch,) = decode_batches(batch_bytes(0, 5)).batches
+    once = batch.records(keep=False)
+    assert [r.offset for r in once] == list(range(5))
+    assert batch.records(keep=False) is not once  # decoded anew: nothing kept
+    kept = batch.records()
+    assert kept == once
+    assert batch.records() is kept
+    assert batch.records(keep=False) is kept  # once kept, every call gives that list
+    assert list(MessageSet("t", 0, 5, [Run(batch, 0, 4)])) == kept
+    assert all(a is b for a, b in zip(MessageSet("t", 0, 5, [Run(batch, 0, 4)]), kept, strict=True))
+
+
+def test_a_part_of_a_batch_makes_it_keep_its_records() -> None:
+    (batch,) = decode_batches(batch_bytes(0, 10, compression=Compression.ZSTD)).batches
+    head, tail = Run(batch, 0, 9).split(4)
+    first = MessageSet("t", 0, 10, [head])
+    second = MessageSet("t", 0, 10, [tail])
+    assert [m.offset for m in first] == [0, 1, 2, 3]
+    # The rest of the batch is decoded once, for both sets (no second decompression).
+    kept = batch.records()
+    assert [m.offset for m in second] == list(range(4, 10))
+    assert all(a is b for a, b in zip(second, kept[4:], strict=True))
+    # A whole run asked not to keep gets the kept list all the same.
+    assert Run(batch, 0, 9).records(keep=False) is kept
 
 
 def test_splitting_a_compacted_batch_uses_its_records() -> None:

@@ -33,7 +33,7 @@ class _Run:
     first: int
     last: int
 
-    def records(self) -> list[Record]:
+    def records(self, *, keep: bool = True) -> list[Record]:
         return self.recs
 
     def length(self) -> int:

@@ -18,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 
 import trio_brod._net.handshake as handshake_module
+from tests.fakes.batches import batch_bytes
 from tests.otel import Otel, install
 from tests.produced import NOT_ENOUGH_REPLICAS, TOPIC, Produced, quick, serving
 from tests.unit.conftest import FAKE_TOPIC
@@ -27,11 +28,13 @@ from trio_brod import (
     ConnectionFailed,
     ConsumerConfig,
     Message,
+    MessageSet,
     observe,
     open_client,
     open_topic_subscriber,
 )
 from trio_brod._cluster import ConnectionPool
+from trio_brod.consumer._fetch import Run
 from trio_brod.observe import _hooks
 from trio_brod.observe._otel import OpenTelemetryHook
 from trio_brod.observe.traceparent import (
@@ -40,7 +43,7 @@ from trio_brod.observe.traceparent import (
     parse_traceparent,
 )
 from trio_brod.protocol.errors import NotEnoughReplicasError
-from trio_brod.protocol.records import Record
+from trio_brod.protocol.records import Compression, Record, decode_batches
 from trio_brod.testing.fake import FakeKafka, fake_kafka
 
 # ------------------------------------------------------------------------- traceparent
@@ -523,6 +526,23 @@ async def test_lag_counts_from_the_first_unacknowledged_message(
             if message_set.high_offset == 11:
                 break
         assert sub.lag == 0
+
+
+async def test_a_traced_message_set_handler_decodes_the_set_once(otel: Otel) -> None:
+    # The span's links read the set's first messages, the handler all of them: the same
+    # records, decoded once (iterating a set keeps none).
+    (batch,) = decode_batches(batch_bytes(0, 3, compression=Compression.ZSTD)).batches
+    message_set = MessageSet("t", 0, 3, [Run(batch, 0, 2)])
+    seen: list[Record] = []
+
+    async def handle(partition: int, message_set: MessageSet) -> None:
+        seen.extend(message_set)
+
+    traced = observe.traced_handler(handle, "t", 0, None, "message_set", True)
+    assert traced is not handle
+    await traced(0, message_set)
+    assert [m.offset for m in seen] == [0, 1, 2]
+    assert all(a is b for a, b in zip(seen, message_set.messages, strict=True))
 
 
 async def test_without_providers_opentelemetry_adds_nothing_per_message(

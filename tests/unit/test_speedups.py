@@ -37,6 +37,7 @@ import pickle
 import subprocess
 import sys
 import tracemalloc
+import types
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -498,6 +499,146 @@ def test_records_made_in_c_are_real_records() -> None:
     assert record._replace(value=b"w").value == b"w"
     assert pickle.loads(pickle.dumps(record)) == record
     assert repr(record).startswith("Record(offset=3, timestamp=7,")
+
+
+# -- Record's fields as slots (record_fields) -----------------------------------------------------
+
+
+@needs_c
+def test_record_fields_are_slots() -> None:
+    for index, name in enumerate(Record._fields):
+        descriptor = Record.__dict__[name]
+        assert type(descriptor) is types.MemberDescriptorType
+        assert descriptor.__doc__ == f"Alias for field number {index}"
+    record = Record(1, 2, TimestampType.CREATE_TIME, b"k", b"v", (("h", None),))
+    assert [getattr(record, name) for name in Record._fields] == list(record)
+    with pytest.raises(AttributeError):
+        record.value = b"w"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del record.key  # type: ignore[misc]
+    assert record._replace(key=None).key is None
+    assert record._asdict()["headers"] == (("h", None),)
+    assert Record._make(record) == record
+    assert pickle.loads(pickle.dumps(record)).value == b"v"
+
+
+@needs_c
+@settings(max_examples=200)
+@given(valid_record_lists())
+def test_fields_of_decoded_records_are_their_items(
+    input_records: list[tuple[int, Any, Any, Any]],
+) -> None:
+    data = encode_batch(input_records, base_offset=3)
+    made_in_c = decode_batches(data).batches[0].records()
+    with pure_python_codec():
+        made_in_python = decode_batches(data).batches[0].records()
+    for record in (*made_in_c, *made_in_python):
+        assert tuple(getattr(record, name) for name in Record._fields) == tuple(record)
+
+
+class RecordSubclass(Record):
+    __slots__ = ()
+
+
+class RecordSubclassWithDict(Record):
+    pass
+
+
+@needs_c
+def test_short_records_raise_instead_of_reading_past_their_items() -> None:
+    # tuple.__new__ makes a Record of any length; a slot past its items must not be read.
+    short = tuple.__new__(Record, (1, 2))
+    assert (short.offset, short.timestamp) == (1, 2)
+    for name in Record._fields[2:]:
+        with pytest.raises(AttributeError):
+            getattr(short, name)
+    for cls in (RecordSubclass, RecordSubclassWithDict):
+        empty = tuple.__new__(cls, ())
+        with pytest.raises(AttributeError):
+            empty.offset  # noqa: B018
+        assert len(empty) == 0
+    # Longer ones have all their fields (and more items).
+    long = tuple.__new__(Record, range(8))
+    assert (long.offset, long.headers, len(long)) == (0, 5, 8)
+
+
+@needs_c
+def test_record_subclasses() -> None:
+    for cls in (RecordSubclass, RecordSubclassWithDict):
+        record = cls(1, 2, TimestampType.CREATE_TIME, b"k", b"v", ())
+        assert (record.offset, record.key, record.value) == (1, b"k", b"v")
+        assert type(cls.__dict__["value"]) is types.MemberDescriptorType
+        assert pickle.loads(pickle.dumps(record)) == record
+    with_dict = RecordSubclassWithDict(1, 2, TimestampType.CREATE_TIME, b"k", b"v", ())
+    with_dict.note = "kept"  # type: ignore[attr-defined]
+    assert with_dict.note == "kept"  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="takes no keyword arguments"):
+
+        class WithKeyword(Record, option=1):  # type: ignore[call-arg]
+            pass
+
+
+@needs_c
+def test_record_references() -> None:
+    # Records made every way are freed with what they hold, and give back their class.
+    key = b"k" * 50
+    timestamp_type = Sentinel()
+    classes = (Record, RecordSubclass, RecordSubclassWithDict)
+
+    def make_and_free() -> None:
+        for cls in classes:
+            made = [cls(i, 0, timestamp_type, key, None, ()) for i in range(100)]
+            made += [tuple.__new__(cls, (1, 2, timestamp_type, key)) for _ in range(100)]
+            made += [made[0]._replace(offset=7) for _ in range(10)]
+            made += _speedups.decode_records(
+                cls if cls is not RecordSubclassWithDict else Record,
+                *(section, 0, len(section), 3, 0, 0, timestamp_type, None),
+            )
+            assert {type(record) for record in made[-3:]} <= {cls, Record}
+            del made
+
+    section = bytes.fromhex("18 00 00 00 02 6b 02 76 02 02 68 02 78") * 3
+    make_and_free()  # anything made once, the first time
+    gc.collect()
+    base = [sys.getrefcount(o) for o in (key, timestamp_type, *classes)]
+    make_and_free()
+    gc.collect()
+    assert [sys.getrefcount(o) for o in (key, timestamp_type, *classes)] == base
+
+
+@needs_c
+def test_deeply_nested_records_are_freed() -> None:
+    # Freeing a record frees what it holds, which may be records: CPython's trashcan
+    # flattens the recursion, calling the dealloc again later for the records it put aside.
+    refs = sys.getrefcount(Record)
+    record = Record(0, 0, TimestampType.CREATE_TIME, None, None, ())
+    for i in range(1, 200_000):
+        record = Record(i, 0, TimestampType.CREATE_TIME, None, record, ())  # type: ignore[arg-type]
+    del record
+    assert sys.getrefcount(Record) == refs
+
+
+def test_record_fields_only_with_the_c_codec() -> None:
+    code = (
+        "from trio_brod.protocol.records import Record, IMPLEMENTATION\n"
+        "print(IMPLEMENTATION, type(Record.__dict__['value']).__name__)"
+    )
+    env = {**os.environ, "TRIO_BROD_PURE_PYTHON": "1"}
+    answer = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert answer == ["python", "_tuplegetter"]
+
+
+@needs_c
+def test_record_fields_arguments() -> None:
+    record_fields: Any = _speedups.record_fields  # called with wrong arguments, too
+    for not_a_record_class in (tuple, list, Pair(1, 2), 5):
+        with pytest.raises(TypeError, match="NamedTuple class"):
+            record_fields(not_a_record_class)
+    with pytest.raises(TypeError, match="six fields"):
+        record_fields(Pair)
+    assert type(Pair.__dict__["a"]) is not types.MemberDescriptorType
 
 
 class WithDict(tuple):  # type: ignore[type-arg]  # no __slots__: instances have a __dict__

@@ -97,12 +97,17 @@ class Run(NamedTuple):
         """The first offset of the run that the batch can hold."""
         return max(self.first, self.batch.base_offset)
 
-    def records(self) -> list[Record]:
-        """The run's records, decoded (the batch decodes once, on first use)."""
+    def records(self, *, keep: bool = True) -> list[Record]:
+        """The run's records, decoded (the batch decodes once, on first use).
+
+        With ``keep=False`` a run that is its whole batch does not make the batch keep
+        them (see :meth:`RecordBatch.records`): a later call decodes them again. A part of a
+        batch always does, as the rest of it is in another message set.
+        """
         batch = self.batch
-        records = batch.records()
         if self.whole():
-            return records
+            return batch.records(keep=keep)
+        records = batch.records()
         if self.dense():
             base = batch.base_offset
             return records[self.start() - base : self.last - base + 1]

@@ -176,7 +176,9 @@ def traced_handler(
 
     async def traced(*args: Any) -> Any:
         message = args[-1]
-        messages = message if is_set else (message,)
+        # A message set's messages, decoded once for the links and the handler (iterating a
+        # set keeps no records: the handler's loop would decode the first batch again).
+        messages = (message.messages if trace_context else message) if is_set else (message,)
         count = len(message) if is_set else 1
         with otel.handler_span(topic, partition, group, messages, count, trace_context):
             return await handle(*args)

@@ -218,10 +218,16 @@ class RecordBatch:
             f"transactional={self.is_transactional} control={self.is_control} size={self.size}>"
         )
 
-    def records(self) -> list[Record]:
+    def records(self, *, keep: bool = True) -> list[Record]:
         """Decompress (if needed) and decode the records.
 
-        The result is cached: later calls return the same list, so do not modify it.
+        The result is cached: later calls return the same list, so do not modify it. With
+        ``keep=False`` it is not: the records are decoded anew on every such call (unless a
+        call with ``keep=True`` cached them), for a reader that goes through the batch once
+        and wants their memory back as soon as it is done with them. (A consumer going
+        through a message set of thousands of records this way spends several percent less
+        CPU per record than with all of them kept: what it frees is reused while still in
+        the CPU's caches.)
 
         Raises:
             CorruptRecordError: the records are malformed or do not match the header.
@@ -229,12 +235,16 @@ class RecordBatch:
                 ``cramjam`` is not installed.
         """
         records = self._records
-        if records is not None:
-            return records
+        if records is None:
+            records = self._decode()
+            if keep:
+                self._records = records
+        return records
+
+    def _decode(self) -> list[Record]:
         count = self.record_count
         if count == 0:
-            self._records = records = []
-            return records
+            return []
         start = self._start + BATCH_OVERHEAD
         end = self._start + self.size
         buf: bytes | memoryview
@@ -267,7 +277,6 @@ class RecordBatch:
                 )
             except ValueError as exc:  # the C decoder's way of saying "corrupt"
                 raise CorruptRecordError(str(exc), self.base_offset) from None
-            self._records = records
             return records
         if not isinstance(buf, bytes):
             buf = bytes(buf)  # the Python loop slices it, and keys and values must be bytes
@@ -284,7 +293,6 @@ class RecordBatch:
                 new(Record, (offset, append_time, timestamp_type, key, value, headers))
                 for offset, _, timestamp_type, key, value, headers in records
             ]
-        self._records = records
         return records
 
     def _decompress(self) -> bytes | memoryview:
