@@ -96,14 +96,10 @@ async def open_stream(
         OSError: The connection could not be made.
         ConnectionFailed: The TLS handshake failed (its reason says why).
     """
-    if connect is None:
-        if ssl_context is None:
-            return await open_tcp_stream(host, port)
-        transport: trio.abc.Stream = await trio.open_tcp_stream(host, port)
-    else:
-        transport = await connect(host, port)
-        if ssl_context is None:
-            return transport
+    opener: Connector = open_tcp_stream if connect is None else connect
+    transport = await opener(host, port)
+    if ssl_context is None:
+        return transport
     stream = trio.SSLStream(transport, ssl_context, server_hostname=host, https_compatible=False)
     try:
         # Left to itself, the TLS handshake happens inside the first send_all, where a

@@ -54,8 +54,7 @@ class PipeStream(trio.abc.Stream):
         self._sending = True
         try:
             await trio.lowlevel.checkpoint_if_cancelled()
-            self._sending = False
-            self.send_nowait(data)
+            self._put(data)
             await trio.lowlevel.cancel_shielded_checkpoint()
         finally:
             self._sending = False
@@ -71,6 +70,9 @@ class PipeStream(trio.abc.Stream):
         """
         if self._sending:
             raise trio.BusyResourceError("another task is already sending on this stream")
+        self._put(data)
+
+    def _put(self, data: bytes | bytearray | memoryview) -> None:
         self._check_open()
         if self._out.reader_closed:
             raise trio.BrokenResourceError("the other end of the stream was closed")
