@@ -41,6 +41,7 @@ from trio_brod import (
 from trio_brod.groups import GroupSubscriber
 from trio_brod.observe import Hook, Rebalanced
 from trio_brod.testing import fake_kafka
+from trio_brod.testing.fake import FakeKafka
 
 #: A rebalance only waits for the first member's next heartbeat: a short heartbeat_rate
 #: makes that a few fake milliseconds (free under MockClock) instead of up to 3 s of long
@@ -52,6 +53,16 @@ FROM_START = ConsumerConfig(begin_offset=0)
 #: The property's draws: a partition count and (partition, value) messages.
 PARTITIONS = st.integers(1, 4)
 MESSAGES = st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=64)), min_size=1, max_size=8)
+
+
+def property_settings(examples: int) -> settings:
+    """Hypothesis's settings for the property: every example generated, none replayed."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 class RebalanceWatch(Hook):
@@ -77,11 +88,11 @@ async def one_example(
     n: int,
     partitions: int,
     messages: list[tuple[int, bytes]],
-    create_topic: Callable[[str, int], object],
+    fake: FakeKafka,
 ) -> None:
     """One example: a fresh topic and group, so examples share nothing but the fake."""
     topic, group = f"t{n}", f"g{n}"
-    create_topic(topic, partitions)
+    fake.create_topic(topic, partitions=partitions)
     await client.start_producer(topic)
     expected: dict[int, list[bytes | None]] = {p: [] for p in range(partitions)}
     receipts = []
@@ -158,9 +169,6 @@ async def shared_fake(examples: int, clock: trio.testing.MockClock) -> None:
     ):
         numbers = itertools.count()
 
-        def create_topic(name: str, partitions: int) -> object:
-            return fake.create_topic(name, partitions=partitions)
-
         async def example(partitions: int, messages: list[tuple[int, bytes]]) -> None:
             # The clock jumps only while an example runs. Between examples this run waits
             # for hypothesis's thread with no timer due, and an autojump threshold of 0
@@ -168,18 +176,11 @@ async def shared_fake(examples: int, clock: trio.testing.MockClock) -> None:
             # the GIL) from hypothesis.
             clock.autojump_threshold = 0
             try:
-                await one_example(
-                    client, other, watch, next(numbers), partitions, messages, create_topic
-                )
+                await one_example(client, other, watch, next(numbers), partitions, messages, fake)
             finally:
                 clock.autojump_threshold = math.inf
 
-        @settings(
-            max_examples=examples,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
+        @property_settings(examples)
         @given(PARTITIONS, MESSAGES)
         def prop(partitions: int, messages: list[tuple[int, bytes]]) -> None:
             trio.from_thread.run(example, partitions, messages)
@@ -199,18 +200,9 @@ def per_example(examples: int) -> None:
             open_client(fake.bootstrap_servers, hooks=[watch], connect=fake.connect) as client,
             open_client(fake.bootstrap_servers, hooks=[watch], connect=fake.connect) as other,
         ):
+            await one_example(client, other, watch, 0, partitions, messages, fake)
 
-            def create_topic(name: str, partitions: int) -> object:
-                return fake.create_topic(name, partitions=partitions)
-
-            await one_example(client, other, watch, 0, partitions, messages, create_topic)
-
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @property_settings(examples)
     @given(PARTITIONS, MESSAGES)
     def prop(partitions: int, messages: list[tuple[int, bytes]]) -> None:
         trio.run(example, partitions, messages, clock=trio.testing.MockClock(autojump_threshold=0))

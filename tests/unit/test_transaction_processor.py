@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import trio
@@ -63,6 +64,22 @@ def consumer_config() -> trio_brod.ConsumerConfig:
     return trio_brod.ConsumerConfig(begin_offset="earliest", max_bytes=512)
 
 
+def open_processor(
+    client: trio_brod.Client, group_id: str, process: Any, tx_prefix: str, **options: Any
+) -> Any:
+    """A processor of topic "in" with the tests' consumer and transaction options."""
+    return trio_brod.open_transaction_processor(
+        client,
+        group_id,
+        ["in"],
+        process,
+        transactional_id=unique(tx_prefix),
+        consumer_config=consumer_config(),
+        config=CONFIG,
+        **options,
+    )
+
+
 async def test_a_transaction_takes_every_message_set_its_partitions_have_delivered(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -86,15 +103,7 @@ async def test_a_transaction_takes_every_message_set_its_partitions_have_deliver
         async with open_client(fake.bootstrap_servers) as client:
             for partition in (0, 1):
                 await fill(client, "in", partition, 0, 200)
-            async with trio_brod.open_transaction_processor(
-                client,
-                group_id,
-                ["in"],
-                process,
-                transactional_id=unique("tx"),
-                consumer_config=consumer_config(),
-                config=CONFIG,
-            ) as processor:
+            async with open_processor(client, group_id, process, "tx") as processor:
                 await until(lambda: processor.messages >= 400)
             values = await output(client, "out")
     assert sorted(values) == sorted(b"%d:%05d" % (p, i) for p in (0, 1) for i in range(200))
@@ -125,15 +134,7 @@ async def test_process_failing_with_message_sets_queued_ends_the_processor(
             for partition in (0, 1, 2):
                 await fill(client, "in", partition, 0, 20)
             with trio.fail_after(300), pytest.raises(ValueError, match="bad record"):
-                async with trio_brod.open_transaction_processor(
-                    client,
-                    unique("fails"),
-                    ["in"],
-                    process,
-                    transactional_id=unique("tx"),
-                    consumer_config=consumer_config(),
-                    config=CONFIG,
-                ):
+                async with open_processor(client, unique("fails"), process, "tx"):
                     await trio.sleep_forever()
     assert calls == 1
 
@@ -189,15 +190,8 @@ async def test_revocation_commits_within_the_rebalance_timeout_else_aborts(
                 found = await fetch_committed(coordinator, group_id, [("in", 0), ("in", 1)])
                 return sum(offset or 0 for offset in found.values())
 
-            async with trio_brod.open_transaction_processor(
-                client,
-                group_id,
-                ["in"],
-                first,
-                transactional_id=unique("tx-a"),
-                consumer_config=consumer_config(),
-                group_config=group_config,
-                config=CONFIG,
+            async with open_processor(
+                client, group_id, first, "tx-a", group_config=group_config
             ) as a:
                 await until(lambda: owned(a) == {0, 1})
                 for partition in (0, 1):
@@ -208,15 +202,8 @@ async def test_revocation_commits_within_the_rebalance_timeout_else_aborts(
                 await in_slow.wait()
                 await fill(client, "in", 1, 30, 30)  # queued behind the slow transaction
                 transactions, aborted = a.transactions, a.aborted
-                async with trio_brod.open_transaction_processor(
-                    other,
-                    group_id,
-                    ["in"],
-                    second,
-                    transactional_id=unique("tx-b"),
-                    consumer_config=consumer_config(),
-                    group_config=group_config,
-                    config=CONFIG,
+                async with open_processor(
+                    other, group_id, second, "tx-b", group_config=group_config
                 ) as b:
                     await until(lambda: len(owned(a)) == len(owned(b)) == 1)
                     with trio.fail_after(600):
