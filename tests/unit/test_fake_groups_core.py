@@ -290,6 +290,77 @@ def test_static_member_rejoin_keeps_generation_and_fences_the_old_id() -> None:
     assert sync.result.assignment == old_id.encode()  # its assignment was kept
 
 
+def rejoin_static_b(world: World, protocols: list[tuple[str, bytes]], *, v9: bool) -> Client:
+    restarted = Client("b2", "static-b", protocols)
+    restarted.join = world.groups.join(
+        world.now,
+        G,
+        "",
+        "static-b",
+        "consumer",
+        protocols,
+        SESSION,
+        REBALANCE,
+        skip_assignment_ok=v9,
+    )
+    world.settle([restarted])
+    return restarted
+
+
+def test_static_rejoin_with_new_metadata_keeps_generation() -> None:
+    # Kafka compares only the protocol the group would select, not the metadata: a restarted
+    # member's subscription userdata (owned partitions, its generation) is always new.
+    world, _a, b = stable_pair()
+    group = world.groups.get(G)
+    assert group is not None
+    generation, old_id = group.generation, b.member_id
+    restarted = rejoin_static_b(world, [("range", b"owns nothing now")], v9=False)
+    assert (restarted.generation, group.generation, group.state) == (generation, generation, STABLE)
+    # Before v9 the old id is named leader, so the new one syncs as a follower and gets the
+    # assignment the group already has.
+    assert not restarted.leader
+    assert group.leader == restarted.member_id
+    sync = world.groups.sync(world.now, G, generation, restarted.member_id, "static-b", {})
+    assert sync.result is not None
+    assert sync.result.assignment == old_id.encode()
+    assert group.members[restarted.member_id].protocols == [("range", b"owns nothing now")]
+
+
+def test_static_rejoin_that_changes_the_protocol_rebalances() -> None:
+    world, a, _b = stable_pair()
+    group = world.groups.get(G)
+    assert group is not None
+    generation = group.generation
+    restarted = rejoin_static_b(world, [("roundrobin", b""), ("range", b"")], v9=True)
+    # Still "range" (a supports nothing else): no rebalance.
+    assert (restarted.generation, group.state) == (generation, STABLE)
+    a.protocols = [("roundrobin", b""), ("range", b"")]
+    world.join(a)  # a's protocols change: a rebalance, waiting for b
+    assert group.state == PREPARING
+    # b restarts again during the rebalance: it is counted as rejoined at once.
+    again = rejoin_static_b(world, [("roundrobin", b"")], v9=True)
+    world.settle([a, again])
+    assert a.generation == again.generation == generation + 1
+    assert group.generation == generation + 1
+    assert group.protocol_name == "roundrobin"
+
+
+def test_static_rejoin_while_completing_rebalances() -> None:
+    world = World()
+    a, b = Client("a", None, [("range", b"")]), Client("b", "static-b", [("range", b"")])
+    join_all(world, [a, b])
+    group = world.groups.get(G)
+    assert group is not None
+    assert group.state == COMPLETING  # joined, nobody synced yet
+    generation = group.generation
+    # The leader may already hold b's old id for its assignment: the group must rebalance.
+    restarted = rejoin_static_b(world, [("range", b"")], v9=True)
+    assert restarted.join is not None  # waits for the next generation
+    assert group.state == PREPARING
+    join_all(world, [a, restarted])
+    assert group.generation == generation + 1
+
+
 def test_session_timeout_evicts_and_rebalance_timeout_drops_laggards() -> None:
     world, a, b = stable_pair()
     group = world.groups.get(G)

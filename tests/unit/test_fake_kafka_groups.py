@@ -12,7 +12,14 @@ import pytest
 import trio
 import trio.testing
 
-from trio_brod import AssignedPartition, GroupConfig, open_client, open_group_subscriber
+from trio_brod import (
+    AssignedPartition,
+    Client,
+    GroupConfig,
+    GroupSubscriber,
+    open_client,
+    open_group_subscriber,
+)
 from trio_brod.protocol import (
     FindCoordinatorRequest,
     HeartbeatRequest,
@@ -161,9 +168,11 @@ async def test_commits_survive_a_member_restart(autojump_clock: trio.testing.Moc
     assert got == list(range(8))  # nothing consumed twice: the restart began at the commit
 
 
+@pytest.mark.parametrize("restarted", ["leader", "follower"])
 async def test_static_member_restart_keeps_generation(
-    autojump_clock: trio.testing.MockClock,
+    restarted: str, autojump_clock: trio.testing.MockClock
 ) -> None:
+    # Which member leads is fixed by who joins first: b restarts, as the leader or not.
     def config(instance: str) -> GroupConfig:
         return GroupConfig(group_instance_id=instance, session_timeout=30)
 
@@ -171,20 +180,40 @@ async def test_static_member_restart_keeps_generation(
         fake.create_topic(TOPIC, partitions=PARTITIONS)
         async with (
             open_client(fake.bootstrap_servers, client_id="a") as ca,
-            open_group_subscriber(ca, "g", [TOPIC], ignore, config=config("a")) as a,
             open_client(fake.bootstrap_servers, client_id="b") as cb,
+            trio.open_nursery() as nursery,
         ):
-            async with open_group_subscriber(cb, "g", [TOPIC], ignore, config=config("b")) as b:
-                await wait_until(lambda: len(owned(a)) == len(owned(b)) == 2)
-                generation = a.health().generation_id
-                b_owned = owned(b)
+            subscribers: dict[str, GroupSubscriber] = {}
+            stop_b = trio.Event()
+
+            async def run(name: str, client: Client, stop: trio.Event) -> None:
+                config_ = config(name)
+                async with open_group_subscriber(client, "g", [TOPIC], ignore, config=config_) as s:
+                    subscribers[name] = s
+                    await stop.wait()
+
+            order = ["b", "a"] if restarted == "leader" else ["a", "b"]
+            for name in order:
+                stop = stop_b if name == "b" else trio.Event()
+                nursery.start_soon(run, name, cb if name == "b" else ca, stop)
+                await wait_until(lambda n=name: n in subscribers and bool(owned(subscribers[n])))
+            a, b = subscribers["a"], subscribers["b"]
+            await wait_until(lambda: len(owned(a)) == len(owned(b)) == 2)
+            group = fake.group("g")
+            assert group is not None
+            assert (group.leader == b.health().member_id) == (restarted == "leader")
+            generation = a.health().generation_id
+            b_owned = owned(b)
+            stop_b.set()
             # A static member leaves without LeaveGroup: the group waits for it.
-            assert set(fake.group("g").static) == {"a", "b"}
+            await wait_until(lambda: b.health().state != "stable")
+            assert set(group.static) == {"a", "b"}
             async with open_group_subscriber(cb, "g", [TOPIC], ignore, config=config("b")) as b2:
                 await wait_until(lambda: owned(b2) == b_owned)
                 assert b2.health().generation_id == generation
             assert a.health().generation_id == generation
             assert owned(a) | b_owned == set(range(PARTITIONS))
+            nursery.cancel_scope.cancel()
 
 
 async def test_coordinator_moves_and_comes_back(autojump_clock: trio.testing.MockClock) -> None:

@@ -18,7 +18,8 @@ The rules are Kafka's (``ClassicGroup`` / ``GroupMetadataManager`` of the broker
   member's metadata, and the protocol is the one most members prefer among those every
   member supports;
 * a static member rejoining with a new member id replaces (fences) its old id: if the group
-  is Stable and its protocols did not change, the generation and assignment are kept;
+  is Stable and the rejoin leaves the group's protocol as it is, the generation and
+  assignment are kept (its metadata may change: a restarted member owns nothing);
 * sessions expire when a member sends nothing (join, sync, heartbeat) for its session
   timeout while not waiting for a join or sync answer; that removes the member and starts a
   rebalance.
@@ -192,7 +193,7 @@ class Group:
             return
         if self.leader not in self.members:
             self.leader = next(iter(self.members))
-        self.protocol_name = self._select_protocol()
+        self.protocol_name = self.select_protocol()
         self.state = COMPLETING
         everyone = tuple(
             (m.member_id, m.instance_id, m.metadata(self.protocol_name))
@@ -218,7 +219,9 @@ class Group:
         # A sync that never comes is bounded as the join was.
         self.rebalance_deadline = now + max(m.rebalance_timeout for m in self.members.values())
 
-    def _select_protocol(self) -> str:
+    def select_protocol(self) -> str:
+        """The protocol the next generation would use: the one most members prefer among
+        those every member supports, ties going to the leader's order."""
         common = set.intersection(*({n for n, _ in m.protocols} for m in self.members.values()))
         votes: dict[str, int] = {}
         for m in self.members.values():
@@ -532,10 +535,15 @@ class Groups:
         was_leader = group.leader == old_id
         if was_leader:
             group.leader = new_id
-        unchanged = old.protocols == member.protocols
-        if group.state == STABLE and unchanged and (not was_leader or skip_assignment_ok):
+        if group.state == STABLE and group.select_protocol() == group.protocol_name:
+            # Kafka keeps the generation whenever the rejoin leaves the group's protocol as
+            # it is, even if the member's metadata changed (a restarted member no longer
+            # owns anything): that is the point of static membership. A leader that can
+            # skip the assignment (JoinGroup v9+, KIP-814) is told it leads; an older one
+            # is told the old id leads, so it syncs as a follower and gets its partitions.
             everyone: tuple[tuple[str, str | None, bytes], ...] = ()
-            if was_leader:
+            skip = was_leader and skip_assignment_ok
+            if skip:
                 everyone = tuple(
                     (m.member_id, m.instance_id, m.metadata(group.protocol_name))
                     for m in group.members.values()
@@ -547,9 +555,9 @@ class Groups:
                     group.generation,
                     group.protocol_type,
                     group.protocol_name,
-                    group.leader or "",
+                    old_id if was_leader and not skip else (group.leader or ""),
                     everyone,
-                    skip_assignment=was_leader,
+                    skip_assignment=skip,
                 )
             )
             return member.join
