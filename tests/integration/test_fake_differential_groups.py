@@ -109,6 +109,9 @@ class GroupMember:
         self.member_id = ""
         #: A static member's id before its last restart.
         self.old_id = ""
+        #: Restarts so far; part of the subscription's user data, which a restarted client
+        #: always sends anew (Kafka keeps the generation anyway if the protocol stays).
+        self.restarts = 0
         self.generation = -1
         self.protocol: str | None = None
         self.joined = False
@@ -173,7 +176,9 @@ class GroupStory:
                         JoinGroupRequest.JoinGroupRequestProtocol(
                             name=p,
                             metadata=encode_subscription(
-                                MemberSubscription((self.topic,), f"{m.name}/{p}".encode())
+                                MemberSubscription(
+                                    (self.topic,), f"{m.name}/{p}/{m.restarts}".encode()
+                                )
                             ),
                         )
                         for p in m.protocols
@@ -186,6 +191,7 @@ class GroupStory:
         steps = []
         if restart:
             m.old_id = m.member_id
+            m.restarts += 1
         if restart or not m.joined:
             m.member_id = ""
         response = await once()
