@@ -9,7 +9,7 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_brod import ClientConfig, ConfigError, ConnectionFailed, open_client
+from trio_brod import ClientConfig, ConfigError, ConnectionFailed, ConnectionLost, open_client
 from trio_brod.protocol import MetadataRequest
 from trio_brod.testing import fake_kafka
 from trio_brod.testing.fake import Pass
@@ -108,3 +108,84 @@ async def test_a_connect_function_that_fails_is_a_connection_failure() -> None:
 def test_connect_must_be_callable() -> None:
     with pytest.raises(ConfigError, match=r"ClientConfig\.connect=5: expected an async function"):
         ClientConfig(connect=5)  # type: ignore[arg-type]
+
+
+class CountingStream(trio.abc.Stream):
+    """A pipe end that counts how frames were written, and can refuse ``send_nowait``."""
+
+    def __init__(self, inner: PipeStream, refuse: bool = False) -> None:
+        self.inner, self.refuse = inner, refuse
+        self.nowait = self.send_alls = 0
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.send_alls += 1
+        if self.refuse:
+            await trio.lowlevel.checkpoint()
+            raise trio.BrokenResourceError("send_all refused by the test")
+        await self.inner.send_all(data)
+
+    def send_nowait(self, data: bytes) -> None:
+        if self.refuse:
+            raise trio.BrokenResourceError("refused by the test")
+        self.nowait += 1
+        self.inner.send_nowait(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_requests_on_an_idle_connection_are_written_by_their_callers() -> None:
+    """Over a stream with ``send_nowait``, a request to an idle writer is written inside
+    ``send``: the broker has its frame before the caller's first checkpoint."""
+    streams: list[CountingStream] = []
+    async with fake_kafka() as fake:
+
+        async def connect(host: str, port: int) -> trio.abc.Stream:
+            stream = await fake.connect(host, port)
+            assert isinstance(stream, PipeStream)
+            streams.append(CountingStream(stream))
+            return streams[-1]
+
+        fake.create_topic("t", partitions=1)
+        watching = fake.control(MetadataRequest, Pass(), times=None)
+        async with open_client(fake.bootstrap_servers, connect=connect) as client:
+            host, port = fake.bootstrap_servers[0].rsplit(":", 1)
+            connection = await client.get_connection(host, int(port))
+            await trio.testing.wait_all_tasks_blocked()
+            (stream,) = streams
+            handshake = stream.send_alls  # ApiVersions, before the writer runs
+            first = connection.send(MetadataRequest(topics=None))
+            second = connection.send(MetadataRequest(topics=None))
+            assert stream.nowait == 2  # written in order, before any checkpoint
+            await first.done.wait()
+            await second.done.wait()
+            assert first.result().brokers and second.result().brokers
+            assert len(watching.seen) == 2
+            assert stream.send_alls == handshake  # the writer task wrote nothing
+
+
+async def test_a_refused_send_nowait_closes_the_connection_through_the_writer() -> None:
+    async with fake_kafka() as fake:
+        refusing: list[CountingStream] = []
+
+        async def connect(host: str, port: int) -> trio.abc.Stream:
+            stream = await fake.connect(host, port)
+            assert isinstance(stream, PipeStream)
+            refusing.append(CountingStream(stream))
+            return refusing[-1]
+
+        async with open_client(fake.bootstrap_servers, connect=connect) as client:
+            host, port = fake.bootstrap_servers[0].rsplit(":", 1)
+            connection = await client.get_connection(host, int(port))
+            await trio.testing.wait_all_tasks_blocked()
+            # Broken for writing: the frame goes to the writer, whose send_all fails too.
+            refusing[0].refuse = True
+            with pytest.raises(ConnectionLost, match="write failed: .*send_all refused"):
+                await connection.request(MetadataRequest(topics=None))
+            assert connection.closed

@@ -15,7 +15,9 @@ started and becomes the parent of two children:
   by correlation id, decodes it, and wakes that caller.
 
 A caller of :meth:`Connection.request` never touches the socket: it encodes its frame, queues
-it, and waits for its own response.
+it, and waits for its own response. (One exception: a stream that can write without blocking,
+such as the fake Kafka's in-process pipe, gets a request's frame at once from its caller while
+the writer is idle with nothing queued, which saves waking the writer; see :class:`SendsNowait`.)
 
 One-partition Produce and Fetch requests are queued unencoded instead, as *parts*: when the
 writer finds several of them waiting that agree on everything but their partition (the
@@ -77,6 +79,7 @@ from trio_brod._net.handshake import (
     RECEIVE_SIZE,
     BareExchange,
     MechanismFactory,
+    SendsNowait,
     authenticate,
     negotiate_versions,
     new_mechanism,
@@ -152,6 +155,8 @@ class Connection:
         # waiting receiver, where closing the connection could not find it.)
         self._queue: deque[Queued] = deque()
         self._writer_wakeup: trio.Event | None = None
+        # The stream's send_nowait, while the connection runs on a SendsNowait stream.
+        self._send_nowait: Callable[[bytes], None] | None = None
         self.merging = True
         self.requests_written = 0
         self.parts_merged = 0
@@ -264,6 +269,22 @@ class Connection:
         return pending
 
     def _enqueue(self, item: Queued) -> None:
+        send_nowait = self._send_nowait
+        if (
+            send_nowait is not None
+            and self._writer_wakeup is not None  # the writer waits: it is writing nothing
+            and not self._queue
+            and type(item) is tuple
+            and item[1] is None  # a request awaiting a response: nothing to finish here
+            and self._reauthenticate_at == math.inf
+        ):
+            try:
+                send_nowait(item[0])
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # nothing was written: the writer meets the error and closes
+            else:
+                self.requests_written += 1
+                return
         self._queue.append(item)
         self._wake_writer()
 
@@ -405,12 +426,15 @@ class Connection:
             self._close_reason = ConnectionFailed(self.address, describe(exc))
             raise self._close_reason from exc
         task_status.started(self)
+        if isinstance(stream, SendsNowait):
+            self._send_nowait = stream.send_nowait
         try:
             with self._cancel_scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer, stream)
                     nursery.start_soon(self._reader, stream)
         finally:
+            self._send_nowait = None
             if self._close_reason is None:
                 # Cancelled from outside: the client is shutting down.
                 self._close_reason = ConnectionClosed(self.address, "the client closed")

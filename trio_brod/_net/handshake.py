@@ -20,7 +20,7 @@ import math
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import trio
 
@@ -53,6 +53,7 @@ __all__ = [
     "BareExchange",
     "Exchange",
     "MechanismFactory",
+    "SendsNowait",
     "TokenUnavailable",
     "VersionChooser",
     "authenticate",
@@ -80,6 +81,22 @@ VersionChooser = Callable[[Any, "int | None"], int]
 
 
 # ---------------------------------------------------------------- opening the stream
+
+
+@runtime_checkable
+class SendsNowait(Protocol):
+    """A stream that can also write without blocking: ``send_nowait(data)`` writes all of
+    ``data`` at once, or nothing and raises what ``send_all`` would
+    (``trio.BrokenResourceError``...).
+
+    Given such a stream (by :attr:`~trio_brod.ClientConfig.connect`), a connection writes a
+    request's frame from its caller while the writer task is idle with nothing queued: no
+    task is woken to write it, and frames still go out in the order they were sent. If it
+    raises, the frame is queued as usual, and the writer meets the error and closes the
+    connection as it would have anyway.
+    """
+
+    def send_nowait(self, data: bytes) -> None: ...
 
 
 async def open_stream(
