@@ -165,7 +165,8 @@ async def test_requests_on_an_idle_connection_are_written_by_their_callers() -> 
             assert stream.nowait == 2  # written in order, before any checkpoint
             await first.done.wait()
             await second.done.wait()
-            assert first.result().brokers and second.result().brokers
+            assert first.result().brokers
+            assert second.result().brokers
             assert len(watching.seen) == 2
             assert stream.send_alls == handshake  # the writer task wrote nothing
 
@@ -186,6 +187,6 @@ async def test_a_refused_send_nowait_closes_the_connection_through_the_writer() 
             await trio.testing.wait_all_tasks_blocked()
             # Broken for writing: the frame goes to the writer, whose send_all fails too.
             refusing[0].refuse = True
-            with pytest.raises(ConnectionLost, match="write failed: .*send_all refused"):
+            with pytest.raises(ConnectionLost, match=r"write failed: .*send_all refused"):
                 await connection.request(MetadataRequest(topics=None))
             assert connection.closed

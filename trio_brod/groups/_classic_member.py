@@ -122,6 +122,9 @@ class ClassicDriver(MemberDriver):
         self._send_action, self._actions = trio.open_memory_channel[Action](math.inf)
         self._subscribed: tuple[str, ...] = ()
         self._counts: dict[str, int] = {}
+        # When _counts were last read for the whole subscription, and when the member last
+        # synced: counts read since then were read during the rebalance being completed.
+        self._counts_at = self._synced_at = -math.inf
         self._join_members: list[Any] = []
         self._rejoins = Backoff(config.rejoin_delay, max(config.rejoin_delay, 30.0))
 
@@ -358,9 +361,11 @@ class ClassicDriver(MemberDriver):
                 if not t.is_internal and not t.error_code and self.topics.fullmatch(name)
             }
             self._counts = {name: cluster.topics[name].partition_count for name in found}
+            self._counts_at = now()
             return tuple(sorted(found))
         topics = tuple(sorted(set(self.topics)))
         self._counts = await self._partition_counts(topics)
+        self._counts_at = now()
         return topics
 
     async def _partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
@@ -454,7 +459,7 @@ class ClassicDriver(MemberDriver):
         error = group_error(response.error_code, self.group_id)
         if error is not None:
             return self.membership.on_sync_response(error)
-        self.last_ok = now()
+        self.last_ok = self._synced_at = now()
         assignment = decode_assignment(response.assignment or b"")
         return self.membership.on_sync_response(
             None,
@@ -464,7 +469,12 @@ class ClassicDriver(MemberDriver):
         )
 
     async def _lead(self, protocol_name: str | None) -> dict[str, MemberAssignment]:
-        """As leader: run the chosen assignor over the members' subscriptions."""
+        """As leader: run the chosen assignor over the members' subscriptions.
+
+        The partition counts are read afresh, unless this member read them for its own
+        subscription since it last synced (its first join does) and the other members
+        subscribe to nothing else: then they are as fresh as this rebalance.
+        """
         assignor = next(a for a in self._assignors if a.name == protocol_name)
         subscriptions = {
             m.member_id: replace(
@@ -473,8 +483,11 @@ class ClassicDriver(MemberDriver):
             for m in self._join_members
         }
         topics = sorted({t for s in subscriptions.values() for t in s.topics})
-        counts = await self._partition_counts(topics)
-        self._counts.update(counts)
+        counts = self._counts
+        fresh = self._counts_at > self._synced_at and set(topics) <= set(self._subscribed)
+        if not (fresh and all(t in counts for t in topics)):
+            counts = await self._partition_counts(topics)
+            self._counts.update(counts)
         result = assignor.assign(counts, subscriptions)
         for member_id in subscriptions:
             result.setdefault(member_id, MemberAssignment(()))
