@@ -13,7 +13,12 @@ Its rules are brod's:
   without a new attempt, so a dead broker does not slow every caller down (brod's
   ``{dead_since, ...}``);
 * private connections (:meth:`ConnectionPool.open_private`) for workers that must not share,
-  at most ``_MAX_OPENING`` being opened to one broker at a time.
+  at most ``_MAX_OPENING`` being opened to one broker at a time;
+* a private connection its worker is done with may be handed back
+  (:meth:`ConnectionPool.give_back`) when nothing is in flight on it; the next worker that
+  needs one to that broker (:meth:`ConnectionPool.take_spare`) gets it, without a new
+  connection and handshake. A group member's connection to its coordinator is reused that
+  way by the next member of the same client.
 
 Every time here is read from Trio's clock, so ``MockClock`` drives the cool-down.
 """
@@ -42,6 +47,8 @@ __all__ = ["ConnectionPool", "ConnectionSlot"]
 
 #: Private connections opened to one broker at a time (see ConnectionPool.open_private).
 _MAX_OPENING = 8
+#: Idle private connections kept for reuse, per broker (see ConnectionPool.give_back).
+_MAX_SPARE = 4
 
 
 class ConnectionSlot:
@@ -90,6 +97,8 @@ class ConnectionPool:
         # Private connections being opened to each broker (see open_private).
         self._opening: dict[tuple[str, int], trio.Semaphore] = {}
         self._known: list[tuple[str, int]] = []
+        # Idle private connections handed back, by broker address (see give_back).
+        self._spare: dict[tuple[str, int], list[Connection]] = {}
         self._last_any: tuple[str, int] | None = None
         self._closed = False
         #: The client's guard against repeating the same failure in the log (shared by
@@ -224,6 +233,36 @@ class ConnectionPool:
             observe.connection_opened(self.hooks, host, port)
         return connection
 
+    @property
+    def nursery(self) -> trio.Nursery:
+        """The client's nursery, where shared connections (and spares) live."""
+        return self._nursery
+
+    def take_spare(self, host: str, port: int) -> Connection | None:
+        """An idle private connection to the broker that a worker handed back, or None.
+
+        It lives in the pool's nursery (it was opened there: see :meth:`give_back`).
+        """
+        spares = self._spare.get((host, port))
+        while spares:
+            connection = spares.pop()
+            if connection.idle:
+                return connection
+        return None
+
+    def give_back(self, connection: Connection) -> None:
+        """A worker is done with a private connection opened in :attr:`nursery`: keep it for
+        the next worker if it is idle (nothing queued, nothing awaiting an answer), else
+        close it. A connection with an answer still to come (an abandoned JoinGroup) must
+        not be shared: its answer would be the next owner's first.
+        """
+        key = (connection.host, connection.port)
+        spares = self._spare.setdefault(key, [])
+        if self._closed or not connection.idle or len(spares) >= _MAX_SPARE:
+            connection.close()
+            return
+        spares.append(connection)
+
     async def _run_connection(
         self, connection: Connection, *, task_status: trio.TaskStatus[Connection]
     ) -> None:
@@ -288,3 +327,7 @@ class ConnectionPool:
         for slot in self._slots.values():
             if slot.connection is not None:
                 slot.connection.close()
+        for spares in self._spare.values():
+            for connection in spares:
+                connection.close()
+        self._spare.clear()

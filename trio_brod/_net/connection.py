@@ -187,6 +187,12 @@ class Connection:
         return self._close_reason is not None
 
     @property
+    def idle(self) -> bool:
+        """True while open with no request queued or awaiting a response (abandoned ones
+        included: their answers are still to come), so another owner may take it over."""
+        return not (self.closed or self._pending or self._queue or self._held_fetches)
+
+    @property
     def close_reason(self) -> BrokerConnectionError | None:
         """Why the connection closed, or None while it is open."""
         return self._close_reason

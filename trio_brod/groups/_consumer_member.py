@@ -235,7 +235,7 @@ class ConsumerDriver(MemberDriver):
                 partition was lost.
         """
         async with trio.open_nursery() as nursery:
-            self.coordinator.own_connection(nursery)
+            self.coordinator.own_connection()
             nursery.start_soon(self._heartbeats, name=f"trio_brod group {self.group_id} heartbeat")
             nursery.start_soon(
                 self.commit_periodically, name=f"trio_brod group {self.group_id} commits"

@@ -104,7 +104,6 @@ class GroupCoordinator:
         # With own_connection: a connection of this coordinator's own, and its broker.
         self._slot: ConnectionSlot | None = None
         self._slot_broker: BrokerMetadata | None = None
-        self._nursery: trio.Nursery | None = None
 
     def __repr__(self) -> str:
         return f"<GroupCoordinator {self.group_id!r} at {self._broker}>"
@@ -140,38 +139,42 @@ class GroupCoordinator:
                     )
         return self._broker
 
-    def own_connection(self, nursery: trio.Nursery) -> None:
-        """From now on, talk to the coordinator over a connection of this object's own,
-        opened (and reopened after a coordinator move) in ``nursery``; :meth:`close` it
-        before the nursery ends.
+    def own_connection(self) -> None:
+        """From now on, talk to the coordinator over a connection of this object's own
+        (reopened after a coordinator move); :meth:`close` hands it back to the pool.
 
         A broker answers a connection's requests in order, and holds a JoinGroup until
         every member has rejoined (up to the rebalance timeout): on the pool's shared
         connection that would hold up everything queued behind it, another member's
         heartbeats (which then time out of the group) and the client's produce requests
         alike. Java's consumer also keeps a connection of its own to its coordinator.
+
+        The connection is a spare the pool kept, if it has one to that broker, or a new
+        one; either way it lives in the pool's nursery, so that when this member is done
+        with it and nothing is in flight on it, the client's next member takes it over
+        without a new connection and handshake (:meth:`ConnectionPool.give_back`).
         """
-        self._nursery = nursery
         self._slot = ConnectionSlot()
         self._slot_broker = None
 
     def close(self) -> None:
-        """Close the connection of :meth:`own_connection` (later requests share the pool's)."""
-        slot, self._slot, self._nursery = self._slot, None, None
+        """Hand the connection of :meth:`own_connection` back to the pool, which keeps it
+        if it is idle and closes it otherwise (later requests share the pool's)."""
+        slot, self._slot = self._slot, None
         if slot is not None and slot.connection is not None:
-            slot.connection.close()
+            self.pool.give_back(slot.connection)
 
     async def _connect(self, broker: BrokerMetadata) -> Connection:
-        slot, nursery = self._slot, self._nursery
-        if slot is None or nursery is None:
+        slot = self._slot
+        if slot is None:
             return await self.pool.get(broker.host, broker.port)
         if self._slot_broker != broker:
             # The coordinator moved: the connection to the old one goes.
             if slot.connection is not None:
                 slot.connection.close()
-            slot.connection, slot.error = None, None
+            slot.connection, slot.error = self.pool.take_spare(broker.host, broker.port), None
             self._slot_broker = broker
-        return await self.pool.connect_slot(slot, broker.host, broker.port, nursery)
+        return await self.pool.connect_slot(slot, broker.host, broker.port, self.pool.nursery)
 
     async def connection(self) -> tuple[BrokerMetadata, Connection]:
         """The coordinator and the connection to it (the pool's shared one, unless
