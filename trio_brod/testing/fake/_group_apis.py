@@ -14,6 +14,7 @@ the coordinator's broker, or :meth:`GroupCoordinator.move`, only changes who ans
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeVar
 
 import trio
@@ -64,11 +65,23 @@ class GroupCoordinator:
         self.consumer = ConsumerGroups()
         self._changed = trio.Event()
         self._timer_started = False
+        # What the timer task sleeps until, and the event that wakes it sooner.
+        self._timer_at = math.inf
+        self._timer_wakeup = trio.Event()
 
     def changed(self) -> None:
-        """Wake waiting requests and the timer (after any change of the groups)."""
+        """Wake waiting requests (after any change of the groups), and the timer task if a
+        timer now fires sooner than the one it sleeps until. Most changes only move timers
+        later (a heartbeat extends a session): those leave the timer task asleep."""
         self._changed.set()
         self._changed = trio.Event()
+        deadline = self._next_deadline()
+        if deadline is not None and deadline < self._timer_at:
+            self._timer_wakeup.set()
+
+    def _next_deadline(self) -> float | None:
+        deadlines = (self.groups.next_deadline(), self.consumer.next_deadline())
+        return min((d for d in deadlines if d is not None), default=None)
 
     async def wait(self, waiter: Waiter[T]) -> T:
         """Sleep until *waiter* is answered."""
@@ -85,12 +98,14 @@ class GroupCoordinator:
 
     async def _run_timers(self) -> None:
         while True:
-            deadlines = (self.groups.next_deadline(), self.consumer.next_deadline())
-            deadline = min((d for d in deadlines if d is not None), default=None)
-            with trio.move_on_at(deadline if deadline is not None else float("inf")):
-                await self._changed.wait()
+            deadline = self._next_deadline()
+            self._timer_at = math.inf if deadline is None else deadline
+            self._timer_wakeup = trio.Event()
+            with trio.move_on_at(self._timer_at):
+                await self._timer_wakeup.wait()
             now = trio.current_time()
-            if deadline is not None and now >= deadline:
+            if now >= self._timer_at:
+                # Timers may have moved later since: tick applies only those now due.
                 self.groups.tick(now)
                 self.consumer.tick(now, self.partition_counts())
                 self.changed()
