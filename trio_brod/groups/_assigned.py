@@ -17,13 +17,13 @@ revocation reaches into:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 
 import trio
 
-__all__ = ["AssignedPartition"]
+__all__ = ["AssignedPartition", "wait_all_finished"]
 
 
 class AssignedPartition:
@@ -171,18 +171,43 @@ class AssignedPartition:
         self.start_revoke()
         self.cancel_scope.cancel()
 
-    async def wait_finished(self, timeout: float) -> None:  # noqa: ASYNC109 (rebalance_timeout)
-        """Wait for the worker to leave its scope; cancel it after ``timeout`` seconds.
+    @property
+    def entered(self) -> bool:
+        """Whether a worker entered the partition's scope (it may have left it since)."""
+        return self._entered
 
-        A partition no worker ever entered has nothing to wait for (its scope is cancelled,
-        so that a worker entering it late stops at once).
-        """
-        if not self._entered:
-            self.cancel_scope.cancel()
-            await trio.lowlevel.checkpoint()
-            return
-        with trio.move_on_after(timeout):
+    @property
+    def finished(self) -> bool:
+        """Whether no worker is in the partition's scope: the one that entered it left, or
+        none entered."""
+        return self._finished.is_set() or not self._entered
+
+    async def wait_finished(self) -> None:
+        """Wait for the worker to leave its scope (at once if none entered it)."""
+        if self._entered:
             await self._finished.wait()
-        if not self._finished.is_set():
-            self.cancel_scope.cancel()
-            await self._finished.wait()
+
+
+async def wait_all_finished(
+    partitions: Sequence[AssignedPartition],
+    timeout: float,  # noqa: ASYNC109 (rebalance_timeout: it cancels the workers, not us)
+) -> None:
+    """Wait for every partition's worker to leave its scope; cancel those still in it after
+    ``timeout`` seconds, and wait for them to leave.
+
+    A partition no worker ever entered has nothing to wait for: its scope is cancelled, so
+    that a worker entering it late stops at once. One task waits for them all, in turn,
+    against one deadline: a task per partition would cost as many task switches.
+    """
+    for assigned in partitions:
+        if not assigned.entered:
+            assigned.cancel_scope.cancel()
+    await trio.lowlevel.checkpoint()
+    with trio.move_on_after(timeout):
+        for assigned in partitions:
+            await assigned.wait_finished()
+    late = [assigned for assigned in partitions if not assigned.finished]
+    for assigned in late:
+        assigned.cancel_scope.cancel()
+    for assigned in late:
+        await assigned.wait_finished()

@@ -29,7 +29,7 @@ from trio_brod._backoff import now
 from trio_brod._cluster import ConnectionPool, MetadataCache
 from trio_brod._config_groups import GroupConfig
 from trio_brod._log import group_log as log
-from trio_brod.groups._assigned import AssignedPartition
+from trio_brod.groups._assigned import AssignedPartition, wait_all_finished
 from trio_brod.groups._coordinator import GroupCoordinator
 from trio_brod.groups._membership import TopicPartition
 from trio_brod.groups._types import (
@@ -223,9 +223,7 @@ class MemberDriver:
                 )
             for assigned in revoked:
                 assigned.start_revoke()
-        async with trio.open_nursery() as nursery:
-            for assigned in revoked:
-                nursery.start_soon(assigned.wait_finished, self.config.rebalance_timeout)
+        await wait_all_finished(revoked, self.config.rebalance_timeout)
         if not lost and commit_as is not None:
             for assigned in revoked:
                 assigned.generation_id, assigned.member_id = commit_as
