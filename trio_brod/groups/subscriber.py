@@ -125,14 +125,24 @@ class GroupSubscriber:
 
 
 class _Failure:
+    """The first handler error, and what to do about it: ``on_failure``, called once (it
+    starts a task that leaves the group and raises the error; no task waits meanwhile)."""
+
     def __init__(self) -> None:
         self.error: BaseException | None = None
-        self.event = trio.Event()
+        self.on_failure: Callable[[], object] | None = None
 
     def fail(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
-            self.event.set()
+            if self.on_failure is not None:
+                self.on_failure()
+
+    def then(self, on_failure: Callable[[], object]) -> None:
+        """Call ``on_failure`` at the first failure (at once if there was one already)."""
+        self.on_failure = on_failure
+        if self.error is not None:
+            on_failure()
 
 
 @asynccontextmanager
@@ -229,14 +239,14 @@ async def open_group_subscriber(
             )
             await nursery.start(member.run, name=f"trio_brod group member {group_id}")
 
-            async def watch_failure() -> None:
-                await failure.event.wait()
+            async def leave_and_raise() -> None:
+                # Not in the failed worker: leaving waits for every worker to finish.
                 with trio.CancelScope(shield=True):
                     await member.leave("a handler raised an exception")
                 assert failure.error is not None
                 raise failure.error
 
-            nursery.start_soon(watch_failure)
+            failure.then(lambda: nursery.start_soon(leave_and_raise))
             try:
                 yield GroupSubscriber(member)
             finally:
