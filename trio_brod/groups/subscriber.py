@@ -246,7 +246,13 @@ async def open_group_subscriber(
                 assert failure.error is not None
                 raise failure.error
 
-            failure.then(lambda: nursery.start_soon(leave_and_raise))
+            def on_failure() -> None:
+                # Once the subscriber is closing (its workers cancelled), a handler's error
+                # is not raised: the group has been left already.
+                if not nursery.cancel_scope.cancel_called:
+                    nursery.start_soon(leave_and_raise)
+
+            failure.then(on_failure)
             try:
                 yield GroupSubscriber(member)
             finally:
