@@ -51,6 +51,7 @@ import trio
 from trio_brod._cluster import ConnectionPool, MetadataCache
 from trio_brod._config import ConsumerConfig
 from trio_brod._config_groups import GroupConfig
+from trio_brod._log import group_log as log
 from trio_brod._util import unwrap_single_exception
 from trio_brod.consumer.message_set import MessageSet
 from trio_brod.consumer.worker import Subscription
@@ -248,9 +249,15 @@ async def open_group_subscriber(
 
             def on_failure() -> None:
                 # Once the subscriber is closing (its workers cancelled), a handler's error
-                # is not raised: the group has been left already.
+                # is not raised: the group has been left already. It is logged.
                 if not nursery.cancel_scope.cancel_called:
                     nursery.start_soon(leave_and_raise)
+                else:
+                    log.warning(
+                        "%s: a handler raised while the subscriber was closing: %r",
+                        group_id,
+                        failure.error,
+                    )
 
             failure.then(on_failure)
             try:
