@@ -164,7 +164,9 @@ class ClientConfig:
             socket options of your own, or a fake Kafka in the same Trio run
             (:meth:`FakeKafka.connect <trio_brod.testing.fake.FakeKafka.connect>`). With
             ``ssl_context``, TLS runs over the stream it returns. It runs within
-            ``connect_timeout``.
+            ``connect_timeout``. A stream that also has ``send_nowait(data)`` (write all
+            at once without blocking, or nothing and raise as ``send_all`` would) gets a
+            request's frame straight from its caller while nothing else is being written.
         client_rack: The rack (cloud: availability zone) the client runs in, as the
             brokers' ``broker.rack`` names them. Consumers send it with every Fetch and,
             where the cluster's ``replica.selector.class`` picks a replica in that rack,
