@@ -225,6 +225,10 @@ class Faults:
     def __iter__(self) -> Iterator[Control]:
         return iter(list(self._controls))
 
+    def __len__(self) -> int:
+        """How many controls are registered (none: every request passes)."""
+        return len(self._controls)
+
     def decide(self, request: Intercepted) -> Decision:
         """The action for a request: the first control that applies and acts, else Pass."""
         for control in list(self._controls):
