@@ -343,9 +343,9 @@ class ClassicDriver(MemberDriver):
 
         A pattern is matched against the cluster's topics as they are now. A list of names
         needs no metadata: the names are the subscription, and only the leader uses
-        partition counts, which it fetches fresh when it assigns. The first join fetches
-        them all the same, as the baseline :meth:`_watch_topics` compares against, and so
-        does every join until a topic exists. So the immediate rejoin after
+        partition counts, which it reads when it assigns (see :meth:`_lead`). The first
+        join fetches them all the same, as the baseline :meth:`_watch_topics` compares
+        against, and so does every join until a topic exists. So the immediate rejoin after
         MEMBER_ID_REQUIRED, and each rejoin of a rebalance, cost one request less.
         """
         if isinstance(self.topics, re.Pattern) or not self._counts:
@@ -472,8 +472,10 @@ class ClassicDriver(MemberDriver):
         """As leader: run the chosen assignor over the members' subscriptions.
 
         The partition counts are read afresh, unless this member read them for its own
-        subscription since it last synced (its first join does) and the other members
-        subscribe to nothing else: then they are as fresh as this rebalance.
+        subscription since it last synced and the other members subscribe to nothing else.
+        Its first join reads them so, and so does its topic watcher while the group is
+        stable (every ``metadata_refresh``): counts at most that old, which the watcher
+        would compare against next and rejoin over if they grew.
         """
         assignor = next(a for a in self._assignors if a.name == protocol_name)
         subscriptions = {
