@@ -3,6 +3,9 @@ stream pair under it."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
 import pytest
 import trio
 import trio.testing
@@ -10,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_brod import ClientConfig, ConfigError, ConnectionFailed, ConnectionLost, open_client
-from trio_brod.protocol import MetadataRequest
+from trio_brod.lowlevel import Connection
+from trio_brod.protocol import FetchRequest, MetadataRequest
 from trio_brod.testing import fake_kafka
 from trio_brod.testing.fake import Pass
 from trio_brod.testing.fake._pipe import PipeStream, stream_pair
@@ -190,3 +194,153 @@ async def test_a_refused_send_nowait_closes_the_connection_through_the_writer() 
             with pytest.raises(ConnectionLost, match=r"write failed: .*send_all refused"):
                 await connection.request(MetadataRequest(topics=None))
             assert connection.closed
+
+
+async def test_a_pipe_end_can_deliver_what_arrives_to_a_callback() -> None:
+    left, right = stream_pair()
+    await left.send_all(b"before")
+    got: list[bytes] = []
+    right.deliver_to(got.append)
+    assert got == [b"before"]  # what had arrived comes first
+    left.send_nowait(b"one")
+    await left.send_all(b"two")
+    assert got == [b"before", b"one", b"two"]  # each from the writer's own call
+    with pytest.raises(trio.BusyResourceError):
+        await right.receive_some()  # nothing is left for it while delivering
+    right.deliver_to(None)
+    await left.send_all(b"three")
+    assert await right.receive_some() == b"three"
+    right.deliver_to(got.append)
+    await left.aclose()
+    assert got[-1] == b""  # end of stream
+    await right.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        right.deliver_to(got.append)
+
+
+async def test_a_pipe_closed_before_delivery_starts_says_so_at_once() -> None:
+    left, right = stream_pair()
+    await left.send_all(b"last words")
+    await left.aclose()
+    got: list[bytes] = []
+    right.deliver_to(got.append)
+    assert got == [b"last words", b""]
+
+
+class DeliveringStream(CountingStream):
+    """A pipe end that also delivers (``deliver_to``), and lets a test play the broker."""
+
+    def __init__(self, inner: PipeStream) -> None:
+        super().__init__(inner)
+        self.receives = 0
+        self.receiver: Callable[[bytes], object] | None = None
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        self.receives += 1
+        return await self.inner.receive_some(max_bytes)
+
+    def deliver_to(self, receiver: Callable[[bytes], object] | None) -> None:
+        self.receiver = receiver
+        self.inner.deliver_to(receiver)
+
+
+@contextlib.asynccontextmanager
+async def delivering_connection() -> AsyncIterator[tuple[Connection, DeliveringStream]]:
+    """A connection to a fake broker over a DeliversNowait stream, handshake done."""
+    streams: list[DeliveringStream] = []
+    async with fake_kafka() as fake:
+
+        async def connect(host: str, port: int) -> trio.abc.Stream:
+            stream = await fake.connect(host, port)
+            assert isinstance(stream, PipeStream)
+            streams.append(DeliveringStream(stream))
+            return streams[-1]
+
+        fake.create_topic("t", partitions=1)
+        async with open_client(fake.bootstrap_servers, connect=connect) as client:
+            host, port = fake.bootstrap_servers[0].rsplit(":", 1)
+            connection = await client.get_connection(host, int(port))
+            await trio.testing.wait_all_tasks_blocked()
+            yield connection, streams[0]
+
+
+def running_tasks() -> list[str]:
+    """The names of every task of the run."""
+    names: list[str] = []
+    todo = [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        assert task is not None
+        names.append(task.name)
+        todo.extend(t for n in task.child_nurseries for t in n.child_tasks)
+    return names
+
+
+async def test_a_connection_that_is_delivered_to_has_no_reader_task() -> None:
+    """The broker's write completes the request: nothing reads the stream after the
+    handshake, and the caller is woken directly."""
+    async with delivering_connection() as (connection, stream):
+        assert stream.receiver is not None
+        assert not [name for name in running_tasks() if name.endswith("Connection._reader")]
+        handshake = stream.receives  # ApiVersions was read the usual way
+        response = await connection.request(MetadataRequest(topics=None))
+        assert response.brokers
+        assert stream.receives == handshake
+
+
+async def test_a_malformed_delivered_frame_closes_the_connection() -> None:
+    async with delivering_connection() as (connection, stream):
+        assert stream.receiver is not None
+        pending = connection.send(MetadataRequest(topics=None), expect_response=True)
+        # Ahead of the broker's answer: a frame that answers nothing that was asked.
+        stream.receiver(b"\x00\x00\x00\x08\x7f\xff\xff\xffjunk")
+        assert pending.done.is_set()  # failed at once, from the delivery
+        with pytest.raises(ConnectionLost, match=r"protocol error: .*unknown correlation id"):
+            pending.result()
+        assert connection.closed
+
+
+async def test_a_broker_closing_a_delivered_connection_fails_its_requests() -> None:
+    async with delivering_connection() as (connection, stream):
+        assert stream.receiver is not None
+        pending = connection.send(MetadataRequest(topics=None))
+        stream.receiver(b"")  # what the pipe delivers once the broker's end closed
+        assert pending.done.is_set()  # failed at once, from the delivery
+        with pytest.raises(ConnectionLost, match="the broker closed the connection"):
+            pending.result()
+        assert connection.closed
+
+
+async def test_a_fetch_on_an_idle_connection_is_written_by_its_caller() -> None:
+    """A one-partition fetch while none is in flight goes out at once, as the writer would
+    send it alone; one sent while it is in flight waits for it, held by the connection."""
+    async with delivering_connection() as (connection, stream):
+        metadata = await connection.request(MetadataRequest(topics=None))
+        (topic,) = metadata.topics
+        before = stream.nowait, stream.send_alls
+
+        def fetch(max_wait_ms: int) -> FetchRequest:
+            partition = FetchRequest.FetchPartition(
+                partition=0, fetch_offset=0, partition_max_bytes=1000
+            )
+            return FetchRequest(
+                max_wait_ms=max_wait_ms,
+                min_bytes=1,
+                max_bytes=1000,
+                topics=[
+                    FetchRequest.FetchTopic(
+                        topic="t", topic_id=topic.topic_id, partitions=[partition]
+                    )
+                ],
+            )
+
+        long_poll = connection.send(fetch(500))
+        assert (stream.nowait, stream.send_alls) == (before[0] + 1, before[1])
+        held = connection.send(fetch(0))
+        await trio.testing.wait_all_tasks_blocked()
+        assert not held.done.is_set()
+        assert stream.nowait == before[0] + 1  # held back, not written
+        await long_poll.done.wait()
+        await held.done.wait()
+        assert long_poll.result().responses[0].partitions[0].error_code == 0
+        assert held.result().responses[0].partitions[0].error_code == 0

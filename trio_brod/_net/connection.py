@@ -15,9 +15,11 @@ started and becomes the parent of two children:
   by correlation id, decodes it, and wakes that caller.
 
 A caller of :meth:`Connection.request` never touches the socket: it encodes its frame, queues
-it, and waits for its own response. (One exception: a stream that can write without blocking,
-such as the fake Kafka's in-process pipe, gets a request's frame at once from its caller while
-the writer is idle with nothing queued, which saves waking the writer; see :class:`SendsNowait`.)
+it, and waits for its own response. (The exceptions are for in-process streams, such as the
+fake Kafka's pipe. One that can write without blocking gets a request's frame at once from its
+caller while the writer is idle with nothing queued, which saves waking the writer; see
+:class:`SendsNowait`. One that can hand what arrives to a callback has no reader task: the
+reader's work is done in the broker's write; see :class:`DeliversNowait`.)
 
 One-partition Produce and Fetch requests are queued unencoded instead, as *parts*: when the
 writer finds several of them waiting that agree on everything but their partition (the
@@ -78,6 +80,7 @@ from trio_brod._log import connection_log
 from trio_brod._net.handshake import (
     RECEIVE_SIZE,
     BareExchange,
+    DeliversNowait,
     MechanismFactory,
     SendsNowait,
     authenticate,
@@ -88,6 +91,7 @@ from trio_brod._net.handshake import (
 )
 from trio_brod._net.merge import answer_parts, lone_part, merge, part_for, plan
 from trio_brod._net.pending import MergedRequest, Part, PendingResponse, Queued, Write
+from trio_brod._net.writes import again, fail_queued, write_frames
 from trio_brod._util import describe
 from trio_brod.observe import _hooks as observe
 from trio_brod.protocol import (
@@ -102,8 +106,6 @@ from trio_brod.protocol import (
 
 __all__ = ["Connection"]
 
-#: Frames smaller than this are joined before writing, so many small requests cost one write.
-_COALESCE_LIMIT = 64 * 1024
 #: How many bytes of queued requests the writer takes in one go, to merge and write them.
 _DRAIN_LIMIT = 16 * 1024 * 1024
 #: Correlation ids are int32 on the wire; they wrap around well before that.
@@ -235,8 +237,9 @@ class Connection:
             version: The version to send; by default the highest both sides support.
             expect_response: False for requests the broker does not answer (a Produce with
                 ``acks=0``): the handle is done, with response None, once the frame is written.
-            on_done: Called (synchronously, from the connection's reader or writer task)
-                when the handle is done, so a worker can wake itself up.
+            on_done: Called (synchronously, from the connection's reader or writer task, or
+                from the broker's write to a :class:`DeliversNowait` stream) when the handle
+                is done, so a worker can wake itself up.
 
         The caller owns the timeout: if it stops waiting, it calls :meth:`abandon` (or
         :meth:`abort`, which also closes the connection).
@@ -275,24 +278,47 @@ class Connection:
         return pending
 
     def _enqueue(self, item: Queued) -> None:
-        send_nowait = self._send_nowait
         if (
-            send_nowait is not None
+            self._send_nowait is not None
             and self._writer_wakeup is not None  # the writer waits: it is writing nothing
             and not self._queue
-            and type(item) is tuple
-            and item[1] is None  # a request awaiting a response: nothing to finish here
             and self._reauthenticate_at == math.inf
         ):
-            try:
-                send_nowait(item[0])
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # nothing was written: the writer meets the error and closes
-            else:
-                self.requests_written += 1
+            left = self._write_now(item)
+            if left is None:
                 return
+            item = left
         self._queue.append(item)
         self._wake_writer()
+
+    def _write_now(self, item: Queued) -> Queued | None:
+        """Write ``item`` from the caller, on a :class:`SendsNowait` stream with the writer
+        idle: None once written, else what to queue for the writer after all.
+
+        A request alone on an idle connection would be written alone by the writer too, so
+        a part (a fetch only while no fetch is in flight) is encoded here as it would be
+        there. Requests that get no response are left to the writer, which completes them.
+        """
+        assert self._send_nowait is not None
+        if isinstance(item, Part):
+            if not item.expect_response or (item.is_fetch and self._fetches_in_flight):
+                return item
+            write = self._encode_alone(item)
+            if write is None:
+                return None  # it cannot be encoded: its caller has the error
+            frame, counted = write[0], True
+        elif item[1] is None:
+            frame, counted = item[0], False
+        else:
+            return item
+        try:
+            self._send_nowait(frame)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            # Nothing was written: the writer meets the error, and closes the connection.
+            self.requests_written -= counted
+            return frame, None
+        self.requests_written += not counted
+        return None
 
     def _wake_writer(self) -> None:
         wakeup = self._writer_wakeup
@@ -438,7 +464,10 @@ class Connection:
             with self._cancel_scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer, stream)
-                    nursery.start_soon(self._reader, stream)
+                    if isinstance(stream, DeliversNowait):
+                        stream.deliver_to(self._delivered)
+                    else:
+                        nursery.start_soon(self._reader, stream)
         finally:
             self._send_nowait = None
             if self._close_reason is None:
@@ -565,42 +594,7 @@ class Connection:
             writes = items  # type: ignore[assignment]  # no parts: all frames
             self.requests_written += len(writes)
         if writes:
-            await self._write(stream, writes)
-
-    async def _write(self, stream: trio.abc.Stream, writes: list[Write]) -> None:
-        """Write frames, small ones joined; complete the requests that get no response."""
-        try:
-            if len(writes) == 1:
-                await stream.send_all(writes[0][0])
-            else:
-                chunk: list[bytes] = []
-                size = 0
-                for frame, _ in writes:
-                    if chunk and size + len(frame) > _COALESCE_LIMIT:
-                        await stream.send_all(b"".join(chunk))
-                        chunk = []
-                        size = 0
-                    chunk.append(frame)
-                    size += len(frame)
-                await stream.send_all(b"".join(chunk))
-        except BaseException as exc:
-            # Taken off the queue, so closing the connection would not see them: requests
-            # that get no response learn here that they were not (all) written.
-            reason = ConnectionLost(self.address, f"write failed: {describe(exc)}")
-            for _, unanswered in writes:
-                if isinstance(unanswered, list):
-                    for handle in unanswered:
-                        handle.fail(_again(reason))
-                elif unanswered is not None:
-                    unanswered.fail(_again(reason))
-            raise
-        for _, unanswered in writes:
-            if unanswered is not None:
-                if isinstance(unanswered, list):
-                    for handle in unanswered:
-                        handle.finish()
-                else:
-                    unanswered.finish()
+            await write_frames(stream, writes, self.address)
 
     def _encode_parts(self, items: list[Queued]) -> list[Write]:
         """Turn queued items into frames to write: parts merged and encoded, in order.
@@ -696,6 +690,22 @@ class Connection:
         except ProtocolError as exc:
             self._shut(ConnectionLost(self.address, f"protocol error: {exc}"), exc)
 
+    def _delivered(self, data: bytes) -> None:
+        """The reader's work, for a :class:`DeliversNowait` stream: called with each chunk
+        the broker writes, from the broker's own call, and with ``b""`` at end of stream."""
+        if self._close_reason is not None:
+            return
+        if not data:
+            self._shut(ConnectionLost(self.address, "the broker closed the connection"))
+            return
+        decoder = self._decoder
+        try:
+            decoder.feed(data)
+            while (frame := decoder.next_frame()) is not None:
+                self._answer(frame)
+        except ProtocolError as exc:
+            self._shut(ConnectionLost(self.address, f"protocol error: {exc}"), exc)
+
     async def _receive(self, stream: trio.abc.Stream) -> bool:
         """Feed the next bytes from the broker to the frame decoder; False at end of stream."""
         data = await stream.receive_some(RECEIVE_SIZE)
@@ -746,7 +756,7 @@ class Connection:
     def _raise_if_closed(self) -> None:
         reason = self._close_reason
         if reason is not None:
-            raise _again(reason)
+            raise again(reason)
 
     def _shut(self, reason: BrokerConnectionError, cause: BaseException | None = None) -> None:
         if self._close_reason is None:
@@ -770,30 +780,16 @@ class Connection:
         for request in pending.values():
             if isinstance(request, MergedRequest):
                 for part in request.parts:
-                    part.pending.fail(_again(reason))
+                    part.pending.fail(again(reason))
             elif not request.abandoned:
-                request.error = _again(reason)
+                request.error = again(reason)
                 request.finish()
         # Never written: frames of requests that expect no response, and parts (which are
         # not in _pending until written), held back fetches included.
         self._fetches_in_flight.clear()
         held, self._held_fetches = self._held_fetches, []
         for part in held:
-            _fail_queued(part, reason)
+            fail_queued(part, reason)
         queue = self._queue
         while queue:
-            _fail_queued(queue.popleft(), reason)
-
-
-def _fail_queued(item: Queued, reason: BrokerConnectionError) -> None:
-    """Fail a request taken off the writer's queue that will never be written."""
-    handle = item.pending if isinstance(item, Part) else item[1]
-    if handle is not None:
-        handle.fail(_again(reason))
-
-
-def _again(reason: BrokerConnectionError) -> BrokerConnectionError:
-    """A fresh copy of a connection error, so each caller raises its own exception object."""
-    error = type(reason)(reason.address, reason.reason)
-    error.__cause__ = reason.__cause__
-    return error
+            fail_queued(queue.popleft(), reason)

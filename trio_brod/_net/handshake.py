@@ -51,6 +51,7 @@ from trio_brod.protocol.errors import (
 __all__ = [
     "RECEIVE_SIZE",
     "BareExchange",
+    "DeliversNowait",
     "Exchange",
     "MechanismFactory",
     "SendsNowait",
@@ -97,6 +98,22 @@ class SendsNowait(Protocol):
     """
 
     def send_nowait(self, data: bytes) -> None: ...
+
+
+@runtime_checkable
+class DeliversNowait(Protocol):
+    """A stream that can hand what arrives to a callback as it is written:
+    ``deliver_to(receiver)`` makes every later write of the other end call ``receiver(data)``
+    at once, from the writer's own call, and ``receiver(b"")`` when the other end closes;
+    what had arrived before is delivered first. ``receive_some`` is not used meanwhile.
+
+    Given such a stream (by :attr:`~trio_brod.ClientConfig.connect`), a connection needs no
+    reader task once its handshake is done: the broker's write of a response wakes the
+    request's caller directly. The receiver never raises for the broker's bytes: a
+    malformed frame closes the connection, as the reader would.
+    """
+
+    def deliver_to(self, receiver: Callable[[bytes], object] | None) -> None: ...
 
 
 async def open_stream(

@@ -14,11 +14,16 @@ reading after the other end closed returns ``b""``, writing to it raises
 :class:`trio.BrokenResourceError`, using an end after closing it raises
 :class:`trio.ClosedResourceError`, and two tasks sending (or receiving) on one end at once
 raise :class:`trio.BusyResourceError`.
+
+A reader can also have what arrives handed to it as it is written (:meth:`PipeStream.deliver_to`):
+a client connection then needs no reader task, and a response wakes its caller from the fake
+broker's own write, one task step sooner.
 """
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 
 import trio
 
@@ -28,10 +33,11 @@ __all__ = ["PipeStream", "stream_pair"]
 class _Direction:
     """The bytes on their way from one end to the other, and who waits for them."""
 
-    __slots__ = ("data", "lot", "reader_closed", "writer_closed")
+    __slots__ = ("data", "lot", "reader_closed", "receiver", "writer_closed")
 
     def __init__(self) -> None:
         self.data = bytearray()
+        self.receiver: Callable[[bytes], object] | None = None
         self.lot = trio.lowlevel.ParkingLot()
         self.writer_closed = False  # the reader sees end of stream once data runs out
         self.reader_closed = False  # the writer's next send raises BrokenResourceError
@@ -77,8 +83,13 @@ class PipeStream(trio.abc.Stream):
         if self._out.reader_closed:
             raise trio.BrokenResourceError("the other end of the stream was closed")
         if data:
-            self._out.data += data
-            self._out.lot.unpark_all()
+            out = self._out
+            receiver = out.receiver
+            if receiver is not None:
+                receiver(bytes(data))
+                return
+            out.data += data
+            out.lot.unpark_all()
 
     async def wait_send_all_might_not_block(self) -> None:
         """Return at once: :meth:`send_all` never blocks."""
@@ -94,7 +105,7 @@ class PipeStream(trio.abc.Stream):
             max_bytes = operator.index(max_bytes)
             if max_bytes < 1:
                 raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
-        if self._receiving:
+        if self._receiving or self._in.receiver is not None:
             raise trio.BusyResourceError("another task is already receiving on this stream")
         self._receiving = True
         try:
@@ -118,6 +129,33 @@ class PipeStream(trio.abc.Stream):
         finally:
             self._receiving = False
 
+    def deliver_to(self, receiver: Callable[[bytes], object] | None) -> None:
+        """Hand what the other end writes to ``receiver``, from the writer's own call.
+
+        ``receiver(data)`` is called with each write (what had arrived already first), and
+        ``receiver(b"")`` once the other end closes; None goes back to :meth:`receive_some`.
+        A client connection uses it to read its responses without a reader task
+        (:class:`~trio_brod._net.handshake.DeliversNowait`). Whatever the receiver raises
+        goes to the writer.
+
+        Raises:
+            trio.ClosedResourceError: This end was closed.
+            trio.BusyResourceError: A task is in :meth:`receive_some`.
+        """
+        self._check_open()
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this stream")
+        inbound = self._in
+        inbound.receiver = receiver
+        if receiver is None:
+            return
+        if inbound.data:
+            chunk = bytes(inbound.data)
+            inbound.data.clear()
+            receiver(chunk)
+        if inbound.writer_closed:
+            receiver(b"")
+
     async def aclose(self) -> None:
         """Close this end: the other end reads what is left and then ``b""``, and its
         writes fail; a task of ours waiting to receive gets ClosedResourceError."""
@@ -125,6 +163,11 @@ class PipeStream(trio.abc.Stream):
             self._closed = True
             self._out.writer_closed = True
             self._out.lot.unpark_all()
+            receiver = self._out.receiver
+            if receiver is not None:
+                self._out.receiver = None
+                receiver(b"")
+            self._in.receiver = None
             self._in.reader_closed = True
             self._in.data.clear()
             self._in.lot.unpark_all()
