@@ -326,8 +326,9 @@ async def test_unsubscribing_cancels_the_fetch_in_flight(
     async with fake_client.subscribe(TOPIC, 0, **private) as sub:
         with trio.fail_after(5):
             await held.wait_seen()
-        # A fetch is held by the broker; the worker's private connection adds tasks.
-        assert count_tasks() == before + 3  # a private connection: its task, reader, writer
+        # A fetch is held by the broker; the worker's private connection adds its tasks:
+        # its own, the reader, the writer and the timer.
+        assert count_tasks() == before + 4
     # Leaving did not wait for the fetch, and the private connection is gone with its tasks.
     await trio.testing.wait_all_tasks_blocked()
     assert count_tasks() == before

@@ -7,12 +7,14 @@ The life of a :class:`Connection`::
 The handshake is a short sequential conversation on the bare stream
 (:mod:`trio_brod._net.handshake`). Once it is done the task
 that owns the connection (started in the client nursery with ``nursery.start``) reports itself
-started and becomes the parent of two children:
+started and becomes the parent of three children:
 
 * the **writer** takes encoded request frames from the connection's queue and writes them,
   several at a time when callers are quick, in one ``send_all``;
 * the **reader** cuts the byte stream into frames, matches each to the request waiting for it
-  by correlation id, decodes it, and wakes that caller.
+  by correlation id, decodes it, and wakes that caller;
+* the **timer** sleeps until the earliest deadline of a :meth:`Connection.request`, and
+  closes the connection if that request is still unanswered (:mod:`~trio_brod._net.deadlines`).
 
 A caller of :meth:`Connection.request` never touches the socket: it encodes its frame, queues
 it, and waits for its own response. (The exceptions are for in-process streams, such as the
@@ -77,6 +79,7 @@ from trio_brod._exceptions import (
     UnsupportedVersion,
 )
 from trio_brod._log import connection_log
+from trio_brod._net.deadlines import RequestDeadlines
 from trio_brod._net.handshake import (
     RECEIVE_SIZE,
     BareExchange,
@@ -159,6 +162,7 @@ class Connection:
         self._writer_wakeup: trio.Event | None = None
         # The stream's send_nowait, while the connection runs on a SendsNowait stream.
         self._send_nowait: Callable[[bytes], None] | None = None
+        self._deadlines = RequestDeadlines()
         self.merging = True
         self.requests_written = 0
         self.parts_merged = 0
@@ -369,20 +373,13 @@ class Connection:
             timeout = self._config.request_timeout
         pending = self.send(message, version, expect_response=expect_response)
         started = time.perf_counter()
+        # Timed by the connection's one timer task, not a cancel scope each (_net/deadlines).
+        self._deadlines.add(pending, timeout, trio.current_time())
         try:
-            with trio.move_on_after(timeout):
-                await pending.done.wait()
+            await pending.done.wait()
         finally:
             if not pending.done.is_set():
                 pending.abandoned = True
-        if not pending.done.is_set():
-            self.abort(f"a request got no response within {timeout}s")
-            timed_out = RequestTimedOut(self.address, f"no response within {timeout}s")
-            hooks = self._hooks
-            if hooks.hooks:
-                version = pending.version
-                observe.request_answered(hooks, self.address, message, version, started, timed_out)
-            raise timed_out
         if self._hooks.hooks:
             observe.request_answered(
                 self._hooks,
@@ -393,7 +390,15 @@ class Connection:
                 pending.error,
                 pending.size,
             )
-        return pending.result()
+        response = pending.result()
+        pending.response = None  # the timer may keep the handle a while, not the answer
+        return response
+
+    def _timed_out(self, pending: PendingResponse, timeout: float) -> None:
+        """A request of :meth:`request` is overdue: it fails, and the connection closes."""
+        pending.error = RequestTimedOut(self.address, f"no response within {timeout}s")
+        pending.finish()
+        self.abort(f"a request got no response within {timeout}s")
 
     def abandon(self, pending: PendingResponse) -> None:
         """Stop caring about a response: it is dropped when it arrives.
@@ -464,6 +469,7 @@ class Connection:
             with self._cancel_scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer, stream)
+                    nursery.start_soon(self._deadlines.watch, self._timed_out)
                     if isinstance(stream, DeliversNowait):
                         stream.deliver_to(self._delivered)
                     else:
@@ -781,9 +787,8 @@ class Connection:
             if isinstance(request, MergedRequest):
                 for part in request.parts:
                     part.pending.fail(again(reason))
-            elif not request.abandoned:
-                request.error = again(reason)
-                request.finish()
+            else:
+                request.fail(again(reason))  # not one that timed out: it is done
         # Never written: frames of requests that expect no response, and parts (which are
         # not in _pending until written), held back fetches included.
         self._fetches_in_flight.clear()
