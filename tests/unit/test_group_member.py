@@ -26,11 +26,16 @@ from trio_brod.protocol import (
     JoinGroupRequest,
     LeaveGroupRequest,
     Message,
+    MetadataRequest,
     OffsetCommitRequest,
     OffsetFetchRequest,
     SyncGroupRequest,
 )
-from trio_brod.protocol.errors import KafkaError, RequestTimedOutError
+from trio_brod.protocol.errors import (
+    CoordinatorLoadInProgressError,
+    KafkaError,
+    RequestTimedOutError,
+)
 from trio_brod.testing import fake_kafka
 from trio_brod.testing.fake import Delay, FakeKafka, Intercepted
 
@@ -270,6 +275,73 @@ async def test_a_slow_heartbeat_answer_is_not_taken_for_a_blocked_event_loop(
         assert slow.seen  # the delayed heartbeat was sent and answered
         assert member.generation.generation_id == 1
     assert not [w for w in records(caplog, logging.WARNING) if "late" in w]
+
+
+async def test_heartbeats_go_on_while_the_topic_watcher_waits_for_a_slow_metadata_answer(
+    loopback_clock: trio.testing.MockClock,
+) -> None:
+    # The member's periodic duties share one timer task, but none waits for another's call.
+    async with running(1) as (fake, client):
+        heartbeats, joins = watch(fake, HeartbeatRequest), watch(fake, JoinGroupRequest)
+        async with open_group_member(
+            client, GROUP, [TOPIC], config=config(), metadata_refresh=2.0
+        ) as member:
+            await member.wait_stable()
+            slow = fake.control(MetadataRequest, Delay(20.0))  # past the 6 s session
+            start, joined = trio.current_time(), len(joins)
+            await trio.sleep(12.0)
+            assert slow.seen
+            beats = [at for at, _ in heartbeats if at >= start]
+            assert len(beats) >= 11  # one a second, none held back by the metadata read
+            assert member.generation.generation_id == 1
+            assert len(joins) == joined
+
+
+async def test_the_topic_watcher_goes_on_while_a_heartbeat_answer_is_slow(
+    loopback_clock: trio.testing.MockClock,
+) -> None:
+    async with running(1) as (fake, client):
+        reads = watch(fake, MetadataRequest)
+        async with open_group_member(
+            client, GROUP, [TOPIC], config=config(), metadata_refresh=0.5
+        ) as member:
+            await member.wait_stable()
+            slow = fake.control(HeartbeatRequest, Delay(4.0))
+            await slow.wait_seen()
+            await trio.sleep(0.5)
+            start = trio.current_time()
+            await trio.sleep(2.5)  # the heartbeat is still unanswered
+            assert len([at for at, _ in reads if at >= start]) >= 4
+            assert member.generation.generation_id == 1
+
+
+async def test_heartbeats_go_on_while_a_periodic_commit_waits_for_its_coordinator(
+    loopback_clock: trio.testing.MockClock,
+) -> None:
+    events: list[tuple[str, Any]] = []
+    async with running(1) as (fake, client):
+        heartbeats, joins = watch(fake, HeartbeatRequest), watch(fake, JoinGroupRequest)
+        async with (
+            open_group_member(client, GROUP, [TOPIC], config=config()) as member,
+            trio.open_nursery() as nursery,
+        ):
+            async for assigned in member:
+                nursery.start_soon(acking_worker, assigned, events)
+                break
+            # Each commit is retried until request_timeout (30 s: five sessions).
+            loading = fake.fail(OffsetCommitRequest, CoordinatorLoadInProgressError, times=None)
+            start, joined = trio.current_time(), len(joins)
+            await trio.sleep(15.0)
+            assert loading.seen
+            beats = [at for at, _ in heartbeats if at >= start]
+            assert len(beats) >= 14  # one a second, none held back by the commit
+            assert member.generation.generation_id == 1
+            assert len(joins) == joined
+            assert not committed(fake)
+            loading.cancel()
+            await trio.sleep(31.0)  # the commit in flight gave up; the next one goes through
+            assert committed(fake)[TOPIC, 0] > 0
+            nursery.cancel_scope.cancel()
 
 
 async def test_rejoin_delay_is_waited_between_failed_joins_then_the_member_joins(

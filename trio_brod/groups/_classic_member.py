@@ -9,14 +9,17 @@ the member's nursery:
   generation for cooperative rebalancing, the member id and the static member's instance
   id), as leader run the assignor over the members' subscriptions and the current partition
   counts, SyncGroup, revoke and assign partitions, LeaveGroup;
-* the **heartbeat task** heartbeats every ``heartbeat_rate`` and never waits for a handler or
-  a revocation: a handler that takes longer than ``session_timeout`` does not get the member
-  evicted. It also notices when the event loop was blocked long enough to delay a heartbeat,
-  and logs the delay (``trio_brod.group`` logger);
-* the **committer** commits the acknowledged offsets every ``offset_commit_interval``, and
-  the **topic watcher** re-reads the metadata every ``metadata_refresh`` seconds: new topics
-  matching a regular expression, or a subscribed topic that gained partitions, make the
-  member join again (as the Java client does).
+* the **timer task** (:meth:`~MemberDriver.run_duties`) sleeps until the earliest periodic
+  duty is due and starts it: the heartbeat every ``heartbeat_rate``, the commit of the
+  acknowledged offsets every ``offset_commit_interval``, and the **topic watcher** every
+  ``metadata_refresh`` seconds, whose metadata read finds new topics matching a regular
+  expression, or a subscribed topic that gained partitions, and makes the member join
+  again (as the Java client does). Each request goes out from a task of its own that lives
+  while it is in flight, so none waits for another (a heartbeat goes on while a commit
+  waits for the coordinator), and none waits for a handler or a revocation: a handler that
+  takes longer than ``session_timeout`` does not get the member evicted. The timer task
+  also notices when the event loop was blocked long enough to delay a heartbeat, and logs
+  the delay (``trio_brod.group`` logger).
 
 Revocation (see :mod:`trio_brod.groups.member` for what the application sees): a revoked
 partition's worker finishes its message, its offsets are committed with the generation
@@ -28,9 +31,10 @@ partition is handled by two members of one generation.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -43,6 +47,7 @@ from trio_brod._exceptions import BrokerConnectionError
 from trio_brod._log import group_log as log
 from trio_brod._util import ms_up
 from trio_brod.groups._assigned import AssignedPartition
+from trio_brod.groups._duties import Duty, Period
 from trio_brod.groups._member_base import MemberDriver, next_action
 from trio_brod.groups._membership import (
     CONSUMER_PROTOCOL_TYPE,
@@ -232,11 +237,9 @@ class ClassicDriver(MemberDriver):
         """
         async with trio.open_nursery() as nursery:
             self.coordinator.own_connection()
-            nursery.start_soon(self._heartbeats, name=f"trio_brod group {self.group_id} heartbeat")
             nursery.start_soon(
-                self.commit_periodically, name=f"trio_brod group {self.group_id} commits"
+                self.run_duties, nursery, name=f"trio_brod group {self.group_id} timers"
             )
-            nursery.start_soon(self._watch_topics, name=f"trio_brod group {self.group_id} topics")
             task_status.started()
             try:
                 await self._execute_actions()
@@ -344,7 +347,7 @@ class ClassicDriver(MemberDriver):
         A pattern is matched against the cluster's topics as they are now. A list of names
         needs no metadata: the names are the subscription, and only the leader uses
         partition counts, which it reads when it assigns (see :meth:`_lead`). The first
-        join fetches them all the same, as the baseline :meth:`_watch_topics` compares
+        join fetches them all the same, as the baseline :meth:`_check_topics` compares
         against, and so does every join until a topic exists. So the immediate rejoin after
         MEMBER_ID_REQUIRED, and each rejoin of a rebalance, cost one request less.
         """
@@ -512,14 +515,20 @@ class ClassicDriver(MemberDriver):
             except (KafkaError, BrokerConnectionError) as exc:
                 log.info("%s: LeaveGroup failed (the session will expire): %s", self.group_id, exc)
 
-    # -- the background tasks ---------------------------------------------------------------
+    # -- the periodic duties (one timer task, see MemberDriver.run_duties) ---------------------
 
-    async def _heartbeats(self) -> None:
-        rate = self.config.heartbeat_rate
-        planned = now() + rate
-        while True:
-            await trio.sleep_until(planned)
-            late = now() - planned
+    def duty_periods(self) -> dict[Duty, Period]:
+        """Heartbeats every ``heartbeat_rate`` (counted from each one's start), the periodic
+        commit, and the topic watcher every ``metadata_refresh``."""
+        periods = super().duty_periods()
+        periods[Duty.HEARTBEAT] = Period(self.config.heartbeat_rate, fixed_rate=True)
+        periods[Duty.TOPICS] = Period(self.refresh)
+        return periods
+
+    def start_duty(self, duty: Duty, late: float) -> Callable[[], Awaitable[None]] | None:
+        """A heartbeat (with the late-wakeup warning and the session check), a periodic
+        commit, or the topic watcher's metadata read while the member is stable."""
+        if duty is Duty.HEARTBEAT:
             if late > _BLOCKED_WARNING:
                 log.warning(
                     "%s: heartbeat %.1f s late: the event loop was blocked (a handler that "
@@ -527,11 +536,14 @@ class ClassicDriver(MemberDriver):
                     self.group_id,
                     late,
                 )
-            planned = now() + rate
-            await self._heartbeat_once()
-            planned = max(planned, now())  # a slow answer is not a blocked event loop
+            sent = self._heartbeat_due()
+            return None if sent is None else functools.partial(self._send_heartbeat, sent)
+        if duty is Duty.TOPICS:
+            return self._check_topics if self.membership.state is MemberState.STABLE else None
+        return super().start_duty(duty, late)
 
-    async def _heartbeat_once(self) -> None:
+    def _heartbeat_due(self) -> Generation | None:
+        """The generation to heartbeat in now, if any; or the session found expired."""
         m = self.membership
         # Even if no heartbeat can be sent (no coordinator): past session_timeout the broker
         # has given the partitions away (brod's #649). A pending JoinGroup is not timed.
@@ -540,10 +552,11 @@ class ClassicDriver(MemberDriver):
         if silent > self.config.session_timeout and m.generation.valid and not joining:
             log.warning("%s: evicted: no heartbeat answered for %.1f s", self.group_id, silent)
             self._dispatch(m.session_expired())
-            return
-        sent = m.heartbeat()
-        if sent is None:
-            return
+            return None
+        return m.heartbeat()
+
+    async def _send_heartbeat(self, sent: Generation) -> None:
+        m = self.membership
         request = HeartbeatRequest(
             group_id=self.group_id,
             generation_id=sent.generation_id,
@@ -568,21 +581,19 @@ class ClassicDriver(MemberDriver):
                 log.warning("%s: evicted from generation %d: %s", self.group_id, gen_id, error)
             self._dispatch(m.on_heartbeat_response(error, sent))
 
-    async def _watch_topics(self) -> None:
-        while True:
-            await trio.sleep(self.refresh)
-            if self.membership.state is not MemberState.STABLE:
-                continue
-            before = dict(self._counts)
-            try:
-                topics = await self._subscription_topics()
-                if self.membership.is_leader:
-                    others = sorted(set(before) - set(topics))
-                    self._counts.update(await self._partition_counts(others))
-            except (KafkaError, BrokerConnectionError) as exc:
-                log.info("%s: metadata refresh failed: %s", self.group_id, exc)
-                continue
-            if topics != self._subscribed:
-                self._dispatch(self.membership.request_rejoin("the subscribed topics changed"))
-            elif any(self._counts.get(t, n) != n for t, n in before.items()):
-                self._dispatch(self.membership.request_rejoin("a topic gained partitions"))
+    async def _check_topics(self) -> None:
+        """The topic watcher: rejoin if the subscription's topics or partition counts
+        changed since the last look."""
+        before = dict(self._counts)
+        try:
+            topics = await self._subscription_topics()
+            if self.membership.is_leader:
+                others = sorted(set(before) - set(topics))
+                self._counts.update(await self._partition_counts(others))
+        except (KafkaError, BrokerConnectionError) as exc:
+            log.info("%s: metadata refresh failed: %s", self.group_id, exc)
+            return
+        if topics != self._subscribed:
+            self._dispatch(self.membership.request_rejoin("the subscribed topics changed"))
+        elif any(self._counts.get(t, n) != n for t, n in before.items()):
+            self._dispatch(self.membership.request_rejoin("a topic gained partitions"))

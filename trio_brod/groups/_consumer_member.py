@@ -13,10 +13,12 @@ in three tasks of the member's nursery:
 * the **member task** carries out the reconciliation steps in order: stop the workers of
   revoked partitions and commit their offsets with the member epoch, then start workers for
   the new ones (their committed offsets read first);
-* the **committer** commits acknowledged offsets every ``offset_commit_interval`` with the
-  member epoch (OffsetCommit v9+). A commit answered STALE_MEMBER_EPOCH or
+* the **timer task** (:meth:`~MemberDriver.run_duties`) commits acknowledged offsets every
+  ``offset_commit_interval`` with the member epoch (OffsetCommit v9+), each commit in a task
+  of its own while it is in flight. A commit answered STALE_MEMBER_EPOCH or
   FENCED_MEMBER_EPOCH is not done (the positions stay uncommitted); the second fences the
-  member.
+  member. The heartbeat keeps a task of its own: its interval is the broker's, the state
+  machine can ask for one at once, and its answer may wait for a metadata read.
 
 A broker without the protocol (Kafka before 4.0, or 4.x with
 ``group.coordinator.rebalance.protocols`` lacking ``consumer``) does not list
@@ -238,7 +240,7 @@ class ConsumerDriver(MemberDriver):
             self.coordinator.own_connection()
             nursery.start_soon(self._heartbeats, name=f"trio_brod group {self.group_id} heartbeat")
             nursery.start_soon(
-                self.commit_periodically, name=f"trio_brod group {self.group_id} commits"
+                self.run_duties, nursery, name=f"trio_brod group {self.group_id} timers"
             )
             task_status.started()
             try:

@@ -18,9 +18,10 @@ them.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 import trio
@@ -31,6 +32,7 @@ from trio_brod._config_groups import GroupConfig
 from trio_brod._log import group_log as log
 from trio_brod.groups._assigned import AssignedPartition, wait_all_finished
 from trio_brod.groups._coordinator import GroupCoordinator
+from trio_brod.groups._duties import Duty, DutySchedule, Period
 from trio_brod.groups._membership import TopicPartition
 from trio_brod.groups._types import (
     CommittedOffsets,
@@ -166,18 +168,22 @@ class MemberDriver:
         self, partitions: Sequence[AssignedPartition], *, raise_errors: bool
     ) -> None:
         """Commit those of ``partitions`` whose position moved since their last commit."""
-        if self.config.offset_commit_policy == "consumer_managed":
-            await trio.lowlevel.checkpoint()
-            return
-        moved = [
-            p
-            for p in partitions
-            if not p.lost and p.position is not None and p.position != p.committed
-        ]
+        moved = self.to_commit(partitions)
         if not moved:
             await trio.lowlevel.checkpoint()
             return
         await self.send_commit(moved, raise_errors=raise_errors)
+
+    def to_commit(self, partitions: Iterable[AssignedPartition]) -> list[AssignedPartition]:
+        """Those of ``partitions`` with a position to commit: moved since their last commit,
+        not lost, and none with ``offset_commit_policy="consumer_managed"``."""
+        if self.config.offset_commit_policy == "consumer_managed":
+            return []
+        return [
+            p
+            for p in partitions
+            if not p.lost and p.position is not None and p.position != p.committed
+        ]
 
     # -- workers ---------------------------------------------------------------------------------
 
@@ -261,13 +267,60 @@ class MemberDriver:
             for assigned in added:
                 self._send_assigned.send_nowait(assigned)
 
-    async def commit_periodically(self) -> None:
-        """Commit every ``offset_commit_interval`` while :meth:`may_commit_now`."""
-        while True:
-            await trio.sleep(self.config.offset_commit_interval)
-            if self.may_commit_now():
-                await self.commit_some(self.assignments(), raise_errors=False)
-
     def may_commit_now(self) -> bool:
         """True if the periodic commit should run now."""
         raise NotImplementedError
+
+    # -- periodic duties -------------------------------------------------------------------------
+
+    def duty_periods(self) -> dict[Duty, Period]:
+        """The member's periodic duties (see :mod:`~trio_brod.groups._duties`); here the
+        commit every ``offset_commit_interval`` (none for ``consumer_managed``)."""
+        if self.config.offset_commit_policy == "consumer_managed":
+            return {}
+        return {Duty.COMMIT: Period(self.config.offset_commit_interval)}
+
+    def start_duty(self, duty: Duty, late: float) -> Callable[[], Awaitable[None]] | None:
+        """What ``duty``, due ``late`` seconds ago, has to do now: decided at once (in the
+        timer task), and the call returned to be awaited in a task of its own, or None.
+
+        The periodic commit commits what moved, while :meth:`may_commit_now`.
+        """
+        if duty is Duty.COMMIT and self.may_commit_now():
+            moved = self.to_commit(self.assignments())
+            if moved:
+                return functools.partial(self.commit_some, moved, raise_errors=False)
+        return None
+
+    async def run_duties(self, nursery: trio.Nursery) -> None:
+        """The member's timer task: sleep until the earliest periodic duty is due, start it.
+
+        A duty with a call to make makes it in a task of its own, started in ``nursery``,
+        that lives only while the call is in flight: a heartbeat the coordinator is slow to
+        answer, a commit that waits for a coordinator or a metadata read that times out
+        holds none of the others back, as when each had a task of its own for good. A
+        duty that has nothing to do (no generation to heartbeat in, nothing acknowledged
+        to commit) costs no task at all.
+        """
+        schedule = DutySchedule(now(), self.duty_periods())
+        nap = trio.CancelScope()  # the timer task's sleep: a new one each time it sleeps
+
+        async def call_in_task(duty: Duty, call: Callable[[], Awaitable[None]]) -> None:
+            try:
+                await call()
+            finally:
+                # The duty is due again, maybe before the timer task meant to wake up.
+                nap.deadline = min(nap.deadline, schedule.finish(duty, now()))
+
+        while True:
+            nap = trio.CancelScope(deadline=schedule.next_due())
+            with nap:
+                await trio.sleep_forever()
+            at = now()
+            for duty, late in schedule.take(at):
+                call = self.start_duty(duty, late)
+                if call is None:
+                    schedule.finish(duty, at)
+                else:
+                    name = f"trio_brod group {self.group_id} {duty.value}"
+                    nursery.start_soon(call_in_task, duty, call, name=name)

@@ -42,8 +42,8 @@ Action                      What the driver does
                             :meth:`Membership.leave`, which then sends no LeaveGroup).
 ==========================  ==================================================================
 
-Besides, the heartbeat task calls :meth:`Membership.heartbeat` every interval (it returns the
-request to send, or None) and :meth:`Membership.on_heartbeat_response`, or
+Besides, every heartbeat interval the driver calls :meth:`Membership.heartbeat` (it returns
+the request to send, or None) and :meth:`Membership.on_heartbeat_response`, or
 :meth:`Membership.session_expired` when no heartbeat succeeded for a session timeout; a
 committer checks :meth:`Membership.may_commit` before sending and reports group-level
 errors to :meth:`Membership.on_commit_response`; a failed connection to the coordinator is
