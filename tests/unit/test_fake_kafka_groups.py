@@ -28,7 +28,7 @@ from trio_brod.protocol import (
 )
 from trio_brod.protocol.errors import CoordinatorNotAvailableError
 from trio_brod.testing import fake_kafka
-from trio_brod.testing.fake import FakeKafka, Hang, Intercepted, Pass
+from trio_brod.testing.fake import Drop, FakeKafka, Hang, Intercepted, Pass
 
 TOPIC = "orders"
 PARTITIONS = 4
@@ -300,9 +300,9 @@ async def test_a_join_fetches_metadata_only_when_it_needs_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """A member subscribed to a list of topics fetches their metadata at its first join (the
-    baseline for noticing new partitions) and as leader, to assign, unless it read them
-    during the same rebalance: not again for the rejoin that MEMBER_ID_REQUIRED asks for,
-    nor for each rejoin of a rebalance."""
+    baseline for noticing new partitions), and as leader only when what it read is older
+    than ``metadata_refresh``: not again for the rejoin that MEMBER_ID_REQUIRED asks for,
+    nor for each rejoin of a rebalance, nor to lead one."""
     config = GroupConfig(partition_assignment_strategy="range", heartbeat_rate=0.05)
     async with fake_kafka() as fake:
         fake.create_topic(TOPIC, partitions=PARTITIONS)
@@ -321,7 +321,48 @@ async def test_a_join_fetches_metadata_only_when_it_needs_it(
                 open_group_subscriber(cb, "g", [TOPIC], ignore, config=config) as b,
             ):
                 await wait_until(lambda: len(owned(a)) == len(owned(b)) == PARTITIONS // 2)
-                # b: two joins and its first-join Metadata; a: one rejoin, and Metadata to
-                # lead (what it read last is from before the last generation).
-                assert (len(joins.seen), len(metadata.seen)) == (5, 3)
+                # b: two joins and its first-join Metadata; a: one rejoin, and it leads
+                # with the counts of its first join (a moment old).
+                assert (len(joins.seen), len(metadata.seen)) == (5, 2)
         assert {r.client_id for r in metadata.seen} == {"a", "b"}
+
+
+async def test_a_leader_with_counts_older_than_metadata_refresh_reads_them_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Partitions added while the group is stable are assigned at the latest one topic
+    check later; a leader whose counts are older than ``metadata_refresh`` (here: its topic
+    checks failed meanwhile) reads them again to assign."""
+    config = GroupConfig(partition_assignment_strategy="range", heartbeat_rate=0.05)
+    seen: list[Intercepted] = []
+    failing = False
+
+    def watch(request: Intercepted) -> Drop | Pass:
+        seen.append(request)
+        return Drop() if failing else Pass()
+
+    async with fake_kafka() as fake:
+        fake.create_topic(TOPIC, partitions=2)
+        fake.control(MetadataRequest, watch, times=None)
+        async with (
+            open_client(fake.bootstrap_servers, client_id="a") as ca,
+            open_group_subscriber(ca, "g", [TOPIC], ignore, config=config, metadata_refresh=5) as a,
+        ):
+            await wait_until(lambda: owned(a) == {0, 1})
+            fake.model.create_partitions(TOPIC, 4)
+            started = trio.current_time()
+            await wait_until(lambda: owned(a) == {0, 1, 2, 3})
+            assert trio.current_time() - started <= 5 + 1  # the next topic check rejoined
+            failing = True  # the topic checks' reads fail: the counts grow old
+            checked = len(seen)
+            await trio.sleep(12)
+            assert len(seen) > checked
+            failing = False
+            read = len(seen)
+            async with (
+                open_client(fake.bootstrap_servers, client_id="b") as cb,
+                open_group_subscriber(cb, "g", [TOPIC], ignore, config=config) as b,
+            ):
+                await wait_until(lambda: len(owned(a)) == len(owned(b)) == 2)
+                # b read at its first join; a read to lead, its counts being 12 s old.
+                assert sorted(r.client_id or "" for r in seen[read:]) == ["a", "b"]

@@ -127,9 +127,9 @@ class ClassicDriver(MemberDriver):
         self._send_action, self._actions = trio.open_memory_channel[Action](math.inf)
         self._subscribed: tuple[str, ...] = ()
         self._counts: dict[str, int] = {}
-        # When _counts were last read for the whole subscription, and when the member last
-        # synced: counts read since then were read during the rebalance being completed.
-        self._counts_at = self._synced_at = -math.inf
+        # When _counts were last read for the whole subscription: a leader assigns with
+        # them while they are at most metadata_refresh old (see _lead).
+        self._counts_at = -math.inf
         self._join_members: list[Any] = []
         self._rejoins = Backoff(config.rejoin_delay, max(config.rejoin_delay, 30.0))
 
@@ -346,9 +346,9 @@ class ClassicDriver(MemberDriver):
 
         A pattern is matched against the cluster's topics as they are now. A list of names
         needs no metadata: the names are the subscription, and only the leader uses
-        partition counts, which it reads when it assigns (see :meth:`_lead`). The first
-        join fetches them all the same, as the baseline :meth:`_check_topics` compares
-        against, and so does every join until a topic exists. So the immediate rejoin after
+        partition counts (see :meth:`_lead`). The first join fetches them all the same, as
+        the baseline :meth:`_check_topics` compares against and the counts a leader
+        assigns with, and so does every join until a topic exists. So the immediate rejoin after
         MEMBER_ID_REQUIRED, and each rejoin of a rebalance, cost one request less.
         """
         if isinstance(self.topics, re.Pattern) or not self._counts:
@@ -462,7 +462,7 @@ class ClassicDriver(MemberDriver):
         error = group_error(response.error_code, self.group_id)
         if error is not None:
             return self.membership.on_sync_response(error)
-        self.last_ok = self._synced_at = now()
+        self.last_ok = now()
         assignment = decode_assignment(response.assignment or b"")
         return self.membership.on_sync_response(
             None,
@@ -474,11 +474,12 @@ class ClassicDriver(MemberDriver):
     async def _lead(self, protocol_name: str | None) -> dict[str, MemberAssignment]:
         """As leader: run the chosen assignor over the members' subscriptions.
 
-        The partition counts are read afresh, unless this member read them for its own
-        subscription since it last synced and the other members subscribe to nothing else.
-        Its first join reads them so, and so does its topic watcher while the group is
-        stable (every ``metadata_refresh``): counts at most that old, which the watcher
-        would compare against next and rejoin over if they grew.
+        The partition counts are those this member read for its own subscription (its first
+        join, then its topic check every ``metadata_refresh`` while the group is stable) if
+        they are at most ``metadata_refresh`` old and the other members subscribe to nothing
+        else; else they are read afresh. A topic that grew since is what the next topic check
+        compares against, and rejoins over: the Java consumer's leader likewise assigns
+        with the metadata it has, refreshed every ``metadata.max.age.ms``.
         """
         assignor = next(a for a in self._assignors if a.name == protocol_name)
         subscriptions = {
@@ -489,7 +490,7 @@ class ClassicDriver(MemberDriver):
         }
         topics = sorted({t for s in subscriptions.values() for t in s.topics})
         counts = self._counts
-        fresh = self._counts_at > self._synced_at and set(topics) <= set(self._subscribed)
+        fresh = now() - self._counts_at <= self.refresh and set(topics) <= set(self._subscribed)
         if not (fresh and all(t in counts for t in topics)):
             counts = await self._partition_counts(topics)
             self._counts.update(counts)
