@@ -12,6 +12,7 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_connection_merge import produce
 from trio_brod import ClientConfig, ConfigError, ConnectionFailed, ConnectionLost, open_client
 from trio_brod.lowlevel import Connection
 from trio_brod.protocol import FetchRequest, MetadataRequest
@@ -256,7 +257,7 @@ async def delivering_connection() -> AsyncIterator[tuple[Connection, DeliveringS
             streams.append(DeliveringStream(stream))
             return streams[-1]
 
-        fake.create_topic("t", partitions=1)
+        fake.create_topic("t", partitions=3)
         async with open_client(fake.bootstrap_servers, connect=connect) as client:
             host, port = fake.bootstrap_servers[0].rsplit(":", 1)
             connection = await client.get_connection(host, int(port))
@@ -344,3 +345,20 @@ async def test_a_fetch_on_an_idle_connection_is_written_by_its_caller() -> None:
         await held.done.wait()
         assert long_poll.result().responses[0].partitions[0].error_code == 0
         assert held.result().responses[0].partitions[0].error_code == 0
+
+
+async def test_produce_parts_sent_together_are_merged_not_written_by_their_callers() -> None:
+    """Writing a one-partition produce at once would keep the ones sent right after it
+    from going out with it: they all go to the writer, which merges them."""
+    async with delivering_connection() as (connection, stream):
+        await connection.request(MetadataRequest(topics=None))
+        before = stream.nowait, stream.send_alls, connection.requests_written
+        merged = connection.parts_merged
+        sent = [connection.send(produce("t", partition, b"x")) for partition in range(3)]
+        assert stream.nowait == before[0]  # none written by its caller
+        for pending in sent:
+            await pending.done.wait()
+            assert pending.result().responses[0].partition_responses[0].error_code == 0
+        # One request for the three, written by the writer.
+        assert (stream.send_alls, connection.requests_written) == (before[1] + 1, before[2] + 1)
+        assert connection.parts_merged == merged + 3

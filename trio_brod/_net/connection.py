@@ -299,13 +299,13 @@ class Connection:
         """Write ``item`` from the caller, on a :class:`SendsNowait` stream with the writer
         idle: None once written, else what to queue for the writer after all.
 
-        A request alone on an idle connection would be written alone by the writer too, so
-        a part (a fetch only while no fetch is in flight) is encoded here as it would be
-        there. Requests that get no response are left to the writer, which completes them.
+        A fetch while none is in flight would go out alone from the writer too, so it is
+        encoded here as it would be there. Produce parts go to the writer, which merges
+        those sent together, and so do requests that get no response.
         """
         assert self._send_nowait is not None
         if isinstance(item, Part):
-            if not item.expect_response or (item.is_fetch and self._fetches_in_flight):
+            if not item.is_fetch or self._fetches_in_flight:
                 return item
             write = self._encode_alone(item)
             if write is None:
