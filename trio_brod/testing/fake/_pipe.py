@@ -30,6 +30,37 @@ import trio
 __all__ = ["PipeStream", "stream_pair"]
 
 
+class _Waiter:
+    """The one task waiting to read a direction (receive_some is exclusive), woken directly.
+
+    A :class:`trio.lowlevel.ParkingLot` would do, but it keeps an ordered dict of waiters
+    and a cancellation hook per park; one request to the fake parks a reader once each way,
+    so this is measurable in a property's run. Same interface as the lot's two methods used
+    here: :meth:`park` sleeps until :meth:`unpark_all` (or cancellation, which raises).
+    """
+
+    __slots__ = ("task",)
+
+    def __init__(self) -> None:
+        self.task: trio.lowlevel.Task | None = None
+
+    async def park(self) -> None:
+        """Sleep until :meth:`unpark_all`; cancellable."""
+        self.task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
+
+    def _abort(self, _: object) -> trio.lowlevel.Abort:
+        self.task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def unpark_all(self) -> None:
+        """Wake the parked task, if there is one."""
+        task = self.task
+        if task is not None:
+            self.task = None
+            trio.lowlevel.reschedule(task)
+
+
 class _Direction:
     """The bytes on their way from one end to the other, and who waits for them."""
 
@@ -38,7 +69,7 @@ class _Direction:
     def __init__(self) -> None:
         self.data = bytearray()
         self.receiver: Callable[[bytes], object] | None = None
-        self.lot = trio.lowlevel.ParkingLot()
+        self.lot = _Waiter()
         self.writer_closed = False  # the reader sees end of stream once data runs out
         self.reader_closed = False  # the writer's next send raises BrokenResourceError
 
