@@ -53,6 +53,25 @@ def test_the_pipe_delivers_every_byte_in_order(chunks: list[bytes], reads: list[
     trio.run(main)
 
 
+async def test_a_reader_cancelled_while_waiting_leaves_the_stream_usable() -> None:
+    """The waiting reader is forgotten when cancelled: a later write wakes nobody stale,
+    and the next reader to wait is woken by the next write."""
+    left, right = stream_pair()
+    with trio.move_on_after(1) as scope:
+        await left.receive_some()
+    assert scope.cancelled_caught
+    await right.send_all(b"late")
+    assert await left.receive_some() == b"late"
+    async with trio.open_nursery() as nursery:
+
+        async def reads() -> None:
+            assert await left.receive_some() == b"more"
+
+        nursery.start_soon(reads)
+        await trio.testing.wait_all_tasks_blocked()
+        await right.send_all(b"more")
+
+
 async def test_closing_an_end_wakes_its_reader_and_ends_the_other() -> None:
     left, right = stream_pair()
     async with trio.open_nursery() as nursery:
