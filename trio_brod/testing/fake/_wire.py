@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from trio_brod.protocol import REQUESTS, Message, ResponseHeader
-from trio_brod.protocol._primitives import DecodeFailure, FieldSchema, skip_tagged_fields
+from trio_brod.protocol import REQUESTS, Message
+from trio_brod.protocol._primitives import (
+    DecodeFailure,
+    FieldSchema,
+    join_encoded,
+    skip_tagged_fields,
+)
 from trio_brod.protocol.errors import DecodeError
 from trio_brod.protocol.frames import response_header_version
 
@@ -24,11 +28,15 @@ __all__ = ["RequestFrame", "error_response", "fit", "parse_request", "response_f
 
 _HEADER = struct.Struct(">hhih")
 _SIZE = struct.Struct(">i")
+_HEADER_V1 = struct.Struct(">iB")
 
 
-@dataclass(frozen=True)
-class RequestFrame:
-    """A request's header, and its decoded body (None if the API or version is unknown)."""
+class RequestFrame(NamedTuple):
+    """A request's header, and its decoded body (None if the API or version is unknown).
+
+    A named tuple rather than a frozen dataclass: one is made per request, and a frozen
+    dataclass sets each field through ``object.__setattr__``.
+    """
 
     api_key: int
     version: int
@@ -72,11 +80,20 @@ def parse_request(frame: bytes) -> RequestFrame:
 def response_frame(api_key: int, version: int, correlation_id: int, body: Message) -> bytes:
     """A whole response frame: size prefix, response header, body (fitted to *version*)."""
     fit(body, version)
-    header = ResponseHeader(correlation_id=correlation_id).encode(
-        response_header_version(api_key, version)
-    )
-    payload = header + body.encode(version)
-    return _SIZE.pack(len(payload)) + payload
+    # The response header is the correlation id, and from v1 an empty tagged field section.
+    if response_header_version(api_key, version):
+        header = _HEADER_V1.pack(correlation_id, 0)
+    else:
+        header = _SIZE.pack(correlation_id)
+    parts = [b"", header]
+    body.encode_into(version, parts)
+    try:
+        size = sum(map(len, parts))
+    except TypeError:  # a bytes field holding something without a length
+        join_encoded(body, version, parts)  # raises the EncodeError that explains it
+        raise
+    parts[0] = _SIZE.pack(size)
+    return join_encoded(body, version, parts)
 
 
 def _schema(obj: object) -> tuple[FieldSchema, ...]:
