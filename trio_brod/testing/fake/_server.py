@@ -28,7 +28,7 @@ from trio_brod.testing.fake._faults import (
     touched,
 )
 from trio_brod.testing.fake._pipe import PipeStream, stream_pair
-from trio_brod.testing.fake._runtime import CloseConnection, FakeCluster, RequestContext
+from trio_brod.testing.fake._runtime import Api, CloseConnection, FakeCluster, RequestContext
 from trio_brod.testing.fake._wire import (
     RequestFrame,
     error_response,
@@ -96,6 +96,9 @@ class BrokerServer:
     async def _serve(self, stream: trio.abc.Stream) -> None:
         self._streams.add(stream)
         decoder = FrameDecoder(max_frame_size=_MAX_FRAME)
+        # No checkpoint of its own: the next receive_some is one. Saves a task step per
+        # request (see docs/testing.rst, fast properties).
+        send_nowait = stream.send_nowait if isinstance(stream, PipeStream) else None
         try:
             while True:
                 data = await stream.receive_some(65536)
@@ -106,10 +109,8 @@ class BrokerServer:
                     answer = await self._answer(frame)
                     if answer is None:
                         continue
-                    if isinstance(stream, PipeStream):
-                        # No checkpoint of its own: the next receive_some is one. Saves a
-                        # task step per request (see docs/testing.rst, fast properties).
-                        stream.send_nowait(answer)
+                    if send_nowait is not None:
+                        send_nowait(answer)
                     else:
                         await stream.send_all(answer)
         except ProtocolError as exc:
@@ -130,37 +131,40 @@ class BrokerServer:
             request = parse_request(frame)
         except DecodeError as exc:
             raise DecodeError(f"malformed request: {exc}") from None
-        body = await self._respond(request)
-        if body is None:
-            return None
-        version = request.version
-        if request.api_key == _API_VERSIONS and not self._serves(request):
-            version = 0  # the answer to an unsupported ApiVersions version is in v0
-        return response_frame(request.api_key, version, request.correlation_id, body)
-
-    def _serves(self, request: RequestFrame) -> bool:
-        api = self.cluster.apis.get(request.api_key)
-        return api is not None and api.min_version <= request.version <= api.max_version
-
-    async def _respond(self, request: RequestFrame) -> Message | None:
+        api_key, version, correlation_id, client_id, body = request
         cluster = self.cluster
-        api = cluster.apis.get(request.api_key)
-        body = request.body
-        supported = self._serves(request)
-        if request.api_key == _API_VERSIONS and not supported:
-            return api_versions_body(cluster, UnsupportedVersionError.code)
+        api = cluster.apis.get(api_key)
+        supported = api is not None and api.min_version <= version <= api.max_version
+        if api_key == _API_VERSIONS and not supported:
+            # The answer to an unsupported ApiVersions version is in v0.
+            versions = api_versions_body(cluster, UnsupportedVersionError.code)
+            return response_frame(api_key, 0, correlation_id, versions)
         if body is None:
-            cls = REQUESTS.get(request.api_key)
+            cls = REQUESTS.get(api_key)
             raise DecodeError(
-                f"request for API key {request.api_key} version {request.version}, which "
+                f"request for API key {api_key} version {version}, which "
                 f"{'has no such version' if cls else 'is unknown'} in trio-brod's codec"
             )
+        answer: Message | None
         if api is None or not supported:
-            return error_response(request.api_key, body, UnsupportedVersionError.code)
-        if not cluster.faults:
+            answer = error_response(api_key, body, UnsupportedVersionError.code)
+        elif not cluster.faults:
             # No control registered: every request passes, and nothing needs to see it.
-            ctx = RequestContext(cluster, self.node_id, request.version, request.client_id)
-            return await api.handler(ctx, body)
+            answer = await api.handler(
+                RequestContext(cluster, self.node_id, version, client_id), body
+            )
+        else:
+            answer = await self._intercepted(request, api)
+        if answer is None:
+            return None
+        return response_frame(api_key, version, correlation_id, answer)
+
+    async def _intercepted(self, request: RequestFrame, api: Api) -> Message | None:
+        """The answer to a request while fault controls are registered: the first control
+        that applies decides (pass, fail, delay, hold, hang or drop)."""
+        cluster = self.cluster
+        body = request.body
+        assert body is not None
         intercepted = Intercepted(
             api_key=request.api_key,
             version=request.version,
