@@ -78,7 +78,9 @@ class TopicWorkers(Generic[W]):
         #: How many partitions the topic had when last looked at.
         self.partition_count = 0
         self._nursery: trio.Nursery | None = None
-        self._closing = trio.Event()
+        self._closing = False
+        # Cancelled by close(): ends the partition watching that run() does while open.
+        self._watching = trio.CancelScope()
         #: Set once every worker has ended and the nursery is closed.
         self.finished = trio.Event()
 
@@ -88,7 +90,7 @@ class TopicWorkers(Generic[W]):
     @property
     def closing(self) -> bool:
         """Whether :meth:`close` was called."""
-        return self._closing.is_set()
+        return self._closing
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The topic's nursery: a worker per partition, until closed.
@@ -106,11 +108,11 @@ class TopicWorkers(Generic[W]):
                 self._nursery = nursery
                 for partition in range(self.partition_count):
                     self._start(partition)
-                watcher = trio.CancelScope()
-                nursery.start_soon(self._watch_partitions, watcher)
                 task_status.started()
-                await self._closing.wait()
-                watcher.cancel()
+                # The nursery's own task watches the partition count until closed, rather
+                # than a task of its own: one task less per topic.
+                with self._watching:
+                    await self._watch_partitions()
                 if self._cancel_on_close:
                     nursery.cancel_scope.cancel()
                 else:
@@ -119,21 +121,21 @@ class TopicWorkers(Generic[W]):
         finally:
             self.finished.set()
 
-    async def _watch_partitions(self, scope: trio.CancelScope) -> None:
-        """Look at the partition count again every ``metadata_max_age``.
+    async def _watch_partitions(self) -> None:
+        """Look at the partition count again every ``metadata_max_age``, until closed
+        (:meth:`close` cancels it, also while it asks).
 
         Partitions added to the topic get workers, as the Java client does when its
         metadata shows them. (For producers, keys then map to other partitions: see
         :mod:`trio_brod.producer.partitioners`.)
         """
-        with scope:
-            while True:
-                await trio.sleep(self._metadata.config.metadata_max_age)
-                try:
-                    count = await self._metadata.partitions_count(self.topic, auto_create=False)
-                except BrodError:
-                    continue  # the workers report what matters; try again next time
-                self._grow(count)
+        while True:
+            await trio.sleep(self._metadata.config.metadata_max_age)
+            try:
+                count = await self._metadata.partitions_count(self.topic, auto_create=False)
+            except BrodError:
+                continue  # the workers report what matters; try again next time
+            self._grow(count)
 
     def _grow(self, count: int) -> None:
         for partition in range(self.partition_count, count):
@@ -179,4 +181,5 @@ class TopicWorkers(Generic[W]):
 
     def close(self) -> None:
         """Stop the workers: each is closed (or, with ``cancel_on_close``, cancelled)."""
-        self._closing.set()
+        self._closing = True
+        self._watching.cancel()

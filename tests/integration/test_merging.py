@@ -143,5 +143,5 @@ async def test_fetchers_live_with_the_client_not_with_subscriptions(
         # ... and the topic's workers end with the consumer (the fetcher is the client's).
         await client.stop_consumer(topic)
         await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-        assert count_tasks() == tasks - (4 + 2)  # the workers, the nursery and its watcher
+        assert count_tasks() == tasks - (4 + 1)  # the workers and the nursery (its task)
         assert len(client._fetchers.fetchers) == 1

@@ -40,7 +40,7 @@ async def test_consumers_pick_up_new_partitions(autojump_clock: trio.testing.Moc
         await trio.sleep(10.5)  # one metadata_max_age
         assert sorted(consumer.partitions) == [0, 1, 2]
         metadata.count = 5
-        fourth = await consumer.consumer_for(4)  # asked for before the watcher looked
+        fourth = await consumer.consumer_for(4)  # asked for before run() looked again
         assert isinstance(fourth, PartitionConsumer)
         assert fourth.partition == 4
         with pytest.raises(ValueError, match="no partition 5"):

@@ -11,6 +11,7 @@ import trio.testing
 from trio_brod import ClientConfig, NotFound, ProducerClosed, ProducerConfig
 from trio_brod._topic_workers import TopicWorkers
 from trio_brod.producer import PartitionProducer, TopicProducer
+from trio_brod.protocol.errors import LeaderNotAvailableError
 
 
 class FakeMetadata:
@@ -18,10 +19,18 @@ class FakeMetadata:
         self.count = count
         self.config = ClientConfig(metadata_max_age=10.0)
         self.asked: list[bool] = []
+        #: Raised by the next lookups (one each), before the count is given.
+        self.errors: list[BaseException] = []
+        #: How long a lookup takes.
+        self.delay = 0.0
 
     async def partitions_count(self, topic: str, *, auto_create: bool) -> int:
         await trio.lowlevel.checkpoint()
         self.asked.append(auto_create)
+        if self.delay:
+            await trio.sleep(self.delay)
+        if self.errors:
+            raise self.errors.pop(0)
         return self.count
 
 
@@ -70,13 +79,54 @@ async def test_a_worker_per_partition_and_new_partitions_are_picked_up(
         assert sorted(topic.partitions) == [0, 1]
         assert metadata.asked == [True]
         metadata.count = 4
-        await trio.sleep(10.5)  # one metadata_max_age: the watcher looked, never creating
+        await trio.sleep(10.5)  # one metadata_max_age: run() looked, never creating
         assert sorted(topic.partitions) == [0, 1, 2, 3]
         assert metadata.asked[1:] == [False]
         assert topic.partition_count == 4
         topic.close()
     assert topic.finished.is_set()
     assert all(w.ended and not w.cancelled for w in topic.partitions.values())
+
+
+async def test_a_failed_look_at_the_partitions_is_tried_again_next_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    metadata = FakeMetadata(1)
+    topic = workers(metadata)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(topic.run)
+        metadata.count = 2
+        metadata.errors.append(LeaderNotAvailableError())
+        await trio.sleep(10.5)  # the first look failed: nothing new, nothing raised
+        assert sorted(topic.partitions) == [0]
+        assert len(metadata.asked) == 2
+        await trio.sleep(10.0)  # the next look, one metadata_max_age later
+        assert sorted(topic.partitions) == [0, 1]
+        assert len(metadata.asked) == 3
+        await trio.sleep(25.0)  # and so on, every metadata_max_age, while open
+        assert len(metadata.asked) == 5
+        topic.close()
+    assert topic.finished.is_set()
+    assert all(w.ended for w in topic.partitions.values())
+
+
+async def test_closing_while_looking_at_the_partitions_does_not_wait_for_the_answer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    metadata = FakeMetadata(1)
+    topic = workers(metadata, cancel_on_close=True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(topic.run)
+        metadata.delay = 100.0
+        metadata.count = 3
+        await trio.sleep(15.0)  # run() asks at 10 s; the answer would come at 110 s
+        assert len(metadata.asked) == 2
+        started = trio.current_time()
+        topic.close()
+    assert trio.current_time() == started
+    assert sorted(topic.partitions) == [0]  # the answer never came
+    assert all(w.cancelled for w in topic.partitions.values())
+    assert len(metadata.asked) == 2  # and nobody looks again
 
 
 async def test_asking_for_a_new_partition_starts_it_at_once(
