@@ -13,7 +13,7 @@ import trio
 
 from trio_brod._cluster.requests import list_offset, offset_time_ms
 from trio_brod._config import ConsumerConfig, IsolationLevel, Timestamp
-from trio_brod.consumer.worker import fetch_once
+from trio_brod.consumer.fold import fetch_once
 
 if TYPE_CHECKING:
     from trio_brod._cluster import MetadataCache

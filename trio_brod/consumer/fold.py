@@ -17,6 +17,9 @@ the caller's own bug or decision, not something Kafka did.
 
 ``fun`` may be a plain function or an ``async def`` one: whatever it returns is awaited when
 it is awaitable. So an accumulator may be anything *but* an awaitable.
+
+The one-off fetch itself, :func:`fetch_once`, is here too: :meth:`Client.fetch
+<trio_brod.Client.fetch>` is one of them, without a fold.
 """
 
 from __future__ import annotations
@@ -28,13 +31,24 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from trio_brod._cluster import MetadataCache
+from trio_brod._cluster.requests import leader_request
 from trio_brod._config import ConsumerConfig
 from trio_brod._exceptions import BrokerConnectionError, NoLeader
-from trio_brod.consumer.worker import fetch_once
+from trio_brod.consumer._fetch import (
+    FETCH_MIN_VERSION,
+    FETCH_TOPIC_ID_VERSION,
+    MAX_FETCH_BYTES,
+    fetch_request,
+    fetched_partition,
+    isolation_code,
+    select_runs,
+    visible_end,
+)
+from trio_brod.consumer.message_set import MessageSet
 from trio_brod.protocol.errors import KafkaError
 from trio_brod.protocol.records import Record
 
-__all__ = ["FoldFun", "FoldResult", "FoldStop", "fold"]
+__all__ = ["FoldFun", "FoldResult", "FoldStop", "fetch_once", "fold"]
 
 A = TypeVar("A")
 
@@ -136,3 +150,38 @@ async def fold(
 def _check_offset(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be an int >= 0, not {value!r}")
+
+
+async def fetch_once(
+    metadata: MetadataCache, topic: str, partition: int, offset: int, config: ConsumerConfig
+) -> MessageSet:
+    """One fetch from a partition's leader, without a worker (:meth:`Client.fetch
+    <trio_brod.Client.fetch>`).
+
+    When only the start of a batch comes back, fetches again with a larger ``max_bytes``.
+
+    Raises:
+        KafkaError: The broker answered with an error (e.g. OffsetOutOfRangeError).
+    """
+    isolation = isolation_code(config.isolation_level)
+    topic_id = await metadata.topic_id(topic)
+    max_bytes = config.max_bytes
+    while True:
+        request = fetch_request(topic, topic_id, partition, offset, max_bytes, config, isolation)
+        response = await leader_request(
+            metadata,
+            topic,
+            partition,
+            request,
+            min_version=FETCH_MIN_VERSION,
+            max_version=None if topic_id is not None else FETCH_TOPIC_ID_VERSION - 1,
+            timeout=config.effective_max_wait_time + metadata.config.request_timeout,
+        )
+        data = fetched_partition(response, topic, partition, offset)
+        selected = select_runs(topic, partition, offset, data, config.isolation_level)
+        if selected.needed_bytes is not None:
+            max_bytes = min(max(selected.needed_bytes, max_bytes * 2), MAX_FETCH_BYTES)
+            continue
+        return MessageSet(
+            topic, partition, visible_end(data, isolation), selected.runs, selected.next_offset
+        )

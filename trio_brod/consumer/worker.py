@@ -35,7 +35,6 @@ from trio_brod._net import Connection
 from trio_brod.consumer._fetch import (
     FETCH_MIN_VERSION,
     FETCH_TOPIC_ID_VERSION,
-    MAX_FETCH_BYTES,
     fetch_request,
     fetched_partition,
     isolation_code,
@@ -59,7 +58,6 @@ from trio_brod.protocol.errors import (
 __all__ = [
     "PartitionConsumer",
     "Subscription",
-    "fetch_once",
 ]
 
 #: Fetch v12 carries ``last_fetched_epoch`` and answers with a diverging epoch (KIP-595).
@@ -761,38 +759,3 @@ class _BrokerTarget:
     def fail(self, error: BaseException) -> None:
         self.error = error
         self.serving.poke()
-
-
-async def fetch_once(
-    metadata: MetadataCache, topic: str, partition: int, offset: int, config: ConsumerConfig
-) -> MessageSet:
-    """One fetch from a partition's leader, without a worker (:meth:`Client.fetch
-    <trio_brod.Client.fetch>`).
-
-    When only the start of a batch comes back, fetches again with a larger ``max_bytes``.
-
-    Raises:
-        KafkaError: The broker answered with an error (e.g. OffsetOutOfRangeError).
-    """
-    isolation = isolation_code(config.isolation_level)
-    topic_id = await metadata.topic_id(topic)
-    max_bytes = config.max_bytes
-    while True:
-        request = fetch_request(topic, topic_id, partition, offset, max_bytes, config, isolation)
-        response = await leader_request(
-            metadata,
-            topic,
-            partition,
-            request,
-            min_version=FETCH_MIN_VERSION,
-            max_version=None if topic_id is not None else FETCH_TOPIC_ID_VERSION - 1,
-            timeout=config.effective_max_wait_time + metadata.config.request_timeout,
-        )
-        data = fetched_partition(response, topic, partition, offset)
-        selected = select_runs(topic, partition, offset, data, config.isolation_level)
-        if selected.needed_bytes is not None:
-            max_bytes = min(max(selected.needed_bytes, max_bytes * 2), MAX_FETCH_BYTES)
-            continue
-        return MessageSet(
-            topic, partition, visible_end(data, isolation), selected.runs, selected.next_offset
-        )
