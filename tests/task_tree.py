@@ -23,3 +23,17 @@ def count_tasks() -> int:
         for nursery in task.child_nurseries:
             stack.extend(nursery.child_tasks)
     return count
+
+
+def tasks_named(prefix: str) -> list[trio.lowlevel.Task]:
+    """The tasks alive in this trio run whose name starts with ``prefix``."""
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    found, stack = [], [root]
+    while stack:
+        task = stack.pop()
+        if task.name.startswith(prefix):
+            found.append(task)
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return found

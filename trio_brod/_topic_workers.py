@@ -11,6 +11,11 @@ How the nursery ends is the owner's choice, because producers and consumers stop
 differently: a producer delivers what it holds first, so closing asks every worker to
 :meth:`~Worker.close` and waits for them to return; a consumer has nothing to deliver, so
 closing cancels the nursery (``cancel_on_close=True``).
+
+When a worker's task starts is the owner's choice too: a producer's starts with the worker,
+while a consumer's waits for the partition's first subscriber (``start_tasks=False``), since
+a client often subscribes to only some of a topic's partitions (a group member, to those
+assigned to it) and an idle task per other partition would cost for nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +38,11 @@ class Worker(Protocol):
     """What :class:`TopicWorkers` needs of a partition's worker."""
 
     async def run(self) -> None:
-        """The worker's task: returns once the worker was closed (and is done)."""
+        """The worker's task: returns once the worker was closed (and is done).
+
+        Started by :class:`TopicWorkers` as the worker is made, or, with
+        ``start_tasks=False``, by the worker itself when it first needs it.
+        """
 
     def close(self) -> None:
         """Ask the worker to finish; its :meth:`run` returns when it has."""
@@ -54,7 +63,12 @@ class TopicWorkers(Generic[W]):
         auto_create: Whether looking the topic up may create it
             (``allow_topic_auto_creation``).
         cancel_on_close: Cancel the workers when closed, instead of waiting for them to
-            finish on their own.
+            finish on their own. Each is closed first (:meth:`~Worker.close`), also when
+            the nursery is cancelled from outside: a worker whose task has not started
+            yet learns so that it must not start it any more.
+        start_tasks: Start each worker's :meth:`~Worker.run` in the nursery as the worker
+            is made. Without, a worker starts it there itself when it first needs it (and
+            at most once); workers not started then are only closed.
     """
 
     def __init__(
@@ -66,6 +80,7 @@ class TopicWorkers(Generic[W]):
         *,
         auto_create: bool,
         cancel_on_close: bool = False,
+        start_tasks: bool = True,
     ) -> None:
         self._metadata = metadata
         self.topic = topic
@@ -73,7 +88,8 @@ class TopicWorkers(Generic[W]):
         self._make = make
         self._auto_create = auto_create
         self._cancel_on_close = cancel_on_close
-        #: The running workers, by partition.
+        self._start_tasks = start_tasks
+        #: The workers, by partition (those of ``start_tasks=False`` may not run yet).
         self.partitions: dict[int, W] = {}
         #: How many partitions the topic had when last looked at.
         self.partition_count = 0
@@ -89,7 +105,7 @@ class TopicWorkers(Generic[W]):
 
     @property
     def closing(self) -> bool:
-        """Whether :meth:`close` was called."""
+        """Whether :meth:`close` was called (or the nursery is ending, cancelled)."""
         return self._closing
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -109,13 +125,21 @@ class TopicWorkers(Generic[W]):
                 for partition in range(self.partition_count):
                     self._start(partition)
                 task_status.started()
-                # The nursery's own task watches the partition count until closed, rather
-                # than a task of its own: one task less per topic.
-                with self._watching:
-                    await self._watch_partitions()
-                if self._cancel_on_close:
-                    nursery.cancel_scope.cancel()
-                else:
+                try:
+                    # The nursery's own task watches the partition count until closed,
+                    # rather than a task of its own: one task less per topic.
+                    with self._watching:
+                        await self._watch_partitions()
+                finally:
+                    # Also when cancelled from outside: no worker is made from now on, and
+                    # with cancel_on_close none starts its task (all are closed before the
+                    # nursery may close to new tasks).
+                    self._closing = True
+                    if self._cancel_on_close:
+                        nursery.cancel_scope.cancel()  # first: running workers are cancelled
+                        for worker in self.partitions.values():
+                            worker.close()
+                if not self._cancel_on_close:
                     for worker in self.partitions.values():
                         worker.close()
         finally:
@@ -147,9 +171,10 @@ class TopicWorkers(Generic[W]):
         assert self._nursery is not None
         worker = self._make(partition, self._nursery)
         self.partitions[partition] = worker
-        self._nursery.start_soon(
-            worker.run, name=f"trio_brod {self.kind} {self.topic}[{partition}]"
-        )
+        if self._start_tasks:
+            self._nursery.start_soon(
+                worker.run, name=f"trio_brod {self.kind} {self.topic}[{partition}]"
+            )
         return worker
 
     async def worker(self, partition: int) -> W:

@@ -482,7 +482,8 @@ class Client:
         """Start the consumers of a topic: a nursery with one (idle) worker per partition.
 
         A no-op if they are running already (brod's ``start_consumer``). Workers fetch only
-        while someone is subscribed to their partition.
+        while someone is subscribed to their partition; a worker's task starts with its
+        partition's first subscriber, so partitions nobody subscribes to cost no task.
         """
         self._raise_if_closed()
         if topic in self._topic_consumers:

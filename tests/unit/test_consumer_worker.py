@@ -19,7 +19,7 @@ import trio.testing
 from tests.fakes.broker import FakeBroker
 from tests.fakes.log import FakeLog
 from tests.heap import alive
-from tests.task_tree import count_tasks
+from tests.task_tree import count_tasks, tasks_named
 from tests.unit.conftest import FAKE_TOPIC, Requests, fetch_at, fill
 from trio_brod import (
     Client,
@@ -378,6 +378,49 @@ async def test_leaving_the_client_stops_every_task(fake_kafka: FakeKafka) -> Non
             with trio.move_on_after(0.1):
                 await sub.receive()  # the worker is in a long poll when the client closes
     assert count_tasks() == before
+
+
+async def test_a_partition_consumer_task_starts_with_its_first_subscriber(
+    fake_kafka: FakeKafka,
+) -> None:
+    # A group member subscribes to the partitions assigned to it: the others cost no task.
+    fake_kafka.create_topic("three", partitions=3)
+    fake_kafka.append("three", 1, [b"a", b"b"])
+    async with open_client(fake_kafka.bootstrap_servers) as client:
+        await client.start_consumer("three")
+        workers = [await client.get_consumer("three", p) for p in range(3)]
+        assert [client.find_consumer("three", p) for p in range(3)] == workers
+        assert tasks_named("trio_brod consumer ") == []
+        async with client.subscribe("three", 1, begin_offset="earliest") as sub:
+            message_set = await sub.receive()
+            assert [m.value for m in message_set] == [b"a", b"b"]
+            sub.ack(message_set.high_offset)
+            [task] = tasks_named("trio_brod consumer ")
+            assert task.name == "trio_brod consumer three[1]"
+        assert tasks_named("trio_brod consumer ") == [task]  # idle, until the topic stops
+        async with client.subscribe("three", 1) as sub:
+            fake_kafka.append("three", 1, [b"c"])
+            assert [m.value for m in await sub.receive()] == [b"c"]
+            assert tasks_named("trio_brod consumer ") == [task]  # the same task serves
+        await client.stop_consumer("three")
+        assert tasks_named("trio_brod consumer ") == []
+        for worker in workers:
+            with pytest.raises(NotFound, match="was stopped"):
+                async with worker.subscribe():
+                    pass  # pragma: no cover
+
+
+async def test_a_consumer_never_subscribed_to_is_stopped_with_the_client(
+    fake_kafka: FakeKafka,
+) -> None:
+    # Its task never started, and must not start in the topic's nursery once that is gone.
+    fake_kafka.create_topic(TOPIC)
+    async with open_client(fake_kafka.bootstrap_servers) as client:
+        await client.start_consumer(TOPIC)
+        worker = await client.get_consumer(TOPIC, 0)
+    with pytest.raises(NotFound, match="was stopped"):
+        async with worker.subscribe():
+            pass  # pragma: no cover
 
 
 async def test_shared_leader_connection(

@@ -40,10 +40,12 @@ class FakeWorker:
         self.nursery = nursery
         self.drains = drains
         self.closed = trio.Event()
+        self.started = False
         self.ended = False
         self.cancelled = False
 
     async def run(self) -> None:
+        self.started = True
         try:
             await self.closed.wait()
             if self.drains:
@@ -127,6 +129,34 @@ async def test_closing_while_looking_at_the_partitions_does_not_wait_for_the_ans
     assert sorted(topic.partitions) == [0]  # the answer never came
     assert all(w.cancelled for w in topic.partitions.values())
     assert len(metadata.asked) == 2  # and nobody looks again
+
+
+async def test_workers_may_start_their_own_tasks_and_are_all_closed_when_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # As a consumer does: its task starts with its first subscriber. Cancelled from outside
+    # (the client closing), every worker is closed all the same, so that one whose task
+    # never started knows not to start it into a nursery that is gone.
+    topic = workers(FakeMetadata(2), cancel_on_close=True, start_tasks=False)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(topic.run)
+        first, second = topic.partitions[0], topic.partitions[1]
+        assert not first.started
+        assert not second.started
+        first.nursery.start_soon(first.run)
+        await trio.sleep(1)
+        assert first.started
+        assert not second.started
+        assert not first.closed.is_set()
+        assert not second.closed.is_set()
+        nursery.cancel_scope.cancel()
+    assert topic.finished.is_set()
+    assert first.closed.is_set()
+    assert second.closed.is_set()
+    assert first.cancelled
+    assert not second.started
+    with pytest.raises(NotFound, match="the producers of orders were stopped"):
+        await topic.worker(2)
 
 
 async def test_asking_for_a_new_partition_starts_it_at_once(

@@ -1,10 +1,12 @@
-"""Consumers: a fetcher task per partition, subscriptions with a prefetch window and acks.
+"""Consumers: a worker per partition (its task from the first subscriber on), subscriptions
+with a prefetch window and acks.
 
 This is ``brod_consumer`` in Trio form. Starting a topic's consumers
 (:meth:`Client.start_consumer <trio_brod.Client.start_consumer>`) starts a per-topic nursery
 inside the client's consumers nursery, with one worker per partition. A worker is idle until
-someone subscribes to its partition; then it fetches from the partition's leader and delivers
-:class:`~trio_brod.MessageSet` objects to the subscriber::
+someone subscribes to its partition (its task starts with the first subscriber); then it
+fetches from the partition's leader and delivers :class:`~trio_brod.MessageSet` objects to
+the subscriber::
 
     async with client.subscribe("orders", 0, begin_offset="earliest") as subscription:
         async for message_set in subscription:

@@ -3,8 +3,10 @@
 :class:`TopicConsumer` is what :meth:`Client.start_consumer
 <trio_brod.Client.start_consumer>` starts: a :class:`~trio_brod._topic_workers.TopicWorkers`
 nursery (the one producers use too) with a :class:`~trio_brod.lowlevel.PartitionConsumer`
-per partition, which picks up partitions added to the topic later. Stopping it cancels the
-workers: a consumer holds nothing that must be delivered first.
+per partition, which picks up partitions added to the topic later. A worker's task starts
+with its partition's first subscriber and lives until the topic's consumers stop: a client
+that subscribes to some partitions only (a group member) runs no task for the others.
+Stopping it cancels the workers: a consumer holds nothing that must be delivered first.
 
 How workers reach the leader
 ----------------------------
@@ -48,7 +50,8 @@ __all__ = ["TopicConsumer"]
 
 
 class TopicConsumer:
-    """The consumers of one topic, in their own nursery; one worker per partition.
+    """The consumers of one topic, in their own nursery; one worker per partition, whose task
+    starts with its first subscriber.
 
     Args:
         pool: Where connections come from.
@@ -80,6 +83,7 @@ class TopicConsumer:
             self._make,
             auto_create=metadata.config.allow_topic_auto_creation,
             cancel_on_close=True,
+            start_tasks=False,
         )
 
     def __repr__(self) -> str:
@@ -87,7 +91,7 @@ class TopicConsumer:
 
     @property
     def partitions(self) -> dict[int, PartitionConsumer]:
-        """The running workers, by partition."""
+        """The workers, by partition (a worker's task runs once it was subscribed to)."""
         return self._workers.partitions
 
     @property
@@ -96,7 +100,8 @@ class TopicConsumer:
         return self._workers.finished
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The topic's nursery: a worker per partition, until closed.
+        """The topic's nursery: a worker per partition (each with a task once subscribed to),
+        until closed.
 
         Raises:
             UnknownTopicOrPartitionError: The topic does not exist (before starting).

@@ -1,11 +1,12 @@
 """The partition worker: fetches from the leader and delivers to one subscriber at a time.
 
-A :class:`PartitionConsumer` is idle until someone subscribes; then it fetches from the
-partition's leader and delivers :class:`~trio_brod.MessageSet` objects through the
-:class:`Subscription`. The decisions are not made here: what to fetch and how to read the
-answer is :mod:`trio_brod.consumer._fetch`, what may be delivered and where a later
-subscriber continues is :mod:`trio_brod.consumer._window`. This module only does the I/O
-around them: connections, the long poll, waiting for acks, retries.
+A :class:`PartitionConsumer` is idle until someone subscribes (the first one starts its
+task); then it fetches from the partition's leader and delivers
+:class:`~trio_brod.MessageSet` objects through the :class:`Subscription`. The decisions
+are not made here: what to fetch and how to read the answer is
+:mod:`trio_brod.consumer._fetch`, what may be delivered and where a later subscriber
+continues is :mod:`trio_brod.consumer._window`. This module only does the I/O around them:
+connections, the long poll, waiting for acks, retries.
 
 A leader move or a lost connection never loses the position: the worker asks again where
 the leader is and fetches again from the exact next offset.
@@ -179,8 +180,9 @@ class PartitionConsumer:
     :meth:`Client.get_consumer <trio_brod.Client.get_consumer>`.
 
     It is built on the client's connection pool and metadata cache, with the topic's nursery
-    for its private connections, and, for ``fetch_connection="broker"``, the brokers'
-    fetchers (``fetchers``); without them such a worker uses a private connection instead.
+    for its task (started by the first :meth:`subscribe`) and its private connections, and,
+    for ``fetch_connection="broker"``, the brokers' fetchers (``fetchers``); without them
+    such a worker uses a private connection instead.
     """
 
     # A consumer is made for every partition of the topic, subscribed or not: slots save
@@ -197,6 +199,7 @@ class PartitionConsumer:
         "_nursery",
         "_pool",
         "_serving",
+        "_started",
         "_subscription",
         "config",
         "partition",
@@ -229,6 +232,8 @@ class PartitionConsumer:
         # The connection fetched over ("partition" and "shared"), and its mode.
         self._connection: Connection | None = None
         self._mode: FetchConnection | None = None
+        # Set once run() was started (by the first subscribe): at most one task.
+        self._started = False
         # Set once run() has returned (a flag: nobody waits for it).
         self._finished = False
 
@@ -278,6 +283,11 @@ class PartitionConsumer:
         send, receive = trio.open_memory_channel[MessageSet | Failure](math.inf)
         serving = Serving(config, send, begin, observe.hooks_of(self._pool))
         subscription = Subscription(self, serving, receive)
+        if not self._started:  # a partition nobody subscribes to never costs a task
+            # (The topic's nursery is open: it closes only after closing every consumer.)
+            self._started = True
+            name = f"trio_brod consumer {self.topic}[{self.partition}]"
+            self._nursery.start_soon(self.run, name=name)
         self._set_serving(serving)
         self._subscription = subscription
         try:
@@ -313,11 +323,13 @@ class PartitionConsumer:
     # ------------------------------------------------------------ the worker
 
     async def run(self) -> None:
-        """The worker: idle until subscribed, then fetch and deliver until unsubscribed.
+        """The worker: fetch and deliver while subscribed, idle in between.
 
+        The first :meth:`subscribe` starts it in the topic's nursery; nothing else should.
         Returns once :meth:`close` was called; cancelling it stops it as well. Either way
         the subscriber's iteration ends.
         """
+        self._started = True
         try:
             while not self._closed:
                 serving = self._serving
@@ -335,7 +347,7 @@ class PartitionConsumer:
                 self._serving.end()  # the subscriber's iteration ends
 
     def close(self) -> None:
-        """Stop the worker: the subscription ends, and :meth:`run` returns."""
+        """Stop the worker: the subscription ends, :meth:`run` returns (or never starts)."""
         self._closed = True
         if self._serving is not None:
             self._serving.end()
