@@ -242,7 +242,7 @@ class Connection:
             expect_response: False for requests the broker does not answer (a Produce with
                 ``acks=0``): the handle is done, with response None, once the frame is written.
             on_done: Called (synchronously, from the connection's reader or writer task, or
-                from the broker's write to a :class:`DeliversNowait` stream) when the handle
+                from the broker's write to a ``DeliversNowait`` stream) when the handle
                 is done, so a worker can wake itself up.
 
         The caller owns the timeout: if it stops waiting, it calls :meth:`abandon` (or
