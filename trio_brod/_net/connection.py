@@ -681,24 +681,18 @@ class Connection:
         return [(frame, [part.pending for part in parts])]
 
     async def _reader(self, stream: trio.abc.Stream) -> None:
-        decoder = self._decoder
         try:
-            while True:
-                # Nothing received stays named while the reader waits for more: an idle
-                # connection must not keep its last chunk or answer alive.
-                if not await self._receive(stream):
-                    self._shut(ConnectionLost(self.address, "the broker closed the connection"))
-                    return
-                while (frame := decoder.next_frame()) is not None:
-                    self._answer(frame)
+            while self._close_reason is None:
+                # What arrives is handed on, never named here: an idle connection must not
+                # keep its last chunk or answer alive while the reader waits for more.
+                self._delivered(await stream.receive_some(RECEIVE_SIZE))
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._shut(ConnectionLost(self.address, f"read failed: {describe(exc)}"), exc)
-        except ProtocolError as exc:
-            self._shut(ConnectionLost(self.address, f"protocol error: {exc}"), exc)
 
-    def _delivered(self, data: bytes) -> None:
-        """The reader's work, for a :class:`DeliversNowait` stream: called with each chunk
-        the broker writes, from the broker's own call, and with ``b""`` at end of stream."""
+    def _delivered(self, data: bytes | bytearray) -> None:
+        """Answer the requests whose responses ``data`` completes; ``b""`` is the end of the
+        stream. The reader's step, also called by a :class:`DeliversNowait` stream with each
+        chunk the broker writes, from the broker's own call."""
         if self._close_reason is not None:
             return
         if not data:
@@ -711,12 +705,6 @@ class Connection:
                 self._answer(frame)
         except ProtocolError as exc:
             self._shut(ConnectionLost(self.address, f"protocol error: {exc}"), exc)
-
-    async def _receive(self, stream: trio.abc.Stream) -> bool:
-        """Feed the next bytes from the broker to the frame decoder; False at end of stream."""
-        data = await stream.receive_some(RECEIVE_SIZE)
-        self._decoder.feed(data)
-        return bool(data)
 
     def _answer(self, frame: bytes) -> None:
         """Give a response frame to the request waiting for it.
