@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tests.fakes.broker import FakeBroker, Request
 from tests.unit.test_connection import connect
 from trio_brod._exceptions import ConnectionLost, RequestTimedOut
+from trio_brod._net import Connection
 from trio_brod._net.deadlines import RequestDeadlines
 from trio_brod._net.pending import PendingResponse
 from trio_brod.protocol import MetadataRequest, MetadataResponse
@@ -76,16 +77,22 @@ def test_answered_requests_are_forgotten_as_new_ones_come() -> None:
         assert len(deadlines) <= 1
 
 
-async def test_a_shorter_timeout_wakes_the_timer_sooner(
-    nursery: trio.Nursery, broker: FakeBroker, autojump_clock: trio.testing.MockClock
-) -> None:
-    """A request sent after a longer one still times out at its own deadline."""
+async def unanswering(nursery: trio.Nursery, broker: FakeBroker) -> Connection:
+    """A connection to a broker that never answers a Metadata request."""
 
     async def never(stream: trio.SocketStream, request: Request) -> None:
         pass
 
     broker.handlers[MetadataRequest.API_KEY] = never
-    connection = await connect(nursery, broker)
+    return await connect(nursery, broker)
+
+
+async def test_a_shorter_timeout_wakes_the_timer_sooner(
+    nursery: trio.Nursery, broker: FakeBroker, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A request sent after a longer one still times out at its own deadline."""
+
+    connection = await unanswering(nursery, broker)
     longer = connection.send(MetadataRequest(topics=[]))
 
     async def ask_patiently() -> None:
@@ -109,11 +116,7 @@ async def test_a_cancelled_request_is_not_timed(
 ) -> None:
     """A caller that stopped waiting abandoned its request: its deadline closes nothing."""
 
-    async def never(stream: trio.SocketStream, request: Request) -> None:
-        pass
-
-    broker.handlers[MetadataRequest.API_KEY] = never
-    connection = await connect(nursery, broker)
+    connection = await unanswering(nursery, broker)
     with trio.move_on_after(0.1):
         await connection.request(MetadataRequest(topics=None), timeout=0.5)
     await trio.sleep(2)
