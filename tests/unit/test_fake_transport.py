@@ -17,7 +17,7 @@ from trio_brod import ClientConfig, ConfigError, ConnectionFailed, ConnectionLos
 from trio_brod.lowlevel import Connection
 from trio_brod.protocol import FetchRequest, MetadataRequest
 from trio_brod.testing import fake_kafka
-from trio_brod.testing.fake import Pass
+from trio_brod.testing.fake import FakeKafka, Hang, Pass
 from trio_brod.testing.fake._pipe import PipeStream, stream_pair
 
 
@@ -265,7 +265,7 @@ class DeliveringStream(CountingStream):
 
 
 @contextlib.asynccontextmanager
-async def delivering_connection() -> AsyncIterator[tuple[Connection, DeliveringStream]]:
+async def delivering_connection() -> AsyncIterator[tuple[Connection, DeliveringStream, FakeKafka]]:
     """A connection to a fake broker over a DeliversNowait stream, handshake done."""
     streams: list[DeliveringStream] = []
     async with fake_kafka() as fake:
@@ -281,7 +281,7 @@ async def delivering_connection() -> AsyncIterator[tuple[Connection, DeliveringS
             host, port = fake.bootstrap_servers[0].rsplit(":", 1)
             connection = await client.get_connection(host, int(port))
             await trio.testing.wait_all_tasks_blocked()
-            yield connection, streams[0]
+            yield connection, streams[0], fake
 
 
 def running_tasks() -> list[str]:
@@ -299,7 +299,7 @@ def running_tasks() -> list[str]:
 async def test_a_connection_that_is_delivered_to_has_no_reader_task() -> None:
     """The broker's write completes the request: nothing reads the stream after the
     handshake, and the caller is woken directly."""
-    async with delivering_connection() as (connection, stream):
+    async with delivering_connection() as (connection, stream, _):
         assert stream.receiver is not None
         assert not [name for name in running_tasks() if name.endswith("Connection._reader")]
         handshake = stream.receives  # ApiVersions was read the usual way
@@ -309,8 +309,9 @@ async def test_a_connection_that_is_delivered_to_has_no_reader_task() -> None:
 
 
 async def test_a_malformed_delivered_frame_closes_the_connection() -> None:
-    async with delivering_connection() as (connection, stream):
+    async with delivering_connection() as (connection, stream, fake):
         assert stream.receiver is not None
+        fake.control(MetadataRequest, Hang())  # the broker answers it only from a task
         pending = connection.send(MetadataRequest(topics=None), expect_response=True)
         # Ahead of the broker's answer: a frame that answers nothing that was asked.
         stream.receiver(b"\x00\x00\x00\x08\x7f\xff\xff\xffjunk")
@@ -321,8 +322,9 @@ async def test_a_malformed_delivered_frame_closes_the_connection() -> None:
 
 
 async def test_a_broker_closing_a_delivered_connection_fails_its_requests() -> None:
-    async with delivering_connection() as (connection, stream):
+    async with delivering_connection() as (connection, stream, fake):
         assert stream.receiver is not None
+        fake.control(MetadataRequest, Hang())  # the broker answers it only from a task
         pending = connection.send(MetadataRequest(topics=None))
         stream.receiver(b"")  # what the pipe delivers once the broker's end closed
         assert pending.done.is_set()  # failed at once, from the delivery
@@ -334,7 +336,7 @@ async def test_a_broker_closing_a_delivered_connection_fails_its_requests() -> N
 async def test_a_fetch_on_an_idle_connection_is_written_by_its_caller() -> None:
     """A one-partition fetch while none is in flight goes out at once, as the writer would
     send it alone; one sent while it is in flight waits for it, held by the connection."""
-    async with delivering_connection() as (connection, stream):
+    async with delivering_connection() as (connection, stream, _):
         metadata = await connection.request(MetadataRequest(topics=None))
         (topic,) = metadata.topics
         before = stream.nowait, stream.send_alls
@@ -369,7 +371,7 @@ async def test_a_fetch_on_an_idle_connection_is_written_by_its_caller() -> None:
 async def test_produce_parts_sent_together_are_merged_not_written_by_their_callers() -> None:
     """Writing a one-partition produce at once would keep the ones sent right after it
     from going out with it: they all go to the writer, which merges them."""
-    async with delivering_connection() as (connection, stream):
+    async with delivering_connection() as (connection, stream, _):
         await connection.request(MetadataRequest(topics=None))
         before = stream.nowait, stream.send_alls, connection.requests_written
         merged = connection.parts_merged

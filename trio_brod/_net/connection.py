@@ -373,8 +373,10 @@ class Connection:
             timeout = self._config.request_timeout
         pending = self.send(message, version, expect_response=expect_response)
         started = time.perf_counter()
-        # Timed by the connection's one timer task, not a cancel scope each (_net/deadlines).
-        self._deadlines.add(pending, timeout, trio.current_time())
+        # Timed by the connection's one timer task, not a cancel scope each (_net/deadlines);
+        # an in-process broker may have answered already, from the write.
+        if not pending.done.is_set():
+            self._deadlines.add(pending, timeout, trio.current_time())
         try:
             await pending.done.wait()
         finally:

@@ -205,7 +205,8 @@ async def wait_all_finished(
     await trio.lowlevel.checkpoint()
     with trio.move_on_after(timeout):
         for assigned in partitions:
-            await assigned.wait_finished()
+            if not assigned.finished:  # else waiting would only checkpoint again
+                await assigned.wait_finished()
     late = [assigned for assigned in partitions if not assigned.finished]
     for assigned in late:
         assigned.cancel_scope.cancel()

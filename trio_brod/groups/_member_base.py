@@ -229,11 +229,13 @@ class MemberDriver:
                 )
             for assigned in revoked:
                 assigned.start_revoke()
-        await wait_all_finished(revoked, self.config.rebalance_timeout)
+        await wait_all_finished(revoked, self.config.rebalance_timeout)  # a checkpoint
         if not lost and commit_as is not None:
             for assigned in revoked:
                 assigned.generation_id, assigned.member_id = commit_as
-            await self.commit_some(revoked, raise_errors=False)
+            moved = self.to_commit(revoked)
+            if moved:
+                await self.send_commit(moved, raise_errors=False)
         for assigned in revoked:
             del self.owned[assigned.topic_partition]
         listener = self.listeners[2] if lost else self.listeners[1]

@@ -44,7 +44,13 @@ from trio_brod.protocol.errors import (
 )
 from trio_brod.testing.fake._log import LogError, holds_transactional
 from trio_brod.testing.fake._model import ModelError, Partition
-from trio_brod.testing.fake._runtime import Api, CloseConnection, FakeCluster, RequestContext
+from trio_brod.testing.fake._runtime import (
+    Api,
+    CloseConnection,
+    FakeCluster,
+    RequestContext,
+    wait_for,
+)
 from trio_brod.testing.fake._sessions import FetchSessions, SessionError
 
 __all__ = ["install_data_apis"]
@@ -172,8 +178,7 @@ async def fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
         response, size, failed = _fetch_once(ctx, request, topics)
         if failed or size >= request.min_bytes or trio.current_time() >= deadline:
             break
-        with trio.move_on_at(deadline):
-            await ctx.cluster.wait_changed()
+        await wait_for(ctx.cluster.next_change, deadline)
     if session is not None:
         FetchSessions.answer(session, incremental, response, ctx.version)
     return response

@@ -48,7 +48,7 @@ from trio_brod.protocol.errors import (
 )
 from trio_brod.testing.fake._consumer_groups import ConsumerGroups
 from trio_brod.testing.fake._groups import DEAD, STABLE, Committed, Groups, Waiter
-from trio_brod.testing.fake._runtime import Api, FakeCluster, RequestContext
+from trio_brod.testing.fake._runtime import Api, FakeCluster, RequestContext, wait_for
 
 __all__ = ["GroupCoordinator", "install_group_apis"]
 
@@ -84,10 +84,10 @@ class GroupCoordinator:
         return min((d for d in deadlines if d is not None), default=None)
 
     async def wait(self, waiter: Waiter[T]) -> T:
-        """Sleep until *waiter* is answered."""
+        """Sleep until *waiter* is answered (a handler's wait: see :func:`wait_for`)."""
         self.changed()
         while waiter.result is None:
-            await self._changed.wait()
+            await wait_for(self._changed)
         return waiter.result
 
     def ensure_timer(self) -> None:

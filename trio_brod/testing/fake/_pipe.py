@@ -190,6 +190,12 @@ class PipeStream(trio.abc.Stream):
     async def aclose(self) -> None:
         """Close this end: the other end reads what is left and then ``b""``, and its
         writes fail; a task of ours waiting to receive gets ClosedResourceError."""
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        """:meth:`aclose` without its checkpoint, for code that cannot wait (a fake broker
+        closing a connection from inside the client's write)."""
         if not self._closed:
             self._closed = True
             self._out.writer_closed = True
@@ -202,7 +208,6 @@ class PipeStream(trio.abc.Stream):
             self._in.reader_closed = True
             self._in.data.clear()
             self._in.lot.unpark_all()
-        await trio.lowlevel.checkpoint()
 
     def _check_open(self) -> None:
         if self._closed:

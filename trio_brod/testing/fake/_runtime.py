@@ -7,12 +7,21 @@ with an ``install(cluster)`` function (called by ``fake_kafka`` beside ``install
 and ``install_data_apis``) that registers their APIs, keeps their own state beside the
 :class:`ClusterModel`, sets the transaction hooks below, and runs its timers (session and
 transaction timeouts) as tasks in :attr:`FakeCluster.nursery`, on Trio's clock.
+
+A handler is an ``async def`` that never awaits Trio itself: when it must wait (a long-poll
+Fetch, a JoinGroup until the rebalance completes), it awaits :func:`wait_for`, which hands
+the wait to whoever drives the handler (:func:`start_handler`, then :func:`finish_handler`).
+So a broker can start answering a request inside the client's own write, as an in-process
+connection does (see :mod:`._server`), and only a request that waits needs a task: the
+driver's waiting is done in the task that finishes it, never in the client's.
 """
 
 from __future__ import annotations
 
+import math
+import types
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +32,97 @@ from trio_brod.testing.fake._faults import Control, Faults
 from trio_brod.testing.fake._model import ClusterModel
 from trio_brod.testing.fake._sessions import FetchSessions
 
-__all__ = ["Api", "CloseConnection", "FakeCluster", "Handler", "RequestContext"]
+__all__ = [
+    "Api",
+    "CloseConnection",
+    "FakeCluster",
+    "Handler",
+    "HandlerRun",
+    "RequestContext",
+    "Wait",
+    "finish_handler",
+    "run_handler",
+    "start_handler",
+    "wait_for",
+]
 
-#: A handler gets the context and the decoded request; it returns the response, or None for
-#: no response at all (Produce with acks=0).
-Handler = Callable[["RequestContext", Any], Awaitable[Message | None]]
+#: A handler's coroutine: it returns the response, or None for no response at all (Produce
+#: with acks=0), and waits only through :func:`wait_for`.
+HandlerRun = Coroutine[Any, Any, Message | None]
+#: A handler gets the context and the decoded request.
+Handler = Callable[["RequestContext", Any], HandlerRun]
+
+
+class Wait:
+    """What a handler yields to its driver to wait: until ``event`` is set, or the clock
+    reaches ``deadline``."""
+
+    __slots__ = ("deadline", "event")
+
+    def __init__(self, event: trio.Event, deadline: float) -> None:
+        self.event = event
+        self.deadline = deadline
+
+
+@types.coroutine
+def wait_for(event: trio.Event, deadline: float = math.inf) -> Generator[Wait, None, None]:
+    """Inside a handler: sleep until ``event`` is set or the clock reaches ``deadline``.
+
+    The only way a handler waits (see the module docstring). The driver raises
+    :class:`trio.Cancelled` here, as Trio would, if it is cancelled while waiting.
+    """
+    if not event.is_set() and trio.current_time() < deadline:
+        yield Wait(event, deadline)
+
+
+def _stepped(coro: HandlerRun, sent: BaseException | None) -> Wait:
+    """Resume ``coro`` (with ``sent`` raised where it waits, if any) until it waits again.
+
+    Raises:
+        StopIteration: It returned (its answer is the exception's ``value``).
+    """
+    waiting = coro.send(None) if sent is None else coro.throw(sent)
+    if type(waiting) is not Wait:
+        coro.close()
+        raise RuntimeError(
+            f"a fake Kafka handler awaited {waiting!r}: handlers wait only through wait_for"
+        )
+    return waiting
+
+
+def start_handler(coro: HandlerRun) -> tuple[Message | None, Wait | None]:
+    """Run a handler until it answers or waits, in the calling task (any task: it does no
+    I/O and takes no lock): ``(answer, None)``, or ``(None, wait)`` for
+    :func:`finish_handler` to go on from, in a task that may wait."""
+    try:
+        return None, _stepped(coro, None)
+    except StopIteration as done:
+        answer: Message | None = done.value
+        return answer, None
+
+
+async def finish_handler(coro: HandlerRun, waiting: Wait) -> Message | None:
+    """Do a started handler's waiting in this task, and return its answer."""
+    while True:
+        sent: BaseException | None = None
+        try:
+            with trio.move_on_at(waiting.deadline):
+                await waiting.event.wait()
+        except BaseException as exc:  # cancelled: the handler sees it where it waits
+            sent = exc
+        try:
+            waiting = _stepped(coro, sent)
+        except StopIteration as done:
+            answer: Message | None = done.value
+            return answer
+
+
+async def run_handler(coro: HandlerRun) -> Message | None:
+    """Run a handler to its answer in this task."""
+    answer, waiting = start_handler(coro)
+    if waiting is None:
+        return answer
+    return await finish_handler(coro, waiting)
 
 
 class CloseConnection(Exception):
@@ -90,8 +185,14 @@ class FakeCluster:
         self._changed = trio.Event()
 
     async def wait_changed(self) -> None:
-        """Sleep until the next :meth:`data_changed`."""
+        """Sleep until the next :meth:`data_changed` (in a task; a handler awaits
+        ``wait_for(cluster.next_change)``)."""
         await self._changed.wait()
+
+    @property
+    def next_change(self) -> trio.Event:
+        """The event the next :meth:`data_changed` sets."""
+        return self._changed
 
     def coordinator_for(self, key: str) -> int:
         """The broker coordinating a group or transactional id: a stable hash over the

@@ -5,12 +5,21 @@ Fetch holds the connection's later requests, as a real broker's muted channel do
 malformed frame closes the connection, with a log line; so does a request this fake cannot
 even answer with an error (an API key or version trio-brod's codec does not know).
 Everything else gets an answer: the handler's, an injected fault's, or UNSUPPORTED_VERSION.
+
+A connection over TCP is served by a task that reads its requests. A connection made with
+:meth:`BrokerServer.connect_in_process` has no task of its own: each request is answered
+from the client's write that completes its frame (:class:`InProcessConnection`), and its
+answer, written to the client's stream, reaches the client within that same call. Only a
+request that waits (a long poll, a JoinGroup until the rebalance completes) or meets a
+fault control is finished by a task, and the requests after it wait their turn, as on TCP.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import trio
 
@@ -28,7 +37,17 @@ from trio_brod.testing.fake._faults import (
     touched,
 )
 from trio_brod.testing.fake._pipe import PipeStream, stream_pair
-from trio_brod.testing.fake._runtime import Api, CloseConnection, FakeCluster, RequestContext
+from trio_brod.testing.fake._runtime import (
+    Api,
+    CloseConnection,
+    FakeCluster,
+    HandlerRun,
+    RequestContext,
+    Wait,
+    finish_handler,
+    run_handler,
+    start_handler,
+)
 from trio_brod.testing.fake._wire import (
     RequestFrame,
     error_response,
@@ -36,7 +55,7 @@ from trio_brod.testing.fake._wire import (
     response_frame,
 )
 
-__all__ = ["BrokerServer"]
+__all__ = ["BrokerServer", "InProcessConnection"]
 
 logger = logging.getLogger("trio_brod.testing.fake")
 
@@ -46,6 +65,10 @@ _MAX_FRAME = 100 * 1024 * 1024
 
 class _HangUp(Exception):
     """Close this connection without answering."""
+
+
+#: The rest of answering a request, for a task: the response frame, or None for none.
+Later = Coroutine[Any, Any, bytes | None]
 
 
 class BrokerServer:
@@ -90,15 +113,17 @@ class BrokerServer:
                 errno.ECONNREFUSED, f"fake broker {self.node_id} is not running"
             )
         ours, theirs = stream_pair()
-        self._nursery.start_soon(self._serve, ours)
+        self._streams.add(ours)
+        ours.deliver_to(InProcessConnection(self, ours, self._nursery).received)
         return theirs
+
+    def forget(self, stream: trio.abc.Stream) -> None:
+        """A connection closed: the broker has no more to close on stopping."""
+        self._streams.discard(stream)
 
     async def _serve(self, stream: trio.abc.Stream) -> None:
         self._streams.add(stream)
         decoder = FrameDecoder(max_frame_size=_MAX_FRAME)
-        # No checkpoint of its own: the next receive_some is one. Saves a task step per
-        # request (see docs/testing.rst, fast properties).
-        send_nowait = stream.send_nowait if isinstance(stream, PipeStream) else None
         try:
             while True:
                 data = await stream.receive_some(65536)
@@ -106,27 +131,45 @@ class BrokerServer:
                     return
                 decoder.feed(data)
                 while (frame := decoder.next_frame()) is not None:
-                    answer = await self._answer(frame)
-                    if answer is None:
-                        continue
-                    if send_nowait is not None:
-                        send_nowait(answer)
-                    else:
+                    answer = self.start(frame)
+                    if answer is not None and not isinstance(answer, bytes):
+                        answer = await answer
+                    if answer is not None:
                         await stream.send_all(answer)
-        except ProtocolError as exc:
-            logger.warning("fake broker %d: closing a connection: %s", self.node_id, exc)
-        except (_HangUp, CloseConnection, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # asked to hang up, or the client did
-        except Exception:
-            # A bug of the fake's own: the connection closes (as a broker's would on an
-            # internal error), the fake keeps serving, and the log says what happened.
-            logger.exception("fake broker %d: closing a connection after an error", self.node_id)
+        except Exception as exc:
+            self.log_closing(exc)
         finally:
             self._streams.discard(stream)
             await trio.aclose_forcefully(stream)
 
-    async def _answer(self, frame: bytes) -> bytes | None:
-        """The response frame to one request frame (None: no response)."""
+    def log_closing(self, exc: Exception) -> None:
+        """Say why a connection is closing, if that needs saying (``exc`` ended it)."""
+        if isinstance(exc, ProtocolError):
+            logger.warning("fake broker %d: closing a connection: %s", self.node_id, exc)
+        elif not isinstance(
+            exc, (_HangUp, CloseConnection, trio.BrokenResourceError, trio.ClosedResourceError)
+        ):
+            # A bug of the fake's own: the connection closes (as a broker's would on an
+            # internal error), the fake keeps serving, and the log says what happened.
+            logger.error(
+                "fake broker %d: closing a connection after an error",
+                self.node_id,
+                exc_info=exc,
+            )
+        # Else asked to hang up, or the client did.
+
+    def start(self, frame: bytes) -> bytes | Later | None:
+        """Answer one request frame: its response frame (None: no response), or, if its
+        handler waits or a fault control is registered, the rest to await in a task.
+
+        It runs in whatever task has the frame: a connection's reader, or the client's own
+        write (:class:`InProcessConnection`).
+
+        Raises:
+            ProtocolError: The frame is malformed, or asks for an API or version that
+                trio-brod's codec does not know (the connection must close).
+            CloseConnection: The handler closes the connection instead of answering.
+        """
         try:
             request = parse_request(frame)
         except DecodeError as exc:
@@ -145,21 +188,36 @@ class BrokerServer:
                 f"request for API key {api_key} version {version}, which "
                 f"{'has no such version' if cls else 'is unknown'} in trio-brod's codec"
             )
-        answer: Message | None
         if api is None or not supported:
             answer = error_response(api_key, body, UnsupportedVersionError.code)
-        elif not cluster.faults:
-            # No control registered: every request passes, and nothing needs to see it.
-            answer = await api.handler(
-                RequestContext(cluster, self.node_id, version, client_id), body
-            )
-        else:
-            answer = await self._intercepted(request, api)
+            return response_frame(api_key, version, correlation_id, answer)
+        if cluster.faults:
+            return self._intercepted(request, api)
+        # No control registered: every request passes, and nothing needs to see it.
+        handling = api.handler(RequestContext(cluster, self.node_id, version, client_id), body)
+        answered, waiting = start_handler(handling)
+        if waiting is not None:
+            return self._finish(handling, waiting, request)
+        if answered is None:
+            return None
+        return response_frame(api_key, version, correlation_id, answered)
+
+    async def _finish(
+        self, handling: HandlerRun, waiting: Wait, request: RequestFrame
+    ) -> bytes | None:
+        answer = await finish_handler(handling, waiting)
         if answer is None:
             return None
-        return response_frame(api_key, version, correlation_id, answer)
+        return response_frame(request.api_key, request.version, request.correlation_id, answer)
 
-    async def _intercepted(self, request: RequestFrame, api: Api) -> Message | None:
+    async def _intercepted(self, request: RequestFrame, api: Api) -> bytes | None:
+        """The response frame to a request while fault controls are registered."""
+        answer = await self._decided(request, api)
+        if answer is None:
+            return None
+        return response_frame(request.api_key, request.version, request.correlation_id, answer)
+
+    async def _decided(self, request: RequestFrame, api: Api) -> Message | None:
         """The answer to a request while fault controls are registered: the first control
         that applies decides (pass, fail, delay, hold, hang or drop)."""
         cluster = self.cluster
@@ -180,7 +238,7 @@ class BrokerServer:
             action = await action.wait()
         if isinstance(action, Drop):
             if action.after_serving:
-                await api.handler(ctx, body)
+                await run_handler(api.handler(ctx, body))
             raise _HangUp
         if isinstance(action, Hang):
             await trio.sleep_forever()
@@ -191,7 +249,7 @@ class BrokerServer:
                 return error_response(request.api_key, body, action.error.code)
             ctx.partial_failure = decision.partial
             ctx.partial_error = action.error.code
-        return await api.handler(ctx, body)
+        return await run_handler(api.handler(ctx, body))
 
     def _topic_of(self, entry: object) -> str | None:
         name = entry_name(entry)
@@ -202,3 +260,79 @@ class BrokerServer:
             topic = self.cluster.model.topic_by_id(topic_id)
             return topic.name if topic is not None else None
         return None
+
+
+class InProcessConnection:
+    """A connection from :meth:`BrokerServer.connect_in_process`, served with no task.
+
+    Its stream hands each write of the client to :meth:`received`, inside the client's call
+    (:meth:`PipeStream.deliver_to`): complete requests are answered there and then, and the
+    answers are written back at once. A request whose handler waits, or that a fault control
+    may hold, is finished by a task in the broker's nursery; the requests behind it stay in
+    the decoder until that task has answered it, then it answers them, in order.
+    """
+
+    def __init__(self, server: BrokerServer, stream: PipeStream, nursery: trio.Nursery) -> None:
+        self._server = server
+        self._stream = stream
+        self._nursery = nursery
+        self._decoder = FrameDecoder(max_frame_size=_MAX_FRAME)
+        self._busy = False  # answering: in received, or a task finishes a request
+        self._closed = False
+
+    def received(self, data: bytes) -> None:
+        """The client wrote ``data`` (``b""``: it closed its end)."""
+        if self._closed:
+            return
+        if not data:
+            self._close()
+            return
+        if self._busy:
+            # Answering already: from a task, or from this very call further up the stack
+            # (an answer's delivery wrote again). It reads the new frames when it gets there.
+            self._decoder.feed(data)
+            return
+        self._busy = True
+        try:
+            self._decoder.feed(data)
+            while (frame := self._decoder.next_frame()) is not None:
+                answer = self._server.start(frame)
+                if answer is not None and not isinstance(answer, bytes):
+                    try:
+                        self._nursery.start_soon(self._finish, answer)
+                    except RuntimeError:  # the broker is stopping
+                        answer.close()
+                        raise
+                    return  # still busy: the task goes on with the frames behind it
+                if answer is not None:
+                    self._stream.send_nowait(answer)
+        except Exception as exc:
+            self._fail(exc)
+        self._busy = False
+
+    async def _finish(self, answering: Later) -> None:
+        try:
+            answer = await answering
+            while True:
+                if answer is not None:
+                    self._stream.send_nowait(answer)
+                if self._closed or (frame := self._decoder.next_frame()) is None:
+                    break
+                started = self._server.start(frame)
+                if started is None or isinstance(started, bytes):
+                    answer = started
+                else:
+                    answer = await started
+        except Exception as exc:
+            self._fail(exc)
+        self._busy = False
+
+    def _fail(self, exc: Exception) -> None:
+        self._server.log_closing(exc)
+        self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._server.forget(self._stream)
+            self._stream.close()
