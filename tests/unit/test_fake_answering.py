@@ -5,13 +5,23 @@ request that waits (a long poll, a JoinGroup) is finished by a task, in its turn
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
 from tests.unit.test_fake_transport import delivering_connection, running_tasks
-from trio_brod.protocol import FetchRequest, MetadataRequest
+from trio_brod import open_client
+from trio_brod.protocol import (
+    FetchRequest,
+    HeartbeatRequest,
+    JoinGroupRequest,
+    MetadataRequest,
+    SyncGroupRequest,
+)
+from trio_brod.protocol.errors import MemberIdRequiredError
 from trio_brod.protocol.frames import encode_request
 from trio_brod.testing import fake_kafka
 from trio_brod.testing.fake._runtime import run_handler, start_handler, wait_for
@@ -152,3 +162,68 @@ async def test_wait_for_returns_when_the_event_is_set_or_at_the_deadline(
 
         nursery.start_soon(set_later)
         assert await run_handler(handler(start + 100)) == start + 6
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts the task steps of every task, by name."""
+
+    def __init__(self) -> None:
+        self.steps: Counter[str] = Counter()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps[task.name] += 1
+
+
+async def test_a_waiting_join_is_woken_by_its_answer_not_by_every_group_request() -> None:
+    """A JoinGroup waiting for the rest of its group to rejoin takes no task step while
+    other groups' requests change the coordinator's state; its answer wakes it."""
+    async with (
+        fake_kafka() as fake,
+        open_client(fake.bootstrap_servers, connect=fake.connect) as leading,
+        open_client(fake.bootstrap_servers, connect=fake.connect) as joining,
+    ):
+        host, port = fake.bootstrap_servers[0].rsplit(":", 1)
+        first, second = [await c.get_connection(host, int(port)) for c in (leading, joining)]
+
+        def join(member_id: str) -> JoinGroupRequest:
+            return JoinGroupRequest(
+                group_id="a",
+                session_timeout_ms=30_000,
+                rebalance_timeout_ms=30_000,
+                member_id=member_id,
+                protocol_type="consumer",
+                protocols=[JoinGroupRequest.JoinGroupRequestProtocol(name="range", metadata=b"")],
+            )
+
+        async def joined(connection: Any) -> str:
+            required = await connection.request(join(""), 9)
+            assert required.error_code == MemberIdRequiredError.code
+            return str(required.member_id)
+
+        leader = await joined(first)
+        generation = (await first.request(join(leader), 9)).generation_id
+        sync = SyncGroupRequest(
+            group_id="a",
+            generation_id=generation,
+            member_id=leader,
+            protocol_type="consumer",
+            protocol_name="range",
+            assignments=[SyncGroupRequest.SyncGroupRequestAssignment(member_id=leader)],
+        )
+        assert (await first.request(sync, 5)).error_code == 0
+        waiting = second.send(join(await joined(second)), 9)  # until the leader rejoins
+        await trio.testing.wait_all_tasks_blocked()
+        assert not waiting.done.is_set()
+        counter = StepCounter()
+        trio.lowlevel.add_instrument(counter)
+        try:
+            for _ in range(5):
+                heartbeat = HeartbeatRequest(group_id="b", generation_id=1, member_id="m")
+                await first.request(heartbeat)
+        finally:
+            trio.lowlevel.remove_instrument(counter)
+        assert not waiting.done.is_set()
+        assert [name for name in counter.steps if name.endswith("_finish")] == []
+        await first.request(join(leader), 9)  # the rebalance completes
+        await waiting.done.wait()
+        assert waiting.result().error_code == 0

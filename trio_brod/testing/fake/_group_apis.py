@@ -63,18 +63,27 @@ class GroupCoordinator:
         self.cluster = cluster
         self.groups = Groups()
         self.consumer = ConsumerGroups()
-        self._changed = trio.Event()
+        # The requests waiting for an answer, each with the event that wakes it once it
+        # has one: a change wakes only the requests it answered.
+        self._waiting: list[tuple[Waiter[Any], trio.Event]] = []
         self._timer_started = False
         # What the timer task sleeps until, and the event that wakes it sooner.
         self._timer_at = math.inf
         self._timer_wakeup = trio.Event()
 
     def changed(self) -> None:
-        """Wake waiting requests (after any change of the groups), and the timer task if a
-        timer now fires sooner than the one it sleeps until. Most changes only move timers
-        later (a heartbeat extends a session): those leave the timer task asleep."""
-        self._changed.set()
-        self._changed = trio.Event()
+        """Wake the waiting requests that a change of the groups answered, and the timer
+        task if a timer now fires sooner than the one it sleeps until. Most changes only
+        move timers later (a heartbeat extends a session): those leave the timer task
+        asleep."""
+        if self._waiting:
+            waiting = []
+            for waiter, answered in self._waiting:
+                if waiter.result is None:
+                    waiting.append((waiter, answered))
+                else:
+                    answered.set()
+            self._waiting = waiting
         deadline = self._next_deadline()
         if deadline is not None and deadline < self._timer_at:
             self._timer_wakeup.set()
@@ -86,8 +95,15 @@ class GroupCoordinator:
     async def wait(self, waiter: Waiter[T]) -> T:
         """Sleep until *waiter* is answered (a handler's wait: see :func:`wait_for`)."""
         self.changed()
-        while waiter.result is None:
-            await wait_for(self._changed)
+        if waiter.result is None:
+            answered = trio.Event()
+            self._waiting.append((waiter, answered))
+            try:
+                await wait_for(answered)
+            finally:
+                if not answered.is_set():  # cancelled: the request's connection went away
+                    self._waiting = [w for w in self._waiting if w[1] is not answered]
+        assert waiter.result is not None
         return waiter.result
 
     def ensure_timer(self) -> None:
