@@ -64,9 +64,10 @@ class FakeKafka:
         :class:`~trio_brod.ClientConfig`'s ``connect``).
 
         The client and the broker still exchange the whole wire protocol, byte for byte,
-        but a request costs a task wake-up instead of system calls and a poll: a property
-        test's examples run faster (see docs/testing.rst). Everything else behaves as over
-        TCP: stopping the broker closes its connections, and connecting to a stopped one
+        but with no system calls and no poll: a request that need not wait is answered
+        inside the client's own write, so a property test's examples run faster (see
+        docs/testing.rst). Everything else behaves as over TCP: requests are answered in
+        order, stopping the broker closes its connections, and connecting to a stopped one
         is refused. Other clients (librdkafka, the Java tools) use the TCP listeners.
 
         Raises:
