@@ -15,6 +15,7 @@ import trio.testing
 from tests.unit.test_fake_transport import delivering_connection, running_tasks
 from trio_brod import open_client
 from trio_brod.protocol import (
+    CreateTopicsRequest,
     FetchRequest,
     HeartbeatRequest,
     JoinGroupRequest,
@@ -24,6 +25,7 @@ from trio_brod.protocol import (
 from trio_brod.protocol.errors import MemberIdRequiredError
 from trio_brod.protocol.frames import encode_request
 from trio_brod.testing import fake_kafka
+from trio_brod.testing.fake._pipe import PipeStream
 from trio_brod.testing.fake._runtime import run_handler, start_handler, wait_for
 
 
@@ -105,6 +107,37 @@ async def test_a_malformed_frame_closes_the_in_process_connection_from_the_write
         assert await stream.receive_some() == b""
         with pytest.raises(trio.BrokenResourceError):
             await stream.send_all(encode_request(MetadataRequest(topics=None), 12, 1, None))
+
+
+async def test_nothing_is_served_after_an_answers_delivery_closes_the_connection() -> None:
+    """Two requests in one write; the client closes as the first answer arrives: the
+    second is never served (its topic is not created)."""
+    async with fake_kafka() as fake:
+        host, port = fake.bootstrap_servers[0].rsplit(":", 1)
+        stream = await fake.connect(host, int(port))
+        assert isinstance(stream, PipeStream)
+        answers: list[bytes] = []
+
+        def delivered(data: bytes) -> None:
+            answers.append(data)
+            if data:
+                stream.close()
+
+        stream.deliver_to(delivered)
+
+        def create(name: str) -> CreateTopicsRequest:
+            topic = CreateTopicsRequest.CreatableTopic(
+                name=name, num_partitions=1, replication_factor=1
+            )
+            return CreateTopicsRequest(topics=[topic], timeout_ms=1000)
+
+        await stream.send_all(
+            encode_request(create("first"), 7, 1, None)
+            + encode_request(create("second"), 7, 2, None)
+        )
+        assert len([a for a in answers if a]) == 1  # then b"": the broker's end closed too
+        assert "first" in fake.cluster.model.topics
+        assert "second" not in fake.cluster.model.topics
 
 
 async def test_a_handler_answers_without_a_task_when_it_need_not_wait() -> None:

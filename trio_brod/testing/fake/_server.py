@@ -295,7 +295,8 @@ class InProcessConnection:
         self._busy = True
         try:
             self._decoder.feed(data)
-            while (frame := self._decoder.next_frame()) is not None:
+            # An answer's delivery may close the connection: nothing after that is served.
+            while not self._closed and (frame := self._decoder.next_frame()) is not None:
                 answer = self._server.start(frame)
                 if answer is not None and not isinstance(answer, bytes):
                     try:
