@@ -131,9 +131,7 @@ class BrokerServer:
                     return
                 decoder.feed(data)
                 while (frame := decoder.next_frame()) is not None:
-                    answer = self.start(frame)
-                    if answer is not None and not isinstance(answer, bytes):
-                        answer = await answer
+                    answer = await self.answer(frame)
                     if answer is not None:
                         await stream.send_all(answer)
         except Exception as exc:
@@ -157,6 +155,14 @@ class BrokerServer:
                 exc_info=exc,
             )
         # Else asked to hang up, or the client did.
+
+    async def answer(self, frame: bytes) -> bytes | None:
+        """The response frame to one request frame (None: no response), waiting for it if
+        it waits (see :meth:`start`, whose errors it raises)."""
+        started = self.start(frame)
+        if started is None or isinstance(started, bytes):
+            return started
+        return await started
 
     def start(self, frame: bytes) -> bytes | Later | None:
         """Answer one request frame: its response frame (None: no response), or, if its
@@ -319,11 +325,7 @@ class InProcessConnection:
                     self._stream.send_nowait(answer)
                 if self._closed or (frame := self._decoder.next_frame()) is None:
                     break
-                started = self._server.start(frame)
-                if started is None or isinstance(started, bytes):
-                    answer = started
-                else:
-                    answer = await started
+                answer = await self._server.answer(frame)
         except Exception as exc:
             self._fail(exc)
         self._busy = False
