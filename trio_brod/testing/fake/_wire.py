@@ -18,6 +18,7 @@ from trio_brod.protocol import REQUESTS, Message
 from trio_brod.protocol._primitives import (
     DecodeFailure,
     FieldSchema,
+    explain_encode_failure,
     join_encoded,
     skip_tagged_fields,
 )
@@ -89,9 +90,8 @@ def response_frame(api_key: int, version: int, correlation_id: int, body: Messag
     body.encode_into(version, parts)
     try:
         size = sum(map(len, parts))
-    except TypeError:  # a bytes field holding something without a length
-        join_encoded(body, version, parts)  # raises the EncodeError that explains it
-        raise
+    except TypeError as exc:  # a bytes field holding something without a length
+        raise explain_encode_failure(body, version, exc) from None
     parts[0] = _SIZE.pack(size)
     return join_encoded(body, version, parts)
 
