@@ -12,11 +12,10 @@ import pytest
 import trio
 import trio.testing
 
-from tests.unit.test_fake_transport import delivering_connection, running_tasks
+from tests.unit.test_fake_transport import delivering_connection, long_poll, running_tasks
 from trio_brod import open_client
 from trio_brod.protocol import (
     CreateTopicsRequest,
-    FetchRequest,
     HeartbeatRequest,
     JoinGroupRequest,
     MetadataRequest,
@@ -27,17 +26,6 @@ from trio_brod.protocol.frames import encode_request
 from trio_brod.testing import fake_kafka
 from trio_brod.testing.fake._pipe import PipeStream
 from trio_brod.testing.fake._runtime import run_handler, start_handler, wait_for
-
-
-def long_poll(topic_id: object, max_wait_ms: int) -> FetchRequest:
-    """A fetch of t[0] from offset 0 that waits for one byte."""
-    partition = FetchRequest.FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=1000)
-    return FetchRequest(
-        max_wait_ms=max_wait_ms,
-        min_bytes=1,
-        max_bytes=1000,
-        topics=[FetchRequest.FetchTopic(topic="t", topic_id=topic_id, partitions=[partition])],
-    )
 
 
 def broker_tasks() -> list[str]:

@@ -284,6 +284,17 @@ async def delivering_connection() -> AsyncIterator[tuple[Connection, DeliveringS
             yield connection, streams[0], fake
 
 
+def long_poll(topic_id: object, max_wait_ms: int) -> FetchRequest:
+    """A fetch of t[0] from offset 0 that waits up to ``max_wait_ms`` for one byte."""
+    partition = FetchRequest.FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=1000)
+    return FetchRequest(
+        max_wait_ms=max_wait_ms,
+        min_bytes=1,
+        max_bytes=1000,
+        topics=[FetchRequest.FetchTopic(topic="t", topic_id=topic_id, partitions=[partition])],
+    )
+
+
 def running_tasks() -> list[str]:
     """The names of every task of the run."""
     names: list[str] = []
@@ -341,30 +352,15 @@ async def test_a_fetch_on_an_idle_connection_is_written_by_its_caller() -> None:
         (topic,) = metadata.topics
         before = stream.nowait, stream.send_alls
 
-        def fetch(max_wait_ms: int) -> FetchRequest:
-            partition = FetchRequest.FetchPartition(
-                partition=0, fetch_offset=0, partition_max_bytes=1000
-            )
-            return FetchRequest(
-                max_wait_ms=max_wait_ms,
-                min_bytes=1,
-                max_bytes=1000,
-                topics=[
-                    FetchRequest.FetchTopic(
-                        topic="t", topic_id=topic.topic_id, partitions=[partition]
-                    )
-                ],
-            )
-
-        long_poll = connection.send(fetch(500))
+        polling = connection.send(long_poll(topic.topic_id, 500))
         assert (stream.nowait, stream.send_alls) == (before[0] + 1, before[1])
-        held = connection.send(fetch(0))
+        held = connection.send(long_poll(topic.topic_id, 0))
         await trio.testing.wait_all_tasks_blocked()
         assert not held.done.is_set()
         assert stream.nowait == before[0] + 1  # held back, not written
-        await long_poll.done.wait()
+        await polling.done.wait()
         await held.done.wait()
-        assert long_poll.result().responses[0].partitions[0].error_code == 0
+        assert polling.result().responses[0].partitions[0].error_code == 0
         assert held.result().responses[0].partitions[0].error_code == 0
 
 
