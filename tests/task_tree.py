@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import trio
+
+
+def walk_tasks(
+    prune: Callable[[trio.lowlevel.Task], bool] = lambda task: False,
+) -> Iterator[trio.lowlevel.Task]:
+    """Every task alive in this trio run, from the root down; a task that ``prune`` picks is
+    left out with every task below it."""
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    stack = [root]
+    while stack:
+        task = stack.pop()
+        if prune(task):
+            continue
+        yield task
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+
+
+def _fake_broker(task: trio.lowlevel.Task) -> bool:
+    return "FakeBroker" in task.name or "FakeKafka._run_broker" in task.name
 
 
 def count_tasks() -> int:
@@ -12,28 +35,9 @@ def count_tasks() -> int:
     left out: their per-connection tasks end when they notice the client hung up, which is
     the fake's business, not the client's.
     """
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    count, stack = 0, [root]
-    while stack:
-        task = stack.pop()
-        if "FakeBroker" in task.name or "FakeKafka._run_broker" in task.name:
-            continue
-        count += 1
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return count
+    return sum(1 for _ in walk_tasks(_fake_broker))
 
 
 def tasks_named(prefix: str) -> list[trio.lowlevel.Task]:
     """The tasks alive in this trio run whose name starts with ``prefix``."""
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    found, stack = [], [root]
-    while stack:
-        task = stack.pop()
-        if task.name.startswith(prefix):
-            found.append(task)
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return found
+    return [task for task in walk_tasks() if task.name.startswith(prefix)]

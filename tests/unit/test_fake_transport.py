@@ -12,6 +12,7 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.task_tree import walk_tasks
 from tests.unit.test_connection_merge import produce
 from trio_brod import ClientConfig, ConfigError, ConnectionFailed, ConnectionLost, open_client
 from trio_brod.lowlevel import Connection
@@ -297,14 +298,7 @@ def long_poll(topic_id: object, max_wait_ms: int) -> FetchRequest:
 
 def running_tasks() -> list[str]:
     """The names of every task of the run."""
-    names: list[str] = []
-    todo = [trio.lowlevel.current_root_task()]
-    while todo:
-        task = todo.pop()
-        assert task is not None
-        names.append(task.name)
-        todo.extend(t for n in task.child_nurseries for t in n.child_tasks)
-    return names
+    return [task.name for task in walk_tasks()]
 
 
 async def test_a_connection_that_is_delivered_to_has_no_reader_task() -> None:
