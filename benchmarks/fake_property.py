@@ -14,6 +14,11 @@ clients for the whole property, a fresh topic and group per example (so examples
 independent), group options that make a rebalance quick under MockClock, and waits on the
 library's events (the ``rebalanced`` hook) instead of polling. ``--per-example`` runs the
 same examples with a fake, two clients and a Trio run of their own each, to compare.
+
+``--hypothesis-alone`` also times hypothesis drawing as many examples from the same
+strategies for an empty test body. trio-brod takes no part in that, so it measures the
+machine at that moment: on a shared machine whose speed drifts, compare runs by their ratio
+to it, not by their seconds.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import trio
 import trio.testing
@@ -140,11 +146,15 @@ async def consume_and_rebalance(
     def owned(member: GroupSubscriber) -> set[int]:
         return {a.partition for a in member.assignments()}
 
-    options = {"config": QUICK_GROUP, "consumer_config": FROM_START}
-    async with open_group_subscriber(client, group, [topic], handle, **options) as a:
+    def subscribe(to: Client) -> AbstractAsyncContextManager[GroupSubscriber]:
+        return open_group_subscriber(
+            to, group, [topic], handle, config=QUICK_GROUP, consumer_config=FROM_START
+        )
+
+    async with subscribe(client) as a:
         await all_in.wait()
         assert got == expected
-        async with open_group_subscriber(other, group, [topic], handle, **options) as b:
+        async with subscribe(other) as b:
 
             def shared() -> bool:
                 ha, hb = a.health(), b.health()
@@ -211,6 +221,17 @@ def per_example(examples: int) -> None:
     prop()
 
 
+def hypothesis_alone(examples: int) -> None:
+    """The property's draws with an empty test body: hypothesis's own share of a run."""
+
+    @property_settings(examples)
+    @given(PARTITIONS, MESSAGES)
+    def prop(partitions: int, messages: list[tuple[int, bytes]]) -> None:
+        pass
+
+    prop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=1000)
@@ -221,6 +242,11 @@ def main() -> None:
         "--gc-freeze",
         action="store_true",
         help="gc.freeze() the imported modules first, as docs/testing.rst suggests",
+    )
+    parser.add_argument(
+        "--hypothesis-alone",
+        action="store_true",
+        help="also time hypothesis's draws with an empty test body, a measure of the machine",
     )
     args = parser.parse_args()
     if args.gc_freeze:
@@ -238,6 +264,14 @@ def main() -> None:
         f"{args.examples} examples in {elapsed:.2f} s "
         f"({elapsed / args.examples * 1000:.1f} ms per example)"
     )
+    if args.hypothesis_alone:
+        start = time.perf_counter()
+        hypothesis_alone(args.examples)
+        alone = time.perf_counter() - start
+        print(
+            f"hypothesis alone (the same strategies, an empty test body): {alone:.2f} s; "
+            f"the property took {elapsed / alone:.1f} times as long"
+        )
 
 
 if __name__ == "__main__":
