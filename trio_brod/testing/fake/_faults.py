@@ -252,9 +252,12 @@ class Faults:
 
 # -- what a request names ------------------------------------------------------------------
 
-_TOPIC_LISTS = ("topics", "topic_data", "resources")
+_TOPIC_LISTS = ("topics", "topic_data", "resources", "v3_and_below_topics")
+#: Lists of entries that each hold topics: OffsetFetch's groups (v8+), AddPartitionsToTxn's
+#: transactions (v4+).
+_TOPIC_HOLDERS = ("groups", "transactions")
 _TOPIC_NAMES = ("name", "topic", "resource_name")
-_PARTITION_LISTS = ("partitions", "partition_data")
+_PARTITION_LISTS = ("partitions", "partition_data", "partition_indexes")
 _PARTITION_INDEXES = ("partition_index", "index", "partition")
 
 
@@ -267,23 +270,32 @@ def touched(body: Any, topic_of: Callable[[Any], str | None]) -> tuple[tuple[str
     for names in ("topic_names",):
         for name in getattr(body, names, None) or []:
             found.append((name, None))
-    for list_name in _TOPIC_LISTS:
-        for entry in getattr(body, list_name, None) or []:
-            topic = topic_of(entry)
-            if topic is None:
-                continue
-            partitions = next(
-                (getattr(entry, p) for p in _PARTITION_LISTS if hasattr(entry, p)), None
-            )
-            if not partitions:
-                found.append((topic, None))
-                continue
-            for item in partitions:
-                index = next(
-                    (getattr(item, i) for i in _PARTITION_INDEXES if hasattr(item, i)), None
-                )
-                found.append((topic, index if isinstance(index, int) else None))
+    holders = [body]
+    for list_name in _TOPIC_HOLDERS:
+        holders.extend(h for h in getattr(body, list_name, None) or [] if hasattr(h, "topics"))
+    for holder in holders:
+        for list_name in _TOPIC_LISTS:
+            for entry in getattr(holder, list_name, None) or []:
+                _add_topic(found, entry, topic_of)
     return tuple(found)
+
+
+def _add_topic(
+    found: list[tuple[str, int | None]], entry: Any, topic_of: Callable[[Any], str | None]
+) -> None:
+    topic = topic_of(entry)
+    if topic is None:
+        return
+    partitions = next((getattr(entry, p) for p in _PARTITION_LISTS if hasattr(entry, p)), None)
+    if not partitions:
+        found.append((topic, None))
+        return
+    for item in partitions:
+        if isinstance(item, int):  # a list of plain indexes
+            found.append((topic, item))
+            continue
+        index = next((getattr(item, i) for i in _PARTITION_INDEXES if hasattr(item, i)), None)
+        found.append((topic, index if isinstance(index, int) else None))
 
 
 def entry_name(entry: Any) -> str | None:

@@ -169,29 +169,59 @@ def error_response(api_key: int, request: Any, code: int) -> Message:
     return response  # type: ignore[no-any-return]
 
 
-def _partitioned(
-    topics_attr: str, partitions_attr: str, index_attr: str, out_topics: str, out_parts: str
-) -> Any:
-    def build(cls: Any, request: Any, response: Any, code: int) -> None:
-        topic_cls = _element(cls, out_topics)
-        part_cls = _element(topic_cls, out_parts)
+class _Partitioned:
+    """A mirror that answers each partition of each topic of the request with the code.
+
+    A request's partitions are structs (their index in *index_attr*) or plain indexes; an
+    answer's error field is ``error_code`` or ``partition_error_code``, whichever it has.
+    *part_fields* are set on every answered partition as well.
+    """
+
+    def __init__(
+        self,
+        topics_attr: str,
+        partitions_attr: str,
+        index_attr: str,
+        out_topics: str,
+        out_parts: str,
+        **part_fields: Any,
+    ) -> None:
+        self.topics_attr = topics_attr
+        self.partitions_attr = partitions_attr
+        self.index_attr = index_attr
+        self.out_topics = out_topics
+        self.out_parts = out_parts
+        self.part_fields = part_fields
+
+    def __call__(self, cls: Any, request: Any, response: Any, code: int) -> None:
+        setattr(
+            response, self.out_topics, self.topics(cls, getattr(request, self.topics_attr), code)
+        )
+
+    def topics(self, cls: Any, request_topics: Any, code: int) -> list[Any]:
+        """The answer's topic entries (of *cls*'s topic list) for *request_topics*."""
+        topic_cls = _element(cls, self.out_topics)
+        part_cls = _element(topic_cls, self.out_parts)
+        error_out = "error_code" if hasattr(part_cls(), "error_code") else "partition_error_code"
         topics = []
-        for topic in getattr(request, topics_attr):
+        for topic in request_topics or []:
             entry = topic_cls()
             for attribute in ("name", "topic", "topic_id"):
                 if hasattr(entry, attribute) and hasattr(topic, attribute):
                     setattr(entry, attribute, getattr(topic, attribute))
             parts = []
-            for partition in getattr(topic, partitions_attr):
-                item = part_cls(error_code=code)
+            for partition in getattr(topic, self.partitions_attr) or []:
+                item = part_cls(**self.part_fields)
+                setattr(item, error_out, code)
                 index_out = "partition_index" if hasattr(item, "partition_index") else "index"
-                setattr(item, index_out, getattr(partition, index_attr))
+                if isinstance(partition, int):
+                    setattr(item, index_out, partition)
+                else:
+                    setattr(item, index_out, getattr(partition, self.index_attr))
                 parts.append(item)
-            setattr(entry, out_parts, parts)
+            setattr(entry, self.out_parts, parts)
             topics.append(entry)
-        setattr(response, out_topics, topics)
-
-    return build
+        return topics
 
 
 def _element(cls: Any, attribute: str) -> Any:
@@ -203,8 +233,11 @@ def _element(cls: Any, attribute: str) -> Any:
 
 def _metadata(cls: Any, request: Any, response: Any, code: int) -> None:
     topic_cls = _element(cls, "topics")
+    # A topic asked for by id has no name, and the answer's name is nullable only from v12:
+    # an empty name is what every version can carry.
     response.topics = [
-        topic_cls(error_code=code, name=t.name, topic_id=t.topic_id) for t in request.topics or []
+        topic_cls(error_code=code, name=t.name or "", topic_id=t.topic_id)
+        for t in request.topics or []
     ]
 
 
@@ -235,17 +268,46 @@ def _describe_configs(cls: Any, request: Any, response: Any, code: int) -> None:
     ]
 
 
+#: OffsetFetch's partitions answered with an error carry no offset (-1), as Kafka's do.
+_offset_fetch_topics = _Partitioned(
+    "topics", "partition_indexes", "", "topics", "partitions", committed_offset=-1
+)
+
+
+def _offset_fetch(cls: Any, request: Any, response: Any, code: int) -> None:
+    """OffsetFetch: the topics of one group (v0-7), or each group's, with its own code (v8+)."""
+    _offset_fetch_topics(cls, request, response, code)
+    group_cls = _element(cls, "groups")
+    response.groups = [
+        group_cls(
+            group_id=group.group_id,
+            error_code=code,
+            topics=_offset_fetch_topics.topics(group_cls, group.topics, code),
+        )
+        for group in request.groups or []
+    ]
+
+
 _MIRRORS: dict[int, Any] = {
-    0: _partitioned("topic_data", "partition_data", "index", "responses", "partition_responses"),
-    1: _partitioned("topics", "partitions", "partition", "responses", "partitions"),
-    2: _partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
+    0: _Partitioned("topic_data", "partition_data", "index", "responses", "partition_responses"),
+    1: _Partitioned("topics", "partitions", "partition", "responses", "partitions"),
+    2: _Partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
     3: _metadata,
-    8: _partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
+    8: _Partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
     10: _named("coordinator_keys", "", "coordinators", "key"),
     15: _named("groups", "", "groups", "group_id"),
     19: _named("topics", "name", "topics", "name"),
     20: _delete_topics,
-    21: _partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
+    9: _offset_fetch,
+    21: _Partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
+    24: _Partitioned(
+        "v3_and_below_topics",
+        "partitions",
+        "",
+        "results_by_topic_v3_and_below",
+        "results_by_partition",
+    ),
+    28: _Partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
     32: _describe_configs,
     37: _named("topics", "name", "results", "name"),
 }
