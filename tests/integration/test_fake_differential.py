@@ -33,6 +33,7 @@ from trio_brod.protocol import (
     DeleteTopicsRequest,
     EndTxnRequest,
     FetchRequest,
+    IncrementalAlterConfigsRequest,
     InitProducerIdRequest,
     ListOffsetsRequest,
     MetadataRequest,
@@ -152,6 +153,20 @@ def test_the_fake_and_kafka_agree(bootstrap_servers: list[str], ops: list[tuple[
     assert fake_seen == real, (fake_seen, real)
 
 
+#: IncrementalAlterConfigs's operations.
+_SET, _DELETE, _APPEND = 0, 1, 2
+
+
+def alter(topic: str, *changes: tuple[str, int, str | None]) -> Any:
+    """One topic's part of an IncrementalAlterConfigs request."""
+    api = IncrementalAlterConfigsRequest
+    return api.AlterConfigsResource(
+        resource_type=2,
+        resource_name=topic,
+        configs=[api.AlterableConfig(name=k, config_operation=op, value=v) for k, op, v in changes],
+    )
+
+
 async def admin_errors(bootstrap: list[str], prefix: str) -> list[object]:
     """The error codes of admin requests Kafka refuses or accepts, one by one."""
     host, port = bootstrap[0].rsplit(":", 1)
@@ -206,6 +221,22 @@ async def admin_errors(bootstrap: list[str], prefix: str) -> list[object]:
                 allow_auto_topic_creation=False,
             )
         )
+        altered = [
+            await connection.request(
+                IncrementalAlterConfigsRequest(resources=[alter(name, *changes)], validate_only=v)
+            )
+            for name, changes, v in [
+                (
+                    topic,
+                    [("retention.ms", _SET, "123456"), ("cleanup.policy", _APPEND, "compact")],
+                    False,
+                ),
+                (topic, [("segment.ms", _SET, "3600000")], True),
+                (topic, [("retention.ms", _APPEND, "1")], False),  # not a list config
+                (topic, [("retention.ms", _SET, "1"), ("retention.ms", _DELETE, None)], False),
+                (f"{prefix}-none", [("retention.ms", _SET, "1")], False),
+            ]
+        ]
         deleted = await connection.request(
             DeleteTopicsRequest(topic_names=[topic, f"{prefix}-none"], timeout_ms=30_000), 5
         )
@@ -216,6 +247,7 @@ async def admin_errors(bootstrap: list[str], prefix: str) -> list[object]:
         [r.error_code for r in empty.results],
         [r.error_code for r in more.results],
         [t.error_code for t in unknown.topics],
+        [[r.error_code for r in a.responses] for a in altered],
         # Kafka answers DeleteTopics in no particular order.
         sorted((r.name.replace(prefix, "P"), r.error_code) for r in deleted.responses),
     ]

@@ -37,6 +37,7 @@ from trio_brod.groups._protocol import (
     encode_subscription,
 )
 from trio_brod.protocol import (
+    DeleteGroupsRequest,
     DescribeGroupsRequest,
     FindCoordinatorRequest,
     HeartbeatRequest,
@@ -396,22 +397,7 @@ class GroupStory:
                 # A dynamic member's old id would hold up rebalances until it timed out.
                 await self.rebalance(m, False)
             elif op[0] == "leave":
-                response = await m.connection.request(
-                    LeaveGroupRequest(
-                        group_id=self.group,
-                        members=[
-                            LeaveGroupRequest.MemberIdentity(
-                                member_id=m.member_id or "ghost", group_instance_id=m.instance
-                            )
-                        ],
-                    ),
-                    5,
-                )
-                m.joined = False
-                self.seen.append(
-                    ("left", m.name, error_name(response.error_code),
-                     [error_name(x.error_code) for x in response.members])
-                )  # fmt: skip
+                self.seen.append(await self.leave(m))
             elif op[0] == "heartbeat":
                 self.seen.append(("heartbeat", m.name, await self.heartbeat(m)))
             elif op[0] == "commit":
@@ -421,6 +407,40 @@ class GroupStory:
             else:
                 self.seen.append(("described", await self.describe()))
         self.seen.append(("end", await self.describe(), await self.fetch()))
+        # DeleteGroups: refused while the group has members; once they have all left, the
+        # group goes with its committed offsets, and then it is not found.
+        self.seen.append(("delete", await self.delete()))
+        for m in self.members:
+            if m.joined:
+                self.seen.append(await self.leave(m))
+        self.seen.append(("delete", await self.delete()))
+        self.seen.append(("delete", await self.delete()))
+        self.seen.append(("after delete", await self.describe(), await self.fetch()))
+
+    async def leave(self, m: GroupMember) -> object:
+        response = await m.connection.request(
+            LeaveGroupRequest(
+                group_id=self.group,
+                members=[
+                    LeaveGroupRequest.MemberIdentity(
+                        member_id=m.member_id or "ghost", group_instance_id=m.instance
+                    )
+                ],
+            ),
+            5,
+        )
+        m.joined = False
+        return (
+            "left",
+            m.name,
+            error_name(response.error_code),
+            [error_name(x.error_code) for x in response.members],
+        )
+
+    async def delete(self) -> str:
+        response = await self.admin.request(DeleteGroupsRequest(groups_names=[self.group]), 2)
+        (result,) = response.results
+        return error_name(result.error_code)
 
 
 async def group_story(

@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 
 from trio_brod.protocol.errors import (
     FencedInstanceIdError,
+    GroupIdNotFoundError,
     IllegalGenerationError,
     InconsistentGroupProtocolError,
     InvalidSessionTimeoutError,
     MemberIdRequiredError,
+    NonEmptyGroupError,
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
@@ -23,6 +25,7 @@ from trio_brod.testing.fake._groups import (
     EMPTY,
     PREPARING,
     STABLE,
+    Committed,
     Groups,
     JoinResult,
     SyncResult,
@@ -435,3 +438,24 @@ def test_idle_groups_have_no_timers_until_a_member_joins_again() -> None:
         world.groups.tick(world.now)
     assert c.member_id not in group.members
     assert group.state == EMPTY
+
+
+def test_only_an_empty_group_is_deleted_and_its_offsets_with_it() -> None:
+    world, a, b = stable_pair()
+    world.groups.commit(G, "t", 0, Committed(offset=5, metadata="", leader_epoch=-1))
+    assert world.groups.delete(G) == NonEmptyGroupError.code
+    world.groups.leave(world.now, G, [(a.member_id, None)])
+    assert world.groups.delete(G) == NonEmptyGroupError.code  # b is still in it
+    world.groups.leave(world.now, G, [(b.member_id, "static-b")])
+    # As Kafka, only the state counts: a member id handed out (MEMBER_ID_REQUIRED) and not
+    # joined yet does not keep an Empty group.
+    c = Client("c", None, [("range", b"")])
+    world.join(c)
+    group = world.groups.get(G)
+    assert group is not None
+    assert group.pending
+    assert group.state == EMPTY
+    assert world.groups.delete(G) == 0
+    assert world.groups.committed(G) == {}
+    assert world.groups.delete(G) == GroupIdNotFoundError.code
+    assert world.groups.next_deadline() is None

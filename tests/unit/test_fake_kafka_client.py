@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import trio_brod.admin
 from trio_brod import open_client
-from trio_brod.admin import ConfigResource, NewTopic
+from trio_brod.admin import AlterConfigOp, ConfigResource, NewTopic
 from trio_brod.protocol import (
     REQUESTS,
     ApiVersionsRequest,
@@ -37,8 +37,12 @@ from trio_brod.protocol import (
     encode_request,
 )
 from trio_brod.protocol.errors import (
+    InvalidConfigError,
+    InvalidRequestError,
+    MessageTooLargeError,
     NotLeaderOrFollowerError,
     TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
     UnsupportedVersionError,
 )
 from trio_brod.protocol.records import decode_batches, encode_batch
@@ -215,6 +219,48 @@ async def test_api_versions_lists_exactly_what_is_implemented() -> None:
         assert "transaction.version" not in {f.name for f in response.finalized_features}
         for key, (low, high) in ranges.items():
             assert REQUESTS[key].MIN_VERSION <= low <= high <= REQUESTS[key].MAX_VERSION
+
+
+async def test_topic_configs_set_append_subtract_delete(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """IncrementalAlterConfigs, as tests/integration/test_admin.py checks it on a real broker,
+    and a new max.message.bytes applies to the next produce."""
+    resource = ConfigResource.topic("t")
+    alter, describe = trio_brod.admin.alter_configs, trio_brod.admin.describe_configs
+    async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
+        fake.create_topic("t", partitions=1)
+        await alter(client, {resource: {"retention.ms": "123456", "segment.ms": "7200000"}})
+        configs = (await describe(client, [resource]))[resource]
+        assert configs["retention.ms"].value == "123456"
+        assert configs["retention.ms"].source == "DYNAMIC_TOPIC_CONFIG"
+        assert configs["segment.ms"].value == "7200000"
+        assert configs["max.message.bytes"].is_default
+
+        await alter(client, {resource: [AlterConfigOp("cleanup.policy", "append", "compact")]})
+        configs = (await describe(client, [resource]))[resource]
+        assert configs["cleanup.policy"].value == "delete,compact"
+        await alter(client, {resource: [AlterConfigOp("cleanup.policy", "subtract", "compact")]})
+        assert (await describe(client, [resource]))[resource]["cleanup.policy"].value == "delete"
+        with pytest.raises(InvalidConfigError):
+            await alter(client, {resource: [AlterConfigOp("retention.ms", "append", "1")]})
+
+        await alter(client, {resource: {"retention.ms": None}})
+        configs = (await describe(client, [resource]))[resource]
+        assert configs["retention.ms"].is_default
+        assert configs["segment.ms"].value == "7200000"
+
+        await alter(client, {resource: {"segment.ms": "3600000"}}, validate_only=True)
+        assert (await describe(client, [resource]))[resource]["segment.ms"].value == "7200000"
+        with pytest.raises(UnknownTopicOrPartitionError):
+            await alter(client, {ConfigResource.topic("none"): {"retention.ms": "1"}})
+        with pytest.raises(InvalidRequestError):  # no broker configs: refused, not ignored
+            await alter(client, {ConfigResource.broker(1): {"log.cleaner.threads": "2"}})
+
+        await alter(client, {resource: {"max.message.bytes": "200"}})
+        await client.start_producer("t")
+        with pytest.raises(MessageTooLargeError):
+            await client.produce_sync("t", b"x" * 300, partition=0)
 
 
 async def test_unimplemented_apis_get_unsupported_version() -> None:

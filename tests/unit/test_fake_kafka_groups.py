@@ -12,6 +12,7 @@ import pytest
 import trio
 import trio.testing
 
+import trio_brod.admin
 from trio_brod import (
     AssignedPartition,
     Client,
@@ -26,7 +27,11 @@ from trio_brod.protocol import (
     JoinGroupRequest,
     MetadataRequest,
 )
-from trio_brod.protocol.errors import CoordinatorNotAvailableError
+from trio_brod.protocol.errors import (
+    CoordinatorNotAvailableError,
+    GroupIdNotFoundError,
+    NonEmptyGroupError,
+)
 from trio_brod.testing import fake_kafka
 from trio_brod.testing.fake import Drop, FakeKafka, Hang, Intercepted, Pass
 
@@ -366,3 +371,32 @@ async def test_a_leader_with_counts_older_than_metadata_refresh_reads_them_again
                 await wait_until(lambda: len(owned(a)) == len(owned(b)) == 2)
                 # b read at its first join; a read to lead, its counts being 12 s old.
                 assert sorted(r.client_id or "" for r in seen[read:]) == ["a", "b"]
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+async def test_delete_groups_as_kafka_deletes_them(
+    autojump_clock: trio.testing.MockClock, protocol: str
+) -> None:
+    """Kafka's DeleteGroups (tests/integration/test_admin.py checks the same on a real
+    broker): a group with members is NON_EMPTY_GROUP, an empty one goes with its committed
+    offsets, and then it is GROUP_ID_NOT_FOUND."""
+
+    async def handle(assigned: AssignedPartition, message: object) -> None:
+        pass
+
+    config = GroupConfig(group_protocol=protocol)
+    async with fake_kafka() as fake:
+        fake.create_topic(TOPIC, partitions=PARTITIONS)
+        async with open_client(fake.bootstrap_servers) as client:
+            async with open_group_subscriber(client, "g", [TOPIC], handle, config=config) as a:
+                await wait_until(lambda: owned(a) == set(range(PARTITIONS)))
+                with pytest.raises(NonEmptyGroupError):
+                    await trio_brod.admin.delete_groups(client, ["g"])
+            await trio_brod.admin.commit_offsets(client, "g", {(TOPIC, 0): 3})
+            assert await trio_brod.admin.fetch_committed_offsets(client, "g")
+            await trio_brod.admin.delete_groups(client, ["g"])
+            assert await trio_brod.admin.fetch_committed_offsets(client, "g") == {}
+            assert "g" not in {g.group_id for g in await trio_brod.admin.list_groups(client)}
+            with pytest.raises(GroupIdNotFoundError) as caught:
+                await trio_brod.admin.delete_groups(client, ["g"])
+            assert caught.value.context == {"group_id": "g"}

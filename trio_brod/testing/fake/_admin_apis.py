@@ -24,6 +24,8 @@ from trio_brod.protocol import (
     DescribeConfigsResponse,
     FindCoordinatorRequest,
     FindCoordinatorResponse,
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
     MetadataRequest,
     MetadataResponse,
 )
@@ -59,6 +61,7 @@ def install_admin_apis(cluster: FakeCluster) -> None:
         Api(20, 1, 6, delete_topics),
         Api(37, 0, 3, create_partitions),
         Api(32, 1, 4, describe_configs),
+        Api(44, 0, 1, incremental_alter_configs),
         Api(10, 0, 6, find_coordinator),
     ):
         cluster.register(api)
@@ -305,6 +308,36 @@ async def describe_configs(
                     documentation=None,
                 )
             )
+    return response
+
+
+async def incremental_alter_configs(
+    ctx: RequestContext, request: IncrementalAlterConfigsRequest
+) -> IncrementalAlterConfigsResponse:
+    """IncrementalAlterConfigs for topics (what DescribeConfigs shows next, and a new
+    ``max.message.bytes`` applies to the next Produce). The fake keeps no broker configs:
+    other resources are refused with INVALID_REQUEST, not ignored.
+    """
+    response = IncrementalAlterConfigsResponse()
+    for resource in request.resources:
+        result = IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
+            resource_type=resource.resource_type,
+            resource_name=resource.resource_name,
+            error_message=None,
+        )
+        response.responses.append(result)
+        if resource.resource_type != _TOPIC_RESOURCE:
+            result.error_code = InvalidRequestError.code
+            result.error_message = "the fake Kafka keeps the configs of topics only"
+            continue
+        changes = [(c.name, c.config_operation, c.value) for c in resource.configs]
+        try:
+            ctx.model.alter_topic_configs(
+                resource.resource_name, changes, validate_only=request.validate_only
+            )
+        except ModelError as exc:
+            result.error_code = exc.error.code
+            result.error_message = str(exc)
     return response
 
 

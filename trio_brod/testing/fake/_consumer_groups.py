@@ -324,6 +324,15 @@ class ConsumerGroups:
         group = self.groups.get(group_id)
         return group is not None and bool(group.members)
 
+    def forget_empty(self, group_id: str) -> bool:
+        """Remove a consumer group that has no members (DeleteGroups); False if there was
+        none. Its committed offsets are the classic groups' to delete."""
+        group = self.groups.get(group_id)
+        if group is None or group.members:
+            return False
+        del self.groups[group_id]
+        return True
+
     def refuse_classic(self, group_id: str) -> int:
         """A classic request to a live consumer group: GROUP_ID_NOT_FOUND (the fake does not
         convert groups between protocols).

@@ -1,5 +1,5 @@
 """The fake Kafka's group coordinator on the wire: JoinGroup, SyncGroup, Heartbeat,
-LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups and ListGroups.
+LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups and DeleteGroups.
 
 The rules live in :mod:`._groups` (pure state, driven by hypothesis in the unit tests); this
 module checks that the request reached the group's coordinator (NOT_COORDINATOR otherwise),
@@ -22,6 +22,8 @@ import trio
 from trio_brod.protocol import (
     ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse,
+    DeleteGroupsRequest,
+    DeleteGroupsResponse,
     DescribeGroupsRequest,
     DescribeGroupsResponse,
     HeartbeatRequest,
@@ -42,6 +44,7 @@ from trio_brod.protocol import (
 from trio_brod.protocol.errors import (
     GroupIdNotFoundError,
     InconsistentGroupProtocolError,
+    NonEmptyGroupError,
     NotCoordinatorError,
     UnknownTopicOrPartitionError,
     UnstableOffsetCommitError,
@@ -502,6 +505,28 @@ class GroupCoordinator:
             ]
         return response
 
+    async def delete_groups(
+        self, ctx: RequestContext, request: DeleteGroupsRequest
+    ) -> DeleteGroupsResponse:
+        """DeleteGroups: an empty group goes, with its committed offsets; a group with
+        members is NON_EMPTY_GROUP, and one that does not exist GROUP_ID_NOT_FOUND.
+        """
+        response = DeleteGroupsResponse()
+        for group_id in request.groups_names:
+            code = self.refused(ctx, group_id)
+            if not code:
+                if self.consumer.owns(group_id):
+                    code = NonEmptyGroupError.code
+                else:
+                    had_consumer_group = self.consumer.forget_empty(group_id)
+                    code = self.groups.delete(group_id)
+                    if code == GroupIdNotFoundError.code and had_consumer_group:
+                        code = 0
+            response.results.append(
+                DeleteGroupsResponse.DeletableGroupResult(group_id=group_id, error_code=code)
+            )
+        return response
+
     async def list_groups(
         self, ctx: RequestContext, request: ListGroupsRequest
     ) -> ListGroupsResponse:
@@ -558,6 +583,7 @@ def install_group_apis(cluster: FakeCluster) -> GroupCoordinator:
         (9, 1, 9, coordinator.offset_fetch),
         (15, 0, 5, coordinator.describe_groups),
         (16, 0, 5, coordinator.list_groups),
+        (42, 0, 2, coordinator.delete_groups),
         (68, 0, 1, coordinator.consumer_group_heartbeat),
     ]
     for key, low, high, handler in handlers:

@@ -34,11 +34,13 @@ from typing import Generic, TypeVar
 from trio_brod.protocol.errors import (
     CoordinatorNotAvailableError,
     FencedInstanceIdError,
+    GroupIdNotFoundError,
     IllegalGenerationError,
     InconsistentGroupProtocolError,
     InvalidGroupIdError,
     InvalidSessionTimeoutError,
     MemberIdRequiredError,
+    NonEmptyGroupError,
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
@@ -689,6 +691,22 @@ class Groups:
         group = self.get(group_id, create=True)
         assert group is not None
         group.offsets[(topic, partition)] = committed
+
+    def delete(self, group_id: str) -> int:
+        """DeleteGroups for one group: 0 once an Empty group is gone with its offsets,
+        NON_EMPTY_GROUP in any other state, GROUP_ID_NOT_FOUND if there is no such group.
+
+        As Kafka, only the state counts: member ids handed out with MEMBER_ID_REQUIRED and
+        not joined yet do not keep an Empty group.
+        """
+        group = self.groups.get(group_id)
+        if group is None or group.state == DEAD:
+            return GroupIdNotFoundError.code
+        if group.state != EMPTY:
+            return NonEmptyGroupError.code
+        del self.groups[group_id]
+        self._timed.pop(group_id, None)
+        return 0
 
     def committed(self, group_id: str) -> dict[tuple[str, int], Committed]:
         """A group's committed offsets."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from trio_brod.protocol.errors import (
     BrokerNotAvailableError,
+    InvalidConfigError,
     InvalidPartitionsError,
     InvalidReplicaAssignmentError,
     InvalidReplicationFactorError,
@@ -48,6 +49,18 @@ TOPIC_DEFAULTS: dict[str, str] = {
     "retention.ms": "604800000",
     "segment.bytes": "1073741824",
 }
+
+
+#: Topic configs whose values are lists: the only ones APPEND and SUBTRACT may change.
+LIST_CONFIGS = frozenset(
+    {
+        "cleanup.policy",
+        "leader.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+    }
+)
+#: IncrementalAlterConfigs's operations.
+_SET, _DELETE, _APPEND, _SUBTRACT = range(4)
 
 
 class ModelError(Exception):
@@ -204,6 +217,56 @@ class ClusterModel:
             self.topics[name] = topic
             self._by_id[topic.topic_id] = topic
         return topic
+
+    def alter_topic_configs(
+        self,
+        name: str,
+        changes: list[tuple[str, int, str | None]],
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        """Change a topic's configs as IncrementalAlterConfigs does: each change is (config,
+        operation, value), the operation SET (0), DELETE (1: back to the default), APPEND
+        (2) or SUBTRACT (3), the last two only for list configs. All apply, or none.
+
+        Raises:
+            ModelError: UNKNOWN_TOPIC_OR_PARTITION; INVALID_REQUEST for a config named twice
+                or an unknown operation; INVALID_CONFIG for APPEND or SUBTRACT on a config
+                that is not a list, or a ``max.message.bytes`` that is not a number.
+        """
+        topic = self.topics.get(name)
+        if topic is None:
+            raise ModelError(UnknownTopicOrPartitionError, f"topic {name!r} does not exist")
+        if len({key for key, _op, _value in changes}) != len(changes):
+            raise ModelError(InvalidRequestError, "a config is altered twice in one request")
+        configs = dict(topic.configs)
+        for key, op, value in changes:
+            if op == _SET:
+                configs[key] = value or ""
+            elif op == _DELETE:
+                configs.pop(key, None)
+            elif op in (_APPEND, _SUBTRACT):
+                if key not in LIST_CONFIGS:
+                    raise ModelError(
+                        InvalidConfigError, f"{key!r} is not a list: it can only be set"
+                    )
+                items = (configs.get(key, TOPIC_DEFAULTS.get(key)) or "").split(",")
+                given = [v for v in (value or "").split(",") if v]
+                if op == _APPEND:
+                    items += [v for v in given if v not in items]
+                else:
+                    items = [v for v in items if v not in given]
+                configs[key] = ",".join(v for v in items if v)
+            else:
+                raise ModelError(InvalidRequestError, f"unknown config operation {op}")
+        max_bytes = configs.get("max.message.bytes", str(DEFAULT_MAX_MESSAGE_BYTES))
+        if not max_bytes.isdigit():
+            raise ModelError(InvalidConfigError, f"max.message.bytes={max_bytes!r} is not a size")
+        if validate_only:
+            return
+        topic.configs = configs
+        for partition in topic.partitions:
+            partition.log.max_message_bytes = int(max_bytes)
 
     def delete_topic(self, name: str) -> Topic:
         """Delete a topic (UNKNOWN_TOPIC_OR_PARTITION if there is none)."""

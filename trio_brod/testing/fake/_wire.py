@@ -260,12 +260,16 @@ def _delete_topics(cls: Any, request: Any, response: Any, code: int) -> None:
     ]
 
 
-def _describe_configs(cls: Any, request: Any, response: Any, code: int) -> None:
-    item_cls = _element(cls, "results")
-    response.results = [
-        item_cls(error_code=code, resource_type=r.resource_type, resource_name=r.resource_name)
-        for r in request.resources
-    ]
+def _resources(out_attr: str) -> Any:
+    def build(cls: Any, request: Any, response: Any, code: int) -> None:
+        item_cls = _element(cls, out_attr)
+        items = [
+            item_cls(error_code=code, resource_type=r.resource_type, resource_name=r.resource_name)
+            for r in request.resources
+        ]
+        setattr(response, out_attr, items)
+
+    return build
 
 
 #: OffsetFetch's partitions answered with an error carry no offset (-1), as Kafka's do.
@@ -308,6 +312,8 @@ _MIRRORS: dict[int, Any] = {
         "results_by_partition",
     ),
     28: _Partitioned("topics", "partitions", "partition_index", "topics", "partitions"),
-    32: _describe_configs,
+    32: _resources("results"),
     37: _named("topics", "name", "results", "name"),
+    42: _named("groups_names", "", "results", "group_id"),
+    44: _resources("responses"),
 }
