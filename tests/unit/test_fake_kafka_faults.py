@@ -132,9 +132,15 @@ async def test_broker_filter_and_partition_errors(loopback_clock: trio.testing.M
         other = next(b for b in fake.broker_ids if b != leader0)
         # On the other broker only: never matches partition 0's produce.
         untouched = fake.control(PRODUCE, Fail(NotLeaderOrFollowerError), broker=other)
+        also_untouched = fake.fail(PRODUCE, NotLeaderOrFollowerError, broker=other)
         await client.start_producer("t")
         assert await client.produce_sync("t", b"x", partition=0) == 0
-        assert untouched.seen == []
+        assert untouched.seen == also_untouched.seen == []
+        # fail() takes the broker filter too: on the leader, the produce fails once, and
+        # the producer retries.
+        on_leader = fake.fail(PRODUCE, NotLeaderOrFollowerError, broker=leader0)
+        assert await client.produce_sync("t", b"y", partition=0) == 1
+        assert len(on_leader.seen) == 1
         # Metadata: a partition-level error for partition 1 only.
         fake.control(METADATA, Fail(LeaderNotAvailableError), topic="t", partition=1)
         metadata = await client.get_metadata(["t"])

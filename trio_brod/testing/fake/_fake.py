@@ -178,10 +178,13 @@ class FakeKafka:
         *,
         topic: str | None = None,
         partition: int | None = None,
+        broker: int | None = None,
         times: int | None = 1,
     ) -> Control:
         """Shorthand for ``control(api_key, Fail(error), ...)``."""
-        return self.control(api_key, Fail(error), topic=topic, partition=partition, times=times)
+        return self.control(
+            api_key, Fail(error), topic=topic, partition=partition, broker=broker, times=times
+        )
 
     def remove_api(self, api_key: int | type[Message]) -> None:
         """Stop serving an API, as a broker of an older Kafka that lacks it would: ApiVersions
