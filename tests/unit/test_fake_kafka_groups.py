@@ -6,6 +6,7 @@ rebalance timeouts and heartbeats take no wall time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -19,6 +20,7 @@ from trio_brod import (
     GroupConfig,
     GroupSubscriber,
     open_client,
+    open_group_member,
     open_group_subscriber,
 )
 from trio_brod.protocol import (
@@ -400,3 +402,50 @@ async def test_delete_groups_as_kafka_deletes_them(
             with pytest.raises(GroupIdNotFoundError) as caught:
                 await trio_brod.admin.delete_groups(client, ["g"])
             assert caught.value.context == {"group_id": "g"}
+
+
+async def test_describe_consumer_groups(autojump_clock: trio.testing.MockClock) -> None:
+    """ConsumerGroupDescribe, as tests/integration/test_group_consumer_protocol.py checks it
+    on a real broker (the fake's assignor is always "uniform")."""
+    config = GroupConfig(group_protocol="consumer")
+    static = dataclasses.replace(config, group_instance_id="desc-1")
+    async with fake_kafka() as fake:
+        fake.create_topic(TOPIC, partitions=PARTITIONS)
+        async with (
+            open_client(fake.bootstrap_servers, client_id="desc-a") as a_client,
+            open_client(fake.bootstrap_servers, client_id="desc-b") as b_client,
+            open_group_member(a_client, "g", [TOPIC], config=static) as a,
+            open_group_member(b_client, "g", [TOPIC], config=config) as b,
+        ):
+            await wait_until(
+                lambda: (
+                    len(a.assignments()) == len(b.assignments()) == 2
+                    and a.health().state == b.health().state == "stable"
+                )
+            )
+            with pytest.raises(GroupIdNotFoundError):
+                await trio_brod.admin.describe_consumer_groups(a_client, ["no-such-group"])
+            described = (await trio_brod.admin.describe_consumer_groups(a_client, ["g"]))["g"]
+            ours = {
+                a.generation.member_id: (a.generation.generation_id, a.assignments()),
+                b.generation.member_id: (b.generation.generation_id, b.assignments()),
+            }
+            group = fake.consumer_group("g")
+            assert group is not None
+            assert described.group_epoch == described.assignment_epoch == group.epoch
+            # A classic group (here one that only has offsets) is not a consumer group.
+            await trio_brod.admin.commit_offsets(a_client, "classic", {(TOPIC, 0): 1})
+            with pytest.raises(GroupIdNotFoundError):
+                await trio_brod.admin.describe_consumer_groups(a_client, ["classic"])
+    assert described.state == "Stable"
+    assert described.assignor_name == "uniform"
+    members = {m.member_id: m for m in described.members}
+    assert members.keys() == ours.keys()
+    for member_id, (epoch, owned) in ours.items():
+        m = members[member_id]
+        assert m.member_epoch == epoch
+        assert m.assignment == {TOPIC: tuple(sorted(p.partition for p in owned))}
+        assert m.target_assignment == m.assignment
+        assert m.subscribed_topic_names == (TOPIC,)
+    assert {m.client_id for m in described.members} == {"desc-a", "desc-b"}
+    assert {m.instance_id for m in described.members} == {"desc-1", None}

@@ -69,6 +69,8 @@ class ConsumerMember:
     last_seen: float = 0.0
     #: Left with epoch -2 (a static member's temporary leave).
     away: bool = False
+    #: The client id of the request that joined it (ConsumerGroupDescribe shows it).
+    client_id: str = ""
 
     def subscribes(self, topic: str) -> bool:
         """Whether the member's subscription covers *topic*."""
@@ -160,6 +162,7 @@ class ConsumerGroups:
         partitions: Mapping[str, int],
         *,
         member_id_from_client: bool = True,
+        client_id: str = "",
     ) -> HeartbeatResult:
         """A ConsumerGroupHeartbeat; *partitions* is every topic's partition count now."""
         if not group_id:
@@ -171,6 +174,8 @@ class ConsumerGroups:
             joined = self._join(
                 now, group, member_id, instance_id, rebalance_timeout, member_id_from_client
             )
+            if isinstance(joined, ConsumerMember):
+                joined.client_id = client_id
             if isinstance(joined, HeartbeatResult):
                 return joined
             member = joined

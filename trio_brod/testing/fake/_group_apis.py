@@ -1,5 +1,6 @@
 """The fake Kafka's group coordinator on the wire: JoinGroup, SyncGroup, Heartbeat,
-LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups and DeleteGroups.
+LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups and DeleteGroups, and
+KIP-848's ConsumerGroupHeartbeat and ConsumerGroupDescribe.
 
 The rules live in :mod:`._groups` (pure state, driven by hypothesis in the unit tests); this
 module checks that the request reached the group's coordinator (NOT_COORDINATOR otherwise),
@@ -20,6 +21,8 @@ from typing import Any, TypeVar
 import trio
 
 from trio_brod.protocol import (
+    ConsumerGroupDescribeRequest,
+    ConsumerGroupDescribeResponse,
     ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse,
     DeleteGroupsRequest,
@@ -446,6 +449,7 @@ class GroupCoordinator:
             owned,
             self.partition_counts(),
             member_id_from_client=ctx.version >= 1,
+            client_id=ctx.client_id or "",
         )
         self.changed()
         response = api(
@@ -466,6 +470,63 @@ class GroupCoordinator:
                     if t in ctx.model.topics
                 ]
             )
+        return response
+
+    async def consumer_group_describe(
+        self, ctx: RequestContext, request: ConsumerGroupDescribeRequest
+    ) -> ConsumerGroupDescribeResponse:
+        """ConsumerGroupDescribe (KIP-848): a consumer group's state, epochs and members,
+        each with what it owns and what it is to own. A classic group, or no group, is
+        GROUP_ID_NOT_FOUND, as Kafka answers.
+        """
+        api = ConsumerGroupDescribeResponse
+        names = {name: t.topic_id for name, t in ctx.model.topics.items()}
+
+        def assignment(owned: frozenset[tuple[str, int]]) -> Any:
+            by_topic: dict[str, list[int]] = {}
+            for topic, partition in sorted(owned):
+                by_topic.setdefault(topic, []).append(partition)
+            return api.Assignment(
+                topic_partitions=[
+                    api.TopicPartitions(topic_id=names[t], topic_name=t, partitions=ps)
+                    for t, ps in by_topic.items()
+                    if t in names
+                ]
+            )
+
+        response = api()
+        for group_id in request.group_ids:
+            described = api.DescribedGroup(
+                group_id=group_id, error_message=None, authorized_operations=-(2**31)
+            )
+            response.groups.append(described)
+            described.error_code = self.refused(ctx, group_id)
+            if described.error_code:
+                continue
+            group = self.consumer.groups.get(group_id)
+            classic = self.groups.get(group_id)
+            if group is None or (classic is not None and classic.members):
+                described.error_code = GroupIdNotFoundError.code
+                described.error_message = f"group {group_id!r} is not a consumer group"
+                continue
+            described.group_state = group.state
+            described.group_epoch = described.assignment_epoch = group.epoch
+            described.assignor_name = "uniform"
+            described.members = [
+                api.Member(
+                    member_id=m.member_id,
+                    instance_id=m.instance_id,
+                    rack_id=None,
+                    member_epoch=m.epoch,
+                    client_id=m.client_id,
+                    client_host=_CLIENT_HOST,
+                    subscribed_topic_names=list(m.topics),
+                    subscribed_topic_regex=m.regex,
+                    assignment=assignment(m.assigned),
+                    target_assignment=assignment(group.target.get(m.member_id, frozenset())),
+                )
+                for m in group.members.values()
+            ]
         return response
 
     async def describe_groups(
@@ -585,6 +646,7 @@ def install_group_apis(cluster: FakeCluster) -> GroupCoordinator:
         (16, 0, 5, coordinator.list_groups),
         (42, 0, 2, coordinator.delete_groups),
         (68, 0, 1, coordinator.consumer_group_heartbeat),
+        (69, 0, 0, coordinator.consumer_group_describe),
     ]
     for key, low, high, handler in handlers:
         cluster.register(Api(key, low, high, handler))

@@ -316,4 +316,5 @@ _MIRRORS: dict[int, Any] = {
     37: _named("topics", "name", "results", "name"),
     42: _named("groups_names", "", "results", "group_id"),
     44: _resources("responses"),
+    69: _named("group_ids", "", "groups", "group_id"),
 }
