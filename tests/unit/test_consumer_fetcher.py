@@ -2,11 +2,11 @@
 brokers: one request for every partition, the side connection during a long poll, leader
 epochs (KIP-320) and truncation, UNKNOWN_LEADER_EPOCH.
 
-UNKNOWN_LEADER_EPOCH runs against the fake Kafka. The log truncation tests use the scripted
-FakeLog (tests/fakes/log.py): the fake Kafka keeps one copy of each log, so it has no
-unclean leader election, no diverging epoch (KIP-320) and no OffsetForLeaderEpoch. The
-multi-partition ones use test_connection_merge's TopicLogs, which records each request's
-connection.
+The multi-partition tests and UNKNOWN_LEADER_EPOCH run against the fake Kafka (a ``Pass``
+control records each Fetch request with the connection it came on). The log truncation
+tests use the scripted FakeLog (tests/fakes/log.py): the fake Kafka keeps one copy of each
+log, so it has no unclean leader election, no diverging epoch (KIP-320) and no
+OffsetForLeaderEpoch.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import trio
 from tests.fakes.broker import FakeBroker, Request, answer, api_versions_body
 from tests.fakes.log import FakeLog
 from tests.unit.conftest import FAKE_TOPIC, Requests
-from tests.unit.test_connection_merge import TOPIC, TopicLogs
+from tests.unit.test_consumer_fetch_connections import TOPIC, append, fetched, fetches
 from trio_brod import Client, LogTruncated, Subscription, open_client
 from trio_brod.protocol import FetchRequest, MetadataRequest, OffsetForLeaderEpochResponse
 from trio_brod.protocol.errors import UnknownLeaderEpochError
-from trio_brod.testing.fake import FakeKafka
+from trio_brod.testing import fake_kafka as open_fake_kafka
+from trio_brod.testing.fake import Control, FakeKafka, Pass
 
 METADATA = 3
 FETCH = 1
@@ -43,11 +44,19 @@ async def take(subscription: Subscription, count: int) -> list[int]:
     return offsets
 
 
-async def test_one_request_fetches_for_every_partition(broker: FakeBroker) -> None:
-    logs = TopicLogs(broker, partitions=6)
-    for partition in range(6):
-        logs.append(partition, batches=4)
-    async with open_client([broker.address]) as client, AsyncExitStack() as stack:
+async def test_one_request_fetches_for_every_partition(
+    loopback_clock: trio.testing.MockClock,
+) -> None:
+    async with open_fake_kafka() as fake:
+        fake.create_topic(TOPIC, partitions=6)
+        logs = fake.control(FetchRequest, Pass(), times=None)
+        for partition in range(6):
+            append(fake, partition, batches=4)
+        await one_request_for_every_partition(fake, logs)
+
+
+async def one_request_for_every_partition(fake: FakeKafka, logs: Control) -> None:
+    async with open_client(fake.bootstrap_servers) as client, AsyncExitStack() as stack:
         subs = [
             await stack.enter_async_context(
                 client.subscribe(TOPIC, p, begin_offset="earliest", max_bytes=300)
@@ -59,27 +68,32 @@ async def test_one_request_fetches_for_every_partition(broker: FakeBroker) -> No
         # All caught up: one long poll, in the session, for all six at once.
         with trio.fail_after(10):
             while not any(  # noqa: ASYNC110 (the fake records fetches; no event to wait on)
-                sorted((p.partition, p.fetch_offset) for t in r.body.topics for p in t.partitions)
-                == [(p, 20) for p in range(6)]
-                for r in logs.fetches
+                request.max_wait_ms > 0 and state == dict.fromkeys(range(6), 20)
+                for request, state in session_states(logs)
             ):
                 await trio.sleep(0.05)
-        assert len({r.connection for r in logs.fetches}) <= 2  # the fetcher's two
+        assert len({r.connection for r in logs.seen}) <= 2  # the fetcher's two
     # Each partition fetched from every offset once, in order: nothing fetched twice.
     for partition in range(6):
-        offsets = [p.fetch_offset for _, p in logs.fetched(partition) if p.fetch_offset < 20]
+        offsets = [p.fetch_offset for _, p in fetched(logs, partition) if p.fetch_offset < 20]
         assert offsets == sorted(set(offsets)), _debug(logs)
 
 
 async def test_a_window_freeing_room_during_a_long_poll_is_fetched_at_once(
-    broker: FakeBroker,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
-    logs = TopicLogs(broker, partitions=3)
-    logs.append(0, batches=3)  # partition 0: three batches of five; 1 and 2 idle
+    async with open_fake_kafka() as fake:
+        fake.create_topic(TOPIC, partitions=3)
+        logs = fake.control(FetchRequest, Pass(), times=None)
+        append(fake, 0, batches=3)  # partition 0: three batches of five; 1 and 2 idle
+        await window_freeing_room(fake, logs)
+
+
+async def window_freeing_room(fake: FakeKafka, logs: Control) -> None:
     # A long poll of 30 s for the idle partitions: partition 0 must not wait for it.
     # max_bytes=1: a batch per fetch; prefetch_count=5: a batch fills the window.
     async with (
-        open_client([broker.address]) as client,
+        open_client(fake.bootstrap_servers) as client,
         client.subscribe(TOPIC, 1, begin_offset="earliest", max_wait_time=30),
         client.subscribe(TOPIC, 2, begin_offset="earliest", max_wait_time=30),
         client.subscribe(
@@ -93,11 +107,11 @@ async def test_a_window_freeing_room_during_a_long_poll_is_fetched_at_once(
                 # The window is full: partition 0 is left out of the requests meanwhile.
                 await trio.sleep(0.2)
                 sub.ack(message_set.high_offset)  # room: fetched at once
-    side = [r for r, p in logs.fetched(0) if p.fetch_offset in (5, 10)]
+    side = [r for r, p in fetched(logs, 0) if p.fetch_offset in (5, 10)]
     assert len(side) == 2
-    assert all(r.body.session_epoch == -1 for r in side)  # outside the session
-    assert all(r.body.max_wait_ms == 0 for r in side)
-    assert [r for r in logs.fetches if r.body.max_wait_ms == 30_000]  # the long poll
+    assert all(r.session_epoch == -1 for r in side)  # outside the session
+    assert all(r.max_wait_ms == 0 for r in side)
+    assert [r for r in fetches(logs) if r.max_wait_ms == 30_000]  # the long poll
 
 
 async def test_leader_epochs_are_sent_and_a_truncated_log_is_reported(
@@ -158,7 +172,27 @@ async def test_unknown_leader_epoch_refreshes_metadata(
 TOPIC_LOG = FAKE_TOPIC  # FakeLog's topic, and fake_client's
 
 
-def _debug(logs: TopicLogs) -> list[tuple[int, int, list[tuple[int, int]]]]:
+def session_states(logs: Control) -> list[tuple[Any, dict[int, int]]]:
+    """Each fetch in the fetch session, with every partition the session then holds and its
+    fetch offset (KIP-227: an incremental fetch names only what changed)."""
+    states: list[tuple[Any, dict[int, int]]] = []
+    state: dict[int, int] = {}
+    for request in fetches(logs):
+        if request.session_epoch == -1:
+            continue  # outside the session
+        if request.session_epoch == 0:
+            state = {}
+        for topic in request.topics:
+            for partition in topic.partitions:
+                state[partition.partition] = partition.fetch_offset
+        for forgotten in request.forgotten_topics_data:
+            for index in forgotten.partitions:
+                state.pop(index, None)
+        states.append((request, dict(state)))
+    return states
+
+
+def _debug(logs: Control) -> list[tuple[int, int, list[tuple[int, int]]]]:
     """Each fetch: its connection, session epoch and (partition, offset) pairs."""
     return [
         (
@@ -166,7 +200,7 @@ def _debug(logs: TopicLogs) -> list[tuple[int, int, list[tuple[int, int]]]]:
             r.body.session_epoch,
             [(p.partition, p.fetch_offset) for t in r.body.topics for p in t.partitions],
         )
-        for r in logs.fetches
+        for r in logs.seen
     ]
 
 

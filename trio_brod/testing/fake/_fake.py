@@ -82,6 +82,13 @@ class FakeKafka:
             errno.ECONNREFUSED, f"no broker of this fake Kafka is running at {host}:{port}"
         )
 
+    def connections(self, broker: int) -> int:
+        """How many connections *broker* has accepted since the fake started (over TCP or
+        through :meth:`connect`), across its restarts: to check how many a client opens.
+        """
+        server = self._servers.get(broker)
+        return 0 if server is None else server.accepted
+
     @property
     def broker_ids(self) -> list[int]:
         """Every broker's node id, running or not."""

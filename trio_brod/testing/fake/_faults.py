@@ -133,6 +133,9 @@ class Intercepted:
     body: Message
     #: (topic, partition) pairs the request names; partition None for topic-level requests.
     targets: tuple[tuple[str, int | None], ...]
+    #: The connection it came on: 1 for the first its broker accepted, 2 for the next ...
+    #: (see :meth:`FakeKafka.connections`).
+    connection: int = 0
 
 
 Decide = Callable[[Intercepted], Action | None]

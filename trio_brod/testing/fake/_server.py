@@ -85,6 +85,9 @@ class BrokerServer:
         self.port = 0
         self._streams: set[trio.abc.Stream] = set()
         self._nursery: trio.Nursery | None = None
+        #: Connections accepted since the fake started (over TCP or in process), across
+        #: restarts of this broker.
+        self.accepted = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen and serve until cancelled; closes every connection on the way out."""
@@ -113,6 +116,7 @@ class BrokerServer:
                 errno.ECONNREFUSED, f"fake broker {self.node_id} is not running"
             )
         ours, theirs = stream_pair()
+        self.accepted += 1
         self._streams.add(ours)
         ours.deliver_to(InProcessConnection(self, ours, self._nursery).received)
         return theirs
@@ -122,6 +126,8 @@ class BrokerServer:
         self._streams.discard(stream)
 
     async def _serve(self, stream: trio.abc.Stream) -> None:
+        self.accepted += 1
+        number = self.accepted
         self._streams.add(stream)
         decoder = FrameDecoder(max_frame_size=_MAX_FRAME)
         try:
@@ -131,7 +137,7 @@ class BrokerServer:
                     return
                 decoder.feed(data)
                 while (frame := decoder.next_frame()) is not None:
-                    answer = await self.answer(frame)
+                    answer = await self.answer(frame, number)
                     if answer is not None:
                         await stream.send_all(answer)
         except Exception as exc:
@@ -156,17 +162,18 @@ class BrokerServer:
             )
         # Else asked to hang up, or the client did.
 
-    async def answer(self, frame: bytes) -> bytes | None:
+    async def answer(self, frame: bytes, connection: int = 0) -> bytes | None:
         """The response frame to one request frame (None: no response), waiting for it if
         it waits (see :meth:`start`, whose errors it raises)."""
-        started = self.start(frame)
+        started = self.start(frame, connection)
         if started is None or isinstance(started, bytes):
             return started
         return await started
 
-    def start(self, frame: bytes) -> bytes | Later | None:
+    def start(self, frame: bytes, connection: int = 0) -> bytes | Later | None:
         """Answer one request frame: its response frame (None: no response), or, if its
         handler waits or a fault control is registered, the rest to await in a task.
+        *connection* numbers the connection it came on (controls see it).
 
         It runs in whatever task has the frame: a connection's reader, or the client's own
         write (:class:`InProcessConnection`).
@@ -198,7 +205,7 @@ class BrokerServer:
             answer = error_response(api_key, body, UnsupportedVersionError.code)
             return response_frame(api_key, version, correlation_id, answer)
         if cluster.faults:
-            return self._intercepted(request, api)
+            return self._intercepted(request, api, connection)
         # No control registered: every request passes, and nothing needs to see it.
         handling = api.handler(RequestContext(cluster, self.node_id, version, client_id), body)
         answered, waiting = start_handler(handling)
@@ -216,14 +223,14 @@ class BrokerServer:
             return None
         return response_frame(request.api_key, request.version, request.correlation_id, answer)
 
-    async def _intercepted(self, request: RequestFrame, api: Api) -> bytes | None:
+    async def _intercepted(self, request: RequestFrame, api: Api, connection: int) -> bytes | None:
         """The response frame to a request while fault controls are registered."""
-        answer = await self._decided(request, api)
+        answer = await self._decided(request, api, connection)
         if answer is None:
             return None
         return response_frame(request.api_key, request.version, request.correlation_id, answer)
 
-    async def _decided(self, request: RequestFrame, api: Api) -> Message | None:
+    async def _decided(self, request: RequestFrame, api: Api, connection: int) -> Message | None:
         """The answer to a request while fault controls are registered: the first control
         that applies decides (pass, fail, delay, hold, hang or drop)."""
         cluster = self.cluster
@@ -236,6 +243,7 @@ class BrokerServer:
             client_id=request.client_id,
             body=body,
             targets=touched(body, self._topic_of),
+            connection=connection,
         )
         decision = cluster.faults.decide(intercepted)
         action = decision.action
@@ -285,6 +293,7 @@ class InProcessConnection:
         self._decoder = FrameDecoder(max_frame_size=_MAX_FRAME)
         self._busy = False  # answering: in received, or a task finishes a request
         self._closed = False
+        self._number = server.accepted  # this connection's number at its broker
 
     def received(self, data: bytes) -> None:
         """The client wrote ``data`` (``b""``: it closed its end)."""
@@ -303,7 +312,7 @@ class InProcessConnection:
             self._decoder.feed(data)
             # An answer's delivery may close the connection: nothing after that is served.
             while not self._closed and (frame := self._decoder.next_frame()) is not None:
-                answer = self._server.start(frame)
+                answer = self._server.start(frame, self._number)
                 if answer is not None and not isinstance(answer, bytes):
                     try:
                         self._nursery.start_soon(self._finish, answer)
@@ -325,7 +334,7 @@ class InProcessConnection:
                     self._stream.send_nowait(answer)
                 if self._closed or (frame := self._decoder.next_frame()) is None:
                     break
-                answer = await self._server.answer(frame)
+                answer = await self._server.answer(frame, self._number)
         except Exception as exc:
             self._fail(exc)
         self._busy = False
