@@ -227,3 +227,20 @@ async def test_append_seeds_a_partition_for_consumers(
         assert await client.resolve_offset("t", 0, Timestamp(5001)) == 1
         result = await client.fold("t", 0, 0, lambda m, acc: [*acc, (m.key, m.value)], [])
         assert result.acc == [(b"k", b"a"), (None, b"b"), (None, b"c")]
+
+
+async def test_connections_are_counted_and_numbered(loopback_clock: trio.testing.MockClock) -> None:
+    async with fake_kafka(brokers=2) as fake:
+        seen = fake.control(MetadataRequest, Pass(), times=None)
+        assert fake.connections(1) == fake.connections(2) == 0
+        for connect in (None, fake.connect):  # over TCP, then in process
+            async with open_client(fake.bootstrap_servers[:1], connect=connect) as client:
+                await client.get_metadata()
+        assert fake.connections(1) == 2
+        assert [request.connection for request in seen.seen] == [1, 2]
+        await fake.stop_broker(1)
+        await fake.start_broker(1)
+        async with open_client(fake.bootstrap_servers[:1]) as client:
+            await client.get_metadata()
+        assert fake.connections(1) == 3  # counted across a restart
+        assert seen.seen[-1].connection == 3
