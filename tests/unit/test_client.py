@@ -1,4 +1,10 @@
-"""Client mechanics that need no real broker: bootstrap order, cool-down, task tree, config."""
+"""Client mechanics that need no real broker: bootstrap order, cool-down, task tree, config.
+
+Most run against the fake Kafka. The task-tree tests and the cool-down one use the
+scripted FakeBroker (tests/fakes/broker.py): they count the tasks of the whole run, which
+the fake's own connection tasks would change, start a broker on a port of their choosing,
+or hold every handshake at the broker to count how many are under way at once.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ from trio_brod import (
 )
 from trio_brod.client import parse_bootstrap
 from trio_brod.protocol import MetadataResponse
+from trio_brod.testing import fake_kafka
+from trio_brod.testing.fake import FakeKafka
 
 
 async def free_port() -> int:
@@ -43,14 +51,13 @@ async def serve_metadata(broker: FakeBroker) -> None:
     broker.handlers[3] = handler
 
 
-async def test_bootstrap_servers_are_tried_in_turn(nursery: trio.Nursery) -> None:
-    broker = await nursery.start(FakeBroker().serve)
-    await serve_metadata(broker)
+async def test_bootstrap_servers_are_tried_in_turn() -> None:
     dead = await free_port()
-    async with open_client([f"127.0.0.1:{dead}", broker.address]) as client:
-        metadata = await client.get_metadata()
-    assert metadata.cluster_id == "fake"
-    assert metadata.brokers[1].port == broker.port
+    async with fake_kafka() as fake:
+        async with open_client([f"127.0.0.1:{dead}", *fake.bootstrap_servers]) as client:
+            metadata = await client.get_metadata()
+        assert metadata.cluster_id == "fake-kafka-cluster"
+        assert f"127.0.0.1:{metadata.brokers[1].port}" == fake.bootstrap_servers[0]
 
 
 async def test_no_bootstrap_server_reachable_names_them_all() -> None:
@@ -90,15 +97,16 @@ async def test_after_the_cool_down_a_new_attempt_is_made(nursery: trio.Nursery) 
         assert not connection.closed
 
 
-async def test_connections_are_shared(nursery: trio.Nursery) -> None:
-    broker = await nursery.start(FakeBroker().serve)
-    async with open_client([broker.address]) as client:
-        async with trio.open_nursery() as callers:
-            for _ in range(5):
-                callers.start_soon(client.get_connection, "127.0.0.1", broker.port)
-        first = await client.get_connection("127.0.0.1", broker.port)
-        assert first is await client.get_connection("127.0.0.1", broker.port)
-    assert broker.connections == 1
+async def test_connections_are_shared() -> None:
+    async with fake_kafka() as fake:
+        host, port = fake.bootstrap_servers[0].rsplit(":", 1)
+        async with open_client(fake.bootstrap_servers) as client:
+            async with trio.open_nursery() as callers:
+                for _ in range(5):
+                    callers.start_soon(client.get_connection, host, int(port))
+            first = await client.get_connection(host, int(port))
+            assert first is await client.get_connection(host, int(port))
+        assert fake.connections(1) == 1
 
 
 async def test_leaving_the_block_stops_every_task(nursery: trio.Nursery) -> None:
@@ -117,16 +125,15 @@ async def test_leaving_the_block_stops_every_task(nursery: trio.Nursery) -> None
         await client.get_metadata()
 
 
-async def test_block_exceptions_are_not_wrapped(nursery: trio.Nursery) -> None:
-    broker = await nursery.start(FakeBroker().serve)
-
-    async def fail_inside() -> None:
-        async with open_client([broker.address]) as client:
-            await client.get_connection("127.0.0.1", broker.port)
+async def test_block_exceptions_are_not_wrapped() -> None:
+    async def fail_inside(fake: FakeKafka) -> None:
+        async with open_client(fake.bootstrap_servers) as client:
+            await client.get_metadata()
             raise KeyError("mine")
 
-    with pytest.raises(KeyError, match=r"mine"):
-        await fail_inside()
+    async with fake_kafka() as fake:
+        with pytest.raises(KeyError, match=r"mine"):
+            await fail_inside(fake)
 
 
 async def test_cancelled_block_leaks_no_task(nursery: trio.Nursery) -> None:
@@ -139,9 +146,8 @@ async def test_cancelled_block_leaks_no_task(nursery: trio.Nursery) -> None:
     assert count_tasks() == before
 
 
-async def test_producer_registry_needs_a_started_producer(nursery: trio.Nursery) -> None:
-    broker = await nursery.start(FakeBroker().serve)
-    async with open_client([broker.address]) as client:
+async def test_producer_registry_needs_a_started_producer() -> None:
+    async with fake_kafka() as fake, open_client(fake.bootstrap_servers) as client:
         with pytest.raises(NotFound, match=r"start_producer"):
             await client.get_producer("orders", 0)
         with pytest.raises(NotFound, match=r"start_producer"):
