@@ -31,6 +31,7 @@ from trio_brod.protocol import (
     CreatePartitionsRequest,
     CreateTopicsRequest,
     DeleteTopicsRequest,
+    DescribeConfigsRequest,
     EndTxnRequest,
     FetchRequest,
     IncrementalAlterConfigsRequest,
@@ -167,6 +168,19 @@ def alter(topic: str, *changes: tuple[str, int, str | None]) -> Any:
     )
 
 
+async def described(connection: Any, topic: str) -> list[tuple[str, str | None, int]]:
+    """Some of a topic's configs: (name, value, source), as DescribeConfigs v4 gives them."""
+    api = DescribeConfigsRequest
+    names = ["retention.ms", "cleanup.policy", "max.message.bytes"]
+    response = await connection.request(
+        api(resources=[api.DescribeConfigsResource(2, topic, names)]), 4
+    )
+    (result,) = response.results
+    assert not result.error_code, result
+    by_name = {c.name: (c.name, c.value, c.config_source) for c in result.configs}
+    return [by_name[name] for name in names]
+
+
 async def admin_errors(bootstrap: list[str], prefix: str) -> list[object]:
     """The error codes of admin requests Kafka refuses or accepts, one by one."""
     host, port = bootstrap[0].rsplit(":", 1)
@@ -237,6 +251,10 @@ async def admin_errors(bootstrap: list[str], prefix: str) -> list[object]:
                 (f"{prefix}-none", [("retention.ms", _SET, "1")], False),
             ]
         ]
+        # A broker applies a change a moment after the controller accepted it: wait for it.
+        with trio.fail_after(10):
+            while (configs := await described(connection, topic))[0][1] != "123456":  # noqa: ASYNC110 - the broker's config has no event to wait on
+                await trio.sleep(0.05)
         deleted = await connection.request(
             DeleteTopicsRequest(topic_names=[topic, f"{prefix}-none"], timeout_ms=30_000), 5
         )
@@ -248,6 +266,7 @@ async def admin_errors(bootstrap: list[str], prefix: str) -> list[object]:
         [r.error_code for r in more.results],
         [t.error_code for t in unknown.topics],
         [[r.error_code for r in a.responses] for a in altered],
+        configs,
         # Kafka answers DeleteTopics in no particular order.
         sorted((r.name.replace(prefix, "P"), r.error_code) for r in deleted.responses),
     ]

@@ -43,6 +43,7 @@ from trio_brod.protocol import (
     HeartbeatRequest,
     JoinGroupRequest,
     LeaveGroupRequest,
+    ListGroupsRequest,
     OffsetCommitRequest,
     OffsetFetchRequest,
     SyncGroupRequest,
@@ -406,7 +407,7 @@ class GroupStory:
                 self.seen.append(("fetched", await self.fetch()))
             else:
                 self.seen.append(("described", await self.describe()))
-        self.seen.append(("end", await self.describe(), await self.fetch()))
+        self.seen.append(("end", await self.describe(), await self.fetch(), await self.listed()))
         # DeleteGroups: refused while the group has members; once they have all left, the
         # group goes with its committed offsets, and then it is not found.
         self.seen.append(("delete", await self.delete()))
@@ -415,7 +416,9 @@ class GroupStory:
                 self.seen.append(await self.leave(m))
         self.seen.append(("delete", await self.delete()))
         self.seen.append(("delete", await self.delete()))
-        self.seen.append(("after delete", await self.describe(), await self.fetch()))
+        self.seen.append(
+            ("after delete", await self.describe(), await self.fetch(), await self.listed())
+        )
 
     async def leave(self, m: GroupMember) -> object:
         response = await m.connection.request(
@@ -436,6 +439,13 @@ class GroupStory:
             error_name(response.error_code),
             [error_name(x.error_code) for x in response.members],
         )
+
+    async def listed(self) -> object:
+        """The group as ListGroups shows it (the broker has other tests' groups too)."""
+        response = await self.admin.request(ListGroupsRequest(), 4)
+        return [
+            (g.group_state, g.protocol_type) for g in response.groups if g.group_id == self.group
+        ]
 
     async def delete(self) -> str:
         response = await self.admin.request(DeleteGroupsRequest(groups_names=[self.group]), 2)
