@@ -410,6 +410,80 @@ async def fetch_slices(bootstrap: list[str], topic: str) -> list[object]:
     return seen
 
 
+async def fetch_session(bootstrap: list[str], topic: str) -> list[object]:
+    """What a consumer's incremental fetch session (KIP-227) gets, step by step: a full
+    fetch opens it, incremental ones name only what changed, a wrong epoch or an unknown
+    session is refused, and a closed session is gone."""
+    async with open_client(bootstrap) as client:
+        await trio_brod.admin.create_topics(client, [NewTopic(topic, 2, 1)])
+        await client.start_producer(topic)
+        for partition, count in ((0, 3), (1, 2)):
+            await client.produce_batch(topic, [(None, b"v")] * count, partition=partition)
+        await client.stop_producer(topic)
+        connection = await client.get_leader_connection(topic, 0)
+        api = FetchRequest
+
+        async def fetch(
+            session: int, epoch: int, offsets: dict[int, int], forget: list[int] | None = None
+        ) -> Any:
+            topics = [
+                api.FetchTopic(
+                    topic=topic,
+                    partitions=[
+                        api.FetchPartition(partition=p, fetch_offset=o, partition_max_bytes=2**20)
+                        for p, o in offsets.items()
+                    ],
+                )
+            ]
+            forgotten = [api.ForgottenTopic(topic=topic, partitions=forget)] if forget else []
+            return await connection.request(
+                api(
+                    max_wait_ms=0,
+                    min_bytes=0,
+                    max_bytes=2**20,
+                    session_id=session,
+                    session_epoch=epoch,
+                    topics=topics if offsets else [],
+                    forgotten_topics_data=forgotten,
+                ),
+                12,  # by name
+            )
+
+        def seen(response: Any) -> object:
+            return (
+                error_name(response.error_code),
+                response.session_id != 0,
+                sorted(
+                    (p.partition_index, error_name(p.error_code), p.high_watermark,
+                     [b.base_offset for b in decode_batches(p.records or b"").batches])
+                    for t in response.responses
+                    for p in t.partitions
+                ),
+            )  # fmt: skip
+
+        full = await fetch(0, 0, {0: 0, 1: 0})
+        session = full.session_id
+        steps = [seen(full)]
+        steps.append(seen(await fetch(session, 1, {})))  # nothing changed: offsets 0 again
+        steps.append(seen(await fetch(session, 2, {0: 3})))  # partition 0 read to its end
+        steps.append(seen(await fetch(session, 9, {})))  # a wrong epoch
+        steps.append(seen(await fetch(session + 1, 1, {})))  # no such session
+        steps.append(seen(await fetch(session, 3, {}, forget=[1])))  # partition 1 forgotten
+        steps.append(seen(await fetch(session, 4, {0: 0})))  # partition 0 from the start
+        steps.append(seen(await fetch(session, -1, {0: 0})))  # closed: a sessionless fetch
+        steps.append(seen(await fetch(session, 5, {})))  # the closed session is gone
+        steps.append(seen(await fetch(0, -1, {0: 1, 1: 1})))  # sessionless
+    return steps
+
+
+async def test_the_fake_and_kafka_keep_fetch_sessions_alike(bootstrap_servers: list[str]) -> None:
+    with trio.fail_after(60):
+        real = await fetch_session(bootstrap_servers, f"session-{uuid.uuid4().hex[:8]}")
+        async with fake_kafka() as fake:
+            fake_seen = await fetch_session(fake.bootstrap_servers, "session")
+    assert fake_seen == real, (fake_seen, real)
+
+
 async def test_the_fake_and_kafka_cut_fetches_alike(bootstrap_servers: list[str]) -> None:
     with trio.fail_after(60):
         real = await fetch_slices(bootstrap_servers, f"cut-{uuid.uuid4().hex[:8]}")
