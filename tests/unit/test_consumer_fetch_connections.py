@@ -10,6 +10,8 @@ every Fetch request the consumers send.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -24,6 +26,14 @@ from trio_brod.testing.fake import Control, FakeKafka, Pass
 
 TOPIC = "merged"
 PARTITIONS = 6
+
+
+@asynccontextmanager
+async def fetch_log(partitions: int) -> AsyncIterator[tuple[FakeKafka, Control]]:
+    """A fake Kafka with the topic, and a control that records every Fetch request."""
+    async with fake_kafka() as fake:
+        fake.create_topic(TOPIC, partitions=partitions)
+        yield fake, fake.control(FetchRequest, Pass(), times=None)
 
 
 def append(fake: FakeKafka, partition: int, batches: int = 1) -> None:
@@ -79,9 +89,7 @@ async def consume_all(
 async def test_idle_partitions_long_polls_do_not_hold_up_a_busy_one(
     loopback_clock: trio.testing.MockClock,
 ) -> None:
-    async with fake_kafka() as fake:
-        fake.create_topic(TOPIC, partitions=PARTITIONS)
-        seen = fake.control(FetchRequest, Pass(), times=None)
+    async with fetch_log(PARTITIONS) as (fake, seen):
         append(fake, 0, batches=10)
         async with open_client(fake.bootstrap_servers) as client:
             await client.start_consumer(TOPIC, ConsumerConfig(max_wait_time=60))
@@ -105,9 +113,7 @@ async def test_idle_partitions_long_polls_do_not_hold_up_a_busy_one(
 async def test_shared_leader_connection_merges_fetches(
     loopback_clock: trio.testing.MockClock,
 ) -> None:
-    async with fake_kafka() as fake:
-        fake.create_topic(TOPIC, partitions=PARTITIONS)
-        seen = fake.control(FetchRequest, Pass(), times=None)
+    async with fetch_log(PARTITIONS) as (fake, seen):
         for partition in range(PARTITIONS):
             append(fake, partition, batches=2)
         async with open_client(fake.bootstrap_servers) as client:
@@ -118,9 +124,7 @@ async def test_shared_leader_connection_merges_fetches(
 
 
 async def test_private_connections_stay_available(loopback_clock: trio.testing.MockClock) -> None:
-    async with fake_kafka() as fake:
-        fake.create_topic(TOPIC, partitions=3)
-        seen = fake.control(FetchRequest, Pass(), times=None)
+    async with fetch_log(3) as (fake, seen):
         for partition in range(3):
             append(fake, partition, batches=2)
         async with open_client(fake.bootstrap_servers) as client:
@@ -135,9 +139,7 @@ async def test_private_connections_stay_available(loopback_clock: trio.testing.M
 async def test_a_batch_cut_by_the_requests_limit_does_not_grow_max_bytes(
     loopback_clock: trio.testing.MockClock, fetch_connection: FetchConnection
 ) -> None:
-    async with fake_kafka() as fake:
-        fake.create_topic(TOPIC, partitions=PARTITIONS)
-        seen = fake.control(FetchRequest, Pass(), times=None)
+    async with fetch_log(PARTITIONS) as (fake, seen):
         for partition in range(PARTITIONS):
             append(fake, partition, batches=6)
         # A merged fetch asks for at most half the frame limit, 1 KiB: with three partitions

@@ -20,12 +20,17 @@ import trio
 from tests.fakes.broker import FakeBroker, Request, answer, api_versions_body
 from tests.fakes.log import FakeLog
 from tests.unit.conftest import FAKE_TOPIC, Requests
-from tests.unit.test_consumer_fetch_connections import TOPIC, append, fetched, fetches
+from tests.unit.test_consumer_fetch_connections import (
+    TOPIC,
+    append,
+    fetch_log,
+    fetched,
+    fetches,
+)
 from trio_brod import Client, LogTruncated, Subscription, open_client
 from trio_brod.protocol import FetchRequest, MetadataRequest, OffsetForLeaderEpochResponse
 from trio_brod.protocol.errors import UnknownLeaderEpochError
-from trio_brod.testing import fake_kafka as open_fake_kafka
-from trio_brod.testing.fake import Control, FakeKafka, Pass
+from trio_brod.testing.fake import Control, FakeKafka
 
 METADATA = 3
 FETCH = 1
@@ -47,9 +52,7 @@ async def take(subscription: Subscription, count: int) -> list[int]:
 async def test_one_request_fetches_for_every_partition(
     loopback_clock: trio.testing.MockClock,
 ) -> None:
-    async with open_fake_kafka() as fake:
-        fake.create_topic(TOPIC, partitions=6)
-        logs = fake.control(FetchRequest, Pass(), times=None)
+    async with fetch_log(6) as (fake, logs):
         for partition in range(6):
             append(fake, partition, batches=4)
         await one_request_for_every_partition(fake, logs)
@@ -82,9 +85,7 @@ async def one_request_for_every_partition(fake: FakeKafka, logs: Control) -> Non
 async def test_a_window_freeing_room_during_a_long_poll_is_fetched_at_once(
     loopback_clock: trio.testing.MockClock,
 ) -> None:
-    async with open_fake_kafka() as fake:
-        fake.create_topic(TOPIC, partitions=3)
-        logs = fake.control(FetchRequest, Pass(), times=None)
+    async with fetch_log(3) as (fake, logs):
         append(fake, 0, batches=3)  # partition 0: three batches of five; 1 and 2 idle
         await window_freeing_room(fake, logs)
 
