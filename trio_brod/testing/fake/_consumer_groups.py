@@ -174,11 +174,10 @@ class ConsumerGroups:
             joined = self._join(
                 now, group, member_id, instance_id, rebalance_timeout, member_id_from_client
             )
-            if isinstance(joined, ConsumerMember):
-                joined.client_id = client_id
             if isinstance(joined, HeartbeatResult):
                 return joined
             member = joined
+            member.client_id = client_id
             if topics is None and regex is None and not member.topics and member.regex is None:
                 return HeartbeatResult(InvalidRequestError.code, member_id)
         else:
