@@ -63,6 +63,13 @@ LIST_CONFIGS = frozenset(
 _SET, _DELETE, _APPEND, _SUBTRACT = range(4)
 
 
+def _apply_limits(topic: Topic) -> None:
+    """Give the topic's partition logs its ``max.message.bytes``."""
+    max_bytes = int(topic.config("max.message.bytes") or DEFAULT_MAX_MESSAGE_BYTES)
+    for partition in topic.partitions:
+        partition.log.max_message_bytes = max_bytes
+
+
 class ModelError(Exception):
     """A change the cluster refuses, with the Kafka error to answer."""
 
@@ -210,9 +217,7 @@ class ClusterModel:
             [Partition(i, r, self._first_live(r)) for i, r in enumerate(replicas)],
             dict(configs or {}),
         )
-        max_bytes = topic.config("max.message.bytes")
-        for partition in topic.partitions:
-            partition.log.max_message_bytes = int(max_bytes or DEFAULT_MAX_MESSAGE_BYTES)
+        _apply_limits(topic)
         if not validate_only:
             self.topics[name] = topic
             self._by_id[topic.topic_id] = topic
@@ -265,8 +270,7 @@ class ClusterModel:
         if validate_only:
             return
         topic.configs = configs
-        for partition in topic.partitions:
-            partition.log.max_message_bytes = int(max_bytes)
+        _apply_limits(topic)
 
     def delete_topic(self, name: str) -> Topic:
         """Delete a topic (UNKNOWN_TOPIC_OR_PARTITION if there is none)."""
